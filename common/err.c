@@ -1,0 +1,34 @@
+/* err.c - err_str(). */
+#include "err.h"
+
+const char *err_str(int rc)
+{
+    switch (rc) {
+    case ERR_OK:
+        return "ok";
+    case ERR_NOMEM:
+        return "out of memory";
+    case ERR_INVAL:
+        return "invalid argument";
+    case ERR_NOTFOUND:
+        return "not found";
+    case ERR_IO:
+        return "I/O error";
+    case ERR_PROTO:
+        return "protocol error";
+    case ERR_TIMEOUT:
+        return "timed out";
+    case ERR_INTR:
+        return "interrupted";
+    case ERR_TOOBIG:
+        return "too big";
+    case ERR_EXISTS:
+        return "already exists";
+    case ERR_AGAIN:
+        return "try again";
+    case ERR_REMOTE:
+        return "remote error";
+    default:
+        return "unknown error";
+    }
+}

@@ -1,0 +1,24 @@
+/* err.h - the one error enum of oaif.
+ * Actions return int: ERR_OK (0) or one of the negative codes below. */
+#ifndef ERR_H
+#define ERR_H
+
+enum {
+    ERR_OK = 0,
+    ERR_NOMEM = -1,    /* out of memory */
+    ERR_INVAL = -2,    /* bad argument, bad input, bad configuration */
+    ERR_NOTFOUND = -3, /* no such key, file, version, service */
+    ERR_IO = -4,       /* file, store or socket I/O failed */
+    ERR_PROTO = -5,    /* a peer sent bytes we cannot parse */
+    ERR_TIMEOUT = -6,  /* a deadline passed */
+    ERR_INTR = -7,     /* interrupted by a signal */
+    ERR_TOOBIG = -8,   /* over a configured size limit */
+    ERR_EXISTS = -9,   /* already there */
+    ERR_AGAIN = -10,   /* try again later (transient remote failure, rate limit) */
+    ERR_REMOTE = -11,  /* the remote side answered with an error */
+};
+
+/* A static string naming rc ("out of memory", ...); never NULL. */
+const char *err_str(int rc);
+
+#endif /* ERR_H */

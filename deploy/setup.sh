@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# deploy/setup.sh - install what oaif needs on Debian 12 and build it.
+#
+#   deploy/setup.sh            install packages (if missing), configure and build into build/
+#   deploy/setup.sh --deps     install packages only
+#   deploy/setup.sh --torch    also install python3-torch (fixtures and benchmarks only)
+#   BUILD_DIR=build-asan SANITIZE=address,undefined deploy/setup.sh   a sanitizer build
+#
+# Idempotent: packages already installed are skipped; `apt-get update` runs once, and only
+# when something is missing. Safe to run again after a pull: cmake rebuilds what changed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+PKGS=(build-essential cmake pkg-config git
+      libzmq3-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
+      libcurl4-openssl-dev libcmocka-dev libopenblas-openmp-dev libmicrohttpd-dev
+      libpcre2-dev libjansson-dev libyaml-dev)
+deps_only=0
+for a in "$@"; do
+    case "$a" in
+    --deps) deps_only=1 ;;
+    --torch) PKGS+=(python3-torch python3-numpy) ;;
+    *) echo "setup.sh: unknown option '$a' (try --deps, --torch)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ "$deps_only" -eq 1 ] && exit 0
+
+BUILD_DIR=${BUILD_DIR:-build}
+SANITIZE=${SANITIZE:-}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+cmake -S "$here" -B "$here/$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DSANITIZE="$SANITIZE" >/dev/null
+cmake --build "$here/$BUILD_DIR" -j"$(nproc)"
