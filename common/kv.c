@@ -1,0 +1,332 @@
+/* kv.c - see kv.h. The only file that includes <rocksdb/c.h>. */
+#include "kv.h"
+
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+
+#define KV_MAX_CF 32
+
+struct kv {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_writeoptions_t *wsync;
+    rocksdb_writeoptions_t *wnosync;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_block_based_table_options_t *topts;
+    rocksdb_filterpolicy_t *filter; /* owned by topts once set */
+    rocksdb_cache_t *cache;
+    rocksdb_column_family_handle_t *cf[KV_MAX_CF + 1]; /* [0] default, then the caller's */
+    int ncf;
+};
+
+struct kv_batch {
+    rocksdb_writebatch_t *wb;
+    /* A batch is not tied to a store (column family handles belong to one), so it keeps its
+     * ops and replays them into `wb` in kv_write; that also gives the byte count. */
+    struct kv_op *ops;
+    int nops, aops;
+    size_t bytes;
+    int oom; /* an op could not be recorded: kv_write refuses the batch */
+};
+
+struct kv_op {
+    int cf;
+    int del;
+    char *key;
+    size_t klen;
+    char *val;
+    size_t vlen;
+};
+
+struct kv_iter {
+    rocksdb_iterator_t *it;
+};
+
+int kv_open(kv_t **out, const char *path, const char *const *cfs, int ncf)
+{
+    *out = NULL;
+    if (ncf < 0 || ncf > KV_MAX_CF)
+        return ERR_INVAL;
+    kv_t *kv = calloc(1, sizeof *kv);
+    if (!kv)
+        return ERR_NOMEM;
+    kv->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(kv->opts, 1);
+    rocksdb_options_set_create_missing_column_families(kv->opts, 1);
+    rocksdb_options_increase_parallelism(kv->opts, 2);
+    rocksdb_options_set_max_background_jobs(kv->opts, 2);
+    /* Point lookups of absent ids (idempotency checks) should not touch disk. */
+    kv->topts = rocksdb_block_based_options_create();
+    kv->filter = rocksdb_filterpolicy_create_bloom(10);
+    rocksdb_block_based_options_set_filter_policy(kv->topts, kv->filter);
+    kv->cache = rocksdb_cache_create_lru(64 << 20);
+    rocksdb_block_based_options_set_block_cache(kv->topts, kv->cache);
+    rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
+    rocksdb_options_set_compression(kv->opts, rocksdb_lz4_compression);
+
+    const char *names[KV_MAX_CF + 1];
+    const rocksdb_options_t *cfopts[KV_MAX_CF + 1];
+    names[0] = "default";
+    cfopts[0] = kv->opts;
+    for (int i = 0; i < ncf; i++) {
+        names[i + 1] = cfs[i];
+        cfopts[i + 1] = kv->opts;
+    }
+    kv->ncf = ncf + 1;
+    char *err = NULL;
+    kv->db = rocksdb_open_column_families(kv->opts, path, kv->ncf, names, cfopts, kv->cf, &err);
+    if (err) {
+        log_error("kv: open %s: %s", path, err);
+        rocksdb_free(err);
+        kv_close(&kv);
+        return ERR_IO;
+    }
+    kv->wsync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(kv->wsync, 1);
+    kv->wnosync = rocksdb_writeoptions_create();
+    kv->ropts = rocksdb_readoptions_create();
+    *out = kv;
+    return ERR_OK;
+}
+
+void kv_close(kv_t **pkv)
+{
+    if (!pkv || !*pkv)
+        return;
+    kv_t *kv = *pkv;
+    if (kv->db) {
+        for (int i = 0; i < kv->ncf; i++)
+            if (kv->cf[i])
+                rocksdb_column_family_handle_destroy(kv->cf[i]);
+        rocksdb_close(kv->db);
+    }
+    if (kv->wsync)
+        rocksdb_writeoptions_destroy(kv->wsync);
+    if (kv->wnosync)
+        rocksdb_writeoptions_destroy(kv->wnosync);
+    if (kv->ropts)
+        rocksdb_readoptions_destroy(kv->ropts);
+    if (kv->opts)
+        rocksdb_options_destroy(kv->opts);
+    if (kv->topts)
+        rocksdb_block_based_options_destroy(kv->topts); /* frees the filter policy too */
+    if (kv->cache)
+        rocksdb_cache_destroy(kv->cache);
+    free(kv);
+    *pkv = NULL;
+}
+
+static rocksdb_column_family_handle_t *handle(kv_t *kv, int cf)
+{
+    return (cf >= 0 && cf + 1 < kv->ncf) ? kv->cf[cf + 1] : NULL;
+}
+
+int kv_get(kv_t *kv, int cf, const void *key, size_t klen, void **val, size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    rocksdb_column_family_handle_t *h = handle(kv, cf);
+    if (!h)
+        return ERR_INVAL;
+    char *err = NULL;
+    size_t n = 0;
+    char *v = rocksdb_get_cf(kv->db, kv->ropts, h, key, klen, &n, &err);
+    if (err) {
+        log_error("kv: get: %s", err);
+        rocksdb_free(err);
+        return ERR_IO;
+    }
+    if (!v)
+        return ERR_NOTFOUND;
+    /* RocksDB's buffer must be released with rocksdb_free: copy into ours. */
+    void *copy = malloc(n ? n : 1);
+    if (!copy) {
+        rocksdb_free(v);
+        return ERR_NOMEM;
+    }
+    memcpy(copy, v, n);
+    rocksdb_free(v);
+    *val = copy;
+    *vlen = n;
+    return ERR_OK;
+}
+
+kv_batch_t *kv_batch_new(void)
+{
+    kv_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->wb = rocksdb_writebatch_create();
+    return b;
+}
+
+void kv_batch_clear(kv_batch_t *b)
+{
+    for (int i = 0; i < b->nops; i++)
+        free(b->ops[i].key); /* key and val share one allocation */
+    b->nops = 0;
+    b->bytes = 0;
+    b->oom = 0;
+    rocksdb_writebatch_clear(b->wb);
+}
+
+void kv_batch_destroy(kv_batch_t **pb)
+{
+    if (!pb || !*pb)
+        return;
+    kv_batch_clear(*pb);
+    rocksdb_writebatch_destroy((*pb)->wb);
+    free((*pb)->ops);
+    free(*pb);
+    *pb = NULL;
+}
+
+static void add_op(kv_batch_t *b, int cf, int del, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    if (b->nops == b->aops) {
+        int n = b->aops ? b->aops * 2 : 64;
+        struct kv_op *p = realloc(b->ops, (size_t)n * sizeof *p);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->ops = p;
+        b->aops = n;
+    }
+    char *mem = malloc(klen + vlen + 1);
+    if (!mem) {
+        b->oom = 1;
+        return;
+    }
+    memcpy(mem, key, klen);
+    if (vlen)
+        memcpy(mem + klen, val, vlen);
+    b->ops[b->nops++] = (struct kv_op){cf, del, mem, klen, mem + klen, vlen};
+    b->bytes += klen + vlen;
+}
+
+void kv_batch_put(kv_batch_t *b, int cf, const void *key, size_t klen, const void *val,
+                  size_t vlen)
+{
+    add_op(b, cf, 0, key, klen, val, vlen);
+}
+
+void kv_batch_delete(kv_batch_t *b, int cf, const void *key, size_t klen)
+{
+    add_op(b, cf, 1, key, klen, NULL, 0);
+}
+
+int kv_batch_count(const kv_batch_t *b)
+{
+    return b->nops;
+}
+
+size_t kv_batch_bytes(const kv_batch_t *b)
+{
+    return b->bytes;
+}
+
+int kv_write(kv_t *kv, kv_batch_t *b, bool sync)
+{
+    if (b->oom)
+        return ERR_NOMEM; /* a partial batch would lose writes silently */
+    rocksdb_writebatch_clear(b->wb);
+    for (int i = 0; i < b->nops; i++) {
+        struct kv_op *op = &b->ops[i];
+        rocksdb_column_family_handle_t *h = handle(kv, op->cf);
+        if (!h) {
+            log_error("kv: write: column family %d does not exist", op->cf);
+            return ERR_INVAL;
+        }
+        if (op->del)
+            rocksdb_writebatch_delete_cf(b->wb, h, op->key, op->klen);
+        else
+            rocksdb_writebatch_put_cf(b->wb, h, op->key, op->klen, op->val, op->vlen);
+    }
+    char *err = NULL;
+    rocksdb_write(kv->db, sync ? kv->wsync : kv->wnosync, b->wb, &err);
+    if (err) {
+        log_error("kv: write of %d ops: %s", b->nops, err);
+        rocksdb_free(err);
+        return ERR_IO;
+    }
+    return ERR_OK;
+}
+
+kv_iter_t *kv_iter_new(kv_t *kv, int cf)
+{
+    rocksdb_column_family_handle_t *h = handle(kv, cf);
+    if (!h)
+        return NULL;
+    kv_iter_t *it = calloc(1, sizeof *it);
+    if (!it)
+        return NULL;
+    it->it = rocksdb_create_iterator_cf(kv->db, kv->ropts, h);
+    return it;
+}
+
+void kv_iter_destroy(kv_iter_t **pit)
+{
+    if (!pit || !*pit)
+        return;
+    rocksdb_iter_destroy((*pit)->it);
+    free(*pit);
+    *pit = NULL;
+}
+
+void kv_iter_seek(kv_iter_t *it, const void *key, size_t klen)
+{
+    rocksdb_iter_seek(it->it, key, klen);
+}
+
+void kv_iter_seek_first(kv_iter_t *it)
+{
+    rocksdb_iter_seek_to_first(it->it);
+}
+
+void kv_iter_seek_last(kv_iter_t *it)
+{
+    rocksdb_iter_seek_to_last(it->it);
+}
+
+bool kv_iter_valid(const kv_iter_t *it)
+{
+    return rocksdb_iter_valid(it->it) != 0;
+}
+
+void kv_iter_next(kv_iter_t *it)
+{
+    rocksdb_iter_next(it->it);
+}
+
+void kv_iter_prev(kv_iter_t *it)
+{
+    rocksdb_iter_prev(it->it);
+}
+
+const void *kv_iter_key(const kv_iter_t *it, size_t *klen)
+{
+    return rocksdb_iter_key(it->it, klen);
+}
+
+const void *kv_iter_value(const kv_iter_t *it, size_t *vlen)
+{
+    return rocksdb_iter_value(it->it, vlen);
+}
+
+int kv_iter_status(const kv_iter_t *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it->it, &err);
+    if (err) {
+        log_error("kv: iterator: %s", err);
+        rocksdb_free(err);
+        return ERR_IO;
+    }
+    return ERR_OK;
+}
