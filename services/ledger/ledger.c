@@ -1,0 +1,1607 @@
+/* ledger.c - see ledger.h. */
+#include "ledger.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+
+/* ---- column families and record kinds ---------------------------------------------------- */
+
+enum {
+    CF_REQUESTS = 0, /* id -> RequestState */
+    CF_PENDING,      /* id -> "" while the request is open (rebuilds the queues at start) */
+    CF_SEQIDX,       /* [kind:1][seq:8 BE] -> id: commit order per kind (scan by cursor) */
+    CF_META,         /* counters */
+    CF_KIND0,        /* then one column family per record kind, in kind_names order */
+};
+
+static const char *const kind_names[] = {
+    NULL,    "prompts", "pairs", "labels", "scores", "strengths",
+    "checkpoints", "evals", "steps", "cache", "meta",
+};
+#define NKINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
+
+const char *ledger_kind_name(Oaif__V1__RecordKind kind)
+{
+    return (kind > 0 && (int)kind < NKINDS) ? kind_names[kind] : NULL;
+}
+
+int ledger_kind_parse(const char *name, Oaif__V1__RecordKind *kind)
+{
+    for (int k = 1; k < NKINDS; k++) {
+        size_t n = strlen(kind_names[k]);
+        /* "pairs" and "pair" both work */
+        if (strcmp(name, kind_names[k]) == 0 ||
+            (strlen(name) == n - 1 && strncmp(name, kind_names[k], n - 1) == 0)) {
+            *kind = (Oaif__V1__RecordKind)k;
+            return ERR_OK;
+        }
+    }
+    return ERR_NOTFOUND;
+}
+
+static int kind_cf(int kind)
+{
+    return CF_KIND0 + kind - 1;
+}
+
+/* ---- in-memory state --------------------------------------------------------------------- */
+
+struct waiter {
+    uint8_t rid[BUS_ROUTING_ID_MAX];
+    size_t rid_len;
+    struct waiter *next;
+};
+
+struct worker;
+
+struct req {
+    char *id;
+    struct service *svc;
+    uint8_t *payload;
+    size_t len;
+    Oaif__V1__RequestPhase phase;
+    unsigned attempts, max_attempts, lease_ms, redeliveries;
+    char *last_error;
+    uint8_t *reply; /* DONE: the reply payload, until the commit that made it durable */
+    size_t reply_len;
+    uint64_t submitted_ms, finished_ms;
+    struct worker *worker;  /* LEASED: the lessee */
+    uint64_t deadline_mono; /* LEASED: lease end */
+    struct waiter *waiters;
+    struct req *qnext; /* queue link */
+    bool dirty;        /* state to write in this turn's batch */
+    bool finished;     /* DONE or FAILED this turn: answer waiters after the commit */
+};
+
+struct worker {
+    uint8_t rid[BUS_ROUTING_ID_MAX];
+    size_t rid_len;
+    struct service *svc;
+    char name[64];
+    unsigned capacity, inflight;
+    uint64_t last_recv, last_send; /* monotonic ms */
+};
+
+#define RATE_SLOTS 10
+struct service {
+    char *name;
+    struct req *qhead, *qtail;
+    uint64_t queued, inflight, completed, failed, redelivered;
+    unsigned rr; /* round-robin start among workers */
+    uint64_t rate_slot[RATE_SLOTS];
+    uint64_t rate_sec[RATE_SLOTS];
+};
+
+/* A message whose sending waits for the commit. */
+struct outmsg {
+    void *sock;
+    uint8_t rid[BUS_ROUTING_ID_MAX];
+    size_t rid_len;
+    uint8_t *data; /* packed envelope */
+    size_t len;
+    struct req *lease; /* a REQUEST to a worker: if the send fails, the lease is undone */
+};
+
+struct committed {
+    int kind;
+    char *id;
+    uint64_t seq;
+};
+
+#define COMMIT_RING 1024
+
+struct ledger {
+    struct ledger_config cfg;
+    void *zctx;
+    void *clients, *workers, *events;
+    char client_ep[256], worker_ep[256], events_ep[256];
+    kv_t *kv;
+    kv_batch_t *batch;
+    bus_zap_t *zap;
+    hmap_t *reqs;     /* open requests (and finished ones until their commit), by id */
+    hmap_t *services; /* by name */
+    hmap_t *wk;       /* workers by routing id */
+    hmap_t *turn_records; /* "kind/id" written this turn (if_absent within a turn) */
+    struct outmsg *out;
+    size_t nout, aout;
+    struct committed *evs;
+    size_t nevs, aevs;
+    struct req **finished;
+    size_t nfin, afin;
+    uint64_t seq[NKINDS];   /* last seq per kind */
+    uint64_t count[NKINDS]; /* records per kind */
+    uint64_t requests_total, dead_letters, dropped;
+    uint64_t start_mono, last_timer_mono;
+    double commit_ms[COMMIT_RING];
+    size_t ncommit;
+};
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static void be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t rd_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int grow(void **arr, size_t *alloc, size_t need, size_t elem)
+{
+    if (need <= *alloc)
+        return ERR_OK;
+    size_t n = *alloc ? *alloc * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return ERR_NOMEM;
+    *arr = p;
+    *alloc = n;
+    return ERR_OK;
+}
+
+static void queue_out(ledger_t *l, void *sock, const uint8_t *rid, size_t rid_len,
+                      Oaif__V1__Envelope *env, struct req *lease)
+{
+    env->version = BUS_PROTOCOL_VERSION;
+    if (grow((void **)&l->out, &l->aout, l->nout + 1, sizeof *l->out))
+        return; /* out of memory: the peer resends (clients) or the lease expires (workers) */
+    size_t n = oaif__v1__envelope__get_packed_size(env);
+    uint8_t *data = malloc(n ? n : 1);
+    if (!data)
+        return;
+    oaif__v1__envelope__pack(env, data);
+    struct outmsg *o = &l->out[l->nout++];
+    o->sock = sock;
+    o->rid_len = rid_len;
+    memcpy(o->rid, rid, rid_len);
+    o->data = data;
+    o->len = n;
+    o->lease = lease;
+}
+
+static struct service *service_get(ledger_t *l, const char *name)
+{
+    size_t n = strlen(name);
+    struct service *s = hmap_get(l->services, name, n);
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->name = strdup(name);
+    if (!s->name || hmap_put(l->services, name, n, s)) {
+        free(s->name);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void enqueue(struct service *s, struct req *r, bool front)
+{
+    r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_QUEUED;
+    r->worker = NULL;
+    if (front) {
+        r->qnext = s->qhead;
+        s->qhead = r;
+        if (!s->qtail)
+            s->qtail = r;
+    } else {
+        r->qnext = NULL;
+        if (s->qtail)
+            s->qtail->qnext = r;
+        else
+            s->qhead = r;
+        s->qtail = r;
+    }
+    s->queued++;
+}
+
+static void req_free(struct req *r)
+{
+    if (!r)
+        return;
+    while (r->waiters) {
+        struct waiter *w = r->waiters;
+        r->waiters = w->next;
+        free(w);
+    }
+    free(r->id);
+    free(r->payload);
+    free(r->last_error);
+    free(r->reply);
+    free(r);
+}
+
+static void add_waiter(struct req *r, const uint8_t *rid, size_t rid_len)
+{
+    for (struct waiter *w = r->waiters; w; w = w->next)
+        if (w->rid_len == rid_len && memcmp(w->rid, rid, rid_len) == 0)
+            return;
+    struct waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return; /* the client re-announces */
+    memcpy(w->rid, rid, rid_len);
+    w->rid_len = rid_len;
+    w->next = r->waiters;
+    r->waiters = w;
+}
+
+static void set_error(struct req *r, const char *msg)
+{
+    free(r->last_error);
+    r->last_error = strdup(msg ? msg : "");
+}
+
+/* Write the request's state into this turn's batch. */
+static void persist_req(ledger_t *l, struct req *r)
+{
+    Oaif__V1__RequestState st = OAIF__V1__REQUEST_STATE__INIT;
+    st.id = r->id;
+    st.service = r->svc->name;
+    st.payload.data = r->payload;
+    st.payload.len = r->len;
+    st.phase = r->phase;
+    st.attempts = r->attempts;
+    st.max_attempts = r->max_attempts;
+    st.lease_ms = r->lease_ms;
+    st.last_error = r->last_error ? r->last_error : "";
+    st.reply.data = r->reply;
+    st.reply.len = r->reply_len;
+    st.submitted_ms = r->submitted_ms;
+    st.finished_ms = r->finished_ms;
+    st.redeliveries = r->redeliveries;
+    size_t n = oaif__v1__request_state__get_packed_size(&st);
+    uint8_t stackbuf[4096];
+    uint8_t *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf) {
+        log_error("ledger: out of memory persisting request %s", r->id);
+        return;
+    }
+    oaif__v1__request_state__pack(&st, buf);
+    size_t idlen = strlen(r->id);
+    kv_batch_put(l->batch, CF_REQUESTS, r->id, idlen, buf, n);
+    if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE ||
+        r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED)
+        kv_batch_delete(l->batch, CF_PENDING, r->id, idlen);
+    else
+        kv_batch_put(l->batch, CF_PENDING, r->id, idlen, "", 0);
+    if (buf != stackbuf)
+        free(buf);
+}
+
+static void put_counter(ledger_t *l, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    be64(b, v);
+    kv_batch_put(l->batch, CF_META, name, strlen(name), b, 8);
+}
+
+static uint64_t get_counter(ledger_t *l, const char *name)
+{
+    void *v = NULL;
+    size_t n = 0;
+    uint64_t x = 0;
+    if (kv_get(l->kv, CF_META, name, strlen(name), &v, &n) == ERR_OK && n == 8)
+        x = rd_be64(v);
+    free(v);
+    return x;
+}
+
+/* The request is finished (DONE or FAILED): persist it; waiters are answered after commit. */
+static void finish(ledger_t *l, struct req *r, Oaif__V1__RequestPhase phase)
+{
+    struct service *s = r->svc;
+    if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED) {
+        s->inflight--;
+        if (r->worker && r->worker->inflight)
+            r->worker->inflight--;
+    }
+    r->worker = NULL;
+    r->phase = phase;
+    r->finished_ms = bus_now_ms();
+    r->finished = true;
+    if (phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE) {
+        s->completed++;
+        uint64_t sec = bus_mono_ms() / 1000;
+        int slot = (int)(sec % RATE_SLOTS);
+        if (s->rate_sec[slot] != sec) {
+            s->rate_sec[slot] = sec;
+            s->rate_slot[slot] = 0;
+        }
+        s->rate_slot[slot]++;
+    } else {
+        s->failed++;
+        l->dead_letters++;
+        put_counter(l, "dead_letters", l->dead_letters);
+        log_warn("ledger: request %s (%s) failed after %u attempts: %s", r->id, s->name,
+                 r->attempts, r->last_error ? r->last_error : "");
+    }
+    persist_req(l, r);
+    if (!grow((void **)&l->finished, &l->afin, l->nfin + 1, sizeof *l->finished))
+        l->finished[l->nfin++] = r;
+}
+
+static void reply_env_from_state(Oaif__V1__Reply *rep, const Oaif__V1__RequestState *st)
+{
+    rep->id = st->id;
+    rep->service = st->service;
+    rep->outcome = st->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE
+                       ? OAIF__V1__OUTCOME__OUTCOME_OK
+                       : OAIF__V1__OUTCOME__OUTCOME_FAILED;
+    rep->payload = st->reply;
+    rep->error = st->last_error;
+    rep->attempts = st->attempts;
+}
+
+/* Re-queue (or fail) a request whose lease ended without a result. */
+static void lease_lost(ledger_t *l, struct req *r, const char *why)
+{
+    struct service *s = r->svc;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s (attempt %u)", why, r->attempts);
+    set_error(r, msg);
+    if (r->attempts >= r->max_attempts) {
+        finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED);
+        return;
+    }
+    s->inflight--;
+    if (r->worker && r->worker->inflight)
+        r->worker->inflight--;
+    r->redeliveries++;
+    s->redelivered++;
+    enqueue(s, r, true);
+    persist_req(l, r);
+}
+
+/* ---- records ------------------------------------------------------------------------------- */
+
+/* Stage a record into this turn's batch, assigning its seq. if_absent: skip an existing id.
+ * Returns ERR_OK, ERR_EXISTS (skipped), ERR_INVAL (bad kind or id). */
+static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent, char *why,
+                        size_t whylen)
+{
+    int k = (int)rec->kind;
+    if (k <= 0 || k >= NKINDS) {
+        snprintf(why, whylen, "record kind %d is not known", k);
+        return ERR_INVAL;
+    }
+    size_t idlen = rec->id ? strlen(rec->id) : 0;
+    if (idlen == 0 || idlen > 512) {
+        snprintf(why, whylen, "record id must be 1 to 512 bytes (kind %s)", kind_names[k]);
+        return ERR_INVAL;
+    }
+    char tkey[600];
+    int tlen = snprintf(tkey, sizeof tkey, "%d/%s", k, rec->id);
+    bool exists = hmap_get(l->turn_records, tkey, (size_t)tlen) != NULL;
+    if (!exists) {
+        void *v = NULL;
+        size_t vn = 0;
+        exists = kv_get(l->kv, kind_cf(k), rec->id, idlen, &v, &vn) == ERR_OK;
+        free(v);
+    }
+    if (exists && if_absent)
+        return ERR_EXISTS;
+    Oaif__V1__Record out = *rec;
+    out.seq = ++l->seq[k];
+    out.time_ms = bus_now_ms();
+    size_t n = oaif__v1__record__get_packed_size(&out);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        snprintf(why, whylen, "out of memory");
+        return ERR_NOMEM;
+    }
+    oaif__v1__record__pack(&out, buf);
+    kv_batch_put(l->batch, kind_cf(k), rec->id, idlen, buf, n);
+    free(buf);
+    uint8_t ik[9];
+    ik[0] = (uint8_t)k;
+    be64(ik + 1, out.seq);
+    kv_batch_put(l->batch, CF_SEQIDX, ik, 9, rec->id, idlen);
+    if (!exists) {
+        l->count[k]++;
+        char cname[32];
+        snprintf(cname, sizeof cname, "count/%s", kind_names[k]);
+        put_counter(l, cname, l->count[k]);
+    }
+    hmap_put(l->turn_records, tkey, (size_t)tlen, (void *)1);
+    if (!grow((void **)&l->evs, &l->aevs, l->nevs + 1, sizeof *l->evs)) {
+        l->evs[l->nevs].kind = k;
+        l->evs[l->nevs].id = strdup(rec->id);
+        l->evs[l->nevs].seq = out.seq;
+        l->nevs++;
+    }
+    return ERR_OK;
+}
+
+/* ---- client messages ----------------------------------------------------------------------- */
+
+static bool valid_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static void send_ack(ledger_t *l, struct bus_msg *m, const char *id, bool dup)
+{
+    Oaif__V1__Ack a = OAIF__V1__ACK__INIT;
+    a.id = (char *)id;
+    a.duplicate = dup;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.corr = m->env->corr;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_ACK;
+    env.ack = &a;
+    queue_out(l, l->clients, m->rid, m->rid_len, &env, NULL);
+}
+
+static void on_submit(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Submit *s = m->env->submit;
+    uint64_t corr = m->env->corr;
+    size_t idlen = s->id ? strlen(s->id) : 0;
+    if (idlen == 0 || idlen > 256) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr, OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID,
+                       s->id, "submit: id must be 1 to 256 bytes (got %zu)", idlen);
+        return;
+    }
+    struct req *r = hmap_get(l->reqs, s->id, idlen);
+    if (r) {
+        /* Known and open (or finished this turn): answer with the eventual reply. */
+        add_waiter(r, m->rid, m->rid_len);
+        send_ack(l, m, s->id, true);
+        return;
+    }
+    void *v = NULL;
+    size_t vn = 0;
+    int rc = kv_get(l->kv, CF_REQUESTS, s->id, idlen, &v, &vn);
+    if (rc == ERR_OK) {
+        Oaif__V1__RequestState *st = oaif__v1__request_state__unpack(NULL, vn, v);
+        free(v);
+        if (!st) {
+            bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                           OAIF__V1__ERROR_CODE__ERROR_CODE_INTERNAL, s->id,
+                           "submit %s: the stored request is unreadable", s->id);
+            return;
+        }
+        /* Finished long ago: the stored reply, at once (it is durable). */
+        Oaif__V1__Reply rep = OAIF__V1__REPLY__INIT;
+        reply_env_from_state(&rep, st);
+        Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+        env.corr = corr;
+        env.body_case = OAIF__V1__ENVELOPE__BODY_REPLY;
+        env.reply = &rep;
+        queue_out(l, l->clients, m->rid, m->rid_len, &env, NULL);
+        oaif__v1__request_state__free_unpacked(st, NULL);
+        return;
+    }
+    if (rc != ERR_NOTFOUND) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INTERNAL, s->id,
+                       "submit %s: store read failed", s->id);
+        return;
+    }
+    if (!valid_name(s->service)) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, s->id,
+                       "submit %s: service name '%.64s' is not 1-64 characters of [a-z0-9._-]",
+                       s->id, s->service ? s->service : "");
+        return;
+    }
+    if (s->payload.len > l->cfg.max_request) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG, s->id,
+                       "submit %s: payload of %zu bytes is over the limit of %zu", s->id,
+                       s->payload.len, l->cfg.max_request);
+        return;
+    }
+    struct service *svc = service_get(l, s->service);
+    r = calloc(1, sizeof *r);
+    if (!svc || !r) {
+        free(r);
+        return; /* the client resends */
+    }
+    r->id = strdup(s->id);
+    r->payload = malloc(s->payload.len ? s->payload.len : 1);
+    if (!r->id || !r->payload || hmap_put(l->reqs, s->id, idlen, r)) {
+        req_free(r);
+        return;
+    }
+    memcpy(r->payload, s->payload.data, s->payload.len);
+    r->len = s->payload.len;
+    r->svc = svc;
+    r->max_attempts = s->max_attempts ? s->max_attempts : l->cfg.max_attempts;
+    r->lease_ms = s->lease_ms ? s->lease_ms : l->cfg.lease_ms;
+    r->submitted_ms = bus_now_ms();
+    enqueue(svc, r, false);
+    add_waiter(r, m->rid, m->rid_len);
+    persist_req(l, r);
+    l->requests_total++;
+    put_counter(l, "requests_total", l->requests_total);
+    send_ack(l, m, s->id, false);
+}
+
+static void on_put(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Put *p = m->env->put;
+    uint64_t corr = m->env->corr;
+    size_t idlen = p->id ? strlen(p->id) : 0;
+    if (idlen == 0 || idlen > 256) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, p->id,
+                       "put: id must be 1 to 256 bytes (got %zu)", idlen);
+        return;
+    }
+    /* A put is idempotent by its id: it is recorded as a finished request of service "put". */
+    char key[300];
+    int klen = snprintf(key, sizeof key, "put/%s", p->id);
+    void *v = NULL;
+    size_t vn = 0;
+    bool dup = hmap_get(l->turn_records, key, (size_t)klen) ||
+               kv_get(l->kv, CF_REQUESTS, key, (size_t)klen, &v, &vn) == ERR_OK;
+    free(v);
+    if (!dup) {
+        char why[256];
+        /* Validate everything first: a put is all or nothing. */
+        for (size_t i = 0; i < p->n_records; i++) {
+            const Oaif__V1__Record *rec = p->records[i];
+            int k = (int)rec->kind;
+            size_t n = rec->id ? strlen(rec->id) : 0;
+            if (k <= 0 || k >= NKINDS || n == 0 || n > 512) {
+                bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                               OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, p->id,
+                               "put %s: record %zu: %s", p->id, i,
+                               (k <= 0 || k >= NKINDS) ? "unknown record kind"
+                                                       : "id must be 1 to 512 bytes");
+                return;
+            }
+        }
+        for (size_t i = 0; i < p->n_records; i++) {
+            int rc = stage_record(l, p->records[i], p->if_absent, why, sizeof why);
+            if (rc && rc != ERR_EXISTS)
+                log_error("ledger: put %s: %s", p->id, why);
+        }
+        Oaif__V1__RequestState st = OAIF__V1__REQUEST_STATE__INIT;
+        st.id = key;
+        st.service = "put";
+        st.phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE;
+        st.submitted_ms = st.finished_ms = bus_now_ms();
+        st.attempts = 1;
+        uint8_t buf[512];
+        size_t n = oaif__v1__request_state__get_packed_size(&st);
+        if (n <= sizeof buf) {
+            oaif__v1__request_state__pack(&st, buf);
+            kv_batch_put(l->batch, CF_REQUESTS, key, (size_t)klen, buf, n);
+        }
+        hmap_put(l->turn_records, key, (size_t)klen, (void *)1);
+    }
+    send_ack(l, m, p->id, dup);
+}
+
+static int send_now(ledger_t *l, struct bus_msg *m, Oaif__V1__Envelope *env)
+{
+    env->corr = m->env->corr;
+    int rc = bus_send(l->clients, m->rid, m->rid_len, env);
+    if (rc && rc != ERR_NOTFOUND)
+        log_warn("ledger: answer to a client not sent: %s", err_str(rc));
+    return rc;
+}
+
+static void on_get(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Get *g = m->env->get;
+    int k = (int)g->kind;
+    if (k <= 0 || k >= NKINDS) {
+        bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL,
+                       "get: record kind %d is not known", k);
+        return;
+    }
+    Oaif__V1__Records out = OAIF__V1__RECORDS__INIT;
+    Oaif__V1__Record **recs = calloc(g->n_ids + 1, sizeof *recs);
+    char **missing = calloc(g->n_ids + 1, sizeof *missing);
+    if (!recs || !missing) {
+        free(recs);
+        free(missing);
+        return;
+    }
+    for (size_t i = 0; i < g->n_ids; i++) {
+        void *v = NULL;
+        size_t vn = 0;
+        Oaif__V1__Record *r = NULL;
+        if (kv_get(l->kv, kind_cf(k), g->ids[i], strlen(g->ids[i]), &v, &vn) == ERR_OK)
+            r = oaif__v1__record__unpack(NULL, vn, v);
+        free(v);
+        if (r)
+            recs[out.n_records++] = r;
+        else
+            missing[out.n_missing++] = g->ids[i];
+    }
+    out.records = recs;
+    out.missing = missing;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_RECORDS;
+    env.records = &out;
+    send_now(l, m, &env);
+    for (size_t i = 0; i < out.n_records; i++)
+        oaif__v1__record__free_unpacked(recs[i], NULL);
+    free(recs);
+    free(missing);
+}
+
+#define SCAN_DEFAULT   1000
+#define SCAN_MAX       100000
+#define SCAN_MAX_BYTES (8u << 20)
+
+static void on_scan(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Scan *s = m->env->scan;
+    int k = (int)s->kind;
+    if (k <= 0 || k >= NKINDS) {
+        bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL,
+                       "scan: record kind %d is not known", k);
+        return;
+    }
+    unsigned limit = s->limit ? s->limit : SCAN_DEFAULT;
+    if (limit > SCAN_MAX)
+        limit = SCAN_MAX;
+    Oaif__V1__Records out = OAIF__V1__RECORDS__INIT;
+    size_t cap = 64, bytes = 0;
+    Oaif__V1__Record **recs = malloc(cap * sizeof *recs);
+    kv_iter_t *it = kv_iter_new(l->kv, CF_SEQIDX);
+    if (!recs || !it) {
+        free(recs);
+        kv_iter_destroy(&it);
+        return;
+    }
+    uint8_t start[9];
+    start[0] = (uint8_t)k;
+    be64(start + 1, s->after_seq + 1);
+    uint64_t last = s->after_seq;
+    for (kv_iter_seek(it, start, 9); kv_iter_valid(it); kv_iter_next(it)) {
+        size_t kn, vn;
+        const uint8_t *key = kv_iter_key(it, &kn);
+        if (kn != 9 || key[0] != (uint8_t)k)
+            break;
+        if (out.n_records >= limit || bytes >= SCAN_MAX_BYTES) {
+            out.more = 1;
+            break;
+        }
+        uint64_t seq = rd_be64(key + 1);
+        const char *id = kv_iter_value(it, &vn);
+        void *v = NULL;
+        size_t rn = 0;
+        last = seq;
+        if (kv_get(l->kv, kind_cf(k), id, vn, &v, &rn) != ERR_OK)
+            continue;
+        Oaif__V1__Record *r = oaif__v1__record__unpack(NULL, rn, v);
+        free(v);
+        if (!r)
+            continue;
+        if (r->seq != seq) { /* overwritten later: it appears at its newer seq */
+            oaif__v1__record__free_unpacked(r, NULL);
+            continue;
+        }
+        if (out.n_records == cap) {
+            cap *= 2;
+            Oaif__V1__Record **p = realloc(recs, cap * sizeof *p);
+            if (!p) {
+                oaif__v1__record__free_unpacked(r, NULL);
+                out.more = 1;
+                break;
+            }
+            recs = p;
+        }
+        recs[out.n_records++] = r;
+        bytes += rn;
+    }
+    kv_iter_destroy(&it);
+    out.records = recs;
+    out.next_seq = last;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_RECORDS;
+    env.records = &out;
+    send_now(l, m, &env);
+    for (size_t i = 0; i < out.n_records; i++)
+        oaif__v1__record__free_unpacked(recs[i], NULL);
+    free(recs);
+}
+
+static void on_lookup(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Lookup *q = m->env->lookup;
+    Oaif__V1__Records out = OAIF__V1__RECORDS__INIT;
+    Oaif__V1__RequestState **sts = calloc(q->n_ids + 1, sizeof *sts);
+    Oaif__V1__RequestState *mem = calloc(q->n_ids + 1, sizeof *mem);
+    bool *owned = calloc(q->n_ids + 1, sizeof *owned);
+    char **missing = calloc(q->n_ids + 1, sizeof *missing);
+    if (!sts || !mem || !owned || !missing)
+        goto out_free;
+    for (size_t i = 0; i < q->n_ids; i++) {
+        const char *id = q->ids[i];
+        struct req *r = hmap_get(l->reqs, id, strlen(id));
+        if (r) {
+            Oaif__V1__RequestState *st = &mem[out.n_requests];
+            oaif__v1__request_state__init(st);
+            st->id = r->id;
+            st->service = r->svc->name;
+            st->phase = r->phase;
+            st->attempts = r->attempts;
+            st->max_attempts = r->max_attempts;
+            st->lease_ms = r->lease_ms;
+            st->last_error = r->last_error ? r->last_error : "";
+            st->submitted_ms = r->submitted_ms;
+            st->redeliveries = r->redeliveries;
+            sts[out.n_requests++] = st;
+            continue;
+        }
+        void *v = NULL;
+        size_t vn = 0;
+        Oaif__V1__RequestState *st = NULL;
+        if (kv_get(l->kv, CF_REQUESTS, id, strlen(id), &v, &vn) == ERR_OK)
+            st = oaif__v1__request_state__unpack(NULL, vn, v);
+        free(v);
+        if (st) {
+            owned[out.n_requests] = true;
+            sts[out.n_requests++] = st;
+        } else {
+            missing[out.n_missing++] = (char *)id;
+        }
+    }
+    out.requests = sts;
+    out.missing = missing;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_RECORDS;
+    env.records = &out;
+    send_now(l, m, &env);
+    for (size_t i = 0; i < out.n_requests; i++)
+        if (owned[i])
+            oaif__v1__request_state__free_unpacked(sts[i], NULL);
+out_free:
+    free(sts);
+    free(mem);
+    free(owned);
+    free(missing);
+}
+
+static void on_status(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Status *st = ledger_status(l);
+    if (!st)
+        return;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_STATUS;
+    env.status = st;
+    send_now(l, m, &env);
+    ledger_status_free(st);
+}
+
+static void on_client(ledger_t *l, struct bus_msg *m)
+{
+    switch (m->env->body_case) {
+    case OAIF__V1__ENVELOPE__BODY_SUBMIT:
+        on_submit(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_PUT:
+        on_put(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_GET:
+        on_get(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_SCAN:
+        on_scan(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_LOOKUP:
+        on_lookup(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_STATUS_QUERY:
+        on_status(l, m);
+        break;
+    default:
+        l->dropped++;
+        bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_UNKNOWN, NULL,
+                       "command %d is not a client command", (int)m->env->body_case);
+    }
+}
+
+/* ---- worker messages ----------------------------------------------------------------------- */
+
+static struct worker *worker_find(ledger_t *l, const uint8_t *rid, size_t n)
+{
+    return hmap_get(l->wk, rid, n);
+}
+
+static void worker_remove(ledger_t *l, struct worker *w, const char *why)
+{
+    /* Re-queue everything leased to it. */
+    size_t pos = 0;
+    void *v;
+    struct req *lost[256];
+    size_t nlost = 0;
+    bool again = true;
+    while (again) {
+        again = false;
+        nlost = 0;
+        pos = 0;
+        while (hmap_next(l->reqs, &pos, NULL, NULL, &v)) {
+            struct req *r = v;
+            if (r->worker == w && r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED) {
+                if (nlost == 256) {
+                    again = true;
+                    break;
+                }
+                lost[nlost++] = r;
+            }
+        }
+        for (size_t i = 0; i < nlost; i++)
+            lease_lost(l, lost[i], why);
+    }
+    log_info("ledger: worker %s (%s) removed: %s", w->name, w->svc ? w->svc->name : "?", why);
+    hmap_del(l->wk, w->rid, w->rid_len);
+    free(w);
+}
+
+static void send_to_worker(ledger_t *l, struct worker *w, Oaif__V1__Envelope *env)
+{
+    if (bus_send(l->workers, w->rid, w->rid_len, env) == ERR_OK)
+        w->last_send = bus_mono_ms();
+}
+
+static void on_ready(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Ready *r = m->env->ready;
+    if (!valid_name(r->service) || r->credit == 0 || r->credit > 100000) {
+        bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL,
+                       "ready: service must be 1-64 characters of [a-z0-9._-] and credit 1-100000");
+        return;
+    }
+    struct worker *w = worker_find(l, m->rid, m->rid_len);
+    struct service *s = service_get(l, r->service);
+    if (!s)
+        return;
+    if (w && w->svc != s) {
+        worker_remove(l, w, "re-registered for another service");
+        w = NULL;
+    }
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w || hmap_put(l->wk, m->rid, m->rid_len, w)) {
+            free(w);
+            return;
+        }
+        memcpy(w->rid, m->rid, m->rid_len);
+        w->rid_len = m->rid_len;
+        w->svc = s;
+        log_info("ledger: worker %s ready for '%s' with credit %u", r->name ? r->name : "?",
+                 s->name, r->credit);
+    }
+    snprintf(w->name, sizeof w->name, "%s", r->name ? r->name : "");
+    w->capacity = r->credit;
+    w->last_recv = bus_mono_ms();
+}
+
+static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
+{
+    Oaif__V1__Result *res = m->env->result;
+    size_t idlen = res->id ? strlen(res->id) : 0;
+    struct req *r = idlen ? hmap_get(l->reqs, res->id, idlen) : NULL;
+    if (!r || r->finished) {
+        log_debug("ledger: late result for %s ignored", res->id ? res->id : "");
+        return;
+    }
+    if (res->ok) {
+        char why[256];
+        for (size_t i = 0; i < res->n_records; i++) {
+            int rc = stage_record(l, res->records[i], false, why, sizeof why);
+            if (rc && rc != ERR_EXISTS)
+                log_warn("ledger: result for %s: record %zu not stored: %s", r->id, i, why);
+        }
+        if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_QUEUED) {
+            /* It was re-queued (lease expired) but the first lessee answered after all:
+             * take the answer and unlink it from the queue. */
+            struct service *s = r->svc;
+            struct req **pp = &s->qhead, *prev = NULL;
+            while (*pp && *pp != r) {
+                prev = *pp;
+                pp = &(*pp)->qnext;
+            }
+            if (*pp) {
+                *pp = r->qnext;
+                if (s->qtail == r)
+                    s->qtail = prev;
+                s->queued--;
+            }
+            r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED;
+            s->inflight++;
+            r->worker = NULL;
+        }
+        r->reply = malloc(res->payload.len ? res->payload.len : 1);
+        if (r->reply) {
+            memcpy(r->reply, res->payload.data, res->payload.len);
+            r->reply_len = res->payload.len;
+        }
+        finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE);
+        return;
+    }
+    if (r->phase != OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED || r->worker != w)
+        return; /* an error from a stale lessee changes nothing */
+    set_error(r, res->error && *res->error ? res->error : "worker failed without a reason");
+    if (res->permanent || r->attempts >= r->max_attempts) {
+        finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED);
+        return;
+    }
+    struct service *s = r->svc;
+    s->inflight--;
+    if (w && w->inflight)
+        w->inflight--;
+    enqueue(s, r, false);
+    persist_req(l, r);
+}
+
+static void on_worker(ledger_t *l, struct bus_msg *m)
+{
+    struct worker *w = worker_find(l, m->rid, m->rid_len);
+    if (w)
+        w->last_recv = bus_mono_ms();
+    switch (m->env->body_case) {
+    case OAIF__V1__ENVELOPE__BODY_READY:
+        on_ready(l, m);
+        break;
+    case OAIF__V1__ENVELOPE__BODY_RESULT:
+        on_result(l, m, w);
+        if (!w) {
+            /* Accepted, but we do not know this worker: ask it to register again. */
+            Oaif__V1__Disconnect d = OAIF__V1__DISCONNECT__INIT;
+            d.reason = "unknown worker: send READY";
+            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+            env.body_case = OAIF__V1__ENVELOPE__BODY_DISCONNECT;
+            env.disconnect = &d;
+            bus_send(l->workers, m->rid, m->rid_len, &env);
+        }
+        break;
+    case OAIF__V1__ENVELOPE__BODY_HEARTBEAT:
+        if (!w) {
+            Oaif__V1__Disconnect d = OAIF__V1__DISCONNECT__INIT;
+            d.reason = "unknown worker: send READY";
+            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+            env.body_case = OAIF__V1__ENVELOPE__BODY_DISCONNECT;
+            env.disconnect = &d;
+            bus_send(l->workers, m->rid, m->rid_len, &env);
+        }
+        break;
+    case OAIF__V1__ENVELOPE__BODY_DISCONNECT:
+        if (w)
+            worker_remove(l, w, "worker said goodbye");
+        break;
+    default:
+        l->dropped++;
+        bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_UNKNOWN, NULL,
+                       "command %d is not a worker command", (int)m->env->body_case);
+    }
+}
+
+/* ---- timers and dispatch ------------------------------------------------------------------- */
+
+static void timers(ledger_t *l)
+{
+    uint64_t now = bus_mono_ms();
+    if (now - l->last_timer_mono < 50)
+        return;
+    l->last_timer_mono = now;
+    uint64_t dead_after = 3 * (uint64_t)l->cfg.heartbeat_ms;
+    /* Dead workers. */
+    size_t pos = 0;
+    const void *key;
+    size_t klen;
+    void *v;
+    for (;;) {
+        struct worker *dead = NULL;
+        pos = 0;
+        while (hmap_next(l->wk, &pos, &key, &klen, &v)) {
+            struct worker *w = v;
+            if (now - w->last_recv > dead_after) {
+                dead = w;
+                break;
+            }
+            if (now - w->last_send >= (uint64_t)l->cfg.heartbeat_ms) {
+                Oaif__V1__Heartbeat hb = OAIF__V1__HEARTBEAT__INIT;
+                Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+                env.body_case = OAIF__V1__ENVELOPE__BODY_HEARTBEAT;
+                env.heartbeat = &hb;
+                send_to_worker(l, w, &env);
+            }
+        }
+        if (!dead)
+            break;
+        worker_remove(l, dead, "silent for 3 heartbeat intervals");
+    }
+    /* Expired leases. */
+    struct req *expired[256];
+    size_t n;
+    do {
+        n = 0;
+        pos = 0;
+        while (hmap_next(l->reqs, &pos, NULL, NULL, &v) && n < 256) {
+            struct req *r = v;
+            if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED && !r->finished &&
+                r->deadline_mono <= now)
+                expired[n++] = r;
+        }
+        for (size_t i = 0; i < n; i++)
+            lease_lost(l, expired[i], "lease expired");
+    } while (n == 256);
+}
+
+static void dispatch(ledger_t *l)
+{
+    size_t spos = 0;
+    void *sv;
+    while (hmap_next(l->services, &spos, NULL, NULL, &sv)) {
+        struct service *s = sv;
+        if (!s->qhead)
+            continue;
+        /* Workers of this service with free credit, round-robin. */
+        size_t wpos = 0;
+        void *wv;
+        struct worker *ws[1024];
+        size_t nw = 0;
+        while (hmap_next(l->wk, &wpos, NULL, NULL, &wv) && nw < 1024) {
+            struct worker *w = wv;
+            if (w->svc == s && w->inflight < w->capacity)
+                ws[nw++] = w;
+        }
+        if (!nw)
+            continue;
+        size_t i = s->rr++ % nw, idle = 0;
+        while (s->qhead && idle < nw) {
+            struct worker *w = ws[i];
+            i = (i + 1) % nw;
+            if (w->inflight >= w->capacity) {
+                idle++;
+                continue;
+            }
+            idle = 0;
+            struct req *r = s->qhead;
+            s->qhead = r->qnext;
+            if (!s->qhead)
+                s->qtail = NULL;
+            r->qnext = NULL;
+            s->queued--;
+            s->inflight++;
+            w->inflight++;
+            r->attempts++;
+            r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED;
+            r->worker = w;
+            r->deadline_mono = bus_mono_ms() + r->lease_ms;
+            persist_req(l, r);
+            Oaif__V1__Request q = OAIF__V1__REQUEST__INIT;
+            q.id = r->id;
+            q.service = s->name;
+            q.payload.data = r->payload;
+            q.payload.len = r->len;
+            q.attempt = r->attempts;
+            q.deadline_ms = bus_now_ms() + r->lease_ms;
+            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+            env.body_case = OAIF__V1__ENVELOPE__BODY_REQUEST;
+            env.request = &q;
+            queue_out(l, l->workers, w->rid, w->rid_len, &env, r);
+        }
+    }
+}
+
+/* ---- commit and after ---------------------------------------------------------------------- */
+
+static void answer_finished(ledger_t *l, struct req *r)
+{
+    Oaif__V1__Reply rep = OAIF__V1__REPLY__INIT;
+    rep.id = r->id;
+    rep.service = r->svc->name;
+    rep.outcome = r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE
+                      ? OAIF__V1__OUTCOME__OUTCOME_OK
+                      : OAIF__V1__OUTCOME__OUTCOME_FAILED;
+    rep.payload.data = r->reply;
+    rep.payload.len = r->reply_len;
+    rep.error = r->last_error ? r->last_error : "";
+    rep.attempts = r->attempts;
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_REPLY;
+    env.reply = &rep;
+    for (struct waiter *w = r->waiters; w; w = w->next)
+        bus_send(l->clients, w->rid, w->rid_len, &env); /* a vanished client asks again */
+}
+
+static double now_ms_f(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int commit_and_send(ledger_t *l)
+{
+    if (kv_batch_count(l->batch) > 0) {
+        double t0 = now_ms_f();
+        int rc = kv_write(l->kv, l->batch, l->cfg.sync);
+        if (rc)
+            return rc; /* nothing below was made true: send nothing */
+        l->commit_ms[l->ncommit++ % COMMIT_RING] = now_ms_f() - t0;
+        kv_batch_clear(l->batch);
+    }
+    /* Leases, acks, duplicate replies. */
+    for (size_t i = 0; i < l->nout; i++) {
+        struct outmsg *o = &l->out[i];
+        int rc = ERR_IO;
+        if (zmq_send(o->sock, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+            zmq_send(o->sock, o->data, o->len, ZMQ_DONTWAIT) >= 0)
+            rc = ERR_OK;
+        if (rc == ERR_OK && o->lease && o->lease->worker)
+            o->lease->worker->last_send = bus_mono_ms();
+        if (rc && o->lease && o->lease->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED &&
+            o->lease->worker) {
+            /* The worker vanished: forget it; its leases go back to the queue. */
+            worker_remove(l, o->lease->worker, "unreachable");
+        }
+        free(o->data);
+    }
+    l->nout = 0;
+    /* Replies to waiters of finished requests; then they leave memory. */
+    for (size_t i = 0; i < l->nfin; i++) {
+        struct req *r = l->finished[i];
+        answer_finished(l, r);
+        hmap_del(l->reqs, r->id, strlen(r->id));
+        req_free(r);
+    }
+    l->nfin = 0;
+    /* Events: hints that a record was committed. */
+    for (size_t i = 0; i < l->nevs; i++) {
+        struct committed *c = &l->evs[i];
+        if (l->events) {
+            Oaif__V1__Event ev = OAIF__V1__EVENT__INIT;
+            ev.kind = (Oaif__V1__RecordKind)c->kind;
+            ev.id = c->id;
+            ev.seq = c->seq;
+            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+            env.body_case = OAIF__V1__ENVELOPE__BODY_EVENT;
+            env.event = &ev;
+            env.version = BUS_PROTOCOL_VERSION;
+            size_t n = oaif__v1__envelope__get_packed_size(&env);
+            uint8_t buf[1024];
+            if (n <= sizeof buf) {
+                oaif__v1__envelope__pack(&env, buf);
+                const char *topic = kind_names[c->kind];
+                zmq_send(l->events, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+                zmq_send(l->events, buf, n, ZMQ_DONTWAIT);
+            }
+        }
+        free(c->id);
+    }
+    l->nevs = 0;
+    if (hmap_count(l->turn_records)) {
+        hmap_destroy(&l->turn_records);
+        l->turn_records = hmap_new();
+        if (!l->turn_records)
+            return ERR_NOMEM;
+    }
+    return ERR_OK;
+}
+
+int ledger_poll(ledger_t *l, int timeout_ms)
+{
+    zmq_pollitem_t items[2] = {{l->clients, 0, ZMQ_POLLIN, 0}, {l->workers, 0, ZMQ_POLLIN, 0}};
+    /* Wake for lease deadlines and heartbeats at least every heartbeat/4. */
+    int cap = l->cfg.heartbeat_ms / 4 > 10 ? l->cfg.heartbeat_ms / 4 : 10;
+    if (timeout_ms < 0 || timeout_ms > cap)
+        timeout_ms = cap;
+    int rc = zmq_poll(items, 2, timeout_ms);
+    if (rc < 0)
+        return zmq_errno() == EINTR ? ERR_INTR : ERR_IO;
+    int budget = l->cfg.batch_max;
+    bool more = true;
+    while (more && budget > 0) {
+        more = false;
+        for (int s = 0; s < 2 && budget > 0; s++) {
+            void *sock = s == 0 ? l->clients : l->workers;
+            struct bus_msg m;
+            int r = bus_recv(sock, true, &m);
+            if (r == ERR_AGAIN)
+                continue;
+            more = true;
+            budget--;
+            if (r == ERR_PROTO) {
+                l->dropped++;
+                log_warn("ledger: %s sent a bad message: %s", s == 0 ? "a client" : "a worker",
+                         m.error);
+                bus_send_error(sock, m.rid, m.rid_len, 0,
+                               OAIF__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, NULL, "%s", m.error);
+                continue;
+            }
+            if (r != ERR_OK)
+                continue;
+            if (s == 0)
+                on_client(l, &m);
+            else
+                on_worker(l, &m);
+            bus_msg_clear(&m);
+        }
+    }
+    timers(l);
+    dispatch(l);
+    return commit_and_send(l);
+}
+
+/* ---- status -------------------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+Oaif__V1__Status *ledger_status(ledger_t *l)
+{
+    Oaif__V1__Status *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    oaif__v1__status__init(st);
+    size_t ns = hmap_count(l->services);
+    st->services = calloc(ns + 1, sizeof *st->services);
+    st->records = calloc(NKINDS, sizeof *st->records);
+    if (!st->services || !st->records) {
+        ledger_status_free(st);
+        return NULL;
+    }
+    uint64_t sec = bus_mono_ms() / 1000;
+    size_t pos = 0;
+    void *v;
+    while (hmap_next(l->services, &pos, NULL, NULL, &v)) {
+        struct service *s = v;
+        Oaif__V1__ServiceStatus *ss = calloc(1, sizeof *ss);
+        if (!ss)
+            break;
+        oaif__v1__service_status__init(ss);
+        ss->name = s->name;
+        ss->queued = s->queued;
+        ss->in_flight = s->inflight;
+        ss->completed = s->completed;
+        ss->failed = s->failed;
+        ss->redelivered = s->redelivered;
+        uint64_t done = 0;
+        for (int i = 0; i < RATE_SLOTS; i++)
+            if (s->rate_sec[i] + RATE_SLOTS > sec && s->rate_sec[i] != sec)
+                done += s->rate_slot[i];
+        ss->rate = (double)done / (RATE_SLOTS - 1);
+        size_t wpos = 0;
+        void *wv;
+        while (hmap_next(l->wk, &wpos, NULL, NULL, &wv)) {
+            struct worker *w = wv;
+            if (w->svc == s) {
+                ss->workers++;
+                ss->credit += w->capacity > w->inflight ? w->capacity - w->inflight : 0;
+            }
+        }
+        st->services[st->n_services++] = ss;
+    }
+    for (int k = 1; k < NKINDS; k++) {
+        Oaif__V1__RecordCount *rc = calloc(1, sizeof *rc);
+        if (!rc)
+            break;
+        oaif__v1__record_count__init(rc);
+        rc->kind = (Oaif__V1__RecordKind)k;
+        rc->count = l->count[k];
+        rc->last_seq = l->seq[k];
+        st->records[st->n_records++] = rc;
+    }
+    st->dead_letters = l->dead_letters;
+    st->requests_total = l->requests_total;
+    st->dropped_messages = l->dropped;
+    st->uptime_ms = bus_mono_ms() - l->start_mono;
+    size_t nc = l->ncommit < COMMIT_RING ? l->ncommit : COMMIT_RING;
+    if (nc) {
+        double tmp[COMMIT_RING];
+        memcpy(tmp, l->commit_ms, nc * sizeof *tmp);
+        qsort(tmp, nc, sizeof *tmp, cmp_double);
+        st->commit_p50_ms = tmp[nc / 2];
+        st->commit_p99_ms = tmp[(nc * 99) / 100];
+    }
+    return st;
+}
+
+void ledger_status_free(Oaif__V1__Status *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_services; i++)
+        free(s->services[i]);
+    for (size_t i = 0; i < s->n_records; i++)
+        free(s->records[i]);
+    free(s->services);
+    free(s->records);
+    free(s);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+void ledger_config_defaults(struct ledger_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->db_path, sizeof c->db_path, "data/ledger");
+    snprintf(c->client_bind, sizeof c->client_bind, "tcp://127.0.0.1:5555");
+    snprintf(c->worker_bind, sizeof c->worker_bind, "tcp://127.0.0.1:5556");
+    snprintf(c->events_bind, sizeof c->events_bind, "tcp://127.0.0.1:5557");
+    c->lease_ms = 30000;
+    c->max_attempts = 3;
+    c->heartbeat_ms = 1000;
+    c->max_msg = BUS_DEFAULT_MAX_MSG;
+    c->max_request = 16u << 20;
+    c->sync = true;
+    c->batch_max = 4096;
+}
+
+/* Rebuild queues from the store: every open request goes back to its service's queue. */
+static int recover(ledger_t *l)
+{
+    for (int k = 1; k < NKINDS; k++) {
+        char cname[32];
+        snprintf(cname, sizeof cname, "count/%s", kind_names[k]);
+        l->count[k] = get_counter(l, cname);
+        kv_iter_t *it = kv_iter_new(l->kv, CF_SEQIDX);
+        if (!it)
+            return ERR_NOMEM;
+        uint8_t key[9];
+        key[0] = (uint8_t)(k + 1);
+        memset(key + 1, 0, 8);
+        kv_iter_seek(it, key, 9);
+        if (kv_iter_valid(it))
+            kv_iter_prev(it);
+        else
+            kv_iter_seek_last(it);
+        if (kv_iter_valid(it)) {
+            size_t kn;
+            const uint8_t *p = kv_iter_key(it, &kn);
+            if (kn == 9 && p[0] == (uint8_t)k)
+                l->seq[k] = rd_be64(p + 1);
+        }
+        kv_iter_destroy(&it);
+    }
+    l->requests_total = get_counter(l, "requests_total");
+    l->dead_letters = get_counter(l, "dead_letters");
+    kv_iter_t *it = kv_iter_new(l->kv, CF_PENDING);
+    if (!it)
+        return ERR_NOMEM;
+    size_t n = 0;
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
+        size_t kn;
+        const char *id = kv_iter_key(it, &kn);
+        void *v = NULL;
+        size_t vn = 0;
+        if (kv_get(l->kv, CF_REQUESTS, id, kn, &v, &vn) != ERR_OK)
+            continue;
+        Oaif__V1__RequestState *st = oaif__v1__request_state__unpack(NULL, vn, v);
+        free(v);
+        if (!st)
+            continue;
+        struct service *s = service_get(l, st->service);
+        struct req *r = calloc(1, sizeof *r);
+        if (!s || !r) {
+            free(r);
+            oaif__v1__request_state__free_unpacked(st, NULL);
+            kv_iter_destroy(&it);
+            return ERR_NOMEM;
+        }
+        r->id = strdup(st->id);
+        r->payload = malloc(st->payload.len ? st->payload.len : 1);
+        if (!r->id || !r->payload || hmap_put(l->reqs, r->id, strlen(r->id), r)) {
+            req_free(r);
+            oaif__v1__request_state__free_unpacked(st, NULL);
+            kv_iter_destroy(&it);
+            return ERR_NOMEM;
+        }
+        memcpy(r->payload, st->payload.data, st->payload.len);
+        r->len = st->payload.len;
+        r->svc = s;
+        r->attempts = st->attempts;
+        r->max_attempts = st->max_attempts;
+        r->lease_ms = st->lease_ms;
+        r->redeliveries = st->redeliveries;
+        r->submitted_ms = st->submitted_ms;
+        if (st->last_error && *st->last_error)
+            r->last_error = strdup(st->last_error);
+        if (st->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED) {
+            r->redeliveries++;
+            s->redelivered++;
+        }
+        enqueue(s, r, false);
+        oaif__v1__request_state__free_unpacked(st, NULL);
+        n++;
+    }
+    int rc = kv_iter_status(it);
+    kv_iter_destroy(&it);
+    if (n)
+        log_info("ledger: recovered %zu open requests from the store", n);
+    return rc;
+}
+
+static int bind_sock(ledger_t *l, void **sock, int type, const char *ep, char *bound,
+                     size_t boundlen)
+{
+    *sock = zmq_socket(l->zctx, type);
+    if (!*sock)
+        return ERR_IO;
+    int rc = bus_setup_socket(*sock, true, type, l->cfg.max_msg, &l->cfg.curve);
+    if (rc)
+        return rc;
+    if (zmq_bind(*sock, ep) != 0) {
+        log_error("ledger: bind %s: %s", ep, zmq_strerror(zmq_errno()));
+        return ERR_IO;
+    }
+    size_t n = boundlen;
+    zmq_getsockopt(*sock, ZMQ_LAST_ENDPOINT, bound, &n);
+    return ERR_OK;
+}
+
+int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
+{
+    *out = NULL;
+    ledger_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return ERR_NOMEM;
+    l->cfg = *cfg;
+    if (l->cfg.batch_max <= 0)
+        l->cfg.batch_max = 4096;
+    if (l->cfg.heartbeat_ms <= 0)
+        l->cfg.heartbeat_ms = 1000;
+    l->zctx = zctx;
+    l->start_mono = bus_mono_ms();
+    l->reqs = hmap_new();
+    l->services = hmap_new();
+    l->wk = hmap_new();
+    l->turn_records = hmap_new();
+    l->batch = kv_batch_new();
+    if (!l->reqs || !l->services || !l->wk || !l->turn_records || !l->batch) {
+        ledger_destroy(&l);
+        return ERR_NOMEM;
+    }
+    const char *cfs[CF_KIND0 + NKINDS - 1];
+    cfs[CF_REQUESTS] = "requests";
+    cfs[CF_PENDING] = "pending";
+    cfs[CF_SEQIDX] = "seqidx";
+    cfs[CF_META] = "counters";
+    for (int k = 1; k < NKINDS; k++)
+        cfs[kind_cf(k)] = kind_names[k];
+    int rc = kv_open(&l->kv, cfg->db_path, cfs, CF_KIND0 + NKINDS - 1);
+    if (!rc)
+        rc = recover(l);
+    if (!rc && l->cfg.curve.on) {
+        rc = bus_zap_start(&l->zap, zctx, NULL, 0);
+        if (!rc && l->cfg.curve_allow[0]) {
+            char err[512];
+            rc = bus_zap_allow_file(l->zap, l->cfg.curve_allow, err, sizeof err);
+            if (rc)
+                log_error("ledger: allow-list: %s", err);
+        }
+    }
+    if (!rc)
+        rc = bind_sock(l, &l->clients, ZMQ_ROUTER, cfg->client_bind, l->client_ep,
+                       sizeof l->client_ep);
+    if (!rc)
+        rc = bind_sock(l, &l->workers, ZMQ_ROUTER, cfg->worker_bind, l->worker_ep,
+                       sizeof l->worker_ep);
+    if (!rc && cfg->events_bind[0])
+        rc = bind_sock(l, &l->events, ZMQ_PUB, cfg->events_bind, l->events_ep,
+                       sizeof l->events_ep);
+    if (rc) {
+        ledger_destroy(&l);
+        return rc;
+    }
+    *out = l;
+    return ERR_OK;
+}
+
+void ledger_destroy(ledger_t **pl)
+{
+    if (!pl || !*pl)
+        return;
+    ledger_t *l = *pl;
+    if (l->clients)
+        zmq_close(l->clients);
+    if (l->workers)
+        zmq_close(l->workers);
+    if (l->events)
+        zmq_close(l->events);
+    bus_zap_stop(&l->zap);
+    size_t pos = 0;
+    void *v;
+    if (l->reqs) {
+        while (hmap_next(l->reqs, &pos, NULL, NULL, &v))
+            req_free(v);
+        hmap_destroy(&l->reqs);
+    }
+    if (l->services) {
+        pos = 0;
+        while (hmap_next(l->services, &pos, NULL, NULL, &v)) {
+            free(((struct service *)v)->name);
+            free(v);
+        }
+        hmap_destroy(&l->services);
+    }
+    if (l->wk) {
+        pos = 0;
+        while (hmap_next(l->wk, &pos, NULL, NULL, &v))
+            free(v);
+        hmap_destroy(&l->wk);
+    }
+    hmap_destroy(&l->turn_records);
+    for (size_t i = 0; i < l->nout; i++)
+        free(l->out[i].data);
+    free(l->out);
+    for (size_t i = 0; i < l->nevs; i++)
+        free(l->evs[i].id);
+    free(l->evs);
+    free(l->finished);
+    kv_batch_destroy(&l->batch);
+    kv_close(&l->kv);
+    free(l);
+    *pl = NULL;
+}
+
+const char *ledger_client_endpoint(const ledger_t *l)
+{
+    return l->client_ep;
+}
+
+const char *ledger_worker_endpoint(const ledger_t *l)
+{
+    return l->worker_ep;
+}
+
+const char *ledger_events_endpoint(const ledger_t *l)
+{
+    return l->events_ep;
+}
