@@ -2,3 +2,7 @@
 add_executable(echo_worker ${OAIF_TEST_DIR}/echo_worker.c)
 target_link_libraries(echo_worker PRIVATE oaif_common)
 oaif_test(ledger SOURCES ${OAIF_TEST_DIR}/test_ledger.c LIBS oaif_ledger TIMEOUT 120)
+oaif_test(ledger_procs SOURCES ${OAIF_TEST_DIR}/test_ledger_procs.c ${OAIF_TEST_DIR}/testproc.c
+          LIBS oaif_common TIMEOUT 240 LABEL integration)
+target_include_directories(test_ledger_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_ledger_procs ledger echo_worker)

@@ -22,7 +22,8 @@ static const char usage[] =
     "  --lease-ms N           default lease (30000)\n"
     "  --max-attempts N       default attempts before a dead letter (3)\n"
     "  --heartbeat-ms N       worker heartbeat interval (1000)\n"
-    "  --max-request BYTES    largest payload accepted (16777216)\n"
+    "  --max-request BYTES    largest payload accepted with an error reply above (16777216)\n"
+    "  --max-msg BYTES        ZMQ_MAXMSGSIZE: larger frames drop the connection (67108864)\n"
     "  --no-sync              do not fsync group commits (benchmarks only)\n"
     "  --curve-secret FILE    the ledger's CURVE key pair (oaif keys); turns CURVE on\n"
     "  --curve-allow PATH     allowed client public keys: a file or a directory of *.pub\n"
@@ -67,9 +68,13 @@ static bool set_opt(struct ledger_config *c, const char *name, const char *v)
             return false;
         c->heartbeat_ms = (int)x;
     } else if (!strcmp(name, "max-request")) {
-        if (!parse_uint(name, v, 1, c->max_msg - 4096, &x))
+        if (!parse_uint(name, v, 1, 1ul << 40, &x))
             return false;
         c->max_request = x;
+    } else if (!strcmp(name, "max-msg")) {
+        if (!parse_uint(name, v, 4096, 1ul << 40, &x))
+            return false;
+        c->max_msg = x;
     } else if (!strcmp(name, "curve-secret")) {
         char err[512];
         if (bus_curve_load(&c->curve, v, true, err, sizeof err)) {
@@ -90,7 +95,7 @@ static bool set_opt(struct ledger_config *c, const char *name, const char *v)
 static int ledger_config_load(struct ledger_config *c, int argc, char **argv)
 {
     static const char *const names[] = {"db", "clients", "workers", "events", "lease-ms",
-                                        "max-attempts", "heartbeat-ms", "max-request",
+                                        "max-attempts", "heartbeat-ms", "max-request", "max-msg",
                                         "curve-secret", "curve-allow", "endpoints-file"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char env[64] = "LEDGER_";
@@ -130,6 +135,11 @@ static int ledger_config_load(struct ledger_config *c, int argc, char **argv)
         }
         if (!set_opt(c, name, v))
             return ERR_INVAL;
+    }
+    if (c->max_request + 4096 > c->max_msg) {
+        fprintf(stderr, "ledger: --max-request (%zu) must be at least 4096 below --max-msg (%zu)\n",
+                c->max_request, c->max_msg);
+        return ERR_INVAL;
     }
     if (c->curve.on && !c->curve_allow[0])
         log_warn("CURVE is on with no --curve-allow: every client will be refused");
