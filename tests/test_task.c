@@ -285,7 +285,7 @@ static void test_generated_prompts_are_well_formed(void **state)
             assert_true(q.problem == p.problem);
             per_family[p.family]++;
 
-            long long v[8], ans = strtoll(p.answer, NULL, 10);
+            long long v[8] = {0}, ans = strtoll(p.answer, NULL, 10);
             int n = numbers_in(p.text, v, 8);
             switch (p.family) {
             case TASK_ADD:
@@ -308,7 +308,7 @@ static void test_generated_prompts_are_well_formed(void **state)
                 break;
             }
             case TASK_SORT: {
-                long long w[8];
+                long long w[8] = {0};
                 int m = numbers_in(p.answer, w, 8);
                 assert_int_equal(m, n);
                 assert_true(n >= 3 && n <= 5);

@@ -42,6 +42,8 @@
  *  - Words (reverse): a run of ASCII letters, compared without regard to case; quotes and
  *    punctuation around it are ignored ("'Tenalp'." is tenalp).
  *  - Empty, garbage or answer-less responses are incorrect.
+ *
+ * Every function here is pure (no global state) and safe to call from several threads.
  */
 #ifndef TASK_H
 #define TASK_H
@@ -101,8 +103,9 @@ int task_prompt_at(uint64_t seed, enum task_split split, uint64_t index, struct 
 
 /* The first n distinct problems of the stream above (duplicates by problem skipped), in stream
  * order: an evaluation set. On ERR_OK *out is a malloc'd array of n prompts (free() it; NULL
- * when n == 0). Returns ERR_INVAL (bad split, out NULL), ERR_NOMEM, or ERR_TOOBIG when the split
- * holds fewer than n problems that the stream reaches (n in the tens of thousands). */
+ * when n == 0). Returns ERR_INVAL (bad split, out NULL), ERR_NOMEM, or ERR_TOOBIG for n over
+ * 2^24 or when 64 n + 4096 stream indices do not hold n distinct problems (they do: made-up
+ * words make the count and reverse families practically endless). */
 int task_prompt_set(uint64_t seed, enum task_split split, size_t n, struct task_prompt **out);
 
 /* Which split `problem` (a task_prompt's .problem) belongs to under `seed`. */
@@ -140,6 +143,9 @@ int task_check(const struct task_prompt *p, const char *response, size_t len,
 int task_kind_of_answer(const char *reference, enum task_kind *out);
 
 /* SFT demonstrations with controlled imperfection. */
+/* The default wrong share 0.35 makes 65% of the demonstrations right: a model that imitates them
+ * samples right answers about that often at temperature 1, and less on what it has not learned,
+ * which lands in the 40-75% band the online loop starts from. */
 struct task_demo_config {
     double wrong_share;   /* share of demonstrations with a plausible wrong answer, [0, 1] */
     double verbose_share; /* share of verbose phrasings (40-100 bytes); the rest are terse
@@ -155,8 +161,9 @@ struct task_demo_info {
     bool verbose; /* a verbose phrasing */
 };
 
-/* Writes the `sample`-th demonstration for prompt p under `seed` into out (cap bytes, at least
- * TASK_RESPONSE_MAX is always enough) as a NUL-terminated string, and what it is into *info
+/* Writes the `sample`-th demonstration for prompt p under `seed` into out (cap bytes;
+ * TASK_RESPONSE_MAX is enough for every generated prompt, a parsed one with long operands may
+ * need more) as a NUL-terminated string, and what it is into *info
  * (info may be NULL). A wrong answer is a plausible mistake for the family (off by one, a lost
  * carry, a sign error, digits swapped, the other number, two elements or letters swapped, the
  * wrong order) and stays consistent through a verbose explanation; task_check() always marks it
