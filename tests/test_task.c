@@ -578,6 +578,9 @@ static void test_check_with_prompt_records(void **state)
     assert_string_equal(c.extracted, "3");
     assert_int_equal(task_check(&p, "three", 5, &c), ERR_OK);
     assert_false(c.correct);
+    struct task_prompt q = p;
+    memset(q.answer, '7', sizeof(q.answer)); /* no NUL */
+    assert_int_equal(task_check(&q, "3", 1, &c), ERR_INVAL);
     p.family = TASK_FAMILY_COUNT;
     assert_int_equal(task_check(&p, "3", 1, &c), ERR_INVAL);
     assert_int_equal(task_check(NULL, "3", 1, &c), ERR_INVAL);

@@ -646,10 +646,9 @@ static bool match_phrasing(const struct phrasing *ph, const char *s, size_t star
     return true;
 }
 
-static bool record_from_match(const struct phrasing *ph, const struct problem *pr, const char *s,
-                              size_t start, size_t end, struct task_prompt *out)
+static bool record_from_match(const struct problem *pr, const char *s, size_t start, size_t end,
+                              struct task_prompt *out)
 {
-    (void)ph;
     if (end - start >= TASK_TEXT_MAX)
         return false;
     memset(out, 0, sizeof(*out));
@@ -676,14 +675,14 @@ static int parse_problem(const char *text, struct problem *pr, struct task_promp
     size_t end;
     for (size_t k = 0; k < N_PHRASINGS; k++)
         if (match_phrasing(&phrasings[k], text, b, e, &end, pr) && end == e &&
-            record_from_match(&phrasings[k], pr, text, b, end, rec))
+            record_from_match(pr, text, b, end, rec))
             return ERR_OK;
     for (size_t i = b; i < e; i++) {
         if (i > 0 && is_alpha((unsigned char)text[i - 1]))
             continue;
         for (size_t k = 0; k < N_PHRASINGS; k++)
             if (match_phrasing(&phrasings[k], text, i, e, &end, pr) &&
-                record_from_match(&phrasings[k], pr, text, i, end, rec))
+                record_from_match(pr, text, i, end, rec))
                 return ERR_OK;
     }
     return ERR_NOTFOUND;
@@ -1015,7 +1014,8 @@ int task_check_answer(enum task_kind kind, const char *reference, const char *re
 int task_check(const struct task_prompt *p, const char *response, size_t len,
                struct task_check *out)
 {
-    if (!p || (int)p->family < 0 || p->family >= TASK_FAMILY_COUNT)
+    if (!p || (int)p->family < 0 || p->family >= TASK_FAMILY_COUNT ||
+        memchr(p->answer, '\0', sizeof(p->answer)) == NULL)
         return ERR_INVAL;
     return task_check_answer(task_family_kind(p->family), p->answer, response, len, out);
 }
