@@ -1,0 +1,44 @@
+/* oaif: the command-line client. `oaif help` lists the verbs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "oaif.h"
+
+static const char usage[] =
+    "usage: oaif VERB [args]\n"
+    "  status [--json]              workers per service, queues, in-flight, dead letters, rates\n"
+    "  import prompts FILE.jsonl    add prompts to the ledger (all lines checked first)\n"
+    "  export KIND                  records of a kind as JSONL on stdout\n"
+    "                               (prompts pairs labels scores strengths checkpoints evals\n"
+    "                                steps cache meta)\n"
+    "  keys NAME [--dir DIR]        make a CURVE key pair\n"
+    "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
+    "                --timeout-ms N\n";
+
+struct verb {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+};
+
+static const struct verb verbs[] = {
+    {"status", oaif_cmd_status},
+    {"import", oaif_cmd_import},
+    {"export", oaif_cmd_export},
+    {"keys", oaif_cmd_keys},
+};
+
+int main(int argc, char **argv)
+{
+    log_init_from_env("oaif");
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name))
+            return verbs[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "oaif: unknown verb '%s'\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,540 @@
+/* oaif.c - see oaif.h. */
+#include "oaif.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "buf.h"
+#include "busclient.h"
+#include "err.h"
+#include "ledger.h"
+#include "pbjson.h"
+#include "sha256.h"
+
+/* ---- connection options ---------------------------------------------------------------- */
+
+struct conn {
+    const char *endpoint;
+    struct bus_curve curve;
+    int timeout_ms;
+};
+
+/* Consume connection options from argv (compacting the rest in place); returns the new argc,
+ * or -1 after printing the problem. */
+static int conn_parse(struct conn *c, int argc, char **argv)
+{
+    c->endpoint = getenv("OAIF_LEDGER") ? getenv("OAIF_LEDGER") : "tcp://127.0.0.1:5555";
+    c->timeout_ms = 5000;
+    memset(&c->curve, 0, sizeof c->curve);
+    const char *secret = getenv("OAIF_CURVE_SECRET"), *server = getenv("OAIF_SERVER_KEY");
+    int out = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool takes = !strcmp(a, "--ledger") || !strcmp(a, "--curve-secret") ||
+                     !strcmp(a, "--server-key") || !strcmp(a, "--timeout-ms");
+        if (!takes) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "oaif: %s needs a value\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--ledger"))
+            c->endpoint = v;
+        else if (!strcmp(a, "--curve-secret"))
+            secret = v;
+        else if (!strcmp(a, "--server-key"))
+            server = v;
+        else {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (*end || t <= 0 || t > 3600000) {
+                fprintf(stderr, "oaif: --timeout-ms: expected milliseconds in [1, 3600000], "
+                                "got '%s'\n",
+                        v);
+                return -1;
+            }
+            c->timeout_ms = (int)t;
+        }
+    }
+    if ((secret && *secret) != (server && *server)) {
+        fprintf(stderr, "oaif: CURVE needs both --curve-secret and --server-key\n");
+        return -1;
+    }
+    if (secret && *secret) {
+        char err[512];
+        struct bus_curve s = {0};
+        if (bus_curve_load(&s, server, false, err, sizeof err) ||
+            bus_curve_load(&c->curve, secret, true, err, sizeof err)) {
+            fprintf(stderr, "oaif: %s\n", err);
+            return -1;
+        }
+        memcpy(c->curve.server_key, s.public_key, sizeof c->curve.server_key);
+    }
+    return out;
+}
+
+static int conn_open(struct conn *c, void **zctx, bus_client_t **cl)
+{
+    *zctx = zmq_ctx_new();
+    struct bus_client_opts o = {.endpoint = c->endpoint, .curve = &c->curve};
+    if (!*zctx || bus_client_new(cl, *zctx, &o)) {
+        fprintf(stderr, "oaif: cannot connect to %s\n", c->endpoint);
+        return ERR_IO;
+    }
+    return ERR_OK;
+}
+
+static void conn_close(void **zctx, bus_client_t **cl)
+{
+    bus_client_destroy(cl);
+    if (*zctx)
+        zmq_ctx_term(*zctx);
+    *zctx = NULL;
+}
+
+static int query_failed(int rc, const struct conn *c, bus_client_t *cl, const char *what)
+{
+    if (rc == ERR_TIMEOUT)
+        fprintf(stderr, "oaif: %s: no answer from the ledger at %s within %d ms (is it running?)\n",
+                what, c->endpoint, c->timeout_ms);
+    else if (rc == ERR_REMOTE)
+        fprintf(stderr, "oaif: %s: the ledger says: %s\n", what, bus_client_last_error(cl));
+    else
+        fprintf(stderr, "oaif: %s: %s\n", what, err_str(rc));
+    return 1;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+int oaif_cmd_status(int argc, char **argv)
+{
+    struct conn c;
+    argc = conn_parse(&c, argc, argv);
+    if (argc < 0)
+        return 2;
+    bool json = argc > 0 && !strcmp(argv[0], "--json");
+    void *zctx = NULL;
+    bus_client_t *cl = NULL;
+    if (conn_open(&c, &zctx, &cl)) {
+        conn_close(&zctx, &cl);
+        return 1;
+    }
+    Oaif__V1__Envelope *env = NULL;
+    int rc = bus_client_status(cl, c.timeout_ms, &env);
+    if (rc) {
+        query_failed(rc, &c, cl, "status");
+        conn_close(&zctx, &cl);
+        return 1;
+    }
+    Oaif__V1__Status *s = env->status;
+    if (json) {
+        buf_t b;
+        buf_init(&b, 0);
+        pbjson_append(&b, &s->base);
+        printf("%s\n", b.data);
+        buf_free(&b);
+    } else {
+        printf("ledger %s   up %.0f s   requests %" PRIu64 "   dead letters %" PRIu64
+               "   bad messages %" PRIu64 "   commit p50 %.2f ms p99 %.2f ms\n",
+               c.endpoint, (double)s->uptime_ms / 1000.0, s->requests_total, s->dead_letters,
+               s->dropped_messages, s->commit_p50_ms, s->commit_p99_ms);
+        printf("\n%-18s %7s %7s %8s %9s %10s %7s %11s %9s\n", "service", "workers", "credit",
+               "queued", "in-flight", "completed", "failed", "redelivered", "rate/s");
+        for (size_t i = 0; i < s->n_services; i++) {
+            Oaif__V1__ServiceStatus *v = s->services[i];
+            printf("%-18s %7u %7u %8" PRIu64 " %9" PRIu64 " %10" PRIu64 " %7" PRIu64
+                   " %11" PRIu64 " %9.1f\n",
+                   v->name, v->workers, v->credit, v->queued, v->in_flight, v->completed,
+                   v->failed, v->redelivered, v->rate);
+        }
+        if (!s->n_services)
+            printf("(no service has been asked for or offered yet)\n");
+        printf("\n%-12s %10s %10s\n", "records", "count", "last seq");
+        for (size_t i = 0; i < s->n_records; i++) {
+            Oaif__V1__RecordCount *r = s->records[i];
+            const char *name = ledger_kind_name(r->kind);
+            printf("%-12s %10" PRIu64 " %10" PRIu64 "\n", name ? name : "?", r->count,
+                   r->last_seq);
+        }
+    }
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    conn_close(&zctx, &cl);
+    return 0;
+}
+
+/* ---- import ---------------------------------------------------------------------------- */
+
+void oaif_records_free(struct oaif_rec *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(recs[i].id);
+        free(recs[i].data);
+    }
+    free(recs);
+}
+
+static const char *opt_string(json_t *o, const char *key, const char *path, int line, char *err,
+                              size_t errlen, bool *bad)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "%s:%d: field \"%s\": expected a string", path, line, key);
+        *bad = true;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+int oaif_read_prompts(const char *path, struct oaif_rec **recs, size_t *n, char *err,
+                      size_t errlen)
+{
+    *recs = NULL;
+    *n = 0;
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return ERR_NOTFOUND;
+    }
+    struct oaif_rec *out = NULL;
+    size_t cnt = 0, cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int lineno = 0, rc = ERR_OK;
+    static const char *const known[] = {"prompt", "text", "id", "reference", "answer", "family",
+                                        "split", "instruction", "meta"};
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        size_t sp = strspn(line, " \t");
+        if (line[sp] == '\0')
+            continue;
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)len, 0, &je);
+        if (!o) {
+            snprintf(err, errlen, "%s:%d:%d: not valid JSON: %s", path, lineno, je.column, je.text);
+            rc = ERR_INVAL;
+            break;
+        }
+        if (!json_is_object(o)) {
+            snprintf(err, errlen, "%s:%d: expected a JSON object per line", path, lineno);
+            json_decref(o);
+            rc = ERR_INVAL;
+            break;
+        }
+        const char *key;
+        json_t *val;
+        bool bad = false;
+        json_object_foreach(o, key, val)
+        {
+            bool ok = false;
+            for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+                ok |= !strcmp(key, known[k]);
+            if (!ok && !bad) {
+                snprintf(err, errlen,
+                         "%s:%d: unknown field \"%s\" (known: prompt, id, reference, family, "
+                         "split, instruction, meta)",
+                         path, lineno, key);
+                bad = true;
+            }
+        }
+        const char *text = bad ? NULL : opt_string(o, "prompt", path, lineno, err, errlen, &bad);
+        if (!bad && !text)
+            text = opt_string(o, "text", path, lineno, err, errlen, &bad);
+        const char *id = bad ? NULL : opt_string(o, "id", path, lineno, err, errlen, &bad);
+        const char *ref = bad ? NULL : opt_string(o, "reference", path, lineno, err, errlen, &bad);
+        if (!bad && !ref)
+            ref = opt_string(o, "answer", path, lineno, err, errlen, &bad);
+        const char *family = bad ? NULL : opt_string(o, "family", path, lineno, err, errlen, &bad);
+        const char *split = bad ? NULL : opt_string(o, "split", path, lineno, err, errlen, &bad);
+        const char *instr =
+            bad ? NULL : opt_string(o, "instruction", path, lineno, err, errlen, &bad);
+        json_t *meta = json_object_get(o, "meta");
+        if (!bad && meta && !json_is_object(meta)) {
+            snprintf(err, errlen, "%s:%d: field \"meta\": expected an object", path, lineno);
+            bad = true;
+        }
+        if (!bad && (!text || !*text)) {
+            snprintf(err, errlen, "%s:%d: field \"prompt\": missing or empty", path, lineno);
+            bad = true;
+        }
+        if (!bad && id && (strlen(id) == 0 || strlen(id) > 256)) {
+            snprintf(err, errlen, "%s:%d: field \"id\": must be 1 to 256 characters", path,
+                     lineno);
+            bad = true;
+        }
+        if (bad) {
+            json_decref(o);
+            rc = ERR_INVAL;
+            break;
+        }
+        char idbuf[40];
+        if (!id) {
+            /* No id: the text's digest, so importing the same file twice adds nothing. */
+            uint8_t h[32];
+            sha256(text, strlen(text), h);
+            snprintf(idbuf, sizeof idbuf, "p-");
+            for (int k = 0; k < 12; k++)
+                snprintf(idbuf + 2 + 2 * k, 3, "%02x", h[k]);
+            id = idbuf;
+        }
+        char *meta_json = meta ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        Oaif__V1__Prompt p = OAIF__V1__PROMPT__INIT;
+        p.id = (char *)id;
+        p.text = (char *)text;
+        p.reference = (char *)(ref ? ref : "");
+        p.family = (char *)(family ? family : "");
+        p.split = (char *)(split ? split : "train");
+        p.instruction = (char *)(instr ? instr : "");
+        p.meta_json = meta_json ? meta_json : "";
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 256;
+            struct oaif_rec *nr = realloc(out, cap * sizeof *nr);
+            if (!nr) {
+                free(meta_json);
+                json_decref(o);
+                rc = ERR_NOMEM;
+                break;
+            }
+            out = nr;
+        }
+        size_t plen = oaif__v1__prompt__get_packed_size(&p);
+        out[cnt].data = malloc(plen ? plen : 1);
+        out[cnt].id = strdup(id);
+        out[cnt].len = plen;
+        if (out[cnt].data)
+            oaif__v1__prompt__pack(&p, out[cnt].data);
+        cnt++;
+        free(meta_json);
+        json_decref(o);
+        if (!out[cnt - 1].data || !out[cnt - 1].id) {
+            rc = ERR_NOMEM;
+            break;
+        }
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    if (rc) {
+        oaif_records_free(out, cnt);
+        return rc;
+    }
+    *recs = out;
+    *n = cnt;
+    return ERR_OK;
+}
+
+#define IMPORT_CHUNK_BYTES (4u << 20)
+
+int oaif_cmd_import(int argc, char **argv)
+{
+    struct conn c;
+    argc = conn_parse(&c, argc, argv);
+    if (argc < 0)
+        return 2;
+    if (argc != 2 || strcmp(argv[0], "prompts") != 0) {
+        fprintf(stderr, "usage: oaif import prompts FILE.jsonl [--ledger EP]\n");
+        return 2;
+    }
+    char err[1024];
+    struct oaif_rec *recs = NULL;
+    size_t n = 0;
+    if (oaif_read_prompts(argv[1], &recs, &n, err, sizeof err)) {
+        fprintf(stderr, "oaif: import: %s (nothing was imported)\n", err);
+        return 1;
+    }
+    /* Put ids come from the file's digest: re-running an interrupted import finishes it and
+     * adds nothing twice (records are if_absent). One put is atomic; a file larger than one
+     * message goes in chunks. */
+    uint8_t h[32];
+    sha256_ctx_t sc;
+    sha256_init(&sc);
+    for (size_t i = 0; i < n; i++)
+        sha256_update(&sc, recs[i].data, recs[i].len);
+    sha256_final(&sc, h);
+    char digest[25];
+    for (int k = 0; k < 12; k++)
+        snprintf(digest + 2 * k, 3, "%02x", h[k]);
+    void *zctx = NULL;
+    bus_client_t *cl = NULL;
+    int status = 0;
+    if (conn_open(&c, &zctx, &cl)) {
+        oaif_records_free(recs, n);
+        conn_close(&zctx, &cl);
+        return 1;
+    }
+    size_t i = 0, chunk = 0;
+    while (i < n && !status) {
+        size_t start = i, bytes = 0;
+        while (i < n && (i == start || bytes + recs[i].len < IMPORT_CHUNK_BYTES))
+            bytes += recs[i++].len + 64;
+        size_t cnt = i - start;
+        Oaif__V1__Record *rv = calloc(cnt, sizeof *rv);
+        Oaif__V1__Record **rp = calloc(cnt, sizeof *rp);
+        if (!rv || !rp) {
+            free(rv);
+            free(rp);
+            status = 1;
+            break;
+        }
+        for (size_t k = 0; k < cnt; k++) {
+            oaif__v1__record__init(&rv[k]);
+            rv[k].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT;
+            rv[k].id = recs[start + k].id;
+            rv[k].data.data = recs[start + k].data;
+            rv[k].data.len = recs[start + k].len;
+            rp[k] = &rv[k];
+        }
+        char put_id[80];
+        snprintf(put_id, sizeof put_id, "import-prompts-%s-%zu", digest, chunk++);
+        int rc = bus_client_put(cl, put_id, rp, cnt, true, c.timeout_ms);
+        if (rc)
+            status = query_failed(rc, &c, cl, "import");
+        free(rv);
+        free(rp);
+    }
+    if (!status)
+        printf("imported %zu prompts from %s (ids already present were kept)\n", n, argv[1]);
+    else if (i > 0)
+        fprintf(stderr, "oaif: import stopped; run the same command again to finish it\n");
+    oaif_records_free(recs, n);
+    conn_close(&zctx, &cl);
+    return status;
+}
+
+/* ---- export ---------------------------------------------------------------------------- */
+
+static const ProtobufCMessageDescriptor *kind_descriptor(Oaif__V1__RecordKind k)
+{
+    switch (k) {
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT:
+        return &oaif__v1__prompt__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR:
+        return &oaif__v1__pair__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL:
+        return &oaif__v1__label__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_SCORES:
+        return &oaif__v1__scores__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH:
+        return &oaif__v1__strength__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT:
+        return &oaif__v1__checkpoint__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL:
+        return &oaif__v1__eval_result__descriptor;
+    case OAIF__V1__RECORD_KIND__RECORD_KIND_STEP:
+        return &oaif__v1__train_step__descriptor;
+    default:
+        return NULL; /* cache, meta: opaque bytes */
+    }
+}
+
+int oaif_cmd_export(int argc, char **argv)
+{
+    struct conn c;
+    argc = conn_parse(&c, argc, argv);
+    if (argc < 0)
+        return 2;
+    Oaif__V1__RecordKind kind;
+    if (argc != 1 || ledger_kind_parse(argv[0], &kind)) {
+        fprintf(stderr, "usage: oaif export KIND   (KIND: prompts pairs labels scores strengths "
+                        "checkpoints evals steps cache meta)\n");
+        return 2;
+    }
+    void *zctx = NULL;
+    bus_client_t *cl = NULL;
+    if (conn_open(&c, &zctx, &cl)) {
+        conn_close(&zctx, &cl);
+        return 1;
+    }
+    const ProtobufCMessageDescriptor *d = kind_descriptor(kind);
+    uint64_t after = 0;
+    int status = 0;
+    size_t total = 0;
+    buf_t b;
+    buf_init(&b, 0);
+    for (;;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(cl, kind, after, 1000, c.timeout_ms, &env);
+        if (rc) {
+            status = query_failed(rc, &c, cl, "export");
+            break;
+        }
+        Oaif__V1__Records *r = env->records;
+        for (size_t i = 0; i < r->n_records; i++) {
+            Oaif__V1__Record *rec = r->records[i];
+            buf_reset(&b);
+            buf_printf(&b, "{\"kind\":\"%s\",\"id\":", ledger_kind_name(kind));
+            pbjson_append_string(&b, rec->id, strlen(rec->id));
+            buf_printf(&b, ",\"seq\":%" PRIu64 ",\"time_ms\":%" PRIu64 ",\"data\":", rec->seq,
+                       rec->time_ms);
+            ProtobufCMessage *m =
+                d ? protobuf_c_message_unpack(d, NULL, rec->data.len, rec->data.data) : NULL;
+            if (m) {
+                pbjson_append(&b, m);
+                protobuf_c_message_free_unpacked(m, NULL);
+            } else {
+                pbjson_append_base64(&b, rec->data.data, rec->data.len);
+            }
+            buf_append_str(&b, "}");
+            puts(b.data);
+            total++;
+        }
+        bool more = r->more;
+        after = r->next_seq;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+        if (!more)
+            break;
+    }
+    buf_free(&b);
+    fflush(stdout);
+    if (!status)
+        fprintf(stderr, "oaif: exported %zu %s\n", total, ledger_kind_name(kind));
+    conn_close(&zctx, &cl);
+    return status;
+}
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+int oaif_cmd_keys(int argc, char **argv)
+{
+    const char *dir = ".", *name = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            dir = argv[++i];
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else {
+            fprintf(stderr, "usage: oaif keys NAME [--dir DIR]\n");
+            return 2;
+        }
+    }
+    if (!name) {
+        fprintf(stderr, "usage: oaif keys NAME [--dir DIR]   (writes DIR/NAME.key and "
+                        "DIR/NAME.key.pub)\n");
+        return 2;
+    }
+    struct bus_curve k;
+    if (bus_curve_generate(&k)) {
+        fprintf(stderr, "oaif: keys: this libzmq was built without CURVE\n");
+        return 1;
+    }
+    char path[2048], err[512];
+    snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    if (bus_curve_save(&k, path, err, sizeof err)) {
+        fprintf(stderr, "oaif: keys: %s\n", err);
+        return 1;
+    }
+    printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", path, path, k.public_key);
+    return 0;
+}
