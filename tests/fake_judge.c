@@ -20,6 +20,8 @@
  *   --retry-after V     X-Fake-Retry-After   ... carrying Retry-After: V
  *   --answers A,B       X-Fake-Answers       the two answer tokens (default 1,2)
  *   --usage P,C         X-Fake-Usage         usage tokens (default: bytes of text / 4, 1)
+ *                       X-Fake-Echo-Auth     failures echo the key in their error message
+ *                       X-Fake-Key           the counter key of --fail (default: one for all)
  *   --threads T                              MHD thread pool size (default 2)
  *
  * GET /stats returns counters as JSON (requests, per format, connections, the most requests in
@@ -284,10 +286,12 @@ static json_t *top_entry(const char *tok, double lp)
     return json_pack("{s:s, s:f, s:o}", "token", tok, "logprob", lp, "bytes", bytes);
 }
 
-static char *error_body(bool anthropic, unsigned status)
+/* The error body of a failure; echo (may be NULL) is appended as real APIs echo a bad key. */
+static char *error_body(bool anthropic, unsigned status, const char *echo)
 {
-    char msg[96];
-    snprintf(msg, sizeof msg, "fake judge: failing on purpose with %u", status);
+    char msg[640];
+    snprintf(msg, sizeof msg, "fake judge: failing on purpose with %u%s%s", status,
+             echo ? "; incorrect API key provided: " : "", echo ? echo : "");
     json_t *j = anthropic ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
                                       status == 529 ? "overloaded_error" : "api_error",
                                       "message", msg)
@@ -528,7 +532,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fake-Key");
     if (should_fail(key ? key : "", s.fail)) {
         r->status = (unsigned)s.fail_status;
-        r->resp_body = error_body(msgs, r->status);
+        const char *echo = NULL;
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Fake-Echo-Auth")) {
+            echo = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+            if (!echo)
+                echo = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+        }
+        r->resp_body = error_body(msgs, r->status, echo);
         snprintf(r->retry_after, sizeof r->retry_after, "%s", s.retry_after);
     } else if (s.mode == MODE_CLOSE) {
         r->close = true;
