@@ -1,0 +1,999 @@
+/* annotator.c - see annotator.h.
+ *
+ * A judgement owns one or two orders. For the HTTP backends each order is one http request whose
+ * callback parses the answer; the judgement finishes when its last order does. The rules and
+ * reward-model backends put their finished judgements on the `ready` list, which annotator_poll()
+ * delivers, so every callback runs from annotator_poll() whatever the backend. */
+#include "annotator.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "err.h"
+#include "log.h"
+#include "template.h"
+#include "wire.h"
+
+#define KEY_MAX_BYTES 4096
+
+struct judgement;
+
+struct order {
+    struct judgement *j;
+    bool swapped;
+    double est_tokens;
+    char *body; /* request body until submitted */
+    int rc;
+    enum annotator_failure failure;
+    char *error;
+    bool permanent;
+    struct annotator_order_result res;
+};
+
+struct judgement {
+    annotator_t *a;
+    annotator_done_fn done;
+    void *user;
+    char *pair_id;
+    int64_t t0;
+    unsigned norders, pending;
+    struct order orders[2];
+    uint64_t ticket;     /* reward-model */
+    bool noise_flipped;  /* rules */
+    struct judgement *next;               /* ready list or scoring list */
+    struct judgement *all_prev, *all_next; /* every judgement not yet delivered */
+};
+
+struct annotator {
+    struct annotator_config cfg; /* string fields point into the copies below */
+    char *name, *base_url, *model, *url, *anthropic_version, *template_path;
+    char *key_source; /* "env NAME", "file PATH" or NULL: for describe() */
+    char *key;        /* the API key; NULL: none */
+    char **headers;
+    size_t nheaders;
+    struct template *tpl;
+    enum wire_format wire;
+    http_client_t *http;
+    struct judgement *ready_head, *ready_tail;
+    struct judgement *scoring;
+    struct judgement *all; /* for destroy: judgements in flight, whatever their state */
+    uint64_t next_ticket;
+    size_t pending;
+    struct annotator_totals tot;
+};
+
+void annotator_config_default(struct annotator_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->backend = ANNOTATOR_BACKEND_OPENAI;
+    cfg->base_url = "https://api.openai.com/v1";
+    cfg->temperature = 0;
+    cfg->max_tokens = 16;
+    cfg->logprobs = true;
+    cfg->top_logprobs = 5;
+    cfg->anthropic_version = "2023-06-01";
+    cfg->strip_special_tokens = true;
+    cfg->http = http_config_default();
+    cfg->orders = ANNOTATOR_ORDERS_BOTH;
+    cfg->tie_band = 0;
+}
+
+static const char *const backend_names[] = {NULL, "openai", "anthropic", "rules", "reward-model"};
+
+int annotator_backend_parse(const char *s, enum annotator_backend *out)
+{
+    for (int b = ANNOTATOR_BACKEND_OPENAI; b <= ANNOTATOR_BACKEND_REWARD_MODEL; b++)
+        if (s && strcmp(s, backend_names[b]) == 0) {
+            *out = (enum annotator_backend)b;
+            return ERR_OK;
+        }
+    return ERR_INVAL;
+}
+
+const char *annotator_backend_name(enum annotator_backend b)
+{
+    return b >= ANNOTATOR_BACKEND_OPENAI && b <= ANNOTATOR_BACKEND_REWARD_MODEL
+               ? backend_names[b]
+               : "?";
+}
+
+static bool is_http_backend(const annotator_t *a)
+{
+    return a->cfg.backend == ANNOTATOR_BACKEND_OPENAI ||
+           a->cfg.backend == ANNOTATOR_BACKEND_ANTHROPIC;
+}
+
+/* ---- construction ------------------------------------------------------------------------- */
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        volatile char *p = s;
+        while (*p)
+            *p++ = '\0';
+        free(s);
+    }
+}
+
+/* Reads the key from the environment or a file. *key NULL when none is configured. */
+static int read_key(const struct annotator_config *cfg, char **key, char **source, char *why,
+                    size_t whylen)
+{
+    *key = NULL;
+    *source = NULL;
+    bool env = cfg->api_key_env && *cfg->api_key_env;
+    bool file = cfg->api_key_file && *cfg->api_key_file;
+    if (env && file) {
+        snprintf(why, whylen, "api_key_env and api_key_file are both set: choose one");
+        return ERR_INVAL;
+    }
+    char *k = NULL;
+    buf_t src;
+    buf_init(&src, 0);
+    if (env) {
+        const char *v = getenv(cfg->api_key_env);
+        if (!v || !*v) {
+            snprintf(why, whylen, "api_key_env: environment variable %s is not set or empty",
+                     cfg->api_key_env);
+            return ERR_INVAL;
+        }
+        k = strdup(v);
+        buf_printf(&src, "env %s", cfg->api_key_env);
+    } else if (file) {
+        FILE *f = fopen(cfg->api_key_file, "rb");
+        if (!f) {
+            snprintf(why, whylen, "api_key_file %s: %s", cfg->api_key_file, strerror(errno));
+            return ERR_IO;
+        }
+        char tmp[KEY_MAX_BYTES + 2];
+        size_t n = fread(tmp, 1, sizeof tmp - 1, f);
+        fclose(f);
+        tmp[n] = '\0';
+        if (n > KEY_MAX_BYTES) {
+            snprintf(why, whylen, "api_key_file %s: larger than %d bytes", cfg->api_key_file,
+                     KEY_MAX_BYTES);
+            return ERR_INVAL;
+        }
+        tmp[strcspn(tmp, "\r\n")] = '\0'; /* the first line */
+        size_t l = strlen(tmp);
+        while (l && (tmp[l - 1] == ' ' || tmp[l - 1] == '\t'))
+            tmp[--l] = '\0';
+        size_t lead = strspn(tmp, " \t");
+        if (!tmp[lead]) {
+            snprintf(why, whylen, "api_key_file %s: the first line is empty", cfg->api_key_file);
+            return ERR_INVAL;
+        }
+        k = strdup(tmp + lead);
+        memset(tmp, 0, sizeof tmp);
+        buf_printf(&src, "file %s", cfg->api_key_file);
+    } else {
+        return ERR_OK;
+    }
+    if (!k || !src.data) {
+        wipe_free(k);
+        buf_free(&src);
+        return ERR_NOMEM;
+    }
+    for (const char *p = k; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            snprintf(why, whylen, "api key from %s contains control characters", src.data);
+            wipe_free(k);
+            buf_free(&src);
+            return ERR_INVAL;
+        }
+    }
+    *key = k;
+    *source = buf_steal(&src);
+    return ERR_OK;
+}
+
+/* Adds the header "name: prefix value" (prefix may be ""). */
+static int add_header(annotator_t *a, const char *name, const char *prefix, const char *value)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    int rc = buf_printf(&b, "%s: %s%s", name, prefix, value);
+    if (rc) {
+        buf_free(&b);
+        return rc;
+    }
+    char **h = realloc(a->headers, (a->nheaders + 1) * sizeof *h);
+    if (!h) {
+        buf_free(&b);
+        return ERR_NOMEM;
+    }
+    a->headers = h;
+    a->headers[a->nheaders++] = buf_steal(&b);
+    return ERR_OK;
+}
+
+static char *dup_opt(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int validate(const struct annotator_config *cfg, char *why, size_t whylen)
+{
+    const char *bad = NULL;
+    bool http = cfg->backend == ANNOTATOR_BACKEND_OPENAI ||
+                cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC;
+    if (cfg->backend < ANNOTATOR_BACKEND_OPENAI || cfg->backend > ANNOTATOR_BACKEND_REWARD_MODEL)
+        bad = "backend: not one of openai, anthropic, rules, reward-model";
+    else if (http && (!cfg->base_url || (strncmp(cfg->base_url, "http://", 7) != 0 &&
+                                         strncmp(cfg->base_url, "https://", 8) != 0)))
+        bad = "base_url: must start with http:// or https://";
+    else if (http && (!cfg->model || !*cfg->model))
+        bad = "model: required";
+    else if (http && (!cfg->template_path || !*cfg->template_path))
+        bad = "template: required";
+    else if (http && !(cfg->temperature >= 0 && cfg->temperature <= 2))
+        bad = "temperature: must be in [0, 2]";
+    else if (http && (cfg->max_tokens < 1 || cfg->max_tokens > 100000))
+        bad = "max_tokens: must be in 1..100000";
+    else if (cfg->backend == ANNOTATOR_BACKEND_OPENAI && cfg->logprobs &&
+             (cfg->top_logprobs < 1 || cfg->top_logprobs > 20))
+        bad = "top_logprobs: must be in 1..20";
+    else if (cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC &&
+             (!cfg->anthropic_version || !*cfg->anthropic_version))
+        bad = "anthropic_version: required";
+    else if (!(cfg->tie_band >= 0 && cfg->tie_band <= 0.5))
+        bad = "tie_band: must be in [0, 0.5]";
+    else if (!(cfg->price_input_per_mtok >= 0) || !(cfg->price_output_per_mtok >= 0))
+        bad = "price: must be >= 0";
+    else if (cfg->orders != ANNOTATOR_ORDERS_BOTH && cfg->orders != ANNOTATOR_ORDERS_RANDOM_ONE)
+        bad = "orders: must be both or random-one";
+    else if (cfg->backend == ANNOTATOR_BACKEND_RULES && !cfg->rules)
+        bad = "rules: the rules backend needs a rules function";
+    else if (cfg->backend == ANNOTATOR_BACKEND_REWARD_MODEL && !cfg->score)
+        bad = "score: the reward-model backend needs a scoring function";
+    if (!bad && cfg->extra_headers) {
+        for (size_t i = 0; i < cfg->nextra_headers; i++) {
+            const char *h = cfg->extra_headers[i];
+            if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
+                bad = "extra_headers: each must be 'Name: value' on one line";
+        }
+    }
+    if (!bad)
+        return ERR_OK;
+    snprintf(why, whylen, "judge config: %s", bad);
+    return ERR_INVAL;
+}
+
+int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why,
+                  size_t whylen)
+{
+    *out = NULL;
+    int rc = validate(cfg, why, whylen);
+    if (rc)
+        return rc;
+    annotator_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return ERR_NOMEM;
+    a->cfg = *cfg;
+    a->base_url = dup_opt(cfg->base_url);
+    a->model = dup_opt(cfg->model);
+    a->anthropic_version = dup_opt(cfg->anthropic_version);
+    a->template_path = dup_opt(cfg->template_path);
+    /* our copies replace the caller's pointers; extra headers are copied into a->headers */
+    a->cfg.base_url = a->base_url;
+    a->cfg.model = a->model;
+    a->cfg.anthropic_version = a->anthropic_version;
+    a->cfg.template_path = a->template_path;
+    a->cfg.api_key_env = a->cfg.api_key_file = NULL;
+    a->cfg.extra_headers = NULL;
+    a->cfg.nextra_headers = 0;
+    a->cfg.name = NULL;
+    if ((cfg->base_url && !a->base_url) || (cfg->model && !a->model) ||
+        (cfg->anthropic_version && !a->anthropic_version) ||
+        (cfg->template_path && !a->template_path)) {
+        rc = ERR_NOMEM;
+        goto out_destroy;
+    }
+    if (is_http_backend(a)) {
+        a->wire = cfg->backend == ANNOTATOR_BACKEND_OPENAI ? WIRE_OPENAI : WIRE_ANTHROPIC;
+        rc = template_load(&a->tpl, cfg->template_path, why, whylen);
+        if (rc)
+            goto out_destroy;
+        rc = read_key(cfg, &a->key, &a->key_source, why, whylen);
+        if (rc)
+            goto out_destroy;
+        size_t bl = strlen(a->base_url);
+        while (bl && a->base_url[bl - 1] == '/')
+            a->base_url[--bl] = '\0';
+        buf_t u;
+        buf_init(&u, 0);
+        rc = buf_printf(&u, "%s%s", a->base_url,
+                        a->wire == WIRE_OPENAI ? "/chat/completions" : "/messages");
+        a->url = buf_steal(&u);
+        if (!rc && !a->url)
+            rc = ERR_NOMEM;
+        if (!rc)
+            rc = add_header(a, "Content-Type", "", "application/json");
+        if (!rc && a->key && a->wire == WIRE_OPENAI)
+            rc = add_header(a, "Authorization", "Bearer ", a->key);
+        if (!rc && a->key && a->wire == WIRE_ANTHROPIC)
+            rc = add_header(a, "x-api-key", "", a->key);
+        if (!rc && a->wire == WIRE_ANTHROPIC)
+            rc = add_header(a, "anthropic-version", "", a->anthropic_version);
+        for (size_t i = 0; !rc && i < cfg->nextra_headers; i++) {
+            const char *h = cfg->extra_headers[i];
+            char name[128];
+            size_t nl = (size_t)(strchr(h, ':') - h);
+            snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1),
+                     h);
+            const char *v = h + nl + 1;
+            while (*v == ' ')
+                v++;
+            rc = add_header(a, name, "", v);
+        }
+        if (rc)
+            goto out_destroy;
+        char hwhy[160];
+        if (http_config_validate(&cfg->http, hwhy, sizeof hwhy)) {
+            snprintf(why, whylen, "judge %s", hwhy);
+            rc = ERR_INVAL;
+            goto out_destroy;
+        }
+        rc = http_client_new(&a->http, &cfg->http);
+        if (rc)
+            goto out_destroy;
+    }
+    buf_t n;
+    buf_init(&n, 0);
+    if (cfg->name && *cfg->name) {
+        rc = buf_append_str(&n, cfg->name);
+    } else if (is_http_backend(a)) {
+        const char *base = strrchr(a->template_path, '/');
+        base = base ? base + 1 : a->template_path;
+        size_t bl = strlen(base);
+        if (bl > 4 && strcmp(base + bl - 4, ".txt") == 0)
+            bl -= 4;
+        rc = buf_printf(&n, "%s/%s/%.*s", annotator_backend_name(cfg->backend), a->model,
+                        (int)bl, base);
+    } else {
+        rc = buf_append_str(&n, annotator_backend_name(cfg->backend));
+    }
+    a->name = buf_steal(&n);
+    if (!rc && !a->name)
+        rc = ERR_NOMEM;
+    if (rc)
+        goto out_destroy;
+    a->cfg.name = a->name;
+    *out = a;
+    return ERR_OK;
+out_destroy:
+    annotator_destroy(&a);
+    return rc;
+}
+
+static void judgement_free(struct judgement *j)
+{
+    if (!j)
+        return;
+    for (unsigned i = 0; i < 2; i++) {
+        free(j->orders[i].body);
+        free(j->orders[i].error);
+    }
+    free(j->pair_id);
+    free(j);
+}
+
+void annotator_destroy(annotator_t **pa)
+{
+    if (!pa || !*pa)
+        return;
+    annotator_t *a = *pa;
+    /* the http client drops its requests without callbacks; every judgement not yet delivered
+     * (in flight, scoring or ready) is on the `all` list */
+    http_client_destroy(&a->http);
+    while (a->all) {
+        struct judgement *j = a->all;
+        a->all = j->all_next;
+        judgement_free(j);
+    }
+    template_free(&a->tpl);
+    for (size_t i = 0; i < a->nheaders; i++)
+        wipe_free(a->headers[i]);
+    free(a->headers);
+    wipe_free(a->key);
+    free(a->key_source);
+    free(a->name);
+    free(a->base_url);
+    free(a->model);
+    free(a->url);
+    free(a->anthropic_version);
+    free(a->template_path);
+    free(a);
+    *pa = NULL;
+}
+
+/* ---- judgements --------------------------------------------------------------------------- */
+
+static void all_add(annotator_t *a, struct judgement *j)
+{
+    j->all_prev = NULL;
+    j->all_next = a->all;
+    if (a->all)
+        a->all->all_prev = j;
+    a->all = j;
+    a->pending++;
+}
+
+static void all_remove(annotator_t *a, struct judgement *j)
+{
+    if (j->all_prev)
+        j->all_prev->all_next = j->all_next;
+    else
+        a->all = j->all_next;
+    if (j->all_next)
+        j->all_next->all_prev = j->all_prev;
+    a->pending--;
+}
+
+static void ready_push(annotator_t *a, struct judgement *j)
+{
+    j->next = NULL;
+    if (a->ready_tail)
+        a->ready_tail->next = j;
+    else
+        a->ready_head = j;
+    a->ready_tail = j;
+}
+
+/* Sets an order's failure; the message is formatted, redacted and copied. */
+static void order_fail(annotator_t *a, struct order *o, int rc, enum annotator_failure f,
+                       bool permanent, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void order_fail(annotator_t *a, struct order *o, int rc, enum annotator_failure f,
+                       bool permanent, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *secrets[1] = {a->key};
+    http_redact(msg, secrets, a->key ? 1 : 0);
+    o->rc = rc ? rc : ERR_PROTO;
+    o->failure = f;
+    o->permanent = permanent;
+    free(o->error);
+    o->error = strdup(msg); /* NULL on OOM: finish() falls back to a static reason */
+}
+
+static enum annotator_winner winner_of(double p, double tau)
+{
+    if (p > 0.5 + tau)
+        return ANNOTATOR_WINNER_FIRST;
+    if (p < 0.5 - tau)
+        return ANNOTATOR_WINNER_SECOND;
+    return ANNOTATOR_WINNER_TIE;
+}
+
+/* Builds the outcome, updates the totals, calls back, frees j (which is off every list). */
+static void finish(annotator_t *a, struct judgement *j)
+{
+    struct annotator_outcome o = {
+        .judge = a->name,
+        .pair_id = j->pair_id ? j->pair_id : "",
+        .norders = j->norders,
+        .noise_flipped = j->noise_flipped,
+        .latency_ms = (double)(http_now_ms() - j->t0),
+    };
+    char err[1024];
+    const struct order *failed = NULL;
+    for (unsigned i = 0; i < j->norders; i++) {
+        const struct order *ord = &j->orders[i];
+        o.orders[i] = ord->res;
+        o.prompt_tokens += ord->res.prompt_tokens;
+        o.completion_tokens += ord->res.completion_tokens;
+        o.cost += ord->res.cost;
+        if (ord->rc && !failed)
+            failed = ord;
+    }
+    if (failed) {
+        o.rc = failed->rc;
+        o.failure = failed->failure;
+        o.permanent = failed->permanent;
+        if (j->norders == 2)
+            snprintf(err, sizeof err, "order %s: %s", failed->swapped ? "BA" : "AB",
+                     failed->error ? failed->error : err_str(failed->rc));
+        else
+            snprintf(err, sizeof err, "%s", failed->error ? failed->error : err_str(failed->rc));
+        o.error = err;
+    } else if (j->norders == 2) {
+        double p_ab = j->orders[0].res.prob_first, p_ba = j->orders[1].res.prob_first;
+        o.prob_first = 0.5 * (p_ab + 1 - p_ba);
+        o.disagreement = fabs(p_ab - (1 - p_ba));
+    } else {
+        double p = j->orders[0].res.prob_first;
+        o.prob_first = j->orders[0].swapped ? 1 - p : p;
+    }
+    if (!o.rc)
+        o.winner = winner_of(o.prob_first, a->cfg.tie_band);
+
+    struct annotator_totals *t = &a->tot;
+    t->judgements++;
+    t->prompt_tokens += o.prompt_tokens;
+    t->completion_tokens += o.completion_tokens;
+    t->cost += o.cost;
+    if (o.rc) {
+        t->failed++;
+        t->failed_by[o.failure]++;
+    } else {
+        t->ok++;
+        t->latency_ms_sum += o.latency_ms;
+        if (o.winner == ANNOTATOR_WINNER_FIRST)
+            t->wins_first++;
+        else if (o.winner == ANNOTATOR_WINNER_SECOND)
+            t->wins_second++;
+        else
+            t->ties++;
+        if (j->norders == 2) {
+            t->disagreement_sum += o.disagreement;
+            t->disagreement_n++;
+        }
+    }
+    j->done(j->user, &o);
+    judgement_free(j);
+}
+
+/* An HTTP order finished: parse the answer into the order's result. */
+static void on_http_done(void *user, const struct http_response *resp)
+{
+    struct order *o = user;
+    struct judgement *j = o->j;
+    annotator_t *a = j->a;
+    o->res.attempts = resp->attempts;
+    o->res.latency_ms = resp->latency_ms;
+    a->tot.calls++;
+    if (resp->rc) {
+        enum annotator_failure f = resp->rc == ERR_NOMEM   ? ANNOTATOR_FAIL_LOCAL
+                                   : resp->status != 0      ? ANNOTATOR_FAIL_HTTP
+                                   : resp->rc == ERR_TOOBIG ? ANNOTATOR_FAIL_PARSE
+                                   : resp->rc == ERR_INVAL  ? ANNOTATOR_FAIL_LOCAL
+                                                            : ANNOTATOR_FAIL_TRANSPORT;
+        order_fail(a, o, resp->rc, f, resp->permanent, "%s", resp->error);
+    } else {
+        struct wire_answer ans;
+        char why[256], ex[240];
+        int rc = wire_parse(a->wire, resp->body, resp->body_len, a->tpl->answers, &ans, why,
+                            sizeof why);
+        if (rc) {
+            wire_excerpt(ex, sizeof ex, resp->body);
+            order_fail(a, o, rc, rc == ERR_NOMEM ? ANNOTATOR_FAIL_LOCAL : ANNOTATOR_FAIL_PARSE,
+                       false, "unparseable answer: %s; body: %s", why, ex);
+        } else {
+            o->res.prompt_tokens = ans.prompt_tokens;
+            o->res.completion_tokens = ans.completion_tokens;
+            o->res.cost = ans.prompt_tokens * a->cfg.price_input_per_mtok / 1e6 +
+                          ans.completion_tokens * a->cfg.price_output_per_mtok / 1e6;
+            if (ans.prompt_tokens || ans.completion_tokens)
+                http_client_charge_tokens(a->http, (double)ans.prompt_tokens +
+                                                       ans.completion_tokens - o->est_tokens);
+            int v = wire_verdict(ans.text, a->tpl->answers);
+            if (ans.refusal) {
+                wire_excerpt(ex, sizeof ex, ans.refusal);
+                order_fail(a, o, ERR_REMOTE, ANNOTATOR_FAIL_REFUSAL, false, "refusal: %s", ex);
+            } else if (ans.has_logprobs) {
+                o->res.has_logprobs = true;
+                o->res.prob_first = wire_prob_first(ans.lp);
+                if (v < 0)
+                    v = ans.lp[0] >= ans.lp[1] ? 0 : 1;
+                snprintf(o->res.verdict, sizeof o->res.verdict, "%s", a->tpl->answers[v]);
+            } else if (v < 0) {
+                wire_excerpt(ex, sizeof ex, ans.text);
+                order_fail(a, o, ERR_PROTO, ANNOTATOR_FAIL_PARSE, false,
+                           "no verdict (%s or %s) in the answer: '%s'", a->tpl->answers[0],
+                           a->tpl->answers[1], ex);
+            } else {
+                o->res.prob_first = v == 0 ? 1.0 : 0.0;
+                snprintf(o->res.verdict, sizeof o->res.verdict, "%s", a->tpl->answers[v]);
+            }
+            wire_answer_free(&ans);
+        }
+    }
+    if (--j->pending == 0) {
+        all_remove(a, j);
+        finish(a, j);
+    }
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; s && *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return (h ^ 0xff) * 0x100000001b3ull; /* a separator so ("ab","c") != ("a","bc") */
+}
+
+/* Renders and builds the body of one order. */
+static int order_prepare(annotator_t *a, struct order *o, const struct annotator_request *req)
+{
+    const char *r1 = req->responses[o->swapped ? 1 : 0];
+    const char *r2 = req->responses[o->swapped ? 0 : 1];
+    char *sys = NULL, *user = NULL;
+    int rc = template_render(a->tpl, req->instruction, req->prompt, r1, r2,
+                             a->cfg.strip_special_tokens, &sys, &user);
+    if (!rc) {
+        struct wire_params wp = {
+            .model = a->model,
+            .temperature = a->cfg.temperature,
+            .max_tokens = a->cfg.max_tokens,
+            .logprobs = a->cfg.logprobs,
+            .top_logprobs = a->cfg.top_logprobs,
+        };
+        rc = wire_build(a->wire, &wp, sys, user, &o->body);
+        /* about four bytes a token, plus the answer */
+        o->est_tokens = (double)((sys ? strlen(sys) : 0) + strlen(user)) / 4 + a->cfg.max_tokens;
+    }
+    free(sys);
+    free(user);
+    return rc;
+}
+
+static void order_submit(annotator_t *a, struct order *o, const struct annotator_request *req)
+{
+    const char *secrets[1] = {a->key};
+    struct http_request hr = {
+        .method = "POST",
+        .url = a->url,
+        .headers = (const char *const *)a->headers,
+        .nheaders = a->nheaders,
+        .body = o->body,
+        .body_len = strlen(o->body),
+        .secrets = secrets,
+        .nsecrets = a->key ? 1 : 0,
+        .tokens = o->est_tokens,
+        .deadline_ms = req->deadline_ms,
+    };
+    int rc = http_client_submit(a->http, &hr, on_http_done, o);
+    free(o->body);
+    o->body = NULL;
+    if (rc) {
+        order_fail(a, o, rc, ANNOTATOR_FAIL_LOCAL, false, "cannot queue the request: %s",
+                   err_str(rc));
+        o->j->pending--;
+    }
+}
+
+int annotator_submit(annotator_t *a, const struct annotator_request *req, annotator_done_fn done,
+                     void *user)
+{
+    if (!a || !req || !done || !req->prompt || !req->responses[0] || !req->responses[1])
+        return ERR_INVAL;
+    struct judgement *j = calloc(1, sizeof *j);
+    if (!j)
+        return ERR_NOMEM;
+    j->a = a;
+    j->done = done;
+    j->user = user;
+    j->t0 = http_now_ms();
+    if (req->pair_id && !(j->pair_id = strdup(req->pair_id))) {
+        judgement_free(j);
+        return ERR_NOMEM;
+    }
+    char why[256];
+    int rc = ERR_OK;
+    switch (a->cfg.backend) {
+    case ANNOTATOR_BACKEND_OPENAI:
+    case ANNOTATOR_BACKEND_ANTHROPIC: {
+        if (a->cfg.orders == ANNOTATOR_ORDERS_BOTH) {
+            j->norders = 2;
+            j->orders[1].swapped = true;
+        } else {
+            uint64_t h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ull, req->prompt),
+                                     req->responses[0]),
+                               req->responses[1]);
+            j->norders = 1;
+            j->orders[0].swapped = mix64(h ^ req->seed) & 1;
+        }
+        for (unsigned i = 0; !rc && i < j->norders; i++) {
+            j->orders[i].j = j;
+            j->orders[i].res.swapped = j->orders[i].swapped;
+            rc = order_prepare(a, &j->orders[i], req);
+        }
+        if (rc) { /* invalid UTF-8 in a text, or out of memory: nothing was sent */
+            judgement_free(j);
+            return rc;
+        }
+        all_add(a, j);
+        j->pending = j->norders;
+        for (unsigned i = 0; i < j->norders; i++)
+            order_submit(a, &j->orders[i], req);
+        if (j->pending == 0) { /* none could be queued: report it from poll */
+            ready_push(a, j);
+        }
+        return ERR_OK;
+    }
+    case ANNOTATOR_BACKEND_RULES: {
+        struct annotator_verdict v = {.prob_first = 0.5};
+        struct order *o = &j->orders[0];
+        j->norders = 1;
+        o->j = j;
+        why[0] = '\0';
+        rc = a->cfg.rules(a->cfg.rules_user, req, &v, why, sizeof why);
+        a->tot.calls++;
+        if (rc) {
+            order_fail(a, o, rc, ANNOTATOR_FAIL_BACKEND, false, "rules: %s",
+                       why[0] ? why : err_str(rc));
+        } else if (!(v.prob_first >= 0 && v.prob_first <= 1)) {
+            order_fail(a, o, ERR_INVAL, ANNOTATOR_FAIL_BACKEND, false,
+                       "rules: prob_first %g is not in [0, 1]", v.prob_first);
+        } else {
+            o->res.prob_first = v.prob_first;
+            snprintf(o->res.verdict, sizeof o->res.verdict, "%s", v.verdict);
+            j->noise_flipped = v.noise_flipped;
+        }
+        o->res.latency_ms = (double)(http_now_ms() - j->t0);
+        all_add(a, j);
+        ready_push(a, j);
+        return ERR_OK;
+    }
+    case ANNOTATOR_BACKEND_REWARD_MODEL: {
+        j->norders = 1;
+        j->orders[0].j = j;
+        j->pending = 1;
+        j->ticket = ++a->next_ticket;
+        all_add(a, j);
+        j->next = a->scoring;
+        a->scoring = j;
+        rc = a->cfg.score(a->cfg.score_user, a, j->ticket, req);
+        if (rc) {
+            /* still on the scoring list unless the function scored it before failing */
+            annotator_scored(a, j->ticket, rc, 0, 0, "the scoring function failed to start");
+        }
+        return ERR_OK;
+    }
+    }
+    judgement_free(j);
+    return ERR_INVAL;
+}
+
+int annotator_scored(annotator_t *a, uint64_t ticket, int rc, double reward_first,
+                     double reward_second, const char *why)
+{
+    struct judgement **pp = &a->scoring;
+    while (*pp && (*pp)->ticket != ticket)
+        pp = &(*pp)->next;
+    if (!*pp)
+        return ERR_NOTFOUND;
+    struct judgement *j = *pp;
+    *pp = j->next;
+    struct order *o = &j->orders[0];
+    a->tot.calls++;
+    if (rc) {
+        order_fail(a, o, rc, ANNOTATOR_FAIL_BACKEND, false, "reward model: %s",
+                   why ? why : err_str(rc));
+    } else if (!isfinite(reward_first) || !isfinite(reward_second)) {
+        order_fail(a, o, ERR_PROTO, ANNOTATOR_FAIL_BACKEND, false,
+                   "reward model: non-finite reward (%g, %g)", reward_first, reward_second);
+    } else {
+        double d = reward_first - reward_second; /* p = sigmoid(r1 - r2), computed stably */
+        o->res.prob_first = d >= 0 ? 1 / (1 + exp(-d)) : exp(d) / (1 + exp(d));
+        snprintf(o->res.verdict, sizeof o->res.verdict, "%+.4g", d);
+    }
+    o->res.latency_ms = (double)(http_now_ms() - j->t0);
+    j->pending = 0;
+    ready_push(a, j);
+    return ERR_OK;
+}
+
+static void deliver_ready(annotator_t *a)
+{
+    /* detach the list first: callbacks may submit (and add to it) */
+    struct judgement *j = a->ready_head;
+    a->ready_head = a->ready_tail = NULL;
+    while (j) {
+        struct judgement *next = j->next;
+        all_remove(a, j);
+        finish(a, j);
+        j = next;
+    }
+}
+
+int annotator_poll(annotator_t *a, int timeout_ms, struct pollfd *extra, size_t nextra)
+{
+    deliver_ready(a);
+    if (a->ready_head)
+        timeout_ms = 0;
+    int rc = ERR_OK;
+    if (a->http) {
+        rc = http_client_poll(a->http, timeout_ms, extra, nextra);
+    } else if (nextra || timeout_ms > 0) { /* no fds of our own: never wait forever on none */
+        if (poll(extra, (nfds_t)nextra, timeout_ms) < 0 && errno != EINTR)
+            rc = ERR_IO;
+    }
+    deliver_ready(a);
+    return rc;
+}
+
+size_t annotator_pollfds(annotator_t *a, struct pollfd *fds, size_t cap)
+{
+    return a->http ? http_client_pollfds(a->http, fds, cap) : 0;
+}
+
+int annotator_timeout_ms(annotator_t *a)
+{
+    if (a->ready_head)
+        return 0;
+    return a->http ? http_client_timeout_ms(a->http) : -1;
+}
+
+size_t annotator_pending(const annotator_t *a)
+{
+    return a->pending;
+}
+
+const char *annotator_judge_id(const annotator_t *a)
+{
+    return a->name;
+}
+
+/* ---- cache key, totals, description, protobuf ---------------------------------------------- */
+
+static void key_field(struct sha256 *s, const void *p, size_t n)
+{
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    sha256_update(s, len, sizeof len);
+    sha256_update(s, p, n);
+}
+
+static void key_str(struct sha256 *s, const char *v)
+{
+    key_field(s, v ? v : "", v ? strlen(v) : 0);
+}
+
+void annotator_cache_key(const annotator_t *a, const struct annotator_request *req,
+                         char out[SHA256_HEX_LEN + 1])
+{
+    struct sha256 s;
+    char num[160];
+    sha256_init(&s);
+    key_str(&s, "oaif-judge-cache-v1");
+    key_str(&s, annotator_backend_name(a->cfg.backend));
+    key_str(&s, a->name);
+    if (is_http_backend(a)) {
+        key_str(&s, a->url);
+        key_str(&s, a->model);
+        snprintf(num, sizeof num, "t=%.17g max=%u lp=%d top=%u strip=%d", a->cfg.temperature,
+                 a->cfg.max_tokens, (int)a->cfg.logprobs, a->cfg.top_logprobs,
+                 (int)a->cfg.strip_special_tokens);
+        key_str(&s, num);
+        key_str(&s, a->wire == WIRE_ANTHROPIC ? a->anthropic_version : "");
+        key_field(&s, a->tpl->digest, sizeof a->tpl->digest);
+    }
+    snprintf(num, sizeof num, "orders=%d tau=%.17g", (int)a->cfg.orders, a->cfg.tie_band);
+    key_str(&s, num);
+    key_str(&s, req->instruction);
+    key_str(&s, req->prompt);
+    key_str(&s, req->responses[0]);
+    key_str(&s, req->responses[1]);
+    bool seeded = a->cfg.backend == ANNOTATOR_BACKEND_RULES ||
+                  (is_http_backend(a) && a->cfg.orders == ANNOTATOR_ORDERS_RANDOM_ONE);
+    if (a->cfg.backend == ANNOTATOR_BACKEND_RULES)
+        key_str(&s, req->reference);
+    if (seeded) {
+        snprintf(num, sizeof num, "seed=%llu", (unsigned long long)req->seed);
+        key_str(&s, num);
+    }
+    uint8_t d[SHA256_DIGEST_LEN];
+    sha256_final(&s, d);
+    sha256_hex(d, out);
+}
+
+void annotator_totals(const annotator_t *a, struct annotator_totals *out)
+{
+    *out = a->tot;
+    if (a->http) {
+        struct http_stats st;
+        http_client_stats(a->http, &st);
+        out->http_attempts = st.attempts;
+        out->http_retries = st.retries;
+        out->rate_waits = st.rate_waits;
+    }
+}
+
+void annotator_describe(const annotator_t *a, char *out, size_t len)
+{
+    const struct annotator_config *c = &a->cfg;
+    if (!len)
+        return;
+    if (!is_http_backend(a)) {
+        snprintf(out, len, "judge %s: backend %s, tie_band %g", a->name,
+                 annotator_backend_name(c->backend), c->tie_band);
+        return;
+    }
+    snprintf(out, len,
+             "judge %s: backend %s, url %s, model %s, api key %s%s, template %s (answers %s/%s), "
+             "temperature %g, max_tokens %u, logprobs %s (top %u), orders %s, tie_band %g, "
+             "price in/out per Mtok %g/%g, in flight %u, attempts %u, timeouts connect %ld ms "
+             "total %ld ms, limits %g req/min %g tok/min",
+             a->name, annotator_backend_name(c->backend), a->url, a->model,
+             a->key ? "set from " : "none", a->key_source ? a->key_source : "", a->template_path,
+             a->tpl->answers[0], a->tpl->answers[1], c->temperature, c->max_tokens,
+             a->wire == WIRE_OPENAI && c->logprobs ? "on" : "off", c->top_logprobs,
+             c->orders == ANNOTATOR_ORDERS_BOTH ? "both" : "random-one", c->tie_band,
+             c->price_input_per_mtok, c->price_output_per_mtok, c->http.max_in_flight,
+             c->http.max_attempts, c->http.connect_timeout_ms, c->http.total_timeout_ms,
+             c->http.requests_per_minute, c->http.tokens_per_minute);
+}
+
+int annotator_request_from_pb(const Oaif__V1__AnnotateRequest *pb, struct annotator_request *req,
+                              char *why, size_t whylen)
+{
+    memset(req, 0, sizeof *req);
+    if (!pb || !pb->pair) {
+        snprintf(why, whylen, "annotate request: no pair");
+        return ERR_INVAL;
+    }
+    const Oaif__V1__Pair *p = pb->pair;
+    if (p->n_responses != 2 || !p->responses[0] || !p->responses[1]) {
+        snprintf(why, whylen, "annotate request: pair %s has %zu responses, not 2",
+                 p->id ? p->id : "?", p->n_responses);
+        return ERR_INVAL;
+    }
+    req->pair_id = p->id;
+    req->prompt = p->prompt;
+    req->responses[0] = p->responses[0]->text;
+    req->responses[1] = p->responses[1]->text;
+    req->instruction = pb->instruction && *pb->instruction ? pb->instruction : NULL;
+    req->reference = pb->reference && *pb->reference ? pb->reference : NULL;
+    req->seed = pb->seed;
+    if (!req->prompt || !req->responses[0] || !req->responses[1]) {
+        snprintf(why, whylen, "annotate request: pair %s lacks its prompt or a response text",
+                 p->id ? p->id : "?");
+        return ERR_INVAL;
+    }
+    return ERR_OK;
+}
+
+int annotator_fill_label(const struct annotator_outcome *o, struct annotator_label *out)
+{
+    if (!o || o->rc != ERR_OK)
+        return ERR_INVAL;
+    Oaif__V1__Label init = OAIF__V1__LABEL__INIT;
+    out->label = init;
+    Oaif__V1__Label *l = &out->label;
+    l->pair_id = (char *)(o->pair_id ? o->pair_id : "");
+    l->judge = (char *)(o->judge ? o->judge : "");
+    l->winner = (Oaif__V1__Winner)o->winner;
+    l->prob_first = o->prob_first;
+    l->latency_ms = o->latency_ms;
+    l->prompt_tokens = o->prompt_tokens;
+    l->completion_tokens = o->completion_tokens;
+    l->cost = o->cost;
+    l->disagreement = o->disagreement;
+    l->noise_flipped = o->noise_flipped;
+    unsigned n = o->norders > 2 ? 2 : o->norders;
+    for (unsigned i = 0; i < n; i++) {
+        Oaif__V1__OrderResult oi = OAIF__V1__ORDER_RESULT__INIT;
+        const struct annotator_order_result *r = &o->orders[i];
+        oi.swapped = r->swapped;
+        oi.prob_first = r->prob_first;
+        oi.verdict = (char *)r->verdict;
+        oi.prompt_tokens = r->prompt_tokens;
+        oi.completion_tokens = r->completion_tokens;
+        oi.latency_ms = r->latency_ms;
+        oi.cost = r->cost;
+        oi.has_logprobs = r->has_logprobs;
+        out->orders[i] = oi;
+        out->order_ptrs[i] = &out->orders[i];
+    }
+    l->n_orders = n;
+    l->orders = n ? out->order_ptrs : NULL;
+    return ERR_OK;
+}

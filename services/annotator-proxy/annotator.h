@@ -1,0 +1,259 @@
+/* annotator.h - the judge of the annotator-proxy: given a prompt and two responses, which one is
+ * better, and how sure. Backends, chosen by configuration:
+ *   openai        an OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp server,
+ *                 Ollama, LiteLLM ...); with log-probs, p(first) is the softmax over the two answer
+ *                 tokens, else the parsed verdict gives p in {0, 1/2, 1}
+ *   anthropic     the Messages API (parsed verdict)
+ *   rules         a function supplied by the caller (the built-in task's simulated annotator)
+ *   reward-model  a function supplied by the caller that scores both responses (the `score`
+ *                 service); p = sigmoid(r_first - r_second)
+ * For the HTTP backends both orders are judged by default and combined, p = 1/2 [p_AB + 1 - p_BA],
+ * with the disagreement |p_AB - (1 - p_BA)| recorded; a single random order is an option. The
+ * winner is first if p > 1/2 + tau, second if p < 1/2 - tau, else a tie.
+ *
+ * A judgement that fails (transport, HTTP error after the retries, unparseable answer, refusal,
+ * backend error) is reported as an error with its reason, never as a label.
+ *
+ * Not here: ZeroMQ, the ledger, caching itself (annotator_cache_key() gives the key; the caller
+ * stores and looks up answers), YAML (the caller fills struct annotator_config).
+ *
+ * Threading: an annotator_t is driven by one thread (submit + poll). curl_global_init() must have
+ * been called by main() first (see http.h). Secrets: the API key is read once by annotator_new()
+ * and never appears in a log line, an error string, the totals or a label. */
+#ifndef ANNOTATOR_H
+#define ANNOTATOR_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "oaif.pb-c.h"
+#include "sha256.h"
+
+typedef struct annotator annotator_t; /* opaque: the fields live in annotator.c */
+
+enum annotator_backend {
+    ANNOTATOR_BACKEND_OPENAI = 1,
+    ANNOTATOR_BACKEND_ANTHROPIC,
+    ANNOTATOR_BACKEND_RULES,
+    ANNOTATOR_BACKEND_REWARD_MODEL,
+};
+
+enum annotator_orders {
+    ANNOTATOR_ORDERS_BOTH = 0,   /* judge (A, B) and (B, A), combine */
+    ANNOTATOR_ORDERS_RANDOM_ONE, /* one order, chosen from the request's seed and the pair */
+};
+
+enum annotator_winner { /* same values as Oaif__V1__Winner */
+    ANNOTATOR_WINNER_FIRST = 1,
+    ANNOTATOR_WINNER_SECOND = 2,
+    ANNOTATOR_WINNER_TIE = 3,
+};
+
+/* Why a judgement failed. */
+enum annotator_failure {
+    ANNOTATOR_FAIL_NONE = 0,
+    ANNOTATOR_FAIL_TRANSPORT, /* connect, timeout, connection closed (after the retries) */
+    ANNOTATOR_FAIL_HTTP,      /* an HTTP error status (after the retries for retryable ones) */
+    ANNOTATOR_FAIL_PARSE,     /* the answer is not the wire format, or has no verdict */
+    ANNOTATOR_FAIL_REFUSAL,   /* the model refused */
+    ANNOTATOR_FAIL_BACKEND,   /* the rules / reward-model function reported an error */
+    ANNOTATOR_FAIL_LOCAL,     /* out of memory, bad request fields */
+};
+
+/* One judgement to make. Strings are read during annotator_submit() only (copied as needed). */
+struct annotator_request {
+    const char *pair_id;      /* copied into the label; may be NULL */
+    const char *prompt;       /* required */
+    const char *responses[2]; /* required; "first" in the outcome means responses[0] */
+    const char *instruction;  /* optional extra instruction for the judge ("prefer shorter") */
+    const char *reference;    /* the checkable answer, for the rules backend; may be NULL */
+    uint64_t seed;            /* picks the order in RANDOM_ONE mode; passed to rules */
+    int64_t deadline_ms;      /* http_now_ms() clock; 0: none. No HTTP attempt starts after it */
+};
+
+/* What the rules function answers. */
+struct annotator_verdict {
+    double prob_first;  /* P(responses[0] better): 1, 0 or 1/2 for a tie */
+    bool noise_flipped; /* the simulated label noise flipped it (evaluation reads it) */
+    char verdict[32];   /* short human-readable verdict ("correct beats wrong") */
+};
+
+/* The rules backend: judge req synchronously. Returns ERR_OK and fills out, or an error code and
+ * writes the reason to why (the judgement then fails with ANNOTATOR_FAIL_BACKEND). */
+typedef int (*annotator_rules_fn)(void *user, const struct annotator_request *req,
+                                  struct annotator_verdict *out, char *why, size_t whylen);
+
+/* The reward-model backend: start scoring both responses of req (asynchronously, e.g. a bus
+ * request) and later, exactly once, call annotator_scored(a, ticket, ...) from the thread that
+ * drives a (also allowed from inside this function). req's strings are valid only during the call.
+ * Returning an error code instead fails the judgement at once (annotator_scored() must then not be
+ * called for this ticket). */
+typedef int (*annotator_score_fn)(void *user, annotator_t *a, uint64_t ticket,
+                                  const struct annotator_request *req);
+
+struct annotator_config {
+    enum annotator_backend backend;
+    const char *name; /* the judge id in labels and totals; NULL: derived ("openai/<model>/
+                         <template file>", "anthropic/...", "rules", "reward-model"). For rules and
+                         reward-model put into it whatever changes their answers (noise rate,
+                         ensemble version): it is part of the cache key */
+    /* openai, anthropic */
+    const char *base_url;          /* e.g. "https://api.openai.com/v1"; "/chat/completions" or
+                                      "/messages" is appended */
+    const char *model;             /* required */
+    const char *api_key_env;       /* name of the environment variable holding the key, or */
+    const char *api_key_file;      /* a file holding it (first line); neither: no key sent */
+    const char *template_path;     /* required: see template.h */
+    double temperature;            /* default 0 */
+    unsigned max_tokens;           /* default 16 */
+    bool logprobs;                 /* openai: ask for log-probs (default true); an answer without
+                                      them falls back to the parsed verdict */
+    unsigned top_logprobs;         /* 1..20, default 5 */
+    const char *anthropic_version; /* default "2023-06-01" */
+    const char *const *extra_headers; /* "Name: value" sent with every call (not secret) */
+    size_t nextra_headers;
+    bool strip_special_tokens;     /* remove <|...|>, <s>, [INST] from inserted texts (default
+                                      true) */
+    double price_input_per_mtok;   /* cost of a million prompt tokens; default 0 */
+    double price_output_per_mtok;  /* cost of a million completion tokens; default 0 */
+    struct http_config http;       /* K, timeouts, retries, rate limits: see http.h */
+    /* all */
+    enum annotator_orders orders;  /* default BOTH (openai, anthropic; rules and reward-model
+                                      have no position bias and make one call) */
+    double tie_band;               /* tau in [0, 1/2]; default 0: only p == 1/2 is a tie */
+    annotator_rules_fn rules;      /* rules: required */
+    void *rules_user;
+    annotator_score_fn score;      /* reward-model: required */
+    void *score_user;
+};
+
+/* Fills cfg with the defaults (backend openai, base_url https://api.openai.com/v1, see the fields
+ * above, http = http_config_default()). */
+void annotator_config_default(struct annotator_config *cfg);
+
+/* Parses "openai" "anthropic" "rules" "reward-model"; ERR_INVAL for anything else. */
+int annotator_backend_parse(const char *s, enum annotator_backend *out);
+/* The configuration name of a backend ("openai", ...); "?" if unknown. */
+const char *annotator_backend_name(enum annotator_backend b);
+
+/* One order's result (HTTP backends), or the single call of rules / reward-model. */
+struct annotator_order_result {
+    bool swapped;        /* responses[1] was shown first */
+    double prob_first;   /* P(the response shown first is better) */
+    bool has_logprobs;
+    char verdict[32];    /* the answer token parsed ("1", "M"), the rules verdict, or the
+                            reward difference ("+0.73") */
+    unsigned prompt_tokens, completion_tokens;
+    double cost;
+    double latency_ms;
+    unsigned attempts;   /* HTTP attempts */
+};
+
+/* The outcome of one judgement; borrowed until the callback returns. */
+struct annotator_outcome {
+    int rc;                          /* ERR_OK: a judgement; else the failure */
+    enum annotator_failure failure;  /* ANNOTATOR_FAIL_NONE when rc == ERR_OK */
+    const char *error;               /* why (never NULL on failure; no secrets), else NULL */
+    bool permanent;                  /* failed for a reason a retry cannot fix (bad request,
+                                        4xx other than 408/409/429) */
+    const char *judge;               /* the judge id */
+    const char *pair_id;             /* from the request ("" if none) */
+    enum annotator_winner winner;
+    double prob_first;               /* P(responses[0] better), orders combined */
+    double disagreement;             /* |p_AB - (1 - p_BA)|; 0 with one order */
+    bool noise_flipped;              /* rules only */
+    unsigned norders;                /* entries of orders[] filled (also on failure) */
+    struct annotator_order_result orders[2];
+    unsigned prompt_tokens, completion_tokens; /* summed over orders, also on failure */
+    double cost;                     /* summed over orders, also on failure */
+    double latency_ms;               /* submit to completion */
+};
+
+/* Called once per submitted judgement, from inside annotator_poll(). It may submit; it must not
+ * destroy the annotator. */
+typedef void (*annotator_done_fn)(void *user, const struct annotator_outcome *out);
+
+/* Creates an annotator: validates cfg, loads the template, reads the API key. On ERR_OK *out owns
+ * it (annotator_destroy()). On ERR_INVAL / ERR_IO writes the reason (the field or file, never a
+ * key) to why. ERR_NOMEM. */
+int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why,
+                  size_t whylen);
+
+/* Destroys; judgements in progress are dropped without callbacks. Wipes the key from memory.
+ * Sets *a to NULL; accepts a == NULL and *a == NULL. */
+void annotator_destroy(annotator_t **a);
+
+/* Starts a judgement. Returns ERR_OK (done is called exactly once, from a later annotator_poll()),
+ * ERR_INVAL (missing prompt/response, NULL done; nothing is called), ERR_NOMEM. */
+int annotator_submit(annotator_t *a, const struct annotator_request *req, annotator_done_fn done,
+                     void *user);
+
+/* Reward-model backend: the scores of `ticket` (see annotator_score_fn). rc != ERR_OK fails the
+ * judgement with why. Returns ERR_OK, or ERR_NOTFOUND for an unknown or already scored ticket. */
+int annotator_scored(annotator_t *a, uint64_t ticket, int rc, double reward_first,
+                     double reward_second, const char *why);
+
+/* Drives the annotator: like http_client_poll() (same arguments, same outer-loop integration),
+ * plus the completions of the rules and reward-model backends. Returns ERR_OK or a local fault. */
+int annotator_poll(annotator_t *a, int timeout_ms, struct pollfd *extra, size_t nextra);
+
+/* As http_client_pollfds() / http_client_timeout_ms(), for an outer poll loop; the timeout is 0
+ * while completions wait for annotator_poll(). */
+size_t annotator_pollfds(annotator_t *a, struct pollfd *fds, size_t cap);
+int annotator_timeout_ms(annotator_t *a);
+
+/* Judgements submitted and not yet completed. */
+size_t annotator_pending(const annotator_t *a);
+
+/* The judge id (borrowed, valid until annotator_destroy()). */
+const char *annotator_judge_id(const annotator_t *a);
+
+/* The cache key of req for this judge: sha256 over the judge's identity (backend, id, base URL,
+ * model, sampling parameters, orders, tie band, template bytes), the instruction, the prompt and
+ * both responses (and the reference and seed where the backend depends on them), as 64 hex digits
+ * + NUL. Equal keys mean the judge would be asked the same question. */
+void annotator_cache_key(const annotator_t *a, const struct annotator_request *req,
+                         char out[SHA256_HEX_LEN + 1]);
+
+/* Totals of one annotator since it was created. */
+struct annotator_totals {
+    uint64_t judgements;                       /* completed (ok + failed) */
+    uint64_t ok, failed;
+    uint64_t failed_by[ANNOTATOR_FAIL_LOCAL + 1]; /* indexed by enum annotator_failure */
+    uint64_t wins_first, wins_second, ties;
+    uint64_t calls;                            /* judge API calls completed (orders) */
+    uint64_t http_attempts, http_retries, rate_waits;
+    uint64_t prompt_tokens, completion_tokens;
+    double cost;
+    double latency_ms_sum;                     /* over ok judgements */
+    double disagreement_sum;                   /* over ok two-order judgements ... */
+    uint64_t disagreement_n;                   /* ... of which there are this many */
+};
+void annotator_totals(const annotator_t *a, struct annotator_totals *out);
+
+/* A multi-line description of the configuration for the start-up log: every setting, the key
+ * shown only as "set (env NAME)" / "set (file PATH)" / "none". Writes at most len bytes. */
+void annotator_describe(const annotator_t *a, char *out, size_t len);
+
+/* Borrows an AnnotateRequest's fields into req (no copies: valid while pb lives). Returns
+ * ERR_INVAL with the reason in why if the pair is missing or has not exactly two responses. */
+int annotator_request_from_pb(const Oaif__V1__AnnotateRequest *pb, struct annotator_request *req,
+                              char *why, size_t whylen);
+
+/* Storage for a Label made from an outcome: the Label and its OrderResults, on the stack. */
+struct annotator_label {
+    Oaif__V1__Label label;
+    Oaif__V1__OrderResult orders[2];
+    Oaif__V1__OrderResult *order_ptrs[2];
+};
+
+/* Fills out->label from a successful outcome (label.id is left "" for the caller; pair_id, judge,
+ * winner, prob_first, orders, latency, tokens, cost, disagreement, noise_flipped are set). The
+ * strings are borrowed from o: pack the label before the callback returns. Returns ERR_INVAL for a
+ * failed outcome (a failure is never a label). */
+int annotator_fill_label(const struct annotator_outcome *o, struct annotator_label *out);
+
+#endif /* ANNOTATOR_H */
