@@ -24,8 +24,10 @@ target_compile_definitions(test_annotator PRIVATE ${_judge_test_defs})
 add_dependencies(test_annotator fake_judge)
 
 # the benchmark: built, not run by ctest (`build/tests/bench_judge`)
-add_executable(bench_judge ${CMAKE_CURRENT_LIST_DIR}/bench/bench_judge.c
-               ${CMAKE_CURRENT_LIST_DIR}/fake_judge_run.c)
-target_link_libraries(bench_judge PRIVATE oaif_annotator Threads::Threads)
-target_compile_definitions(bench_judge PRIVATE ${_judge_test_defs})
-add_dependencies(bench_judge fake_judge)
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/bench/bench_judge.c)
+  add_executable(bench_judge ${CMAKE_CURRENT_LIST_DIR}/bench/bench_judge.c
+                 ${CMAKE_CURRENT_LIST_DIR}/fake_judge_run.c)
+  target_link_libraries(bench_judge PRIVATE oaif_annotator Threads::Threads)
+  target_compile_definitions(bench_judge PRIVATE ${_judge_test_defs})
+  add_dependencies(bench_judge fake_judge)
+endif()

@@ -2,6 +2,7 @@
 #include "oaif.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -358,7 +359,7 @@ int oaif_cmd_import(int argc, char **argv)
      * adds nothing twice (records are if_absent). One put is atomic; a file larger than one
      * message goes in chunks. */
     uint8_t h[32];
-    sha256_ctx_t sc;
+    struct sha256 sc;
     sha256_init(&sc);
     for (size_t i = 0; i < n; i++)
         sha256_update(&sc, recs[i].data, recs[i].len);
