@@ -1212,7 +1212,8 @@ static void suggest_key(const struct cfg_spec *spec, const char *path, char *out
         }
     }
     out[0] = '\0';
-    if (cand && near(best, path))
+    const char *last = strrchr(path, '.'); /* judge closeness by the last step, not the section */
+    if (cand && near(best, last ? last + 1 : path))
         snprintf(out, outlen, "; did you mean '%s%s'?", cand, cand_file ? "_file" : "");
 }
 

@@ -174,7 +174,8 @@ void cfg_release(const struct cfg_spec *spec, void *conf);
 
 /* Logs the effective configuration with log_info, one line per option in table order:
  *   config trainer.batch_size = 64
- *   config annotator.api_key = ***          (secrets that are set; unset ones show null) */
+ *   config annotator.api_key = "***"        (secrets that are set; unset ones show null)
+ * Values are written as cfg_render_yaml writes them (strings quoted, durations with units). */
 void cfg_log(const struct cfg_spec *spec, const void *conf);
 
 /* Appends the configuration to `out` as YAML in the run file's shape (sections and nested keys
