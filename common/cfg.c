@@ -19,15 +19,15 @@
 #include "err.h"
 #include "log.h"
 
-#define CFG_MAX_FILE     (4u << 20) /* run file size limit */
-#define CFG_MAX_SECRET   (64u << 10)
-#define CFG_MAX_DEPTH    64     /* nesting of the YAML tree (the tree is freed recursively) */
-#define CFG_MAX_NODES    200000 /* nodes in one document */
-#define CFG_MAX_ERRORS   50     /* messages per call; then one "too many" line */
-#define CFG_CONFIG_ENV   "OAIF_CONFIG"
-#define CFG_CONFIG_FLAG  "--config"
-#define CFG_MAX_KEY      256 /* longest key path, flag or variable name (spec-checked) */
-#define CFG_SHOW_MAX     64  /* bytes of a bad value echoed in a message */
+#define CFG_MAX_FILE    (4u << 20) /* run file size limit */
+#define CFG_MAX_SECRET  (64u << 10)
+#define CFG_MAX_DEPTH   64     /* nesting of the YAML tree (the tree is freed recursively) */
+#define CFG_MAX_NODES   200000 /* nodes in one document */
+#define CFG_MAX_ERRORS  50     /* messages per call; then one "too many" line */
+#define CFG_CONFIG_ENV  "OAIF_CONFIG"
+#define CFG_CONFIG_FLAG "--config"
+#define CFG_MAX_KEY     256 /* longest key path, flag or variable name (spec-checked) */
+#define CFG_SHOW_MAX    64  /* bytes of a bad value echoed in a message */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Error sink: every message is one line, to a buffer or to the log.                           */
@@ -282,7 +282,7 @@ static int attach(struct builder *b, struct cfg_node *n)
     }
     if (f->node->n_kids == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 4;
-        struct cfg_node **k = realloc(f->node->kids, cap * sizeof *k);
+        struct cfg_node **k = realloc(f->node->kids, cap * sizeof(struct cfg_node *));
         if (!k) {
             node_free(n);
             return ERR_NOMEM;
@@ -333,6 +333,8 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         break;
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT: {
+        if (b->depth == 0)
+            return ERR_INVAL; /* libyaml balances its events; never trust that blindly */
         struct frame *f = &b->stack[--b->depth];
         free(f->key); /* a key without value cannot happen; be safe */
         f->key = NULL;
@@ -397,19 +399,18 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
         return ERR_INVAL;
     }
     if (b->depth == CFG_MAX_DEPTH) {
-        emit(b->sink, "%s:%d:%d: nested deeper than %d levels", b->name, line, col,
-             CFG_MAX_DEPTH);
+        emit(b->sink, "%s:%d:%d: nested deeper than %d levels", b->name, line, col, CFG_MAX_DEPTH);
         b->failed = true;
         return ERR_INVAL;
     }
     struct cfg_node *n = calloc(1, sizeof *n);
     if (!n)
         return ERR_NOMEM;
-    *n = (struct cfg_node){
-        .kind = ev->type == YAML_MAPPING_START_EVENT ? CFG_NODE_MAP : CFG_NODE_SEQ,
-        .file = b->name,
-        .line = line,
-        .col = col};
+    *n = (struct cfg_node){.kind =
+                               ev->type == YAML_MAPPING_START_EVENT ? CFG_NODE_MAP : CFG_NODE_SEQ,
+                           .file = b->name,
+                           .line = line,
+                           .col = col};
     int rc = attach(b, n);
     if (rc)
         return rc;
@@ -742,9 +743,12 @@ static bool parse_size(const char *s, size_t *bytes)
     static const struct {
         const char *unit;
         double mult;
-    } units[] = {{"", 1},          {"B", 1},           {"KiB", 1024.0},      {"MiB", 1048576.0},
-                 {"GiB", 1 << 30}, {"TiB", 1099511627776.0}, {"kB", 1e3},  {"KB", 1e3},
-                 {"MB", 1e6},      {"GB", 1e9},        {"TB", 1e12}};
+    } units[] = {{"", 1},          {"B", 1},
+                 {"KiB", 1024.0},  {"MiB", 1048576.0},
+                 {"GiB", 1 << 30}, {"TiB", 1099511627776.0},
+                 {"kB", 1e3},      {"KB", 1e3},
+                 {"MB", 1e6},      {"GB", 1e9},
+                 {"TB", 1e12}};
     char t[64];
     if (!trim_into(s, t, sizeof t) || !t[0])
         return false;
@@ -926,6 +930,7 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
             return ERR_INVAL;
         return ERR_OK;
     case CFG_STRLIST: {
+        struct cfg_strlist l = {0};
         const char *p = text;
         while (*p) {
             const char *comma = strchr(p, ',');
@@ -936,12 +941,13 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
             const char *t = e;
             while (t > s && is_space(t[-1]))
                 t--;
-            if (t > s && list_push(&v->l, s, (size_t)(t - s))) {
-                list_free(&v->l);
+            if (t > s && list_push(&l, s, (size_t)(t - s))) {
+                list_free(&l);
                 return ERR_NOMEM;
             }
             p = comma ? comma + 1 : e;
         }
+        v->l = l;
         return ERR_OK;
     }
     }
@@ -1093,17 +1099,14 @@ static void apply_secret_file(struct loader *L, const struct cfg_option *o, cons
     char *text;
     size_t len;
     int rc = read_file(path, CFG_MAX_SECRET, &text, &len);
-    if (rc == ERR_NOMEM) {
-        L->sink.nomem = true;
-        return;
-    }
-    if (rc == ERR_IO) {
-        emit(&L->sink, "%s: cannot read secret file '%s': %s", where, path, strerror(errno));
-        return;
-    }
-    if (rc == ERR_TOOBIG) {
-        emit(&L->sink, "%s: secret file '%s' is larger than %u bytes", where, path,
-             CFG_MAX_SECRET);
+    if (rc || !text) {
+        if (rc == ERR_TOOBIG)
+            emit(&L->sink, "%s: secret file '%s' is larger than %u bytes", where, path,
+                 CFG_MAX_SECRET);
+        else if (rc == ERR_IO)
+            emit(&L->sink, "%s: cannot read secret file '%s': %s", where, path, strerror(errno));
+        else
+            L->sink.nomem = true;
         return;
     }
     size_t s = 0, e = len;
@@ -1116,11 +1119,14 @@ static void apply_secret_file(struct loader *L, const struct cfg_option *o, cons
     } else if (memchr(text + s, '\0', e - s)) {
         emit(&L->sink, "%s: secret file '%s' contains a NUL byte", where, path);
     } else {
-        union val v = {.s = dup_n(text + s, e - s)};
-        if (!v.s)
+        char *value = dup_n(text + s, e - s);
+        char **f = field(o, L->conf); /* secrets are strings (check_spec) */
+        if (value) {
+            free(*f);
+            *f = value;
+        } else {
             L->sink.nomem = true;
-        else
-            store(o, L->conf, &v);
+        }
     }
     memset(text, 0, len); /* do not leave the secret in freed memory */
     free(text);
@@ -1231,8 +1237,8 @@ static void check_unknown(struct loader *L, const struct cfg_node *map, const ch
             if (k->kind == CFG_NODE_MAP && depth < CFG_MAX_DEPTH)
                 check_unknown(L, k, path, depth + 1);
             else if (!cfg_node_is_null(k))
-                emit(&L->sink, "%s:%d:%d: %s: expected a mapping, got %s", k->file, k->line,
-                     k->col, path, kind_name(k->kind));
+                emit(&L->sink, "%s:%d:%d: %s: expected a mapping, got %s", k->file, k->line, k->col,
+                     path, kind_name(k->kind));
             continue;
         }
         char hint[CFG_MAX_KEY + 32];
@@ -1256,8 +1262,8 @@ static void apply_file(struct loader *L, const cfg_doc_t *doc)
     if (!root || cfg_node_is_null(root))
         return;
     if (root->kind != CFG_NODE_MAP) {
-        emit(&L->sink, "%s:%d:%d: the run file must be a mapping of sections, not %s",
-             root->file, root->line, root->col, kind_name(root->kind));
+        emit(&L->sink, "%s:%d:%d: the run file must be a mapping of sections, not %s", root->file,
+             root->line, root->col, kind_name(root->kind));
         return;
     }
     for (size_t i = 0; i < L->spec->n_options; i++) {
@@ -1279,8 +1285,7 @@ static void apply_file(struct loader *L, const cfg_doc_t *doc)
             apply_node(L, o, n);
         } else if (nf) {
             char where[CFG_MAX_KEY + 256];
-            snprintf(where, sizeof where, "%s:%d:%d: %s_file", nf->file, nf->line, nf->col,
-                     o->key);
+            snprintf(where, sizeof where, "%s:%d:%d: %s_file", nf->file, nf->line, nf->col, o->key);
             if (nf->kind != CFG_NODE_SCALAR)
                 emit(&L->sink, "%s: expected a file name, got %s", where, kind_name(nf->kind));
             else
@@ -1331,8 +1336,8 @@ static void apply_env(struct loader *L)
 
 /* Matches argv flag name `name` (without "=value") against the table. *file: the secret's
  * "-file" form. NULL if unknown. */
-static const struct cfg_option *find_flag(const struct cfg_spec *spec, const char *name,
-                                          size_t len, bool *file)
+static const struct cfg_option *find_flag(const struct cfg_spec *spec, const char *name, size_t len,
+                                          bool *file)
 {
     for (size_t i = 0; i < spec->n_options; i++) {
         const struct cfg_option *o = &spec->options[i];
@@ -1477,8 +1482,8 @@ static void check_spec(struct loader *L)
             ok = islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' ||
                  (*p == '.' && p[1] != '.');
         if (!ok) {
-            emit(&L->sink, "spec %s: option %zu: key '%s' is not a dotted path of [a-z0-9_]",
-                 name, i, k ? k : "(null)");
+            emit(&L->sink, "spec %s: option %zu: key '%s' is not a dotted path of [a-z0-9_]", name,
+                 i, k ? k : "(null)");
             continue;
         }
         if (o->type < CFG_INT || o->type > CFG_STRLIST)
@@ -1486,8 +1491,8 @@ static void check_spec(struct loader *L)
         if (o->flag && (strncmp(o->flag, "--", 2) != 0 || strlen(o->flag) < 3 ||
                         strlen(o->flag) >= CFG_MAX_KEY - 8 || strchr(o->flag, '=') ||
                         strcmp(o->flag, "--help") == 0 || strcmp(o->flag, CFG_CONFIG_FLAG) == 0))
-            emit(&L->sink, "spec %s: %s: flag '%s' must be --name, not --help or --config", name,
-                 k, o->flag);
+            emit(&L->sink, "spec %s: %s: flag '%s' must be --name, not --help or --config", name, k,
+                 o->flag);
         if (o->env && (!*o->env || strlen(o->env) >= CFG_MAX_KEY - 8))
             emit(&L->sink, "spec %s: %s: bad environment variable name", name, k);
         if (is_secret(o) && o->type != CFG_STRING)
@@ -1508,8 +1513,8 @@ static void check_spec(struct loader *L)
                 emit(&L->sink, "spec %s: %s: key listed twice", name, k);
             else if (p->key && ((strncmp(p->key, k, pl) == 0 && k[pl] == '.') ||
                                 (strncmp(k, p->key, kl) == 0 && p->key[kl] == '.')))
-                emit(&L->sink, "spec %s: %s and %s: a key cannot also be a section", name,
-                     p->key, k);
+                emit(&L->sink, "spec %s: %s and %s: a key cannot also be a section", name, p->key,
+                     k);
             if (o->flag && p->flag && strcmp(o->flag, p->flag) == 0)
                 emit(&L->sink, "spec %s: %s: flag %s listed twice", name, k, o->flag);
             if (o->env && p->env && strcmp(o->env, p->env) == 0)
@@ -1757,8 +1762,8 @@ int cfg_help(const struct cfg_spec *spec, buf_t *out)
         if (!o->help)
             exp[0] = (char)toupper((unsigned char)exp[0]);
         if (!rc)
-            rc = buf_printf(out, "\n      %s%s(%s", o->help ? o->help : "", o->help ? " " : "",
-                            exp);
+            rc =
+                buf_printf(out, "\n      %s%s(%s", o->help ? o->help : "", o->help ? " " : "", exp);
         if (!rc && o->def)
             rc = buf_printf(out, "; default %s", is_secret(o) ? "***" : o->def);
         if (!rc)

@@ -47,7 +47,7 @@ struct cfg_node {
     int key_line, key_col;  /* where that key starts, 1-based; 0 when key is NULL */
     const char *text;       /* SCALAR: the value, NUL-terminated, no NUL inside; else NULL */
     size_t len;             /* SCALAR: strlen(text) */
-    bool plain;             /* SCALAR: unquoted (so '', '~', 'null' mean null; see cfg_node_is_null) */
+    bool plain;             /* SCALAR: unquoted, so '', ~ and null are null */
     struct cfg_node **kids; /* MAP: the values in file order, each with .key; SEQ: the items */
     size_t n_kids;
 };
@@ -114,34 +114,39 @@ enum {
  *               .min = 1, .max = 4096, .env = "TRAINER_BATCH_SIZE", .flag = "--batch-size",
  *               .help = "Prompts per step."), */
 struct cfg_option {
-    const char *key;  /* dotted path in the run file, "trainer.batch_size"; required, unique */
+    const char *key; /* dotted path in the run file, "trainer.batch_size"; required, unique */
     enum cfg_type type;
-    size_t offset;    /* of the field in the service's config struct (use the helpers) */
-    const char *def;  /* default, written as in the environment ("64", "2s", "a,b"); parsed and
-                       * checked like any other value. NULL: 0, false, NULL, empty list, the first
-                       * choice of an enum. */
-    const char *env;  /* environment variable, "TRAINER_BATCH_SIZE", or NULL */
-    const char *flag; /* "--batch-size" (with the dashes), or NULL */
-    const char *help; /* one sentence for --help */
-    int64_t min, max; /* CFG_INT, CFG_DURATION (ms), CFG_SIZE (bytes): inclusive range */
-    double dmin, dmax;          /* CFG_DOUBLE: inclusive range */
+    size_t offset;     /* of the field in the service's config struct (use the helpers) */
+    const char *def;   /* default, written as in the environment ("64", "2s", "a,b"); parsed and
+                        * checked like any other value. NULL: 0, false, NULL, empty list, the first
+                        * choice of an enum. */
+    const char *env;   /* environment variable, "TRAINER_BATCH_SIZE", or NULL */
+    const char *flag;  /* "--batch-size" (with the dashes), or NULL */
+    const char *help;  /* one sentence for --help */
+    int64_t min, max;  /* CFG_INT, CFG_DURATION (ms), CFG_SIZE (bytes): inclusive range */
+    double dmin, dmax; /* CFG_DOUBLE: inclusive range */
     const char *const *choices; /* CFG_ENUM: the allowed names, NULL-terminated */
     unsigned flags;             /* CFG_SECRET */
 };
 
 /* offsetof(T, m), which fails to compile unless member m of T has type ctype. */
+/* clang-format off */
 #define CFG_OFFSET(T, m, ctype) _Generic(&((T *)0)->m, ctype *: offsetof(T, m))
 
 #define CFG_INT_OPT(T, m, ...)      {.type = CFG_INT, .offset = CFG_OFFSET(T, m, int), __VA_ARGS__}
-#define CFG_DOUBLE_OPT(T, m, ...)   {.type = CFG_DOUBLE, .offset = CFG_OFFSET(T, m, double), __VA_ARGS__}
+#define CFG_DOUBLE_OPT(T, m, ...)   {.type = CFG_DOUBLE, .offset = CFG_OFFSET(T, m, double), \
+                                     __VA_ARGS__}
 #define CFG_BOOL_OPT(T, m, ...)     {.type = CFG_BOOL, .offset = CFG_OFFSET(T, m, bool), __VA_ARGS__}
-#define CFG_STRING_OPT(T, m, ...)   {.type = CFG_STRING, .offset = CFG_OFFSET(T, m, char *), __VA_ARGS__}
+#define CFG_STRING_OPT(T, m, ...)   {.type = CFG_STRING, .offset = CFG_OFFSET(T, m, char *), \
+                                     __VA_ARGS__}
 #define CFG_ENUM_OPT(T, m, ...)     {.type = CFG_ENUM, .offset = CFG_OFFSET(T, m, int), __VA_ARGS__}
-#define CFG_DURATION_OPT(T, m, ...)                                                                \
-    {.type = CFG_DURATION, .offset = CFG_OFFSET(T, m, int64_t), __VA_ARGS__}
-#define CFG_SIZE_OPT(T, m, ...)     {.type = CFG_SIZE, .offset = CFG_OFFSET(T, m, size_t), __VA_ARGS__}
-#define CFG_STRLIST_OPT(T, m, ...)                                                                 \
-    {.type = CFG_STRLIST, .offset = CFG_OFFSET(T, m, struct cfg_strlist), __VA_ARGS__}
+#define CFG_DURATION_OPT(T, m, ...) {.type = CFG_DURATION, .offset = CFG_OFFSET(T, m, int64_t), \
+                                     __VA_ARGS__}
+#define CFG_SIZE_OPT(T, m, ...)     {.type = CFG_SIZE, .offset = CFG_OFFSET(T, m, size_t), \
+                                     __VA_ARGS__}
+#define CFG_STRLIST_OPT(T, m, ...)  {.type = CFG_STRLIST, \
+                                     .offset = CFG_OFFSET(T, m, struct cfg_strlist), __VA_ARGS__}
+/* clang-format on */
 
 /* A service's whole configuration. */
 struct cfg_spec {

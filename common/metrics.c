@@ -21,10 +21,10 @@
 #include "err.h"
 #include "log.h"
 
-#define METRICS_MAX_LABELS  16
-#define METRICS_MAX_BOUNDS  64
-#define METRICS_MAX_RENDER  (64u << 20) /* a /metrics body larger than this is a bug */
-#define METRICS_CONN_LIMIT  64
+#define METRICS_MAX_LABELS   16
+#define METRICS_MAX_BOUNDS   64
+#define METRICS_MAX_RENDER   (64u << 20) /* a /metrics body larger than this is a bug */
+#define METRICS_CONN_LIMIT   64
 #define METRICS_CONN_TIMEOUT 10 /* seconds an idle HTTP connection is kept */
 
 enum mtype { MT_COUNTER, MT_GAUGE, MT_HISTOGRAM };
@@ -166,7 +166,10 @@ static int append_escaped(buf_t *out, const char *s, bool quotes)
     int rc = ERR_OK;
     const char *run = s;
     for (const char *p = s; !rc && *p; p++) {
-        const char *esc = *p == '\\' ? "\\\\" : *p == '\n' ? "\\n" : (quotes && *p == '"') ? "\\\"" : NULL;
+        const char *esc = *p == '\\'              ? "\\\\"
+                          : *p == '\n'            ? "\\n"
+                          : (quotes && *p == '"') ? "\\\""
+                                                  : NULL;
         if (!esc)
             continue;
         rc = buf_append(out, run, (size_t)(p - run));
@@ -178,7 +181,7 @@ static int append_escaped(buf_t *out, const char *s, bool quotes)
 }
 
 /* Reads the NULL-ended name/value pairs and renders them; ERR_INVAL for a bad list. */
-static int render_labels(va_list ap, enum mtype type, char **out)
+static int render_labels(va_list *ap, enum mtype type, char **out)
 {
     *out = NULL;
     buf_t b;
@@ -187,10 +190,12 @@ static int render_labels(va_list ap, enum mtype type, char **out)
     const char *names[METRICS_MAX_LABELS];
     size_t n = 0;
     for (;;) {
-        const char *name = va_arg(ap, const char *);
+        /* The analyzer checks this function alone, not from its va_start-ing callers. */
+        const char *name =
+            va_arg(*ap, const char *); /* NOLINT(clang-analyzer-valist.Uninitialized) */
         if (!name)
             break;
-        const char *value = va_arg(ap, const char *);
+        const char *value = va_arg(*ap, const char *);
         if (!value || n == METRICS_MAX_LABELS || !valid_name(name, false) ||
             strncmp(name, "__", 2) == 0 || (type == MT_HISTOGRAM && strcmp(name, "le") == 0)) {
             rc = ERR_INVAL;
@@ -229,7 +234,7 @@ static bool same_bounds(const struct family *f, const double *bounds, size_t n)
 
 /* Finds or creates the family and the series; returns the series in *out. */
 static int reg(metrics_t *m, struct series **out, enum mtype type, const char *name,
-               const char *help, const double *bounds, size_t n_bounds, va_list ap)
+               const char *help, const double *bounds, size_t n_bounds, va_list *ap)
 {
     *out = NULL;
     if (!m || !valid_name(name, true) || !help || strchr(help, '\n'))
@@ -338,19 +343,19 @@ int metrics_counter_register(metrics_t *m, metrics_counter_t **out, const char *
     struct series *s;
     va_list ap;
     va_start(ap, help);
-    int rc = reg(m, &s, MT_COUNTER, name, help, NULL, 0, ap);
+    int rc = reg(m, &s, MT_COUNTER, name, help, NULL, 0, &ap);
     va_end(ap);
     *out = s ? &s->u.c : NULL;
     return rc;
 }
 
-int metrics_gauge_register(metrics_t *m, metrics_gauge_t **out, const char *name,
-                           const char *help, ...)
+int metrics_gauge_register(metrics_t *m, metrics_gauge_t **out, const char *name, const char *help,
+                           ...)
 {
     struct series *s;
     va_list ap;
     va_start(ap, help);
-    int rc = reg(m, &s, MT_GAUGE, name, help, NULL, 0, ap);
+    int rc = reg(m, &s, MT_GAUGE, name, help, NULL, 0, &ap);
     va_end(ap);
     *out = s ? &s->u.g : NULL;
     return rc;
@@ -362,7 +367,7 @@ int metrics_histogram_register(metrics_t *m, metrics_histogram_t **out, const ch
     struct series *s;
     va_list ap;
     va_start(ap, n_bounds);
-    int rc = reg(m, &s, MT_HISTOGRAM, name, help, bounds, n_bounds, ap);
+    int rc = reg(m, &s, MT_HISTOGRAM, name, help, bounds, n_bounds, &ap);
     va_end(ap);
     *out = s ? &s->u.h : NULL;
     return rc;
@@ -488,8 +493,8 @@ static int render_family(const struct family *f, buf_t *out)
         uint64_t cum = 0;
         char le[48], bound[40];
         for (size_t i = 0; !rc && i <= f->n_bounds; i++) {
-            cum += atomic_load_explicit((_Atomic uint64_t *)&s->u.h.counts[i],
-                                        memory_order_relaxed);
+            cum +=
+                atomic_load_explicit((_Atomic uint64_t *)&s->u.h.counts[i], memory_order_relaxed);
             if (i < f->n_bounds)
                 fmt_value(f->bounds[i], bound, sizeof bound);
             else
@@ -571,9 +576,8 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int stat
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     static int seen; /* marks a request whose headers we have had */
     (void)version;
@@ -606,8 +610,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render metrics\n", NULL);
     }
     size_t len = b.len;
-    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b),
-                 len, true, NULL);
+    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b), len,
+                 true, NULL);
 }
 
 int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_addr, int port,
@@ -640,11 +644,11 @@ int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)METRICS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)METRICS_CONN_TIMEOUT, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned int)METRICS_CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)METRICS_CONN_TIMEOUT, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         log_error("metrics: cannot serve HTTP on %s port %d", bind_addr, port);

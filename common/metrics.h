@@ -47,8 +47,8 @@ void metrics_destroy(metrics_t **m);
  * registered with another type, help text or bucket layout; ERR_NOMEM. *out is NULL on error. */
 int metrics_counter_register(metrics_t *m, metrics_counter_t **out, const char *name,
                              const char *help, ...) __attribute__((sentinel));
-int metrics_gauge_register(metrics_t *m, metrics_gauge_t **out, const char *name,
-                           const char *help, ...) __attribute__((sentinel));
+int metrics_gauge_register(metrics_t *m, metrics_gauge_t **out, const char *name, const char *help,
+                           ...) __attribute__((sentinel));
 /* `bounds` are the upper bounds of the buckets, finite and strictly increasing (1 to 64 of
  * them); the +Inf bucket is implied. */
 int metrics_histogram_register(metrics_t *m, metrics_histogram_t **out, const char *name,

@@ -54,8 +54,8 @@ static const struct cfg_option topts[] = {
                      .max = 3600000, .env = "T_TIMEOUT", .flag = "--timeout"),
     CFG_SIZE_OPT(struct tconf, max_bytes, .key = "trainer.max_bytes", .def = "1MiB",
                  .env = "T_MAX_BYTES", .flag = "--max-bytes"),
-    CFG_STRLIST_OPT(struct tconf, judges, .key = "trainer.judges", .def = "sim",
-                    .env = "T_JUDGES", .flag = "--judges"),
+    CFG_STRLIST_OPT(struct tconf, judges, .key = "trainer.judges", .def = "sim", .env = "T_JUDGES",
+                    .flag = "--judges"),
     CFG_STRING_OPT(struct tconf, api_key, .key = "annotator.api_key", .env = "T_API_KEY",
                    .flag = "--api-key", .flags = CFG_SECRET, .help = "Judge API key."),
     CFG_DOUBLE_OPT(struct tconf, beta1, .key = "trainer.optim.beta1", .def = "0.9"),
@@ -68,9 +68,9 @@ static const struct cfg_spec tspec = {.name = "t",
                                       .options = topts,
                                       .n_options = sizeof topts / sizeof topts[0]};
 
-static const char *const env_names[] = {
-    "T_BATCH_SIZE", "T_LR",      "T_VERBOSE", "T_BIND",         "T_LOSS",      "T_TIMEOUT",
-    "T_MAX_BYTES",  "T_JUDGES",  "T_API_KEY", "T_API_KEY_FILE", "OAIF_CONFIG", NULL};
+static const char *const env_names[] = {"T_BATCH_SIZE", "T_LR",           "T_VERBOSE",   "T_BIND",
+                                        "T_LOSS",       "T_TIMEOUT",      "T_MAX_BYTES", "T_JUDGES",
+                                        "T_API_KEY",    "T_API_KEY_FILE", "OAIF_CONFIG", NULL};
 
 static char tmpdir[64];
 static char oldcwd[4096];
@@ -279,8 +279,9 @@ static void test_doc_syntax_errors_have_positions(void **state)
     const char *two = "a: 1\n---\nb: 2\n";
     expect_doc_error(two, strlen(two), "t.yaml:2:1: only one YAML document is allowed\n");
     const char *key = "? [a]\n: 1\n";
-    expect_doc_error(key, strlen(key), "t.yaml:1:3: a mapping key must be a scalar, not a "
-                                       "sequence\n");
+    expect_doc_error(key, strlen(key),
+                     "t.yaml:1:3: a mapping key must be a scalar, not a "
+                     "sequence\n");
     const char *nul = "a: \"x\\0y\"\n";
     expect_doc_error(nul, strlen(nul), "t.yaml:1:4: a NUL character is not allowed in a value\n");
     const char bad_utf8[] = "a: 1\nb: \xff\n";
@@ -430,8 +431,7 @@ static void test_int_values_and_errors(void **state)
     expect_errors(file, "run.yaml:2:15: trainer.batch_size: expected an integer in [1, 4096], got "
                         "a sequence\n");
     setenv("T_BATCH_SIZE", "0", 1);
-    expect_errors(NULL,
-                  "environment T_BATCH_SIZE: expected an integer in [1, 4096], got '0'\n");
+    expect_errors(NULL, "environment T_BATCH_SIZE: expected an integer in [1, 4096], got '0'\n");
     unsetenv("T_BATCH_SIZE");
     const char *flag[] = {"--batch-size=1.5", NULL};
     expect_errors(flag, "flag --batch-size: expected an integer in [1, 4096], got '1.5'\n");
@@ -509,8 +509,8 @@ static void test_duration_values_and_errors(void **state)
     static const struct {
         const char *text;
         int64_t ms;
-    } good[] = {{"500ms", 500}, {"1.5s", 1500}, {"1m30s", 90000}, {"1h", 3600000}, {"100ms", 100},
-                {" 2m ", 120000}};
+    } good[] = {{"500ms", 500},  {"1.5s", 1500}, {"1m30s", 90000},
+                {"1h", 3600000}, {"100ms", 100}, {" 2m ", 120000}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct tconf c;
         buf_t errs;
@@ -538,9 +538,9 @@ static void test_size_values_and_errors(void **state)
     static const struct {
         const char *text;
         size_t bytes;
-    } good[] = {{"4096", 4096},      {"512KiB", 512 << 10},     {"64 MiB", 64u << 20},
-                {"1.5KiB", 1536},    {"10kB", 10000},           {"2GiB", (size_t)2 << 30},
-                {"5MB", 5000000},    {"1TiB", (size_t)1 << 40}, {"0", 0},
+    } good[] = {{"4096", 4096},   {"512KiB", 512 << 10},     {"64 MiB", 64u << 20},
+                {"1.5KiB", 1536}, {"10kB", 10000},           {"2GiB", (size_t)2 << 30},
+                {"5MB", 5000000}, {"1TiB", (size_t)1 << 40}, {"0", 0},
                 {"7B", 7}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct tconf c;
@@ -611,16 +611,15 @@ static void test_unknown_key_suggests_closest(void **state)
                            "  api_kye: x\n"
                            "  api_key_fil: /x\n");
     const char *file[] = {"--config", "run.yaml", NULL};
-    expect_errors(file,
-                  "run.yaml:2:3: trainer.batchsize: unknown option; did you mean "
-                  "'trainer.batch_size'?\n"
-                  "run.yaml:4:5: trainer.optim.beta: unknown option; did you mean "
-                  "'trainer.optim.beta1'?\n"
-                  "run.yaml:5:3: trainer.zzz: unknown option\n"
-                  "run.yaml:7:3: annotator.api_kye: unknown option; did you mean "
-                  "'annotator.api_key'?\n"
-                  "run.yaml:8:3: annotator.api_key_fil: unknown option; did you mean "
-                  "'annotator.api_key_file'?\n");
+    expect_errors(file, "run.yaml:2:3: trainer.batchsize: unknown option; did you mean "
+                        "'trainer.batch_size'?\n"
+                        "run.yaml:4:5: trainer.optim.beta: unknown option; did you mean "
+                        "'trainer.optim.beta1'?\n"
+                        "run.yaml:5:3: trainer.zzz: unknown option\n"
+                        "run.yaml:7:3: annotator.api_kye: unknown option; did you mean "
+                        "'annotator.api_key'?\n"
+                        "run.yaml:8:3: annotator.api_key_fil: unknown option; did you mean "
+                        "'annotator.api_key_file'?\n");
 
     write_file("run.yaml", "trainer: 5\n");
     expect_errors(file, "run.yaml:1:10: trainer: expected a mapping, got a scalar\n");
@@ -852,8 +851,7 @@ static void test_errors_go_to_log_without_buffer(void **state)
     const char *log = capture_end(&cap);
     assert_int_equal(rc, ERR_INVAL);
     assert_non_null(strstr(log, " ERROR "));
-    assert_non_null(
-        strstr(log, " flag --port: expected an integer in [0, 65535], got '70000'\n"));
+    assert_non_null(strstr(log, " flag --port: expected an integer in [0, 65535], got '70000'\n"));
 }
 
 static void test_bad_spec_is_reported(void **state)
@@ -865,8 +863,7 @@ static void test_bad_spec_is_reported(void **state)
         double d;
     } c;
     static const struct cfg_option bad[] = {
-        CFG_INT_OPT(struct bconf, a, .key = "x.a", .def = "abc", .min = 1, .max = 9,
-                    .flag = "--a"),
+        CFG_INT_OPT(struct bconf, a, .key = "x.a", .def = "abc", .min = 1, .max = 9, .flag = "--a"),
         CFG_INT_OPT(struct bconf, b, .key = "x.a", .flag = "--a", .flags = CFG_SECRET),
         CFG_ENUM_OPT(struct bconf, b, .key = "x.e"),
         CFG_STRING_OPT(struct bconf, s, .key = "x.e.f"),

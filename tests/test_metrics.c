@@ -42,13 +42,11 @@ static void test_render_golden(void **state)
     assert_int_equal(metrics_counter_register(m, &ok, "oaif_requests_total", "Requests handled.",
                                               "service", "annotate", "result", "ok", NULL),
                      ERR_OK);
-    assert_int_equal(metrics_counter_register(m, &fail, "oaif_requests_total",
-                                              "Requests handled.", "service", "annotate",
-                                              "result", "error", NULL),
+    assert_int_equal(metrics_counter_register(m, &fail, "oaif_requests_total", "Requests handled.",
+                                              "service", "annotate", "result", "error", NULL),
                      ERR_OK);
-    assert_int_equal(metrics_gauge_register(m, &depth, "oaif_queue_depth", "Queued requests.",
-                                            NULL),
-                     ERR_OK);
+    assert_int_equal(
+        metrics_gauge_register(m, &depth, "oaif_queue_depth", "Queued requests.", NULL), ERR_OK);
     static const double bounds[] = {0.005, 0.1, 1, 10};
     assert_int_equal(metrics_histogram_register(m, &lat, "oaif_latency_seconds",
                                                 "Round trip, in seconds.", bounds, 4, "service",
@@ -207,8 +205,7 @@ static void test_registration_rules(void **state)
     assert_int_equal(metrics_counter_register(m, &c2, "1abc", "A.", NULL), ERR_INVAL);
     assert_int_equal(metrics_counter_register(m, &c2, "a-b", "A.", NULL), ERR_INVAL);
     assert_int_equal(metrics_counter_register(m, &c2, "", "A.", NULL), ERR_INVAL);
-    assert_int_equal(metrics_counter_register(m, &c2, "ok:name_1", "Two\nlines.", NULL),
-                     ERR_INVAL);
+    assert_int_equal(metrics_counter_register(m, &c2, "ok:name_1", "Two\nlines.", NULL), ERR_INVAL);
     assert_int_equal(metrics_counter_register(m, &c2, "b", "B.", "bad-label", "v", NULL),
                      ERR_INVAL);
     assert_int_equal(metrics_counter_register(m, &c2, "b", "B.", "__reserved", "v", NULL),
@@ -223,8 +220,7 @@ static void test_registration_rules(void **state)
     assert_int_equal(metrics_histogram_register(m, &h, "h2", "H.", b, 0, NULL), ERR_INVAL);
     assert_null(h);
     /* "le" is an ordinary label outside histograms; "ok:name_1" is a valid name */
-    assert_int_equal(metrics_counter_register(m, &c2, "ok:name_1", "A.", "le", "x", NULL),
-                     ERR_OK);
+    assert_int_equal(metrics_counter_register(m, &c2, "ok:name_1", "A.", "le", "x", NULL), ERR_OK);
     /* failed registrations left nothing behind */
     char *text = render(m);
     assert_null(strstr(text, "b{"));
@@ -254,8 +250,7 @@ static void test_prerender_hook_refreshes_gauges(void **state)
     (void)state;
     metrics_t *m = metrics_new();
     struct hook_state hs = {0};
-    assert_int_equal(metrics_gauge_register(m, &hs.g, "workers", "Workers alive.", NULL),
-                     ERR_OK);
+    assert_int_equal(metrics_gauge_register(m, &hs.g, "workers", "Workers alive.", NULL), ERR_OK);
     metrics_set_prerender(m, refresh, &hs);
     char *text = render(m);
     assert_non_null(strstr(text, "\nworkers 10\n"));
@@ -334,8 +329,8 @@ static void test_concurrent_updates_are_exact(void **state)
     snprintf(want, sizeof want,
              "h_bucket{le=\"0.5\"} %d\nh_bucket{le=\"1.5\"} %d\nh_bucket{le=\"2.5\"} %d\n"
              "h_bucket{le=\"+Inf\"} %d\nh_sum %d\nh_count %d\n",
-             THREADS * ROUNDS / 4, THREADS * ROUNDS / 2, THREADS * ROUNDS * 3 / 4,
-             THREADS * ROUNDS, THREADS * ROUNDS / 4 * 6, THREADS * ROUNDS);
+             THREADS * ROUNDS / 4, THREADS * ROUNDS / 2, THREADS * ROUNDS * 3 / 4, THREADS * ROUNDS,
+             THREADS * ROUNDS / 4 * 6, THREADS * ROUNDS);
     assert_non_null(strstr(text, want));
     size_t dyn = 0;
     for (const char *p = text; (p = strstr(p, "\ndyn_total{")); p++)
@@ -419,9 +414,8 @@ static void test_http_routes(void **state)
     (void)state;
     metrics_t *m = metrics_new();
     metrics_counter_t *c;
-    assert_int_equal(metrics_counter_register(m, &c, "hits_total", "Hits.", "service", "test",
-                                              NULL),
-                     ERR_OK);
+    assert_int_equal(
+        metrics_counter_register(m, &c, "hits_total", "Hits.", "service", "test", NULL), ERR_OK);
     metrics_counter_add(c, 7);
     metrics_server_t *s = NULL;
     assert_int_equal(metrics_server_start(&s, m, "127.0.0.1", 0, is_healthy, NULL), ERR_OK);
@@ -522,8 +516,7 @@ static void test_http_bad_address_and_busy_port(void **state)
     buf_free(&r.body);
     metrics_server_stop(&s);
     assert_int_equal(metrics_server_start(&s, m, "127.0.0.1", 0, NULL, NULL), ERR_OK);
-    assert_int_equal(metrics_server_start(&s2, m, "127.0.0.1", metrics_server_port(s), NULL,
-                                          NULL),
+    assert_int_equal(metrics_server_start(&s2, m, "127.0.0.1", metrics_server_port(s), NULL, NULL),
                      ERR_IO);
     assert_null(s2);
     metrics_server_stop(&s);
