@@ -908,6 +908,74 @@ static void test_edit_distance(void **state)
     assert_true(cfg_edit_distance(long_s, "a") == SIZE_MAX);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* deploy/oaif.example.yaml                                                                    */
+
+struct exconf {
+    int batch_size, eval_prompts;
+    int64_t lease_ms;
+    size_t max_msg;
+    double temperature, tie_margin;
+    char *judge_key;
+    bool curve;
+};
+
+static void test_example_run_file_loads(void **state)
+{
+    (void)state;
+    const char *path = OAIF_FIXTURES "/../../deploy/oaif.example.yaml";
+    cfg_doc_t *doc = NULL;
+    assert_int_equal(cfg_doc_load(&doc, path, NULL), ERR_OK);
+    static const char *const secs[] = {"ledger", "sampler", "annotator", "trainer", "evaluator"};
+    for (size_t i = 0; i < 5; i++) {
+        const struct cfg_node *n = cfg_node_get(cfg_doc_root(doc), secs[i]);
+        assert_non_null(n);
+        assert_int_equal(n->kind, CFG_NODE_MAP);
+    }
+    const struct cfg_node *f = cfg_node_get(cfg_doc_root(doc), "annotator.openai.api_key_file");
+    assert_non_null(f);
+    assert_string_equal(f->text, "/run/secrets/judge_api_key");
+    cfg_doc_free(&doc);
+
+    static const struct cfg_option o[] = {
+        CFG_INT_OPT(struct exconf, batch_size, .key = "trainer.batch_size", .min = 1, .max = 4096),
+        CFG_INT_OPT(struct exconf, eval_prompts, .key = "evaluator.eval_prompts", .min = 1,
+                    .max = 100000),
+        CFG_DURATION_OPT(struct exconf, lease_ms, .key = "ledger.lease_timeout"),
+        CFG_SIZE_OPT(struct exconf, max_msg, .key = "ledger.max_message_size"),
+        CFG_DOUBLE_OPT(struct exconf, temperature, .key = "sampler.temperature", .dmin = 0,
+                       .dmax = 10),
+        CFG_DOUBLE_OPT(struct exconf, tie_margin, .key = "annotator.tie_margin", .dmin = 0,
+                       .dmax = 0.5),
+        CFG_STRING_OPT(struct exconf, judge_key, .key = "annotator.openai.api_key",
+                       .flags = CFG_SECRET),
+        CFG_BOOL_OPT(struct exconf, curve, .key = "ledger.curve", .def = "true"),
+    };
+    static const struct cfg_spec s = {.name = "x", .options = o, .n_options = 8};
+    struct exconf c = {0};
+    buf_t errs;
+    buf_init(&errs, 0);
+    char *argv[] = {"x", "--config", (char *)path, NULL};
+    /* the secret file does not exist here: that is the one error */
+    assert_int_equal(cfg_load(&s, &c, 3, argv, &errs), ERR_INVAL);
+    assert_non_null(strstr(errs.data, "annotator.openai.api_key_file: cannot read secret file "
+                                      "'/run/secrets/judge_api_key'"));
+    assert_ptr_equal(strchr(errs.data, '\n'), errs.data + errs.len - 1); /* one line */
+    buf_free(&errs);
+
+    /* without the secret, everything loads */
+    struct cfg_spec no_secret = s;
+    no_secret.n_options = 6;
+    assert_int_equal(cfg_load(&no_secret, &c, 3, argv, NULL), ERR_OK);
+    assert_int_equal(c.batch_size, 32);
+    assert_int_equal(c.eval_prompts, 256);
+    assert_int_equal(c.lease_ms, 120000);
+    assert_int_equal(c.max_msg, 16u << 20);
+    assert_true(c.temperature == 0.9);
+    assert_true(c.tie_margin == 0.05);
+    cfg_release(&no_secret, &c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -937,6 +1005,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_go_to_log_without_buffer, setup, teardown),
         cmocka_unit_test(test_bad_spec_is_reported),
         cmocka_unit_test(test_edit_distance),
+        cmocka_unit_test_setup_teardown(test_example_run_file_loads, setup, teardown),
     };
     return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }
