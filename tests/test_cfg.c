@@ -976,6 +976,57 @@ static void test_example_run_file_loads(void **state)
     cfg_release(&no_secret, &c);
 }
 
+/* Bad bytes never crash the loader: mutations of the example file either parse or fail with
+ * messages; those that parse also go through cfg_load (which owns two of their sections). */
+static void test_doc_survives_mutated_input(void **state)
+{
+    (void)state;
+    cfg_doc_t *doc = NULL;
+    FILE *f = fopen(OAIF_FIXTURES "/../../deploy/oaif.example.yaml", "rb");
+    assert_non_null(f);
+    static char orig[65536], text[65536];
+    size_t len = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    assert_true(len > 1000);
+    static const char tokens[] = ":-[]{}&*!|>'\"#,?%@` \n\t\0\xff\xc3";
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift: the same mutations every run */
+    int parsed = 0, failed = 0;
+    for (int it = 0; it < 2000; it++) {
+        memcpy(text, orig, len);
+        int edits = 1 + it % 8;
+        for (int e = 0; e < edits; e++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            text[x % len] = tokens[(x >> 32) % (sizeof tokens - 1)];
+        }
+        buf_t errs;
+        buf_init(&errs, 0);
+        int rc = cfg_doc_parse(&doc, "m.yaml", text, len, &errs);
+        if (rc == ERR_OK) {
+            parsed++;
+            assert_null(errs.data);
+            FILE *w = fopen("run.yaml", "wb");
+            assert_non_null(w);
+            fwrite(text, 1, len, w);
+            fclose(w);
+            struct tconf c;
+            const char *args[] = {"--config", "run.yaml", NULL};
+            rc = load(&c, &errs, args); /* errors for the example's unknown keys, no crash */
+            assert_true(rc == ERR_INVAL || rc == ERR_OK);
+            cfg_release(&tspec, &c);
+        } else {
+            failed++;
+            assert_int_equal(rc, ERR_INVAL);
+            assert_null(doc);
+            assert_non_null(strstr(errs.data, "m.yaml:"));
+        }
+        cfg_doc_free(&doc);
+        buf_free(&errs);
+    }
+    assert_true(parsed > 0 && failed > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_doc_syntax_errors_have_positions),
         cmocka_unit_test(test_doc_depth_is_limited),
         cmocka_unit_test(test_doc_load_missing_file_is_io),
+        cmocka_unit_test_setup_teardown(test_doc_survives_mutated_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_precedence_file_env_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_in_file_keeps_default, setup, teardown),
