@@ -535,6 +535,13 @@ int bus_zap_allow_file(bus_zap_t *z, const char *path, char *err, size_t errlen)
     return rc;
 }
 
+int bus_zap_allow_key(bus_zap_t *z, const char *z85)
+{
+    if (!z85_key_ok(z85))
+        return ERR_INVAL;
+    return zap_add(z, z85);
+}
+
 uint64_t bus_zap_denied(const bus_zap_t *z)
 {
     return z ? atomic_load(&((bus_zap_t *)z)->denied) : 0;

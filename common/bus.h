@@ -82,6 +82,8 @@ int bus_zap_start(bus_zap_t **out, void *zctx, const char *const *keys, size_t n
 /* Read an allow-list file or directory (every *.pub in it; lines "public-key = Z85" or a bare
  * key; '#' comments) and add its keys. Errors name the file and line. */
 int bus_zap_allow_file(bus_zap_t *z, const char *path, char *err, size_t errlen);
+/* Add one z85 public key. ERR_INVAL if it is not a key. */
+int bus_zap_allow_key(bus_zap_t *z, const char *z85);
 uint64_t bus_zap_denied(const bus_zap_t *z);
 uint64_t bus_zap_allowed(const bus_zap_t *z);
 void bus_zap_stop(bus_zap_t **z);

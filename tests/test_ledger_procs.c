@@ -16,6 +16,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <curl/curl.h>
+
+#include "buf.h"
 #include "busclient.h"
 #include "err.h"
 #include "testproc.h"
@@ -24,7 +27,7 @@ struct fx {
     char dir[256];
     char log[300];
     char ep_file[300];
-    char cep[256], wep[256];
+    char cep[256], wep[256], mport[16];
     pid_t ledger, workers[4];
     int nworkers;
     void *zctx;
@@ -40,9 +43,9 @@ static void start_ledger(struct fx *f, const char *clients, const char *workers,
     unlink(f->ep_file);
     char *argv[32] = {(char *)tp_bin("services/ledger/ledger"), "--db", db, "--clients",
                       (char *)clients, "--workers", (char *)workers, "--events", "",
-                      "--heartbeat-ms", "200", "--lease-ms", "3000", "--endpoints-file",
-                      f->ep_file};
-    int n = 15;
+                      "--heartbeat", "200ms", "--lease", "3s", "--endpoints-file",
+                      f->ep_file, "--metrics-port", "0"};
+    int n = 17;
     for (int i = 0; extra && extra[i]; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
@@ -50,6 +53,30 @@ static void start_ledger(struct fx *f, const char *clients, const char *workers,
     assert_true(f->ledger > 0);
     assert_true(tp_read_kv(f->ep_file, "clients", f->cep, sizeof f->cep, 10000));
     assert_true(tp_read_kv(f->ep_file, "workers", f->wep, sizeof f->wep, 1000));
+    assert_true(tp_read_kv(f->ep_file, "metrics_port", f->mport, sizeof f->mport, 1000));
+}
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    buf_t *b = ud;
+    return buf_append(b, ptr, size * nmemb) ? 0 : size * nmemb;
+}
+
+/* GET http://127.0.0.1:PORT/path into b; returns the HTTP status. */
+static long http_get(struct fx *f, const char *path, buf_t *b)
+{
+    char url[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%s%s", f->mport, path);
+    CURL *h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+    long code = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    return code;
 }
 
 static pid_t start_worker(struct fx *f, const char *credit, const char *delay,
@@ -189,6 +216,16 @@ static void test_worker_killed_mid_request_loses_nothing(void **state)
     assert_int_equal(t.failed, 0);
     assert_int_equal(t.bad_payload, 0);
     assert_true(redelivered(c) >= 1);
+    /* The same numbers over HTTP, in Prometheus text (refreshed every 500 ms). */
+    usleep(700000);
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(http_get(f, "/metrics", &b), 200);
+    assert_non_null(strstr(b.data, "oaif_ledger_completed_total{service=\"echo\"} 300"));
+    assert_non_null(strstr(b.data, "# TYPE oaif_ledger_redelivered_total counter"));
+    buf_reset(&b);
+    assert_int_equal(http_get(f, "/healthz", &b), 200);
+    buf_free(&b);
 }
 
 static void test_ledger_killed_under_load_loses_nothing(void **state)
@@ -291,6 +328,7 @@ static void test_oversized_frame_drops_only_its_sender(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_worker_killed_mid_request_loses_nothing, setup,
                                         teardown),

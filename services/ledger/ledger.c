@@ -11,6 +11,7 @@
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- column families and record kinds ---------------------------------------------------- */
 
@@ -1035,7 +1036,7 @@ static void timers(ledger_t *l)
     if (now - l->last_timer_mono < 50)
         return;
     l->last_timer_mono = now;
-    uint64_t dead_after = 3 * (uint64_t)l->cfg.heartbeat_ms;
+    uint64_t dead_after = (uint64_t)l->cfg.liveness * (uint64_t)l->cfg.heartbeat_ms;
     /* Dead workers. */
     size_t pos = 0;
     const void *key;
@@ -1060,7 +1061,7 @@ static void timers(ledger_t *l)
         }
         if (!dead)
             break;
-        worker_remove(l, dead, "silent for 3 heartbeat intervals");
+        worker_remove(l, dead, "silent for too many heartbeat intervals");
     }
     /* Expired leases. */
     struct req *expired[256];
@@ -1378,6 +1379,7 @@ void ledger_config_defaults(struct ledger_config *c)
     c->lease_ms = 30000;
     c->max_attempts = 3;
     c->heartbeat_ms = 1000;
+    c->liveness = 3;
     c->max_msg = BUS_DEFAULT_MAX_MSG;
     c->max_request = 16u << 20;
     c->sync = true;
@@ -1497,6 +1499,8 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
         l->cfg.batch_max = 4096;
     if (l->cfg.heartbeat_ms <= 0)
         l->cfg.heartbeat_ms = 1000;
+    if (l->cfg.liveness < 2)
+        l->cfg.liveness = 3;
     l->zctx = zctx;
     l->start_mono = bus_mono_ms();
     l->reqs = hmap_new();
@@ -1589,6 +1593,66 @@ void ledger_destroy(ledger_t **pl)
     kv_close(&l->kv);
     free(l);
     *pl = NULL;
+}
+
+int ledger_allow_key(ledger_t *l, const char *z85)
+{
+    if (!l->zap)
+        return ERR_INVAL;
+    return bus_zap_allow_key(l->zap, z85);
+}
+
+void ledger_update_metrics(ledger_t *l, struct metrics *m)
+{
+    Oaif__V1__Status *st = ledger_status(l);
+    if (!st)
+        return;
+    metrics_gauge_t *g;
+    metrics_counter_t *c;
+    for (size_t i = 0; i < st->n_services; i++) {
+        Oaif__V1__ServiceStatus *s = st->services[i];
+        const char *n = s->name;
+        if (!metrics_gauge_register(m, &g, "oaif_ledger_workers", "Workers ready per service.",
+                                    "service", n, NULL))
+            metrics_gauge_set(g, s->workers);
+        if (!metrics_gauge_register(m, &g, "oaif_ledger_queued", "Requests waiting for a worker.",
+                                    "service", n, NULL))
+            metrics_gauge_set(g, (double)s->queued);
+        if (!metrics_gauge_register(m, &g, "oaif_ledger_in_flight", "Requests leased now.",
+                                    "service", n, NULL))
+            metrics_gauge_set(g, (double)s->in_flight);
+        if (!metrics_counter_register(m, &c, "oaif_ledger_completed_total",
+                                      "Requests answered since the ledger started.", "service", n,
+                                      NULL))
+            metrics_counter_add(c, (double)s->completed - metrics_counter_value(c));
+        if (!metrics_counter_register(m, &c, "oaif_ledger_failed_total",
+                                      "Requests failed (dead letters) since the ledger started.",
+                                      "service", n, NULL))
+            metrics_counter_add(c, (double)s->failed - metrics_counter_value(c));
+        if (!metrics_counter_register(m, &c, "oaif_ledger_redelivered_total",
+                                      "Leases that expired or whose worker died.", "service", n,
+                                      NULL))
+            metrics_counter_add(c, (double)s->redelivered - metrics_counter_value(c));
+    }
+    for (size_t i = 0; i < st->n_records; i++) {
+        const char *kn = ledger_kind_name(st->records[i]->kind);
+        if (kn && !metrics_gauge_register(m, &g, "oaif_ledger_records", "Records stored per kind.",
+                                          "kind", kn, NULL))
+            metrics_gauge_set(g, (double)st->records[i]->count);
+    }
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_dead_letters", "Failed requests, all time.",
+                                NULL))
+        metrics_gauge_set(g, (double)st->dead_letters);
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_bad_messages",
+                                "Malformed messages since the ledger started.", NULL))
+        metrics_gauge_set(g, (double)st->dropped_messages);
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_commit_p99_ms",
+                                "p99 of the last 1024 group commits, ms.", NULL))
+        metrics_gauge_set(g, st->commit_p99_ms);
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_curve_denied",
+                                "Connections refused by the allow-list.", NULL))
+        metrics_gauge_set(g, (double)bus_zap_denied(l->zap));
+    ledger_status_free(st);
 }
 
 const char *ledger_client_endpoint(const ledger_t *l)

@@ -28,7 +28,8 @@ struct ledger_config {
     char metrics_bind[256]; /* HTTP host:port for /metrics and /healthz; "" = none */
     unsigned lease_ms;      /* default lease of a request */
     unsigned max_attempts;  /* default attempts before a request fails */
-    int heartbeat_ms;       /* worker heartbeat interval; dead after 3 silent ones */
+    int heartbeat_ms;       /* worker heartbeat interval */
+    int liveness;           /* silent intervals before a worker is dead (3) */
     size_t max_msg;         /* ZMQ_MAXMSGSIZE */
     size_t max_request;     /* largest payload accepted in a Submit (error reply above) */
     bool sync;              /* fsync each group commit (false only for benchmarks) */
@@ -63,6 +64,15 @@ const char *ledger_events_endpoint(const ledger_t *l);
 /* The status as the CLI sees it; the caller frees with ledger_status_free. */
 Oaif__V1__Status *ledger_status(ledger_t *l);
 void ledger_status_free(Oaif__V1__Status *s);
+
+/* Let a CURVE public key (Z85) in, besides the allow-list path. ERR_INVAL if not a key or
+ * CURVE is off. */
+int ledger_allow_key(ledger_t *l, const char *z85);
+
+/* Copy the status into Prometheus series of `m` (oaif_ledger_*): call it from the loop's
+ * thread; the metrics server's thread only renders. */
+struct metrics;
+void ledger_update_metrics(ledger_t *l, struct metrics *m);
 
 /* The column-family name of a record kind ("prompts", "pairs", ...), or NULL if unknown;
  * and back. For the CLI's `export KIND`. */
