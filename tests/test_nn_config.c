@@ -29,8 +29,10 @@ static int setup(void **state)
     if (!c)
         return -1;
     snprintf(c->dir, sizeof c->dir, "/tmp/test_nn_config.XXXXXX");
-    if (!mkdtemp(c->dir))
+    if (!mkdtemp(c->dir)) {
+        free(c);
         return -1;
+    }
     snprintf(c->path, sizeof c->path, "%s/config.json", c->dir);
     *state = c;
     return 0;

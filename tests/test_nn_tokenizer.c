@@ -20,6 +20,8 @@
 
 #define BYTELEVEL OAIF_FIXTURES "/tokenizer/bytelevel/tokenizer.json"
 #define SPIECE    OAIF_FIXTURES "/tokenizer/sp/tokenizer.json"
+#define DIGITS    OAIF_FIXTURES "/tokenizer/digits/tokenizer.json"
+#define METASPACE OAIF_FIXTURES "/tokenizer/metaspace/tokenizer.json"
 #define G         "\xc4\xa0" /* "Ġ": byte-level space */
 
 static tok_t *load(const char *path)
@@ -443,12 +445,45 @@ static void test_sp_byte_fallback_and_unk(void **state)
     /* b and \n fall back; the fixture has no <0xFF>: 0xff bytes become one fused <unk> */
     expect_tokens(t, "a\nb", 0, (const char *[]){"\xe2\x96\x81", "a", "<0x0A>", "<0x62>", NULL});
     expect_tokens(t, "\xff\xffhi", 0, (const char *[]){"\xe2\x96\x81", "<unk>", "h", "i", NULL});
-    expect_round_trip(t, "\xf0\x9f\x98\x80 a\nb hello world", 20);
-    expect_round_trip(t, "caf\xc3\xa9 \xe4\xb8\x96\xe7\x95\x8c", 12);
+    const char *rt = "\xf0\x9f\x98\x80 a\nb hello world";
+    expect_round_trip(t, rt, strlen(rt));
+    rt = "caf\xc3\xa9 \xe4\xb8\x96\xe7\x95\x8c";
+    expect_round_trip(t, rt, strlen(rt));
     size_t l;
     const char *b = tok_token_bytes(t, tok_id(t, "<0x0A>"), &l);
     assert_int_equal(l, 1);
     assert_int_equal(b[0], '\n');
+    tok_destroy(&t);
+}
+
+static void test_digits_then_bytelevel_regex(void **state)
+{
+    (void)state;
+    tok_t *t = load(DIGITS);
+    /* digits are pieces of their own, so neither "Ġ 1" nor "1 2" can merge */
+    expect_tokens(t, "x 123", 0, (const char *[]){"x", G, "1", "2", "3", NULL});
+    /* the GPT-2 regex keeps the space with the word; "Ġ x" (rank 2) beats "x y" (rank 3) */
+    expect_tokens(t, " xy", 0, (const char *[]){G "x", "y", NULL});
+    expect_tokens(t, "xy 12", 0, (const char *[]){"xy", G, "1", "2", NULL});
+    expect_round_trip(t, "a1b22 c333\n", strlen("a1b22 c333\n"));
+    tok_destroy(&t);
+}
+
+static void test_metaspace_pre_tokenizer_and_decoder(void **state)
+{
+    (void)state;
+    tok_t *t = load(METASPACE);
+    expect_tokens(t, "hello world", 0,
+                  (const char *[]){"\xe2\x96\x81hello", "\xe2\x96\x81world", NULL});
+    /* prepend_scheme "first": only the segment at the start of the text gets the marker */
+    expect_tokens(t, "<s>hello", TOK_PARSE_SPECIAL, (const char *[]){"<s>", "h", "el", "lo", NULL});
+    expect_tokens(t, "  hi", 0, (const char *[]){"\xe2\x96\x81", "\xe2\x96\x81hi", NULL});
+    const int ids[] = {tok_id(t, "\xe2\x96\x81hello"), tok_id(t, "\xe2\x96\x81world")};
+    char *s = decode(t, ids, 2, 0);
+    assert_string_equal(s, "hello world");
+    free(s);
+    const char *rt = "caf\xc3\xa9 \xf0\x9f\x98\x80 world";
+    expect_round_trip(t, rt, strlen(rt));
     tok_destroy(&t);
 }
 
@@ -465,8 +500,10 @@ static int setup_dir(void **state)
     if (!d)
         return -1;
     snprintf(d->path, sizeof d->path, "/tmp/test_nn_tok.XXXXXX");
-    if (!mkdtemp(d->path))
+    if (!mkdtemp(d->path)) {
+        free(d);
         return -1;
+    }
     snprintf(d->file, sizeof d->file, "%s/tokenizer.json", d->path);
     *state = d;
     return 0;
@@ -582,6 +619,8 @@ int main(void)
         cmocka_unit_test(test_bytelevel_long_word_is_fast),
         cmocka_unit_test(test_sp_words_prefix_space_and_bos),
         cmocka_unit_test(test_sp_byte_fallback_and_unk),
+        cmocka_unit_test(test_digits_then_bytelevel_regex),
+        cmocka_unit_test(test_metaspace_pre_tokenizer_and_decoder),
         cmocka_unit_test_setup_teardown(test_load_errors_name_file_and_reason, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_minimal_tokenizer_and_unrepresentable_byte, setup_dir,

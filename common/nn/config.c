@@ -277,7 +277,7 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
         seterr(err, errlen, "%s: not a regular file", path);
         return ERR_IO;
     }
-    if (st.st_size > 16 * 1024 * 1024) {
+    if (st.st_size > (off_t)16 << 20) {
         seterr(err, errlen, "%s: %lld bytes is too large for a config.json", path,
                (long long)st.st_size);
         return ERR_TOOBIG;
@@ -343,7 +343,6 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
     OPTIONAL(get_token_id(root, "pad_token_id", &n.pad_token_id, path, err, errlen))
     OPTIONAL(get_bool(root, "oaif_reward_head", &n.reward_head, path, err, errlen))
 #undef OPTIONAL
-    rc = ERR_OK;
     const json_t *tk = json_object_get(root, "oaif_tokenizer");
     if (tk) {
         if (!json_is_string(tk) || strlen(json_string_value(tk)) >= sizeof n.tokenizer) {
@@ -484,7 +483,8 @@ size_t nn_config_num_params(const struct nn_config *c)
     /* in 128-bit-free arithmetic: every term is checked against SIZE_MAX by going through
      * double first (exact up to 2^53, far past any model that fits in memory) */
     double C = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
-    double hd = (double)(c->hidden_size / c->num_attention_heads);
+    int head_dim = c->hidden_size / c->num_attention_heads;
+    double hd = head_dim;
     double kv = c->num_key_value_heads * hd;
     double layer = C                              /* input_layernorm */
                    + C * C                        /* q_proj [C, C] */

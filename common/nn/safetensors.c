@@ -28,7 +28,7 @@
 #error "safetensors.c assumes a little-endian host (the format is little-endian)"
 #endif
 
-#define ST_MAX_HEADER (100u * 1000u * 1000u) /* bytes, as the reference implementation */
+#define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000) /* bytes, as the reference implementation */
 
 struct st_file {
     char *path;
@@ -274,8 +274,8 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | s->map[i];
     if (hlen > ST_MAX_HEADER) {
-        seterr(err, errlen, "%s: header length %llu is over the %u-byte limit (not safetensors?)",
-               s->path, (unsigned long long)hlen, ST_MAX_HEADER);
+        seterr(err, errlen, "%s: header length %llu is over the %llu-byte limit (not safetensors?)",
+               s->path, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
         return ERR_PROTO;
     }
     if (hlen > s->map_len - 8) {
@@ -428,7 +428,6 @@ int st_open(st_file_t **out, const char *path, char *err, size_t errlen)
         s->map = m;
     }
     close(fd);
-    fd = -1;
     rc = parse_header(s, err, errlen);
     if (rc == ERR_NOMEM)
         seterr(err, errlen, "%s: out of memory reading the header", path);
@@ -690,11 +689,11 @@ static int build_header(const st_writer_t *w, char **out, size_t *outlen)
                 shape = NULL;
             }
         }
+        uint64_t end = off + e->nbytes;
         /* "o" steals shape, also when packing fails */
-        json_t *ent =
-            shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
-                              "data_offsets", (json_int_t)off, (json_int_t)(off + e->nbytes))
-                  : NULL;
+        json_t *ent = shape ? json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+                                        "data_offsets", (json_int_t)off, (json_int_t)end)
+                            : NULL;
         if (!ent || json_object_set_new(root, e->name, ent))
             rc = ERR_NOMEM;
         off += e->nbytes;

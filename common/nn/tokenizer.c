@@ -31,8 +31,8 @@
 #include "err.h"
 #include "log.h"
 
-#define TOK_MAX_ID       (1 << 24)           /* ids beyond this are refused */
-#define TOK_MAX_FILE     (512 * 1024 * 1024) /* bytes of tokenizer.json */
+#define TOK_MAX_ID       (1 << 24)          /* ids beyond this are refused */
+#define TOK_MAX_FILE     ((off_t)512 << 20) /* bytes of tokenizer.json */
 #define TOK_MAX_STEPS    16
 #define TOK_MAX_REPLACES 4
 #define PROMPT_MARK      "{prompt}"
@@ -97,6 +97,7 @@ struct tok {
     bool fuse_unk, ignore_merges;
     struct added *added; /* [n_added], longest first */
     size_t n_added;
+    bool added_first[256]; /* bytes that begin an added token: the scan skips the others */
     struct step steps[TOK_MAX_STEPS];
     int n_steps;
     /* decoder */
@@ -173,16 +174,14 @@ static size_t pow2_at_least(size_t n)
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    else if (c >= 0xc2 && c <= 0xdf)
+    size_t need = 1; /* ASCII, and bytes that cannot start a sequence */
+    if (c >= 0xc2 && c <= 0xdf)
         need = 2;
     else if (c >= 0xe0 && c <= 0xef)
         need = 3;
     else if (c >= 0xf0 && c <= 0xf4)
         need = 4;
-    else
+    if (need == 1)
         return 1;
     if (n < need)
         return 1;
@@ -782,6 +781,8 @@ static bool is_space_byte(char c)
 static const struct added *match_added(const tok_t *t, const char *text, size_t pos, size_t len,
                                        unsigned flags)
 {
+    if (!t->added_first[(unsigned char)text[pos]])
+        return NULL;
     for (size_t i = 0; i < t->n_added; i++) {
         const struct added *a = &t->added[i];
         if (a->special && !(flags & TOK_PARSE_SPECIAL))
@@ -1104,6 +1105,7 @@ static int add_added(tok_t *t, const char *content, size_t len, int id, bool spe
     a->len = len;
     a->id = id;
     a->special = special;
+    t->added_first[(unsigned char)content[0]] = true;
     t->n_added++;
     return ERR_OK;
 }
@@ -1454,7 +1456,10 @@ static void parse_post_processor(struct loader *L, const json_t *p)
     if (strcmp(type, "Sequence") == 0) {
         size_t i;
         const json_t *v;
-        json_array_foreach(json_object_get(p, "processors"), i, v) parse_post_processor(L, v);
+        json_array_foreach(json_object_get(p, "processors"), i, v)
+        {
+            parse_post_processor(L, v);
+        }
         return;
     }
     if (strcmp(type, "TemplateProcessing") != 0)
@@ -1504,7 +1509,7 @@ static void read_tokenizer_config(struct loader *L)
     memcpy(p, L->path, dl);
     memcpy(p + dl, "tokenizer_config.json", sizeof "tokenizer_config.json");
     struct stat st;
-    if (stat(p, &st) != 0 || st.st_size > 64 * 1024 * 1024) {
+    if (stat(p, &st) != 0 || st.st_size > (off_t)64 << 20) {
         free(p);
         return;
     }
