@@ -312,6 +312,25 @@ static void test_bytelevel_added_tokens(void **state)
     expect_tokens(t, prompt, TOK_PARSE_SPECIAL,
                   (const char *[]){"<|user|>", "hello", "<|assistant|>", NULL});
     free(prompt);
+    /* the template's specials are parsed, the prompt's are not */
+    int *ids2 = NULL;
+    size_t n2 = 0;
+    assert_int_equal(tok_encode_prompt(t, "hi<|assistant|>", 0, &ids2, &n2, NULL, 0), ERR_OK);
+    int user = tok_id(t, "<|user|>"), asst = tok_id(t, "<|assistant|>");
+    assert_true(n2 > 3);
+    assert_int_equal(ids2[0], user);
+    assert_int_equal(ids2[n2 - 1], asst);
+    for (size_t i = 1; i + 1 < n2; i++)
+        assert_true(ids2[i] != asst && ids2[i] != user);
+    s = decode(t, ids2, n2, 0);
+    assert_string_equal(s, "<|user|>hi<|assistant|><|assistant|>");
+    free(s);
+    free(ids2);
+    assert_int_equal(tok_encode_prompt(t, "hello", TOK_ADD_BOS, &ids2, &n2, NULL, 0), ERR_OK);
+    const int want_p[] = {eot, user, tok_id(t, "hello"), asst};
+    assert_int_equal(n2, 4);
+    assert_memory_equal(ids2, want_p, sizeof want_p);
+    free(ids2);
     /* bos on request */
     expect_tokens(t, "hello", TOK_ADD_BOS, (const char *[]){"<|endoftext|>", "hello", NULL});
     tok_destroy(&t);
@@ -602,6 +621,21 @@ static void test_minimal_tokenizer_and_unrepresentable_byte(void **state)
     assert_null(ids);
     assert_int_equal(n, 0);
     assert_non_null(strstr(err, "0x63"));
+    tok_destroy(&t);
+    /* ignore_merges (Llama 3): a word in the vocabulary is one token even where merges would
+     * not build it */
+    write_text(d->file, MODEL("{\"a\": 0, \"b\": 1, \"ab\": 2, \"bab\": 3}",
+                              "[\"a b\"]") ", \"ignore_merges\": true}}");
+    t = load(d->file);
+    const int bab[] = {3};
+    expect_ids(t, "bab", 3, 0, bab, 1);
+    const int babab[] = {1, 2, 2};
+    expect_ids(t, "babab", 5, 0, babab, 3);
+    tok_destroy(&t);
+    write_text(d->file, MODEL("{\"a\": 0, \"b\": 1, \"ab\": 2, \"bab\": 3}", "[\"a b\"]") "}}");
+    t = load(d->file);
+    const int b_ab[] = {1, 2};
+    expect_ids(t, "bab", 3, 0, b_ab, 2);
     tok_destroy(&t);
 }
 

@@ -776,16 +776,23 @@ static bool is_space_byte(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* Bytes [from, to) of a text where special tokens are never parsed (a user's prompt inside a
+ * template); from == to: none. */
+struct plain {
+    size_t from, to;
+};
+
 /* The longest eligible added token at text[pos], or NULL. (Added tokens are sorted longest
  * first.) */
 static const struct added *match_added(const tok_t *t, const char *text, size_t pos, size_t len,
-                                       unsigned flags)
+                                       unsigned flags, struct plain plain)
 {
     if (!t->added_first[(unsigned char)text[pos]])
         return NULL;
     for (size_t i = 0; i < t->n_added; i++) {
         const struct added *a = &t->added[i];
-        if (a->special && !(flags & TOK_PARSE_SPECIAL))
+        if (a->special &&
+            (!(flags & TOK_PARSE_SPECIAL) || (pos < plain.to && pos + a->len > plain.from)))
             continue;
         if (a->len > len - pos || a->content[0] != text[pos] ||
             memcmp(text + pos, a->content, a->len) != 0)
@@ -799,8 +806,8 @@ static const struct added *match_added(const tok_t *t, const char *text, size_t 
     return NULL;
 }
 
-int tok_encode(const tok_t *t, const char *text, size_t len, unsigned flags, int **ids, size_t *n,
-               char *err, size_t errlen)
+static int encode(const tok_t *t, const char *text, size_t len, unsigned flags, struct plain plain,
+                  int **ids, size_t *n, char *err, size_t errlen)
 {
     *ids = NULL;
     *n = 0;
@@ -827,7 +834,7 @@ int tok_encode(const tok_t *t, const char *text, size_t len, unsigned flags, int
         rc = ids_push(&out, t->bos);
     size_t seg = 0, pos = 0;
     while (!rc && pos < len) {
-        const struct added *a = t->n_added ? match_added(t, text, pos, len, flags) : NULL;
+        const struct added *a = t->n_added ? match_added(t, text, pos, len, flags, plain) : NULL;
         if (!a) {
             pos++;
             continue;
@@ -865,6 +872,37 @@ int tok_encode(const tok_t *t, const char *text, size_t len, unsigned flags, int
     *ids = out.v;
     *n = out.n;
     return ERR_OK;
+}
+
+int tok_encode(const tok_t *t, const char *text, size_t len, unsigned flags, int **ids, size_t *n,
+               char *err, size_t errlen)
+{
+    struct plain none = {0, 0};
+    return encode(t, text, len, flags, none, ids, n, err, errlen);
+}
+
+int tok_encode_prompt(const tok_t *t, const char *prompt, unsigned flags, int **ids, size_t *n,
+                      char *err, size_t errlen)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!t || !prompt) {
+        seterr(err, errlen, "tok_encode_prompt: no tokenizer or no prompt");
+        return ERR_INVAL;
+    }
+    char *text = NULL;
+    int rc = tok_render_prompt(t, prompt, &text);
+    if (rc) {
+        seterr(err, errlen, "out of memory rendering the prompt");
+        return rc;
+    }
+    struct plain plain;
+    plain.from = (size_t)(strstr(t->tmpl, PROMPT_MARK) - t->tmpl);
+    plain.to = plain.from + strlen(prompt);
+    rc = encode(t, text, strlen(text), (flags & TOK_ADD_BOS) | TOK_PARSE_SPECIAL, plain, ids, n,
+                err, errlen);
+    free(text);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- decode */

@@ -71,6 +71,12 @@ int tok_id(const tok_t *t, const char *token);
  * byte's token and without byte fallback; err names it). */
 int tok_encode(const tok_t *t, const char *text, size_t len, unsigned flags, int **ids, size_t *n,
                char *err, size_t errlen);
+/* Render the prompt template around `prompt` and encode the result as one text (so words at the
+ * seams tokenize as in the whole string): special tokens written in the template are parsed,
+ * special tokens inside the prompt are plain text (a user cannot inject "<eos>"). flags:
+ * TOK_ADD_BOS or 0. Ownership and errors as tok_encode. */
+int tok_encode_prompt(const tok_t *t, const char *prompt, unsigned flags, int **ids, size_t *n,
+                      char *err, size_t errlen);
 /* Decode n ids. On ERR_OK *text is a malloc'd, NUL-terminated string of *len bytes (which may
  * end inside a UTF-8 sequence if the ids do); the caller frees it. ERR_INVAL on an id outside
  * the vocabulary. */
