@@ -970,7 +970,7 @@ static void test_example_run_file_loads(void **state)
     assert_int_equal(c.batch_size, 32);
     assert_int_equal(c.eval_prompts, 256);
     assert_int_equal(c.lease_ms, 120000);
-    assert_int_equal(c.max_msg, 16u << 20);
+    assert_int_equal(c.max_msg, 64u << 20);
     assert_true(c.temperature == 0.9);
     assert_true(c.tie_margin == 0.05);
     cfg_release(&no_secret, &c);
