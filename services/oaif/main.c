@@ -13,6 +13,7 @@ static const char usage[] =
     "                               (prompts pairs labels scores strengths checkpoints evals\n"
     "                                steps cache meta)\n"
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
+    "  task prompts [--split S] [--n N] [--seed S]   the built-in task's prompts as JSONL\n"
     "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
     "                --timeout-ms N\n";
 
@@ -26,6 +27,7 @@ static const struct verb verbs[] = {
     {"import", oaif_cmd_import},
     {"export", oaif_cmd_export},
     {"keys", oaif_cmd_keys},
+    {"task", oaif_cmd_task},
 };
 
 int main(int argc, char **argv)

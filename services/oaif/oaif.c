@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "pbjson.h"
 #include "sha256.h"
+#include "task.h"
 
 /* ---- connection options ---------------------------------------------------------------- */
 
@@ -537,5 +538,61 @@ int oaif_cmd_keys(int argc, char **argv)
         return 1;
     }
     printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", path, path, k.public_key);
+    return 0;
+}
+
+/* ---- task ------------------------------------------------------------------------------ */
+
+int oaif_cmd_task(int argc, char **argv)
+{
+    const char *usage = "usage: oaif task prompts [--split train|eval] [--n N] [--seed S]\n"
+                        "  writes the built-in task's prompts as JSONL (for oaif import prompts)\n";
+    if (argc < 1 || strcmp(argv[0], "prompts") != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    enum task_split split = TASK_SPLIT_TRAIN;
+    unsigned long n = 100, seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v) {
+            fprintf(stderr, "oaif task: %s needs a value\n%s", a, usage);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--split") && (!strcmp(v, "train") || !strcmp(v, "eval")))
+            split = strcmp(v, "train") ? TASK_SPLIT_EVAL : TASK_SPLIT_TRAIN;
+        else if (!strcmp(a, "--n") && (n = strtoul(v, &end, 10), *v && !*end && n > 0 &&
+                                       n <= 1000000))
+            ;
+        else if (!strcmp(a, "--seed") && (seed = strtoul(v, &end, 10), *v && !*end))
+            ;
+        else {
+            fprintf(stderr, "oaif task: bad option %s %s\n%s", a, v, usage);
+            return 2;
+        }
+    }
+    struct task_prompt *ps = NULL;
+    if (task_prompt_set(seed, split, n, &ps)) {
+        fprintf(stderr, "oaif task: cannot generate %lu prompts\n", n);
+        return 1;
+    }
+    buf_t b;
+    buf_init(&b, 0);
+    for (unsigned long i = 0; i < n; i++) {
+        buf_reset(&b);
+        buf_append_str(&b, "{\"id\":");
+        pbjson_append_string(&b, ps[i].id, strlen(ps[i].id));
+        buf_append_str(&b, ",\"prompt\":");
+        pbjson_append_string(&b, ps[i].text, strlen(ps[i].text));
+        buf_append_str(&b, ",\"reference\":");
+        pbjson_append_string(&b, ps[i].answer, strlen(ps[i].answer));
+        buf_printf(&b, ",\"family\":\"%s\",\"split\":\"%s\"}", task_family_name(ps[i].family),
+                   task_split_name(ps[i].split));
+        puts(b.data);
+    }
+    buf_free(&b);
+    free(ps);
     return 0;
 }
