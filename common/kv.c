@@ -206,7 +206,13 @@ static void add_op(kv_batch_t *b, int cf, int del, const void *key, size_t klen,
     memcpy(mem, key, klen);
     if (vlen)
         memcpy(mem + klen, val, vlen);
-    b->ops[b->nops++] = (struct kv_op){cf, del, mem, klen, mem + klen, vlen};
+    struct kv_op *op = &b->ops[b->nops++];
+    op->cf = cf;
+    op->del = del;
+    op->key = mem; /* freed by kv_batch_clear */
+    op->klen = klen;
+    op->val = mem + klen;
+    op->vlen = vlen;
     b->bytes += klen + vlen;
 }
 

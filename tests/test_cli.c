@@ -27,8 +27,10 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-cli-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!mkdtemp(f->dir)) {
+        free(f);
         return -1;
+    }
     char db[300], ep[300], log[300];
     snprintf(db, sizeof db, "%s/db", f->dir);
     snprintf(ep, sizeof ep, "%s/endpoints", f->dir);
@@ -37,8 +39,10 @@ static int setup(void **state)
                     "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*", "--events", "",
                     "--endpoints-file", ep, NULL};
     f->ledger = tp_spawn(argv, log);
-    if (f->ledger <= 0 || !tp_read_kv(ep, "clients", f->cep, sizeof f->cep, 10000))
+    if (f->ledger <= 0 || !tp_read_kv(ep, "clients", f->cep, sizeof f->cep, 10000)) {
+        free(f);
         return -1;
+    }
     setenv("OAIF_LEDGER", f->cep, 1);
     *state = f;
     return 0;
