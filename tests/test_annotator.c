@@ -375,8 +375,7 @@ static void test_garbage_and_refusals_are_errors(void **state)
 {
     (void)state;
     const char *garbage[] = {"X-Fake-Mode: garbage", NULL};
-    expect_failure(garbage, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_PARSE, ERR_PROTO,
-                   "not JSON");
+    expect_failure(garbage, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_PARSE, ERR_PROTO, "not JSON");
     expect_failure(garbage, ANNOTATOR_BACKEND_ANTHROPIC, ANNOTATOR_FAIL_PARSE, ERR_PROTO,
                    "upstream proxy hiccup");
     const char *chatter[] = {"X-Fake-Mode: chatter", NULL};
@@ -395,8 +394,7 @@ static void test_http_failures_after_retries_are_errors(void **state)
 {
     (void)state;
     const char *always500[] = {"X-Fake-Fail: 1000", "X-Fake-Key: ann-always500", NULL};
-    expect_failure(always500, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_HTTP, ERR_AGAIN,
-                   "HTTP 500");
+    expect_failure(always500, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_HTTP, ERR_AGAIN, "HTTP 500");
     const char *overloaded[] = {"X-Fake-Fail: 1000", "X-Fake-Fail-Status: 529",
                                 "X-Fake-Key: ann-529", NULL};
     expect_failure(overloaded, ANNOTATOR_BACKEND_ANTHROPIC, ANNOTATOR_FAIL_HTTP, ERR_AGAIN,

@@ -27,8 +27,8 @@ int wire_build(enum wire_format f, const struct wire_params *p, const char *syst
     int bad = 0;
     bad |= json_object_set_new(j, "model", json_string(p->model));
     if (f == WIRE_OPENAI && system)
-        bad |= json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                     system));
+        bad |= json_array_append_new(msgs,
+                                     json_pack("{s:s, s:s}", "role", "system", "content", system));
     if (f == WIRE_ANTHROPIC && system)
         bad |= json_object_set_new(j, "system", json_string(system));
     bad |= json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", user));
@@ -203,8 +203,7 @@ int wire_parse(enum wire_format f, const char *body, size_t len, const char answ
         if (j)
             snprintf(why, whylen, "the response is JSON but not an object");
         else
-            snprintf(why, whylen, "the response is not JSON (line %d: %s)", jerr.line,
-                     jerr.text);
+            snprintf(why, whylen, "the response is not JSON (line %d: %s)", jerr.line, jerr.text);
         json_decref(j);
         return ERR_PROTO;
     }

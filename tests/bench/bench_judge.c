@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../fake_judge_run.h"
 #include "annotator.h"
 #include "err.h"
-#include "../fake_judge_run.h"
 #include "log.h"
 
 struct replica {
@@ -121,16 +121,15 @@ static double run_row(const struct fake_judge *fj, unsigned n, unsigned k, doubl
         annotator_destroy(&rs[i].a);
     }
     json_t *st = fake_judge_stats(fj);
-    long long max_in_flight = st ? (long long)json_integer_value(
-                                       json_object_get(st, "max_in_flight"))
-                                 : -1;
+    long long max_in_flight =
+        st ? (long long)json_integer_value(json_object_get(st, "max_in_flight")) : -1;
     json_decref(st);
     double ideal_calls = n * k / (latency_ms / 1000.0);
     double calls_s = calls / seconds, labels_s = labels / seconds;
     double ratio = calls_s / ideal_calls;
     printf("%4u %5u %6u %10.1f %10.1f %10.1f %10.1f %7.3f %8lld %6llu\n", n, k, n * k, calls_s,
-           ideal_calls, labels_s, ideal_calls / (orders == ANNOTATOR_ORDERS_BOTH ? 2 : 1),
-           ratio, max_in_flight, (unsigned long long)failed);
+           ideal_calls, labels_s, ideal_calls / (orders == ANNOTATOR_ORDERS_BOTH ? 2 : 1), ratio,
+           max_in_flight, (unsigned long long)failed);
     fflush(stdout);
     free(rs);
     return ratio;
@@ -140,9 +139,9 @@ int main(int argc, char **argv)
 {
     double latency_ms = argc > 1 ? atof(argv[1]) : 200;
     double seconds = argc > 2 ? atof(argv[2]) : 2;
-    enum annotator_orders orders =
-        argc > 3 && strcmp(argv[3], "one") == 0 ? ANNOTATOR_ORDERS_RANDOM_ONE
-                                                 : ANNOTATOR_ORDERS_BOTH;
+    enum annotator_orders orders = argc > 3 && strcmp(argv[3], "one") == 0
+                                       ? ANNOTATOR_ORDERS_RANDOM_ONE
+                                       : ANNOTATOR_ORDERS_BOTH;
     if (!(latency_ms >= 1) || !(seconds > 0)) {
         fprintf(stderr, "usage: bench_judge [L_ms=200] [seconds_per_row=2] [orders=both|one]\n");
         return 2;
@@ -165,12 +164,13 @@ int main(int argc, char **argv)
     }
     printf("judge throughput against the fake judge: latency %.0f ms, %s, %.1f s a row, "
            "%ld cores online\n",
-           latency_ms, orders == ANNOTATOR_ORDERS_BOTH ? "both orders (2 calls a label)"
-                                                       : "one order (1 call a label)",
+           latency_ms,
+           orders == ANNOTATOR_ORDERS_BOTH ? "both orders (2 calls a label)"
+                                           : "one order (1 call a label)",
            seconds, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("%4s %5s %6s %10s %10s %10s %10s %7s %8s %6s\n", "N", "K", "N*K", "calls/s",
-           "ideal", "labels/s", "ideal", "ratio", "peak", "failed");
-    static const unsigned rows[][2] = {{1, 1},  {1, 8},  {1, 32}, {1, 64}, {1, 128},
+    printf("%4s %5s %6s %10s %10s %10s %10s %7s %8s %6s\n", "N", "K", "N*K", "calls/s", "ideal",
+           "labels/s", "ideal", "ratio", "peak", "failed");
+    static const unsigned rows[][2] = {{1, 1},   {1, 8},  {1, 32},  {1, 64}, {1, 128},
                                        {1, 256}, {2, 64}, {2, 128}, {4, 64}, {8, 32}};
     double worst = 1e9;
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
