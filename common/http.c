@@ -447,7 +447,7 @@ static void excerpt(char *out, size_t outlen, const char *body, size_t len)
     size_t j = 0;
     for (size_t i = 0; i < len && j + 4 < outlen; i++) {
         unsigned char ch = (unsigned char)body[i];
-        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+        out[j++] = (char)((ch >= 0x20 && ch < 0x7f) ? ch : ' ');
     }
     if (j + 4 >= outlen && len > j) {
         out[j++] = '.';
@@ -759,17 +759,23 @@ void http_client_destroy(http_client_t **pc)
     if (!pc || !*pc)
         return;
     http_client_t *c = *pc;
-    while (c->active) {
-        struct hreq *r = c->active;
-        active_remove(c, r);
+    struct hreq *r = c->active;
+    c->active = NULL;
+    while (r) {
+        struct hreq *next = r->next;
         curl_multi_remove_handle(c->multi, r->easy);
         hreq_free(r);
+        r = next;
     }
-    while (c->q_head) {
-        struct hreq *r = c->q_head;
-        queue_unlink(c, NULL, r);
+    c->in_flight = 0;
+    r = c->q_head;
+    c->q_head = c->q_tail = NULL;
+    while (r) {
+        struct hreq *next = r->next;
         hreq_free(r);
+        r = next;
     }
+    c->queued = 0;
     curl_multi_cleanup(c->multi);
     free(c->wfds);
     free(c);

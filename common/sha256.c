@@ -23,8 +23,8 @@ static void compress(uint32_t h[8], const uint8_t *p)
 {
     uint32_t w[64];
     for (int t = 0; t < 16; t++)
-        w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
-               (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
+        w[t] = (uint32_t)p[4 * (size_t)t] << 24 | (uint32_t)p[4 * (size_t)t + 1] << 16 |
+               (uint32_t)p[4 * (size_t)t + 2] << 8 | (uint32_t)p[4 * (size_t)t + 3];
     for (int t = 16; t < 64; t++) {
         uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
         uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
@@ -101,10 +101,10 @@ void sha256_final(struct sha256 *s, uint8_t out[SHA256_DIGEST_LEN])
     sha256_update(s, pad, padlen + 8);
     s->nbytes = keep;
     for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(s->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)s->h[i];
+        out[4 * (size_t)i] = (uint8_t)(s->h[i] >> 24);
+        out[4 * (size_t)i + 1] = (uint8_t)(s->h[i] >> 16);
+        out[4 * (size_t)i + 2] = (uint8_t)(s->h[i] >> 8);
+        out[4 * (size_t)i + 3] = (uint8_t)s->h[i];
     }
 }
 
@@ -120,8 +120,8 @@ void sha256_hex(const uint8_t digest[SHA256_DIGEST_LEN], char out[SHA256_HEX_LEN
 {
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < SHA256_DIGEST_LEN; i++) {
-        out[2 * i] = hex[digest[i] >> 4];
-        out[2 * i + 1] = hex[digest[i] & 15];
+        out[2 * (size_t)i] = hex[digest[i] >> 4];
+        out[2 * (size_t)i + 1] = hex[digest[i] & 15];
     }
     out[SHA256_HEX_LEN] = '\0';
 }

@@ -183,7 +183,7 @@ static bool parse_pair(const char *s, char a[16], char b[16])
         return false;
     memcpy(a, s, (size_t)(comma - s));
     a[comma - s] = '\0';
-    strcpy(b, comma + 1);
+    snprintf(b, 16, "%s", comma + 1);
     return true;
 }
 
@@ -397,7 +397,7 @@ static void judge(struct rq *r, const struct settings *s, bool anthropic, const 
                          "chatcmpl-fake", "object", "chat.completion", "created", 0, "model", model,
                          "choices", "index", 0, "message", msg, "logprobs", lp, "finish_reason",
                          finish, "usage", "prompt_tokens", (json_int_t)up, "completion_tokens",
-                         (json_int_t)uc, "total_tokens", (json_int_t)(up + uc));
+                         (json_int_t)uc, "total_tokens", (json_int_t)up + (json_int_t)uc);
     }
     r->status = 200;
     r->resp_body = resp ? json_dumps(resp, JSON_COMPACT) : strdup("{}");

@@ -26,13 +26,13 @@ static const char *const KEY = "sk-ant-TESTKEY-abcdefghijklmnopqrstuvwxyz";
 
 /* An outcome copied out of the callback. */
 struct got {
-    int done;
     struct annotator_outcome o;
     char error[1100];
     char judge[128];
     char pair_id[64];
     uint8_t label[2048]; /* packed Label, when ok */
     size_t label_len;
+    int done;
 };
 
 static void on_done(void *user, const struct annotator_outcome *o)
@@ -564,11 +564,11 @@ static void key_scenario(void)
                            NULL};
         annotator_t *a = make(&cfg, h);
         struct annotator_request req = pair("GOOD", "BAD");
-        judge_one(a, &req, &key_got[2 * b]);
+        judge_one(a, &req, &key_got[2 * (size_t)b]);
         annotator_destroy(&a);
         const char *ok[] = {NULL};
         a = make(&cfg, ok);
-        judge_one(a, &req, &key_got[2 * b + 1]);
+        judge_one(a, &req, &key_got[2 * (size_t)b + 1]);
         annotator_describe(a, key_describe, sizeof key_describe);
         log_info("%s", key_describe); /* as main() logs it at start-up */
         annotator_totals(a, &key_totals);

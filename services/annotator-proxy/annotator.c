@@ -484,6 +484,9 @@ static void finish(annotator_t *a, struct judgement *j)
     };
     char err[1024];
     const struct order *failed = NULL;
+    if (j->norders > 2)
+        j->norders = 2; /* never: one or two orders */
+    o.norders = j->norders;
     for (unsigned i = 0; i < j->norders; i++) {
         const struct order *ord = &j->orders[i];
         o.orders[i] = ord->res;

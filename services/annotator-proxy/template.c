@@ -112,8 +112,8 @@ int template_parse(struct template **out, const char *name, const char *text, si
     if (!t)
         return ERR_NOMEM;
     t->name = strdup(name);
-    strcpy(t->answers[0], "1");
-    strcpy(t->answers[1], "2");
+    memcpy(t->answers[0], "1", 2);
+    memcpy(t->answers[1], "2", 2);
     sha256(text, len, t->digest);
     int rc = t->name ? ERR_OK : ERR_NOMEM;
     enum part cur = PART_NONE;
@@ -168,8 +168,8 @@ int template_parse(struct template **out, const char *name, const char *text, si
                              line_of(text, i), TEMPLATE_ANSWER_MAX - 1);
                     rc = ERR_INVAL;
                 } else {
-                    strcpy(t->answers[0], a1);
-                    strcpy(t->answers[1], a2);
+                    snprintf(t->answers[0], sizeof t->answers[0], "%s", a1);
+                    snprintf(t->answers[1], sizeof t->answers[1], "%s", a2);
                 }
                 cur = PART_NONE;
             } else {

@@ -125,7 +125,7 @@ static double run_row(const struct fake_judge *fj, unsigned n, unsigned k, doubl
         st ? (long long)json_integer_value(json_object_get(st, "max_in_flight")) : -1;
     json_decref(st);
     double ideal_calls = n * k / (latency_ms / 1000.0);
-    double calls_s = calls / seconds, labels_s = labels / seconds;
+    double calls_s = (double)calls / seconds, labels_s = (double)labels / seconds;
     double ratio = calls_s / ideal_calls;
     printf("%4u %5u %6u %10.1f %10.1f %10.1f %10.1f %7.3f %8lld %6llu\n", n, k, n * k, calls_s,
            ideal_calls, labels_s, ideal_calls / (orders == ANNOTATOR_ORDERS_BOTH ? 2 : 1), ratio,
