@@ -27,12 +27,12 @@ static const char *const KEY = "sk-ant-TESTKEY-abcdefghijklmnopqrstuvwxyz";
 /* An outcome copied out of the callback. */
 struct got {
     struct annotator_outcome o;
+    size_t label_len;
+    int done;
     char error[1100];
     char judge[128];
     char pair_id[64];
     uint8_t label[2048]; /* packed Label, when ok */
-    size_t label_len;
-    int done;
 };
 
 static void on_done(void *user, const struct annotator_outcome *o)
