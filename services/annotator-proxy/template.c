@@ -168,8 +168,8 @@ int template_parse(struct template **out, const char *name, const char *text, si
                              line_of(text, i), TEMPLATE_ANSWER_MAX - 1);
                     rc = ERR_INVAL;
                 } else {
-                    snprintf(t->answers[0], sizeof t->answers[0], "%s", a1);
-                    snprintf(t->answers[1], sizeof t->answers[1], "%s", a2);
+                    memcpy(t->answers[0], a1, strlen(a1) + 1); /* lengths checked above */
+                    memcpy(t->answers[1], a2, strlen(a2) + 1);
                 }
                 cur = PART_NONE;
             } else {
