@@ -447,7 +447,7 @@ static void excerpt(char *out, size_t outlen, const char *body, size_t len)
     size_t j = 0;
     for (size_t i = 0; i < len && j + 4 < outlen; i++) {
         unsigned char ch = (unsigned char)body[i];
-        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+        out[j++] = (char)((ch >= 0x20 && ch < 0x7f) ? ch : ' ');
     }
     if (j + 4 >= outlen && len > j) {
         out[j++] = '.';
@@ -512,8 +512,8 @@ static void retry_or_fail(http_client_t *c, struct hreq *r, int rc, long status,
             c->pause_until = now + r->retry_after_ms;
     }
     if (r->deadline_ms && now + delay > r->deadline_ms) {
-        snprintf(msg, sizeof msg, "%s; the next attempt (in %lld ms) would pass the deadline",
-                 why, (long long)delay);
+        snprintf(msg, sizeof msg, "%s; the next attempt (in %lld ms) would pass the deadline", why,
+                 (long long)delay);
         complete(c, r, ERR_TIMEOUT, status, msg, false);
         return;
     }
@@ -668,8 +668,7 @@ static void start_ready(http_client_t *c)
         }
         if (r->deadline_ms && now >= r->deadline_ms) {
             queue_unlink(c, prev, r);
-            complete(c, r, ERR_TIMEOUT, 0, "deadline passed before the request could start",
-                     false);
+            complete(c, r, ERR_TIMEOUT, 0, "deadline passed before the request could start", false);
             continue;
         }
         bucket_refill(&c->req_bucket, now);
@@ -749,8 +748,8 @@ int http_client_new(http_client_t **out, const struct http_config *cfg)
     int64_t now = http_now_ms();
     bucket_init(&c->req_bucket, cfg->requests_per_minute, cfg->burst_seconds, now);
     bucket_init(&c->tok_bucket, cfg->tokens_per_minute, cfg->burst_seconds, now);
-    c->rng = cfg->seed ? cfg->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
-                                         (uint64_t)(uintptr_t)c;
+    c->rng = cfg->seed ? cfg->seed
+                       : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c;
     *out = c;
     return ERR_OK;
 }
@@ -760,17 +759,23 @@ void http_client_destroy(http_client_t **pc)
     if (!pc || !*pc)
         return;
     http_client_t *c = *pc;
-    while (c->active) {
-        struct hreq *r = c->active;
-        active_remove(c, r);
+    struct hreq *r = c->active;
+    c->active = NULL;
+    while (r) {
+        struct hreq *next = r->next;
         curl_multi_remove_handle(c->multi, r->easy);
         hreq_free(r);
+        r = next;
     }
-    while (c->q_head) {
-        struct hreq *r = c->q_head;
-        queue_unlink(c, NULL, r);
+    c->in_flight = 0;
+    r = c->q_head;
+    c->q_head = c->q_tail = NULL;
+    while (r) {
+        struct hreq *next = r->next;
         hreq_free(r);
+        r = next;
     }
+    c->queued = 0;
     curl_multi_cleanup(c->multi);
     free(c->wfds);
     free(c);
@@ -826,8 +831,8 @@ int http_client_poll(http_client_t *c, int timeout_ms, struct pollfd *extra, siz
         c->wfds[i].revents = 0;
     }
     if (wait > 0 || nextra) {
-        CURLMcode mc = curl_multi_poll(c->multi, nextra ? c->wfds : NULL, (unsigned)nextra,
-                                       (int)wait, NULL);
+        CURLMcode mc =
+            curl_multi_poll(c->multi, nextra ? c->wfds : NULL, (unsigned)nextra, (int)wait, NULL);
         if (mc != CURLM_OK) {
             log_error("curl_multi_poll: %s", curl_multi_strerror(mc));
             return ERR_IO;

@@ -27,18 +27,18 @@ typedef struct http_client http_client_t; /* opaque: the fields live in http.c *
 
 /* Settings of one client. Start from http_config_default() and change what you need. */
 struct http_config {
-    unsigned max_in_flight;       /* K: transfers at once (>= 1); also the connection pool size */
-    long connect_timeout_ms;      /* per attempt: TCP + TLS connect */
-    long total_timeout_ms;        /* per attempt: whole transfer */
-    unsigned max_attempts;        /* >= 1: first try included */
-    unsigned backoff_base_ms;     /* delay before retry n is base * 2^(n-1), capped ... */
-    unsigned backoff_max_ms;      /* ... at this, then jittered uniformly in [delay/2, delay] */
-    unsigned retry_after_max_ms;  /* a longer Retry-After fails the request (ERR_AGAIN) */
-    double requests_per_minute;   /* client-side limit; 0: none */
-    double tokens_per_minute;     /* client-side limit on http_request.tokens; 0: none */
-    double burst_seconds;         /* bucket capacity = this many seconds of the rate (>= 1/rate) */
-    size_t max_response_bytes;    /* larger bodies fail with ERR_TOOBIG (not retried) */
-    uint64_t seed;                /* jitter; 0: from time and pid */
+    unsigned max_in_flight;      /* K: transfers at once (>= 1); also the connection pool size */
+    long connect_timeout_ms;     /* per attempt: TCP + TLS connect */
+    long total_timeout_ms;       /* per attempt: whole transfer */
+    unsigned max_attempts;       /* >= 1: first try included */
+    unsigned backoff_base_ms;    /* delay before retry n is base * 2^(n-1), capped ... */
+    unsigned backoff_max_ms;     /* ... at this, then jittered uniformly in [delay/2, delay] */
+    unsigned retry_after_max_ms; /* a longer Retry-After fails the request (ERR_AGAIN) */
+    double requests_per_minute;  /* client-side limit; 0: none */
+    double tokens_per_minute;    /* client-side limit on http_request.tokens; 0: none */
+    double burst_seconds;        /* bucket capacity = this many seconds of the rate (>= 1/rate) */
+    size_t max_response_bytes;   /* larger bodies fail with ERR_TOOBIG (not retried) */
+    uint64_t seed;               /* jitter; 0: from time and pid */
 };
 
 /* The defaults: K 16, connect 10 s, total 120 s, 5 attempts, back-off 500 ms .. 30 s,
@@ -50,33 +50,33 @@ int http_config_validate(const struct http_config *cfg, char *why, size_t whylen
 
 /* One request. Everything is copied by http_client_submit(); nothing is borrowed after. */
 struct http_request {
-    const char *method;           /* "POST" (default when NULL or body != NULL) or "GET" */
-    const char *url;              /* required */
-    const char *const *headers;   /* "Name: value" strings, nheaders of them */
+    const char *method;         /* "POST" (default when NULL or body != NULL) or "GET" */
+    const char *url;            /* required */
+    const char *const *headers; /* "Name: value" strings, nheaders of them */
     size_t nheaders;
-    const char *body;             /* may be NULL (GET) */
+    const char *body; /* may be NULL (GET) */
     size_t body_len;
-    const char *const *secrets;   /* strings never to appear in an error (API keys) */
+    const char *const *secrets; /* strings never to appear in an error (API keys) */
     size_t nsecrets;
-    double tokens;                /* estimated tokens, charged to the tokens-per-minute bucket */
-    int64_t deadline_ms;          /* absolute, http_now_ms() clock; 0: none. No attempt starts
-                                     after it; the request then fails with ERR_TIMEOUT */
+    double tokens;       /* estimated tokens, charged to the tokens-per-minute bucket */
+    int64_t deadline_ms; /* absolute, http_now_ms() clock; 0: none. No attempt starts
+                            after it; the request then fails with ERR_TIMEOUT */
 };
 
 /* What a finished request reports. Everything is borrowed until the callback returns. */
 struct http_response {
-    int rc;             /* ERR_OK: a 2xx answer. ERR_REMOTE: a non-2xx final answer (see status).
-                           ERR_AGAIN: retryable status or Retry-After over the limit, attempts
-                           spent. ERR_TIMEOUT, ERR_IO: transport (after retries). ERR_TOOBIG:
-                           body over the cap. ERR_INVAL: bad URL or request. ERR_NOMEM. */
-    long status;        /* HTTP status of the last attempt; 0 if none arrived */
-    const char *body;   /* the last attempt's body, NUL-terminated (never NULL; may be "") */
+    int rc;           /* ERR_OK: a 2xx answer. ERR_REMOTE: a non-2xx final answer (see status).
+                         ERR_AGAIN: retryable status or Retry-After over the limit, attempts
+                         spent. ERR_TIMEOUT, ERR_IO: transport (after retries). ERR_TOOBIG:
+                         body over the cap. ERR_INVAL: bad URL or request. ERR_NOMEM. */
+    long status;      /* HTTP status of the last attempt; 0 if none arrived */
+    const char *body; /* the last attempt's body, NUL-terminated (never NULL; may be "") */
     size_t body_len;
-    unsigned attempts;  /* attempts made */
-    double latency_ms;  /* submit to completion, queueing and back-off included */
-    const char *error;  /* NULL when rc == ERR_OK; else why, secrets redacted */
-    bool permanent;     /* failed for a reason retrying cannot fix (4xx other than the retryable,
-                           bad URL, body too big) */
+    unsigned attempts; /* attempts made */
+    double latency_ms; /* submit to completion, queueing and back-off included */
+    const char *error; /* NULL when rc == ERR_OK; else why, secrets redacted */
+    bool permanent;    /* failed for a reason retrying cannot fix (4xx other than the retryable,
+                          bad URL, body too big) */
 };
 
 /* Called once per submitted request, from inside http_client_poll() (never from submit).
@@ -122,11 +122,11 @@ void http_client_charge_tokens(http_client_t *c, double delta);
 /* Counters of one client since it was created. */
 struct http_stats {
     uint64_t submitted, completed, succeeded, failed;
-    uint64_t attempts;     /* transfers started */
-    uint64_t retries;      /* attempts after the first */
-    uint64_t rate_waits;   /* times a start was held back by a rate limit */
-    unsigned in_flight;    /* now */
-    size_t queued;         /* now: waiting for a slot, back-off or the rate limit */
+    uint64_t attempts;   /* transfers started */
+    uint64_t retries;    /* attempts after the first */
+    uint64_t rate_waits; /* times a start was held back by a rate limit */
+    unsigned in_flight;  /* now */
+    size_t queued;       /* now: waiting for a slot, back-off or the rate limit */
 };
 void http_client_stats(const http_client_t *c, struct http_stats *out);
 

@@ -13,9 +13,9 @@
 /* Streaming state; plain data, may live on the stack. */
 struct sha256 {
     uint32_t h[8];
-    uint64_t nbytes;      /* bytes hashed so far */
-    uint8_t block[64];    /* pending partial block */
-    size_t blen;          /* bytes in block */
+    uint64_t nbytes;   /* bytes hashed so far */
+    uint8_t block[64]; /* pending partial block */
+    size_t blen;       /* bytes in block */
 };
 
 /* Starts a new hash. */

@@ -30,12 +30,12 @@
  *
  * Usage: fake_judge PORT [flags]   (PORT 0: an ephemeral port). Prints "PORT <n>" on stdout once
  * listening, runs until SIGTERM/SIGINT (or until its parent dies, on Linux). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
-#include <arpa/inet.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -49,8 +49,15 @@
 
 #include "buf.h"
 
-enum mode { MODE_CORRECT, MODE_BIAS, MODE_GARBAGE, MODE_CHATTER, MODE_EXPLAIN, MODE_REFUSE,
-            MODE_CLOSE };
+enum mode {
+    MODE_CORRECT,
+    MODE_BIAS,
+    MODE_GARBAGE,
+    MODE_CHATTER,
+    MODE_EXPLAIN,
+    MODE_REFUSE,
+    MODE_CLOSE
+};
 static const char *const mode_names[] = {"correct", "bias",   "garbage", "chatter",
                                          "explain", "refuse", "close"};
 
@@ -176,7 +183,7 @@ static bool parse_pair(const char *s, char a[16], char b[16])
         return false;
     memcpy(a, s, (size_t)(comma - s));
     a[comma - s] = '\0';
-    strcpy(b, comma + 1);
+    snprintf(b, 16, "%s", comma + 1);
     return true;
 }
 
@@ -292,11 +299,10 @@ static char *error_body(bool anthropic, unsigned status, const char *echo)
     char msg[640];
     snprintf(msg, sizeof msg, "fake judge: failing on purpose with %u%s%s", status,
              echo ? "; incorrect API key provided: " : "", echo ? echo : "");
-    json_t *j = anthropic ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-                                      status == 529 ? "overloaded_error" : "api_error",
-                                      "message", msg)
-                          : json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type",
-                                      "server_error");
+    json_t *j = anthropic
+                    ? json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                status == 529 ? "overloaded_error" : "api_error", "message", msg)
+                    : json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "server_error");
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
@@ -356,10 +362,10 @@ static void judge(struct rq *r, const struct settings *s, bool anthropic, const 
                              "stop_reason", "refusal", "usage", "input_tokens", (json_int_t)up,
                              "output_tokens", (json_int_t)0);
         else
-            resp = json_pack("{s:s, s:s, s:s, s:s?, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I}}",
-                             "id", "msg_fake", "type", "message", "role", "assistant", "model",
-                             model, "content", "type", "text", "text", content, "stop_reason",
-                             "end_turn", "stop_sequence", "usage", "input_tokens", (json_int_t)up,
+            resp = json_pack("{s:s, s:s, s:s, s:s?, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I}}", "id",
+                             "msg_fake", "type", "message", "role", "assistant", "model", model,
+                             "content", "type", "text", "text", content, "stop_reason", "end_turn",
+                             "stop_sequence", "usage", "input_tokens", (json_int_t)up,
                              "output_tokens", (json_int_t)uc);
     } else {
         json_t *msg;
@@ -368,8 +374,7 @@ static void judge(struct rq *r, const struct settings *s, bool anthropic, const 
             msg = json_pack("{s:s, s:n, s:s}", "role", "assistant", "content", "refusal",
                             "I'm sorry, I can't help with comparing these responses.");
         else
-            msg = json_pack("{s:s, s:s, s:n}", "role", "assistant", "content", content,
-                            "refusal");
+            msg = json_pack("{s:s, s:s, s:n}", "role", "assistant", "content", content, "refusal");
         json_t *lp = json_null();
         if (want_lp && s->logprobs && s->mode != MODE_REFUSE) {
             double pf = p_first * 0.99, ps = (1 - p_first) * 0.99;
@@ -388,12 +393,11 @@ static void judge(struct rq *r, const struct settings *s, bool anthropic, const 
             json_object_set_new(first, "top_logprobs", tops);
             lp = json_pack("{s:[o]}", "content", first);
         }
-        resp = json_pack("{s:s, s:s, s:i, s:s?, s:[{s:i, s:o, s:o, s:s}], s:{s:I, s:I, s:I}}",
-                         "id", "chatcmpl-fake", "object", "chat.completion", "created", 0,
-                         "model", model, "choices", "index", 0, "message", msg, "logprobs", lp,
-                         "finish_reason", finish, "usage", "prompt_tokens", (json_int_t)up,
-                         "completion_tokens", (json_int_t)uc, "total_tokens",
-                         (json_int_t)(up + uc));
+        resp = json_pack("{s:s, s:s, s:i, s:s?, s:[{s:i, s:o, s:o, s:s}], s:{s:I, s:I, s:I}}", "id",
+                         "chatcmpl-fake", "object", "chat.completion", "created", 0, "model", model,
+                         "choices", "index", 0, "message", msg, "logprobs", lp, "finish_reason",
+                         finish, "usage", "prompt_tokens", (json_int_t)up, "completion_tokens",
+                         (json_int_t)uc, "total_tokens", (json_int_t)up + (json_int_t)uc);
     }
     r->status = 200;
     r->resp_body = resp ? json_dumps(resp, JSON_COMPACT) : strdup("{}");
@@ -422,14 +426,14 @@ static void remember(const char *path, struct MHD_Connection *conn, const buf_t 
 static char *stats_json(void)
 {
     pthread_mutex_lock(&mu);
-    json_t *j = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "requests",
-        (json_int_t)atomic_load(&n_requests), "chat", (json_int_t)atomic_load(&n_chat),
-        "messages", (json_int_t)atomic_load(&n_messages), "connections",
-        (json_int_t)atomic_load(&n_connections), "max_in_flight",
-        (json_int_t)atomic_load(&n_max_in_flight), "last_authorization", last_auth,
-        "last_x_api_key", last_xkey, "last_anthropic_version", last_aversion, "last_path",
-        last_path, "last_body", last_body ? last_body : "");
+    json_t *j =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "requests",
+                  (json_int_t)atomic_load(&n_requests), "chat", (json_int_t)atomic_load(&n_chat),
+                  "messages", (json_int_t)atomic_load(&n_messages), "connections",
+                  (json_int_t)atomic_load(&n_connections), "max_in_flight",
+                  (json_int_t)atomic_load(&n_max_in_flight), "last_authorization", last_auth,
+                  "last_x_api_key", last_xkey, "last_anthropic_version", last_aversion, "last_path",
+                  last_path, "last_body", last_body ? last_body : "");
     pthread_mutex_unlock(&mu);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -478,9 +482,8 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -670,13 +673,12 @@ int main(int argc, char **argv)
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* 127.0.0.1 only */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME,
-        (uint16_t)port, NULL, NULL, on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4000,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned int)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sin, MHD_OPTION_END);
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port, NULL, NULL,
+        on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)4000, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)120, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "fake_judge: cannot listen on port %ld: %s\n", port, strerror(errno));
         return 1;

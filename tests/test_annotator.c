@@ -26,13 +26,13 @@ static const char *const KEY = "sk-ant-TESTKEY-abcdefghijklmnopqrstuvwxyz";
 
 /* An outcome copied out of the callback. */
 struct got {
-    int done;
     struct annotator_outcome o;
+    size_t label_len;
+    int done;
     char error[1100];
     char judge[128];
     char pair_id[64];
     uint8_t label[2048]; /* packed Label, when ok */
-    size_t label_len;
 };
 
 static void on_done(void *user, const struct annotator_outcome *o)
@@ -375,8 +375,7 @@ static void test_garbage_and_refusals_are_errors(void **state)
 {
     (void)state;
     const char *garbage[] = {"X-Fake-Mode: garbage", NULL};
-    expect_failure(garbage, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_PARSE, ERR_PROTO,
-                   "not JSON");
+    expect_failure(garbage, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_PARSE, ERR_PROTO, "not JSON");
     expect_failure(garbage, ANNOTATOR_BACKEND_ANTHROPIC, ANNOTATOR_FAIL_PARSE, ERR_PROTO,
                    "upstream proxy hiccup");
     const char *chatter[] = {"X-Fake-Mode: chatter", NULL};
@@ -395,8 +394,7 @@ static void test_http_failures_after_retries_are_errors(void **state)
 {
     (void)state;
     const char *always500[] = {"X-Fake-Fail: 1000", "X-Fake-Key: ann-always500", NULL};
-    expect_failure(always500, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_HTTP, ERR_AGAIN,
-                   "HTTP 500");
+    expect_failure(always500, ANNOTATOR_BACKEND_OPENAI, ANNOTATOR_FAIL_HTTP, ERR_AGAIN, "HTTP 500");
     const char *overloaded[] = {"X-Fake-Fail: 1000", "X-Fake-Fail-Status: 529",
                                 "X-Fake-Key: ann-529", NULL};
     expect_failure(overloaded, ANNOTATOR_BACKEND_ANTHROPIC, ANNOTATOR_FAIL_HTTP, ERR_AGAIN,
@@ -566,11 +564,11 @@ static void key_scenario(void)
                            NULL};
         annotator_t *a = make(&cfg, h);
         struct annotator_request req = pair("GOOD", "BAD");
-        judge_one(a, &req, &key_got[2 * b]);
+        judge_one(a, &req, &key_got[2 * (size_t)b]);
         annotator_destroy(&a);
         const char *ok[] = {NULL};
         a = make(&cfg, ok);
-        judge_one(a, &req, &key_got[2 * b + 1]);
+        judge_one(a, &req, &key_got[2 * (size_t)b + 1]);
         annotator_describe(a, key_describe, sizeof key_describe);
         log_info("%s", key_describe); /* as main() logs it at start-up */
         annotator_totals(a, &key_totals);

@@ -77,7 +77,8 @@ static void submit(http_client_t *c, struct result *r, const char *const *hdrs)
     size_t n = 1;
     for (size_t i = 0; hdrs && hdrs[i] && n < 16; i++)
         headers[n++] = hdrs[i];
-    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"GOOD BAD\"}]}";
+    const char *body =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"GOOD BAD\"}]}";
     struct http_request req = {
         .url = url_chat,
         .headers = headers,
@@ -388,8 +389,8 @@ static void test_connect_refused_is_a_transport_error(void **state)
     struct http_config cfg = fast_config();
     cfg.max_attempts = 2;
     assert_int_equal(http_client_new(&c, &cfg), ERR_OK);
-    struct http_request req = {.url = "http://127.0.0.1:1/v1/chat/completions", .body = "{}",
-                               .body_len = 2};
+    struct http_request req = {
+        .url = "http://127.0.0.1:1/v1/chat/completions", .body = "{}", .body_len = 2};
     struct result r = {0};
     assert_int_equal(http_client_submit(c, &req, on_done, &r), ERR_OK);
     run_until_done(c, 5000);
@@ -408,8 +409,12 @@ static void test_deadline_stops_retries(void **state)
     cfg.max_attempts = 10;
     assert_int_equal(http_client_new(&c, &cfg), ERR_OK);
     const char *headers[] = {"X-Fake-Fail: 100", "X-Fake-Key: deadline"};
-    struct http_request req = {.url = url_chat, .headers = headers, .nheaders = 2, .body = "{}",
-                               .body_len = 2, .deadline_ms = http_now_ms() + 150};
+    struct http_request req = {.url = url_chat,
+                               .headers = headers,
+                               .nheaders = 2,
+                               .body = "{}",
+                               .body_len = 2,
+                               .deadline_ms = http_now_ms() + 150};
     struct result r = {0};
     assert_int_equal(http_client_submit(c, &req, on_done, &r), ERR_OK);
     run_until_done(c, 5000);
@@ -533,12 +538,27 @@ static void secret_scenario(void)
     /* 3: success */
     const char *h3[] = {auth};
     struct http_request reqs[3] = {
-        {.url = url_chat, .headers = h1, .nheaders = 4, .body = "{}", .body_len = 2,
-         .secrets = secrets, .nsecrets = 1},
-        {.url = url, .headers = h2, .nheaders = 2, .body = "{}", .body_len = 2,
-         .secrets = secrets, .nsecrets = 1},
-        {.url = url_chat, .headers = h3, .nheaders = 1, .body = "{}", .body_len = 2,
-         .secrets = secrets, .nsecrets = 1},
+        {.url = url_chat,
+         .headers = h1,
+         .nheaders = 4,
+         .body = "{}",
+         .body_len = 2,
+         .secrets = secrets,
+         .nsecrets = 1},
+        {.url = url,
+         .headers = h2,
+         .nheaders = 2,
+         .body = "{}",
+         .body_len = 2,
+         .secrets = secrets,
+         .nsecrets = 1},
+        {.url = url_chat,
+         .headers = h3,
+         .nheaders = 1,
+         .body = "{}",
+         .body_len = 2,
+         .secrets = secrets,
+         .nsecrets = 1},
     };
     for (int i = 0; i < 3; i++) {
         memset(&secret_results[i], 0, sizeof secret_results[i]);
@@ -643,8 +663,8 @@ static void test_destroy_drops_requests_without_callbacks(void **state)
     cfg.max_in_flight = 2;
     assert_int_equal(http_client_new(&c, &cfg), ERR_OK);
     const char *headers[] = {"X-Fake-Latency: 300"};
-    struct http_request req = {.url = url_chat, .headers = headers, .nheaders = 1,
-                               .body = "{}", .body_len = 2};
+    struct http_request req = {
+        .url = url_chat, .headers = headers, .nheaders = 1, .body = "{}", .body_len = 2};
     for (int i = 0; i < 5; i++)
         assert_int_equal(http_client_submit(c, &req, never_called, NULL), ERR_OK);
     http_client_poll(c, 20, NULL, 0);

@@ -42,8 +42,9 @@ static void test_two_block_message(void **state)
 static void test_896_bit_message(void **state)
 {
     (void)state;
-    const char *m = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
-                    "klmnopqrlmnopqrsmnopqrstnopqrstu";
+    const char *m =
+        "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopq"
+        "klmnopqrlmnopqrsmnopqrstnopqrstu";
     check(m, strlen(m), "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
 

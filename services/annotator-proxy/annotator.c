@@ -43,9 +43,9 @@ struct judgement {
     int64_t t0;
     unsigned norders, pending;
     struct order orders[2];
-    uint64_t ticket;     /* reward-model */
-    bool noise_flipped;  /* rules */
-    struct judgement *next;               /* ready list or scoring list */
+    uint64_t ticket;                       /* reward-model */
+    bool noise_flipped;                    /* rules */
+    struct judgement *next;                /* ready list or scoring list */
     struct judgement *all_prev, *all_next; /* every judgement not yet delivered */
 };
 
@@ -97,9 +97,8 @@ int annotator_backend_parse(const char *s, enum annotator_backend *out)
 
 const char *annotator_backend_name(enum annotator_backend b)
 {
-    return b >= ANNOTATOR_BACKEND_OPENAI && b <= ANNOTATOR_BACKEND_REWARD_MODEL
-               ? backend_names[b]
-               : "?";
+    return b >= ANNOTATOR_BACKEND_OPENAI && b <= ANNOTATOR_BACKEND_REWARD_MODEL ? backend_names[b]
+                                                                                : "?";
 }
 
 static bool is_http_backend(const annotator_t *a)
@@ -220,8 +219,8 @@ static char *dup_opt(const char *s)
 static int validate(const struct annotator_config *cfg, char *why, size_t whylen)
 {
     const char *bad = NULL;
-    bool http = cfg->backend == ANNOTATOR_BACKEND_OPENAI ||
-                cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC;
+    bool http =
+        cfg->backend == ANNOTATOR_BACKEND_OPENAI || cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC;
     if (cfg->backend < ANNOTATOR_BACKEND_OPENAI || cfg->backend > ANNOTATOR_BACKEND_REWARD_MODEL)
         bad = "backend: not one of openai, anthropic, rules, reward-model";
     else if (http && (!cfg->base_url || (strncmp(cfg->base_url, "http://", 7) != 0 &&
@@ -264,8 +263,7 @@ static int validate(const struct annotator_config *cfg, char *why, size_t whylen
     return ERR_INVAL;
 }
 
-int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why,
-                  size_t whylen)
+int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why, size_t whylen)
 {
     *out = NULL;
     int rc = validate(cfg, why, whylen);
@@ -324,8 +322,7 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
             const char *h = cfg->extra_headers[i];
             char name[128];
             size_t nl = (size_t)(strchr(h, ':') - h);
-            snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1),
-                     h);
+            snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), h);
             const char *v = h + nl + 1;
             while (*v == ' ')
                 v++;
@@ -353,8 +350,8 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
         size_t bl = strlen(base);
         if (bl > 4 && strcmp(base + bl - 4, ".txt") == 0)
             bl -= 4;
-        rc = buf_printf(&n, "%s/%s/%.*s", annotator_backend_name(cfg->backend), a->model,
-                        (int)bl, base);
+        rc = buf_printf(&n, "%s/%s/%.*s", annotator_backend_name(cfg->backend), a->model, (int)bl,
+                        base);
     } else {
         rc = buf_append_str(&n, annotator_backend_name(cfg->backend));
     }
@@ -487,6 +484,9 @@ static void finish(annotator_t *a, struct judgement *j)
     };
     char err[1024];
     const struct order *failed = NULL;
+    if (j->norders > 2)
+        j->norders = 2; /* never: one or two orders */
+    o.norders = j->norders;
     for (unsigned i = 0; i < j->norders; i++) {
         const struct order *ord = &j->orders[i];
         o.orders[i] = ord->res;
@@ -553,7 +553,7 @@ static void on_http_done(void *user, const struct http_response *resp)
     o->res.latency_ms = resp->latency_ms;
     a->tot.calls++;
     if (resp->rc) {
-        enum annotator_failure f = resp->rc == ERR_NOMEM   ? ANNOTATOR_FAIL_LOCAL
+        enum annotator_failure f = resp->rc == ERR_NOMEM    ? ANNOTATOR_FAIL_LOCAL
                                    : resp->status != 0      ? ANNOTATOR_FAIL_HTTP
                                    : resp->rc == ERR_TOOBIG ? ANNOTATOR_FAIL_PARSE
                                    : resp->rc == ERR_INVAL  ? ANNOTATOR_FAIL_LOCAL
@@ -562,8 +562,8 @@ static void on_http_done(void *user, const struct http_response *resp)
     } else {
         struct wire_answer ans;
         char why[256], ex[240];
-        int rc = wire_parse(a->wire, resp->body, resp->body_len, a->tpl->answers, &ans, why,
-                            sizeof why);
+        int rc =
+            wire_parse(a->wire, resp->body, resp->body_len, a->tpl->answers, &ans, why, sizeof why);
         if (rc) {
             wire_excerpt(ex, sizeof ex, resp->body);
             order_fail(a, o, rc, rc == ERR_NOMEM ? ANNOTATOR_FAIL_LOCAL : ANNOTATOR_FAIL_PARSE,
@@ -693,8 +693,7 @@ int annotator_submit(annotator_t *a, const struct annotator_request *req, annota
             j->norders = 2;
             j->orders[1].swapped = true;
         } else {
-            uint64_t h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ull, req->prompt),
-                                     req->responses[0]),
+            uint64_t h = fnv1a(fnv1a(fnv1a(0xcbf29ce484222325ull, req->prompt), req->responses[0]),
                                req->responses[1]);
             j->norders = 1;
             j->orders[0].swapped = mix64(h ^ req->seed) & 1;

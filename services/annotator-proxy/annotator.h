@@ -47,9 +47,9 @@ enum annotator_orders {
 };
 
 enum annotator_winner { /* same values as Oaif__V1__Winner */
-    ANNOTATOR_WINNER_FIRST = 1,
-    ANNOTATOR_WINNER_SECOND = 2,
-    ANNOTATOR_WINNER_TIE = 3,
+                        ANNOTATOR_WINNER_FIRST = 1,
+                        ANNOTATOR_WINNER_SECOND = 2,
+                        ANNOTATOR_WINNER_TIE = 3,
 };
 
 /* Why a judgement failed. */
@@ -101,32 +101,32 @@ struct annotator_config {
                          reward-model put into it whatever changes their answers (noise rate,
                          ensemble version): it is part of the cache key */
     /* openai, anthropic */
-    const char *base_url;          /* e.g. "https://api.openai.com/v1"; "/chat/completions" or
-                                      "/messages" is appended */
-    const char *model;             /* required */
-    const char *api_key_env;       /* name of the environment variable holding the key, or */
-    const char *api_key_file;      /* a file holding it (first line); neither: no key sent */
-    const char *template_path;     /* required: see template.h */
-    double temperature;            /* default 0 */
-    unsigned max_tokens;           /* default 16 */
-    bool logprobs;                 /* openai: ask for log-probs (default true); an answer without
-                                      them falls back to the parsed verdict */
-    unsigned top_logprobs;         /* 1..20, default 5 */
-    const char *anthropic_version; /* default "2023-06-01" */
+    const char *base_url;             /* e.g. "https://api.openai.com/v1"; "/chat/completions" or
+                                         "/messages" is appended */
+    const char *model;                /* required */
+    const char *api_key_env;          /* name of the environment variable holding the key, or */
+    const char *api_key_file;         /* a file holding it (first line); neither: no key sent */
+    const char *template_path;        /* required: see template.h */
+    double temperature;               /* default 0 */
+    unsigned max_tokens;              /* default 16 */
+    bool logprobs;                    /* openai: ask for log-probs (default true); an answer without
+                                         them falls back to the parsed verdict */
+    unsigned top_logprobs;            /* 1..20, default 5 */
+    const char *anthropic_version;    /* default "2023-06-01" */
     const char *const *extra_headers; /* "Name: value" sent with every call (not secret) */
     size_t nextra_headers;
-    bool strip_special_tokens;     /* remove <|...|>, <s>, [INST] from inserted texts (default
-                                      true) */
-    double price_input_per_mtok;   /* cost of a million prompt tokens; default 0 */
-    double price_output_per_mtok;  /* cost of a million completion tokens; default 0 */
-    struct http_config http;       /* K, timeouts, retries, rate limits: see http.h */
+    bool strip_special_tokens;    /* remove <|...|>, <s>, [INST] from inserted texts (default
+                                     true) */
+    double price_input_per_mtok;  /* cost of a million prompt tokens; default 0 */
+    double price_output_per_mtok; /* cost of a million completion tokens; default 0 */
+    struct http_config http;      /* K, timeouts, retries, rate limits: see http.h */
     /* all */
-    enum annotator_orders orders;  /* default BOTH (openai, anthropic; rules and reward-model
-                                      have no position bias and make one call) */
-    double tie_band;               /* tau in [0, 1/2]; default 0: only p == 1/2 is a tie */
-    annotator_rules_fn rules;      /* rules: required */
+    enum annotator_orders orders; /* default BOTH (openai, anthropic; rules and reward-model
+                                     have no position bias and make one call) */
+    double tie_band;              /* tau in [0, 1/2]; default 0: only p == 1/2 is a tie */
+    annotator_rules_fn rules;     /* rules: required */
     void *rules_user;
-    annotator_score_fn score;      /* reward-model: required */
+    annotator_score_fn score; /* reward-model: required */
     void *score_user;
 };
 
@@ -141,35 +141,35 @@ const char *annotator_backend_name(enum annotator_backend b);
 
 /* One order's result (HTTP backends), or the single call of rules / reward-model. */
 struct annotator_order_result {
-    bool swapped;        /* responses[1] was shown first */
-    double prob_first;   /* P(the response shown first is better) */
+    bool swapped;      /* responses[1] was shown first */
+    double prob_first; /* P(the response shown first is better) */
     bool has_logprobs;
-    char verdict[32];    /* the answer token parsed ("1", "M"), the rules verdict, or the
-                            reward difference ("+0.73") */
+    char verdict[32]; /* the answer token parsed ("1", "M"), the rules verdict, or the
+                         reward difference ("+0.73") */
     unsigned prompt_tokens, completion_tokens;
     double cost;
     double latency_ms;
-    unsigned attempts;   /* HTTP attempts */
+    unsigned attempts; /* HTTP attempts */
 };
 
 /* The outcome of one judgement; borrowed until the callback returns. */
 struct annotator_outcome {
-    int rc;                          /* ERR_OK: a judgement; else the failure */
-    enum annotator_failure failure;  /* ANNOTATOR_FAIL_NONE when rc == ERR_OK */
-    const char *error;               /* why (never NULL on failure; no secrets), else NULL */
-    bool permanent;                  /* failed for a reason a retry cannot fix (bad request,
-                                        4xx other than 408/409/429) */
-    const char *judge;               /* the judge id */
-    const char *pair_id;             /* from the request ("" if none) */
+    int rc;                         /* ERR_OK: a judgement; else the failure */
+    enum annotator_failure failure; /* ANNOTATOR_FAIL_NONE when rc == ERR_OK */
+    const char *error;              /* why (never NULL on failure; no secrets), else NULL */
+    bool permanent;                 /* failed for a reason a retry cannot fix (bad request,
+                                       4xx other than 408/409/429) */
+    const char *judge;              /* the judge id */
+    const char *pair_id;            /* from the request ("" if none) */
     enum annotator_winner winner;
-    double prob_first;               /* P(responses[0] better), orders combined */
-    double disagreement;             /* |p_AB - (1 - p_BA)|; 0 with one order */
-    bool noise_flipped;              /* rules only */
-    unsigned norders;                /* entries of orders[] filled (also on failure) */
+    double prob_first;   /* P(responses[0] better), orders combined */
+    double disagreement; /* |p_AB - (1 - p_BA)|; 0 with one order */
+    bool noise_flipped;  /* rules only */
+    unsigned norders;    /* entries of orders[] filled (also on failure) */
     struct annotator_order_result orders[2];
     unsigned prompt_tokens, completion_tokens; /* summed over orders, also on failure */
-    double cost;                     /* summed over orders, also on failure */
-    double latency_ms;               /* submit to completion */
+    double cost;                               /* summed over orders, also on failure */
+    double latency_ms;                         /* submit to completion */
 };
 
 /* Called once per submitted judgement, from inside annotator_poll(). It may submit; it must not
@@ -179,8 +179,7 @@ typedef void (*annotator_done_fn)(void *user, const struct annotator_outcome *ou
 /* Creates an annotator: validates cfg, loads the template, reads the API key. On ERR_OK *out owns
  * it (annotator_destroy()). On ERR_INVAL / ERR_IO writes the reason (the field or file, never a
  * key) to why. ERR_NOMEM. */
-int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why,
-                  size_t whylen);
+int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why, size_t whylen);
 
 /* Destroys; judgements in progress are dropped without callbacks. Wipes the key from memory.
  * Sets *a to NULL; accepts a == NULL and *a == NULL. */
@@ -220,17 +219,17 @@ void annotator_cache_key(const annotator_t *a, const struct annotator_request *r
 
 /* Totals of one annotator since it was created. */
 struct annotator_totals {
-    uint64_t judgements;                       /* completed (ok + failed) */
+    uint64_t judgements; /* completed (ok + failed) */
     uint64_t ok, failed;
     uint64_t failed_by[ANNOTATOR_FAIL_LOCAL + 1]; /* indexed by enum annotator_failure */
     uint64_t wins_first, wins_second, ties;
-    uint64_t calls;                            /* judge API calls completed (orders) */
+    uint64_t calls; /* judge API calls completed (orders) */
     uint64_t http_attempts, http_retries, rate_waits;
     uint64_t prompt_tokens, completion_tokens;
     double cost;
-    double latency_ms_sum;                     /* over ok judgements */
-    double disagreement_sum;                   /* over ok two-order judgements ... */
-    uint64_t disagreement_n;                   /* ... of which there are this many */
+    double latency_ms_sum;   /* over ok judgements */
+    double disagreement_sum; /* over ok two-order judgements ... */
+    uint64_t disagreement_n; /* ... of which there are this many */
 };
 void annotator_totals(const annotator_t *a, struct annotator_totals *out);
 

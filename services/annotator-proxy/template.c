@@ -13,8 +13,8 @@
 
 enum part { PART_NONE, PART_SYSTEM, PART_USER };
 
-static const char *const placeholders[] = {"prompt", "response_1", "response_2", "instruction",
-                                           "#instruction", "/instruction"};
+static const char *const placeholders[] = {"prompt",      "response_1",   "response_2",
+                                           "instruction", "#instruction", "/instruction"};
 #define NPLACEHOLDERS (sizeof placeholders / sizeof *placeholders)
 
 void template_free(struct template **pt)
@@ -100,8 +100,8 @@ static char *dup_range(const char *s, size_t n)
     return p;
 }
 
-int template_parse(struct template **out, const char *name, const char *text, size_t len,
-                   char *why, size_t whylen)
+int template_parse(struct template **out, const char *name, const char *text, size_t len, char *why,
+                   size_t whylen)
 {
     *out = NULL;
     if (memchr(text, '\0', len)) {
@@ -112,8 +112,8 @@ int template_parse(struct template **out, const char *name, const char *text, si
     if (!t)
         return ERR_NOMEM;
     t->name = strdup(name);
-    strcpy(t->answers[0], "1");
-    strcpy(t->answers[1], "2");
+    memcpy(t->answers[0], "1", 2);
+    memcpy(t->answers[1], "2", 2);
     sha256(text, len, t->digest);
     int rc = t->name ? ERR_OK : ERR_NOMEM;
     enum part cur = PART_NONE;
@@ -164,21 +164,22 @@ int template_parse(struct template **out, const char *name, const char *text, si
                 if (n != 2 || strlen(a1) >= TEMPLATE_ANSWER_MAX ||
                     strlen(a2) >= TEMPLATE_ANSWER_MAX || strcmp(a1, a2) == 0) {
                     snprintf(why, whylen,
-                             "%s:%d: @answers needs two different tokens of at most %d bytes",
-                             name, line_of(text, i), TEMPLATE_ANSWER_MAX - 1);
+                             "%s:%d: @answers needs two different tokens of at most %d bytes", name,
+                             line_of(text, i), TEMPLATE_ANSWER_MAX - 1);
                     rc = ERR_INVAL;
                 } else {
-                    strcpy(t->answers[0], a1);
-                    strcpy(t->answers[1], a2);
+                    memcpy(t->answers[0], a1, strlen(a1) + 1); /* lengths checked above */
+                    memcpy(t->answers[1], a2, strlen(a2) + 1);
                 }
                 cur = PART_NONE;
             } else {
-                snprintf(why, whylen, "%s:%d: unknown directive '%.40s' (known: @answers, "
-                         "@system, @user)", name, line_of(text, i), d);
+                snprintf(why, whylen,
+                         "%s:%d: unknown directive '%.40s' (known: @answers, "
+                         "@system, @user)",
+                         name, line_of(text, i), d);
                 rc = ERR_INVAL;
             }
-        } else if (cur == PART_NONE && ll && line[0] != '#' &&
-                   strspn(line, " \t\r") < ll) {
+        } else if (cur == PART_NONE && ll && line[0] != '#' && strspn(line, " \t\r") < ll) {
             snprintf(why, whylen, "%s:%d: text outside a section (start with @system or @user)",
                      name, line_of(text, i));
             rc = ERR_INVAL;
@@ -268,8 +269,7 @@ size_t template_strip_special(char *s)
         if (s[i] == '<' && s[i + 1] == '|') {
             /* <|name|> with a short name and no whitespace */
             size_t k = i + 2;
-            while (s[k] && k - i < 64 && s[k] != '|' && s[k] != ' ' && s[k] != '\n' &&
-                   s[k] != '<')
+            while (s[k] && k - i < 64 && s[k] != '|' && s[k] != ' ' && s[k] != '\n' && s[k] != '<')
                 k++;
             if (s[k] == '|' && s[k + 1] == '>') {
                 i = k + 2;

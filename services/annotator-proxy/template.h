@@ -24,12 +24,13 @@
 
 #define TEMPLATE_ANSWER_MAX 16 /* bytes of an answer token, NUL included */
 
-struct template {
-    char *name;                                /* file path or the name given to parse */
-    char *system;                              /* NULL when the file has no @system part */
-    char *user;                                /* never NULL */
-    char answers[2][TEMPLATE_ANSWER_MAX];      /* [0] means response 1 is better */
-    uint8_t digest[SHA256_DIGEST_LEN];         /* sha256 of the file's bytes: template identity */
+struct template
+{
+    char *name;                           /* file path or the name given to parse */
+    char *system;                         /* NULL when the file has no @system part */
+    char *user;                           /* never NULL */
+    char answers[2][TEMPLATE_ANSWER_MAX]; /* [0] means response 1 is better */
+    uint8_t digest[SHA256_DIGEST_LEN];    /* sha256 of the file's bytes: template identity */
 };
 
 /* Reads and parses the file at path. On ERR_OK *out owns the template (template_free()). On
@@ -37,8 +38,8 @@ struct template {
 int template_load(struct template **out, const char *path, char *why, size_t whylen);
 
 /* Parses text[0..len) as a template called name (for messages). Errors as template_load(). */
-int template_parse(struct template **out, const char *name, const char *text, size_t len,
-                   char *why, size_t whylen);
+int template_parse(struct template **out, const char *name, const char *text, size_t len, char *why,
+                   size_t whylen);
 
 /* Frees; sets *t to NULL. Accepts t == NULL and *t == NULL. */
 void template_free(struct template **t);

@@ -27,8 +27,8 @@ int wire_build(enum wire_format f, const struct wire_params *p, const char *syst
     int bad = 0;
     bad |= json_object_set_new(j, "model", json_string(p->model));
     if (f == WIRE_OPENAI && system)
-        bad |= json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                     system));
+        bad |= json_array_append_new(msgs,
+                                     json_pack("{s:s, s:s}", "role", "system", "content", system));
     if (f == WIRE_ANTHROPIC && system)
         bad |= json_object_set_new(j, "system", json_string(system));
     bad |= json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", user));
@@ -76,7 +76,7 @@ void wire_excerpt(char *out, size_t outlen, const char *s)
             out[j++] = '.';
             break;
         }
-        out[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : ' ';
+        out[j++] = (char)((ch >= 0x20 && ch < 0x7f) ? ch : ' ');
     }
     out[j] = '\0';
 }
@@ -203,8 +203,7 @@ int wire_parse(enum wire_format f, const char *body, size_t len, const char answ
         if (j)
             snprintf(why, whylen, "the response is JSON but not an object");
         else
-            snprintf(why, whylen, "the response is not JSON (line %d: %s)", jerr.line,
-                     jerr.text);
+            snprintf(why, whylen, "the response is not JSON (line %d: %s)", jerr.line, jerr.text);
         json_decref(j);
         return ERR_PROTO;
     }
@@ -262,14 +261,18 @@ int wire_parse(enum wire_format f, const char *body, size_t len, const char answ
         }
         out->text = malloc(total + 1);
         if (out->text) {
-            out->text[0] = '\0';
+            size_t at = 0;
             json_array_foreach(content, i, blk)
             {
                 const char *t = json_string_value(json_object_get(blk, "text"));
                 const char *type = json_string_value(json_object_get(blk, "type"));
-                if (t && type && strcmp(type, "text") == 0)
-                    strcat(out->text, t);
+                if (t && type && strcmp(type, "text") == 0) {
+                    size_t n = strlen(t);
+                    memcpy(out->text + at, t, n);
+                    at += n;
+                }
             }
+            out->text[at] = '\0';
         }
         const char *stop = json_string_value(json_object_get(j, "stop_reason"));
         if (stop && strcmp(stop, "refusal") == 0)

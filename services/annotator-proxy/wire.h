@@ -28,13 +28,13 @@ int wire_build(enum wire_format f, const struct wire_params *p, const char *syst
 
 /* One parsed answer. */
 struct wire_answer {
-    char *text;               /* the model's text ("" if none); malloc'd */
-    char *refusal;            /* non-NULL: the model refused (OpenAI refusal text, content
-                                 filter, or Anthropic stop_reason "refusal"); malloc'd */
-    bool has_logprobs;        /* lp[] is meaningful */
-    double lp[2];             /* log-probs of answer tokens [0] and [1] at the answer position
-                                 (a token absent from top_logprobs gets an upper bound) */
-    unsigned prompt_tokens;   /* usage; 0 if the server sent none */
+    char *text;             /* the model's text ("" if none); malloc'd */
+    char *refusal;          /* non-NULL: the model refused (OpenAI refusal text, content
+                               filter, or Anthropic stop_reason "refusal"); malloc'd */
+    bool has_logprobs;      /* lp[] is meaningful */
+    double lp[2];           /* log-probs of answer tokens [0] and [1] at the answer position
+                               (a token absent from top_logprobs gets an upper bound) */
+    unsigned prompt_tokens; /* usage; 0 if the server sent none */
     unsigned completion_tokens;
 };
 
