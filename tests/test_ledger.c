@@ -424,8 +424,9 @@ static void test_bad_input_gets_errors_and_ledger_keeps_serving(void **state)
     struct fixture *f = *state;
     const char *ep = ledger_client_endpoint(f->l);
     /* Garbage bytes. */
-    const void *g[] = {"\xff\xff\xff\xff garbage"};
-    size_t gl[] = {14};
+    static const char garbage[] = "\xff\xff\xff\xff garbage";
+    const void *g[] = {garbage};
+    size_t gl[] = {sizeof garbage - 1};
     expect_error(f->zctx, ep, g, gl, 1, "not a protobuf");
     /* Two frames. */
     Oaif__V1__StatusQuery sq = OAIF__V1__STATUS_QUERY__INIT;
