@@ -13,7 +13,9 @@ static const char usage[] =
     "                               (prompts pairs labels scores strengths checkpoints evals\n"
     "                                steps cache meta)\n"
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
-    "  task prompts [--split S] [--n N] [--seed S]   the built-in task's prompts as JSONL\n"
+    "  task prompts|pairs [--split S] [--n N] [--seed S]   the built-in task as JSONL\n"
+    "  annotate FILE.jsonl [--instruction T] [--in-flight N]   label pairs through the\n"
+    "                               annotate service; labels as JSONL on stdout\n"
     "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
     "                --timeout-ms N\n";
 
@@ -28,6 +30,7 @@ static const struct verb verbs[] = {
     {"export", oaif_cmd_export},
     {"keys", oaif_cmd_keys},
     {"task", oaif_cmd_task},
+    {"annotate", oaif_cmd_annotate},
 };
 
 int main(int argc, char **argv)

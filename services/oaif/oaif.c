@@ -545,9 +545,12 @@ int oaif_cmd_keys(int argc, char **argv)
 
 int oaif_cmd_task(int argc, char **argv)
 {
-    const char *usage = "usage: oaif task prompts [--split train|eval] [--n N] [--seed S]\n"
-                        "  writes the built-in task's prompts as JSONL (for oaif import prompts)\n";
-    if (argc < 1 || strcmp(argv[0], "prompts") != 0) {
+    const char *usage =
+        "usage: oaif task prompts|pairs [--split train|eval] [--n N] [--seed S]\n"
+        "  prompts: the built-in task's prompts as JSONL (for oaif import prompts)\n"
+        "  pairs:   each prompt with two SFT-style demonstrations (for oaif annotate)\n";
+    bool pairs = argc >= 1 && !strcmp(argv[0], "pairs");
+    if (argc < 1 || (strcmp(argv[0], "prompts") != 0 && !pairs)) {
         fputs(usage, stderr);
         return 2;
     }
@@ -588,11 +591,276 @@ int oaif_cmd_task(int argc, char **argv)
         pbjson_append_string(&b, ps[i].text, strlen(ps[i].text));
         buf_append_str(&b, ",\"reference\":");
         pbjson_append_string(&b, ps[i].answer, strlen(ps[i].answer));
-        buf_printf(&b, ",\"family\":\"%s\",\"split\":\"%s\"}", task_family_name(ps[i].family),
+        buf_printf(&b, ",\"family\":\"%s\",\"split\":\"%s\"", task_family_name(ps[i].family),
                    task_split_name(ps[i].split));
+        if (pairs) {
+            /* Two demonstrations with the task's controlled imperfection: some wrong, some
+             * verbose, so that a judge has something to decide. */
+            struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
+            for (int k = 0; k < 2; k++) {
+                char resp[TASK_RESPONSE_MAX * 2];
+                if (task_demo(&ps[i], &dc, seed, (uint64_t)k, resp, sizeof resp, NULL))
+                    resp[0] = '\0';
+                buf_append_str(&b, k ? ",\"response_b\":" : ",\"response_a\":");
+                pbjson_append_string(&b, resp, strlen(resp));
+            }
+        }
+        buf_append_str(&b, "}");
         puts(b.data);
     }
     buf_free(&b);
     free(ps);
     return 0;
+}
+
+/* ---- annotate -------------------------------------------------------------------------- */
+
+struct ann_item {
+    char *id;
+    uint8_t *payload;
+    size_t len;
+};
+
+struct ann_run {
+    size_t done, first, second, tie, failed, flipped, cached;
+    double disagreement, cost;
+    uint64_t prompt_tokens, completion_tokens;
+    buf_t line;
+};
+
+static void on_annotated(void *ctx, const Oaif__V1__Reply *r)
+{
+    struct ann_run *run = ctx;
+    run->done++;
+    buf_reset(&run->line);
+    buf_append_str(&run->line, "{\"id\":");
+    pbjson_append_string(&run->line, r->id, strlen(r->id));
+    Oaif__V1__AnnotateReply *ar =
+        r->outcome == OAIF__V1__OUTCOME__OUTCOME_OK
+            ? oaif__v1__annotate_reply__unpack(NULL, r->payload.len, r->payload.data)
+            : NULL;
+    if (!ar || !ar->label) {
+        run->failed++;
+        buf_append_str(&run->line, ",\"error\":");
+        const char *e = r->error && *r->error ? r->error : "reply without a label";
+        pbjson_append_string(&run->line, e, strlen(e));
+    } else {
+        Oaif__V1__Label *l = ar->label;
+        run->first += l->winner == OAIF__V1__WINNER__WINNER_FIRST;
+        run->second += l->winner == OAIF__V1__WINNER__WINNER_SECOND;
+        run->tie += l->winner == OAIF__V1__WINNER__WINNER_TIE;
+        run->flipped += l->noise_flipped;
+        run->cached += l->cached;
+        run->disagreement += l->disagreement;
+        run->cost += l->cost;
+        run->prompt_tokens += l->prompt_tokens;
+        run->completion_tokens += l->completion_tokens;
+        buf_append_str(&run->line, ",\"label\":");
+        pbjson_append(&run->line, &l->base);
+    }
+    if (ar)
+        oaif__v1__annotate_reply__free_unpacked(ar, NULL);
+    buf_append_str(&run->line, "}");
+    puts(run->line.data);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Read {prompt, response_a, response_b, reference?, instruction?, id?} lines into packed
+ * AnnotateRequests; all lines are checked before anything is sent. */
+static int read_pairs(const char *path, const char *instruction, struct ann_item **items,
+                      size_t *n, char *err, size_t errlen)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return ERR_NOTFOUND;
+    }
+    char *line = NULL;
+    size_t lcap = 0, cnt = 0, cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = ERR_OK;
+    struct ann_item *out = NULL;
+    while ((len = getline(&line, &lcap, f)) >= 0) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        json_error_t je;
+        json_t *o = json_loadb(line, (size_t)len, 0, &je);
+        const char *prompt = o ? jstr(o, "prompt") : NULL;
+        const char *a = o ? jstr(o, "response_a") : NULL, *b = o ? jstr(o, "response_b") : NULL;
+        if (!o || !json_is_object(o)) {
+            snprintf(err, errlen, "%s:%d: not a JSON object%s%s", path, lineno, o ? "" : ": ",
+                     o ? "" : je.text);
+            rc = ERR_INVAL;
+        } else if (!prompt || !*prompt || !a || !b) {
+            snprintf(err, errlen, "%s:%d: field \"%s\": missing or not a string", path, lineno,
+                     !prompt || !*prompt ? "prompt" : !a ? "response_a" : "response_b");
+            rc = ERR_INVAL;
+        }
+        if (rc) {
+            json_decref(o);
+            break;
+        }
+        const char *id = jstr(o, "id");
+        const char *instr = jstr(o, "instruction") ? jstr(o, "instruction") : instruction;
+        char idbuf[48];
+        if (!id) {
+            /* The content's digest: annotating the same file again returns the stored labels. */
+            struct sha256 sc;
+            uint8_t h[32];
+            sha256_init(&sc);
+            sha256_update(&sc, prompt, strlen(prompt) + 1);
+            sha256_update(&sc, a, strlen(a) + 1);
+            sha256_update(&sc, b, strlen(b) + 1);
+            sha256_update(&sc, instr ? instr : "", instr ? strlen(instr) + 1 : 1);
+            sha256_final(&sc, h);
+            snprintf(idbuf, sizeof idbuf, "pair-");
+            for (int k = 0; k < 12; k++)
+                snprintf(idbuf + 5 + 2 * k, 3, "%02x", h[k]);
+            id = idbuf;
+        }
+        Oaif__V1__Response ra = OAIF__V1__RESPONSE__INIT, rb = OAIF__V1__RESPONSE__INIT;
+        ra.text = (char *)a;
+        rb.text = (char *)b;
+        Oaif__V1__Response *rs[2] = {&ra, &rb};
+        Oaif__V1__Pair pair = OAIF__V1__PAIR__INIT;
+        pair.id = (char *)id;
+        pair.prompt = (char *)prompt;
+        pair.responses = rs;
+        pair.n_responses = 2;
+        Oaif__V1__AnnotateRequest req = OAIF__V1__ANNOTATE_REQUEST__INIT;
+        req.pair = &pair;
+        req.instruction = (char *)(instr ? instr : "");
+        req.reference = (char *)(jstr(o, "reference") ? jstr(o, "reference") : "");
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 256;
+            struct ann_item *p = realloc(out, cap * sizeof *p);
+            if (!p) {
+                json_decref(o);
+                rc = ERR_NOMEM;
+                break;
+            }
+            out = p;
+        }
+        size_t plen = oaif__v1__annotate_request__get_packed_size(&req);
+        out[cnt].payload = malloc(plen);
+        out[cnt].id = malloc(strlen(id) + 8);
+        out[cnt].len = plen;
+        if (out[cnt].payload)
+            oaif__v1__annotate_request__pack(&req, out[cnt].payload);
+        if (out[cnt].id)
+            snprintf(out[cnt].id, strlen(id) + 8, "ann-%s", id);
+        cnt++;
+        json_decref(o);
+        if (!out[cnt - 1].payload || !out[cnt - 1].id) {
+            rc = ERR_NOMEM;
+            break;
+        }
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    if (rc) {
+        for (size_t i = 0; i < cnt; i++) {
+            free(out[i].id);
+            free(out[i].payload);
+        }
+        free(out);
+        return rc;
+    }
+    *items = out;
+    *n = cnt;
+    return ERR_OK;
+}
+
+int oaif_cmd_annotate(int argc, char **argv)
+{
+    struct conn c;
+    argc = conn_parse(&c, argc, argv);
+    if (argc < 0)
+        return 2;
+    const char *path = NULL, *instruction = NULL;
+    long inflight = 64;
+    bool quiet = false;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--instruction") && i + 1 < argc)
+            instruction = argv[++i];
+        else if (!strcmp(argv[i], "--in-flight") && i + 1 < argc)
+            inflight = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = true;
+        else if (argv[i][0] != '-' || !strcmp(argv[i], "-"))
+            path = argv[i];
+        else
+            path = NULL, i = argc;
+    }
+    if (!path || inflight < 1 || inflight > 100000) {
+        fprintf(stderr, "usage: oaif annotate FILE.jsonl [--instruction TEXT] [--in-flight N] "
+                        "[--quiet]\n  lines: {\"prompt\", \"response_a\", \"response_b\", "
+                        "\"reference\"?, \"instruction\"?, \"id\"?}; labels as JSONL on "
+                        "stdout\n");
+        return 2;
+    }
+    char err[1024];
+    struct ann_item *items = NULL;
+    size_t n = 0;
+    if (read_pairs(path, instruction, &items, &n, err, sizeof err)) {
+        fprintf(stderr, "oaif: annotate: %s (nothing was sent)\n", err);
+        return 1;
+    }
+    void *zctx = NULL;
+    bus_client_t *cl = NULL;
+    if (conn_open(&c, &zctx, &cl)) {
+        conn_close(&zctx, &cl);
+        return 1;
+    }
+    struct ann_run run = {0};
+    buf_init(&run.line, 0);
+    size_t next = 0;
+    uint64_t t0 = bus_mono_ms(), last_progress = 0;
+    while (run.done < n) {
+        while (next < n && next - run.done < (size_t)inflight) {
+            int rc = bus_client_submit(cl, "annotate", items[next].id, items[next].payload,
+                                       items[next].len, 0, 0);
+            if (rc && rc != ERR_EXISTS) {
+                fprintf(stderr, "oaif: annotate: %s\n", err_str(rc));
+                break;
+            }
+            next++;
+        }
+        int got = bus_client_poll(cl, 200, on_annotated, &run);
+        if (got < 0)
+            break;
+        uint64_t now = bus_mono_ms();
+        if (!quiet && (now - last_progress >= 500 || run.done == n)) {
+            last_progress = now;
+            int w = 30, fill = (int)(w * run.done / (n ? n : 1));
+            fprintf(stderr, "\r[%.*s%*s] %zu/%zu labels  %.1f/s  failed %zu   ", fill,
+                    "##############################", w - fill, "", run.done, n,
+                    (double)run.done * 1000.0 / (double)(now - t0 + 1), run.failed);
+        }
+    }
+    if (!quiet)
+        fputc('\n', stderr);
+    double secs = (double)(bus_mono_ms() - t0) / 1000.0;
+    fprintf(stderr,
+            "oaif: annotated %zu pairs in %.1f s: first %zu, second %zu, tie %zu, failed %zu; "
+            "cached %zu; mean order disagreement %.3f; noise-flipped %zu; tokens %" PRIu64
+            " in / %" PRIu64 " out; cost %.4f\n",
+            run.done, secs, run.first, run.second, run.tie, run.failed, run.cached,
+            run.done > run.failed ? run.disagreement / (double)(run.done - run.failed) : 0.0,
+            run.flipped, run.prompt_tokens, run.completion_tokens, run.cost);
+    buf_free(&run.line);
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].id);
+        free(items[i].payload);
+    }
+    free(items);
+    conn_close(&zctx, &cl);
+    return run.done == n && run.failed == 0 ? 0 : 1;
 }
