@@ -985,6 +985,17 @@ static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
     persist_req(l, r);
 }
 
+/* A worker we do not know (we restarted, or declared it dead): make it say READY again. */
+static void ask_to_register(ledger_t *l, struct bus_msg *m)
+{
+    Oaif__V1__Disconnect d = OAIF__V1__DISCONNECT__INIT;
+    d.reason = "unknown worker: send READY";
+    Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.body_case = OAIF__V1__ENVELOPE__BODY_DISCONNECT;
+    env.disconnect = &d;
+    bus_send(l->workers, m->rid, m->rid_len, &env);
+}
+
 static void on_worker(ledger_t *l, struct bus_msg *m)
 {
     struct worker *w = worker_find(l, m->rid, m->rid_len);
@@ -997,23 +1008,12 @@ static void on_worker(ledger_t *l, struct bus_msg *m)
     case OAIF__V1__ENVELOPE__BODY_RESULT:
         on_result(l, m, w);
         if (!w) {
-            /* Accepted, but we do not know this worker: ask it to register again. */
-            Oaif__V1__Disconnect d = OAIF__V1__DISCONNECT__INIT;
-            d.reason = "unknown worker: send READY";
-            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
-            env.body_case = OAIF__V1__ENVELOPE__BODY_DISCONNECT;
-            env.disconnect = &d;
-            bus_send(l->workers, m->rid, m->rid_len, &env);
+            ask_to_register(l, m); /* accepted, but we do not know this worker */
         }
         break;
     case OAIF__V1__ENVELOPE__BODY_HEARTBEAT:
         if (!w) {
-            Oaif__V1__Disconnect d = OAIF__V1__DISCONNECT__INIT;
-            d.reason = "unknown worker: send READY";
-            Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
-            env.body_case = OAIF__V1__ENVELOPE__BODY_DISCONNECT;
-            env.disconnect = &d;
-            bus_send(l->workers, m->rid, m->rid_len, &env);
+            ask_to_register(l, m);
         }
         break;
     case OAIF__V1__ENVELOPE__BODY_DISCONNECT:
