@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "annotator_try.h"
 #include "log.h"
 #include "oaif.h"
 
@@ -14,6 +15,8 @@ static const char usage[] =
     "                                steps cache meta)\n"
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
     "  task prompts [--split S] [--n N] [--seed S]   the built-in task's prompts as JSONL\n"
+    "  judge try [opts] PROMPT FIRST SECOND   ask the configured judge once: verdict,\n"
+    "                               P per order, tokens, cost (oaif judge try --help)\n"
     "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
     "                --timeout-ms N\n";
 
@@ -28,6 +31,7 @@ static const struct verb verbs[] = {
     {"export", oaif_cmd_export},
     {"keys", oaif_cmd_keys},
     {"task", oaif_cmd_task},
+    {"judge", annotator_cli_judge},
 };
 
 int main(int argc, char **argv)
