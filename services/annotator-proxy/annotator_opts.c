@@ -134,9 +134,8 @@ static const struct cfg_option options[] = {
                 .max = 2147483647, .env = "ANNOTATOR_RULES_SEED", .flag = "--noise-seed",
                 .help = "rules: with the pair id it fixes every flip."),
     /* reward-model */
-    CFG_DURATION_OPT(O, score_timeout_ms, .key = "annotator.score_timeout", .def = "60s",
-                     .min = 10, .max = 3600000, .env = "ANNOTATOR_SCORE_TIMEOUT",
-                     .flag = "--score-timeout",
+    CFG_DURATION_OPT(O, score_timeout_ms, .key = "annotator.score_timeout", .def = "60s", .min = 10,
+                     .max = 3600000, .env = "ANNOTATOR_SCORE_TIMEOUT", .flag = "--score-timeout",
                      .help = "reward-model: how long to wait for the score service."),
     /* the service */
     CFG_ENUM_OPT(O, cache, .key = "annotator.cache", .def = "auto", .choices = cache_choices,
@@ -241,8 +240,9 @@ int annotator_opts_curve(const struct annotator_opts *o, struct bus_curve *out, 
     if (!secret && !server)
         return ERR_OK;
     if (!secret || !server) {
-        snprintf(why, whylen, "CURVE needs both annotator.curve_secret_key and "
-                              "bus.ledger_public_key");
+        snprintf(why, whylen,
+                 "CURVE needs both annotator.curve_secret_key and "
+                 "bus.ledger_public_key");
         return ERR_INVAL;
     }
     char err[512];
@@ -297,8 +297,9 @@ int annotator_opts_rules(void *user, const struct annotator_request *req,
                                req->responses[0], strlen(req->responses[0]), req->responses[1],
                                strlen(req->responses[1]), &v);
     if (rc2 == ERR_NOTFOUND) {
-        snprintf(why, whylen, "no reference answer, and the prompt is not one of the built-in "
-                              "task's");
+        snprintf(why, whylen,
+                 "no reference answer, and the prompt is not one of the built-in "
+                 "task's");
         return rc2;
     }
     if (rc2) {

@@ -174,8 +174,7 @@ static bool answer_from_cache(annotator_proxy_t *p, struct item *it, const Oaif_
 {
     Oaif__V1__Label *l = oaif__v1__label__unpack(NULL, rec->data.len, rec->data.data);
     if (!l) {
-        log_warn("annotate %s: cache entry %s is not a Label; judging again", it->req->id,
-                 it->key);
+        log_warn("annotate %s: cache entry %s is not a Label; judging again", it->req->id, it->key);
         return false;
     }
     char *saved_id = l->id, *saved_pair = l->pair_id;
@@ -204,8 +203,8 @@ static void lookup_cache(annotator_proxy_t *p, struct item *items, size_t n)
                             CACHE_GET_MS, &env);
     if (rc) {
         log_warn("cache look-up of %zu keys failed (%s%s%s); judging them", nk, err_str(rc),
-                 rc == ERR_REMOTE ? ": " : "", rc == ERR_REMOTE ? bus_client_last_error(p->client)
-                                                                : "");
+                 rc == ERR_REMOTE ? ": " : "",
+                 rc == ERR_REMOTE ? bus_client_last_error(p->client) : "");
         return;
     }
     const Oaif__V1__Records *recs = env->records;
@@ -343,8 +342,8 @@ static int register_metrics(annotator_proxy_t *p, metrics_t *reg)
 {
     const char *j = annotator_judge_id(p->judge);
     struct series *m = &p->m;
-    static const char *const fail_names[] = {"none",    "transport", "http",  "parse",
-                                              "refusal", "backend",   "local"};
+    static const char *const fail_names[] = {"none",    "transport", "http", "parse",
+                                             "refusal", "backend",   "local"};
     int rc = 0;
 #define C(field, name, help, ...)                                                                  \
     if (!rc)                                                                                       \
@@ -366,12 +365,14 @@ static int register_metrics(annotator_proxy_t *p, metrics_t *reg)
     C(attempts, "oaif_judge_http_attempts_total", "HTTP attempts made.", j);
     C(retries, "oaif_judge_http_retries_total", "HTTP attempts after the first.", j);
     C(rate_waits, "oaif_judge_rate_limit_waits_total", "Calls held back by a rate limit.", j);
-    C(ptok, "oaif_judge_tokens_total", "Tokens by kind, from the API's usage.", j, "kind", "prompt");
+    C(ptok, "oaif_judge_tokens_total", "Tokens by kind, from the API's usage.", j, "kind",
+      "prompt");
     C(ctok, "oaif_judge_tokens_total", "Tokens by kind, from the API's usage.", j, "kind",
       "completion");
     C(cost, "oaif_judge_cost_total", "Cost from the configured price table.", j);
     C(latency, "oaif_judge_latency_ms_sum", "Sum of judgement latencies (ok ones), ms.", j);
-    C(disagree, "oaif_judge_disagreement_sum", "Sum of |p_AB - (1 - p_BA)| over two-order labels.", j);
+    C(disagree, "oaif_judge_disagreement_sum", "Sum of |p_AB - (1 - p_BA)| over two-order labels.",
+      j);
     C(disagree_n, "oaif_judge_disagreement_count", "Two-order labels.", j);
 #undef C
     if (!rc)
@@ -457,8 +458,8 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         if (rc)
             goto out_destroy;
     }
-    rc = annotator_opts_judge(o, &p->ctx, rm ? annotator_scorer_score : NULL, p->scorer,
-                              &p->judge, why, whylen);
+    rc = annotator_opts_judge(o, &p->ctx, rm ? annotator_scorer_score : NULL, p->scorer, &p->judge,
+                              why, whylen);
     if (rc)
         goto out_destroy;
     if (metrics) {

@@ -153,8 +153,7 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *r)
         snprintf(why, sizeof why, "score service: %s",
                  r->error && *r->error ? r->error : "failed without a reason");
         annotator_scored(w->a, w->ticket, ERR_REMOTE, 0, 0, why);
-    } else if (annotator_scorer_parse(r->payload.data, r->payload.len, &a, &b, why,
-                                      sizeof why)) {
+    } else if (annotator_scorer_parse(r->payload.data, r->payload.len, &a, &b, why, sizeof why)) {
         annotator_scored(w->a, w->ticket, ERR_PROTO, 0, 0, why);
     } else {
         annotator_scored(w->a, w->ticket, ERR_OK, a, b, NULL);
@@ -175,8 +174,7 @@ int annotator_scorer_poll(annotator_scorer_t *s, int timeout_ms)
         *pp = w->next;
         s->n--;
         char why[160];
-        snprintf(why, sizeof why, "score service: no answer within %" PRId64 " ms",
-                 s->timeout_ms);
+        snprintf(why, sizeof why, "score service: no answer within %" PRId64 " ms", s->timeout_ms);
         annotator_scored(w->a, w->ticket, ERR_TIMEOUT, 0, 0, why);
         free(w);
     }

@@ -83,8 +83,9 @@ static int parse_args(int argc, char **argv, struct try_args *a, char **cfg_argv
                 errno = 0;
                 unsigned long long x = strtoull(v, &end, 10);
                 if (errno || *end || !*v || *v == '-') {
-                    fprintf(stderr, "oaif judge try: --seed: expected an unsigned integer, got "
-                                    "'%s'\n",
+                    fprintf(stderr,
+                            "oaif judge try: --seed: expected an unsigned integer, got "
+                            "'%s'\n",
                             v);
                     return 2;
                 }
@@ -107,8 +108,9 @@ static int parse_args(int argc, char **argv, struct try_args *a, char **cfg_argv
             while (k < 3 && a->texts[k])
                 k++;
             if (k == 3) {
-                fprintf(stderr, "oaif judge try: unexpected argument '%.60s' (PROMPT FIRST "
-                                "SECOND are already given)\n",
+                fprintf(stderr,
+                        "oaif judge try: unexpected argument '%.60s' (PROMPT FIRST "
+                        "SECOND are already given)\n",
                         s);
                 return 2;
             }
@@ -143,7 +145,7 @@ static const char *winner_name(enum annotator_winner w)
     return w == ANNOTATOR_WINNER_FIRST ? "first" : w == ANNOTATOR_WINNER_SECOND ? "second" : "tie";
 }
 
-static const char *const fail_names[] = {"none",    "transport", "http",  "parse",
+static const char *const fail_names[] = {"none",    "transport", "http", "parse",
                                          "refusal", "backend",   "local"};
 
 static void print_text(const struct try_result *r, double tie_band)
@@ -188,17 +190,16 @@ static void print_json(const struct try_result *r)
         json_array_append_new(
             orders, json_pack("{s:b, s:f, s:f, s:s, s:b, s:I, s:I, s:f, s:f, s:I}", "swapped",
                               x->swapped, "prob_shown_first", x->prob_first, "prob_first",
-                              x->swapped ? 1 - x->prob_first : x->prob_first, "verdict",
-                              x->verdict, "has_logprobs", x->has_logprobs, "prompt_tokens",
+                              x->swapped ? 1 - x->prob_first : x->prob_first, "verdict", x->verdict,
+                              "has_logprobs", x->has_logprobs, "prompt_tokens",
                               (json_int_t)x->prompt_tokens, "completion_tokens",
                               (json_int_t)x->completion_tokens, "cost", x->cost, "latency_ms",
                               x->latency_ms, "attempts", (json_int_t)x->attempts));
     }
-    json_t *j = json_pack("{s:s, s:b, s:o, s:I, s:I, s:f, s:f}", "judge", r->judge, "ok",
-                          o->rc == ERR_OK, "orders", orders, "prompt_tokens",
-                          (json_int_t)o->prompt_tokens, "completion_tokens",
-                          (json_int_t)o->completion_tokens, "cost", o->cost, "latency_ms",
-                          o->latency_ms);
+    json_t *j = json_pack(
+        "{s:s, s:b, s:o, s:I, s:I, s:f, s:f}", "judge", r->judge, "ok", o->rc == ERR_OK, "orders",
+        orders, "prompt_tokens", (json_int_t)o->prompt_tokens, "completion_tokens",
+        (json_int_t)o->completion_tokens, "cost", o->cost, "latency_ms", o->latency_ms);
     if (j && o->rc == ERR_OK) {
         json_object_set_new(j, "winner", json_string(winner_name(o->winner)));
         json_object_set_new(j, "prob_first", json_real(o->prob_first));
@@ -242,8 +243,8 @@ static int run_try(const struct annotator_opts *o, const struct try_args *a)
                      err_str(rc));
     }
     if (!rc)
-        rc = annotator_opts_judge(o, &ctx, rm ? annotator_scorer_score : NULL, scorer, &judge,
-                                  why, sizeof why);
+        rc = annotator_opts_judge(o, &ctx, rm ? annotator_scorer_score : NULL, scorer, &judge, why,
+                                  sizeof why);
     if (rc) {
         fprintf(stderr, "oaif judge try: %s\n", why[0] ? why : err_str(rc));
         goto out;
@@ -341,8 +342,8 @@ int annotator_cli_judge(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "try") == 0)
         return annotator_cli_try(argc - 1, argv + 1);
-    if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") ||
-                      !strcmp(argv[0], "help"))) {
+    if (argc >= 1 &&
+        (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help"))) {
         fputs(usage, stdout);
         return 0;
     }

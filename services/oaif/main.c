@@ -26,12 +26,8 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"status", oaif_cmd_status},
-    {"import", oaif_cmd_import},
-    {"export", oaif_cmd_export},
-    {"keys", oaif_cmd_keys},
-    {"task", oaif_cmd_task},
-    {"judge", annotator_cli_judge},
+    {"status", oaif_cmd_status}, {"import", oaif_cmd_import}, {"export", oaif_cmd_export},
+    {"keys", oaif_cmd_keys},     {"task", oaif_cmd_task},     {"judge", annotator_cli_judge},
 };
 
 int main(int argc, char **argv)
