@@ -782,6 +782,7 @@ static void test_api_key_never_in_logs_records_or_metrics(void **state)
     /* the proxies' log (their whole stderr), the ledger's log and records */
     char *log = read_file(f->proxy_log);
     assert_non_null(strstr(log, "annotator.api_key = \"***\""));
+    assert_non_null(strstr(log, "api key set from annotator.api_key"));
     assert_no_key("the proxy log", log);
     free(log);
     log = read_file(f->ledger_log);

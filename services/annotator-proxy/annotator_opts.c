@@ -437,3 +437,22 @@ int annotator_opts_judge(const struct annotator_opts *o, struct annotator_judge_
         close(key_fd[0]);
     return rc;
 }
+
+void annotator_opts_describe(const struct annotator_opts *o, const annotator_t *a, char *out,
+                             size_t len)
+{
+    annotator_describe(a, out, len);
+    static const char pipe_src[] = "set from file /dev/fd/";
+    char *p = len ? strstr(out, pipe_src) : NULL;
+    if (!p || !o->api_key || !*o->api_key)
+        return;
+    const char *rest = p + strlen(pipe_src);
+    rest += strspn(rest, "0123456789");
+    char *tmp = malloc(len);
+    if (!tmp)
+        return;
+    /* may grow the text a little: snprintf truncates at len like annotator_describe() */
+    snprintf(tmp, len, "%.*sset from annotator.api_key%s", (int)(p - out), out, rest);
+    memcpy(out, tmp, strlen(tmp) + 1);
+    free(tmp);
+}

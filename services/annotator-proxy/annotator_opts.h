@@ -95,6 +95,11 @@ int annotator_opts_judge(const struct annotator_opts *o, struct annotator_judge_
                          annotator_score_fn score, void *score_user, annotator_t **out, char *why,
                          size_t whylen);
 
+/* annotator_describe() of a judge made by annotator_opts_judge(), saying where its key came from
+ * in the options' terms ("set from annotator.api_key" rather than the pipe it was handed over). */
+void annotator_opts_describe(const struct annotator_opts *o, const annotator_t *a, char *out,
+                             size_t len);
+
 /* The rules backend's function (an adapter to rules_judge_text()); user is a
  * struct rules_config. Exposed for tests. */
 int annotator_opts_rules(void *user, const struct annotator_request *req,

@@ -64,10 +64,8 @@ int main(int argc, char **argv)
     }
     if (!rc) {
         char desc[2048];
-        annotator_describe(annotator_proxy_judge(proxy), desc, sizeof desc);
+        annotator_opts_describe(&opts, annotator_proxy_judge(proxy), desc, sizeof desc);
         log_info("%s", desc);
-        if (opts.api_key && *opts.api_key)
-            log_info("api key from annotator.api_key (shown as ***)");
         log_info("serving 'annotate' for %s (credit %u, cache %s)", opts.workers_endpoint,
                  annotator_opts_credit(&opts), annotator_opts_cache(&opts) ? "on" : "off");
     }
