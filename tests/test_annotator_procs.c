@@ -760,14 +760,10 @@ static void test_api_key_never_in_logs_records_or_metrics(void **state)
     stop_proxies(f);
 
     /* a judge that fails and echoes the key in its error body (HTTP 400: permanent) */
-    const char *echo[] = {"--backend",
-                          "openai",
-                          "--api-key-file",
-                          f->key_file,
-                          "--extra-header",
-                          "X-Fake-Fail: 1000,X-Fake-Fail-Status: 400,X-Fake-Echo-Auth: 1,"
-                          "X-Fake-Key: procs-echo",
-                          NULL};
+    static const char headers[] = "X-Fake-Fail: 1000,X-Fake-Fail-Status: 400,"
+                                  "X-Fake-Echo-Auth: 1,X-Fake-Key: procs-echo";
+    const char *echo[] = {"--backend", "openai", "--api-key-file", f->key_file, "--extra-header",
+                          headers,     NULL};
     start_proxy(f, echo);
     a.r0 = "GOOD, another";
     Oaif__V1__Envelope *env = annotate_env(f, "req-g3", &a);

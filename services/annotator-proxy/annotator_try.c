@@ -63,6 +63,8 @@ static int parse_args(int argc, char **argv, struct try_args *a, char **cfg_argv
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!s)
+            break; /* argv ends at its NULL whatever argc says */
         bool ours_v = !strcmp(s, "--reference") || !strcmp(s, "--pair-id") ||
                       !strcmp(s, "--seed") || !strcmp(s, "--prompt") || !strcmp(s, "--first") ||
                       !strcmp(s, "--second");
