@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "annotator_try.h"
 #include "log.h"
 #include "oaif.h"
 
@@ -16,6 +17,8 @@ static const char usage[] =
     "  task prompts|pairs [--split S] [--n N] [--seed S]   the built-in task as JSONL\n"
     "  annotate FILE.jsonl [--instruction T] [--in-flight N]   label pairs through the\n"
     "                               annotate service; labels as JSONL on stdout\n"
+    "  judge try [opts] PROMPT FIRST SECOND   ask the configured judge once: verdict,\n"
+    "                               P per order, tokens, cost (oaif judge try --help)\n"
     "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
     "                --timeout-ms N\n";
 
@@ -31,6 +34,7 @@ static const struct verb verbs[] = {
     {"keys", oaif_cmd_keys},
     {"task", oaif_cmd_task},
     {"annotate", oaif_cmd_annotate},
+    {"judge", annotator_cli_judge},
 };
 
 int main(int argc, char **argv)
