@@ -1,3 +1,4 @@
 # The engine (common/nn): one cmocka binary per module. Fixtures in tests/fixtures/nn are written
 # by tests/nn_reference.py (PyTorch); the tests only read them.
 oaif_test(nn_model SOURCES ${OAIF_TEST_DIR}/test_nn_model.c LIBS oaif_nn)
+oaif_test(nn_loss SOURCES ${OAIF_TEST_DIR}/test_nn_loss.c LIBS oaif_nn)
