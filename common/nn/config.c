@@ -1,0 +1,503 @@
+/* config.c - LlamaConfig and its config.json. See config.h.
+ * Loading follows transformers' LlamaConfig defaults for optional keys (max_position_embeddings
+ * 2048, rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false, bos 1, eos 2, pad none),
+ * so that one config.json means one model here and there. Features this engine does not
+ * implement (attention or MLP biases, another activation, a head_dim other than hidden/heads)
+ * are refused by name rather than silently ignored. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "tokenizer.h"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void nn_config_default(struct nn_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->vocab_size = TOK_BYTE_VOCAB; /* 256 bytes + <bos> <eos> <pad> */
+    c->hidden_size = 128;
+    c->intermediate_size = 352; /* ~ 8/3 x 128, rounded to a multiple of 32 */
+    c->num_hidden_layers = 4;
+    c->num_attention_heads = 4;
+    c->num_key_value_heads = 2;
+    c->max_position_embeddings = 256;
+    c->rms_norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->tie_word_embeddings = true;
+    c->bos_token_id = TOK_BYTE_BOS;
+    c->eos_token_id = TOK_BYTE_EOS;
+    c->pad_token_id = TOK_BYTE_PAD;
+    c->reward_head = false;
+    snprintf(c->tokenizer, sizeof c->tokenizer, "byte");
+}
+
+/* Validation with a prefix ("path: " or "") for the messages. */
+static int validate(const struct nn_config *c, const char *pfx, char *err, size_t errlen)
+{
+#define POSITIVE(field)                                                                            \
+    if (c->field <= 0) {                                                                           \
+        seterr(err, errlen, "%s" #field " is %d, must be positive", pfx, c->field);                \
+        return ERR_INVAL;                                                                          \
+    }
+    POSITIVE(vocab_size)
+    POSITIVE(hidden_size)
+    POSITIVE(intermediate_size)
+    POSITIVE(num_hidden_layers)
+    POSITIVE(num_attention_heads)
+    POSITIVE(num_key_value_heads)
+    POSITIVE(max_position_embeddings)
+#undef POSITIVE
+    if (c->hidden_size % c->num_attention_heads) {
+        seterr(err, errlen, "%snum_attention_heads %d does not divide hidden_size %d", pfx,
+               c->num_attention_heads, c->hidden_size);
+        return ERR_INVAL;
+    }
+    if ((c->hidden_size / c->num_attention_heads) % 2) {
+        seterr(err, errlen, "%shidden_size / num_attention_heads = %d is odd (rotary needs pairs)",
+               pfx, c->hidden_size / c->num_attention_heads);
+        return ERR_INVAL;
+    }
+    if (c->num_attention_heads % c->num_key_value_heads) {
+        seterr(err, errlen, "%snum_key_value_heads %d does not divide num_attention_heads %d", pfx,
+               c->num_key_value_heads, c->num_attention_heads);
+        return ERR_INVAL;
+    }
+    if (!(c->rms_norm_eps > 0.0f) || !isfinite(c->rms_norm_eps)) {
+        seterr(err, errlen, "%srms_norm_eps is %g, must be positive and finite", pfx,
+               (double)c->rms_norm_eps);
+        return ERR_INVAL;
+    }
+    if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta)) {
+        seterr(err, errlen, "%srope_theta is %g, must be positive and finite", pfx,
+               (double)c->rope_theta);
+        return ERR_INVAL;
+    }
+    const struct {
+        const char *name;
+        int id;
+    } ids[] = {{"bos_token_id", c->bos_token_id},
+               {"eos_token_id", c->eos_token_id},
+               {"pad_token_id", c->pad_token_id}};
+    for (size_t i = 0; i < 3; i++) {
+        if (ids[i].id < -1 || ids[i].id >= c->vocab_size) {
+            seterr(err, errlen, "%s%s is %d, outside the vocabulary [0, %d) (-1: none)", pfx,
+                   ids[i].name, ids[i].id, c->vocab_size);
+            return ERR_INVAL;
+        }
+    }
+    if (memchr(c->tokenizer, '\0', sizeof c->tokenizer) == NULL ||
+        (strcmp(c->tokenizer, "byte") != 0 && strcmp(c->tokenizer, "bpe") != 0)) {
+        seterr(err, errlen,
+               "%stokenizer (oaif_tokenizer) is \"%.31s\", must be \"byte\" or \"bpe\"", pfx,
+               c->tokenizer);
+        return ERR_INVAL;
+    }
+    if (strcmp(c->tokenizer, "byte") == 0 && c->vocab_size < TOK_BYTE_VOCAB) {
+        seterr(err, errlen, "%svocab_size %d is too small for the byte tokenizer (needs %d)", pfx,
+               c->vocab_size, TOK_BYTE_VOCAB);
+        return ERR_INVAL;
+    }
+    /* the parameter count must fit a size_t and the largest tensor an int index per row */
+    if (nn_config_num_params(c) == 0) {
+        seterr(err, errlen, "%sthe model is too large to address", pfx);
+        return ERR_INVAL;
+    }
+    return ERR_OK;
+}
+
+int nn_config_validate(const struct nn_config *c, char *err, size_t errlen)
+{
+    if (!c) {
+        seterr(err, errlen, "no config");
+        return ERR_INVAL;
+    }
+    return validate(c, "", err, errlen);
+}
+
+/* ---------------------------------------------------------------- load */
+
+/* An integer key: absent leaves *dst (ERR_NOTFOUND), else ERR_INVAL on a wrong type or range. */
+static int get_int(const json_t *root, const char *key, int *dst, const char *path, char *err,
+                   size_t errlen)
+{
+    const json_t *v = json_object_get(root, key);
+    if (!v)
+        return ERR_NOTFOUND;
+    /* 4096.0 is accepted (some exporters write floats); 4096.5 is not */
+    double d;
+    if (json_is_integer(v))
+        d = (double)json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)))
+        d = json_real_value(v);
+    else {
+        seterr(err, errlen, "%s: \"%s\" must be an integer", path, key);
+        return ERR_INVAL;
+    }
+    if (d < -2147483648.0 || d > 2147483647.0) {
+        seterr(err, errlen, "%s: \"%s\" is out of range", path, key);
+        return ERR_INVAL;
+    }
+    *dst = (int)d;
+    return ERR_OK;
+}
+
+static int get_float(const json_t *root, const char *key, float *dst, const char *path, char *err,
+                     size_t errlen)
+{
+    const json_t *v = json_object_get(root, key);
+    if (!v)
+        return ERR_NOTFOUND;
+    if (!json_is_number(v)) {
+        seterr(err, errlen, "%s: \"%s\" must be a number", path, key);
+        return ERR_INVAL;
+    }
+    *dst = (float)json_number_value(v);
+    return ERR_OK;
+}
+
+static int get_bool(const json_t *root, const char *key, bool *dst, const char *path, char *err,
+                    size_t errlen)
+{
+    const json_t *v = json_object_get(root, key);
+    if (!v)
+        return ERR_NOTFOUND;
+    if (!json_is_boolean(v)) {
+        seterr(err, errlen, "%s: \"%s\" must be true or false", path, key);
+        return ERR_INVAL;
+    }
+    *dst = json_is_true(v);
+    return ERR_OK;
+}
+
+/* A token id: an integer, null (none: -1), or a list whose first element is used (eos lists). */
+static int get_token_id(const json_t *root, const char *key, int *dst, const char *path, char *err,
+                        size_t errlen)
+{
+    const json_t *v = json_object_get(root, key);
+    if (!v)
+        return ERR_NOTFOUND;
+    if (json_is_null(v)) {
+        *dst = -1;
+        return ERR_OK;
+    }
+    if (json_is_array(v)) {
+        if (json_array_size(v) == 0) {
+            *dst = -1;
+            return ERR_OK;
+        }
+        v = json_array_get(v, 0);
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2147483647) {
+        seterr(err, errlen, "%s: \"%s\" must be a non-negative integer, a list of them, or null",
+               path, key);
+        return ERR_INVAL;
+    }
+    *dst = (int)json_integer_value(v);
+    return ERR_OK;
+}
+
+/* Refuse features the engine does not implement. */
+static int check_unsupported(const json_t *root, const struct nn_config *c, const char *path,
+                             char *err, size_t errlen)
+{
+    const char *bools[] = {"attention_bias", "mlp_bias"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(root, bools[i]);
+        if (v && !json_is_false(v) && !json_is_null(v)) {
+            seterr(err, errlen, "%s: \"%s\" is set: biases are not supported", path, bools[i]);
+            return ERR_INVAL;
+        }
+    }
+    const json_t *act = json_object_get(root, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
+        seterr(err, errlen, "%s: \"hidden_act\" must be \"silu\" (SwiGLU)", path);
+        return ERR_INVAL;
+    }
+    const json_t *mt = json_object_get(root, "model_type");
+    if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "llama") != 0)) {
+        seterr(err, errlen, "%s: \"model_type\" is %s%s%s, only \"llama\" is supported", path,
+               json_is_string(mt) ? "\"" : "",
+               json_is_string(mt) ? json_string_value(mt) : "not a string",
+               json_is_string(mt) ? "\"" : "");
+        return ERR_INVAL;
+    }
+    const json_t *hd = json_object_get(root, "head_dim");
+    if (hd && !json_is_null(hd) && c->num_attention_heads > 0 &&
+        (!json_is_integer(hd) ||
+         json_integer_value(hd) != c->hidden_size / c->num_attention_heads)) {
+        seterr(err, errlen, "%s: \"head_dim\" must equal hidden_size / num_attention_heads (%d)",
+               path, c->hidden_size / c->num_attention_heads);
+        return ERR_INVAL;
+    }
+    const json_t *rs = json_object_get(root, "rope_scaling");
+    if (rs && !json_is_null(rs))
+        log_warn("%s: rope_scaling is ignored (plain rotary positions); quality drops past the "
+                 "original context length",
+                 path);
+    return ERR_OK;
+}
+
+int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errlen)
+{
+    if (!c || !path) {
+        seterr(err, errlen, "nn_config_load: no config or no path");
+        return ERR_INVAL;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        seterr(err, errlen, "%s: %s", path, strerror(e));
+        return e == ENOENT ? ERR_NOTFOUND : ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        seterr(err, errlen, "%s: not a regular file", path);
+        return ERR_IO;
+    }
+    if (st.st_size > 16 * 1024 * 1024) {
+        seterr(err, errlen, "%s: %lld bytes is too large for a config.json", path,
+               (long long)st.st_size);
+        return ERR_TOOBIG;
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        seterr(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
+               jerr.text);
+        return ERR_PROTO;
+    }
+    int rc = ERR_OK;
+    if (!json_is_object(root)) {
+        seterr(err, errlen, "%s: not a JSON object", path);
+        rc = ERR_INVAL;
+        goto out_root;
+    }
+    struct nn_config n;
+    memset(&n, 0, sizeof n);
+    /* transformers' LlamaConfig defaults for the optional keys */
+    n.max_position_embeddings = 2048;
+    n.rms_norm_eps = 1e-6f;
+    n.rope_theta = 10000.0f;
+    n.tie_word_embeddings = false;
+    n.bos_token_id = 1;
+    n.eos_token_id = 2;
+    n.pad_token_id = -1;
+    n.reward_head = false;
+    snprintf(n.tokenizer, sizeof n.tokenizer, "bpe");
+
+    const struct {
+        const char *key;
+        int *dst;
+    } required[] = {
+        {"vocab_size", &n.vocab_size},
+        {"hidden_size", &n.hidden_size},
+        {"intermediate_size", &n.intermediate_size},
+        {"num_hidden_layers", &n.num_hidden_layers},
+        {"num_attention_heads", &n.num_attention_heads},
+    };
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        rc = get_int(root, required[i].key, required[i].dst, path, err, errlen);
+        if (rc == ERR_NOTFOUND) {
+            seterr(err, errlen, "%s: required key \"%s\" is missing", path, required[i].key);
+            rc = ERR_INVAL;
+        }
+        if (rc)
+            goto out_root;
+    }
+    n.num_key_value_heads = n.num_attention_heads;
+#define OPTIONAL(call)                                                                             \
+    rc = call;                                                                                     \
+    if (rc && rc != ERR_NOTFOUND)                                                                  \
+        goto out_root;
+    OPTIONAL(get_int(root, "num_key_value_heads", &n.num_key_value_heads, path, err, errlen))
+    OPTIONAL(
+        get_int(root, "max_position_embeddings", &n.max_position_embeddings, path, err, errlen))
+    OPTIONAL(get_float(root, "rms_norm_eps", &n.rms_norm_eps, path, err, errlen))
+    OPTIONAL(get_float(root, "rope_theta", &n.rope_theta, path, err, errlen))
+    OPTIONAL(get_bool(root, "tie_word_embeddings", &n.tie_word_embeddings, path, err, errlen))
+    OPTIONAL(get_token_id(root, "bos_token_id", &n.bos_token_id, path, err, errlen))
+    OPTIONAL(get_token_id(root, "eos_token_id", &n.eos_token_id, path, err, errlen))
+    OPTIONAL(get_token_id(root, "pad_token_id", &n.pad_token_id, path, err, errlen))
+    OPTIONAL(get_bool(root, "oaif_reward_head", &n.reward_head, path, err, errlen))
+#undef OPTIONAL
+    rc = ERR_OK;
+    const json_t *tk = json_object_get(root, "oaif_tokenizer");
+    if (tk) {
+        if (!json_is_string(tk) || strlen(json_string_value(tk)) >= sizeof n.tokenizer) {
+            seterr(err, errlen, "%s: \"oaif_tokenizer\" must be \"byte\" or \"bpe\"", path);
+            rc = ERR_INVAL;
+            goto out_root;
+        }
+        snprintf(n.tokenizer, sizeof n.tokenizer, "%s", json_string_value(tk));
+    }
+    rc = check_unsupported(root, &n, path, err, errlen);
+    if (rc)
+        goto out_root;
+    char pfx[512];
+    snprintf(pfx, sizeof pfx, "%s: ", path);
+    rc = validate(&n, pfx, err, errlen);
+    if (rc)
+        goto out_root;
+    *c = n;
+out_root:
+    json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- save */
+
+/* The shortest decimal that reads back as the same float, as a double: 1e-5f is written
+ * "1e-05", not 9.9999997473787516e-06. */
+static double float_for_json(float f)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f)
+            return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
+static json_t *token_json(int id)
+{
+    return id >= 0 ? json_integer(id) : json_null();
+}
+
+int nn_config_save(const struct nn_config *c, const char *path, char *err, size_t errlen)
+{
+    if (!c || !path) {
+        seterr(err, errlen, "nn_config_save: no config or no path");
+        return ERR_INVAL;
+    }
+    int rc = validate(c, "", err, errlen);
+    if (rc)
+        return rc;
+    json_t *root = json_pack(
+        "{s:[s], s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:o, s:o, s:o,"
+        " s:b, s:b, s:f, s:b, s:s}",
+        "architectures", "LlamaForCausalLM", "model_type", "llama", "torch_dtype", "float32",
+        "hidden_act", "silu", "vocab_size", c->vocab_size, "hidden_size", c->hidden_size,
+        "intermediate_size", c->intermediate_size, "num_hidden_layers", c->num_hidden_layers,
+        "num_attention_heads", c->num_attention_heads, "num_key_value_heads",
+        c->num_key_value_heads, "max_position_embeddings", c->max_position_embeddings,
+        "rms_norm_eps", float_for_json(c->rms_norm_eps), "rope_theta",
+        float_for_json(c->rope_theta), "tie_word_embeddings", (int)c->tie_word_embeddings,
+        "bos_token_id", token_json(c->bos_token_id), "eos_token_id", token_json(c->eos_token_id),
+        "pad_token_id", token_json(c->pad_token_id), "attention_bias", 0, "mlp_bias", 0,
+        "initializer_range", 0.02, "oaif_reward_head", (int)c->reward_head, "oaif_tokenizer",
+        c->tokenizer);
+    if (!root) {
+        seterr(err, errlen, "%s: out of memory", path);
+        return ERR_NOMEM;
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    if (!text) {
+        seterr(err, errlen, "%s: out of memory", path);
+        return ERR_NOMEM;
+    }
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) {
+        free(text);
+        seterr(err, errlen, "%s: out of memory", path);
+        return ERR_NOMEM;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        seterr(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
+               strerror(errno));
+        rc = ERR_IO;
+        goto out_free;
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* json_dumps gives no final newline; its NUL becomes one */
+    len++;
+    const char *p = text;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            seterr(err, errlen, "%s: writing %s: %s", path, tmp, strerror(errno));
+            rc = ERR_IO;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (!rc && fsync(fd) != 0) {
+        seterr(err, errlen, "%s: fsync %s: %s", path, tmp, strerror(errno));
+        rc = ERR_IO;
+    }
+    if (close(fd) != 0 && !rc) {
+        seterr(err, errlen, "%s: close %s: %s", path, tmp, strerror(errno));
+        rc = ERR_IO;
+    }
+    if (!rc && rename(tmp, path) != 0) {
+        seterr(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(errno));
+        rc = ERR_IO;
+    }
+    if (rc)
+        unlink(tmp);
+out_free:
+    free(tmp);
+    free(text);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- size */
+
+size_t nn_config_num_params(const struct nn_config *c)
+{
+    if (!c || c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 ||
+        c->num_hidden_layers <= 0 || c->num_attention_heads <= 0 || c->num_key_value_heads <= 0 ||
+        c->hidden_size % c->num_attention_heads)
+        return 0;
+    /* in 128-bit-free arithmetic: every term is checked against SIZE_MAX by going through
+     * double first (exact up to 2^53, far past any model that fits in memory) */
+    double C = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
+    double hd = (double)(c->hidden_size / c->num_attention_heads);
+    double kv = c->num_key_value_heads * hd;
+    double layer = C                              /* input_layernorm */
+                   + C * C                        /* q_proj [C, C] */
+                   + 2.0 * kv * C                 /* k_proj, v_proj [KVH*hd, C] */
+                   + C * C                        /* o_proj */
+                   + C                            /* post_attention_layernorm */
+                   + 3.0 * F * C;                 /* gate_proj, up_proj [F, C]; down_proj [C, F] */
+    double total = V * C                          /* embed_tokens [V, C] */
+                   + c->num_hidden_layers * layer /* layers */
+                   + C                            /* norm */
+                   + (c->tie_word_embeddings ? 0.0 : V * C) /* lm_head [V, C] */
+                   + (c->reward_head ? C : 0.0);            /* score [1, C] */
+    if (total >= 9007199254740992.0 || total >= (double)SIZE_MAX)
+        return 0;
+    return (size_t)total;
+}
