@@ -2,3 +2,4 @@
 # by tests/nn_reference.py (PyTorch); the tests only read them.
 oaif_test(nn_model SOURCES ${OAIF_TEST_DIR}/test_nn_model.c LIBS oaif_nn)
 oaif_test(nn_loss SOURCES ${OAIF_TEST_DIR}/test_nn_loss.c LIBS oaif_nn)
+oaif_test(nn_optim SOURCES ${OAIF_TEST_DIR}/test_nn_optim.c LIBS oaif_nn)
