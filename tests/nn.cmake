@@ -3,3 +3,4 @@
 oaif_test(nn_model SOURCES ${OAIF_TEST_DIR}/test_nn_model.c LIBS oaif_nn)
 oaif_test(nn_loss SOURCES ${OAIF_TEST_DIR}/test_nn_loss.c LIBS oaif_nn)
 oaif_test(nn_optim SOURCES ${OAIF_TEST_DIR}/test_nn_optim.c LIBS oaif_nn)
+oaif_test(nn_reference SOURCES ${OAIF_TEST_DIR}/test_nn_reference.c LIBS oaif_nn)
