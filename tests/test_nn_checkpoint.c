@@ -84,6 +84,7 @@ static void test_model_round_trip(void **state)
     assert_int_equal(nn_checkpoint_load(&back, t->sub, err, sizeof err), ERR_OK);
     assert_memory_equal(nn_model_config(back), &c, offsetof(struct nn_config, tokenizer));
     assert_int_equal(nn_model_num_params(back), nn_model_num_params(m));
+    assert_int_equal(nn_config_num_params(&c), nn_model_num_params(m));
     assert_memory_equal(nn_model_params(back), nn_model_params(m),
                         nn_model_num_params(m) * sizeof(float));
     nn_model_destroy(&back);
