@@ -97,12 +97,12 @@ static void probe_backward(nn_model_t *m, const struct probe *p)
 /* Central differences on a sample of entries of every tensor, plus a directional derivative
  * over all parameters. fp32 model, fp64 accumulation of J, 4-point stencil with eps 3e-3 (the
  * tiny model is strongly curved), tolerance 2% + 2e-3. */
-static void check_gradients(const struct nn_config *cfg, const struct nn_fwd_opts *opts,
-                            uint64_t seed)
+static void check_gradients_shape(const struct nn_config *cfg, const struct nn_fwd_opts *opts,
+                                  uint64_t seed, int B, int T, const int *len, const int *plen)
 {
-    enum { B = 3, T = 7 };
-    int tok[B * T], len[B] = {7, 4, 5}, plen[B] = {3, 1, 4};
-    random_tokens(tok, B * T, cfg->vocab_size, seed);
+    int *tok = malloc((size_t)B * T * sizeof(int));
+    assert_non_null(tok);
+    random_tokens(tok, (size_t)B * T, cfg->vocab_size, seed);
     struct nn_batch batch = {.B = B, .T = T, .tokens = tok, .lengths = len};
     nn_model_t *m = make_model(cfg, seed, 0.5f, B, T);
     struct probe p = {.batch = &batch, .plen = plen, .opts = opts};
@@ -176,8 +176,28 @@ static void check_gradients(const struct nn_config *cfg, const struct nn_fwd_opt
     free(w0);
     free(g);
     free(dir);
+    free(tok);
     nn_model_destroy(&m);
     assert_null(m);
+}
+
+static void check_gradients(const struct nn_config *cfg, const struct nn_fwd_opts *opts,
+                            uint64_t seed)
+{
+    const int len[3] = {7, 4, 5}, plen[3] = {3, 1, 4};
+    check_gradients_shape(cfg, opts, seed, 3, 7, len, plen);
+}
+
+/* Sequences longer than one attention block (64 query rows), one of them padded. */
+static void test_gradients_long_sequences(void **state)
+{
+    (void)state;
+    struct nn_config c;
+    tiny_config(&c);
+    c.num_hidden_layers = 1;
+    c.max_position_embeddings = 160;
+    const int len[2] = {150, 97}, plen[2] = {5, 70};
+    check_gradients_shape(&c, NULL, 4, 2, 150, len, plen);
 }
 
 static void test_gradients_gqa_untied_reward_head(void **state)
@@ -386,11 +406,12 @@ static void test_dropout_views(void **state)
 static void test_kv_cache_matches_full_forward(void **state)
 {
     (void)state;
-    enum { B = 3, T = 10 };
+    enum { B = 3, T = 140 };
     struct nn_config c;
     tiny_config(&c);
+    c.max_position_embeddings = T;
     int V = c.vocab_size;
-    int tok[B * T], len[B] = {10, 6, 8};
+    int tok[B * T], len[B] = {140, 66, 100};
     random_tokens(tok, B * T, V, 5);
     nn_model_t *m = make_model(&c, 21, 0.4f, B, T);
     struct nn_batch batch = {.B = B, .T = T, .tokens = tok, .lengths = len};
@@ -399,26 +420,27 @@ static void test_kv_cache_matches_full_forward(void **state)
     nn_kv_cache_t *kc = NULL;
     assert_int_equal(nn_kv_cache_new(&kc, m, B, T), ERR_OK);
     float lg[B * 11];
-    int first[B] = {3, 1, 5}, cnt[B], feed[B * T];
+    int first[B] = {3, 1, 70}, cnt[B], feed[B * T];
     for (int b = 0; b < B; b++) {
         cnt[b] = first[b];
         for (int j = 0; j < first[b]; j++)
-            feed[b * 5 + j] = tok[b * T + j];
+            feed[b * 70 + j] = tok[b * T + j];
     }
-    assert_int_equal(nn_model_decode(m, kc, feed, cnt, 5, lg), ERR_OK);
+    assert_int_equal(nn_model_decode(m, kc, feed, cnt, 70, lg), ERR_OK);
     for (int b = 0; b < B; b++) {
         assert_int_equal(nn_kv_cache_pos(kc, b), first[b]);
         for (int v = 0; v < V; v++)
             assert_float_equal(lg[b * V + v], full[((size_t)b * T + first[b] - 1) * V + v], 1e-4);
     }
     for (int step = 0; step < T; step++) {
-        int one[B];
+        int two[2 * B], n = step % 3 == 0 ? 2 : 1; /* sometimes 2 tokens per row */
         for (int b = 0; b < B; b++) {
             int p = nn_kv_cache_pos(kc, b);
-            cnt[b] = p < len[b] ? 1 : 0;
-            one[b] = cnt[b] ? tok[b * T + p] : 0;
+            cnt[b] = len[b] - p < n ? len[b] - p : n;
+            for (int j = 0; j < cnt[b]; j++)
+                two[b * n + j] = tok[b * T + p + j];
         }
-        assert_int_equal(nn_model_decode(m, kc, one, cnt, 1, lg), ERR_OK);
+        assert_int_equal(nn_model_decode(m, kc, two, cnt, n, lg), ERR_OK);
         for (int b = 0; b < B; b++) {
             if (!cnt[b])
                 continue;
@@ -445,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_gradients_gqa_untied_reward_head),
         cmocka_unit_test(test_gradients_tied_mha),
         cmocka_unit_test(test_gradients_with_dropout),
+        cmocka_unit_test(test_gradients_long_sequences),
         cmocka_unit_test(test_padding_invariance_and_accumulation),
         cmocka_unit_test(test_dropout_views),
         cmocka_unit_test(test_kv_cache_matches_full_forward),

@@ -412,6 +412,10 @@ int nn_model_reserve(nn_model_t *m, int B, int T, bool train)
 /* y [N, out] = x [N, in] @ w[out, in]^T (+ y if beta = 1) */
 static void matmul(float *y, const float *x, const float *w, int N, int in, int out, float beta)
 {
+    if (N == 1) { /* one row (decoding): a matrix-vector product, no packing of w */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, beta, y,
                 out);
 }
@@ -498,7 +502,13 @@ static inline float silu(float g)
     return g / (1.0f + expf(-g));
 }
 
-/* Attention forward for one layer: q, k in qkv already rotated. */
+/* Attention works on blocks of ATT_BLK query rows: block [i0, i0 + rows) needs keys [0, i0 + rows)
+ * only, so the products skip most of the masked upper triangle (about 5/8 of the full square at
+ * T 256, tending to 1/2 for long sequences). */
+#define ATT_BLK 64
+
+/* Attention forward for one layer: q, k in qkv already rotated. Saves the log-sum-exp of every
+ * score row; the backward recomputes the probabilities from it (no [T, T] per head stored). */
 static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *qkv)
 {
     int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, grp = m->H / m->KVH;
@@ -513,27 +523,31 @@ static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *q
             const float *v = k + m->KVD;
             float *y = atty + (size_t)b * T * QD + (size_t)h * D;
             float *ls = lse + ((size_t)b * H + h) * T;
-            /* S [n, n] = scale * q k^T; only the lower triangle is used */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, scale, q, W, k, W, 0.0f,
-                        S, n);
-            for (int i = 0; i < n; i++) {
-                float *row = S + (size_t)i * n, mx = row[0], sum = 0.0f;
-                for (int j = 1; j <= i; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                for (int j = 0; j <= i; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
+            for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
+                int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
+                /* S [rows, kc] = scale * q_blk k^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale,
+                            q + (size_t)i0 * W, W, k, W, 0.0f, S, kc);
+                for (int r = 0; r < rows; r++) {
+                    int i = i0 + r;
+                    float *row = S + (size_t)r * kc, mx = row[0], sum = 0.0f;
+                    for (int j = 1; j <= i; j++)
+                        mx = row[j] > mx ? row[j] : mx;
+                    for (int j = 0; j <= i; j++) {
+                        row[j] = expf(row[j] - mx);
+                        sum += row[j];
+                    }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j <= i; j++)
+                        row[j] *= inv;
+                    for (int j = i + 1; j < kc; j++)
+                        row[j] = 0.0f;
+                    ls[i] = mx + logf(sum);
                 }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= i; j++)
-                    row[j] *= inv;
-                for (int j = i + 1; j < n; j++)
-                    row[j] = 0.0f;
-                ls[i] = mx + logf(sum);
+                /* y_blk [rows, D] = P [rows, kc] @ v [kc, D] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, 1.0f, S, kc, v,
+                            W, 0.0f, y + (size_t)i0 * QD, QD);
             }
-            /* y [n, D] = P [n, n] @ v [n, D] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, 1.0f, S, n, v, W, 0.0f,
-                        y, QD);
             for (int i = n; i < T; i++)
                 memset(y + (size_t)i * QD, 0, (size_t)D * sizeof(float));
         }
@@ -569,36 +583,42 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
                 float *dq = dqkv + (size_t)b * T * W + (size_t)h * D;
                 for (int i = n; i < T; i++)
                     memset(dq + (size_t)i * W, 0, (size_t)D * sizeof(float));
-                /* recompute P from the saved log-sum-exp */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, scale, q, W, k, W,
-                            0.0f, S, n);
-                for (int i = 0; i < n; i++) {
-                    float *row = S + (size_t)i * n;
-                    for (int j = 0; j <= i; j++)
-                        row[j] = expf(row[j] - ls[i]);
-                    for (int j = i + 1; j < n; j++)
-                        row[j] = 0.0f;
+                for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
+                    int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
+                    const float *qb = q + (size_t)i0 * W, *dyb = dy + (size_t)i0 * QD;
+                    /* recompute P [rows, kc] from the saved log-sum-exp */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale, qb, W,
+                                k, W, 0.0f, S, kc);
+                    for (int r = 0; r < rows; r++) {
+                        float *row = S + (size_t)r * kc;
+                        int i = i0 + r;
+                        for (int j = 0; j <= i; j++)
+                            row[j] = expf(row[j] - ls[i]);
+                        for (int j = i + 1; j < kc; j++)
+                            row[j] = 0.0f;
+                    }
+                    /* dP = dy_blk v^T ; dv += P^T dy_blk */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, 1.0f, dyb, QD,
+                                v, W, 0.0f, dP, kc);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, 1.0f, S, kc,
+                                dyb, QD, 1.0f, dv, W);
+                    /* dS = P * (dP - rowsum(P * dP)) */
+                    for (int r = 0; r < rows; r++) {
+                        float *p = S + (size_t)r * kc, *g = dP + (size_t)r * kc, dot = 0.0f;
+                        int i = i0 + r;
+                        for (int j = 0; j <= i; j++)
+                            dot += p[j] * g[j];
+                        for (int j = 0; j <= i; j++)
+                            g[j] = p[j] * (g[j] - dot);
+                        for (int j = i + 1; j < kc; j++)
+                            g[j] = 0.0f;
+                    }
+                    /* dq_blk = scale dS k ; dk += scale dS^T q_blk */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, scale, dP,
+                                kc, k, W, 0.0f, dq + (size_t)i0 * W, W);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, scale, dP, kc,
+                                qb, W, 1.0f, dk, W);
                 }
-                /* dP = dy v^T ; dv += P^T dy */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, D, 1.0f, dy, QD, v, W,
-                            0.0f, dP, n);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, 1.0f, S, n, dy, QD,
-                            1.0f, dv, W);
-                /* dS = P * (dP - rowsum(P * dP)) */
-                for (int i = 0; i < n; i++) {
-                    float *p = S + (size_t)i * n, *g = dP + (size_t)i * n, dot = 0.0f;
-                    for (int j = 0; j <= i; j++)
-                        dot += p[j] * g[j];
-                    for (int j = 0; j <= i; j++)
-                        g[j] = p[j] * (g[j] - dot);
-                    for (int j = i + 1; j < n; j++)
-                        g[j] = 0.0f;
-                }
-                /* dq = scale dS k ; dk += scale dS^T q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, n, scale, dP, n, k, W,
-                            0.0f, dq, W);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, D, n, scale, dP, n, q, W,
-                            1.0f, dk, W);
             }
         }
     }
