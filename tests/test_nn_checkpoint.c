@@ -43,9 +43,13 @@ struct tmp {
 static int setup(void **state)
 {
     struct tmp *t = calloc(1, sizeof *t);
-    snprintf(t->dir, sizeof t->dir, "/tmp/test_nn_ckpt.XXXXXX");
-    if (!mkdtemp(t->dir))
+    if (!t)
         return -1;
+    snprintf(t->dir, sizeof t->dir, "/tmp/test_nn_ckpt.XXXXXX");
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
     snprintf(t->sub, sizeof t->sub, "%s/ckpt", t->dir);
     *state = t;
     return 0;

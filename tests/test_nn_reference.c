@@ -40,8 +40,10 @@ struct ref {
 static float *fx_get(st_file_t *f, const char *name, size_t n)
 {
     const struct st_tensor *t = st_find(f, name);
-    if (!t)
+    if (!t) {
         fail_msg("fixture %s missing", name);
+        return NULL;
+    }
     size_t numel = 1;
     for (int i = 0; i < t->ndim; i++)
         numel *= (size_t)t->shape[i];
@@ -54,16 +56,26 @@ static float *fx_get(st_file_t *f, const char *name, size_t n)
     return p;
 }
 
+static int teardown(void **state)
+{
+    struct ref *r = *state;
+    st_close(&r->fx);
+    nn_model_destroy(&r->m);
+    free(r);
+    return 0;
+}
+
 static int setup(void **state)
 {
     struct ref *r = calloc(1, sizeof *r);
     char err[512];
-    if (nn_checkpoint_load(&r->m, DIR "/ref_model", err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
+    if (!r)
         return -1;
-    }
-    if (st_open(&r->fx, DIR "/ref_fixtures.safetensors", err, sizeof err)) {
+    *state = r;
+    if (nn_checkpoint_load(&r->m, DIR "/ref_model", err, sizeof err) ||
+        st_open(&r->fx, DIR "/ref_fixtures.safetensors", err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        teardown(state);
         return -1;
     }
     const struct st_tensor *t = st_find(r->fx, "batch.tokens");
@@ -82,18 +94,10 @@ static int setup(void **state)
     free(tok);
     free(len);
     free(pl);
-    if (nn_model_reserve(r->m, r->B, r->T, true))
+    if (nn_model_reserve(r->m, r->B, r->T, true)) {
+        teardown(state);
         return -1;
-    *state = r;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct ref *r = *state;
-    st_close(&r->fx);
-    nn_model_destroy(&r->m);
-    free(r);
+    }
     return 0;
 }
 

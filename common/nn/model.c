@@ -337,7 +337,7 @@ int nn_model_reserve(nn_model_t *m, int B, int T, bool train)
     size_t n_acts = (L + 1) * BT * C + 3 * L * BT * C + 2 * L * BT + L * BT * m->W +
                     L * (size_t)B * m->H * T + L * BT * m->QD + L * BT * 3 * m->F + BT * C + BT +
                     BT * C + BT * m->V + BT + (size_t)B * C + B + (size_t)nthr * 2 * T * T;
-    size_t n_bwd = train ? BT * (2 * C + m->W + m->QD + 3 * m->F + C) : 0;
+    size_t n_bwd = train ? BT * (3 * C + (size_t)m->W + (size_t)m->QD + 3 * (size_t)m->F) : 0;
     float *acts = malloc(n_acts * sizeof(float));
     float *bwd = train ? malloc(n_bwd * sizeof(float)) : NULL;
     int *tok = malloc((BT + 2 * (size_t)B) * sizeof(int));
@@ -821,7 +821,7 @@ int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, in
 #pragma omp simd reduction(+ : sum)
             for (int v = 0; v < V; v++)
                 sum += expf(row[v] - mx);
-            m->lse[(size_t)b * T + t] = mx + logf(sum);
+            m->lse[(size_t)b * T + t] = mx + logf(fmaxf(sum, 1.0f)); /* the max term is 1 */
         }
     }
     for (int b = 0; b < B; b++) {
@@ -990,7 +990,7 @@ int nn_kv_cache_new(nn_kv_cache_t **out, const nn_model_t *m, int B, int T)
     size_t kvn = (size_t)m->L * B * T * m->KVD;
     size_t wn = (size_t)DEC_CHUNK * (3 * (size_t)m->C + m->W + m->QD + 3 * (size_t)m->F) +
                 (size_t)c->nthr * T + 2 * (size_t)B * m->C + (size_t)B * m->V;
-    c->pos = calloc((size_t)B + 3 * DEC_CHUNK, sizeof(int));
+    c->pos = calloc((size_t)B + 3 * (size_t)DEC_CHUNK, sizeof(int));
     c->k = malloc(2 * kvn * sizeof(float));
     c->work = malloc(wn * sizeof(float));
     if (!c->pos || !c->k || !c->work) {

@@ -112,6 +112,8 @@ static bool stop_hit(const struct nn_sample_opts *o, int id, char *tail, size_t 
     if (!bytes)
         len = 0;
     size_t need = *tail_len + len;
+    if (need == 0)
+        return false;
     if (need > *win_cap) {
         char *p = realloc(*win, need);
         if (!p)
