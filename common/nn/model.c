@@ -19,8 +19,9 @@
 #include "err.h"
 
 #define NAME_LEN   80
-#define DEC_CHUNK  256 /* tokens per chunk in nn_model_decode */
-#define DROP_SITES 2   /* dropout sites per layer: attention output, MLP output */
+#define DEC_CHUNK  256   /* tokens per chunk in nn_model_decode */
+#define DROP_SITES 2     /* dropout sites per layer: attention output, MLP output */
+#define PAR_MIN    32768 /* elements below which an elementwise loop runs on one thread */
 
 /* Offsets (floats) of one layer's tensors from the start of the layer. */
 enum { LT_Q, LT_K, LT_V, LT_O, LT_GATE, LT_UP, LT_DOWN, LT_LN1, LT_LN2, LT_COUNT };
@@ -435,7 +436,7 @@ static void matmul_bwd(float *dx, float *dw, const float *dy, const float *x, co
 static void rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                         float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
         float *oi = out + (size_t)i * C;
@@ -454,7 +455,7 @@ static void rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
 static void rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
                         const float *rstd, int N, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C, *gi = dout + (size_t)i * C;
         float *dxi = dx + (size_t)i * C;
@@ -467,7 +468,7 @@ static void rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x,
             dxi[c] += r * gi[c] * w[c] - k * xi[c];
     }
     int nb = (C + 63) / 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int blk = 0; blk < nb; blk++) {
         int c0 = blk * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
         float acc[64] = {0};
@@ -628,7 +629,8 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
 static void rope_rows(const nn_model_t *m, float *qkv, bool inv)
 {
     int B = m->B, T = m->T, half = m->D / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2)                                                               \
+    schedule(static) if ((size_t)B * T * (m->H + m->KVH) * m->D >= PAR_MIN)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float *row = qkv + ((size_t)b * T + t) * m->W;
@@ -644,7 +646,7 @@ static void residual_add(const nn_model_t *m, float *out, const float *in, const
 {
     int B = m->B, T = m->T, C = m->C;
     float p = m->drop_p;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PAR_MIN)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             size_t r = ((size_t)b * T + t) * C;
@@ -667,7 +669,7 @@ static const float *residual_bwd(const nn_model_t *m, float *dst, const float *d
     if (!(m->drop_p > 0.0f))
         return dres;
     int B = m->B, T = m->T, C = m->C;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PAR_MIN)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             size_t r = ((size_t)b * T + t) * C;
@@ -721,7 +723,7 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
     }
     const float *P = m->params;
     /* embedding; pad rows are zero */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BT * C >= PAR_MIN)
     for (size_t r = 0; r < BT; r++) {
         int id = m->tok[r];
         if (id >= 0)
@@ -747,7 +749,7 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
         rmsnorm_fwd(xn2, m->rstd2 + (size_t)l * BT, xm, layer_w(m, m->params, l, LT_LN2), (int)BT,
                     C, eps);
         matmul(gu, xn2, layer_w(m, m->params, l, LT_GATE), (int)BT, C, 2 * F, 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
         for (size_t r = 0; r < BT; r++) {
             const float *g = gu + r * 2 * F, *u = g + F;
             float *h = hm + r * F;
@@ -908,7 +910,7 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
         const float *db = residual_bwd(m, m->dtmp, m->dres, l, 1);
         matmul_bwd(m->dh, layer_w(m, G, l, LT_DOWN), db, hm, layer_w(m, m->params, l, LT_DOWN),
                    (int)BT, F, C, 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
         for (size_t r = 0; r < BT; r++) {
             const float *g = gu + r * 2 * F, *u = g + F, *dh = m->dh + r * F;
             float *dg = m->dgu + r * 2 * F, *du = dg + F;
@@ -1062,7 +1064,8 @@ static void decode_chunk(nn_model_t *m, nn_kv_cache_t *c, int N)
             memcpy(kc + at, row + QD, (size_t)KVD * sizeof(float));
             memcpy(vc + at, row + QD + KVD, (size_t)KVD * sizeof(float));
         }
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(c->nthr)
+#pragma omp parallel for collapse(2) schedule(dynamic)                                             \
+    num_threads(c->nthr) if ((size_t)N * m->H * m->D * (size_t)(c->cpos[N - 1] + 1) >= PAR_MIN)
         for (int i = 0; i < N; i++) {
             for (int h = 0; h < m->H; h++) {
                 float *s = c->sc + (size_t)omp_get_thread_num() * T;
@@ -1099,7 +1102,7 @@ static void decode_chunk(nn_model_t *m, nn_kv_cache_t *c, int N)
         matmul(c->x, c->y, layer_w(m, m->params, l, LT_O), N, QD, C, 1.0f); /* x += o(y) */
         rmsnorm_fwd(c->xn, c->tmp, c->x, layer_w(m, m->params, l, LT_LN2), N, C, eps);
         matmul(c->gu, c->xn, layer_w(m, m->params, l, LT_GATE), N, C, 2 * F, 0.0f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * F >= PAR_MIN)
         for (int i = 0; i < N; i++) {
             const float *g = c->gu + (size_t)i * 2 * F, *u = g + F;
             float *h = c->hm + (size_t)i * F;

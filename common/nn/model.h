@@ -11,6 +11,9 @@
  * Batches are right-padded: tokens [B, T] with lengths[b] real tokens in row b; every per-sequence
  * result (log-probs, rewards, hidden states, gradients) is the same as for that row alone.
  *
+ * A model (and a KV cache) is used by one thread at a time; the parallelism is inside the calls
+ * (OpenMP, and OpenBLAS's OpenMP build).
+ *
  * Not for: reading or writing files (checkpoint.h), losses (loss.h), sampling (sample.h). */
 #ifndef NN_MODEL_H
 #define NN_MODEL_H

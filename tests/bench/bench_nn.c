@@ -1,7 +1,11 @@
 /* bench_nn.c - engine throughput, side by side with PyTorch (bench_nn_torch.py) on the same
  * shapes and thread count. Not a test (not registered in ctest).
  *
- *   build/tests/bench/bench_nn [--threads N] [--steps N] [--no-torch] [--quick]
+ *   build/tests/bench/bench_nn [--threads N] [--steps N] [--no-torch] [--quick] [--blas-native]
+ *
+ * OpenBLAS picks its kernels at load time from OPENBLAS_CORETYPE when that is set (it may be
+ * preset, e.g. to Haswell, which on an AVX-512 machine is about half the speed); --blas-native
+ * re-runs the bench with it removed, so OpenBLAS detects the CPU itself. Both print the core.
  *
  * Training: tokens/s of one full step (forward, SFT cross-entropy over all tokens, backward,
  * global-norm clipping, AdamW) on shape S (6 layers, width 384, 6 heads, vocab 8192, T 256,
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "loss.h"
@@ -181,8 +186,16 @@ int main(int argc, char **argv)
             torch = false;
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
-        else {
-            fprintf(stderr, "usage: bench_nn [--threads N] [--steps N] [--no-torch] [--quick]\n");
+        else if (!strcmp(argv[i], "--blas-native")) {
+            if (getenv("OPENBLAS_CORETYPE")) { /* too late for this process: start again */
+                unsetenv("OPENBLAS_CORETYPE");
+                execv("/proc/self/exe", argv);
+                perror("bench_nn: re-executing without OPENBLAS_CORETYPE");
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_nn [--threads N] [--steps N] [--no-torch] [--quick] "
+                            "[--blas-native]\n");
             return 2;
         }
     }
@@ -192,7 +205,11 @@ int main(int argc, char **argv)
     openblas_set_num_threads(threads);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("BLAS: %s\n", openblas_get_config());
-    printf("OPENBLAS_CORETYPE: %s\n", ct ? ct : "(unset: detected at run time)");
+    printf("OpenBLAS core: %s (OPENBLAS_CORETYPE %s)\n", openblas_get_corename(),
+           ct ? ct : "unset: detected from the CPU");
+    if (ct)
+        printf(
+            "note: OPENBLAS_CORETYPE is preset; --blas-native runs with the CPU's own kernels\n");
     printf("threads: %d (OpenMP and OpenBLAS; PyTorch set to the same)\n\n", threads);
     const struct shape shapes[] = {
         {"S", 6, 384, 6, 6, 1024, 8192, 256, 4},
