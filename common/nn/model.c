@@ -432,23 +432,166 @@ static void matmul_bwd(float *dx, float *dw, const float *dy, const float *x, co
                 in);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* row kernels: the elementwise work between the matrix products. The build targets baseline
+ * x86-64 (SSE2); on x86-64 with GCC each kernel is also compiled for AVX2+FMA and AVX-512 and the
+ * loader picks the best the CPU has (target_clones). exp_poly is a branch-free exp that the
+ * compiler vectorizes (glibc's expf is a scalar call). */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_VEC __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_VEC
+#endif
+
+/* exp(x) for x in [-87, 88] (clamped outside): 2^n e^r with |r| <= ln2 / 2, degree-6 Taylor
+ * polynomial; relative error about 2e-7. */
+static inline float exp_poly(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float sc;
+    memcpy(&sc, &e, sizeof sc);
+    return p * sc;
+}
+
+NN_VEC static float row_max(const float *x, int n)
+{
+    float mx = x[0];
+#pragma omp simd reduction(max : mx)
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* sum_i exp(x[i] - shift) */
+NN_VEC static float row_exp_sum(const float *x, int n, float shift)
+{
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++)
+        sum += exp_poly(x[i] - shift);
+    return sum;
+}
+
+/* y[i] = a * exp(x[i] - shift) (y may be x) */
+NN_VEC static void row_exp_scale(float *y, const float *x, int n, float shift, float a)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        y[i] = a * exp_poly(x[i] - shift);
+}
+
+/* Softmax in place over x[0, n); returns the log-sum-exp. */
+NN_VEC static float row_softmax(float *x, int n)
+{
+    float mx = x[0], sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        x[i] = exp_poly(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+    return mx + logf(sum);
+}
+
+/* g[i] = p[i] * (g[i] - sum_j p[j] g[j]) : the softmax backward of one row */
+NN_VEC static void row_softmax_bwd(float *g, const float *p, int n)
+{
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int i = 0; i < n; i++)
+        dot += p[i] * g[i];
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        g[i] = p[i] * (g[i] - dot);
+}
+
+/* h = silu(g) * u */
+NN_VEC static void row_swiglu(float *h, const float *g, const float *u, int n)
+{
+#pragma omp simd
+    for (int j = 0; j < n; j++)
+        h[j] = g[j] / (1.0f + exp_poly(-g[j])) * u[j];
+}
+
+NN_VEC static void row_swiglu_bwd(float *dg, float *du, const float *dh, const float *g,
+                                  const float *u, int n)
+{
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        float s = 1.0f / (1.0f + exp_poly(-g[j]));
+        du[j] = dh[j] * g[j] * s;
+        dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+    }
+}
+
+NN_VEC static float row_rmsnorm(float *o, const float *x, const float *w, int C, float eps)
+{
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int c = 0; c < C; c++)
+        ss += x[c] * x[c];
+    float r = 1.0f / sqrtf(ss / (float)C + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        o[c] = (x[c] * r) * w[c];
+    return r;
+}
+
+NN_VEC static void row_rmsnorm_bwd(float *dx, const float *g, const float *x, const float *w,
+                                   float r, int C)
+{
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int c = 0; c < C; c++)
+        dot += g[c] * w[c] * x[c];
+    float k = r * r * r * dot / (float)C;
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        dx[c] += r * g[c] * w[c] - k * x[c];
+}
+
+NN_VEC static float row_dot(const float *a, const float *b, int n)
+{
+    float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+    for (int i = 0; i < n; i++)
+        d += a[i] * b[i];
+    return d;
+}
+
+NN_VEC static void row_axpy(float *y, const float *x, int n, float a)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
 /* out[i] = x[i] / rms(x[i]) * w ; rstd[i] = 1 / rms(x[i]) */
 static void rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
                         float eps)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *xi = x + (size_t)i * C;
-        float *oi = out + (size_t)i * C;
-        float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-        for (int c = 0; c < C; c++)
-            ss += xi[c] * xi[c];
-        float r = 1.0f / sqrtf(ss / (float)C + eps);
-        rstd[i] = r;
-        for (int c = 0; c < C; c++)
-            oi[c] = (xi[c] * r) * w[c];
-    }
+    for (int i = 0; i < N; i++)
+        rstd[i] = row_rmsnorm(out + (size_t)i * C, x + (size_t)i * C, w, C, eps);
 }
 
 /* dx += d rmsnorm / dx . dout ; dw += sum_i dout[i] * x[i] * rstd[i] */
@@ -456,17 +599,8 @@ static void rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x,
                         const float *rstd, int N, int C)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
-    for (int i = 0; i < N; i++) {
-        const float *xi = x + (size_t)i * C, *gi = dout + (size_t)i * C;
-        float *dxi = dx + (size_t)i * C;
-        float r = rstd[i], dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int c = 0; c < C; c++)
-            dot += gi[c] * w[c] * xi[c];
-        float k = r * r * r * dot / (float)C;
-        for (int c = 0; c < C; c++)
-            dxi[c] += r * gi[c] * w[c] - k * xi[c];
-    }
+    for (int i = 0; i < N; i++)
+        row_rmsnorm_bwd(dx + (size_t)i * C, dout + (size_t)i * C, x + (size_t)i * C, w, rstd[i], C);
     int nb = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int blk = 0; blk < nb; blk++) {
@@ -498,11 +632,6 @@ static inline void rope_apply(float *x, int nh, int D, const float *cs, const fl
     }
 }
 
-static inline float silu(float g)
-{
-    return g / (1.0f + expf(-g));
-}
-
 /* Attention works on blocks of ATT_BLK query rows: block [i0, i0 + rows) needs keys [0, i0 + rows)
  * only, so the products skip most of the masked upper triangle (about 5/8 of the full square at
  * T 256, tending to 1/2 for long sequences). */
@@ -531,19 +660,10 @@ static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *q
                             q + (size_t)i0 * W, W, k, W, 0.0f, S, kc);
                 for (int r = 0; r < rows; r++) {
                     int i = i0 + r;
-                    float *row = S + (size_t)r * kc, mx = row[0], sum = 0.0f;
-                    for (int j = 1; j <= i; j++)
-                        mx = row[j] > mx ? row[j] : mx;
-                    for (int j = 0; j <= i; j++) {
-                        row[j] = expf(row[j] - mx);
-                        sum += row[j];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j <= i; j++)
-                        row[j] *= inv;
+                    float *row = S + (size_t)r * kc;
+                    ls[i] = row_softmax(row, i + 1);
                     for (int j = i + 1; j < kc; j++)
                         row[j] = 0.0f;
-                    ls[i] = mx + logf(sum);
                 }
                 /* y_blk [rows, D] = P [rows, kc] @ v [kc, D] */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, 1.0f, S, kc, v,
@@ -593,8 +713,7 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
                     for (int r = 0; r < rows; r++) {
                         float *row = S + (size_t)r * kc;
                         int i = i0 + r;
-                        for (int j = 0; j <= i; j++)
-                            row[j] = expf(row[j] - ls[i]);
+                        row_exp_scale(row, row, i + 1, ls[i], 1.0f);
                         for (int j = i + 1; j < kc; j++)
                             row[j] = 0.0f;
                     }
@@ -605,12 +724,9 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
                                 dyb, QD, 1.0f, dv, W);
                     /* dS = P * (dP - rowsum(P * dP)) */
                     for (int r = 0; r < rows; r++) {
-                        float *p = S + (size_t)r * kc, *g = dP + (size_t)r * kc, dot = 0.0f;
+                        float *g = dP + (size_t)r * kc;
                         int i = i0 + r;
-                        for (int j = 0; j <= i; j++)
-                            dot += p[j] * g[j];
-                        for (int j = 0; j <= i; j++)
-                            g[j] = p[j] * (g[j] - dot);
+                        row_softmax_bwd(g, S + (size_t)r * kc, i + 1);
                         for (int j = i + 1; j < kc; j++)
                             g[j] = 0.0f;
                     }
@@ -750,12 +866,8 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
                     C, eps);
         matmul(gu, xn2, layer_w(m, m->params, l, LT_GATE), (int)BT, C, 2 * F, 0.0f);
 #pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
-        for (size_t r = 0; r < BT; r++) {
-            const float *g = gu + r * 2 * F, *u = g + F;
-            float *h = hm + r * F;
-            for (int j = 0; j < F; j++)
-                h[j] = silu(g[j]) * u[j];
-        }
+        for (size_t r = 0; r < BT; r++)
+            row_swiglu(hm + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
         matmul(tmp, hm, layer_w(m, m->params, l, LT_DOWN), (int)BT, F, C, 0.0f);
         residual_add(m, xo, xm, tmp, l, 1);
     }
@@ -816,13 +928,7 @@ int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, in
             if (t < m->plen[b] - 1 || t >= m->len[b] - 1)
                 continue;
             const float *row = m->logits + ((size_t)b * T + t) * V;
-            float mx = row[0];
-            for (int v = 1; v < V; v++)
-                mx = row[v] > mx ? row[v] : mx;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int v = 0; v < V; v++)
-                sum += expf(row[v] - mx);
+            float mx = row_max(row, V), sum = row_exp_sum(row, V, mx);
             m->lse[(size_t)b * T + t] = mx + logf(fmaxf(sum, 1.0f)); /* the max term is 1 */
         }
     }
@@ -872,9 +978,8 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
                     memset(row, 0, (size_t)V * sizeof(float));
                     continue;
                 }
-                float g = in->dlogp[b], l = m->lse[r];
-                for (int v = 0; v < V; v++)
-                    row[v] = -g * expf(row[v] - l);
+                float g = in->dlogp[b];
+                row_exp_scale(row, row, V, m->lse[r], -g);
                 row[m->tok[r + 1]] += g;
             }
         }
@@ -911,15 +1016,9 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
         matmul_bwd(m->dh, layer_w(m, G, l, LT_DOWN), db, hm, layer_w(m, m->params, l, LT_DOWN),
                    (int)BT, F, C, 0.0f);
 #pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
-        for (size_t r = 0; r < BT; r++) {
-            const float *g = gu + r * 2 * F, *u = g + F, *dh = m->dh + r * F;
-            float *dg = m->dgu + r * 2 * F, *du = dg + F;
-            for (int j = 0; j < F; j++) {
-                float s = 1.0f / (1.0f + expf(-g[j]));
-                du[j] = dh[j] * g[j] * s;
-                dg[j] = dh[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
-            }
-        }
+        for (size_t r = 0; r < BT; r++)
+            row_swiglu_bwd(m->dgu + r * 2 * F, m->dgu + r * 2 * F + F, m->dh + r * F,
+                           gu + r * 2 * F, gu + r * 2 * F + F, F);
         matmul_bwd(m->dxn, layer_w(m, G, l, LT_GATE), m->dgu, xn2,
                    layer_w(m, m->params, l, LT_GATE), (int)BT, C, 2 * F, 0.0f);
         rmsnorm_bwd(m->dres, layer_w(m, G, l, LT_LN2), m->dxn, xm, layer_w(m, m->params, l, LT_LN2),
@@ -1073,42 +1172,22 @@ static void decode_chunk(nn_model_t *m, nn_kv_cache_t *c, int N)
                 const float *q = c->qkv + (size_t)i * W + (size_t)h * D;
                 const float *kr = kc + (size_t)c->crow[i] * T * KVD + (size_t)kvh * D;
                 const float *vr = vc + (size_t)c->crow[i] * T * KVD + (size_t)kvh * D;
-                float mx = -INFINITY, sum = 0.0f;
-                for (int j = 0; j <= t; j++) {
-                    const float *kj = kr + (size_t)j * KVD;
-                    float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-                    for (int e = 0; e < D; e++)
-                        d += q[e] * kj[e];
-                    s[j] = d * scale;
-                    mx = s[j] > mx ? s[j] : mx;
-                }
-                for (int j = 0; j <= t; j++) {
-                    s[j] = expf(s[j] - mx);
-                    sum += s[j];
-                }
+                for (int j = 0; j <= t; j++)
+                    s[j] = scale * row_dot(q, kr + (size_t)j * KVD, D);
+                row_softmax(s, t + 1);
                 float *y = c->y + (size_t)i * QD + (size_t)h * D;
                 memset(y, 0, (size_t)D * sizeof(float));
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= t; j++) {
-                    const float *vj = vr + (size_t)j * KVD;
-                    float p = s[j] * inv;
-#pragma omp simd
-                    for (int e = 0; e < D; e++)
-                        y[e] += p * vj[e];
-                }
+                for (int j = 0; j <= t; j++)
+                    row_axpy(y, vr + (size_t)j * KVD, D, s[j]);
             }
         }
         matmul(c->x, c->y, layer_w(m, m->params, l, LT_O), N, QD, C, 1.0f); /* x += o(y) */
         rmsnorm_fwd(c->xn, c->tmp, c->x, layer_w(m, m->params, l, LT_LN2), N, C, eps);
         matmul(c->gu, c->xn, layer_w(m, m->params, l, LT_GATE), N, C, 2 * F, 0.0f);
 #pragma omp parallel for schedule(static) if ((size_t)N * F >= PAR_MIN)
-        for (int i = 0; i < N; i++) {
-            const float *g = c->gu + (size_t)i * 2 * F, *u = g + F;
-            float *h = c->hm + (size_t)i * F;
-            for (int j = 0; j < F; j++)
-                h[j] = silu(g[j]) * u[j];
-        }
+        for (int i = 0; i < N; i++)
+            row_swiglu(c->hm + (size_t)i * F, c->gu + (size_t)i * 2 * F,
+                       c->gu + (size_t)i * 2 * F + F, F);
         matmul(c->x, c->hm, layer_w(m, m->params, l, LT_DOWN), N, F, C, 1.0f); /* x += mlp */
     }
 }
