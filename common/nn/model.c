@@ -950,7 +950,10 @@ int nn_model_zero_grad(nn_model_t *m)
 {
     if (!m->grads)
         return ERR_INVAL;
-    memset(m->grads, 0, m->nparams * sizeof(float));
+    size_t chunk = 1u << 16, n = m->nparams;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t c0 = 0; c0 < n; c0 += chunk)
+        memset(m->grads + c0, 0, (c0 + chunk < n ? chunk : n - c0) * sizeof(float));
     return ERR_OK;
 }
 
