@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""PyTorch reference for the engine (common/nn): writes the fixtures that tests/test_nn_reference.c
+compares against, so CI needs no PyTorch.
+
+    /usr/bin/python3 tests/nn_reference.py            # regenerate tests/fixtures/nn/*
+
+1. ref_model/: a tiny Llama (grouped-query attention, untied head, reward head) with random
+   weights, as config.json + model.safetensors (F32, Hugging Face names).
+2. ref_fixtures.safetensors: for a right-padded batch of 4 sequences, the logits, per-sequence
+   response log-prob sums, the SFT cross-entropy, rewards, DPO and reward-model (Bradley-Terry)
+   losses, and the gradient of every parameter for each of the three losses.
+3. c_model_logits.safetensors: logits of c_model/ (a checkpoint WRITTEN BY THE C ENGINE,
+   regenerated with `OAIF_NN_WRITE_FIXTURES=1 build/tests/test_nn_reference`) on a fixed batch,
+   computed here after loading it, so the C test checks that the two agree in both directions.
+
+The model is written out by hand (transformers is not installed) following Hugging Face's
+LlamaForCausalLM: RMSNorm as LlamaRMSNorm, rotary embeddings with rotate_half, repeat_kv for
+grouped-query attention, SwiGLU. Computation is in float64 from the fp32 weights, so the fixtures
+are the exact values the fp32 engine approximates. The safetensors format is read and written by
+hand too (the python package is not installed): 8-byte little-endian header length, JSON
+header, raw little-endian data.
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures", "nn")
+
+CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "torch_dtype": "float32",
+    "vocab_size": 32,
+    "hidden_size": 16,
+    "intermediate_size": 24,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+    "oaif_reward_head": True,
+    "oaif_tokenizer": "bpe",
+}
+
+# The batch (right padding with 0): lengths, prompt lengths.
+LENGTHS = [8, 5, 6, 7]
+PROMPTS = [3, 2, 4, 1]
+T = 8
+# DPO: pairs (0 chosen, 1 rejected), (2 chosen, 3 rejected); frozen reference log-probs.
+REF_LOGP = [-17.5, -9.25, -6.0, -20.0]
+DPO_BETA = 0.1
+# Reward model: same pairs, per-pair margins, label smoothing, centering.
+RM_MARGIN = [0.5, -0.25]
+RM_SMOOTH = 0.1
+RM_CENTER = 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors by hand
+
+def st_write(path, tensors, metadata=None):
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().to(torch.float32).contiguous()
+        data = t.numpy().tobytes() if hasattr(t, "numpy") else bytes(t.untyped_storage())
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def st_read(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        if e["dtype"] != "F32":
+            raise ValueError(f"{path}: {name}: dtype {e['dtype']} (this reader takes F32)")
+        s, t = e["data_offsets"]
+        buf = bytearray(raw[base + s:base + t])
+        out[name] = torch.frombuffer(buf, dtype=torch.float32).reshape(e["shape"]).clone()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+def names(cfg):
+    n = ["model.embed_tokens.weight"]
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        n += [p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+              p + "self_attn.v_proj.weight", p + "self_attn.o_proj.weight",
+              p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight", p + "mlp.down_proj.weight",
+              p + "input_layernorm.weight", p + "post_attention_layernorm.weight"]
+    n.append("model.norm.weight")
+    if not cfg["tie_word_embeddings"]:
+        n.append("lm_head.weight")
+    if cfg.get("oaif_reward_head"):
+        n.append("score.weight")
+    return n
+
+
+def random_params(cfg, seed):
+    g = torch.Generator().manual_seed(seed)
+    C, V, F = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    H, KVH = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = C // H
+    shapes = {"model.embed_tokens.weight": (V, C), "model.norm.weight": (C,),
+              "lm_head.weight": (V, C), "score.weight": (1, C)}
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        shapes.update({p + "self_attn.q_proj.weight": (H * D, C),
+                       p + "self_attn.k_proj.weight": (KVH * D, C),
+                       p + "self_attn.v_proj.weight": (KVH * D, C),
+                       p + "self_attn.o_proj.weight": (C, H * D),
+                       p + "mlp.gate_proj.weight": (F, C), p + "mlp.up_proj.weight": (F, C),
+                       p + "mlp.down_proj.weight": (C, F),
+                       p + "input_layernorm.weight": (C,),
+                       p + "post_attention_layernorm.weight": (C,)})
+    out = {}
+    for n in names(cfg):
+        s = shapes[n]
+        if len(s) == 1:
+            out[n] = 1.0 + 0.2 * torch.randn(s, generator=g)
+        else:
+            out[n] = 0.3 * torch.randn(s, generator=g)
+    return out
+
+
+def rms_norm(x, w, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return w * (x * torch.rsqrt(var + eps))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def forward(P, cfg, tokens, lengths):
+    """tokens [B, T] long. Returns logits [B, T, V], final hidden [B, T, C], rewards [B] or None."""
+    B, Tn = tokens.shape
+    C, H, KVH = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D, eps = C // H, cfg["rms_norm_eps"]
+    inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    freqs = torch.outer(torch.arange(Tn, dtype=torch.float64), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos()[None, None], emb.sin()[None, None]
+    causal = torch.ones(Tn, Tn, dtype=torch.bool).tril()
+    x = P["model.embed_tokens.weight"][tokens]
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, P[p + "input_layernorm.weight"], eps)
+        q = (h @ P[p + "self_attn.q_proj.weight"].T).view(B, Tn, H, D).transpose(1, 2)
+        k = (h @ P[p + "self_attn.k_proj.weight"].T).view(B, Tn, KVH, D).transpose(1, 2)
+        v = (h @ P[p + "self_attn.v_proj.weight"].T).view(B, Tn, KVH, D).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KVH, dim=1)  # repeat_kv
+        v = v.repeat_interleave(H // KVH, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(D)
+        att = att.masked_fill(~causal, float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(B, Tn, H * D)
+        x = x + y @ P[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, P[p + "post_attention_layernorm.weight"], eps)
+        g = h @ P[p + "mlp.gate_proj.weight"].T
+        u = h @ P[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(g) * u) @ P[p + "mlp.down_proj.weight"].T
+    xf = rms_norm(x, P["model.norm.weight"], eps)
+    head = P["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else P["lm_head.weight"]
+    logits = xf @ head.T
+    rewards = None
+    if cfg.get("oaif_reward_head"):
+        last = xf[torch.arange(B), torch.tensor(lengths) - 1]
+        rewards = (last @ P["score.weight"].T)[:, 0]
+    return logits, xf, rewards
+
+
+def seq_logprobs(logits, tokens, lengths, prompts):
+    lp = logits.log_softmax(-1)
+    out, ntok = [], []
+    for b in range(tokens.shape[0]):
+        s = logits.new_zeros(())
+        for t in range(prompts[b] - 1, lengths[b] - 1):
+            s = s + lp[b, t, tokens[b, t + 1]]
+        out.append(s)
+        ntok.append(lengths[b] - prompts[b])
+    return torch.stack(out), ntok
+
+
+def batch_tokens(V, seed):
+    g = torch.Generator().manual_seed(seed)
+    tok = torch.randint(1, V, (len(LENGTHS), T), generator=g)
+    for b, n in enumerate(LENGTHS):
+        tok[b, n:] = 0
+    return tok
+
+
+def grads_of(loss, P64):
+    gs = torch.autograd.grad(loss, [P64[n] for n in P64], allow_unused=True)
+    return {n: (g if g is not None else torch.zeros_like(P64[n])) for n, g in zip(P64.keys(), gs)}
+
+
+def main():
+    torch.set_grad_enabled(True)
+    os.makedirs(os.path.join(OUT, "ref_model"), exist_ok=True)
+    cfg = CONFIG
+    P32 = random_params(cfg, 1234)
+    st_write(os.path.join(OUT, "ref_model", "model.safetensors"), P32, {"format": "pt"})
+    with open(os.path.join(OUT, "ref_model", "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+
+    tok = batch_tokens(cfg["vocab_size"], 99)
+    fx = {"batch.tokens": tok.to(torch.float32),
+          "batch.lengths": torch.tensor(LENGTHS, dtype=torch.float32),
+          "batch.prompts": torch.tensor(PROMPTS, dtype=torch.float32),
+          "dpo.ref_logp": torch.tensor(REF_LOGP, dtype=torch.float32),
+          "rm.margin": torch.tensor(RM_MARGIN, dtype=torch.float32)}
+
+    def fresh():
+        return {n: P32[n].to(torch.float64).requires_grad_(True) for n in names(cfg)}
+
+    # SFT cross-entropy over response tokens
+    P = fresh()
+    logits, _, rewards = forward(P, cfg, tok, LENGTHS)
+    lp, ntok = seq_logprobs(logits, tok, LENGTHS, PROMPTS)
+    ce = -lp.sum() / sum(ntok)
+    mask = torch.zeros(len(LENGTHS), T, 1, dtype=torch.float64)
+    for b, n in enumerate(LENGTHS):
+        mask[b, :n] = 1
+    fx["logits"] = (logits * mask).detach()
+    fx["seq_logp"] = lp.detach()
+    fx["ntok"] = torch.tensor(ntok, dtype=torch.float32)
+    fx["rewards"] = rewards.detach()
+    fx["ce.loss"] = ce.detach().reshape(1)
+    for n, g in grads_of(ce, P).items():
+        fx["ce.grad." + n] = g
+
+    # DPO on sums: pairs (0, 1), (2, 3)
+    P = fresh()
+    logits, _, _ = forward(P, cfg, tok, LENGTHS)
+    lp, _ = seq_logprobs(logits, tok, LENGTHS, PROMPTS)
+    ref = torch.tensor(REF_LOGP, dtype=torch.float64)
+    h = (lp[0::2] - ref[0::2]) - (lp[1::2] - ref[1::2])
+    dpo = -torch.nn.functional.logsigmoid(DPO_BETA * h).mean()
+    fx["dpo.loss"] = dpo.detach().reshape(1)
+    for n, g in grads_of(dpo, P).items():
+        fx["dpo.grad." + n] = g
+
+    # Bradley-Terry with margin, label smoothing and centering
+    P = fresh()
+    _, _, r = forward(P, cfg, tok, LENGTHS)
+    d = r[0::2] - r[1::2] - torch.tensor(RM_MARGIN, dtype=torch.float64)
+    ls = torch.nn.functional.logsigmoid
+    rm = (-(1 - RM_SMOOTH) * ls(d) - RM_SMOOTH * ls(-d)).mean() + \
+        RM_CENTER * ((r[0::2] + r[1::2]) ** 2).mean()
+    fx["rm.loss"] = rm.detach().reshape(1)
+    for n, g in grads_of(rm, P).items():
+        fx["rm.grad." + n] = g
+
+    st_write(os.path.join(OUT, "ref_fixtures.safetensors"), fx, {"generator": "nn_reference.py"})
+
+    # The C-written checkpoint, loaded here: its logits on a fixed batch.
+    cdir = os.path.join(OUT, "c_model")
+    if os.path.exists(os.path.join(cdir, "model.safetensors")):
+        with open(os.path.join(cdir, "config.json")) as f:
+            ccfg = json.load(f)
+        ccfg.setdefault("oaif_reward_head", False)
+        CP = {n: v.to(torch.float64) for n, v in st_read(os.path.join(cdir, "model.safetensors")).items()}
+        missing = [n for n in names(ccfg) if n not in CP]
+        if missing:
+            sys.exit(f"{cdir}: missing tensors {missing}")
+        ctok = batch_tokens(ccfg["vocab_size"], 7)[:, :T]
+        ctok[:, :] = torch.where(ctok > 0, ctok, torch.ones_like(ctok))
+        lens = [T] * ctok.shape[0]
+        with torch.no_grad():
+            clog, _, _ = forward(CP, ccfg, ctok, lens)
+        st_write(os.path.join(OUT, "c_model_logits.safetensors"),
+                 {"tokens": ctok.to(torch.float32), "logits": clog}, {"generator": "nn_reference.py"})
+        print("c_model logits written")
+    else:
+        print(f"no {cdir}/model.safetensors yet: run OAIF_NN_WRITE_FIXTURES=1 build/tests/test_nn_reference")
+    print("fixtures written to", OUT)
+
+
+if __name__ == "__main__":
+    main()
