@@ -15,7 +15,10 @@
  * Each measurement warms up, then counts the replies that arrive during a fixed window;
  * latencies are those of the replies counted. Not a ctest test: numbers depend on the machine.
  * Usage: bench_ledger [--inflight N] [--seconds S] [--warmup S] [--workers W] [--credit C]
- *                     [--payload BYTES] [--modes plain,curve] [--dir BASE] [--keep] */
+ *                     [--payload BYTES] [--modes plain,curve] [--dir BASE] [--keep]
+ *                     [--no-sync] [--ledger-bin PATH] [--worker-bin PATH]
+ * --no-sync and --ledger-bin are for diagnosis (how much is fsync; a patched ledger): a run with
+ * --no-sync is not durable and its target line says so. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +59,8 @@ struct bench_opts {
     bool modes[2];  /* [0] plain, [1] curve */
     char base[512]; /* where the temporary directory goes */
     bool keep;      /* keep the temporary directory (logs, store) */
+    bool no_sync;   /* pass --no-sync to the ledger (diagnosis only: not durable) */
+    char ledger_bin[512], worker_bin[512];
 };
 
 /* One measurement. */
@@ -329,7 +334,7 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
     snprintf(db, sizeof db, "%s/db-%s", tmpdir, mode);
     snprintf(epf, sizeof epf, "%s/endpoints-%s", tmpdir, mode);
     snprintf(log, sizeof log, "%s/%s.log", tmpdir, mode);
-    char *largv[24] = {(char *)tp_bin("services/ledger/ledger"),
+    char *largv[24] = {(char *)o->ledger_bin,
                        "--db",
                        db,
                        "--clients",
@@ -341,6 +346,8 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
                        "--endpoints-file",
                        epf};
     int n = 11;
+    if (o->no_sync)
+        largv[n++] = "--no-sync";
     if (curve) {
         largv[n++] = "--curve-secret";
         largv[n++] = (char *)k->server_secret;
@@ -361,8 +368,7 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
     char credit[32];
     snprintf(credit, sizeof credit, "%d", o->credit);
     for (int i = 0; i < o->workers; i++) {
-        char *wargv[16] = {(char *)tp_bin("tests/echo_worker"), "--endpoint", wep, "--credit",
-                           credit};
+        char *wargv[16] = {(char *)o->worker_bin, "--endpoint", wep, "--credit", credit};
         int m = 5;
         if (curve) {
             wargv[m++] = "--curve-secret";
@@ -673,7 +679,10 @@ static const char usage[] =
     "  --modes LIST      plain, curve or plain,curve (plain,curve)\n"
     "  --dir BASE        where the temporary store goes ($TMPDIR or /tmp); fsync is measured\n"
     "                    there, so pick the disk the ledger would use\n"
-    "  --keep            keep the temporary directory (store, logs)\n";
+    "  --keep            keep the temporary directory (store, logs)\n"
+    "  --no-sync         diagnosis: run the ledger without fsync (not durable, no verdict)\n"
+    "  --ledger-bin PATH the ledger binary (default: the one in this build)\n"
+    "  --worker-bin PATH the echo worker binary (default: the one in this build)\n";
 
 static bool parse_num(const char *name, const char *v, double lo, double hi, double *out)
 {
@@ -699,6 +708,8 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
                              .payload = 64,
                              .modes = {true, true}};
     snprintf(o->base, sizeof o->base, "%s", tmp && *tmp ? tmp : "/tmp");
+    snprintf(o->ledger_bin, sizeof o->ledger_bin, "%s", tp_bin("services/ledger/ledger"));
+    snprintf(o->worker_bin, sizeof o->worker_bin, "%s", tp_bin("tests/echo_worker"));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
@@ -707,6 +718,9 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
             exit(0);
         } else if (!strcmp(a, "--keep")) {
             o->keep = true;
+            continue;
+        } else if (!strcmp(a, "--no-sync")) {
+            o->no_sync = true;
             continue;
         }
         i++;
@@ -739,6 +753,10 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
             }
         } else if (!strcmp(a, "--dir") && v)
             snprintf(o->base, sizeof o->base, "%s", v);
+        else if (!strcmp(a, "--ledger-bin") && v)
+            snprintf(o->ledger_bin, sizeof o->ledger_bin, "%s", v);
+        else if (!strcmp(a, "--worker-bin") && v)
+            snprintf(o->worker_bin, sizeof o->worker_bin, "%s", v);
         else {
             if (strcmp(a, "--inflight") && strcmp(a, "--seconds") && strcmp(a, "--warmup") &&
                 strcmp(a, "--workers") && strcmp(a, "--credit") && strcmp(a, "--payload"))
@@ -836,8 +854,10 @@ int main(int argc, char **argv)
     printf("bench_ledger: %ld cores online, %d usable by this process; load average %.2f %.2f "
            "%.2f; libzmq %d.%d.%d\n",
            sysconf(_SC_NPROCESSORS_ONLN), usable_cores(), load[0], load[1], load[2], maj, min, pat);
-    printf("ledger: fsync on, store in %s (%s); %d echo worker processes x credit %d\n", tmpdir,
+    printf("ledger: %s, store in %s (%s); %d echo worker processes x credit %d\n",
+           o.no_sync ? "NO FSYNC (--no-sync: diagnosis, not durable)" : "fsync on", tmpdir,
            fs_name(tmpdir), o.workers, o.credit);
+    printf("binaries: %s, %s\n", o.ledger_bin, o.worker_bin);
     printf("load: %d in flight, %zu-byte payloads, %.1f s warm-up + %.1f s measured each\n",
            o.inflight, o.payload, o.warmup, o.seconds);
     printf("raw zmq: DEALER client and ROUTER echo thread in this process (own contexts), "
@@ -863,21 +883,21 @@ int main(int argc, char **argv)
         if (!o.modes[m])
             continue;
         const char *mode = m ? "curve" : "plain";
-        print_row(mode, "ledger durable", &res[m][0], &res[m][1]);
+        print_row(mode, o.no_sync ? "ledger no-sync" : "ledger durable", &res[m][0], &res[m][1]);
         print_row(mode, "raw zmq", &res[m][1], NULL);
     }
     for (int m = 0; m < 2; m++) {
         if (o.modes[m] && res[m][0].ran)
-            printf("ledger %s: group commit (write + fsync) p50 %.2f ms, p99 %.2f ms; %" PRIu64
+            printf("ledger %s: group commit (RocksDB write%s) p50 %.2f ms, p99 %.2f ms; %" PRIu64
                    " client resends\n",
-                   m ? "curve" : "plain", res[m][0].commit_p50_ms, res[m][0].commit_p99_ms,
-                   res[m][0].resends);
+                   m ? "curve" : "plain", o.no_sync ? "" : " + fsync", res[m][0].commit_p50_ms,
+                   res[m][0].commit_p99_ms, res[m][0].resends);
     }
     printf("target: >= %.0f durable req/s with %d in flight", TARGET_RPS, TARGET_INFLIGHT);
     if (o.inflight != TARGET_INFLIGHT)
         printf(" (this run: %d in flight)", o.inflight);
     printf(":");
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < 2 && !o.no_sync; m++) {
         if (!o.modes[m])
             continue;
         const struct result *r = &res[m][0];
@@ -886,7 +906,7 @@ int main(int argc, char **argv)
                : r->rps >= TARGET_RPS ? "PASS"
                                       : "BELOW");
     }
-    printf("\n");
+    printf("%s\n", o.no_sync ? " no verdict (--no-sync is not durable)" : "");
     for (int m = 0; m < 2; m++)
         for (int s = 0; s < 2; s++)
             failed |= o.modes[m] && (res[m][s].bad || res[m][s].replies == 0);
