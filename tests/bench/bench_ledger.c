@@ -73,6 +73,9 @@ struct result {
     uint64_t resends;     /* busclient resends (ledger only) */
     double commit_p50_ms; /* the ledger's own commit latency, from its status */
     double commit_p99_ms;
+    /* CPU time per counted reply in microseconds (ledger run only; -1 unknown): less noisy
+     * than req/s on a shared machine, and it says which process the time goes to. */
+    double cpu_ledger_us, cpu_workers_us, cpu_client_us;
 };
 
 /* Growable array of latencies in microseconds. */
@@ -233,6 +236,48 @@ static void show_log_tail(const char *path)
         fprintf(stderr, "  %s", lines[i % 8]);
 }
 
+/* CPU time (user + system, all threads) of process `pid` in microseconds, or -1. */
+static double proc_cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name (which may hold spaces) start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* CPU of the ledger (pids[0]), the workers (pids[1..n-1]) and this process, at one moment. */
+struct cpu_snap {
+    double ledger, workers, client;
+};
+
+static void cpu_snap(struct cpu_snap *s, const pid_t *pids, int n)
+{
+    s->ledger = proc_cpu_us(pids[0]);
+    s->workers = 0;
+    for (int i = 1; i < n; i++) {
+        double w = proc_cpu_us(pids[i]);
+        s->workers = w < 0 || s->workers < 0 ? -1 : s->workers + w;
+    }
+    s->client = self_cpu_us();
+}
+
 /* ---- keys --------------------------------------------------------------------------------- */
 
 struct keys {
@@ -355,7 +400,9 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
         largv[n++] = (char *)k->allow_dir;
     }
     largv[n] = NULL;
-    if (spawn(largv, log) < 0) {
+    pid_t pids[MAX_CHILDREN];
+    int npids = 0;
+    if ((pids[npids++] = spawn(largv, log)) < 0) {
         fprintf(stderr, "bench_ledger: cannot start %s\n", largv[0]);
         return ERR_IO;
     }
@@ -377,7 +424,7 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
             wargv[m++] = (char *)k->server_public;
         }
         wargv[m] = NULL;
-        if (spawn(wargv, log) < 0) {
+        if ((pids[npids++] = spawn(wargv, log)) < 0) {
             fprintf(stderr, "bench_ledger: cannot start %s\n", wargv[0]);
             return ERR_IO;
         }
@@ -404,10 +451,16 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
     run.window_start = t0 + (uint64_t)(o->warmup * 1e9);
     run.window_end = run.window_start + (uint64_t)(o->seconds * 1e9);
     uint64_t last_progress = t0, last_replies = 0;
+    struct cpu_snap cpu0 = {0}, cpu1;
+    bool window_open = false;
     for (;;) {
         uint64_t t = now_ns();
         if (t >= run.window_end || stop_requested)
             break;
+        if (!window_open && t >= run.window_start) {
+            window_open = true;
+            cpu_snap(&cpu0, pids, npids);
+        }
         while (bus_client_pending(c) < (size_t)o->inflight) {
             if (seq == run.cap_submit) {
                 uint64_t *p = realloc(run.t_submit, 2 * run.cap_submit * sizeof *p);
@@ -444,7 +497,14 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
             goto out_client;
         }
     }
+    cpu_snap(&cpu1, pids, npids);
     double window_s = o->seconds;
+    double nrep = run.replies ? (double)run.replies : 1;
+    res->cpu_ledger_us =
+        cpu0.ledger < 0 || cpu1.ledger < 0 ? -1 : (cpu1.ledger - cpu0.ledger) / nrep;
+    res->cpu_workers_us =
+        cpu0.workers < 0 || cpu1.workers < 0 ? -1 : (cpu1.workers - cpu0.workers) / nrep;
+    res->cpu_client_us = (cpu1.client - cpu0.client) / nrep;
     res->ran = true;
     res->replies = run.replies;
     res->bad = run.bad;
@@ -887,11 +947,17 @@ int main(int argc, char **argv)
         print_row(mode, "raw zmq", &res[m][1], NULL);
     }
     for (int m = 0; m < 2; m++) {
-        if (o.modes[m] && res[m][0].ran)
-            printf("ledger %s: group commit (RocksDB write%s) p50 %.2f ms, p99 %.2f ms; %" PRIu64
-                   " client resends\n",
-                   m ? "curve" : "plain", o.no_sync ? "" : " + fsync", res[m][0].commit_p50_ms,
-                   res[m][0].commit_p99_ms, res[m][0].resends);
+        const struct result *r = &res[m][0];
+        if (!o.modes[m] || !r->ran)
+            continue;
+        printf("ledger %s: group commit (RocksDB write%s) p50 %.2f ms, p99 %.2f ms; %" PRIu64
+               " client resends\n",
+               m ? "curve" : "plain", o.no_sync ? "" : " + fsync", r->commit_p50_ms,
+               r->commit_p99_ms, r->resends);
+        printf("ledger %s: CPU per request: ledger %.0f us, workers %.0f us, client %.0f us "
+               "(%.2f cores busy at this rate)\n",
+               m ? "curve" : "plain", r->cpu_ledger_us, r->cpu_workers_us, r->cpu_client_us,
+               (r->cpu_ledger_us + r->cpu_workers_us + r->cpu_client_us) * r->rps / 1e6);
     }
     printf("target: >= %.0f durable req/s with %d in flight", TARGET_RPS, TARGET_INFLIGHT);
     if (o.inflight != TARGET_INFLIGHT)
