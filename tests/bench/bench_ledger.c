@@ -177,7 +177,8 @@ static pid_t spawn(char *const argv[], const char *log)
 static void stop_children(void)
 {
     for (int i = 0; i < nchildren; i++)
-        kill(children[i], SIGTERM);
+        if (children[i] > 0) /* 0: reaped already; kill(0, ...) would hit our own group */
+            kill(children[i], SIGTERM);
     uint64_t deadline = now_ns() + 3000000000u;
     int left = nchildren;
     while (left > 0 && now_ns() < deadline) {
@@ -200,6 +201,30 @@ static void stop_children(void)
         }
     }
     nchildren = 0;
+}
+
+/* True if child `pid` has exited (it is reaped and forgotten). */
+static bool child_exited(pid_t pid)
+{
+    if (waitpid(pid, NULL, WNOHANG) != pid)
+        return false;
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+    return true;
+}
+
+/* Wait up to timeout_ms for `key` in the endpoints file, giving up early if `pid` exits. */
+static bool wait_endpoint(const char *path, const char *key, char *out, size_t outlen, pid_t pid,
+                          int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms && !stop_requested; waited += 100) {
+        if (tp_read_kv(path, key, out, outlen, 100))
+            return true;
+        if (child_exited(pid))
+            return false;
+    }
+    return false;
 }
 
 static void remove_tmpdir(void)
@@ -406,10 +431,11 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
         fprintf(stderr, "bench_ledger: cannot start %s\n", largv[0]);
         return ERR_IO;
     }
-    if (!tp_read_kv(epf, "clients", cep, sizeof cep, 10000) ||
-        !tp_read_kv(epf, "workers", wep, sizeof wep, 1000)) {
+    if (!wait_endpoint(epf, "clients", cep, sizeof cep, pids[0], 10000) ||
+        !wait_endpoint(epf, "workers", wep, sizeof wep, pids[0], 1000)) {
         fprintf(stderr, "bench_ledger: the ledger did not start (no %s)\n", epf);
         show_log_tail(log);
+        stop_children();
         return ERR_IO;
     }
     char credit[32];
@@ -426,6 +452,7 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
         wargv[m] = NULL;
         if ((pids[npids++] = spawn(wargv, log)) < 0) {
             fprintf(stderr, "bench_ledger: cannot start %s\n", wargv[0]);
+            stop_children();
             return ERR_IO;
         }
     }
