@@ -892,7 +892,8 @@ static void print_row(const char *mode, const char *system, const struct result 
                       const struct result *raw)
 {
     if (!r->ran) {
-        printf("%-6s %-15s %10s %9s %9s\n", mode, system, "failed", "-", "-");
+        printf("%-6s %-15s %10s %9s %9s\n", mode, system, stop_requested ? "not run" : "failed",
+               "-", "-");
         return;
     }
     printf("%-6s %-15s %10.0f %9.2f %9.2f", mode, system, r->rps, r->p50_ms, r->p99_ms);
@@ -995,7 +996,7 @@ int main(int argc, char **argv)
             continue;
         const struct result *r = &res[m][0];
         printf(" %s %s", m ? "curve" : "plain",
-               !r->ran                ? "FAILED"
+               !r->ran                ? (stop_requested ? "not-run" : "FAILED")
                : r->rps >= TARGET_RPS ? "PASS"
                                       : "BELOW");
     }
