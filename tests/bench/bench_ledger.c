@@ -19,7 +19,6 @@
  *                     [--no-sync] [--ledger-bin PATH] [--worker-bin PATH]
  * --no-sync and --ledger-bin are for diagnosis (how much is fsync; a patched ledger): a run with
  * --no-sync is not durable and its target line says so. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -490,13 +489,16 @@ static int bench_ledger(const struct bench_opts *o, const struct keys *k, bool c
         }
         while (bus_client_pending(c) < (size_t)o->inflight) {
             if (seq == run.cap_submit) {
-                uint64_t *p = realloc(run.t_submit, 2 * run.cap_submit * sizeof *p);
+                size_t ncap = 2 * run.cap_submit;
+                uint64_t *p = ncap > run.cap_submit && ncap < SIZE_MAX / sizeof *p
+                                  ? realloc(run.t_submit, ncap * sizeof *p)
+                                  : NULL;
                 if (!p) {
                     rc = ERR_NOMEM;
                     goto out_client;
                 }
                 run.t_submit = p;
-                run.cap_submit *= 2;
+                run.cap_submit = ncap;
             }
             char id[32];
             snprintf(id, sizeof id, "r%" PRIu64, seq);
@@ -674,7 +676,9 @@ static int bench_raw(const struct bench_opts *o, const struct keys *k, bool curv
             break;
         while (inflight < (uint64_t)o->inflight) {
             if (seq == cap) {
-                uint64_t *p = realloc(t_submit, 2 * cap * sizeof *p);
+                uint64_t *p = 2 * cap > cap && 2 * cap < SIZE_MAX / sizeof *p
+                                  ? realloc(t_submit, 2 * cap * sizeof *p)
+                                  : NULL;
                 if (!p) {
                     rc = ERR_NOMEM;
                     break;
@@ -845,8 +849,12 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
         else if (!strcmp(a, "--worker-bin") && v)
             snprintf(o->worker_bin, sizeof o->worker_bin, "%s", v);
         else {
-            if (strcmp(a, "--inflight") && strcmp(a, "--seconds") && strcmp(a, "--warmup") &&
-                strcmp(a, "--workers") && strcmp(a, "--credit") && strcmp(a, "--payload"))
+            static const char *const numeric[] = {"--inflight", "--seconds", "--warmup",
+                                                  "--workers",  "--credit",  "--payload"};
+            bool known = false; /* parse_num has said what is wrong with a known option */
+            for (size_t j = 0; j < sizeof numeric / sizeof numeric[0]; j++)
+                known |= strcmp(a, numeric[j]) == 0;
+            if (!known)
                 fprintf(stderr, "bench_ledger: unknown option or missing value: %s\n%s", a, usage);
             return ERR_INVAL;
         }
