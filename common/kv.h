@@ -13,11 +13,18 @@ typedef struct kv kv_t;
 typedef struct kv_batch kv_batch_t;
 typedef struct kv_iter kv_iter_t;
 
+/* A column family to open. `append_only`: written often, read only by iteration (an index
+ * scanned at start-up): it gets a vector memtable, cheaper to insert into than the skip list. */
+struct kv_cf {
+    const char *name;
+    bool append_only;
+};
+
 /* Open the store at `path`, creating it and any of the `ncf` column families `cfs` that are
  * missing ("default" is always there and need not be named). Column family i of `cfs` is
  * addressed as cf = i afterwards. On success *out owns the store (kv_close). ERR_IO with the
  * reason logged (e.g. the store is locked by another process). */
-int kv_open(kv_t **out, const char *path, const char *const *cfs, int ncf);
+int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf);
 
 /* Flush and close; sets *kv to NULL. Accepts kv == NULL and *kv == NULL. */
 void kv_close(kv_t **kv);

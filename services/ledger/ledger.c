@@ -140,6 +140,7 @@ struct ledger {
     uint64_t seq[NKINDS];   /* last seq per kind */
     uint64_t count[NKINDS]; /* records per kind */
     uint64_t requests_total, dead_letters, dropped;
+    bool counters_dirty;
     uint64_t start_mono, last_timer_mono;
     double commit_ms[COMMIT_RING];
     size_t ncommit;
@@ -561,7 +562,7 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
     add_waiter(r, m->rid, m->rid_len);
     persist_req(l, r);
     l->requests_total++;
-    put_counter(l, "requests_total", l->requests_total);
+    l->counters_dirty = true; /* written once per turn, in commit_and_send */
     send_ack(l, m, s->id, false);
 }
 
@@ -1121,7 +1122,9 @@ static void dispatch(ledger_t *l)
             r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED;
             r->worker = w;
             r->deadline_mono = bus_mono_ms() + r->lease_ms;
-            persist_req(l, r);
+            /* Not persisted: the request is already durable as open, and recover() re-queues
+             * every open request. A ledger crash thus forgets the attempt in progress; a
+             * worker crash does not (lease_lost persists the count). */
             Oaif__V1__Request q = OAIF__V1__REQUEST__INIT;
             q.id = r->id;
             q.service = s->name;
@@ -1167,6 +1170,10 @@ static double now_ms_f(void)
 
 static int commit_and_send(ledger_t *l)
 {
+    if (l->counters_dirty) {
+        put_counter(l, "requests_total", l->requests_total);
+        l->counters_dirty = false;
+    }
     if (kv_batch_count(l->batch) > 0) {
         double t0 = now_ms_f();
         int rc = kv_write(l->kv, l->batch, l->cfg.sync);
@@ -1512,13 +1519,15 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
         ledger_destroy(&l);
         return ERR_NOMEM;
     }
-    const char *cfs[CF_KIND0 + NKINDS - 1];
-    cfs[CF_REQUESTS] = "requests";
-    cfs[CF_PENDING] = "pending";
-    cfs[CF_SEQIDX] = "seqidx";
-    cfs[CF_META] = "counters";
+    struct kv_cf cfs[CF_KIND0 + NKINDS - 1];
+    memset(cfs, 0, sizeof cfs);
+    cfs[CF_REQUESTS].name = "requests";
+    cfs[CF_PENDING].name = "pending";
+    cfs[CF_PENDING].append_only = true; /* read only by recover()'s scan */
+    cfs[CF_SEQIDX].name = "seqidx";
+    cfs[CF_META].name = "counters";
     for (int k = 1; k < NKINDS; k++)
-        cfs[kind_cf(k)] = kind_names[k];
+        cfs[kind_cf(k)].name = kind_names[k];
     int rc = kv_open(&l->kv, cfg->db_path, cfs, CF_KIND0 + NKINDS - 1);
     if (!rc)
         rc = recover(l);
