@@ -2,6 +2,7 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +110,43 @@ struct outmsg {
     uint8_t *data; /* packed envelope */
     size_t len;
     struct req *lease; /* a REQUEST to a worker: if the send fails, the lease is undone */
+    struct worker *to; /* with lease: the lessee */
 };
 
 struct committed {
     int kind;
     char *id;
     uint64_t seq;
+};
+
+/* One generation of work: what a loop turn (or several, while the previous generation is being
+ * committed) changed, and what may be sent once that is durable. */
+struct gen {
+    kv_batch_t *batch;
+    struct outmsg *out; /* leases, acks, stored replies: sent after the commit */
+    size_t nout, aout;
+    struct committed *evs; /* records committed: events after the commit */
+    size_t nevs, aevs;
+    struct req **finished; /* requests finished: answered, then freed, after the commit */
+    size_t nfin, afin;
+    hmap_t *staged; /* "kind/id" and "put/id" written in this generation */
+};
+
+/* The commit thread: RocksDB write + fsync of one generation while the loop goes on with the
+ * next (pipelined group commit). It says it is done with one byte on an inproc PAIR. */
+struct committer {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    kv_t *kv;
+    bool sync;
+    kv_batch_t *job; /* non-NULL: a batch to write */
+    bool stop;
+    int rc;
+    double ms;
+    void *zctx;
+    char endpoint[64];
 };
 
 #define COMMIT_RING 1024
@@ -125,18 +157,15 @@ struct ledger {
     void *clients, *workers, *events;
     char client_ep[256], worker_ep[256], events_ep[256];
     kv_t *kv;
-    kv_batch_t *batch;
+    struct gen gen[2];
+    struct gen *g; /* the generation being filled */
+    bool committing; /* the other generation is with the commit thread */
+    struct committer cm;
+    void *done_sock; /* PAIR: the commit thread's "done" */
     bus_zap_t *zap;
     hmap_t *reqs;     /* open requests (and finished ones until their commit), by id */
     hmap_t *services; /* by name */
     hmap_t *wk;       /* workers by routing id */
-    hmap_t *turn_records; /* "kind/id" written this turn (if_absent within a turn) */
-    struct outmsg *out;
-    size_t nout, aout;
-    struct committed *evs;
-    size_t nevs, aevs;
-    struct req **finished;
-    size_t nfin, afin;
     uint64_t seq[NKINDS];   /* last seq per kind */
     uint64_t count[NKINDS]; /* records per kind */
     uint64_t requests_total, dead_letters, dropped;
@@ -181,20 +210,21 @@ static void queue_out(ledger_t *l, void *sock, const uint8_t *rid, size_t rid_le
                       Oaif__V1__Envelope *env, struct req *lease)
 {
     env->version = BUS_PROTOCOL_VERSION;
-    if (grow((void **)&l->out, &l->aout, l->nout + 1, sizeof *l->out))
+    if (grow((void **)&l->g->out, &l->g->aout, l->g->nout + 1, sizeof *l->g->out))
         return; /* out of memory: the peer resends (clients) or the lease expires (workers) */
     size_t n = oaif__v1__envelope__get_packed_size(env);
     uint8_t *data = malloc(n ? n : 1);
     if (!data)
         return;
     oaif__v1__envelope__pack(env, data);
-    struct outmsg *o = &l->out[l->nout++];
+    struct outmsg *o = &l->g->out[l->g->nout++];
     o->sock = sock;
     o->rid_len = rid_len;
     memcpy(o->rid, rid, rid_len);
     o->data = data;
     o->len = n;
     o->lease = lease;
+    o->to = lease ? lease->worker : NULL;
 }
 
 static struct service *service_get(ledger_t *l, const char *name)
@@ -298,12 +328,12 @@ static void persist_req(ledger_t *l, struct req *r)
     }
     oaif__v1__request_state__pack(&st, buf);
     size_t idlen = strlen(r->id);
-    kv_batch_put(l->batch, CF_REQUESTS, r->id, idlen, buf, n);
+    kv_batch_put(l->g->batch, CF_REQUESTS, r->id, idlen, buf, n);
     if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE ||
         r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED)
-        kv_batch_delete(l->batch, CF_PENDING, r->id, idlen);
+        kv_batch_delete(l->g->batch, CF_PENDING, r->id, idlen);
     else
-        kv_batch_put(l->batch, CF_PENDING, r->id, idlen, "", 0);
+        kv_batch_put(l->g->batch, CF_PENDING, r->id, idlen, "", 0);
     if (buf != stackbuf)
         free(buf);
 }
@@ -312,7 +342,7 @@ static void put_counter(ledger_t *l, const char *name, uint64_t v)
 {
     uint8_t b[8];
     be64(b, v);
-    kv_batch_put(l->batch, CF_META, name, strlen(name), b, 8);
+    kv_batch_put(l->g->batch, CF_META, name, strlen(name), b, 8);
 }
 
 static uint64_t get_counter(ledger_t *l, const char *name)
@@ -356,8 +386,8 @@ static void finish(ledger_t *l, struct req *r, Oaif__V1__RequestPhase phase)
                  r->attempts, r->last_error ? r->last_error : "");
     }
     persist_req(l, r);
-    if (!grow((void **)&l->finished, &l->afin, l->nfin + 1, sizeof *l->finished))
-        l->finished[l->nfin++] = r;
+    if (!grow((void **)&l->g->finished, &l->g->afin, l->g->nfin + 1, sizeof *l->g->finished))
+        l->g->finished[l->g->nfin++] = r;
 }
 
 static void reply_env_from_state(Oaif__V1__Reply *rep, const Oaif__V1__RequestState *st)
@@ -394,6 +424,12 @@ static void lease_lost(ledger_t *l, struct req *r, const char *why)
 
 /* ---- records ------------------------------------------------------------------------------- */
 
+/* Written in a generation not yet visible to kv_get (being filled, or being committed)? */
+static bool staged(ledger_t *l, const char *key, size_t klen)
+{
+    return hmap_get(l->gen[0].staged, key, klen) || hmap_get(l->gen[1].staged, key, klen);
+}
+
 /* Stage a record into this turn's batch, assigning its seq. if_absent: skip an existing id.
  * Returns ERR_OK, ERR_EXISTS (skipped), ERR_INVAL (bad kind or id). */
 static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent, char *why,
@@ -411,7 +447,7 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
     }
     char tkey[600];
     int tlen = snprintf(tkey, sizeof tkey, "%d/%s", k, rec->id);
-    bool exists = hmap_get(l->turn_records, tkey, (size_t)tlen) != NULL;
+    bool exists = staged(l, tkey, (size_t)tlen);
     if (!exists) {
         void *v = NULL;
         size_t vn = 0;
@@ -430,24 +466,25 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
         return ERR_NOMEM;
     }
     oaif__v1__record__pack(&out, buf);
-    kv_batch_put(l->batch, kind_cf(k), rec->id, idlen, buf, n);
+    kv_batch_put(l->g->batch, kind_cf(k), rec->id, idlen, buf, n);
     free(buf);
     uint8_t ik[9];
     ik[0] = (uint8_t)k;
     be64(ik + 1, out.seq);
-    kv_batch_put(l->batch, CF_SEQIDX, ik, 9, rec->id, idlen);
+    kv_batch_put(l->g->batch, CF_SEQIDX, ik, 9, rec->id, idlen);
     if (!exists) {
         l->count[k]++;
         char cname[32];
         snprintf(cname, sizeof cname, "count/%s", kind_names[k]);
         put_counter(l, cname, l->count[k]);
     }
-    hmap_put(l->turn_records, tkey, (size_t)tlen, (void *)1);
-    if (!grow((void **)&l->evs, &l->aevs, l->nevs + 1, sizeof *l->evs)) {
-        l->evs[l->nevs].kind = k;
-        l->evs[l->nevs].id = strdup(rec->id);
-        l->evs[l->nevs].seq = out.seq;
-        l->nevs++;
+    hmap_put(l->g->staged, tkey, (size_t)tlen, (void *)1);
+    struct gen *g = l->g;
+    if (!grow((void **)&g->evs, &g->aevs, g->nevs + 1, sizeof *g->evs)) {
+        g->evs[g->nevs].kind = k;
+        g->evs[g->nevs].id = strdup(rec->id);
+        g->evs[g->nevs].seq = out.seq;
+        g->nevs++;
     }
     return ERR_OK;
 }
@@ -582,7 +619,7 @@ static void on_put(ledger_t *l, struct bus_msg *m)
     int klen = snprintf(key, sizeof key, "put/%s", p->id);
     void *v = NULL;
     size_t vn = 0;
-    bool dup = hmap_get(l->turn_records, key, (size_t)klen) ||
+    bool dup = staged(l, key, (size_t)klen) ||
                kv_get(l->kv, CF_REQUESTS, key, (size_t)klen, &v, &vn) == ERR_OK;
     free(v);
     if (!dup) {
@@ -616,9 +653,9 @@ static void on_put(ledger_t *l, struct bus_msg *m)
         size_t n = oaif__v1__request_state__get_packed_size(&st);
         if (n <= sizeof buf) {
             oaif__v1__request_state__pack(&st, buf);
-            kv_batch_put(l->batch, CF_REQUESTS, key, (size_t)klen, buf, n);
+            kv_batch_put(l->g->batch, CF_REQUESTS, key, (size_t)klen, buf, n);
         }
-        hmap_put(l->turn_records, key, (size_t)klen, (void *)1);
+        hmap_put(l->g->staged, key, (size_t)klen, (void *)1);
     }
     send_ack(l, m, p->id, dup);
 }
@@ -1168,48 +1205,43 @@ static double now_ms_f(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int commit_and_send(ledger_t *l)
+/* Send what generation g's commit made true, then empty it. */
+static int flush_gen(ledger_t *l, struct gen *g)
 {
-    if (l->counters_dirty) {
-        put_counter(l, "requests_total", l->requests_total);
-        l->counters_dirty = false;
-    }
-    if (kv_batch_count(l->batch) > 0) {
-        double t0 = now_ms_f();
-        int rc = kv_write(l->kv, l->batch, l->cfg.sync);
-        if (rc)
-            return rc; /* nothing below was made true: send nothing */
-        l->commit_ms[l->ncommit++ % COMMIT_RING] = now_ms_f() - t0;
-        kv_batch_clear(l->batch);
-    }
     /* Leases, acks, duplicate replies. */
-    for (size_t i = 0; i < l->nout; i++) {
-        struct outmsg *o = &l->out[i];
-        int rc = ERR_IO;
-        if (zmq_send(o->sock, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-            zmq_send(o->sock, o->data, o->len, ZMQ_DONTWAIT) >= 0)
-            rc = ERR_OK;
-        if (rc == ERR_OK && o->lease && o->lease->worker)
-            o->lease->worker->last_send = bus_mono_ms();
-        if (rc && o->lease && o->lease->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED &&
-            o->lease->worker) {
-            /* The worker vanished: forget it; its leases go back to the queue. */
-            worker_remove(l, o->lease->worker, "unreachable");
+    for (size_t i = 0; i < g->nout; i++) {
+        struct outmsg *o = &g->out[i];
+        if (o->lease) {
+            /* Still this worker's lease? (It may have died, and the request moved on.) */
+            struct worker *w = hmap_get(l->wk, o->rid, o->rid_len);
+            if (!w || w != o->to || o->lease->worker != w ||
+                o->lease->phase != OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED) {
+                free(o->data);
+                continue;
+            }
+        }
+        bool sent = zmq_send(o->sock, o->rid, o->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+                    zmq_send(o->sock, o->data, o->len, ZMQ_DONTWAIT) >= 0;
+        if (o->lease) {
+            if (sent)
+                o->to->last_send = bus_mono_ms();
+            else /* the worker vanished: forget it; its leases go back to the queue */
+                worker_remove(l, o->to, "unreachable");
         }
         free(o->data);
     }
-    l->nout = 0;
+    g->nout = 0;
     /* Replies to waiters of finished requests; then they leave memory. */
-    for (size_t i = 0; i < l->nfin; i++) {
-        struct req *r = l->finished[i];
+    for (size_t i = 0; i < g->nfin; i++) {
+        struct req *r = g->finished[i];
         answer_finished(l, r);
         hmap_del(l->reqs, r->id, strlen(r->id));
         req_free(r);
     }
-    l->nfin = 0;
+    g->nfin = 0;
     /* Events: hints that a record was committed. */
-    for (size_t i = 0; i < l->nevs; i++) {
-        struct committed *c = &l->evs[i];
+    for (size_t i = 0; i < g->nevs; i++) {
+        struct committed *c = &g->evs[i];
         if (l->events) {
             Oaif__V1__Event ev = OAIF__V1__EVENT__INIT;
             ev.kind = (Oaif__V1__RecordKind)c->kind;
@@ -1230,26 +1262,117 @@ static int commit_and_send(ledger_t *l)
         }
         free(c->id);
     }
-    l->nevs = 0;
-    if (hmap_count(l->turn_records)) {
-        hmap_destroy(&l->turn_records);
-        l->turn_records = hmap_new();
-        if (!l->turn_records)
+    g->nevs = 0;
+    if (hmap_count(g->staged)) {
+        hmap_destroy(&g->staged);
+        g->staged = hmap_new();
+        if (!g->staged)
             return ERR_NOMEM;
     }
     return ERR_OK;
 }
 
+static void *committer_main(void *arg)
+{
+    ledger_t *l = arg;
+    struct committer *cm = &l->cm;
+    void *done = zmq_socket(cm->zctx, ZMQ_PAIR);
+    int zero = 0;
+    zmq_setsockopt(done, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(done, cm->endpoint);
+    pthread_mutex_lock(&cm->mu);
+    for (;;) {
+        while (!cm->job && !cm->stop)
+            pthread_cond_wait(&cm->cv, &cm->mu);
+        if (!cm->job)
+            break; /* stop, with nothing left to write */
+        kv_batch_t *b = cm->job;
+        pthread_mutex_unlock(&cm->mu);
+        double t0 = now_ms_f();
+        int rc = kv_write(cm->kv, b, cm->sync);
+        double ms = now_ms_f() - t0;
+        pthread_mutex_lock(&cm->mu);
+        cm->rc = rc;
+        cm->ms = ms;
+        cm->job = NULL;
+        zmq_send(done, "c", 1, 0);
+    }
+    pthread_mutex_unlock(&cm->mu);
+    zmq_close(done);
+    return NULL;
+}
+
+/* The commit thread finished the other generation: send what it made true. */
+static int on_committed(ledger_t *l)
+{
+    char c;
+    while (zmq_recv(l->done_sock, &c, 1, ZMQ_DONTWAIT) >= 0)
+        ;
+    pthread_mutex_lock(&l->cm.mu);
+    bool busy = l->cm.job != NULL;
+    int rc = l->cm.rc;
+    double ms = l->cm.ms;
+    pthread_mutex_unlock(&l->cm.mu);
+    if (busy || !l->committing)
+        return ERR_OK;
+    if (rc)
+        return rc; /* nothing it held was made true: send nothing, stop */
+    l->commit_ms[l->ncommit++ % COMMIT_RING] = ms;
+    l->committing = false;
+    struct gen *done = l->g == &l->gen[0] ? &l->gen[1] : &l->gen[0];
+    kv_batch_clear(done->batch);
+    return flush_gen(l, done);
+}
+
+/* End of a turn: hand the filled generation to the commit thread if it is free. A generation
+ * with nothing to write is flushed at once, but only when no earlier one is still committing
+ * (its sends may depend on that one: a lease of a request submitted there). */
+static int commit_and_send(ledger_t *l)
+{
+    if (l->committing)
+        return ERR_OK; /* keep filling; handed over when the commit thread is done */
+    if (l->counters_dirty) {
+        put_counter(l, "requests_total", l->requests_total);
+        l->counters_dirty = false;
+    }
+    struct gen *g = l->g;
+    if (kv_batch_count(g->batch) == 0)
+        return flush_gen(l, g);
+    if (!l->cm.started) { /* no commit thread (it could not start): commit inline */
+        double t0 = now_ms_f();
+        int rc = kv_write(l->kv, g->batch, l->cfg.sync);
+        if (rc)
+            return rc;
+        l->commit_ms[l->ncommit++ % COMMIT_RING] = now_ms_f() - t0;
+        kv_batch_clear(g->batch);
+        return flush_gen(l, g);
+    }
+    pthread_mutex_lock(&l->cm.mu);
+    l->cm.job = g->batch;
+    pthread_cond_signal(&l->cm.cv);
+    pthread_mutex_unlock(&l->cm.mu);
+    l->committing = true;
+    l->g = g == &l->gen[0] ? &l->gen[1] : &l->gen[0];
+    return ERR_OK;
+}
+
 int ledger_poll(ledger_t *l, int timeout_ms)
 {
-    zmq_pollitem_t items[2] = {{l->clients, 0, ZMQ_POLLIN, 0}, {l->workers, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{l->clients, 0, ZMQ_POLLIN, 0},
+                               {l->workers, 0, ZMQ_POLLIN, 0},
+                               {l->done_sock, 0, ZMQ_POLLIN, 0}};
     /* Wake for lease deadlines and heartbeats at least every heartbeat/4. */
     int cap = l->cfg.heartbeat_ms / 4 > 10 ? l->cfg.heartbeat_ms / 4 : 10;
     if (timeout_ms < 0 || timeout_ms > cap)
         timeout_ms = cap;
-    int rc = zmq_poll(items, 2, timeout_ms);
+    int rc = zmq_poll(items, l->done_sock ? 3 : 2, timeout_ms);
     if (rc < 0)
         return zmq_errno() == EINTR ? ERR_INTR : ERR_IO;
+    if (l->done_sock && (items[2].revents & ZMQ_POLLIN)) {
+        rc = on_committed(l);
+        if (rc)
+            return rc;
+    }
     int budget = l->cfg.batch_max;
     bool more = true;
     while (more && budget > 0) {
@@ -1513,9 +1636,16 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     l->reqs = hmap_new();
     l->services = hmap_new();
     l->wk = hmap_new();
-    l->turn_records = hmap_new();
-    l->batch = kv_batch_new();
-    if (!l->reqs || !l->services || !l->wk || !l->turn_records || !l->batch) {
+    l->g = &l->gen[0];
+    pthread_mutex_init(&l->cm.mu, NULL);
+    pthread_cond_init(&l->cm.cv, NULL);
+    bool ok = l->reqs && l->services && l->wk;
+    for (int i = 0; i < 2; i++) {
+        l->gen[i].batch = kv_batch_new();
+        l->gen[i].staged = hmap_new();
+        ok = ok && l->gen[i].batch && l->gen[i].staged;
+    }
+    if (!ok) {
         ledger_destroy(&l);
         return ERR_NOMEM;
     }
@@ -1549,6 +1679,23 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     if (!rc && cfg->events_bind[0])
         rc = bind_sock(l, &l->events, ZMQ_PUB, cfg->events_bind, l->events_ep,
                        sizeof l->events_ep);
+    if (!rc) {
+        /* The commit thread, and the PAIR it signals on. */
+        struct committer *cm = &l->cm;
+        cm->kv = l->kv;
+        cm->sync = l->cfg.sync;
+        cm->zctx = zctx;
+        snprintf(cm->endpoint, sizeof cm->endpoint, "inproc://oaif-ledger-commit-%p", (void *)l);
+        l->done_sock = zmq_socket(zctx, ZMQ_PAIR);
+        int zero = 0;
+        if (!l->done_sock || zmq_setsockopt(l->done_sock, ZMQ_LINGER, &zero, sizeof zero) ||
+            zmq_bind(l->done_sock, cm->endpoint) != 0)
+            rc = ERR_IO;
+        else if (pthread_create(&cm->thread, NULL, committer_main, l) == 0)
+            cm->started = true;
+        else
+            log_warn("ledger: no commit thread; committing in the loop");
+    }
     if (rc) {
         ledger_destroy(&l);
         return rc;
@@ -1562,6 +1709,19 @@ void ledger_destroy(ledger_t **pl)
     if (!pl || !*pl)
         return;
     ledger_t *l = *pl;
+    if (l->cm.started) {
+        /* A batch being written is finished first; what it made true is not sent (peers ask
+         * again, and get the stored answers). */
+        pthread_mutex_lock(&l->cm.mu);
+        l->cm.stop = true;
+        pthread_cond_signal(&l->cm.cv);
+        pthread_mutex_unlock(&l->cm.mu);
+        pthread_join(l->cm.thread, NULL);
+    }
+    pthread_mutex_destroy(&l->cm.mu);
+    pthread_cond_destroy(&l->cm.cv);
+    if (l->done_sock)
+        zmq_close(l->done_sock);
     if (l->clients)
         zmq_close(l->clients);
     if (l->workers)
@@ -1590,15 +1750,18 @@ void ledger_destroy(ledger_t **pl)
             free(v);
         hmap_destroy(&l->wk);
     }
-    hmap_destroy(&l->turn_records);
-    for (size_t i = 0; i < l->nout; i++)
-        free(l->out[i].data);
-    free(l->out);
-    for (size_t i = 0; i < l->nevs; i++)
-        free(l->evs[i].id);
-    free(l->evs);
-    free(l->finished);
-    kv_batch_destroy(&l->batch);
+    for (int i = 0; i < 2; i++) {
+        struct gen *g = &l->gen[i];
+        hmap_destroy(&g->staged);
+        for (size_t k = 0; k < g->nout; k++)
+            free(g->out[k].data);
+        free(g->out);
+        for (size_t k = 0; k < g->nevs; k++)
+            free(g->evs[k].id);
+        free(g->evs);
+        free(g->finished); /* the requests themselves were freed with l->reqs */
+        kv_batch_destroy(&g->batch);
+    }
     kv_close(&l->kv);
     free(l);
     *pl = NULL;
