@@ -749,12 +749,21 @@ static int read_pairs(const char *path, const char *instruction, struct ann_item
         }
         size_t plen = oaif__v1__annotate_request__get_packed_size(&req);
         out[cnt].payload = malloc(plen);
-        out[cnt].id = malloc(strlen(id) + 8);
+        out[cnt].id = malloc(strlen(id) + 16);
         out[cnt].len = plen;
         if (out[cnt].payload)
             oaif__v1__annotate_request__pack(&req, out[cnt].payload);
-        if (out[cnt].id)
-            snprintf(out[cnt].id, strlen(id) + 8, "ann-%s", id);
+        if (out[cnt].id) {
+            /* The request id names the pair and the instruction: the same pair judged under
+             * another instruction is another request. */
+            char tag[12] = "";
+            if (instr && *instr) {
+                uint8_t h[32];
+                sha256(instr, strlen(instr), h);
+                snprintf(tag, sizeof tag, "-%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+            }
+            snprintf(out[cnt].id, strlen(id) + 16, "ann-%s%s", id, tag);
+        }
         cnt++;
         json_decref(o);
         if (!out[cnt - 1].payload || !out[cnt - 1].id) {
