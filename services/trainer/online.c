@@ -1,0 +1,950 @@
+/* online.c - see online.h. */
+#include "online.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "busclient.h"
+#include "checkpoint.h"
+#include "ckpt.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+#include "tokenizer.h"
+
+void trainer_online_defaults(struct trainer_online_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->run = "run";
+    c->ckpt_root = "data/checkpoints";
+    c->sft_dir = "data/checkpoints/sft-v000000";
+    c->ledger = "tcp://127.0.0.1:5555";
+    c->steps = 100;
+    c->batch = 16;
+    c->prompts_per_request = 16;
+    c->inflight = 2;
+    c->max_staleness = 1;
+    c->checkpoint_every = 10;
+    c->keep_last = 3;
+    c->step.loss = (struct nn_pref_opts){.kind = NN_PREF_DPO, .beta = 0.1f, .eps = 0.1f};
+    c->step.adamw = (struct nn_adamw_opts){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    c->step.clip = 1.0f;
+    c->step.micro = 16;
+    c->sched = (struct nn_sched){.kind = NN_SCHED_CONSTANT, .lr = 5e-4f, .warmup = 10};
+    c->temperature = 0.9f;
+    c->top_p = 1.0f;
+    c->max_new_tokens = 64;
+    c->instruction = "";
+    c->seed = 1;
+}
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+struct waiting { /* a sampled pair waiting for its label */
+    char *pair_id;
+    int *prompt, *resp[2];
+    int plen, rlen[2];
+    float ref[2];
+    uint32_t version;
+    uint8_t *rec; /* the Pair, with its reference log-probs, packed: re-put at the checkpoint */
+    size_t rec_len;
+};
+
+struct labeled { /* a pair with a winner, ready to train */
+    struct waiting *w;
+    int chosen; /* 0 or 1: which response won */
+    double disagreement;
+};
+
+struct run {
+    const struct trainer_online_config *cfg;
+    bus_client_t *cl;
+    nn_model_t *policy, *ref;
+    nn_adamw_t *opt;
+    tok_t *tok;
+    /* prompts */
+    Oaif__V1__Prompt **prompts;
+    size_t nprompts, aprompts;
+    hmap_t *prompt_by_id; /* id -> Oaif__V1__Prompt (its reference answer, for the judge) */
+    /* progress of the run (saved in checkpoints) */
+    int step;
+    uint32_t version;
+    uint64_t sample_seq;
+    /* pipeline */
+    int samples_inflight;
+    hmap_t *waiting; /* pair id -> struct waiting (label pending) */
+    struct labeled *ready;
+    size_t nready, aready;
+    /* since the last checkpoint: step records and pair records to put with it */
+    uint8_t **recs;
+    size_t *rec_lens;
+    int *rec_kinds;
+    char **rec_ids;
+    size_t nrecs, arecs;
+    /* set aside since the last step */
+    char **skipped;
+    const char **skip_why;
+    size_t nskipped, askipped;
+    struct trainer_online_summary sum;
+    uint64_t t0_ms, last_print_ms;
+    int rc; /* a fatal error seen in a callback */
+};
+
+static uint64_t now_ms(void)
+{
+    return bus_mono_ms();
+}
+
+static int grow(void **arr, size_t *alloc, size_t need, size_t elem)
+{
+    if (need <= *alloc)
+        return ERR_OK;
+    size_t n = *alloc ? *alloc * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return ERR_NOMEM;
+    *arr = p;
+    *alloc = n;
+    return ERR_OK;
+}
+
+static void waiting_free(struct waiting *w)
+{
+    if (!w)
+        return;
+    free(w->pair_id);
+    free(w->prompt);
+    free(w->resp[0]);
+    free(w->resp[1]);
+    free(w->rec);
+    free(w);
+}
+
+static void skip(struct run *r, const char *pair_id, const char *why)
+{
+    if (r->nskipped == r->askipped) {
+        size_t n = r->askipped ? r->askipped * 2 : 64;
+        char **a = realloc(r->skipped, n * sizeof *a);
+        if (!a)
+            return;
+        r->skipped = a;
+        const char **b = realloc(r->skip_why, n * sizeof *b);
+        if (!b)
+            return;
+        r->skip_why = b;
+        r->askipped = n;
+    }
+    r->skipped[r->nskipped] = strdup(pair_id);
+    r->skip_why[r->nskipped] = why; /* static strings */
+    if (r->skipped[r->nskipped])
+        r->nskipped++;
+    if (!strcmp(why, "tie"))
+        r->sum.ties++;
+    else if (!strcmp(why, "stale"))
+        r->sum.stale++;
+    else if (!strcmp(why, "failed"))
+        r->sum.failed++;
+    else
+        r->sum.dropped++;
+}
+
+/* Keep a record to put with the next checkpoint. `data` is taken. */
+static int keep_record(struct run *r, int kind, const char *id, uint8_t *data, size_t len)
+{
+    if (r->nrecs == r->arecs) {
+        size_t n = r->arecs ? r->arecs * 2 : 64;
+        uint8_t **a = realloc(r->recs, n * sizeof *a);
+        if (a)
+            r->recs = a;
+        size_t *b = a ? realloc(r->rec_lens, n * sizeof *b) : NULL;
+        if (b)
+            r->rec_lens = b;
+        int *k = b ? realloc(r->rec_kinds, n * sizeof *k) : NULL;
+        if (k)
+            r->rec_kinds = k;
+        char **d = k ? realloc(r->rec_ids, n * sizeof *d) : NULL;
+        if (!d) {
+            free(data);
+            return ERR_NOMEM;
+        }
+        r->rec_ids = d;
+        r->arecs = n;
+    }
+    r->rec_ids[r->nrecs] = strdup(id);
+    if (!r->rec_ids[r->nrecs]) {
+        free(data);
+        return ERR_NOMEM;
+    }
+    r->recs[r->nrecs] = data;
+    r->rec_lens[r->nrecs] = len;
+    r->rec_kinds[r->nrecs] = kind;
+    r->nrecs++;
+    return ERR_OK;
+}
+
+static void clear_records(struct run *r)
+{
+    for (size_t i = 0; i < r->nrecs; i++) {
+        free(r->recs[i]);
+        free(r->rec_ids[i]);
+    }
+    r->nrecs = 0;
+}
+
+/* ---- start: models, prompts, resume ----------------------------------------------------- */
+
+static int load_tokenizer(struct run *r, const char *dir)
+{
+    char path[2048], err[512];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, R_OK) == 0) {
+        if (tok_load(&r->tok, path, err, sizeof err)) {
+            log_error("trainer: %s", err);
+            return ERR_INVAL;
+        }
+        const struct nn_config *c = nn_model_config(r->ref);
+        tok_set_special_ids(r->tok, c->bos_token_id, c->eos_token_id, c->pad_token_id);
+        return ERR_OK;
+    }
+    r->tok = tok_new_byte();
+    return r->tok ? ERR_OK : ERR_NOMEM;
+}
+
+static int load_prompts(struct run *r)
+{
+    uint64_t after = 0;
+    for (;;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(r->cl, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, after, 1000,
+                                 10000, &env);
+        if (rc) {
+            log_error("trainer: reading prompts from the ledger: %s", err_str(rc));
+            return rc;
+        }
+        Oaif__V1__Records *rs = env->records;
+        for (size_t i = 0; i < rs->n_records; i++) {
+            Oaif__V1__Prompt *p = oaif__v1__prompt__unpack(NULL, rs->records[i]->data.len,
+                                                           rs->records[i]->data.data);
+            if (!p)
+                continue;
+            bool train = !p->split || !*p->split || !strcmp(p->split, "train");
+            bool room = !r->cfg->max_prompts || r->nprompts < (size_t)r->cfg->max_prompts;
+            if (!train || !room ||
+                grow((void **)&r->prompts, &r->aprompts, r->nprompts + 1, sizeof *r->prompts)) {
+                oaif__v1__prompt__free_unpacked(p, NULL);
+                continue;
+            }
+            r->prompts[r->nprompts++] = p;
+        }
+        bool more = rs->more;
+        after = rs->next_seq;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+        if (!more)
+            break;
+    }
+    if (!r->nprompts) {
+        log_error("trainer: the ledger holds no train prompts: import some first "
+                  "(oaif task prompts | oaif import prompts -)");
+        return ERR_NOTFOUND;
+    }
+    /* A fixed shuffle by seed: request n takes the next prompts_per_request of this order. */
+    uint64_t s = r->cfg->seed ^ 0x9e3779b97f4a7c15ULL;
+    for (size_t i = r->nprompts - 1; i > 0; i--) {
+        size_t j = (size_t)(nn_rng_next(&s) % (i + 1));
+        Oaif__V1__Prompt *t = r->prompts[i];
+        r->prompts[i] = r->prompts[j];
+        r->prompts[j] = t;
+    }
+    for (size_t i = 0; i < r->nprompts; i++)
+        hmap_put(r->prompt_by_id, r->prompts[i]->id, strlen(r->prompts[i]->id), r->prompts[i]);
+    log_info("trainer: %zu train prompts", r->nprompts);
+    return ERR_OK;
+}
+
+static double metric(const Oaif__V1__Checkpoint *c, const char *name, double dflt)
+{
+    for (size_t i = 0; i < c->n_metrics; i++)
+        if (!strcmp(c->metrics[i]->name, name))
+            return c->metrics[i]->value;
+    return dflt;
+}
+
+static int start(struct run *r)
+{
+    const struct trainer_online_config *c = r->cfg;
+    char err[512];
+    int rc = nn_checkpoint_load(&r->ref, c->sft_dir, err, sizeof err);
+    if (rc) {
+        log_error("trainer: the SFT model (reference): %s (make it with oaif sft)", err);
+        return rc == ERR_NOTFOUND ? ERR_NOTFOUND : rc;
+    }
+    rc = load_tokenizer(r, c->sft_dir);
+    if (rc)
+        return rc;
+    /* The SFT model is policy version 0 of this run's ledger. */
+    Oaif__V1__Checkpoint *have = NULL;
+    rc = ckpt_find_policy(r->cl, 0, 10000, &have);
+    if (rc == ERR_NOTFOUND) {
+        char path[2048], sha[65];
+        snprintf(path, sizeof path, "%s/%s", c->sft_dir, NN_CKPT_WEIGHTS);
+        if (ckpt_file_sha256(path, sha, err, sizeof err)) {
+            log_error("trainer: %s", err);
+            return ERR_IO;
+        }
+        Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
+        ck.version = 0;
+        ck.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT;
+        ck.path = (char *)c->sft_dir;
+        ck.sha256 = sha;
+        ck.created_ms = bus_now_ms();
+        ck.run = (char *)c->run;
+        rc = ckpt_publish(r->cl, &ck, 10000);
+        if (rc) {
+            log_error("trainer: publishing the SFT checkpoint: %s", err_str(rc));
+            return rc;
+        }
+    } else if (rc) {
+        log_error("trainer: reading checkpoints from the ledger: %s", err_str(rc));
+        return rc;
+    }
+    if (have)
+        oaif__v1__checkpoint__free_unpacked(have, NULL);
+    /* Resume from the newest policy checkpoint of this run, if there is one. */
+    Oaif__V1__Checkpoint *last = NULL;
+    rc = ckpt_find_policy(r->cl, -1, 10000, &last);
+    if (rc)
+        return rc;
+    const char *from = last->version > 0 ? last->path : c->sft_dir;
+    rc = nn_checkpoint_load(&r->policy, from, err, sizeof err);
+    if (!rc) {
+        r->opt = nn_adamw_new(nn_model_num_params(r->policy));
+        rc = r->opt ? ERR_OK : ERR_NOMEM;
+    }
+    if (!rc && last->version > 0) {
+        rc = nn_checkpoint_load_optim(r->policy, r->opt, from, err, sizeof err);
+        r->step = (int)metric(last, "step", 0);
+        r->sample_seq = (uint64_t)metric(last, "sample_seq", 0);
+        r->version = last->version;
+        if (!rc)
+            log_info("trainer: resuming run '%s' at step %d from %s (version %u)", c->run,
+                     r->step, from, r->version);
+    }
+    if (rc)
+        log_error("trainer: loading the policy: %s", err);
+    oaif__v1__checkpoint__free_unpacked(last, NULL);
+    if (!rc) {
+        /* Decay only matrices, as usual: not the norms. */
+        size_t nt = nn_model_num_tensors(r->policy);
+        for (size_t i = 0; i < nt; i++) {
+            const struct nn_tensor *t = nn_model_tensor(r->policy, i);
+            if (t->ndim == 1)
+                nn_adamw_set_decay(r->opt, t->offset, t->numel, false);
+        }
+        rc = load_prompts(r);
+    }
+    return rc;
+}
+
+/* ---- sampling ------------------------------------------------------------------------------ */
+
+static int submit_sample(struct run *r)
+{
+    const struct trainer_online_config *c = r->cfg;
+    size_t P = (size_t)c->prompts_per_request;
+    Oaif__V1__Prompt **ps = calloc(P, sizeof *ps);
+    if (!ps)
+        return ERR_NOMEM;
+    for (size_t i = 0; i < P; i++)
+        ps[i] = r->prompts[(r->sample_seq * P + i) % r->nprompts];
+    Oaif__V1__SamplingParams sp = OAIF__V1__SAMPLING_PARAMS__INIT;
+    sp.temperature = c->temperature;
+    sp.top_p = c->top_p;
+    sp.top_k = (uint32_t)c->top_k;
+    sp.max_new_tokens = (uint32_t)c->max_new_tokens;
+    sp.n = 2;
+    sp.seed = c->seed * 1000003ULL + r->sample_seq;
+    Oaif__V1__SampleRequest req = OAIF__V1__SAMPLE_REQUEST__INIT;
+    req.prompts = ps;
+    req.n_prompts = P;
+    req.sampling = &sp;
+    req.policy_version = c->offline ? 0 : r->version;
+    req.pin_version = 1;
+    req.run = (char *)c->run;
+    size_t n = oaif__v1__sample_request__get_packed_size(&req);
+    uint8_t *buf = malloc(n);
+    int rc = buf ? ERR_OK : ERR_NOMEM;
+    if (!rc) {
+        oaif__v1__sample_request__pack(&req, buf);
+        char id[300];
+        snprintf(id, sizeof id, "s-%s-%" PRIu64, c->run, r->sample_seq);
+        rc = bus_client_submit(r->cl, "sample", id, buf, n, c->lease_ms, 0);
+        if (!rc || rc == ERR_EXISTS) {
+            r->sample_seq++;
+            r->samples_inflight++;
+            rc = ERR_OK;
+        }
+    }
+    free(buf);
+    free(ps);
+    return rc;
+}
+
+static int *copy_ids(const int32_t *ids, size_t n)
+{
+    int *p = malloc((n ? n : 1) * sizeof *p);
+    if (p)
+        for (size_t i = 0; i < n; i++)
+            p[i] = ids[i];
+    return p;
+}
+
+static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
+{
+    r->samples_inflight--;
+    if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
+        log_warn("trainer: sample request %s failed: %s", rep->id, rep->error);
+        return;
+    }
+    Oaif__V1__SampleReply *sr =
+        oaif__v1__sample_reply__unpack(NULL, rep->payload.len, rep->payload.data);
+    if (!sr) {
+        log_warn("trainer: sample reply %s is not a SampleReply", rep->id);
+        return;
+    }
+    size_t np = sr->n_pairs;
+    struct waiting **ws = calloc(np ? np : 1, sizeof *ws);
+    struct trainer_pair *tp = calloc(np ? np : 1, sizeof *tp);
+    float *rc0 = calloc(np ? np : 1, sizeof *rc0), *rc1 = calloc(np ? np : 1, sizeof *rc1);
+    size_t k = 0;
+    unsigned flags = tok_wants_bos(r->tok) ? TOK_ADD_BOS : 0;
+    int ctx = nn_model_config(r->ref)->max_position_embeddings;
+    for (size_t i = 0; ws && tp && rc0 && rc1 && i < np; i++) {
+        Oaif__V1__Pair *p = sr->pairs[i];
+        if (p->n_responses != 2 || p->responses[0]->n_token_ids == 0 ||
+            p->responses[1]->n_token_ids == 0) {
+            skip(r, p->id, "empty response");
+            continue;
+        }
+        struct waiting *w = calloc(1, sizeof *w);
+        int *ids = NULL;
+        size_t nids = 0;
+        char err[256];
+        if (!w || tok_encode_prompt(r->tok, p->prompt, flags, &ids, &nids, err, sizeof err)) {
+            free(w);
+            skip(r, p->id, "prompt does not tokenize");
+            continue;
+        }
+        w->pair_id = strdup(p->id);
+        w->prompt = ids;
+        w->plen = (int)nids;
+        for (int s = 0; s < 2; s++) {
+            w->resp[s] = copy_ids(p->responses[s]->token_ids, p->responses[s]->n_token_ids);
+            w->rlen[s] = (int)p->responses[s]->n_token_ids;
+        }
+        w->version = p->policy_version;
+        if (!w->pair_id || !w->resp[0] || !w->resp[1] || w->plen + w->rlen[0] > ctx ||
+            w->plen + w->rlen[1] > ctx) {
+            skip(r, p->id, "longer than the context");
+            waiting_free(w);
+            continue;
+        }
+        tp[k] = (struct trainer_pair){.prompt = w->prompt, .prompt_len = w->plen,
+                                      .chosen = w->resp[0], .chosen_len = w->rlen[0],
+                                      .rejected = w->resp[1], .rejected_len = w->rlen[1]};
+        ws[k++] = w;
+    }
+    /* Reference log-probs, once per pair, with the frozen SFT model. */
+    if (k && trainer_logprobs(r->ref, tp, (int)k, r->cfg->step.micro, rc0, rc1)) {
+        log_error("trainer: reference log-probs for %s failed", rep->id);
+        for (size_t i = 0; i < k; i++) {
+            skip(r, ws[i]->pair_id, "reference failed");
+            waiting_free(ws[i]);
+        }
+        k = 0;
+    }
+    for (size_t i = 0, wi = 0; i < np && wi < k; i++) {
+        Oaif__V1__Pair *p = sr->pairs[i];
+        if (strcmp(p->id, ws[wi]->pair_id) != 0)
+            continue;
+        struct waiting *w = ws[wi++];
+        w->ref[0] = rc0[wi - 1];
+        w->ref[1] = rc1[wi - 1];
+        for (int s = 0; s < 2; s++) {
+            p->responses[s]->ref_logprob = w->ref[s];
+            p->responses[s]->has_ref_logprob = 1;
+        }
+        w->rec_len = oaif__v1__pair__get_packed_size(p);
+        w->rec = malloc(w->rec_len ? w->rec_len : 1);
+        if (w->rec)
+            oaif__v1__pair__pack(p, w->rec);
+        /* Ask the judge. */
+        Oaif__V1__Prompt *src = p->prompt_id ? hmap_get(r->prompt_by_id, p->prompt_id,
+                                                         strlen(p->prompt_id))
+                                             : NULL;
+        Oaif__V1__AnnotateRequest ar = OAIF__V1__ANNOTATE_REQUEST__INIT;
+        ar.pair = p;
+        ar.instruction = (char *)(r->cfg->instruction ? r->cfg->instruction : "");
+        ar.reference = src && src->reference ? src->reference : "";
+        ar.seed = r->cfg->seed;
+        size_t n = oaif__v1__annotate_request__get_packed_size(&ar);
+        uint8_t *buf = malloc(n);
+        char id[600];
+        snprintf(id, sizeof id, "a-%s", p->id);
+        if (!buf || hmap_put(r->waiting, w->pair_id, strlen(w->pair_id), w)) {
+            free(buf);
+            skip(r, w->pair_id, "out of memory");
+            waiting_free(w);
+            continue;
+        }
+        oaif__v1__annotate_request__pack(&ar, buf);
+        int rc = bus_client_submit(r->cl, "annotate", id, buf, n, r->cfg->lease_ms, 0);
+        free(buf);
+        if (rc && rc != ERR_EXISTS) {
+            hmap_del(r->waiting, w->pair_id, strlen(w->pair_id));
+            skip(r, w->pair_id, "not submitted");
+            waiting_free(w);
+        }
+    }
+    free(ws);
+    free(tp);
+    free(rc0);
+    free(rc1);
+    oaif__v1__sample_reply__free_unpacked(sr, NULL);
+}
+
+static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
+{
+    const char *pair_id = rep->id + 2; /* "a-<pair id>" */
+    struct waiting *w = hmap_del(r->waiting, pair_id, strlen(pair_id));
+    if (!w)
+        return;
+    if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
+        log_warn("trainer: judging %s failed: %s", pair_id, rep->error);
+        skip(r, pair_id, "failed");
+        waiting_free(w);
+        return;
+    }
+    Oaif__V1__AnnotateReply *ar =
+        oaif__v1__annotate_reply__unpack(NULL, rep->payload.len, rep->payload.data);
+    Oaif__V1__Winner win = ar && ar->label ? ar->label->winner : OAIF__V1__WINNER__WINNER_UNSPECIFIED;
+    double dis = ar && ar->label ? ar->label->disagreement : 0;
+    if (ar)
+        oaif__v1__annotate_reply__free_unpacked(ar, NULL);
+    r->sum.labeled++;
+    if (win != OAIF__V1__WINNER__WINNER_FIRST && win != OAIF__V1__WINNER__WINNER_SECOND) {
+        skip(r, pair_id, win == OAIF__V1__WINNER__WINNER_TIE ? "tie" : "no verdict");
+        waiting_free(w);
+        return;
+    }
+    if (grow((void **)&r->ready, &r->aready, r->nready + 1, sizeof *r->ready)) {
+        skip(r, pair_id, "out of memory");
+        waiting_free(w);
+        return;
+    }
+    r->ready[r->nready++] = (struct labeled){
+        .w = w, .chosen = win == OAIF__V1__WINNER__WINNER_FIRST ? 0 : 1, .disagreement = dis};
+}
+
+static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
+{
+    struct run *r = ctx;
+    if (rep->id[0] == 's')
+        on_sampled(r, rep);
+    else if (rep->id[0] == 'a')
+        on_labeled(r, rep);
+}
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+static void add_metric(Oaif__V1__Metric *ms, Oaif__V1__Metric **mp, size_t *n, const char *name,
+                       double v)
+{
+    oaif__v1__metric__init(&ms[*n]);
+    ms[*n].name = (char *)name;
+    ms[*n].value = v;
+    mp[*n] = &ms[*n];
+    (*n)++;
+}
+
+/* Remove policy checkpoints older than the newest keep_last (never the SFT model). */
+static void retain(struct run *r)
+{
+    int keep = r->cfg->keep_last > 0 ? r->cfg->keep_last : 1;
+    for (int v = (int)r->version - keep; v >= 1; v--) {
+        char dir[2048];
+        if (ckpt_dir(dir, sizeof dir, r->cfg->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY,
+                     (uint32_t)v))
+            continue;
+        DIR *d = opendir(dir);
+        if (!d)
+            break; /* older ones are gone already */
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            char f[4096];
+            snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+            unlink(f);
+        }
+        closedir(d);
+        rmdir(dir);
+    }
+}
+
+static int checkpoint(struct run *r)
+{
+    const struct trainer_online_config *c = r->cfg;
+    uint32_t v = r->version + 1;
+    char dir[2048], err[512], path[2100], sha[65];
+    int rc = ckpt_dir(dir, sizeof dir, c->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
+    if (!rc)
+        rc = nn_checkpoint_save(r->policy, dir, err, sizeof err);
+    if (!rc)
+        rc = nn_checkpoint_save_optim(r->policy, r->opt, dir, err, sizeof err);
+    if (!rc) {
+        /* The tokenizer travels with the weights, for the sampler. */
+        char src[2100];
+        snprintf(src, sizeof src, "%s/tokenizer.json", c->sft_dir);
+        if (access(src, R_OK) == 0) {
+            char cmdpath[2100];
+            snprintf(cmdpath, sizeof cmdpath, "%s/tokenizer.json", dir);
+            FILE *in = fopen(src, "rb"), *out = fopen(cmdpath, "wb");
+            char buf[65536];
+            size_t n;
+            while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+                fwrite(buf, 1, n, out);
+            if (in)
+                fclose(in);
+            if (out)
+                fclose(out);
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, NN_CKPT_WEIGHTS);
+        rc = ckpt_file_sha256(path, sha, err, sizeof err);
+    }
+    if (rc) {
+        log_error("trainer: checkpoint v%u: %s", v, err);
+        return rc;
+    }
+    Oaif__V1__Metric ms[8], *mp[8];
+    size_t nm = 0;
+    add_metric(ms, mp, &nm, "step", r->step);
+    add_metric(ms, mp, &nm, "sample_seq", (double)r->sample_seq);
+    add_metric(ms, mp, &nm, "loss", r->sum.last_loss);
+    add_metric(ms, mp, &nm, "accuracy", r->sum.last_accuracy);
+    add_metric(ms, mp, &nm, "kl", r->sum.last_kl);
+    Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
+    char id[64];
+    ckpt_record_id(id, sizeof id, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
+    ck.id = id;
+    ck.version = v;
+    ck.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY;
+    ck.step = (uint64_t)r->step;
+    ck.path = dir;
+    ck.sha256 = sha;
+    ck.parent = r->version;
+    ck.metrics = mp;
+    ck.n_metrics = nm;
+    ck.created_ms = bus_now_ms();
+    ck.run = (char *)c->run;
+    size_t cn = oaif__v1__checkpoint__get_packed_size(&ck);
+    uint8_t *cb = malloc(cn);
+    if (!cb)
+        return ERR_NOMEM;
+    oaif__v1__checkpoint__pack(&ck, cb);
+    /* One atomic put: the steps since the last checkpoint, their pairs (with reference
+     * log-probs), and the checkpoint that contains them. */
+    size_t n = r->nrecs + 1;
+    Oaif__V1__Record *rv = calloc(n, sizeof *rv);
+    Oaif__V1__Record **rp = calloc(n, sizeof *rp);
+    rc = rv && rp ? ERR_OK : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < n; i++) {
+        oaif__v1__record__init(&rv[i]);
+        if (i < r->nrecs) {
+            rv[i].kind = (Oaif__V1__RecordKind)r->rec_kinds[i];
+            rv[i].id = r->rec_ids[i];
+            rv[i].data.data = r->recs[i];
+            rv[i].data.len = r->rec_lens[i];
+        } else {
+            rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT;
+            rv[i].id = id;
+            rv[i].data.data = cb;
+            rv[i].data.len = cn;
+        }
+        rp[i] = &rv[i];
+    }
+    if (!rc) {
+        char put_id[400];
+        snprintf(put_id, sizeof put_id, "ckpt-%s-v%u-%.16s", c->run, v, sha);
+        rc = bus_client_put(r->cl, put_id, rp, n, false, 30000);
+        if (rc)
+            log_error("trainer: publishing checkpoint v%u: %s", v, err_str(rc));
+    }
+    free(rv);
+    free(rp);
+    free(cb);
+    if (rc)
+        return rc;
+    clear_records(r);
+    r->version = v;
+    retain(r);
+    log_info("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
+    return ERR_OK;
+}
+
+/* ---- training ------------------------------------------------------------------------------ */
+
+static void progress(struct run *r, const struct trainer_step_stats *st, double pairs_s)
+{
+    const struct trainer_online_config *c = r->cfg;
+    uint64_t now = now_ms();
+    if (!c->progress && r->step % 10 != 0 && r->step != c->steps)
+        return;
+    double el = (double)(now - r->t0_ms) / 1000.0;
+    int done = r->sum.steps_done ? r->sum.steps_done : 1;
+    double eta = el / done * (c->steps - r->step);
+    if (c->progress) {
+        int w = 24, fill = (int)((double)w * r->step / (c->steps ? c->steps : 1));
+        fprintf(stderr,
+                "\r[%.*s%*s] step %d/%d  loss %.4f  acc %.2f  margin %+.3f  kl %+.2f  len %.0f/%.0f"
+                "  %.1f pairs/s  ETA %.0fs   ",
+                fill, "########################", w - fill, "", r->step, c->steps,
+                st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl, st->len_chosen,
+                st->len_rejected, pairs_s, eta);
+        if (r->step == c->steps)
+            fputc('\n', stderr);
+    } else {
+        log_info("step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
+                 " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
+                 r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
+                 st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed,
+                 pairs_s);
+    }
+}
+
+static int train_step(struct run *r, double wait_s)
+{
+    const struct trainer_online_config *c = r->cfg;
+    int B = c->batch;
+    /* Stale pairs are set aside first. */
+    size_t keep = 0;
+    for (size_t i = 0; i < r->nready; i++) {
+        struct labeled *l = &r->ready[i];
+        if (!c->offline && l->w->version + (uint32_t)c->max_staleness < r->version) {
+            skip(r, l->w->pair_id, "stale");
+            waiting_free(l->w);
+            continue;
+        }
+        r->ready[keep++] = *l;
+    }
+    r->nready = keep;
+    if (r->nready < (size_t)B)
+        return ERR_AGAIN;
+    struct trainer_pair *tp = calloc((size_t)B, sizeof *tp);
+    if (!tp)
+        return ERR_NOMEM;
+    double dis = 0;
+    for (int i = 0; i < B; i++) {
+        struct labeled *l = &r->ready[i];
+        struct waiting *w = l->w;
+        int ch = l->chosen, rj = 1 - l->chosen;
+        tp[i] = (struct trainer_pair){.prompt = w->prompt, .prompt_len = w->plen,
+                                      .chosen = w->resp[ch], .chosen_len = w->rlen[ch],
+                                      .rejected = w->resp[rj], .rejected_len = w->rlen[rj],
+                                      .ref_chosen = w->ref[ch], .ref_rejected = w->ref[rj],
+                                      .target = 1.0f};
+        dis += l->disagreement / B;
+    }
+    struct trainer_step_opts so = c->step;
+    so.lr = nn_sched_lr(&c->sched, r->step);
+    struct trainer_step_stats st;
+    uint64_t t0 = now_ms();
+    int rc = trainer_pref_step(r->policy, r->opt, tp, B, &so, &st);
+    double train_s = (double)(now_ms() - t0) / 1000.0;
+    free(tp);
+    if (rc) {
+        log_error("trainer: step %d failed: %s", r->step + 1, err_str(rc));
+        return rc;
+    }
+    r->step++;
+    r->sum.steps_done++;
+    r->sum.trained += (uint64_t)B;
+    r->sum.last_loss = st.pref.loss;
+    r->sum.last_accuracy = st.pref.accuracy;
+    r->sum.last_margin = st.pref.margin;
+    r->sum.last_kl = st.kl;
+    /* The step's record: its pairs, what was set aside since the last one, its numbers. */
+    char **ids = calloc((size_t)B, sizeof *ids);
+    Oaif__V1__Metric ms[20], *mp[20];
+    size_t nm = 0;
+    double el = (double)(now_ms() - r->t0_ms) / 1000.0;
+    double pairs_s = el > 0 ? (double)r->sum.trained / el : 0;
+    add_metric(ms, mp, &nm, "loss", st.pref.loss);
+    add_metric(ms, mp, &nm, "reward_chosen", st.pref.reward_chosen);
+    add_metric(ms, mp, &nm, "reward_rejected", st.pref.reward_rejected);
+    add_metric(ms, mp, &nm, "margin", st.pref.margin);
+    add_metric(ms, mp, &nm, "accuracy", st.pref.accuracy);
+    add_metric(ms, mp, &nm, "kl", st.kl);
+    add_metric(ms, mp, &nm, "len_chosen", st.len_chosen);
+    add_metric(ms, mp, &nm, "len_rejected", st.len_rejected);
+    add_metric(ms, mp, &nm, "grad_norm", st.grad_norm);
+    add_metric(ms, mp, &nm, "lr", so.lr);
+    add_metric(ms, mp, &nm, "judge_disagreement", dis);
+    add_metric(ms, mp, &nm, "ties", (double)r->sum.ties);
+    add_metric(ms, mp, &nm, "failed", (double)r->sum.failed);
+    add_metric(ms, mp, &nm, "stale", (double)r->sum.stale);
+    add_metric(ms, mp, &nm, "dropped", (double)r->sum.dropped);
+    add_metric(ms, mp, &nm, "pairs_per_s", pairs_s);
+    add_metric(ms, mp, &nm, "seconds_train", train_s);
+    add_metric(ms, mp, &nm, "seconds_wait", wait_s);
+    Oaif__V1__TrainStep ts = OAIF__V1__TRAIN_STEP__INIT;
+    char sid[300];
+    snprintf(sid, sizeof sid, "step-%s-%06d", c->run, r->step);
+    ts.id = sid;
+    ts.run = (char *)c->run;
+    ts.step = (uint64_t)r->step;
+    ts.policy_version = r->version;
+    ts.metrics = mp;
+    ts.n_metrics = nm;
+    ts.created_ms = bus_now_ms();
+    ts.skipped_pair_ids = r->skipped;
+    ts.n_skipped_pair_ids = r->nskipped;
+    ts.skip_reasons = (char **)r->skip_why;
+    ts.n_skip_reasons = r->nskipped;
+    if (ids) {
+        for (int i = 0; i < B; i++)
+            ids[i] = r->ready[i].w->pair_id;
+        ts.pair_ids = ids;
+        ts.n_pair_ids = (size_t)B;
+    }
+    size_t n = oaif__v1__train_step__get_packed_size(&ts);
+    uint8_t *buf = malloc(n);
+    if (buf) {
+        oaif__v1__train_step__pack(&ts, buf);
+        rc = keep_record(r, OAIF__V1__RECORD_KIND__RECORD_KIND_STEP, sid, buf, n);
+    } else {
+        rc = ERR_NOMEM;
+    }
+    free(ids);
+    for (size_t i = 0; i < r->nskipped; i++)
+        free(r->skipped[i]);
+    r->nskipped = 0;
+    /* The trained pairs' records (with reference log-probs) go with the checkpoint. */
+    for (int i = 0; !rc && i < B; i++) {
+        struct waiting *w = r->ready[i].w;
+        if (w->rec) {
+            rc = keep_record(r, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, w->pair_id, w->rec,
+                             w->rec_len);
+            w->rec = NULL;
+        }
+        waiting_free(w);
+    }
+    memmove(r->ready, r->ready + B, (r->nready - (size_t)B) * sizeof *r->ready);
+    r->nready -= (size_t)B;
+    progress(r, &st, pairs_s);
+    if (!rc && (r->step % (c->checkpoint_every > 0 ? c->checkpoint_every : 1) == 0 ||
+                r->step >= c->steps))
+        rc = checkpoint(r);
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static void run_free(struct run *r)
+{
+    bus_client_destroy(&r->cl);
+    nn_model_destroy(&r->policy);
+    nn_model_destroy(&r->ref);
+    nn_adamw_destroy(&r->opt);
+    tok_destroy(&r->tok);
+    for (size_t i = 0; i < r->nprompts; i++)
+        oaif__v1__prompt__free_unpacked(r->prompts[i], NULL);
+    free(r->prompts);
+    hmap_destroy(&r->prompt_by_id);
+    if (r->waiting) {
+        size_t pos = 0;
+        void *v;
+        while (hmap_next(r->waiting, &pos, NULL, NULL, &v))
+            waiting_free(v);
+        hmap_destroy(&r->waiting);
+    }
+    for (size_t i = 0; i < r->nready; i++)
+        waiting_free(r->ready[i].w);
+    free(r->ready);
+    clear_records(r);
+    free(r->recs);
+    free(r->rec_lens);
+    free(r->rec_kinds);
+    free(r->rec_ids);
+    for (size_t i = 0; i < r->nskipped; i++)
+        free(r->skipped[i]);
+    free(r->skipped);
+    free(r->skip_why);
+}
+
+int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
+                       volatile sig_atomic_t *stop, struct trainer_online_summary *out)
+{
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.t0_ms = now_ms();
+    if (cfg->batch < 1 || cfg->prompts_per_request < 1 || cfg->inflight < 1 || cfg->steps < 0) {
+        log_error("trainer: batch, prompts_per_request and inflight must be at least 1");
+        return ERR_INVAL;
+    }
+    struct bus_client_opts bo = {.endpoint = cfg->ledger, .curve = cfg->curve};
+    r.prompt_by_id = hmap_new();
+    r.waiting = hmap_new();
+    int rc = r.prompt_by_id && r.waiting ? bus_client_new(&r.cl, zctx, &bo) : ERR_NOMEM;
+    if (!rc)
+        rc = start(&r);
+    uint64_t wait_start = now_ms();
+    while (!rc && r.step < cfg->steps && !(stop && *stop)) {
+        if (cfg->stop_after_steps && r.sum.steps_done >= cfg->stop_after_steps)
+            break;
+        /* Keep sampling ahead, but not far: pairs sampled long before training go stale. */
+        size_t pipeline = r.nready + hmap_count(r.waiting) +
+                          (size_t)r.samples_inflight * (size_t)cfg->prompts_per_request;
+        while (!rc && r.samples_inflight < cfg->inflight &&
+               pipeline < (size_t)cfg->batch * 2 + (size_t)cfg->prompts_per_request) {
+            rc = submit_sample(&r);
+            pipeline += (size_t)cfg->prompts_per_request;
+        }
+        if (rc)
+            break;
+        int got = bus_client_poll(r.cl, 200, on_reply, &r);
+        if (got == ERR_INTR)
+            continue;
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        while (!rc && r.nready >= (size_t)cfg->batch && r.step < cfg->steps) {
+            double wait_s = (double)(now_ms() - wait_start) / 1000.0;
+            rc = train_step(&r, wait_s);
+            if (rc == ERR_AGAIN) {
+                rc = ERR_OK;
+                break;
+            }
+            wait_start = now_ms();
+        }
+    }
+    if (!rc && stop && *stop)
+        rc = ERR_INTR;
+    r.sum.step = r.step;
+    r.sum.version = r.version;
+    r.sum.seconds = (double)(now_ms() - r.t0_ms) / 1000.0;
+    if (out)
+        *out = r.sum;
+    run_free(&r);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* online.h - the trainer's online loop (OAIF): sample two responses per prompt from the current
+ * policy through the "sample" service, have each pair judged through "annotate", and take a
+ * DPO-family step (pref.h) against the frozen SFT model on every batch of labeled pairs.
+ *
+ * Everything goes through the ledger, with request ids that are a function of the run and a
+ * counter ("s-<run>-<n>", "a-<pair id>"), so a restarted trainer re-asks the same questions and
+ * gets the stored answers: no pair is sampled or judged twice. Checkpoints every K steps
+ * (safetensors + optimizer state under <ckpt_root>/policy-v<N>/), published with the steps they
+ * contain in one atomic put: a step is recorded only once its checkpoint is durable, so a step
+ * lost to a crash is redone and `oaif audit` can prove that no pair is used in two steps.
+ * One run per ledger: checkpoint versions are the run's. Offline mode samples every pair from
+ * the SFT model (version 0) and otherwise runs the same code: online and offline compare at the
+ * same label budget. */
+#ifndef TRAINER_ONLINE_H
+#define TRAINER_ONLINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "optim.h"
+#include "pref.h"
+
+struct trainer_online_config {
+    const char *run;       /* run name (ids, records) */
+    const char *ckpt_root; /* policy checkpoints go to <ckpt_root>/policy-v<N> */
+    const char *sft_dir;   /* the SFT checkpoint: reference model and policy version 0 */
+    const char *ledger;    /* the ledger's client endpoint */
+    const struct bus_curve *curve;
+    int steps;              /* optimizer steps in all (a resumed run continues to this) */
+    int batch;              /* labeled pairs per step */
+    int prompts_per_request; /* prompts per sample request (2 responses each) */
+    int inflight;           /* sample requests in flight */
+    int max_staleness;      /* pairs from versions older than current - this are not trained */
+    int checkpoint_every;   /* steps; a checkpoint is also written at the end */
+    int keep_last;          /* policy checkpoints kept on disk (SFT is never removed) */
+    struct trainer_step_opts step; /* loss, AdamW, clip, micro (step.lr: ignored, see sched) */
+    struct nn_sched sched;
+    float temperature, top_p;
+    int top_k, max_new_tokens;
+    const char *instruction; /* for the judge ("" : none) */
+    bool offline;
+    uint64_t seed;
+    int max_prompts;       /* train prompts read from the ledger (0: all) */
+    unsigned lease_ms;     /* per sample / annotate request (0: the ledger's default) */
+    bool progress;         /* a progress bar on stderr */
+    int stop_after_steps;  /* tests: return after this many steps of this process (0: off) */
+};
+
+/* Defaults: DPO beta 0.1, lr 5e-4 warm-up 10 then constant, batch 16, 2 x 16 prompts in flight,
+ * staleness 1, checkpoint every 10, keep 3, temperature 0.9, top_p 1, 64 new tokens. */
+void trainer_online_defaults(struct trainer_online_config *c);
+
+struct trainer_online_summary {
+    int steps_done;      /* steps taken by this process */
+    int step;            /* the run's step at exit */
+    uint32_t version;    /* the newest policy version at exit */
+    uint64_t labeled, trained, ties, failed, stale, dropped;
+    double last_loss, last_accuracy, last_margin, last_kl;
+    double seconds;
+};
+
+/* Run (or resume) the loop until cfg->steps are done or *stop becomes non-zero. ERR_OK,
+ * ERR_INTR (stopped; the last checkpoint stands), ERR_NOTFOUND (no SFT checkpoint, no prompts),
+ * ERR_TIMEOUT (the ledger does not answer), ERR_IO. Errors are logged with their reason. */
+int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
+                       volatile sig_atomic_t *stop, struct trainer_online_summary *out);
+
+#endif /* TRAINER_ONLINE_H */
