@@ -1,0 +1,5 @@
+# sampler (issue 5): the logic without sockets, and the service with real processes (a ledger and
+# sampler replicas; a fake /v1/completions server in the test process for the remote backend).
+oaif_test(sampler SOURCES ${OAIF_TEST_DIR}/test_sampler.c ${OAIF_TEST_DIR}/fake_completions.c
+          LIBS oaif_sampler TIMEOUT 120)
+target_include_directories(test_sampler PRIVATE ${OAIF_TEST_DIR})
