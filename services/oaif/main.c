@@ -31,9 +31,14 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"status", oaif_cmd_status},    {"import", oaif_cmd_import}, {"export", oaif_cmd_export},
-    {"keys", oaif_cmd_keys},        {"task", oaif_cmd_task},     {"annotate", oaif_cmd_annotate},
-    {"judge", annotator_cli_judge}, {"sft", trainer_cli_sft},
+    {"status", oaif_cmd_status},
+    {"import", oaif_cmd_import},
+    {"export", oaif_cmd_export},
+    {"keys", oaif_cmd_keys},
+    {"task", oaif_cmd_task},
+    {"annotate", oaif_cmd_annotate},
+    {"judge", annotator_cli_judge},
+    {"sft", trainer_cli_sft},
 };
 
 int main(int argc, char **argv)
