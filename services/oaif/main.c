@@ -5,6 +5,7 @@
 #include "annotator_try.h"
 #include "log.h"
 #include "oaif.h"
+#include "sft.h"
 
 static const char usage[] =
     "usage: oaif VERB [args]\n"
@@ -19,6 +20,8 @@ static const char usage[] =
     "                               annotate service; labels as JSONL on stdout\n"
     "  judge try [opts] PROMPT FIRST SECOND   ask the configured judge once: verdict,\n"
     "                               P per order, tokens, cost (oaif judge try --help)\n"
+    "  sft [--out ROOT] [--data FILE.jsonl] [--init DIR] [--quick] [--ledger EP] ...\n"
+    "                               train policy version 0 by SFT (oaif sft --help)\n"
     "common options: --ledger EP (env OAIF_LEDGER), --curve-secret FILE --server-key FILE,\n"
     "                --timeout-ms N\n";
 
@@ -35,6 +38,7 @@ static const struct verb verbs[] = {
     {"task", oaif_cmd_task},
     {"annotate", oaif_cmd_annotate},
     {"judge", annotator_cli_judge},
+    {"sft", trainer_cli_sft},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,140 @@
+/* sft.h - supervised fine-tuning (SFT) of a policy on prompt/response pairs, the built-in policy,
+ * and `oaif sft`.
+ *
+ * What it is for: version 0 of the policy. The pairs are the built-in task's demonstrations
+ * (task_demo_pairs, with their controlled share of wrong answers and their mix of terse and
+ * verbose phrasings) or any JSONL file of {"prompt", "response"} (task_jsonl_read). A pair is
+ * trained as the tokenizer renders it: the prompt through the template (tok_encode_prompt), then
+ * the response, then EOS; the loss is the token cross-entropy of the response tokens only
+ * (nn_loss_sft). When the rendered prompt does not end in whitespace and the response does not
+ * start with it, one space separates them ("Assistant: 47<eos>"), so a sampler fed the rendered
+ * prompt generates " 47" and should strip that one leading space (trainer_eval_task does).
+ * Training: AdamW, linear warm-up then cosine decay to a tenth of the peak, gradient clipping by
+ * global norm, batches of right-padded sequences. Everything random (initialisation, shuffling)
+ * comes from the seed, and the engine's reductions run in a fixed order, so the same settings
+ * and seed give the same model bit for bit on the same machine and thread count.
+ * The evaluation: greedy answers to the built-in task's eval split, checked by task_check;
+ * accuracy overall and per family, and the mean response length in bytes.
+ *
+ * The built-in policy (trainer_builtin_config, trainer_sft_defaults): a small Llama-shaped model
+ * for the byte tokenizer and the recipe that trains it on 2 cores in a few minutes to an imperfect
+ * policy (40-75% on the eval split), whose online training then has something to fix.
+ *
+ * Not for: online preference training or reward models (later trainer modules), sampling as a
+ * service (the sampler). */
+#ifndef TRAINER_SFT_H
+#define TRAINER_SFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "model.h"
+#include "task.h"
+#include "tokenizer.h"
+
+#define TRAINER_SFT_SETTINGS "sft.json" /* beside the checkpoint: settings, result, sha256 */
+#define TRAINER_TASK_SEED    1          /* the built-in task's split, as `oaif task` uses */
+
+struct trainer_sft_opts {
+    /* data */
+    const char *data_path;        /* JSONL of {"prompt", "response"}; NULL: built-in demos */
+    uint64_t task_seed;           /* built-in task: split, demonstrations and eval prompts */
+    size_t demos;                 /* built-in demonstrations to generate (train pairs) */
+    struct task_demo_config demo; /* their wrong and verbose shares */
+    /* model */
+    const char *init_dir; /* checkpoint to start from; NULL: a fresh built-in model */
+    uint64_t seed;        /* initialisation and data order */
+    /* optimisation */
+    long steps;         /* optimizer steps, >= 1 */
+    int batch;          /* sequences per step, >= 1 */
+    int max_len;        /* tokens per sequence at most (longer responses are cut), >= 2 */
+    float lr;           /* peak learning rate, > 0 */
+    float min_lr_ratio; /* cosine floor as a share of lr, [0, 1] */
+    long warmup;        /* linear warm-up steps, [0, steps] */
+    float weight_decay; /* AdamW, on matrices only (not norms or embeddings), >= 0 */
+    float clip;         /* global gradient-norm clip; 0: off */
+    /* evaluation */
+    int eval_n;       /* eval-split prompts for the evaluation; 0: none */
+    long eval_every;  /* evaluate every this many steps as well as at the end; 0: at the end */
+    int eval_max_new; /* token budget of an eval response */
+    /* output */
+    int progress; /* progress bar on stderr: 1 always, 0 never, -1 when stderr is a terminal */
+};
+
+/* Per-family and overall results of trainer_eval_task. */
+struct trainer_eval {
+    int n, correct;
+    double accuracy;    /* correct / n, 0 when n == 0 */
+    double mean_length; /* mean response length in bytes (leading separator space stripped) */
+    double terse_share; /* share of responses of at most 12 bytes */
+    int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT];
+};
+
+struct trainer_sft_result {
+    size_t pairs;        /* training pairs */
+    size_t truncated;    /* pairs whose response was cut at max_len */
+    long steps;          /* steps taken */
+    double first_loss;   /* loss of the first batch */
+    double final_loss;   /* mean loss over the last 10% of steps (at least the last one) */
+    double seconds;      /* training wall time, evaluation excluded */
+    double tokens_per_s; /* real (unpadded) tokens through forward and backward per second */
+    bool evaluated;      /* eval below is filled (eval_n > 0) */
+    struct trainer_eval eval;
+};
+
+/* The built-in policy's shape: nn_config_default's byte-tokenizer Llama, resized for the task. */
+void trainer_builtin_config(struct nn_config *c);
+
+/* The built-in recipe: built-in demonstrations, task seed TRAINER_TASK_SEED, seed 1, the steps,
+ * batch and learning rate that reach the intended accuracy band, eval on 350 prompts, progress
+ * bar when stderr is a terminal. */
+void trainer_sft_defaults(struct trainer_sft_opts *o);
+
+/* Check the options; ERR_INVAL with err naming the field and the reason. */
+int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen);
+
+/* The tokenizer of a model: the byte tokenizer for config "byte", else `dir`/tokenizer.json
+ * (dir NULL is an error then). Special ids follow the config where it has them. On ERR_OK *out
+ * owns it (tok_destroy). Errors as tok_load, with err filled. */
+int trainer_tokenizer(tok_t **out, const struct nn_config *c, const char *dir, char *err,
+                      size_t errlen);
+
+/* Greedy answers of `m` to the first n prompts of the built-in eval split under task_seed (in
+ * batches of up to 64), each checked with task_check. Fills *out. ERR_INVAL (n < 1, max_new < 1),
+ * ERR_TOOBIG (a prompt does not fit the model's context), ERR_NOMEM, or the engine's error;
+ * err filled. */
+int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
+                      struct trainer_eval *out, char *err, size_t errlen);
+
+/* Train: load or build the model, read or generate the pairs, run the steps, evaluate. On ERR_OK
+ * *out owns the trained model (nn_model_destroy) and *res is filled. ERR_INVAL (bad options, a
+ * bad data file, a pair whose prompt leaves no room for a response; err names the file and
+ * line or pair), ERR_NOTFOUND (no such data file or init checkpoint), ERR_IO, ERR_NOMEM, or the
+ * engine's error. Nothing is written to disk. */
+int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
+                      struct trainer_sft_result *res, char *err, size_t errlen);
+
+/* What trainer_sft_run did. */
+struct trainer_sft_outcome {
+    bool cached;     /* the checkpoint was already there with these settings: no training */
+    char dir[4096];  /* the checkpoint directory, ckpt_dir(root, sft, 0) */
+    char sha256[65]; /* of dir/model.safetensors */
+    struct trainer_sft_result res; /* on a cache hit, as stored in the settings file */
+};
+
+/* Train and write checkpoint version 0 of kind sft under `root` (nn_checkpoint_save, and the
+ * settings with the result and sha256 in dir/TRAINER_SFT_SETTINGS), or, when that directory
+ * already holds a checkpoint trained with the same settings (data file and init checkpoint
+ * compared by sha256) whose weights still have the recorded sha256, skip training (unless
+ * `force`). Errors as trainer_sft_train, and ERR_IO for the files written. */
+int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool force,
+                    struct trainer_sft_outcome *out, char *err, size_t errlen);
+
+/* `oaif sft [options]`: argv[0] is the first argument after "sft". Prints what it does to
+ * stderr and a summary to stdout. Returns 0 done, 1 failed (the reason printed), 2 bad usage.
+ * `oaif sft --help` lists the options. */
+int trainer_cli_sft(int argc, char **argv);
+
+#endif /* TRAINER_SFT_H */
