@@ -15,6 +15,7 @@ static const char usage[] =
     "                               (prompts pairs labels scores strengths checkpoints evals\n"
     "                                steps cache meta)\n"
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
+    "  audit                        prove from the ledger that no pair was trained twice\n"
     "  task prompts|pairs [--split S] [--n N] [--seed S]   the built-in task as JSONL\n"
     "  annotate FILE.jsonl [--instruction T] [--in-flight N]   label pairs through the\n"
     "                               annotate service; labels as JSONL on stdout\n"
@@ -37,6 +38,7 @@ static const struct verb verbs[] = {
     {"keys", oaif_cmd_keys},
     {"task", oaif_cmd_task},
     {"annotate", oaif_cmd_annotate},
+    {"audit", oaif_cmd_audit},
     {"judge", annotator_cli_judge},
     {"sft", trainer_cli_sft},
 };

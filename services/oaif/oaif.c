@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "busclient.h"
 #include "err.h"
+#include "hmap.h"
 #include "ledger.h"
 #include "pbjson.h"
 #include "sha256.h"
@@ -872,4 +873,153 @@ int oaif_cmd_annotate(int argc, char **argv)
     free(items);
     conn_close(&zctx, &cl);
     return run.done == n && run.failed == 0 ? 0 : 1;
+}
+
+/* ---- audit ----------------------------------------------------------------------------- */
+
+/* Call fn on every record of `kind`, in commit order. */
+static int scan_all(bus_client_t *cl, const struct conn *c, Oaif__V1__RecordKind kind,
+                    void (*fn)(void *ctx, const Oaif__V1__Record *rec), void *ctx)
+{
+    uint64_t after = 0;
+    for (;;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(cl, kind, after, 2000, c->timeout_ms, &env);
+        if (rc)
+            return query_failed(rc, c, cl, "audit");
+        Oaif__V1__Records *r = env->records;
+        for (size_t i = 0; i < r->n_records; i++)
+            fn(ctx, r->records[i]);
+        bool more = r->more;
+        after = r->next_seq;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+        if (!more)
+            return 0;
+    }
+}
+
+struct audit {
+    hmap_t *pairs;   /* pair id -> 1 */
+    hmap_t *labeled; /* pair id -> 1 */
+    hmap_t *trained; /* pair id -> step (as pointer-sized integer) */
+    size_t npairs, nlabels, ntrained, twice, steps;
+    size_t reasons_n[16];
+    char reasons[16][32];
+    size_t nreasons;
+    buf_t problems;
+};
+
+static void audit_pair(void *ctx, const Oaif__V1__Record *rec)
+{
+    struct audit *a = ctx;
+    a->npairs++;
+    hmap_put(a->pairs, rec->id, strlen(rec->id), (void *)1);
+}
+
+static void audit_label(void *ctx, const Oaif__V1__Record *rec)
+{
+    struct audit *a = ctx;
+    Oaif__V1__Label *l = oaif__v1__label__unpack(NULL, rec->data.len, rec->data.data);
+    if (!l)
+        return;
+    a->nlabels++;
+    if (l->pair_id && *l->pair_id)
+        hmap_put(a->labeled, l->pair_id, strlen(l->pair_id), (void *)1);
+    oaif__v1__label__free_unpacked(l, NULL);
+}
+
+static void audit_step(void *ctx, const Oaif__V1__Record *rec)
+{
+    struct audit *a = ctx;
+    Oaif__V1__TrainStep *t = oaif__v1__train_step__unpack(NULL, rec->data.len, rec->data.data);
+    if (!t)
+        return;
+    a->steps++;
+    for (size_t i = 0; i < t->n_pair_ids; i++) {
+        const char *id = t->pair_ids[i];
+        uintptr_t before = (uintptr_t)hmap_get(a->trained, id, strlen(id));
+        if (before) {
+            a->twice++;
+            buf_printf(&a->problems, "  pair %s trained in step %" PRIuPTR " and step %" PRIu64 "\n",
+                       id, before, t->step);
+        } else {
+            a->ntrained++;
+            hmap_put(a->trained, id, strlen(id), (void *)(uintptr_t)(t->step ? t->step : 1));
+        }
+    }
+    for (size_t i = 0; i < t->n_skip_reasons; i++) {
+        size_t k = 0;
+        while (k < a->nreasons && strcmp(a->reasons[k], t->skip_reasons[i]))
+            k++;
+        if (k == a->nreasons && a->nreasons < 16)
+            snprintf(a->reasons[a->nreasons++], 32, "%s", t->skip_reasons[i]);
+        if (k < 16)
+            a->reasons_n[k]++;
+    }
+    oaif__v1__train_step__free_unpacked(t, NULL);
+}
+
+int oaif_cmd_audit(int argc, char **argv)
+{
+    struct conn c;
+    argc = conn_parse(&c, argc, argv);
+    if (argc < 0)
+        return 2;
+    if (argc != 0) {
+        fprintf(stderr, "usage: oaif audit [--ledger EP]\n  proves from the ledger that no pair "
+                        "was used in two training steps\n");
+        return 2;
+    }
+    void *zctx = NULL;
+    bus_client_t *cl = NULL;
+    struct audit a = {0};
+    a.pairs = hmap_new();
+    a.labeled = hmap_new();
+    a.trained = hmap_new();
+    buf_init(&a.problems, 1 << 20);
+    int status = !a.pairs || !a.labeled || !a.trained ? 1 : 0;
+    if (!status && conn_open(&c, &zctx, &cl))
+        status = 1;
+    if (!status)
+        status = scan_all(cl, &c, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, audit_pair, &a);
+    if (!status)
+        status = scan_all(cl, &c, OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, audit_label, &a);
+    if (!status)
+        status = scan_all(cl, &c, OAIF__V1__RECORD_KIND__RECORD_KIND_STEP, audit_step, &a);
+    size_t unlabeled = 0, unknown = 0;
+    if (!status) {
+        size_t pos = 0;
+        const void *k;
+        size_t kl;
+        while (hmap_next(a.trained, &pos, &k, &kl, NULL)) {
+            if (!hmap_get(a.pairs, k, kl)) {
+                unknown++;
+                buf_printf(&a.problems, "  pair %.*s trained but not in the ledger's pairs\n",
+                           (int)kl, (const char *)k);
+            } else if (!hmap_get(a.labeled, k, kl)) {
+                unlabeled++;
+                buf_printf(&a.problems, "  pair %.*s trained without a label\n", (int)kl,
+                           (const char *)k);
+            }
+        }
+        printf("pairs sampled   %zu\nlabels          %zu\nsteps           %zu\n"
+               "pairs trained   %zu\n",
+               a.npairs, a.nlabels, a.steps, a.ntrained);
+        for (size_t i = 0; i < a.nreasons; i++)
+            printf("set aside       %zu %s\n", a.reasons_n[i], a.reasons[i]);
+        printf("trained twice   %zu\ntrained, no label %zu\ntrained, no pair  %zu\n", a.twice,
+               unlabeled, unknown);
+        if (a.twice || unlabeled || unknown) {
+            printf("AUDIT FAILED:\n%s", a.problems.data ? a.problems.data : "");
+            status = 1;
+        } else {
+            printf("audit: clean (every trained pair was sampled, labeled, and used in one step)\n");
+        }
+    }
+    buf_free(&a.problems);
+    hmap_destroy(&a.pairs);
+    hmap_destroy(&a.labeled);
+    hmap_destroy(&a.trained);
+    conn_close(&zctx, &cl);
+    return status;
 }
