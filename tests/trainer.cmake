@@ -1,2 +1,6 @@
 # The trainer's online loop and its preference step.
 oaif_test(trainer_pref SOURCES ${OAIF_TEST_DIR}/test_trainer_pref.c LIBS oaif_trainer)
+oaif_test(trainer_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_procs.c ${OAIF_TEST_DIR}/testproc.c
+          LIBS oaif_trainer TIMEOUT 600 LABEL integration)
+target_include_directories(test_trainer_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_trainer_procs ledger sampler trainer oaif)

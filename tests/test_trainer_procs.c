@@ -1,0 +1,343 @@
+/* test_trainer_procs - the online loop with real processes: a ledger, a sampler, the trainer,
+ * and (in a thread of this test) an annotate worker that labels by a fixed rule and never ties.
+ * The loop runs to the end with `oaif audit` clean; the trainer, the sampler and the ledger are
+ * each SIGKILLed in the middle of a run and started again, and the run still ends with every
+ * pair used in at most one step; stale pairs are set aside. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "busclient.h"
+#include "busworker.h"
+#include "checkpoint.h"
+#include "ckpt.h"
+#include "err.h"
+#include "model.h"
+#include "testproc.h"
+
+struct fx {
+    char dir[256], log[300], ep[300], ckpt[300], sft[320];
+    char cep[256], wep[256], eep[256];
+    pid_t ledger, sampler;
+    void *zctx;
+    pthread_t judge;
+    atomic_int stop;
+    atomic_int judged;
+};
+
+/* The judge: prefers the response whose text sorts first (never a tie: equal texts go to the
+ * first). Deterministic, so a resumed run's labels are the same as the first time. */
+static void *judge_main(void *arg)
+{
+    struct fx *f = arg;
+    struct bus_worker_opts o = {.endpoint = f->wep, .service = "annotate", .credit = 8,
+                                .heartbeat_ms = 200};
+    bus_worker_t *w = NULL;
+    /* The ledger may be restarting: keep trying. */
+    while (!atomic_load(&f->stop) && bus_worker_new(&w, f->zctx, &o))
+        usleep(100000);
+    while (w && !atomic_load(&f->stop)) {
+        struct bus_req *r = NULL;
+        if (bus_worker_recv(w, 100, &r))
+            continue;
+        Oaif__V1__AnnotateRequest *ar = oaif__v1__annotate_request__unpack(NULL, r->len, r->payload);
+        if (!ar || !ar->pair || ar->pair->n_responses != 2) {
+            bus_worker_fail(w, r->id, "not an AnnotateRequest with two responses", true);
+        } else {
+            Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+            l.id = r->id;
+            l.pair_id = ar->pair->id;
+            l.judge = "test-judge";
+            l.winner = strcmp(ar->pair->responses[0]->text, ar->pair->responses[1]->text) <= 0
+                           ? OAIF__V1__WINNER__WINNER_FIRST
+                           : OAIF__V1__WINNER__WINNER_SECOND;
+            l.prob_first = l.winner == OAIF__V1__WINNER__WINNER_FIRST ? 1.0 : 0.0;
+            Oaif__V1__AnnotateReply rep = OAIF__V1__ANNOTATE_REPLY__INIT;
+            rep.label = &l;
+            uint8_t buf[4096], lbuf[4096];
+            size_t n = oaif__v1__annotate_reply__pack(&rep, buf);
+            size_t ln = oaif__v1__label__pack(&l, lbuf);
+            Oaif__V1__Record rec = OAIF__V1__RECORD__INIT;
+            rec.kind = OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL;
+            rec.id = r->id;
+            rec.data.data = lbuf;
+            rec.data.len = ln;
+            Oaif__V1__Record *recs[1] = {&rec};
+            bus_worker_reply(w, r->id, buf, n, recs, 1);
+            atomic_fetch_add(&f->judged, 1);
+        }
+        if (ar)
+            oaif__v1__annotate_request__free_unpacked(ar, NULL);
+        bus_req_free(&r);
+    }
+    bus_worker_destroy(&w);
+    return NULL;
+}
+
+static void start_ledger(struct fx *f, const char *c, const char *w, const char *e)
+{
+    char db[320];
+    snprintf(db, sizeof db, "%s/db", f->dir);
+    unlink(f->ep);
+    char *argv[] = {(char *)tp_bin("services/ledger/ledger"), "--db", db, "--clients", (char *)c,
+                    "--workers", (char *)w, "--events", (char *)e, "--heartbeat", "200ms",
+                    "--lease", "20s", "--endpoints-file", f->ep, NULL};
+    f->ledger = tp_spawn(argv, f->log);
+    assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
+    assert_true(tp_read_kv(f->ep, "workers", f->wep, sizeof f->wep, 1000));
+    assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 1000));
+}
+
+static void start_sampler(struct fx *f)
+{
+    char *argv[] = {(char *)tp_bin("services/sampler/sampler"), "--clients", f->cep,
+                    "--workers", f->wep, "--events", f->eep, "--checkpoint-dir", f->ckpt,
+                    "--heartbeat", "200ms", NULL};
+    f->sampler = tp_spawn(argv, f->log);
+}
+
+/* A tiny random "SFT" model: the loop's machinery does not need a good one. */
+static void make_sft(struct fx *f)
+{
+    struct nn_config c;
+    nn_config_default(&c);
+    c.hidden_size = 32;
+    c.intermediate_size = 64;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 1;
+    c.max_position_embeddings = 96;
+    nn_model_t *m = NULL;
+    char err[256];
+    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
+    nn_model_init_random(m, 5, 0.02f);
+    assert_int_equal(nn_checkpoint_save(m, f->sft, err, sizeof err), ERR_OK);
+    nn_model_destroy(&m);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-trainer-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->log, sizeof f->log, "%s/log", f->dir);
+    snprintf(f->ep, sizeof f->ep, "%s/endpoints", f->dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/ckpt", f->dir);
+    snprintf(f->sft, sizeof f->sft, "%s/sft-v000000", f->ckpt);
+    f->zctx = zmq_ctx_new();
+    if (mkdir(f->ckpt, 0755) != 0)
+        return -1;
+    make_sft(f);
+    start_ledger(f, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    setenv("OAIF_LEDGER", f->cep, 1);
+    /* 40 prompts of the built-in task */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s task prompts --n 40 | %s import prompts - >/dev/null",
+             tp_bin("services/oaif/oaif"), tp_bin("services/oaif/oaif"));
+    if (system(cmd) != 0)
+        return -1;
+    start_sampler(f);
+    assert_int_equal(pthread_create(&f->judge, NULL, judge_main, f), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    atomic_store(&f->stop, 1);
+    pthread_join(f->judge, NULL);
+    if (f->sampler > 0)
+        tp_stop(f->sampler, SIGTERM);
+    if (f->ledger > 0)
+        tp_stop(f->ledger, SIGTERM);
+    zmq_ctx_term(f->zctx);
+    if (!getenv("KEEP_LOGS")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+        if (system(cmd) != 0)
+            return -1;
+    } else {
+        fprintf(stderr, "logs kept in %s\n", f->dir);
+    }
+    free(f);
+    return 0;
+}
+
+static pid_t start_trainer(struct fx *f, const char *steps, const char *every,
+                           const char *staleness, const char *inflight)
+{
+    char *argv[] = {(char *)tp_bin("services/trainer/trainer"), "--ledger", f->cep,
+                    "--reference", f->sft, "--checkpoints", f->ckpt, "--run", "t",
+                    "--steps", (char *)steps, "--batch", "4", "--prompts-per-request", "4",
+                    "--inflight", (char *)inflight, "--checkpoint-every", (char *)every,
+                    "--max-staleness", (char *)staleness, "--max-new-tokens", "12",
+                    "--lr", "1e-3", "--warmup", "0", NULL};
+    return tp_spawn(argv, f->log);
+}
+
+static int wait_exit(pid_t p, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        usleep(100000);
+    }
+    tp_stop(p, SIGKILL);
+    return -1;
+}
+
+static int oaif_out(char *out, size_t len, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static long count_of(const char *out, const char *label)
+{
+    const char *p = strstr(out, label);
+    return p ? strtol(p + strlen(label), NULL, 10) : -1;
+}
+
+/* The newest policy version the ledger has, or -1. */
+static long newest_version(struct fx *f)
+{
+    struct bus_client_opts o = {.endpoint = f->cep};
+    bus_client_t *c = NULL;
+    long v = -1;
+    if (bus_client_new(&c, f->zctx, &o) == ERR_OK) {
+        Oaif__V1__Checkpoint *ck = NULL;
+        if (ckpt_find_policy(c, -1, 2000, &ck) == ERR_OK) {
+            v = ck->version;
+            oaif__v1__checkpoint__free_unpacked(ck, NULL);
+        }
+        bus_client_destroy(&c);
+    }
+    return v;
+}
+
+static void expect_clean_audit(long steps)
+{
+    char out[8192];
+    int rc = oaif_out(out, sizeof out, "audit");
+    if (rc != 0)
+        fail_msg("audit failed:\n%s", out);
+    assert_int_equal(count_of(out, "steps           "), steps);
+    assert_int_equal(count_of(out, "pairs trained   "), steps * 4);
+    assert_int_equal(count_of(out, "trained twice   "), 0);
+}
+
+static void test_loop_runs_to_the_end_with_a_clean_audit(void **state)
+{
+    struct fx *f = *state;
+    pid_t t = start_trainer(f, "4", "2", "1", "2");
+    assert_int_equal(wait_exit(t, 90), 0);
+    assert_int_equal(newest_version(f), 2); /* checkpoints after steps 2 and 4 */
+    expect_clean_audit(4);
+    char path[600];
+    snprintf(path, sizeof path, "%s/policy-v000002/model.safetensors", f->ckpt);
+    assert_int_equal(access(path, R_OK), 0);
+}
+
+/* Did a trainer log that it resumed before the end of the run? */
+static bool resumed_mid_run(struct fx *f, long steps)
+{
+    FILE *lf = fopen(f->log, "r");
+    char line[2048];
+    bool yes = false;
+    while (lf && fgets(line, sizeof line, lf)) {
+        const char *p = strstr(line, "resuming run 't' at step ");
+        if (p && strtol(p + strlen("resuming run 't' at step "), NULL, 10) < steps)
+            yes = true;
+    }
+    if (lf)
+        fclose(lf);
+    return yes;
+}
+
+static void test_trainer_killed_resumes_from_its_checkpoint(void **state)
+{
+    struct fx *f = *state;
+    pid_t t = start_trainer(f, "40", "5", "1", "2");
+    for (int i = 0; i < 1200 && newest_version(f) < 2; i++)
+        usleep(50000);
+    tp_stop(t, SIGKILL);
+    assert_true(newest_version(f) < 8); /* killed before the end */
+    t = start_trainer(f, "40", "5", "1", "2");
+    assert_int_equal(wait_exit(t, 240), 0);
+    assert_true(resumed_mid_run(f, 40));
+    assert_int_equal(newest_version(f), 8);
+    expect_clean_audit(40);
+}
+
+static void test_sampler_and_ledger_killed_mid_run(void **state)
+{
+    struct fx *f = *state;
+    pid_t t = start_trainer(f, "40", "5", "1", "2");
+    for (int i = 0; i < 1200 && newest_version(f) < 2; i++)
+        usleep(50000);
+    tp_stop(f->sampler, SIGKILL);
+    start_sampler(f);
+    for (int i = 0; i < 1200 && newest_version(f) < 4; i++)
+        usleep(50000);
+    assert_true(newest_version(f) < 8); /* the run is not over yet */
+    char c[256], w[256], e[256];
+    snprintf(c, sizeof c, "%s", f->cep);
+    snprintf(w, sizeof w, "%s", f->wep);
+    snprintf(e, sizeof e, "%s", f->eep);
+    tp_stop(f->ledger, SIGKILL);
+    start_ledger(f, c, w, e);
+    assert_int_equal(wait_exit(t, 240), 0);
+    assert_int_equal(newest_version(f), 8);
+    expect_clean_audit(40);
+}
+
+static void test_stale_pairs_are_set_aside(void **state)
+{
+    struct fx *f = *state;
+    /* A checkpoint every step, three requests ahead, no staleness allowed. */
+    pid_t t = start_trainer(f, "4", "1", "0", "3");
+    assert_int_equal(wait_exit(t, 120), 0);
+    char out[8192];
+    assert_int_equal(oaif_out(out, sizeof out, "audit"), 0);
+    long stale = count_of(out, "set aside       ");
+    const char *s = strstr(out, " stale");
+    assert_non_null(s);
+    assert_true(stale >= 1);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_loop_runs_to_the_end_with_a_clean_audit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_trainer_killed_resumes_from_its_checkpoint, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sampler_and_ledger_killed_mid_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_pairs_are_set_aside, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("trainer_procs", tests, NULL, NULL);
+}
