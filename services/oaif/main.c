@@ -4,6 +4,7 @@
 
 #include "annotator_try.h"
 #include "log.h"
+#include "evaluate.h"
 #include "oaif.h"
 #include "sft.h"
 
@@ -16,6 +17,7 @@ static const char usage[] =
     "                                steps cache meta)\n"
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
     "  audit                        prove from the ledger that no pair was trained twice\n"
+    "  eval --policy DIR [--sft DIR] [--n N]   a policy against SFT on the eval split\n"
     "  task prompts|pairs [--split S] [--n N] [--seed S]   the built-in task as JSONL\n"
     "  annotate FILE.jsonl [--instruction T] [--in-flight N]   label pairs through the\n"
     "                               annotate service; labels as JSONL on stdout\n"
@@ -39,6 +41,7 @@ static const struct verb verbs[] = {
     {"task", oaif_cmd_task},
     {"annotate", oaif_cmd_annotate},
     {"audit", oaif_cmd_audit},
+    {"eval", trainer_cli_eval},
     {"judge", annotator_cli_judge},
     {"sft", trainer_cli_sft},
 };

@@ -1,0 +1,242 @@
+/* evaluate.c - see evaluate.h. */
+#include "evaluate.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "err.h"
+#include "rules.h"
+#include "sample.h"
+#include "sft.h"
+
+#define ANSWER_BATCH 64
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void trainer_answers_free(char **texts, int n)
+{
+    if (!texts)
+        return;
+    for (int i = 0; i < n; i++)
+        free(texts[i]);
+    free(texts);
+}
+
+int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps, int n,
+                    int max_new, char ***texts, char *err, size_t errlen)
+{
+    *texts = NULL;
+    if (n < 1 || max_new < 1) {
+        seterr(err, errlen, "answers: n = %d and max_new = %d must be at least 1", n, max_new);
+        return ERR_INVAL;
+    }
+    char **out = calloc((size_t)n, sizeof *out);
+    int *gen = malloc((size_t)ANSWER_BATCH * (size_t)max_new * sizeof *gen);
+    int *ids[ANSWER_BATCH] = {0};
+    int plen[ANSWER_BATCH], ngen[ANSWER_BATCH];
+    int Tmax = nn_model_config(m)->max_position_embeddings;
+    int rc = out && gen ? ERR_OK : ERR_NOMEM;
+    for (int b0 = 0; !rc && b0 < n; b0 += ANSWER_BATCH) {
+        int B = n - b0 < ANSWER_BATCH ? n - b0 : ANSWER_BATCH;
+        for (int b = 0; !rc && b < B; b++) {
+            size_t np = 0;
+            rc = tok_encode_prompt(tk, ps[b0 + b].text, tok_wants_bos(tk) ? TOK_ADD_BOS : 0,
+                                   &ids[b], &np, err, errlen);
+            if (!rc && (np < 1 || np >= (size_t)Tmax)) {
+                seterr(err, errlen, "answers: prompt %s is %zu tokens, the context %d",
+                       ps[b0 + b].id, np, Tmax);
+                rc = ERR_TOOBIG;
+            }
+            plen[b] = (int)np;
+        }
+        struct nn_sample_opts so = {.temperature = 0.0f, .top_k = 1, .top_p = 1.0f,
+                                    .max_new_tokens = max_new, .eos_token_id = tok_eos_id(tk)};
+        if (!rc && (rc = nn_sample(m, B, (const int *const *)ids, plen, &so, gen, ngen, NULL)))
+            seterr(err, errlen, "answers: sampling: %s", err_str(rc));
+        for (int b = 0; !rc && b < B; b++) {
+            char *text = NULL;
+            size_t tl = 0;
+            rc = tok_decode(tk, gen + (size_t)b * max_new, (size_t)ngen[b], TOK_SKIP_SPECIAL, &text,
+                            &tl);
+            if (rc) {
+                seterr(err, errlen, "answers: decoding: %s", err_str(rc));
+                break;
+            }
+            size_t off = 0;
+            while (off < tl && isspace((unsigned char)text[off]))
+                off++;
+            memmove(text, text + off, tl - off + 1);
+            out[b0 + b] = text;
+        }
+        for (int b = 0; b < B; b++) {
+            free(ids[b]);
+            ids[b] = NULL;
+        }
+    }
+    free(gen);
+    if (rc) {
+        trainer_answers_free(out, n);
+        if (rc == ERR_NOMEM)
+            seterr(err, errlen, "out of memory");
+        return rc;
+    }
+    *texts = out;
+    return ERR_OK;
+}
+
+static void side(const struct task_prompt *ps, char **texts, int n, struct trainer_side *s,
+                 bool *correct)
+{
+    int ok = 0;
+    double len = 0;
+    for (int i = 0; i < n; i++) {
+        struct task_check ck;
+        correct[i] = task_check(&ps[i], texts[i], strlen(texts[i]), &ck) == ERR_OK && ck.correct;
+        ok += correct[i];
+        len += (double)strlen(texts[i]);
+    }
+    s->accuracy = (double)ok / n;
+    s->mean_length = len / n;
+}
+
+int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed,
+                    int n, int max_new, const char *instruction, struct trainer_comparison *out,
+                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    enum rules_pref pref = RULES_PREFER_NONE;
+    if (instruction && *instruction && rules_instruction_parse(instruction, &pref)) {
+        seterr(err, errlen, "evaluation: the rules judge does not understand the instruction '%s'",
+               instruction);
+        return ERR_INVAL;
+    }
+    struct task_prompt *ps = NULL;
+    int rc = n >= 1 ? task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &ps) : ERR_INVAL;
+    if (rc) {
+        seterr(err, errlen, "evaluation: the built-in eval split (n = %d): %s", n, err_str(rc));
+        return rc;
+    }
+    char **a = NULL, **b = NULL;
+    bool *ca = calloc((size_t)n, sizeof *ca), *cb = calloc((size_t)n, sizeof *cb);
+    rc = ca && cb ? trainer_answers(policy, tk, ps, n, max_new, &a, err, errlen) : ERR_NOMEM;
+    if (!rc)
+        rc = trainer_answers(sft, tk, ps, n, max_new, &b, err, errlen);
+    if (!rc) {
+        out->n = n;
+        side(ps, a, n, &out->policy, ca);
+        side(ps, b, n, &out->sft, cb);
+        struct rules_config rc0 = {.p_noise = 0.0, .seed = 0};
+        for (int i = 0; !rc && i < n; i++) {
+            /* Both orders; the rules are position-free, so they agree, but a judge is asked
+             * both ways as a real one would be. */
+            struct rules_verdict v1, v2;
+            rc = rules_judge(&rc0, &ps[i], pref, ps[i].id, a[i], strlen(a[i]), b[i], strlen(b[i]),
+                             &v1);
+            if (!rc)
+                rc = rules_judge(&rc0, &ps[i], pref, ps[i].id, b[i], strlen(b[i]), a[i],
+                                 strlen(a[i]), &v2);
+            if (rc) {
+                seterr(err, errlen, "evaluation: judging %s: %s", ps[i].id, err_str(rc));
+                break;
+            }
+            double p = 0.5 * (v1.p_first + (1.0 - v2.p_first));
+            if (p > 0.5)
+                out->wins++;
+            else if (p < 0.5)
+                out->losses++;
+            else
+                out->ties++;
+        }
+        out->win_rate = (out->wins + 0.5 * out->ties) / n;
+    }
+    trainer_answers_free(a, n);
+    trainer_answers_free(b, n);
+    free(ca);
+    free(cb);
+    free(ps);
+    return rc;
+}
+
+int trainer_cli_eval(int argc, char **argv)
+{
+    const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL;
+    int n = 350, max_new = 64;
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!v || a[0] != '-') {
+            fprintf(stderr, "oaif eval: %s %s\n", v ? "unexpected" : "missing a value for", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--policy"))
+            policy_dir = v;
+        else if (!strcmp(a, "--sft"))
+            sft_dir = v;
+        else if (!strcmp(a, "--instruction"))
+            instr = v;
+        else if (!strcmp(a, "--n") && (n = atoi(v)) >= 1)
+            ;
+        else if (!strcmp(a, "--max-new") && (max_new = atoi(v)) >= 1)
+            ;
+        else {
+            fprintf(stderr, "oaif eval: bad option %s %s\n", a, v);
+            return 2;
+        }
+    }
+    if (!policy_dir) {
+        fprintf(stderr, "usage: oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] "
+                        "[--instruction TEXT] [--json]\n");
+        return 2;
+    }
+    char err[1024];
+    nn_model_t *p = NULL, *s = NULL;
+    tok_t *tk = NULL;
+    struct trainer_comparison c;
+    int rc = nn_checkpoint_load(&p, policy_dir, err, sizeof err);
+    if (!rc)
+        rc = nn_checkpoint_load(&s, sft_dir, err, sizeof err);
+    if (!rc)
+        rc = trainer_tokenizer(&tk, nn_model_config(s), sft_dir, err, sizeof err);
+    if (!rc)
+        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, instr, &c, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "oaif eval: %s\n", err);
+    } else if (json) {
+        printf("{\"n\":%d,\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f,\"policy_length\":%.2f,"
+               "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f}\n",
+               c.n, c.policy.accuracy, c.sft.accuracy, c.policy.mean_length, c.sft.mean_length,
+               c.wins, c.ties, c.losses, c.win_rate);
+    } else {
+        printf("%-10s %9s %12s\n", "model", "accuracy", "mean length");
+        printf("%-10s %8.1f%% %12.1f\n", "sft", 100 * c.sft.accuracy, c.sft.mean_length);
+        printf("%-10s %8.1f%% %12.1f\n", "policy", 100 * c.policy.accuracy, c.policy.mean_length);
+        printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
+               "prompts): %.1f%% (%d wins, %d ties, %d losses)\n",
+               c.n, 100 * c.win_rate, c.wins, c.ties, c.losses);
+    }
+    tok_destroy(&tk);
+    nn_model_destroy(&p);
+    nn_model_destroy(&s);
+    return rc ? 1 : 0;
+}

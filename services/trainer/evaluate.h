@@ -1,0 +1,42 @@
+/* evaluate.h - a policy against the SFT model on the built-in task's eval split: greedy answers
+ * of both, task accuracy and mean length of each, and the win rate of the policy judged by the
+ * noise-free rules judge in both orders (ties count 1/2). What the demo's summary table shows;
+ * the evaluator service (a later issue) does this through the ledger for any judge. */
+#ifndef TRAINER_EVALUATE_H
+#define TRAINER_EVALUATE_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "task.h"
+#include "tokenizer.h"
+
+/* Greedy answers of m to prompts ps[0..n) (at most max_new tokens each), decoded, leading
+ * whitespace stripped: (*texts)[i] malloc'd strings, the array too (trainer_answers_free).
+ * Errors as trainer_eval_task. */
+int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps, int n,
+                    int max_new, char ***texts, char *err, size_t errlen);
+void trainer_answers_free(char **texts, int n);
+
+struct trainer_side {
+    double accuracy;    /* correct answers / n */
+    double mean_length; /* bytes */
+};
+
+struct trainer_comparison {
+    int n;
+    struct trainer_side policy, sft;
+    int wins, ties, losses; /* of the policy, judged in both orders */
+    double win_rate;        /* (wins + ties / 2) / n */
+};
+
+/* Compare `policy` with `sft` on the first n eval prompts of the built-in task under task_seed.
+ * The judge is the rules judge without noise and with `instruction` (NULL: none). */
+int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed,
+                    int n, int max_new, const char *instruction, struct trainer_comparison *out,
+                    char *err, size_t errlen);
+
+/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--instruction T] [--json]`. */
+int trainer_cli_eval(int argc, char **argv);
+
+#endif /* TRAINER_EVALUATE_H */
