@@ -18,6 +18,9 @@ static const char usage[] =
     "  keys NAME [--dir DIR]        make a CURVE key pair\n"
     "  audit                        prove from the ledger that no pair was trained twice\n"
     "  eval --policy DIR [--sft DIR] [--n N]   a policy against SFT on the eval split\n"
+    "  up [--data DIR] [--config RUN.yaml] [--samplers N] [--annotators N]   a local\n"
+    "                               deployment (ledger, samplers, judges); Ctrl-C stops it\n"
+    "  run RUN.yaml [--data DIR] [trainer options]   run (or resume) a run on it\n"
     "  task prompts|pairs [--split S] [--n N] [--seed S]   the built-in task as JSONL\n"
     "  annotate FILE.jsonl [--instruction T] [--in-flight N]   label pairs through the\n"
     "                               annotate service; labels as JSONL on stdout\n"
@@ -42,6 +45,8 @@ static const struct verb verbs[] = {
     {"annotate", oaif_cmd_annotate},
     {"audit", oaif_cmd_audit},
     {"eval", trainer_cli_eval},
+    {"up", oaif_cmd_up},
+    {"run", oaif_cmd_run},
     {"judge", annotator_cli_judge},
     {"sft", trainer_cli_sft},
 };

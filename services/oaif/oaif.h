@@ -17,6 +17,8 @@ int oaif_cmd_keys(int argc, char **argv);
 int oaif_cmd_task(int argc, char **argv);
 int oaif_cmd_annotate(int argc, char **argv);
 int oaif_cmd_audit(int argc, char **argv);
+int oaif_cmd_up(int argc, char **argv);
+int oaif_cmd_run(int argc, char **argv);
 
 /* Validate a prompts JSONL file into packed Prompt records without sending anything.
  * Lines: {"prompt": "...", "id"?, "reference"?|"answer"?, "family"?, "split"?,

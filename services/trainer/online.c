@@ -600,12 +600,32 @@ static void retain(struct run *r)
     }
 }
 
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char tmp[2048];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return ERR_IO;
+        *p = '/';
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? ERR_IO : ERR_OK;
+}
+
 static int checkpoint(struct run *r)
 {
     const struct trainer_online_config *c = r->cfg;
     uint32_t v = r->version + 1;
     char dir[2048], err[512], path[2100], sha[65];
     int rc = ckpt_dir(dir, sizeof dir, c->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
+    if (!rc && make_dirs(c->ckpt_root)) {
+        snprintf(err, sizeof err, "%s: %s", c->ckpt_root, strerror(errno));
+        rc = ERR_IO;
+    }
     if (!rc)
         rc = nn_checkpoint_save(r->policy, dir, err, sizeof err);
     if (!rc)
