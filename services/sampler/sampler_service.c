@@ -25,6 +25,7 @@
 /* A checkpoint look-up that takes longer than one heartbeat interval (at least 200 ms) is tried
  * again later: the poll thread must not miss heartbeats. */
 #define LEDGER_QUERY_MS(s) ((s)->o->heartbeat_ms > 200 ? (int)(s)->o->heartbeat_ms : 200)
+#define RESCAN_RETRY_MS 1000 /* after a failed read of the ledger's checkpoints */
 #define WAIT_POLL_MS    100  /* poll cap while requests wait for a first version */
 #define EXPIRE_SLACK_MS 250  /* a waiting request fails this long before its lease ends */
 
@@ -255,13 +256,15 @@ static void want_load(sampler_service_t *s, const Oaif__V1__Checkpoint *c)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void rescan(sampler_service_t *s)
+/* Reads the ledger's newest policy checkpoint and asks the loader for it when it is newer than
+ * what we have. false when the ledger could not be read (then the next try comes sooner). */
+static bool rescan(sampler_service_t *s)
 {
     if (!s->builtin)
-        return;
+        return true;
     int64_t newest = sampler_newest(s->sampler);
     if (!s->o->reload_on_publish && newest >= 0)
-        return;
+        return true;
     Oaif__V1__Checkpoint *c = NULL;
     int rc = ckpt_find_policy(s->client, -1, LEDGER_QUERY_MS(s), &c);
     if (rc == ERR_NOTFOUND) {
@@ -270,17 +273,18 @@ static void rescan(sampler_service_t *s)
                      "is published and loaded)");
             s->wait_logged = true;
         }
-        return;
+        return true;
     }
     if (rc) {
         log_warn("reading the ledger's checkpoints: %s%s%s; trying again later", err_str(rc),
                  rc == ERR_REMOTE ? ": " : "",
                  rc == ERR_REMOTE ? bus_client_last_error(s->client) : "");
-        return;
+        return false;
     }
     if ((int64_t)c->version > newest)
         want_load(s, c);
     oaif__v1__checkpoint__free_unpacked(c, NULL);
+    return true;
 }
 
 static void drain_events(sampler_service_t *s)
@@ -509,8 +513,10 @@ int sampler_service_poll(sampler_service_t *s, int timeout_ms)
     now = bus_mono_ms();
     if (s->builtin && (s->rescan_now || now >= s->next_rescan)) {
         s->rescan_now = false;
-        rescan(s);
-        s->next_rescan = bus_mono_ms() + (uint64_t)s->o->rescan_ms;
+        uint64_t wait = (uint64_t)s->o->rescan_ms;
+        if (!rescan(s) && wait > RESCAN_RETRY_MS)
+            wait = RESCAN_RETRY_MS;
+        s->next_rescan = bus_mono_ms() + wait;
     }
     int rc;
     for (;;) {
