@@ -1,84 +1,110 @@
 #!/usr/bin/env bash
-# deploy/demo.sh - the main job, end to end on this machine.
+# deploy/demo.sh - the main job: online AI feedback on the built-in task, end to end.
 #
-# Until the online loop (trainer) exists this runs the newest end-to-end path that works:
 #   1. set-up and build (deploy/setup.sh);
-#   2. a local deployment: the ledger and two annotator-proxy replicas with the built-in `rules`
-#      judge at 20% label noise, logs under data/demo/logs;
-#   3. the built-in task's prompts imported into the ledger (oaif task prompts | oaif import);
-#   4. pairs of SFT-style answers labeled through the ledger (oaif annotate), twice: with the
-#      default instruction and with "Prefer shorter responses." (OAIF's length control);
-#   5. the ledger's status and what it stored.
-#   deploy/demo.sh [--pairs N] [--keep]     (--keep leaves the processes running)
+#   2. SFT of the built-in policy (oaif sft; cached in data/checkpoints once trained);
+#   3. three runs, each on its own local deployment (oaif up: a ledger, a sampler and two
+#      annotator-proxies with the rules judge at 20% label noise) and with the same label budget:
+#        online         online DPO, the judge's default instruction
+#        offline        DPO on pairs sampled once from the SFT model (offline mode)
+#        online-short   online DPO, the judge told "Prefer shorter responses."
+#      each followed by `oaif audit` (no pair used twice);
+#   4. evaluation of every policy against the SFT model on the eval split: task accuracy, win
+#      rate judged by the noise-free rules judge (both orders), mean length; and the table.
+#
+#   deploy/demo.sh [--quick] [--steps N] [--eval N]
+#     --quick   a short run for CI's smoke test (about 2 minutes on 2 cores): fewer steps, a
+#               smaller evaluation, and no claims checked.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-pairs=400
-keep=0
+quick=0
+steps=60
+neval=350
+extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --pairs) pairs=$2; shift 2 ;;
-    --keep) keep=1; shift ;;
-    *) echo "demo.sh: unknown option '$1' (try --pairs N, --keep)" >&2; exit 2 ;;
+    --quick) quick=1; steps=4; neval=60; extra=(--batch 8 --prompts-per-request 8); shift ;;
+    --steps) steps=$2; shift 2 ;;
+    --eval) neval=$2; shift 2 ;;
+    *) echo "demo.sh: unknown option '$1' (try --quick, --steps N, --eval N)" >&2; exit 2 ;;
     esac
 done
+t0=$(date +%s)
+say() { printf '== [%3ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
 
-echo "== 1. set-up and build"
+say "1. set-up and build"
 deploy/setup.sh >/dev/null
-bin=build/services
-oaif=$bin/oaif/oaif
+oaif=$here/build/services/oaif/oaif
+# Several processes share 2 cores: one OpenMP thread each avoids oversubscription.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-data=data/demo
-rm -rf "$data"
-mkdir -p "$data/logs"
-pids=()
-cleanup() {
-    [ "$keep" -eq 1 ] && return
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-echo "== 2. local deployment: ledger + 2 annotator-proxy replicas (rules judge, 20% noise)"
-$bin/ledger/ledger --db "$data/ledger" --clients tcp://127.0.0.1:* --workers tcp://127.0.0.1:* \
-    --events tcp://127.0.0.1:* --metrics-port 0 --endpoints-file "$data/endpoints" \
-    2>"$data/logs/ledger.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$data/endpoints" ] && break; sleep 0.1; done
-clients=$(sed -n 's/^clients=//p' "$data/endpoints")
-workers=$(sed -n 's/^workers=//p' "$data/endpoints")
-mport=$(sed -n 's/^metrics_port=//p' "$data/endpoints")
-export OAIF_LEDGER=$clients
-for i in 1 2; do
-    $bin/annotator-proxy/annotator-proxy --backend rules --noise 0.2 --noise-seed 7 \
-        --clients "$clients" --workers "$workers" --worker-name "judge-$i" \
-        2>"$data/logs/annotator-$i.log" &
-    pids+=($!)
-done
-echo "   ledger at $clients (metrics: http://127.0.0.1:$mport/metrics), logs in $data/logs"
-
-echo "== 3. import the built-in task's prompts"
-$oaif task prompts --n "$pairs" --seed 1 >"$data/prompts.jsonl"
-$oaif import prompts "$data/prompts.jsonl"
-
-echo "== 4. label $pairs pairs of SFT-style answers through the ledger"
-$oaif task pairs --n "$pairs" --seed 1 >"$data/pairs.jsonl"
-$oaif annotate "$data/pairs.jsonl" --in-flight 32 >"$data/labels.jsonl"
-echo "   the same pairs with the judge told to prefer shorter answers (OAIF's length control):"
-$oaif annotate "$data/pairs.jsonl" --in-flight 32 --instruction "Prefer shorter responses." \
-    >"$data/labels-short.jsonl"
-echo "   (the rules judge ranks a correct answer first; equally correct answers tie by default,"
-echo "    and with the brevity instruction the shorter one wins: compare the tie counts above)"
-
-echo "== 5. what the ledger holds"
-$oaif status
-labels=$($oaif export labels 2>/dev/null | wc -l)
-echo
-echo "labels stored: $labels for $pairs pairs x 2 instructions"
-flipped=$(grep -c '"noise_flipped":true' "$data/labels.jsonl" || true)
-decided=$(grep -c '"winner":"WINNER_FIRST"\|"winner":"WINNER_SECOND"' "$data/labels.jsonl" || true)
-echo "decided labels: $decided; flipped by the simulated 20% noise: $flipped (only evaluation sees this)"
-[ "$labels" -eq $((2 * pairs)) ] || { echo "demo: expected $((2 * pairs)) labels, found $labels" >&2; exit 1; }
-if [ "$keep" -eq 1 ]; then
-    echo "processes left running (--keep): ${pids[*]}"
+say "2. SFT of the built-in policy (cached once trained)"
+if [ "$quick" -eq 1 ]; then
+    sft_root=data/checkpoints-quick
+    $oaif sft --quick --out "$sft_root"
+else
+    sft_root=data/checkpoints
+    $oaif sft --out "$sft_root"
 fi
+sft=$sft_root/sft-v000000
+
+run_one() { # name, extra trainer options...
+    local name=$1
+    shift
+    local d=data/demo/$name
+    rm -rf "$d"
+    mkdir -p "$d"
+    $oaif up --data "$d" --config deploy/runs/demo.yaml --clients 'tcp://127.0.0.1:*' \
+        --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/up.log" 2>&1 &
+    local up=$!
+    for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
+    export OAIF_LEDGER=$(sed -n 's/^clients=//p' "$d/endpoints")
+    $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
+    say "   $name: ${steps} steps (logs in $d)"
+    $oaif run deploy/runs/demo.yaml --data "$d" --run "$name" --steps "$steps" \
+        --reference "$sft" --checkpoints "$d/checkpoints" --progress "${extra[@]}" "$@"
+    $oaif audit >"$d/audit.txt" || { cat "$d/audit.txt"; kill -INT $up; exit 1; }
+    say "   $name: $(tail -1 "$d/audit.txt")"
+    kill -INT $up
+    wait $up || true
+}
+
+say "3. three runs at the same label budget"
+run_one online
+run_one offline --offline
+run_one online-short --instruction "Prefer shorter responses."
+
+say "4. evaluation against the SFT model ($neval eval prompts, greedy answers)"
+newest() { ls -d "data/demo/$1/checkpoints"/policy-v* | sort | tail -1; }
+declare -A acc win len
+for name in online offline online-short; do
+    j=$($oaif eval --policy "$(newest $name)" --sft "$sft" --n "$neval" --json)
+    acc[$name]=$(echo "$j" | sed 's/.*"policy_accuracy":\([0-9.]*\).*/\1/')
+    win[$name]=$(echo "$j" | sed 's/.*"win_rate":\([0-9.]*\).*/\1/')
+    len[$name]=$(echo "$j" | sed 's/.*"policy_length":\([0-9.]*\).*/\1/')
+    acc[sft]=$(echo "$j" | sed 's/.*"sft_accuracy":\([0-9.]*\).*/\1/')
+    len[sft]=$(echo "$j" | sed 's/.*"sft_length":\([0-9.]*\).*/\1/')
+done
+win[sft]=0.5
+echo
+printf '%-14s %10s %22s %13s\n' policy accuracy "win rate against SFT" "mean length"
+for name in sft online offline online-short; do
+    awk -v n="$name" -v a="${acc[$name]}" -v w="${win[$name]}" -v l="${len[$name]}" \
+        'BEGIN { printf "%-14s %9.1f%% %21.1f%% %13.1f\n", n, 100 * a, 100 * w, l }'
+done
+echo
+if [ "$quick" -eq 1 ]; then
+    say "done (quick: the claims below are checked by the full demo only)"
+    exit 0
+fi
+check() { # description, awk condition
+    if awk "BEGIN { exit !($2) }"; then echo "PASS  $1"; else echo "FAIL  $1"; fi
+}
+check "online DPO beats SFT: win rate >= 65% and higher accuracy" \
+    "${win[online]} >= 0.65 && ${acc[online]} > ${acc[sft]}"
+check "online beats offline DPO at the same label budget (win rate against SFT)" \
+    "${win[online]} > ${win[offline]}"
+check "length control: 'Prefer shorter responses.' cuts mean length by >= 30% vs the default, accuracy >= SFT" \
+    "${len[online-short]} <= 0.7 * ${len[online]} && ${acc[online-short]} >= ${acc[sft]}"
+say "done"
