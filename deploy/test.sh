@@ -26,6 +26,9 @@ LSAN_OPTIONS=suppressions=$here/tests/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
 
+echo "== the demo, quick (a smoke test of the whole loop through real processes)"
+deploy/demo.sh --quick
+
 echo "== static checks (cppcheck)"
 if command -v cppcheck >/dev/null; then
     cppcheck --quiet --project=build/compile_commands.json --error-exitcode=1 \
