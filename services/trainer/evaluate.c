@@ -212,7 +212,7 @@ int trainer_cli_eval(int argc, char **argv)
     char err[1024];
     nn_model_t *p = NULL, *s = NULL;
     tok_t *tk = NULL;
-    struct trainer_comparison c;
+    struct trainer_comparison c = {0};
     int rc = nn_checkpoint_load(&p, policy_dir, err, sizeof err);
     if (!rc)
         rc = nn_checkpoint_load(&s, sft_dir, err, sizeof err);

@@ -128,7 +128,7 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
             ref_r[i] = pairs[s + i].ref_rejected;
             tgt[i] = pairs[s + i].target;
         }
-        struct nn_pref_stats ps;
+        struct nn_pref_stats ps = {0};
         if (!rc)
             rc = nn_loss_pref(&o->loss, k, lp, lp + k, ref_c, ref_r,
                               o->loss.kind == NN_PREF_SOFT ? tgt : NULL, dlp, dlp + k, &ps);
