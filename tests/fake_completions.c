@@ -19,9 +19,8 @@ struct rq {
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char *body)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(body ? strlen(body) : 0,
-                                                             body ? body : "",
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        body ? strlen(body) : 0, body ? body : "", MHD_RESPMEM_MUST_COPY);
     free(body);
     if (!r)
         return MHD_NO;

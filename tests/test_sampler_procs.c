@@ -237,16 +237,16 @@ static Oaif__V1__SampleReply *sample(struct fx *f, const char *id, const struct 
     Oaif__V1__Envelope *env = call_raw(f, id, buf, n);
     if (env->reply->outcome != OAIF__V1__OUTCOME__OUTCOME_OK)
         fail_msg("request %s failed: %s", id, env->reply->error);
-    Oaif__V1__SampleReply *r = oaif__v1__sample_reply__unpack(NULL, env->reply->payload.len,
-                                                              env->reply->payload.data);
+    Oaif__V1__SampleReply *r =
+        oaif__v1__sample_reply__unpack(NULL, env->reply->payload.len, env->reply->payload.data);
     assert_non_null(r);
     oaif__v1__envelope__free_unpacked(env, NULL);
     return r;
 }
 
 /* A request that must fail: its error contains each of the NULL-terminated strings. */
-static void sample_fails(struct fx *f, const char *id, const void *buf, size_t n,
-                         unsigned attempts, ...)
+static void sample_fails(struct fx *f, const char *id, const void *buf, size_t n, unsigned attempts,
+                         ...)
 {
     Oaif__V1__Envelope *env = call_raw(f, id, buf, n);
     assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_FAILED);
@@ -268,7 +268,8 @@ static void sample_bad(struct fx *f, const char *id, const struct sreq *q, const
     sample_fails(f, id, buf, n, 1, says, (const char *)NULL);
 }
 
-/* bus_client_poll's callback: the SampleReply of an ok reply into *(Oaif__V1__SampleReply **)ctx. */
+/* bus_client_poll's callback: the SampleReply of an ok reply into *(Oaif__V1__SampleReply **)ctx.
+ */
 static void on_reply(void *ctx, const Oaif__V1__Reply *reply)
 {
     Oaif__V1__SampleReply **out = ctx;
@@ -341,9 +342,8 @@ static void test_builtin_through_the_ledger(void **state)
     /* the pairs were committed with the reply, under "<request id>/<index>" */
     const char *ids[4] = {"early/0", "early/1", "early/2", "early/3"};
     Oaif__V1__Envelope *env = NULL;
-    assert_int_equal(bus_client_get(f->c, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids, 4, 5000,
-                                    &env),
-                     ERR_OK);
+    assert_int_equal(
+        bus_client_get(f->c, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids, 4, 5000, &env), ERR_OK);
     assert_int_equal(env->records->n_records, 4);
     assert_int_equal(env->records->n_missing, 0);
     for (size_t i = 0; i < 4; i++) {
@@ -422,8 +422,7 @@ static void test_remote_backend_through_the_ledger(void **state)
     assert_int_equal(fake_completions_start(&fc), 0);
     start_sampler(f, (const char *const[]){"--backend", "remote", "--base-url", fc.base_url,
                                            "--model", "policy", "--remote-version", "5",
-                                           "--backoff-base", "10ms", "--max-attempts", "3",
-                                           NULL});
+                                           "--backoff-base", "10ms", "--max-attempts", "3", NULL});
     atomic_store(&fc.fail_first, 1); /* one 503 first: retried */
     struct sreq q = {.nprompts = 2, .n = 2, .max_new = 64, .seed = 4};
     Oaif__V1__SampleReply *r = sample(f, "remote", &q);
