@@ -275,8 +275,8 @@ static bool same_tokens(const struct sampler_result *a, const struct sampler_res
         return false;
     for (size_t k = 0; k < a->n_prompts * a->n; k++) {
         const struct sampler_response *x = &a->responses[k], *y = &b->responses[k];
-        if (x->num_tokens != y->num_tokens || strcmp(x->text, y->text) ||
-            memcmp(x->token_ids, y->token_ids, x->num_tokens * sizeof(int)))
+        if (x->num_tokens != y->num_tokens || strcmp(x->text, y->text) != 0 ||
+            memcmp(x->token_ids, y->token_ids, x->num_tokens * sizeof(int)) != 0)
             return false;
     }
     return true;
@@ -741,10 +741,10 @@ static void test_remote_wire(void **state)
     assert_int_equal(sampler_remote_parse(llama, strlen(llama), &o, why, sizeof why), ERR_OK);
     assert_int_equal(o.finish, OAIF__V1__FINISH_REASON__FINISH_REASON_LENGTH);
     free(o.text);
+    static const char bad_lp[] =
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"token_logprobs\":[\"a\"]}}]}";
     const char *bad[] = {"<html>", "{}", "{\"choices\":[{\"finish_reason\":\"stop\"}]}",
-                         "{\"choices\":[{\"text\":\"x\",\"finish_reason\":\"weird\"}]}",
-                         "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"token_logprobs\":"
-                         "[\"a\"]}}]}"};
+                         "{\"choices\":[{\"text\":\"x\",\"finish_reason\":\"weird\"}]}", bad_lp};
     const char *says[] = {"not JSON", "no choices", "text", "finish_reason", "token_logprobs"};
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(sampler_remote_parse(bad[i], strlen(bad[i]), &o, why, sizeof why),
@@ -763,8 +763,8 @@ static void test_options(void **state)
 {
     (void)state;
     struct sampler_opts o;
-    char *argv[] = {"sampler",       "--config", OAIF_FIXTURES "/../../deploy/oaif.example.yaml",
-                    "--temperature", "0.7",      NULL};
+    static char example[] = OAIF_FIXTURES "/../../deploy/oaif.example.yaml";
+    char *argv[] = {"sampler", "--config", example, "--temperature", "0.7", NULL};
     buf_t errs;
     buf_init(&errs, 0);
     int rc = sampler_opts_load(&o, 5, argv, &errs);

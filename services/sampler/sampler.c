@@ -588,11 +588,11 @@ static struct sampler_result *result_new(size_t P, unsigned n)
     r->n = n;
     r->responses = calloc(R, sizeof *r->responses);
     r->pair_store = calloc(P, sizeof *r->pair_store);
-    r->pair_ptrs = calloc(P, sizeof *r->pair_ptrs);
+    r->pair_ptrs = calloc(P, sizeof(Oaif__V1__Pair *));
     r->resp_store = calloc(R, sizeof *r->resp_store);
-    r->resp_ptrs = calloc(R, sizeof *r->resp_ptrs);
+    r->resp_ptrs = calloc(R, sizeof(Oaif__V1__Response *));
     r->rec_store = calloc(P, sizeof *r->rec_store);
-    r->records = calloc(P, sizeof *r->records);
+    r->records = calloc(P, sizeof(Oaif__V1__Record *));
     r->pair_ids = calloc(P, sizeof *r->pair_ids);
     if (!r->responses || !r->pair_store || !r->pair_ptrs || !r->resp_store || !r->resp_ptrs ||
         !r->rec_store || !r->records || !r->pair_ids) {

@@ -72,33 +72,31 @@ struct sampler_service {
     bus_client_t *client;
     void *sub;
     struct bus_curve curve;
-    bool builtin;
     int wake[2]; /* the threads write a byte to wake[1] when they finish something */
 
-    pthread_mutex_t mu; /* everything below up to `st`, shared with the threads */
+    /* shared with the threads, under mu */
+    pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool quit;
     struct job *todo, *done;
     struct load_req load;
-    bool loading;
     uint32_t loading_version;
-    bool failed_valid; /* a version whose record (sha256) failed to load: not retried */
-    uint32_t failed_version;
+    uint32_t failed_version; /* with failed_sha: a record that failed to load, not retried */
     char failed_sha[65];
     struct sampler_service_stats st;
+    bool quit, loading, failed_valid;
 
+    /* the poll thread's */
     pthread_t engine_th, loader_th;
-    bool engine_on, loader_on, mu_on, cv_on;
-    bool busy; /* a job is with the engine (poll thread only) */
     struct waiting *wq_head, *wq_tail;
     size_t nwaiting;
     uint64_t next_rescan;
-    bool rescan_now, wait_logged;
     int64_t serving; /* the newest version last logged */
-
     struct sampler_service_stats seen;
     struct series m;
-    bool metrics_on;
+    bool builtin, metrics_on;
+    bool engine_on, loader_on, mu_on, cv_on;
+    bool busy; /* a job is with the engine */
+    bool rescan_now, wait_logged;
 };
 
 static void wake_main(sampler_service_t *s)

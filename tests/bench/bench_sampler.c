@@ -104,6 +104,7 @@ static void make_request(const struct opts *o, Oaif__V1__SampleRequest *r,
 /* ---- engine: nn_sample alone --------------------------------------------------------------- */
 
 struct engine {
+    int prompts;
     nn_model_t *m;
     tok_t *tok;
     int B, N;
@@ -113,6 +114,9 @@ struct engine {
     int *plen, *gen, *ntok, *fin;
 };
 
+static void engine_free(struct engine *e);
+
+/* The model, the tokenizer and the rows of one request; -1 (everything freed) on failure. */
 static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
 {
     char err[512];
@@ -121,6 +125,7 @@ static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
         fprintf(stderr, "bench_sampler: %s\n", err);
         return -1;
     }
+    e->prompts = o->prompts;
     e->tok = tok_new_byte();
     e->B = o->prompts * o->n;
     e->N = o->max_new;
@@ -131,12 +136,17 @@ static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
     e->gen = malloc((size_t)e->B * e->N * sizeof *e->gen);
     e->ntok = calloc((size_t)e->B, sizeof *e->ntok);
     e->fin = calloc((size_t)e->B, sizeof *e->fin);
-    if (!e->tok || !e->ids || !e->plen_p || !e->rows || !e->plen || !e->gen || !e->ntok || !e->fin)
+    if (!e->tok || !e->ids || !e->plen_p || !e->rows || !e->plen || !e->gen || !e->ntok ||
+        !e->fin) {
+        engine_free(e);
         return -1;
+    }
     for (int i = 0; i < o->prompts; i++) {
         size_t n = 0;
-        if (tok_encode_prompt(e->tok, texts[i], 0, &e->ids[i], &n, err, sizeof err))
+        if (tok_encode_prompt(e->tok, texts[i], 0, &e->ids[i], &n, err, sizeof err)) {
+            engine_free(e);
             return -1;
+        }
         e->plen_p[i] = (int)n;
     }
     for (int b = 0; b < e->B; b++) {
@@ -175,9 +185,9 @@ static double engine_run(struct engine *e, uint64_t *tokens)
     return t;
 }
 
-static void engine_free(struct engine *e, int prompts)
+static void engine_free(struct engine *e)
 {
-    for (int i = 0; e->ids && i < prompts; i++)
+    for (int i = 0; e->ids && i < e->prompts; i++)
         free(e->ids[i]);
     free(e->ids);
     free(e->plen_p);
@@ -431,7 +441,7 @@ int main(int argc, char **argv)
 
     free(buf);
     sampler_destroy(&lib);
-    engine_free(&e, o.prompts);
+    engine_free(&e);
     bus_client_destroy(&c);
     zmq_ctx_term(zctx);
     return tok_e == tok_l && tok_l == tok_s ? 0 : 1;
