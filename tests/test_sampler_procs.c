@@ -90,7 +90,7 @@ static unsigned workers_of(struct fx *f, const char *svc)
 
 static void wait_workers(struct fx *f, unsigned n)
 {
-    for (int i = 0; i < 300 && workers_of(f, "sample") != n; i++)
+    for (int i = 0; i < 750 && workers_of(f, "sample") != n; i++)
         usleep(20000);
     assert_int_equal(workers_of(f, "sample"), n);
 }
