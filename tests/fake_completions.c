@@ -19,9 +19,8 @@ struct rq {
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char *body)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(body ? strlen(body) : 0,
-                                                             body ? body : "",
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        body ? strlen(body) : 0, body ? body : "", MHD_RESPMEM_MUST_COPY);
     free(body);
     if (!r)
         return MHD_NO;
@@ -128,7 +127,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     size_t ul = strlen(url);
-    if (strcmp(method, "POST") || ul < 12 || strcmp(url + ul - 12, "/completions"))
+    if (strcmp(method, "POST") != 0 || ul < 12 || strcmp(url + ul - 12, "/completions") != 0)
         return answer(conn, 404, error_body("no such endpoint"));
     atomic_fetch_add(&f->requests, 1);
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");

@@ -116,10 +116,10 @@ static int group_setup(void **state)
     snprintf(root, sizeof root, "/tmp/oaif-test-sampler-XXXXXX");
     if (!mkdtemp(root))
         return -1;
-    write_random(0, 1);  /* sft-v000000 */
-    write_random(1, 2);  /* policy-v000001 */
-    write_random(2, 3);  /* policy-v000002 */
-    write_chain(10);     /* policy-v000010 */
+    write_random(0, 1); /* sft-v000000 */
+    write_random(1, 2); /* policy-v000001 */
+    write_random(2, 3); /* policy-v000002 */
+    write_chain(10);    /* policy-v000010 */
     return 0;
 }
 
@@ -143,8 +143,13 @@ struct req {
 
 static void req_init(struct req *q, size_t nprompts, unsigned n, unsigned max_new, uint64_t seed)
 {
-    static char *texts[8] = {"What is 2+3?", "Reverse 'cat'.", "Count the r in 'mirror'.",
-                             "Which is larger, 7 or 9?", "Say hi.", "Order 3 1 2.", "12 + 35?",
+    static char *texts[8] = {"What is 2+3?",
+                             "Reverse 'cat'.",
+                             "Count the r in 'mirror'.",
+                             "Which is larger, 7 or 9?",
+                             "Say hi.",
+                             "Order 3 1 2.",
+                             "12 + 35?",
                              "One more."};
     static char *ids[8] = {"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"};
     memset(q, 0, sizeof *q);
@@ -270,8 +275,8 @@ static bool same_tokens(const struct sampler_result *a, const struct sampler_res
         return false;
     for (size_t k = 0; k < a->n_prompts * a->n; k++) {
         const struct sampler_response *x = &a->responses[k], *y = &b->responses[k];
-        if (x->num_tokens != y->num_tokens || strcmp(x->text, y->text) ||
-            memcmp(x->token_ids, y->token_ids, x->num_tokens * sizeof(int)))
+        if (x->num_tokens != y->num_tokens || strcmp(x->text, y->text) != 0 ||
+            memcmp(x->token_ids, y->token_ids, x->num_tokens * sizeof(int)) != 0)
             return false;
     }
     return true;
@@ -561,8 +566,10 @@ static void test_load_checks_sha256_and_names_missing_versions(void **state)
     /* a truncated weights file in a directory given explicitly */
     char bad[600], cmd[4096];
     snprintf(bad, sizeof bad, "%s/corrupt", root);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/config.json %s/ && head -c 300 %s > "
-             "%s/model.safetensors", bad, dir, bad, file, bad);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cp %s/config.json %s/ && head -c 300 %s > "
+             "%s/model.safetensors",
+             bad, dir, bad, file, bad);
     assert_int_equal(system(cmd), 0);
     int rc = sampler_load(s, 4, bad, NULL, why, sizeof why);
     assert_true(rc == ERR_PROTO || rc == ERR_INVAL);
@@ -687,8 +694,13 @@ static void test_remote_wire(void **state)
     c.remote.model = "m";
     c.remote.logprobs = true;
     const char *stop[1] = {"\n"};
-    struct sampler_remote_call call = {.prompt = "hi", .max_tokens = 9, .temperature = 0.5f,
-                                       .top_p = 1.0f, .top_k = 1, .seed = 77, .stop = stop,
+    struct sampler_remote_call call = {.prompt = "hi",
+                                       .max_tokens = 9,
+                                       .temperature = 0.5f,
+                                       .top_p = 1.0f,
+                                       .top_k = 1,
+                                       .seed = 77,
+                                       .stop = stop,
                                        .nstop = 1};
     char *body = NULL;
     assert_int_equal(sampler_remote_body(&c.remote, &call, &body), ERR_OK);
@@ -716,8 +728,9 @@ static void test_remote_wire(void **state)
     assert_true(o.has_logprob && fabs(o.logprob + 0.75) < 1e-12);
     assert_int_equal(o.num_tokens, 3);
     free(o.text);
-    const char *eos = "{\"choices\":[{\"text\":\"ok\",\"finish_reason\":\"stop\",\"stop_reason\":null,"
-                      "\"logprobs\":null}]}";
+    const char *eos =
+        "{\"choices\":[{\"text\":\"ok\",\"finish_reason\":\"stop\",\"stop_reason\":null,"
+        "\"logprobs\":null}]}";
     assert_int_equal(sampler_remote_parse(eos, strlen(eos), &o, why, sizeof why), ERR_OK);
     assert_int_equal(o.finish, OAIF__V1__FINISH_REASON__FINISH_REASON_EOS);
     assert_false(o.has_logprob);
@@ -728,10 +741,10 @@ static void test_remote_wire(void **state)
     assert_int_equal(sampler_remote_parse(llama, strlen(llama), &o, why, sizeof why), ERR_OK);
     assert_int_equal(o.finish, OAIF__V1__FINISH_REASON__FINISH_REASON_LENGTH);
     free(o.text);
+    static const char bad_lp[] =
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"token_logprobs\":[\"a\"]}}]}";
     const char *bad[] = {"<html>", "{}", "{\"choices\":[{\"finish_reason\":\"stop\"}]}",
-                         "{\"choices\":[{\"text\":\"x\",\"finish_reason\":\"weird\"}]}",
-                         "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"token_logprobs\":"
-                         "[\"a\"]}}]}"};
+                         "{\"choices\":[{\"text\":\"x\",\"finish_reason\":\"weird\"}]}", bad_lp};
     const char *says[] = {"not JSON", "no choices", "text", "finish_reason", "token_logprobs"};
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(sampler_remote_parse(bad[i], strlen(bad[i]), &o, why, sizeof why),
@@ -750,8 +763,8 @@ static void test_options(void **state)
 {
     (void)state;
     struct sampler_opts o;
-    char *argv[] = {"sampler", "--config", OAIF_FIXTURES "/../../deploy/oaif.example.yaml",
-                    "--temperature", "0.7", NULL};
+    static char example[] = OAIF_FIXTURES "/../../deploy/oaif.example.yaml";
+    char *argv[] = {"sampler", "--config", example, "--temperature", "0.7", NULL};
     buf_t errs;
     buf_init(&errs, 0);
     int rc = sampler_opts_load(&o, 5, argv, &errs);
@@ -797,8 +810,12 @@ static void test_text_clean(void **state)
     char *t = sampler_text_clean(ok, strlen(ok));
     assert_string_equal(t, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"); /* valid: unchanged */
     free(t);
-    t = sampler_text_clean("a\xff" "b\0c\xc3", 6); /* a bad byte, a NUL, a truncated sequence */
-    assert_string_equal(t, "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd");
+    t = sampler_text_clean("a\xff"
+                           "b\0c\xc3",
+                           6); /* a bad byte, a NUL, a truncated sequence */
+    assert_string_equal(t, "a\xef\xbf\xbd"
+                           "b\xef\xbf\xbd"
+                           "c\xef\xbf\xbd");
     free(t);
     t = sampler_text_clean("\xc0\xaf\xed\xa0\x80", 5); /* overlong '/', a surrogate */
     for (const char *p = t; *p; p += 3)

@@ -24,8 +24,8 @@
 
 #define TEMPERATURE_MAX 5.0f
 #define TOP_K_MAX       1000000u
-#define STOP_MAX        16  /* stop strings per request */
-#define STOP_LEN_MAX    256 /* bytes per stop string */
+#define STOP_MAX        16          /* stop strings per request */
+#define STOP_LEN_MAX    256         /* bytes per stop string */
 #define SCORE_BYTES     (64u << 20) /* activations of one scoring forward */
 
 /* One loaded policy version. */
@@ -588,11 +588,11 @@ static struct sampler_result *result_new(size_t P, unsigned n)
     r->n = n;
     r->responses = calloc(R, sizeof *r->responses);
     r->pair_store = calloc(P, sizeof *r->pair_store);
-    r->pair_ptrs = calloc(P, sizeof *r->pair_ptrs);
+    r->pair_ptrs = calloc(P, sizeof(Oaif__V1__Pair *));
     r->resp_store = calloc(R, sizeof *r->resp_store);
-    r->resp_ptrs = calloc(R, sizeof *r->resp_ptrs);
+    r->resp_ptrs = calloc(R, sizeof(Oaif__V1__Response *));
     r->rec_store = calloc(P, sizeof *r->rec_store);
-    r->records = calloc(P, sizeof *r->records);
+    r->records = calloc(P, sizeof(Oaif__V1__Record *));
     r->pair_ids = calloc(P, sizeof *r->pair_ids);
     if (!r->responses || !r->pair_store || !r->pair_ptrs || !r->resp_store || !r->resp_ptrs ||
         !r->rec_store || !r->records || !r->pair_ids) {
@@ -726,8 +726,8 @@ static int score_rows(nn_model_t *m, int B, const int *const *prompts, const int
     T = T < Tmax ? T : Tmax;
     /* rows per forward: activations within SCORE_BYTES (a rough per-token size of model.c's) */
     size_t per_tok = 4 * ((size_t)(4 * c->num_hidden_layers + 4) * c->hidden_size +
-                          (size_t)c->num_hidden_layers * (3 * (size_t)c->intermediate_size +
-                                                          c->num_attention_heads) +
+                          (size_t)c->num_hidden_layers *
+                              (3 * (size_t)c->intermediate_size + c->num_attention_heads) +
                           (size_t)V);
     size_t rows = SCORE_BYTES / (per_tok * (size_t)T);
     int R = rows < 1 ? 1 : rows > (size_t)B ? B : (int)rows;
@@ -776,8 +776,7 @@ static int score_rows(nn_model_t *m, int B, const int *const *prompts, const int
 }
 
 static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
-                       const struct params *p, struct sampler_result *r, char *why,
-                       size_t whylen)
+                       const struct params *p, struct sampler_result *r, char *why, size_t whylen)
 {
     const struct nn_config *mc = nn_model_config(pol->model);
     size_t P = req->n_prompts;
@@ -805,8 +804,8 @@ static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
     for (size_t i = 0; i < P; i++) {
         char err[256];
         size_t n = 0;
-        rc = tok_encode_prompt(pol->tok, req->prompts[i]->text, flags, &ids[i], &n, err,
-                               sizeof err);
+        rc =
+            tok_encode_prompt(pol->tok, req->prompts[i]->text, flags, &ids[i], &n, err, sizeof err);
         if (rc) {
             snprintf(why, whylen, "prompts[%zu].text: %s", i, err);
             rc = rc == ERR_NOMEM ? rc : ERR_INVAL;
@@ -968,8 +967,7 @@ int sampler_run(sampler_t *s, const char *request_id, const Oaif__V1__SampleRequ
     } else {
         struct policy *pol = acquire(s, req->pin_version, req->policy_version);
         if (!pol && req->pin_version) {
-            snprintf(why, whylen, "policy_version: version %u is not loaded",
-                     req->policy_version);
+            snprintf(why, whylen, "policy_version: version %u is not loaded", req->policy_version);
             rc = ERR_NOTFOUND;
         } else if (!pol) {
             snprintf(why, whylen, "policy_version: no policy version is loaded yet");

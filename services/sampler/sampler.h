@@ -54,18 +54,18 @@ enum sampler_backend { SAMPLER_BACKEND_BUILTIN = 0, SAMPLER_BACKEND_REMOTE = 1 }
 /* The remote backend: POST <base_url>/completions, one call per response (n = 1, so usage is
  * per response and servers without n > 1 work), seeds derived per response. */
 struct sampler_remote_config {
-    const char *base_url; /* e.g. http://vllm:8000/v1 (no trailing /completions) */
-    const char *model;    /* the "model" field */
-    const char *api_key;  /* NULL: no Authorization header */
-    uint32_t version;     /* the policy version reported for what the server serves */
-    bool logprobs;        /* ask for log-probs ("logprobs": 1) and sum them */
+    const char *base_url;    /* e.g. http://vllm:8000/v1 (no trailing /completions) */
+    const char *model;       /* the "model" field */
+    const char *api_key;     /* NULL: no Authorization header */
+    uint32_t version;        /* the policy version reported for what the server serves */
+    bool logprobs;           /* ask for log-probs ("logprobs": 1) and sum them */
     struct http_config http; /* K in flight, timeouts, retries (408/409/429/5xx with back-off) */
 };
 
 /* Everything the sampler needs; strings are borrowed for the sampler's life. */
 struct sampler_config {
     enum sampler_backend backend;
-    const char *checkpoint_dir; /* built-in: the checkpoint store's root */
+    const char *checkpoint_dir;  /* built-in: the checkpoint store's root */
     const char *prompt_template; /* with "{prompt}" once; NULL or "": TOK_DEFAULT_TEMPLATE */
     unsigned max_loaded;         /* K >= 1: versions kept in memory */
     /* what a zero field of a request means */
@@ -74,9 +74,9 @@ struct sampler_config {
     unsigned top_k, max_new_tokens;
     uint64_t seed;
     /* limits of one request */
-    unsigned max_prompts;       /* prompts per request */
-    unsigned max_n;             /* responses per prompt */
-    unsigned max_responses;     /* prompts x n */
+    unsigned max_prompts;   /* prompts per request */
+    unsigned max_n;         /* responses per prompt */
+    unsigned max_responses; /* prompts x n */
     unsigned max_new_tokens_limit;
     struct sampler_remote_config remote;
 };
@@ -114,10 +114,10 @@ size_t sampler_loaded(sampler_t *s, uint32_t *versions, size_t cap);
 
 /* One response as generated. */
 struct sampler_response {
-    char *text;         /* valid UTF-8, NUL-terminated (see the header comment) */
-    int *token_ids;     /* [num_tokens] the generated ids (built-in); NULL for remote */
+    char *text;     /* valid UTF-8, NUL-terminated (see the header comment) */
+    int *token_ids; /* [num_tokens] the generated ids (built-in); NULL for remote */
     uint32_t num_tokens;
-    double logprob;     /* sum under the policy; 0 when a remote server gives none */
+    double logprob; /* sum under the policy; 0 when a remote server gives none */
     bool has_logprob;
     Oaif__V1__FinishReason finish;
 };
@@ -125,9 +125,9 @@ struct sampler_response {
 /* The answer to one request. The reply and the records borrow strings from the request
  * (prompt ids and texts, run, stop strings): free the result before the request. */
 struct sampler_result {
-    uint32_t version;        /* the policy version used */
+    uint32_t version; /* the policy version used */
     size_t n_prompts;
-    unsigned n;              /* responses per prompt */
+    unsigned n;                         /* responses per prompt */
     struct sampler_response *responses; /* [n_prompts * n], prompt-major */
     Oaif__V1__SamplingParams sampling;  /* the effective parameters (seed resolved) */
     Oaif__V1__SampleReply reply;        /* pairs[i] for prompts[i] */
@@ -135,8 +135,8 @@ struct sampler_result {
     size_t packed_len;
     Oaif__V1__Record **records; /* n_prompts records, kind PAIR, id = the pair id, data = Pair */
     size_t n_records;
-    uint64_t tokens;     /* generated tokens over all responses */
-    double gen_seconds;  /* generation (engine call or remote calls) */
+    uint64_t tokens;      /* generated tokens over all responses */
+    double gen_seconds;   /* generation (engine call or remote calls) */
     double score_seconds; /* the scoring forward (built-in) */
     /* storage behind the fields above */
     Oaif__V1__Pair *pair_store;

@@ -59,8 +59,9 @@ static const struct cfg_option options[] = {
                 .help = "Prompts x n per request (the engine's batch: memory grows with it)."),
     CFG_INT_OPT(O, max_new_tokens_limit, .key = "sampler.max_new_tokens_limit", .def = "1024",
                 .min = 1, .max = 1000000, .env = "SAMPLER_MAX_NEW_TOKENS_LIMIT",
-                .flag = "--max-new-tokens-limit", .help = "The largest max_new_tokens a request "
-                                                          "may ask."),
+                .flag = "--max-new-tokens-limit",
+                .help = "The largest max_new_tokens a request "
+                        "may ask."),
     CFG_INT_OPT(O, threads, .key = "sampler.threads", .def = "0", .min = 0, .max = 1024,
                 .env = "SAMPLER_THREADS", .flag = "--threads",
                 .help = "OpenMP threads of the engine (0: OMP_NUM_THREADS or every core)."),
@@ -106,12 +107,12 @@ static const struct cfg_option options[] = {
                      .min = 1, .max = 600000, .env = "SAMPLER_REMOTE_BACKOFF_BASE",
                      .flag = "--backoff-base",
                      .help = "remote: first retry delay; doubled each retry, jittered."),
-    CFG_DURATION_OPT(O, backoff_max_ms, .key = "sampler.remote.backoff_max", .def = "30s",
-                     .min = 1, .max = 3600000, .env = "SAMPLER_REMOTE_BACKOFF_MAX",
-                     .flag = "--backoff-max", .help = "remote: longest retry delay."),
-    CFG_DURATION_OPT(O, retry_after_max_ms, .key = "sampler.remote.retry_after_max",
-                     .def = "120s", .min = 0, .max = 3600000,
-                     .env = "SAMPLER_REMOTE_RETRY_AFTER_MAX", .flag = "--retry-after-max",
+    CFG_DURATION_OPT(O, backoff_max_ms, .key = "sampler.remote.backoff_max", .def = "30s", .min = 1,
+                     .max = 3600000, .env = "SAMPLER_REMOTE_BACKOFF_MAX", .flag = "--backoff-max",
+                     .help = "remote: longest retry delay."),
+    CFG_DURATION_OPT(O, retry_after_max_ms, .key = "sampler.remote.retry_after_max", .def = "120s",
+                     .min = 0, .max = 3600000, .env = "SAMPLER_REMOTE_RETRY_AFTER_MAX",
+                     .flag = "--retry-after-max",
                      .help = "remote: a longer Retry-After fails the call instead of waiting."),
     /* the service */
     CFG_STRING_OPT(O, worker_name, .key = "sampler.worker_name", .env = "SAMPLER_WORKER_NAME",
@@ -224,7 +225,8 @@ int sampler_opts_curve(const struct sampler_opts *o, struct bus_curve *out, char
     if (!secret && !server)
         return ERR_OK;
     if (!secret || !server) {
-        snprintf(why, whylen, "CURVE needs both sampler.curve_secret_key and bus.ledger_public_key");
+        snprintf(why, whylen,
+                 "CURVE needs both sampler.curve_secret_key and bus.ledger_public_key");
         return ERR_INVAL;
     }
     char err[512];

@@ -182,8 +182,7 @@ int sampler_remote_parse(const char *body, size_t len, struct sampler_response *
                 }
                 sum += x;
             } else if (!json_is_null(v)) {
-                snprintf(why, whylen, "choices[0].logprobs.token_logprobs[%zu] is not a number",
-                         i);
+                snprintf(why, whylen, "choices[0].logprobs.token_logprobs[%zu] is not a number", i);
                 goto out;
             }
         }
@@ -247,8 +246,7 @@ static void on_done(void *user, const struct http_response *resp)
 }
 
 int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *calls, size_t n,
-                       int64_t deadline_ms, struct sampler_response *out, char *why,
-                       size_t whylen)
+                       int64_t deadline_ms, struct sampler_response *out, char *why, size_t whylen)
 {
     memset(out, 0, n * sizeof *out);
     if (!r->http && http_client_new(&r->http, &r->cfg->http)) {

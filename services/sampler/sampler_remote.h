@@ -55,7 +55,6 @@ int sampler_remote_parse(const char *body, size_t len, struct sampler_response *
  * large); ERR_AGAIN (retryable failures, attempts spent); ERR_TIMEOUT; ERR_IO; ERR_PROTO (an
  * answer we cannot parse); ERR_NOMEM. Single-threaded. */
 int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *calls, size_t n,
-                       int64_t deadline_ms, struct sampler_response *out, char *why,
-                       size_t whylen);
+                       int64_t deadline_ms, struct sampler_response *out, char *why, size_t whylen);
 
 #endif /* SAMPLER_REMOTE_H */

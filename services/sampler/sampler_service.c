@@ -25,9 +25,9 @@
 /* A checkpoint look-up that takes longer than one heartbeat interval (at least 200 ms) is tried
  * again later: the poll thread must not miss heartbeats. */
 #define LEDGER_QUERY_MS(s) ((s)->o->heartbeat_ms > 200 ? (int)(s)->o->heartbeat_ms : 200)
-#define RESCAN_RETRY_MS 1000 /* after a failed read of the ledger's checkpoints */
-#define WAIT_POLL_MS    100  /* poll cap while requests wait for a first version */
-#define EXPIRE_SLACK_MS 250  /* a waiting request fails this long before its lease ends */
+#define RESCAN_RETRY_MS    1000 /* after a failed read of the ledger's checkpoints */
+#define WAIT_POLL_MS       100  /* poll cap while requests wait for a first version */
+#define EXPIRE_SLACK_MS    250  /* a waiting request fails this long before its lease ends */
 
 /* One request handed to the engine thread, and its outcome. */
 struct job {
@@ -72,33 +72,31 @@ struct sampler_service {
     bus_client_t *client;
     void *sub;
     struct bus_curve curve;
-    bool builtin;
     int wake[2]; /* the threads write a byte to wake[1] when they finish something */
 
-    pthread_mutex_t mu; /* everything below up to `st`, shared with the threads */
+    /* shared with the threads, under mu */
+    pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool quit;
     struct job *todo, *done;
     struct load_req load;
-    bool loading;
     uint32_t loading_version;
-    bool failed_valid; /* a version whose record (sha256) failed to load: not retried */
-    uint32_t failed_version;
+    uint32_t failed_version; /* with failed_sha: a record that failed to load, not retried */
     char failed_sha[65];
     struct sampler_service_stats st;
+    bool quit, loading, failed_valid;
 
+    /* the poll thread's */
     pthread_t engine_th, loader_th;
-    bool engine_on, loader_on, mu_on, cv_on;
-    bool busy; /* a job is with the engine (poll thread only) */
     struct waiting *wq_head, *wq_tail;
     size_t nwaiting;
     uint64_t next_rescan;
-    bool rescan_now, wait_logged;
     int64_t serving; /* the newest version last logged */
-
     struct sampler_service_stats seen;
     struct series m;
-    bool metrics_on;
+    bool builtin, metrics_on;
+    bool engine_on, loader_on, mu_on, cv_on;
+    bool busy; /* a job is with the engine */
+    bool rescan_now, wait_logged;
 };
 
 static void wake_main(sampler_service_t *s)
@@ -179,8 +177,8 @@ static void run_job(sampler_service_t *s, struct job *j)
         log_info("policy version %u (pinned by %s) loaded from %s in %.2f s", j->version,
                  j->req->id, j->dir, (double)(bus_mono_ms() - t0) / 1000.0);
     }
-    j->rc = sampler_run(s->sampler, j->req->id, j->pb, j->deadline_ms, &j->res, j->why,
-                        sizeof j->why);
+    j->rc =
+        sampler_run(s->sampler, j->req->id, j->pb, j->deadline_ms, &j->res, j->why, sizeof j->why);
 }
 
 static void *engine_main(void *arg)
@@ -239,10 +237,10 @@ static void want_load(sampler_service_t *s, const Oaif__V1__Checkpoint *c)
 {
     const char *sha = c->sha256 ? c->sha256 : "";
     pthread_mutex_lock(&s->mu);
-    bool skip = (s->failed_valid && s->failed_version == c->version &&
-                 !strcmp(s->failed_sha, sha)) ||
-                (s->loading && s->loading_version == c->version) ||
-                (s->load.want && s->load.version == c->version);
+    bool skip =
+        (s->failed_valid && s->failed_version == c->version && !strcmp(s->failed_sha, sha)) ||
+        (s->loading && s->loading_version == c->version) ||
+        (s->load.want && s->load.version == c->version);
     if (!skip) {
         s->load.want = true;
         s->load.version = c->version;
@@ -383,8 +381,10 @@ static int resolve_pinned(sampler_service_t *s, struct job *j, char *why, size_t
     Oaif__V1__Checkpoint *c = NULL;
     int rc = ckpt_find_policy(s->client, j->version, LEDGER_QUERY_MS(s), &c);
     if (rc == ERR_NOTFOUND) {
-        snprintf(why, whylen, "policy_version: version %u is unknown (the ledger has no policy "
-                 "checkpoint with that version)", j->version);
+        snprintf(why, whylen,
+                 "policy_version: version %u is unknown (the ledger has no policy "
+                 "checkpoint with that version)",
+                 j->version);
         return rc;
     }
     if (rc) {
@@ -567,9 +567,9 @@ static int register_metrics(sampler_service_t *s, metrics_t *reg)
         rc = metrics_gauge_register(reg, &m->loaded, "oaif_sampler_loaded_versions",
                                     "Policy versions in memory.", "backend", b, NULL);
     if (!rc)
-        rc = metrics_gauge_register(reg, &m->waiting, "oaif_sampler_waiting_requests",
-                                    "Requests received and not yet generating.", "backend", b,
-                                    NULL);
+        rc =
+            metrics_gauge_register(reg, &m->waiting, "oaif_sampler_waiting_requests",
+                                   "Requests received and not yet generating.", "backend", b, NULL);
     if (!rc)
         rc = metrics_histogram_register(reg, &m->seconds, "oaif_sampler_request_seconds",
                                         "Generation and scoring time per request.", bounds,

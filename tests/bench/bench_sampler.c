@@ -104,6 +104,7 @@ static void make_request(const struct opts *o, Oaif__V1__SampleRequest *r,
 /* ---- engine: nn_sample alone --------------------------------------------------------------- */
 
 struct engine {
+    int prompts;
     nn_model_t *m;
     tok_t *tok;
     int B, N;
@@ -113,6 +114,9 @@ struct engine {
     int *plen, *gen, *ntok, *fin;
 };
 
+static void engine_free(struct engine *e);
+
+/* The model, the tokenizer and the rows of one request; -1 (everything freed) on failure. */
 static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
 {
     char err[512];
@@ -121,6 +125,7 @@ static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
         fprintf(stderr, "bench_sampler: %s\n", err);
         return -1;
     }
+    e->prompts = o->prompts;
     e->tok = tok_new_byte();
     e->B = o->prompts * o->n;
     e->N = o->max_new;
@@ -131,12 +136,17 @@ static int engine_setup(struct engine *e, const struct opts *o, const char *dir)
     e->gen = malloc((size_t)e->B * e->N * sizeof *e->gen);
     e->ntok = calloc((size_t)e->B, sizeof *e->ntok);
     e->fin = calloc((size_t)e->B, sizeof *e->fin);
-    if (!e->tok || !e->ids || !e->plen_p || !e->rows || !e->plen || !e->gen || !e->ntok || !e->fin)
+    if (!e->tok || !e->ids || !e->plen_p || !e->rows || !e->plen || !e->gen || !e->ntok ||
+        !e->fin) {
+        engine_free(e);
         return -1;
+    }
     for (int i = 0; i < o->prompts; i++) {
         size_t n = 0;
-        if (tok_encode_prompt(e->tok, texts[i], 0, &e->ids[i], &n, err, sizeof err))
+        if (tok_encode_prompt(e->tok, texts[i], 0, &e->ids[i], &n, err, sizeof err)) {
+            engine_free(e);
             return -1;
+        }
         e->plen_p[i] = (int)n;
     }
     for (int b = 0; b < e->B; b++) {
@@ -175,9 +185,9 @@ static double engine_run(struct engine *e, uint64_t *tokens)
     return t;
 }
 
-static void engine_free(struct engine *e, int prompts)
+static void engine_free(struct engine *e)
 {
-    for (int i = 0; e->ids && i < prompts; i++)
+    for (int i = 0; e->ids && i < e->prompts; i++)
         free(e->ids[i]);
     free(e->ids);
     free(e->plen_p);
@@ -192,8 +202,8 @@ static void engine_free(struct engine *e, int prompts)
 
 /* ---- the service ----------------------------------------------------------------------------- */
 
-static double service_run(bus_client_t *c, const uint8_t *buf, size_t len, int k,
-                          uint64_t *tokens, uint32_t *version)
+static double service_run(bus_client_t *c, const uint8_t *buf, size_t len, int k, uint64_t *tokens,
+                          uint32_t *version)
 {
     char id[64];
     snprintf(id, sizeof id, "bench-%d-%ld", k, (long)getpid());
@@ -206,8 +216,8 @@ static double service_run(bus_client_t *c, const uint8_t *buf, size_t len, int k
                 rc ? err_str(rc) : env->reply->error);
         exit(1);
     }
-    Oaif__V1__SampleReply *r = oaif__v1__sample_reply__unpack(NULL, env->reply->payload.len,
-                                                              env->reply->payload.data);
+    Oaif__V1__SampleReply *r =
+        oaif__v1__sample_reply__unpack(NULL, env->reply->payload.len, env->reply->payload.data);
     if (!r) {
         fprintf(stderr, "bench_sampler: the reply is not a SampleReply\n");
         exit(1);
@@ -304,10 +314,21 @@ int main(int argc, char **argv)
     nn_model_destroy(&m);
 
     /* the ledger and the sampler */
-    char *largv[] = {(char *)tp_bin("services/ledger/ledger"), "--db", db, "--clients",
-                     "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*", "--events",
-                     "tcp://127.0.0.1:*", "--lease", "10m", o.sync ? "--sync=true" : "--sync=false",
-                     "--endpoints-file", ep, NULL};
+    char *largv[] = {(char *)tp_bin("services/ledger/ledger"),
+                     "--db",
+                     db,
+                     "--clients",
+                     "tcp://127.0.0.1:*",
+                     "--workers",
+                     "tcp://127.0.0.1:*",
+                     "--events",
+                     "tcp://127.0.0.1:*",
+                     "--lease",
+                     "10m",
+                     o.sync ? "--sync=true" : "--sync=false",
+                     "--endpoints-file",
+                     ep,
+                     NULL};
     kids[0] = tp_spawn(largv, log_l);
     char cep[256], wep[256], eep[256];
     if (!tp_read_kv(ep, "clients", cep, sizeof cep, 10000) ||
@@ -316,9 +337,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sampler: the ledger did not start (see %s)\n", log_l);
         return 1;
     }
-    char *sargv[] = {(char *)tp_bin("services/sampler/sampler"), "--clients", cep, "--workers",
-                     wep, "--events", eep, "--checkpoint-dir", store, "--threads", thr,
-                     "--max-new-tokens-limit", "1024", NULL};
+    char *sargv[] = {(char *)tp_bin("services/sampler/sampler"),
+                     "--clients",
+                     cep,
+                     "--workers",
+                     wep,
+                     "--events",
+                     eep,
+                     "--checkpoint-dir",
+                     store,
+                     "--threads",
+                     thr,
+                     "--max-new-tokens-limit",
+                     "1024",
+                     NULL};
     kids[1] = tp_spawn(sargv, log_s);
     void *zctx = zmq_ctx_new();
     bus_client_t *c = NULL;
@@ -356,7 +388,8 @@ int main(int argc, char **argv)
     sampler_config_default(&sc);
     sc.checkpoint_dir = store;
     sampler_t *lib = NULL;
-    if (sampler_new(&lib, &sc, err, sizeof err) || sampler_load(lib, 0, NULL, hex, err, sizeof err)) {
+    if (sampler_new(&lib, &sc, err, sizeof err) ||
+        sampler_load(lib, 0, NULL, hex, err, sizeof err)) {
         fprintf(stderr, "bench_sampler: %s\n", err);
         return 1;
     }
@@ -393,14 +426,14 @@ int main(int argc, char **argv)
     }
     double R = (double)o.prompts * o.n;
     printf("%-46s %10s %12s %11s %7s\n", "", "s/request", "responses/s", "tokens/s", "ratio");
-    printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "engine: nn_sample (raw batched decoding)",
-           best_e, R / best_e, (double)tok_e / best_e, 1.0);
+    printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "engine: nn_sample (raw batched decoding)", best_e,
+           R / best_e, (double)tok_e / best_e, 1.0);
     printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "library: sampler_run (+ scoring, reply)", best_l,
            R / best_l, (double)tok_l / best_l, best_l / best_e);
     printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "service: SampleRequest via the ledger", best_s,
            R / best_s, (double)tok_s / best_s, best_s / best_e);
-    printf("\nlibrary time: generation %.3f s, scoring forward %.3f s, the rest %.3f s\n",
-           best_gen, best_score, best_l - best_gen - best_score);
+    printf("\nlibrary time: generation %.3f s, scoring forward %.3f s, the rest %.3f s\n", best_gen,
+           best_score, best_l - best_gen - best_score);
     printf("service overhead ratio (service / engine): %.2f\n", best_s / best_e);
     printf("tokens per request: engine %llu, library %llu, service %llu (policy version %u)%s\n",
            (unsigned long long)tok_e, (unsigned long long)tok_l, (unsigned long long)tok_s, version,
@@ -408,7 +441,7 @@ int main(int argc, char **argv)
 
     free(buf);
     sampler_destroy(&lib);
-    engine_free(&e, o.prompts);
+    engine_free(&e);
     bus_client_destroy(&c);
     zmq_ctx_term(zctx);
     return tok_e == tok_l && tok_l == tok_s ? 0 : 1;
