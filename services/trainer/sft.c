@@ -366,7 +366,8 @@ static void eval_line(FILE *f, const char *what, const struct trainer_eval *e)
         if (e->fam_n[k])
             fprintf(f, " %s %.0f%%", task_family_name((enum task_family)k),
                     100.0 * e->fam_correct[k] / e->fam_n[k]);
-    fprintf(f, "; mean length %.1f bytes, terse %.0f%%\n", e->mean_length, 100.0 * e->terse_share);
+    fprintf(f, "; answered %.0f%%; mean length %.1f bytes, terse %.0f%%\n",
+            e->n ? 100.0 * e->found / e->n : 0.0, e->mean_length, 100.0 * e->terse_share);
 }
 
 /* ---- progress ----------------------------------------------------------------------------- */
