@@ -52,16 +52,9 @@ static int teardown(void **state)
 }
 
 /* Run `oaif sft ARGS` with stdout and stderr captured into out; returns the exit code. */
-static int oaif_sft(char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int oaif_sft(char *out, size_t outlen, const char *fmt, ...)
+static int oaif_sft(char *out, size_t outlen, const char *args)
 {
-    char args[2048], cmd[2600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
+    char cmd[2600];
     snprintf(cmd, sizeof cmd, "%s sft --no-progress %s 2>&1", tp_bin("services/oaif/oaif"), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -70,6 +63,10 @@ static int oaif_sft(char *out, size_t outlen, const char *fmt, ...)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static char sft_args[2048];
+/* SFT(out, "printf format", ...): oaif_sft with formatted arguments. */
+#define SFT(out, ...) (snprintf(sft_args, sizeof sft_args, __VA_ARGS__), SFT(out, sft_args))
 
 static void weights_sha(const char *root, char hex[65])
 {
@@ -149,9 +146,9 @@ static void test_cli_deterministic_and_cached(void **state)
     struct fx *f = *state;
     char out[8192], a[65], b[65], c[65];
     const char *quick = "--quick --steps 12 --eval 0";
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --out %s/a", quick, f->dir), 0);
+    assert_int_equal(SFT(out, "%s --out %s/a", quick, f->dir), 0);
     assert_non_null(strstr(out, "SFT of the built-in policy: 12 steps"));
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --out %s/b", quick, f->dir), 0);
+    assert_int_equal(SFT(out, "%s --out %s/b", quick, f->dir), 0);
     char rb[300];
     snprintf(rb, sizeof rb, "%s/b", f->dir);
     weights_sha(rb, b);
@@ -159,7 +156,7 @@ static void test_cli_deterministic_and_cached(void **state)
     snprintf(ra, sizeof ra, "%s/a", f->dir);
     weights_sha(ra, a);
     assert_string_equal(a, b);
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --seed 2 --out %s/c", quick, f->dir), 0);
+    assert_int_equal(SFT(out, "%s --seed 2 --out %s/c", quick, f->dir), 0);
     char rc_[300];
     snprintf(rc_, sizeof rc_, "%s/c", f->dir);
     weights_sha(rc_, c);
@@ -170,7 +167,7 @@ static void test_cli_deterministic_and_cached(void **state)
     snprintf(wpath, sizeof wpath, "%s/sft-v000000/model.safetensors", ra);
     struct stat st0, st1;
     assert_int_equal(stat(wpath, &st0), 0);
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --out %s", quick, ra), 0);
+    assert_int_equal(SFT(out, "%s --out %s", quick, ra), 0);
     assert_non_null(strstr(out, "SFT of the built-in policy (cached)"));
     assert_non_null(strstr(out, a));
     assert_int_equal(stat(wpath, &st1), 0);
@@ -178,12 +175,12 @@ static void test_cli_deterministic_and_cached(void **state)
     assert_int_equal(st0.st_mtim.tv_sec, st1.st_mtim.tv_sec);
     assert_int_equal(st0.st_mtim.tv_nsec, st1.st_mtim.tv_nsec);
     /* other settings, or --force: trained again */
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --lr 0.001 --out %s", quick, ra), 0);
+    assert_int_equal(SFT(out, "%s --lr 0.001 --out %s", quick, ra), 0);
     assert_null(strstr(out, "cached"));
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --lr 0.001 --out %s --force", quick, ra), 0);
+    assert_int_equal(SFT(out, "%s --lr 0.001 --out %s --force", quick, ra), 0);
     assert_null(strstr(out, "cached"));
     /* weights edited behind its back: not trusted */
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --out %s", quick, rb), 0);
+    assert_int_equal(SFT(out, "%s --out %s", quick, rb), 0);
     assert_non_null(strstr(out, "cached"));
     snprintf(wpath, sizeof wpath, "%s/sft-v000000/model.safetensors", rb);
     FILE *w = fopen(wpath, "r+b");
@@ -191,7 +188,7 @@ static void test_cli_deterministic_and_cached(void **state)
     fseek(w, -1, SEEK_END);
     fputc(0x55, w);
     fclose(w);
-    assert_int_equal(oaif_sft(out, sizeof out, "%s --out %s", quick, rb), 0);
+    assert_int_equal(SFT(out, "%s --out %s", quick, rb), 0);
     assert_null(strstr(out, "cached"));
     weights_sha(rb, b);
     assert_string_equal(a, b);
@@ -224,16 +221,13 @@ static void test_cli_publishes_checkpoint(void **state)
 
     char out[8192], root[300], sha[65];
     snprintf(root, sizeof root, "%s/pub", f->dir);
-    int st =
-        oaif_sft(out, sizeof out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep);
+    int st = SFT(out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep);
     if (st != 0)
         fail_msg("oaif sft: %s", out);
     assert_non_null(strstr(out, "published checkpoint sft-v0"));
     weights_sha(root, sha);
     /* a cached run publishes the same record again (idempotent) */
-    assert_int_equal(
-        oaif_sft(out, sizeof out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep),
-        0);
+    assert_int_equal(SFT(out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep), 0);
     assert_non_null(strstr(out, "(cached)"));
     assert_non_null(strstr(out, "published checkpoint sft-v0"));
 
@@ -274,10 +268,10 @@ static void test_cli_publishes_checkpoint(void **state)
     zmq_ctx_term(zctx);
 
     /* no ledger there: a clear failure, the checkpoint is still written */
-    st = oaif_sft(out, sizeof out,
-                  "--quick --steps 12 --eval 14 --out %s --ledger tcp://127.0.0.1:1 "
-                  "--timeout-ms 300",
-                  root);
+    st = SFT(out,
+             "--quick --steps 12 --eval 14 --out %s --ledger tcp://127.0.0.1:1 "
+             "--timeout-ms 300",
+             root);
     assert_int_equal(st, 1);
     assert_non_null(strstr(out, "no answer from the ledger"));
     tp_stop(ledger, SIGTERM);
@@ -294,59 +288,56 @@ static void test_cli_data_and_errors(void **state)
                      "\n"
                      "{\"id\": \"x\", \"prompt\": \"Reverse the word cat.\", \"response\": "
                      "\"tac\", \"extra\": 1}\n");
-    int st = oaif_sft(out, sizeof out, "--data %s --steps 4 --eval 0 --out %s", path, root);
+    int st = SFT(out, "--data %s --steps 4 --eval 0 --out %s", path, root);
     if (st != 0)
         fail_msg("oaif sft: %s", out);
     assert_non_null(strstr(out, "SFT: 4 steps on 2 pairs"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --steps 4 --eval 0 --out %s", path, root),
-                     0);
+    assert_int_equal(SFT(out, "--data %s --steps 4 --eval 0 --out %s", path, root), 0);
     assert_non_null(strstr(out, "SFT (cached)"));
     /* the data is part of the settings: another file retrains */
     write_file(path, "{\"prompt\": \"What is 2 + 3?\", \"response\": \"5\"}\n");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --steps 4 --eval 0 --out %s", path, root),
-                     0);
+    assert_int_equal(SFT(out, "--data %s --steps 4 --eval 0 --out %s", path, root), 0);
     assert_null(strstr(out, "cached"));
 
     snprintf(path, sizeof path, "%s/bad.jsonl", f->dir);
     write_file(path, "{\"prompt\": \"a\", \"response\": \"b\"}\n"
                      "{\"prompt\": \"a\"}\n");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --out %s", path, root), 1);
+    assert_int_equal(SFT(out, "--data %s --out %s", path, root), 1);
     assert_non_null(strstr(out, "bad.jsonl:2"));
     assert_non_null(strstr(out, "\"response\""));
     write_file(path, "{\"prompt\": \"a\", \"response\": \"b\"}\n"
                      "{\"prompt\": \"a\", \"response\": 7}\n");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --out %s", path, root), 1);
+    assert_int_equal(SFT(out, "--data %s --out %s", path, root), 1);
     assert_non_null(strstr(out, "bad.jsonl:2"));
     assert_non_null(strstr(out, "\"response\""));
     write_file(path, "\n\n{\"prompt\": \"a\", \"response\": \"b\"\n");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --out %s", path, root), 1);
+    assert_int_equal(SFT(out, "--data %s --out %s", path, root), 1);
     assert_non_null(strstr(out, "bad.jsonl:3"));
     write_file(path, "");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --out %s", path, root), 1);
+    assert_int_equal(SFT(out, "--data %s --out %s", path, root), 1);
     assert_non_null(strstr(out, "bad.jsonl"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s/missing.jsonl --out %s", f->dir, root),
-                     1);
+    assert_int_equal(SFT(out, "--data %s/missing.jsonl --out %s", f->dir, root), 1);
     assert_non_null(strstr(out, "missing.jsonl"));
     /* a prompt that leaves no room for its response, named by pair and id */
     write_file(path, "{\"prompt\": \"a\", \"response\": \"b\"}\n"
                      "{\"id\": \"long\", \"prompt\": \"a rather long prompt for eight tokens\", "
                      "\"response\": \"b\"}\n");
-    assert_int_equal(oaif_sft(out, sizeof out, "--data %s --max-len 32 --out %s", path, root), 1);
+    assert_int_equal(SFT(out, "--data %s --max-len 32 --out %s", path, root), 1);
     assert_non_null(strstr(out, "pair 2 (id \"long\")"));
     assert_non_null(strstr(out, "leaves no room"));
     /* --init that is not a checkpoint */
-    assert_int_equal(oaif_sft(out, sizeof out, "--init %s/nowhere --out %s", f->dir, root), 1);
+    assert_int_equal(SFT(out, "--init %s/nowhere --out %s", f->dir, root), 1);
     assert_non_null(strstr(out, "nowhere"));
     /* bad options: usage errors */
-    assert_int_equal(oaif_sft(out, sizeof out, "--lr abc --out %s", root), 2);
+    assert_int_equal(SFT(out, "--lr abc --out %s", root), 2);
     assert_non_null(strstr(out, "--lr: expected a number"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--steps 0 --out %s", root), 2);
+    assert_int_equal(SFT(out, "--steps 0 --out %s", root), 2);
     assert_non_null(strstr(out, "--steps"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--wrong-share 1.5 --out %s", root), 2);
+    assert_int_equal(SFT(out, "--wrong-share 1.5 --out %s", root), 2);
     assert_non_null(strstr(out, "--wrong-share"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--frobnicate 1 --out %s", root), 2);
+    assert_int_equal(SFT(out, "--frobnicate 1 --out %s", root), 2);
     assert_non_null(strstr(out, "unknown option '--frobnicate'"));
-    assert_int_equal(oaif_sft(out, sizeof out, "--out"), 2);
+    assert_int_equal(SFT(out, "--out"), 2);
     assert_non_null(strstr(out, "a value is needed after '--out'"));
 }
 

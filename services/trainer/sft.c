@@ -484,7 +484,9 @@ static int order_cmp(const void *a, const void *b)
 static size_t *make_schedule(const struct seq *s, size_t n, long steps, int batch, uint64_t seed)
 {
     size_t total = (size_t)steps * (size_t)batch;
-    size_t *sched = malloc(total * sizeof *sched);
+    if (n == 0 || total == 0)
+        return NULL;
+    size_t *sched = calloc(total, sizeof *sched);
     size_t *perm = malloc(n * sizeof *perm);
     size_t win = (size_t)SORT_WINDOW * (size_t)batch;
     struct order_item *w = malloc(win * sizeof *w);
@@ -591,13 +593,18 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
     rc = load_seqs(&eo, tk, want, &seqs, &nseq, &res->truncated, err, errlen);
     if (rc)
         goto out;
+    if (nseq == 0) {
+        rc = ERR_INVAL;
+        seterr(err, errlen, "no training pairs");
+        goto out;
+    }
     res->pairs = nseq;
     int B = o->batch, Tb = 0;
     for (size_t i = 0; i < nseq; i++)
         Tb = seqs[i].len > Tb ? seqs[i].len : Tb;
     sched = make_schedule(seqs, nseq, o->steps, B, o->seed);
     opt = nn_adamw_new(nn_model_num_params(m));
-    tokens = malloc((size_t)B * Tb * sizeof(int));
+    tokens = malloc((size_t)B * (size_t)(Tb > 0 ? Tb : 1) * sizeof(int));
     lens = malloc((size_t)B * sizeof(int));
     plens = malloc((size_t)B * sizeof(int));
     ntok = malloc((size_t)B * sizeof(int));
@@ -636,7 +643,8 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         for (int b = 0; b < B; b++) {
             const struct seq *s = &seqs[idx[b]];
             int *row = tokens + (size_t)b * T;
-            memcpy(row, s->ids, (size_t)s->len * sizeof(int));
+            if (s->ids) /* always: encode_pair made every one */
+                memcpy(row, s->ids, (size_t)s->len * sizeof(int));
             for (int t = s->len; t < T; t++)
                 row[t] = pad;
             lens[b] = s->len;
@@ -1133,10 +1141,11 @@ int trainer_cli_sft(int argc, char **argv)
     const char *root = "data/checkpoints", *ledger = NULL, *secret = NULL, *server = NULL;
     bool force = false;
     long timeout_ms = 5000;
-    if (getenv("OAIF_CURVE_SECRET") && *getenv("OAIF_CURVE_SECRET"))
-        secret = getenv("OAIF_CURVE_SECRET");
-    if (getenv("OAIF_SERVER_KEY") && *getenv("OAIF_SERVER_KEY"))
-        server = getenv("OAIF_SERVER_KEY");
+    const char *env_secret = getenv("OAIF_CURVE_SECRET"), *env_server = getenv("OAIF_SERVER_KEY");
+    if (env_secret && *env_secret)
+        secret = env_secret;
+    if (env_server && *env_server)
+        server = env_server;
     for (int i = 0; i < argc; i++) /* --quick first: explicit options override it */
         if (!strcmp(argv[i], "--quick"))
             trainer_sft_quick(&o);
