@@ -66,7 +66,8 @@ static int oaif_sft(char *out, size_t outlen, const char *args)
 
 static char sft_args[2048];
 /* SFT(out, "printf format", ...): oaif_sft with formatted arguments. */
-#define SFT(out, ...) (snprintf(sft_args, sizeof sft_args, __VA_ARGS__), SFT(out, sft_args))
+#define SFT(out, ...)                                                                              \
+    (snprintf(sft_args, sizeof sft_args, __VA_ARGS__), oaif_sft(out, sizeof out, sft_args))
 
 static void weights_sha(const char *root, char hex[65])
 {
