@@ -28,14 +28,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "model.h"
 #include "task.h"
 #include "tokenizer.h"
 
-#define TRAINER_SFT_SETTINGS "sft.json" /* beside the checkpoint: settings, result, sha256 */
-#define TRAINER_TASK_SEED    1          /* the built-in task's split, as `oaif task` uses */
+#define TRAINER_SFT_SETTINGS     "sft.json" /* beside the checkpoint: settings, result, sha256 */
+#define TRAINER_TASK_SEED        1          /* the built-in task's split, as `oaif task` uses */
+#define TRAINER_BUILTIN_INIT_STD 0.05f      /* std of the built-in model's random initialisation */
 
 struct trainer_sft_opts {
     /* data */
@@ -59,6 +61,7 @@ struct trainer_sft_opts {
     int eval_n;       /* eval-split prompts for the evaluation; 0: none */
     long eval_every;  /* evaluate every this many steps as well as at the end; 0: at the end */
     int eval_max_new; /* token budget of an eval response */
+    const char *eval_samples; /* NULL, or a file for the final evaluation's answers (JSONL) */
     /* output */
     int progress; /* progress bar on stderr: 1 always, 0 never, -1 when stderr is a terminal */
 };
@@ -66,6 +69,7 @@ struct trainer_sft_opts {
 /* Per-family and overall results of trainer_eval_task. */
 struct trainer_eval {
     int n, correct;
+    int found;          /* responses from which task_check read an answer of the right kind */
     double accuracy;    /* correct / n, 0 when n == 0 */
     double mean_length; /* mean response length in bytes (leading separator space stripped) */
     double terse_share; /* share of responses of at most 12 bytes */
@@ -92,6 +96,10 @@ void trainer_builtin_config(struct nn_config *c);
  * bar when stderr is a terminal. */
 void trainer_sft_defaults(struct trainer_sft_opts *o);
 
+/* The --quick recipe on top of the defaults: a run of seconds (tests, smoke checks) that still
+ * leaves the model clearly better than untrained. */
+void trainer_sft_quick(struct trainer_sft_opts *o);
+
 /* Check the options; ERR_INVAL with err naming the field and the reason. */
 int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen);
 
@@ -102,11 +110,12 @@ int trainer_tokenizer(tok_t **out, const struct nn_config *c, const char *dir, c
                       size_t errlen);
 
 /* Greedy answers of `m` to the first n prompts of the built-in eval split under task_seed (in
- * batches of up to 64), each checked with task_check. Fills *out. ERR_INVAL (n < 1, max_new < 1),
- * ERR_TOOBIG (a prompt does not fit the model's context), ERR_NOMEM, or the engine's error;
- * err filled. */
+ * batches of up to 64), each checked with task_check. Fills *out. When `samples` is not NULL,
+ * writes one JSON line per prompt to it: id, family, prompt, response, reference, correct.
+ * ERR_INVAL (n < 1, max_new < 1), ERR_TOOBIG (a prompt does not fit the model's context),
+ * ERR_NOMEM, or the engine's error; err filled. */
 int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
-                      struct trainer_eval *out, char *err, size_t errlen);
+                      FILE *samples, struct trainer_eval *out, char *err, size_t errlen);
 
 /* Train: load or build the model, read or generate the pairs, run the steps, evaluate. On ERR_OK
  * *out owns the trained model (nn_model_destroy) and *res is filled. ERR_INVAL (bad options, a
