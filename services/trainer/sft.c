@@ -1,4 +1,5 @@
 /* sft.c - see sft.h. */
+#include "evaluate.h"
 #include "sft.h"
 
 #include <ctype.h>
@@ -264,97 +265,45 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
         seterr(err, errlen, "evaluation: the built-in eval split: %s", err_str(rc));
         return rc;
     }
-    int Tmax = nn_model_config(m)->max_position_embeddings;
-    int *ids[EVAL_BATCH] = {0};
-    int plen[EVAL_BATCH];
-    int *gen = malloc((size_t)EVAL_BATCH * max_new * sizeof(int));
-    int ngen[EVAL_BATCH];
+    char **texts = NULL;
+    rc = trainer_answers(m, tk, ps, n, max_new, &texts, err, errlen);
     double len_sum = 0;
     int terse = 0;
-    if (!gen) {
-        rc = ERR_NOMEM;
-        seterr(err, errlen, "out of memory");
-        goto out;
-    }
-    for (int b0 = 0; b0 < n && !rc; b0 += EVAL_BATCH) {
-        int B = n - b0 < EVAL_BATCH ? n - b0 : EVAL_BATCH;
-        for (int b = 0; b < B && !rc; b++) {
-            size_t np = 0;
-            rc = tok_encode_prompt(tk, ps[b0 + b].text, tok_wants_bos(tk) ? TOK_ADD_BOS : 0,
-                                   &ids[b], &np, err, errlen);
-            if (!rc && (np < 1 || np >= (size_t)Tmax)) {
-                seterr(err, errlen, "evaluation: prompt %s is %zu tokens, the context %d",
-                       ps[b0 + b].id, np, Tmax);
-                rc = ERR_TOOBIG;
-            }
-            plen[b] = (int)np;
+    for (int i = 0; !rc && i < n; i++) {
+        const struct task_prompt *p = &ps[i];
+        size_t tl = strlen(texts[i]);
+        struct task_check ck;
+        rc = task_check(p, texts[i], tl, &ck);
+        if (rc) {
+            seterr(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
+            break;
         }
-        struct nn_sample_opts so = {.temperature = 0.0f,
-                                    .top_k = 1,
-                                    .top_p = 1.0f,
-                                    .seed = 0,
-                                    .max_new_tokens = max_new,
-                                    .eos_token_id = tok_eos_id(tk)};
-        if (!rc) {
-            rc = nn_sample(m, B, (const int *const *)ids, plen, &so, gen, ngen, NULL);
-            if (rc)
-                seterr(err, errlen, "evaluation: sampling: %s", err_str(rc));
+        if (samples) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:b}", "id", p->id, "family",
+                                  task_family_name(p->family), "prompt", p->text, "response",
+                                  texts[i], tl, "reference", p->answer, "correct", ck.correct);
+            char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+            if (line)
+                fprintf(samples, "%s\n", line);
+            free(line);
+            json_decref(j);
         }
-        for (int b = 0; b < B && !rc; b++) {
-            char *text = NULL;
-            size_t tl = 0;
-            rc = tok_decode(tk, gen + (size_t)b * max_new, (size_t)ngen[b], TOK_SKIP_SPECIAL, &text,
-                            &tl);
-            if (rc) {
-                seterr(err, errlen, "evaluation: decoding: %s", err_str(rc));
-                break;
-            }
-            size_t off = 0;
-            while (off < tl && isspace((unsigned char)text[off]))
-                off++;
-            struct task_check ck;
-            const struct task_prompt *p = &ps[b0 + b];
-            rc = task_check(p, text + off, tl - off, &ck);
-            if (!rc && samples) {
-                json_t *j =
-                    json_pack("{s:s, s:s, s:s, s:s%, s:s, s:b}", "id", p->id, "family",
-                              task_family_name(p->family), "prompt", p->text, "response",
-                              text + off, tl - off, "reference", p->answer, "correct", ck.correct);
-                char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-                if (line)
-                    fprintf(samples, "%s\n", line);
-                free(line);
-                json_decref(j);
-            }
-            free(text);
-            if (rc) {
-                seterr(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
-                break;
-            }
-            out->n++;
-            out->found += ck.found;
-            out->fam_n[p->family]++;
-            if (ck.correct) {
-                out->correct++;
-                out->fam_correct[p->family]++;
-            }
-            len_sum += (double)(tl - off);
-            terse += tl - off <= TERSE_BYTES;
+        out->n++;
+        out->found += ck.found;
+        out->fam_n[p->family]++;
+        if (ck.correct) {
+            out->correct++;
+            out->fam_correct[p->family]++;
         }
-        for (int b = 0; b < B; b++) {
-            free(ids[b]);
-            ids[b] = NULL;
-        }
+        len_sum += (double)tl;
+        terse += tl <= TERSE_BYTES;
     }
     if (!rc && out->n > 0) {
         out->accuracy = (double)out->correct / out->n;
         out->mean_length = len_sum / out->n;
         out->terse_share = (double)terse / out->n;
     }
-out:
-    for (int b = 0; b < EVAL_BATCH; b++)
-        free(ids[b]);
-    free(gen);
+    trainer_answers_free(texts, n);
     free(ps);
     return rc;
 }
