@@ -49,6 +49,9 @@ else
 fi
 sft=$sft_root/sft-v000000
 
+up_pid=
+trap '[ -n "$up_pid" ] && kill -INT "$up_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
+
 run_one() { # name, extra trainer options...
     local name=$1
     shift
@@ -58,16 +61,18 @@ run_one() { # name, extra trainer options...
     $oaif up --data "$d" --config deploy/runs/demo.yaml --clients 'tcp://127.0.0.1:*' \
         --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/up.log" 2>&1 &
     local up=$!
+    up_pid=$up
     for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
     export OAIF_LEDGER=$(sed -n 's/^clients=//p' "$d/endpoints")
     $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
     say "   $name: ${steps} steps (logs in $d)"
     $oaif run deploy/runs/demo.yaml --data "$d" --run "$name" --steps "$steps" \
         --reference "$sft" --checkpoints "$d/checkpoints" --progress "${extra[@]}" "$@"
-    $oaif audit >"$d/audit.txt" || { cat "$d/audit.txt"; kill -INT $up; exit 1; }
+    $oaif audit >"$d/audit.txt" || { cat "$d/audit.txt"; exit 1; }
     say "   $name: $(tail -1 "$d/audit.txt")"
     kill -INT $up
     wait $up || true
+    up_pid=
 }
 
 say "3. three runs at the same label budget"
