@@ -231,9 +231,15 @@ int bus_client_poll(bus_client_t *c, int timeout_ms, bus_reply_fn cb, void *ctx)
     /* Replies stashed by a synchronous call come first. */
     for (size_t i = 0; i < c->nstash; i++) {
         Oaif__V1__Envelope *env = c->stash[i];
-        if (cb)
-            cb(ctx, env->reply);
-        delivered++;
+        /* Still pending? (A repeat of the reply may have been stashed twice.) Delivered once,
+         * and forgotten, exactly like a reply read here. */
+        struct pend *p = hmap_del(c->pending, env->reply->id, strlen(env->reply->id));
+        if (p) {
+            pend_free(p);
+            if (cb)
+                cb(ctx, env->reply);
+            delivered++;
+        }
         oaif__v1__envelope__free_unpacked(env, NULL);
     }
     c->nstash = 0;

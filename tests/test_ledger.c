@@ -501,6 +501,35 @@ static void test_restart_rebuilds_queues_from_store(void **state)
     wait_replies(c, &g, 2, 5000); /* the client re-announces; the new ledger answers */
 }
 
+static void count_reply(void *ctx, const Oaif__V1__Reply *r)
+{
+    (void)r;
+    (*(int *)ctx)++;
+}
+
+/* A reply that arrives while the client waits in a synchronous query is kept for the next poll
+ * and delivered exactly once, even though the client goes on re-announcing for a while. */
+static void test_reply_during_sync_query_is_delivered_once(void **state)
+{
+    struct fixture *f = *state;
+    bus_worker_t *w = worker(f, "echo", 1);
+    bus_client_t *c = client(f);
+    assert_int_equal(bus_client_submit(c, "echo", "once", "p", 1, 0, 0), ERR_OK);
+    struct bus_req *r = NULL;
+    assert_int_equal(bus_worker_recv(w, 3000, &r), ERR_OK);
+    bus_worker_reply(w, r->id, "q", 1, NULL, 0);
+    bus_req_free(&r);
+    usleep(200000); /* the reply is waiting in the client's socket */
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(bus_client_status(c, 2000, &env), ERR_OK);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    int n = 0;
+    for (int i = 0; i < 20; i++) /* 1 s: several re-announce intervals */
+        bus_client_poll(c, 50, count_reply, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(bus_client_pending(c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +544,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_gets_errors_and_ledger_keeps_serving, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restart_rebuilds_queues_from_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_during_sync_query_is_delivered_once, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("ledger", tests, NULL, NULL);
 }
