@@ -280,38 +280,38 @@ static bool resumed_mid_run(struct fx *f, long steps)
 static void test_trainer_killed_resumes_from_its_checkpoint(void **state)
 {
     struct fx *f = *state;
-    pid_t t = start_trainer(f, "40", "5", "1", "2");
-    for (int i = 0; i < 1200 && newest_version(f) < 2; i++)
-        usleep(50000);
+    pid_t t = start_trainer(f, "100", "5", "1", "2");
+    for (int i = 0; i < 2400 && newest_version(f) < 2; i++)
+        usleep(20000);
     tp_stop(t, SIGKILL);
-    assert_true(newest_version(f) < 8); /* killed before the end */
-    t = start_trainer(f, "40", "5", "1", "2");
-    assert_int_equal(wait_exit(t, 240), 0);
-    assert_true(resumed_mid_run(f, 40));
-    assert_int_equal(newest_version(f), 8);
-    expect_clean_audit(40);
+    assert_true(newest_version(f) < 20); /* killed before the end */
+    t = start_trainer(f, "100", "5", "1", "2");
+    assert_int_equal(wait_exit(t, 300), 0);
+    assert_true(resumed_mid_run(f, 100));
+    assert_int_equal(newest_version(f), 20);
+    expect_clean_audit(100);
 }
 
 static void test_sampler_and_ledger_killed_mid_run(void **state)
 {
     struct fx *f = *state;
-    pid_t t = start_trainer(f, "40", "5", "1", "2");
-    for (int i = 0; i < 1200 && newest_version(f) < 2; i++)
-        usleep(50000);
+    pid_t t = start_trainer(f, "100", "5", "1", "2");
+    for (int i = 0; i < 2400 && newest_version(f) < 2; i++)
+        usleep(20000);
     tp_stop(f->sampler, SIGKILL);
     start_sampler(f);
-    for (int i = 0; i < 1200 && newest_version(f) < 4; i++)
-        usleep(50000);
-    assert_true(newest_version(f) < 8); /* the run is not over yet */
+    for (int i = 0; i < 2400 && newest_version(f) < 4; i++)
+        usleep(20000);
+    assert_true(newest_version(f) < 20); /* the run is not over yet */
     char c[256], w[256], e[256];
     snprintf(c, sizeof c, "%s", f->cep);
     snprintf(w, sizeof w, "%s", f->wep);
     snprintf(e, sizeof e, "%s", f->eep);
     tp_stop(f->ledger, SIGKILL);
     start_ledger(f, c, w, e);
-    assert_int_equal(wait_exit(t, 240), 0);
-    assert_int_equal(newest_version(f), 8);
-    expect_clean_audit(40);
+    assert_int_equal(wait_exit(t, 300), 0);
+    assert_int_equal(newest_version(f), 20);
+    expect_clean_audit(100);
 }
 
 static void test_stale_pairs_are_set_aside(void **state)
