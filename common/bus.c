@@ -171,6 +171,37 @@ int bus_curve_load(struct bus_curve *c, const char *path, bool want_secret, char
     return ERR_OK;
 }
 
+int bus_curve_client(struct bus_curve *out, const char *secret_path, const char *ledger_key,
+                     const char *secret_option, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    bool secret = secret_path && *secret_path;
+    bool server = ledger_key && *ledger_key;
+    if (!secret && !server)
+        return ERR_OK;
+    if (!secret || !server) {
+        snprintf(why, whylen, "CURVE needs both %s and bus.ledger_public_key", secret_option);
+        return ERR_INVAL;
+    }
+    char err[512];
+    if (bus_curve_load(out, secret_path, true, err, sizeof err)) {
+        snprintf(why, whylen, "%s: %s", secret_option, err);
+        return ERR_INVAL;
+    }
+    if (z85_key_ok(ledger_key)) {
+        snprintf(out->server_key, sizeof out->server_key, "%s", ledger_key);
+    } else {
+        struct bus_curve s = {0};
+        if (bus_curve_load(&s, ledger_key, false, err, sizeof err)) {
+            snprintf(why, whylen, "bus.ledger_public_key: not a Z85 key, and as a file: %s", err);
+            return ERR_INVAL;
+        }
+        memcpy(out->server_key, s.public_key, sizeof out->server_key);
+    }
+    out->on = true;
+    return ERR_OK;
+}
+
 /* ---- sockets ------------------------------------------------------------------------------- */
 
 int bus_setup_socket(void *sock, bool binds, int type, size_t max_msg, const struct bus_curve *c)

@@ -41,6 +41,13 @@ int bus_curve_save(const struct bus_curve *c, const char *path, char *err, size_
 int bus_curve_load(struct bus_curve *c, const char *path, bool want_secret, char *err,
                    size_t errlen);
 
+/* CURVE for a service that connects to the ledger: `secret_path` is its key pair file and
+ * `ledger_key` the ledger's public key, as Z85 text or a key file. Both empty: plaintext
+ * (out->on false). One without the other, or a bad key, is ERR_INVAL with `why` naming the
+ * option: `secret_option` is how the secret key is configured ("sampler.curve_secret_key"). */
+int bus_curve_client(struct bus_curve *out, const char *secret_path, const char *ledger_key,
+                     const char *secret_option, char *why, size_t whylen);
+
 /* Options every oaif socket gets: ZMQ_LINGER 0 (never hang at exit), ZMQ_MAXMSGSIZE;
  * connecting sockets also ZMQ_IMMEDIATE, a short reconnect interval, TCP keepalive;
  * ROUTERs ZMQ_ROUTER_MANDATORY (a send to a vanished peer fails at once, EHOSTUNREACH).

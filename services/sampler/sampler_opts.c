@@ -209,41 +209,9 @@ int sampler_opts_config(const struct sampler_opts *o, struct sampler_config *c, 
     return ERR_OK;
 }
 
-static bool is_z85_key(const char *s)
-{
-    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              ".-:+=^!/*?&<>()[]{}@%$#";
-    return s && strlen(s) == 40 && strspn(s, z85) == 40;
-}
-
 int sampler_opts_curve(const struct sampler_opts *o, struct bus_curve *out, char *why,
                        size_t whylen)
 {
-    memset(out, 0, sizeof *out);
-    bool secret = o->curve_secret_key && *o->curve_secret_key;
-    bool server = o->ledger_public_key && *o->ledger_public_key;
-    if (!secret && !server)
-        return ERR_OK;
-    if (!secret || !server) {
-        snprintf(why, whylen,
-                 "CURVE needs both sampler.curve_secret_key and bus.ledger_public_key");
-        return ERR_INVAL;
-    }
-    char err[512];
-    if (bus_curve_load(out, o->curve_secret_key, true, err, sizeof err)) {
-        snprintf(why, whylen, "sampler.curve_secret_key: %s", err);
-        return ERR_INVAL;
-    }
-    if (is_z85_key(o->ledger_public_key)) {
-        memcpy(out->server_key, o->ledger_public_key, 41);
-    } else {
-        struct bus_curve s = {0};
-        if (bus_curve_load(&s, o->ledger_public_key, false, err, sizeof err)) {
-            snprintf(why, whylen, "bus.ledger_public_key: not a Z85 key, and as a file: %s", err);
-            return ERR_INVAL;
-        }
-        memcpy(out->server_key, s.public_key, sizeof out->server_key);
-    }
-    out->on = true;
-    return ERR_OK;
+    return bus_curve_client(out, o->curve_secret_key, o->ledger_public_key,
+                            "sampler.curve_secret_key", why, whylen);
 }

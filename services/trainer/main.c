@@ -144,22 +144,13 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
     cfg_log(&spec, &o);
-    struct bus_curve curve = {0};
-    if ((o.curve_secret && *o.curve_secret) != (o.ledger_key && *o.ledger_key)) {
-        log_error("CURVE needs both curve_secret_key and bus.ledger_public_key");
+    struct bus_curve curve;
+    char why[600];
+    if (bus_curve_client(&curve, o.curve_secret, o.ledger_key, "trainer.curve_secret_key", why,
+                         sizeof why)) {
+        log_error("%s", why);
         cfg_release(&spec, &o);
         return 2;
-    }
-    if (o.curve_secret && *o.curve_secret) {
-        char err[512];
-        struct bus_curve server = {0};
-        if (bus_curve_load(&server, o.ledger_key, false, err, sizeof err) ||
-            bus_curve_load(&curve, o.curve_secret, true, err, sizeof err)) {
-            log_error("%s", err);
-            cfg_release(&spec, &o);
-            return 2;
-        }
-        memcpy(curve.server_key, server.public_key, sizeof curve.server_key);
     }
     struct trainer_online_config c;
     trainer_online_defaults(&c);
