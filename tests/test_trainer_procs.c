@@ -180,16 +180,31 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The trainer of run "t" with these settings and, after them, the NULL-terminated extra
+ * arguments (NULL: none). */
+static pid_t start_trainer_with(struct fx *f, const char *steps, const char *every,
+                                const char *staleness, const char *inflight,
+                                const char *const *extra)
+{
+    char *argv[40] = {(char *)tp_bin("services/trainer/trainer"), "--ledger", f->cep,
+                      "--reference", f->sft, "--checkpoints", f->ckpt, "--run", "t",
+                      "--steps", (char *)steps, "--batch", "4", "--prompts-per-request", "4",
+                      "--inflight", (char *)inflight, "--checkpoint-every", (char *)every,
+                      "--max-staleness", (char *)staleness, "--max-new-tokens", "12",
+                      "--lr", "1e-3", "--warmup", "0", NULL};
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    return tp_spawn(argv, f->log);
+}
+
 static pid_t start_trainer(struct fx *f, const char *steps, const char *every,
                            const char *staleness, const char *inflight)
 {
-    char *argv[] = {(char *)tp_bin("services/trainer/trainer"), "--ledger", f->cep,
-                    "--reference", f->sft, "--checkpoints", f->ckpt, "--run", "t",
-                    "--steps", (char *)steps, "--batch", "4", "--prompts-per-request", "4",
-                    "--inflight", (char *)inflight, "--checkpoint-every", (char *)every,
-                    "--max-staleness", (char *)staleness, "--max-new-tokens", "12",
-                    "--lr", "1e-3", "--warmup", "0", NULL};
-    return tp_spawn(argv, f->log);
+    return start_trainer_with(f, steps, every, staleness, inflight, NULL);
 }
 
 static int wait_exit(pid_t p, int timeout_s)
@@ -328,6 +343,52 @@ static void test_stale_pairs_are_set_aside(void **state)
     assert_true(stale >= 1);
 }
 
+static bool policy_on_disk(struct fx *f, long v)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/policy-v%06ld/model.safetensors", f->ckpt, v);
+    return access(path, R_OK) == 0;
+}
+
+/* Every checkpoint evaluated against SFT, the EvalResults in the ledger, and on disk only the
+ * newest and the best (the one with the highest win rate, then accuracy, then the newer). */
+static void test_evaluated_checkpoints_keep_the_best(void **state)
+{
+    struct fx *f = *state;
+    static const char *const extra[] = {"--eval-n", "14", "--keep-last", "1", NULL};
+    pid_t t = start_trainer_with(f, "6", "1", "1", "2", extra);
+    assert_int_equal(wait_exit(t, 120), 0);
+    assert_int_equal(newest_version(f), 6);
+    static char out[1 << 16];
+    assert_int_equal(oaif_out(out, sizeof out, "export evals"), 0);
+    long best = 0;
+    double best_wr = -1, best_acc = -1;
+    int evals = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        const char *vp = strstr(line, "\"version\":"), *wp = strstr(line, "\"win_rate\":"),
+                   *ap = strstr(line, "\"accuracy\":");
+        if (line[0] != '{')
+            continue; /* the count on stderr */
+        if (!vp)
+            fail_msg("an EvalResult without a version: %s", line);
+        long v = strtol(vp + strlen("\"version\":"), NULL, 10);
+        double wr = wp ? strtod(wp + strlen("\"win_rate\":"), NULL) : 0; /* 0 is left out */
+        double acc = ap ? strtod(ap + strlen("\"accuracy\":"), NULL) : 0;
+        evals++;
+        if (wr > best_wr || (wr == best_wr && acc >= best_acc)) {
+            best = v;
+            best_wr = wr;
+            best_acc = acc;
+        }
+    }
+    assert_int_equal(evals, 6);
+    assert_true(best >= 1 && best <= 6);
+    for (long v = 1; v <= 6; v++)
+        if (policy_on_disk(f, v) != (v == 6 || v == best))
+            fail_msg("policy v%ld: on disk %d, the newest is v6 and the best v%ld", v,
+                     policy_on_disk(f, v), best);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -338,6 +399,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sampler_and_ledger_killed_mid_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_pairs_are_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evaluated_checkpoints_keep_the_best, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("trainer_procs", tests, NULL, NULL);
 }

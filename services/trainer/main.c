@@ -16,6 +16,7 @@
 struct trainer_opts {
     char *run, *ckpt_root, *sft_dir, *ledger, *curve_secret, *ledger_key, *instruction;
     int steps, batch, prompts_per_request, inflight, max_staleness, checkpoint_every, keep_last;
+    int eval_n, eval_every;
     int loss, schedule, warmup, micro, top_k, max_new_tokens, max_prompts, seed, stop_after;
     double beta, eps, lr, min_lr, clip, weight_decay, temperature, top_p;
     bool offline, progress;
@@ -62,7 +63,14 @@ static const struct cfg_option options[] = {
                 .help = "Steps between checkpoints (and one at the end)."),
     CFG_INT_OPT(O, keep_last, .key = "trainer.keep_last", .def = "3", .min = 1, .max = 100000,
                 .env = "TRAINER_KEEP_LAST", .flag = "--keep-last",
-                .help = "Policy checkpoints kept on disk (SFT always)."),
+                .help = "Newest policy checkpoints kept on disk (besides SFT and the best)."),
+    CFG_INT_OPT(O, eval_n, .key = "trainer.eval_n", .def = "0", .min = 0, .max = 100000,
+                .env = "TRAINER_EVAL_N", .flag = "--eval-n",
+                .help = "Eval-split prompts of the built-in task to score checkpoints on against "
+                        "SFT (0: none; the best evaluated checkpoint is kept)."),
+    CFG_INT_OPT(O, eval_every, .key = "trainer.eval_every", .def = "1", .min = 1,
+                .max = 1000000, .env = "TRAINER_EVAL_EVERY", .flag = "--eval-every",
+                .help = "Evaluate every this many checkpoints (and the last one)."),
     CFG_ENUM_OPT(O, loss, .key = "trainer.loss", .def = "dpo", .choices = losses,
                  .env = "TRAINER_LOSS", .flag = "--loss", .help = "The preference loss."),
     CFG_DOUBLE_OPT(O, beta, .key = "trainer.beta", .def = "0.1", .dmin = 1e-6, .dmax = 1000,
@@ -166,6 +174,8 @@ int main(int argc, char **argv)
     c.max_staleness = o.max_staleness;
     c.checkpoint_every = o.checkpoint_every;
     c.keep_last = o.keep_last;
+    c.eval_n = o.eval_n;
+    c.eval_every = o.eval_every;
     static const enum nn_pref_kind kinds[] = {NN_PREF_DPO, NN_PREF_IPO, NN_PREF_SLIC, NN_PREF_CDPO,
                                               NN_PREF_ROBUST};
     c.step.loss.kind = kinds[o.loss];
@@ -199,9 +209,10 @@ int main(int argc, char **argv)
     rc = zctx ? trainer_online_run(&c, zctx, &stop_requested, &sum) : ERR_NOMEM;
     log_info("run '%s': step %d, policy v%u; this process: %d steps in %.1f s, %" PRIu64
              " pairs labeled, %" PRIu64 " trained, %" PRIu64 " ties, %" PRIu64 " stale, %" PRIu64
-             " failed; %s",
+             " failed; best evaluated v%u (win rate %.1f%%); %s",
              c.run, sum.step, sum.version, sum.steps_done, sum.seconds, sum.labeled, sum.trained,
-             sum.ties, sum.stale, sum.failed, err_str(rc));
+             sum.ties, sum.stale, sum.failed, sum.best_version, 100 * sum.best_win_rate,
+             err_str(rc));
     if (zctx)
         zmq_ctx_term(zctx);
     cfg_release(&spec, &o);

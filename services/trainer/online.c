@@ -15,8 +15,10 @@
 #include "checkpoint.h"
 #include "ckpt.h"
 #include "err.h"
+#include "evaluate.h"
 #include "hmap.h"
 #include "log.h"
+#include "sft.h"
 #include "tokenizer.h"
 
 void trainer_online_defaults(struct trainer_online_config *c)
@@ -33,6 +35,8 @@ void trainer_online_defaults(struct trainer_online_config *c)
     c->max_staleness = 1;
     c->checkpoint_every = 10;
     c->keep_last = 3;
+    c->eval_n = 0;
+    c->eval_every = 1;
     c->step.loss = (struct nn_pref_opts){.kind = NN_PREF_DPO, .beta = 0.1f, .eps = 0.1f};
     c->step.adamw = (struct nn_adamw_opts){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
     c->step.clip = 1.0f;
@@ -334,6 +338,9 @@ static int start(struct run *r)
         r->step = (int)metric(last, "step", 0);
         r->sample_seq = (uint64_t)metric(last, "sample_seq", 0);
         r->version = last->version;
+        r->sum.best_version = (uint32_t)metric(last, "best_version", 0);
+        r->sum.best_win_rate = metric(last, "best_win_rate", 0);
+        r->sum.best_eval_accuracy = metric(last, "best_eval_accuracy", 0);
         if (!rc)
             log_info("trainer: resuming run '%s' at step %d from %s (version %u)", c->run,
                      r->step, from, r->version);
@@ -575,18 +582,21 @@ static void add_metric(Oaif__V1__Metric *ms, Oaif__V1__Metric **mp, size_t *n, c
     (*n)++;
 }
 
-/* Remove policy checkpoints older than the newest keep_last (never the SFT model). */
+/* Remove policy checkpoints older than the newest keep_last, except the best (and never the
+ * SFT model, which is not under this kind). */
 static void retain(struct run *r)
 {
     int keep = r->cfg->keep_last > 0 ? r->cfg->keep_last : 1;
     for (int v = (int)r->version - keep; v >= 1; v--) {
         char dir[2048];
+        if ((uint32_t)v == r->sum.best_version)
+            continue;
         if (ckpt_dir(dir, sizeof dir, r->cfg->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY,
                      (uint32_t)v))
             continue;
         DIR *d = opendir(dir);
         if (!d)
-            break; /* older ones are gone already */
+            continue; /* gone already (older ones too, but for a kept best) */
         struct dirent *e;
         while ((e = readdir(d))) {
             if (e->d_name[0] == '.')
@@ -654,13 +664,51 @@ static int checkpoint(struct run *r)
         log_error("trainer: checkpoint v%u: %s", v, err);
         return rc;
     }
-    Oaif__V1__Metric ms[8], *mp[8];
+    /* The evaluation, when due, before anything is published: the record goes in the same
+     * put, and the best version it decides is in this checkpoint's metrics. */
+    struct trainer_comparison ev = {0};
+    bool evaluated = c->eval_n > 0 && (v % (uint32_t)(c->eval_every > 0 ? c->eval_every : 1) == 0 ||
+                                       r->step >= c->steps);
+    if (evaluated) {
+        double t0 = (double)now_ms();
+        rc = trainer_compare(r->policy, r->ref, r->tok, TRAINER_TASK_SEED, c->eval_n,
+                             c->max_new_tokens, c->instruction, &ev, err, sizeof err);
+        if (rc) {
+            log_error("trainer: evaluating checkpoint v%u: %s", v, err);
+            return rc;
+        }
+        bool better = r->sum.best_version == 0 || ev.win_rate > r->sum.best_win_rate ||
+                      (ev.win_rate == r->sum.best_win_rate &&
+                       ev.policy.accuracy >= r->sum.best_eval_accuracy);
+        if (better) {
+            r->sum.best_version = v;
+            r->sum.best_win_rate = ev.win_rate;
+            r->sum.best_eval_accuracy = ev.policy.accuracy;
+        }
+        log_info("trainer: step %d: v%u against SFT on %d eval prompts: win rate %.1f%% (%d-%d-%d), "
+                 "accuracy %.1f%% (SFT %.1f%%), length %.1f (SFT %.1f)%s in %.1f s",
+                 r->step, v, ev.n, 100 * ev.win_rate, ev.wins, ev.ties, ev.losses,
+                 100 * ev.policy.accuracy, 100 * ev.sft.accuracy, ev.policy.mean_length,
+                 ev.sft.mean_length, better ? ", the best so far" : "",
+                 ((double)now_ms() - t0) / 1000.0);
+    }
+    Oaif__V1__Metric ms[16], *mp[16];
     size_t nm = 0;
     add_metric(ms, mp, &nm, "step", r->step);
     add_metric(ms, mp, &nm, "sample_seq", (double)r->sample_seq);
     add_metric(ms, mp, &nm, "loss", r->sum.last_loss);
     add_metric(ms, mp, &nm, "accuracy", r->sum.last_accuracy);
     add_metric(ms, mp, &nm, "kl", r->sum.last_kl);
+    if (r->sum.best_version) {
+        add_metric(ms, mp, &nm, "best_version", r->sum.best_version);
+        add_metric(ms, mp, &nm, "best_win_rate", r->sum.best_win_rate);
+        add_metric(ms, mp, &nm, "best_eval_accuracy", r->sum.best_eval_accuracy);
+    }
+    if (evaluated) {
+        add_metric(ms, mp, &nm, "eval_win_rate", ev.win_rate);
+        add_metric(ms, mp, &nm, "eval_accuracy", ev.policy.accuracy);
+        add_metric(ms, mp, &nm, "eval_mean_length", ev.policy.mean_length);
+    }
     Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
     char id[64];
     ckpt_record_id(id, sizeof id, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
@@ -680,9 +728,42 @@ static int checkpoint(struct run *r)
     if (!cb)
         return ERR_NOMEM;
     oaif__v1__checkpoint__pack(&ck, cb);
+    Oaif__V1__EvalResult er = OAIF__V1__EVAL_RESULT__INIT;
+    char eid[80];
+    uint8_t *eb = NULL;
+    size_t en = 0;
+    if (evaluated) {
+        snprintf(eid, sizeof eid, "eval-%s", id);
+        er.id = eid;
+        er.version = v;
+        er.baseline_version = 0;
+        er.judge = (char *)"rules";
+        er.win_rate = ev.win_rate;
+        er.wins = (uint32_t)ev.wins;
+        er.ties = (uint32_t)ev.ties;
+        er.losses = (uint32_t)ev.losses;
+        er.accuracy = ev.policy.accuracy;
+        er.mean_length = ev.policy.mean_length;
+        Oaif__V1__Metric ems[3], *emp[3];
+        size_t enm = 0;
+        add_metric(ems, emp, &enm, "n", ev.n);
+        add_metric(ems, emp, &enm, "baseline_accuracy", ev.sft.accuracy);
+        add_metric(ems, emp, &enm, "baseline_mean_length", ev.sft.mean_length);
+        er.metrics = emp;
+        er.n_metrics = enm;
+        er.created_ms = ck.created_ms;
+        er.run = (char *)c->run;
+        en = oaif__v1__eval_result__get_packed_size(&er);
+        eb = malloc(en ? en : 1);
+        if (!eb) {
+            free(cb);
+            return ERR_NOMEM;
+        }
+        oaif__v1__eval_result__pack(&er, eb);
+    }
     /* One atomic put: the steps since the last checkpoint, their pairs (with reference
-     * log-probs), and the checkpoint that contains them. */
-    size_t n = r->nrecs + 1;
+     * log-probs), the evaluation if one was due, and the checkpoint that contains them. */
+    size_t n = r->nrecs + 1 + (evaluated ? 1 : 0);
     Oaif__V1__Record *rv = calloc(n, sizeof *rv);
     Oaif__V1__Record **rp = calloc(n, sizeof *rp);
     rc = rv && rp ? ERR_OK : ERR_NOMEM;
@@ -693,6 +774,11 @@ static int checkpoint(struct run *r)
             rv[i].id = r->rec_ids[i];
             rv[i].data.data = r->recs[i];
             rv[i].data.len = r->rec_lens[i];
+        } else if (i == r->nrecs && evaluated) {
+            rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL;
+            rv[i].id = eid;
+            rv[i].data.data = eb;
+            rv[i].data.len = en;
         } else {
             rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT;
             rv[i].id = id;
@@ -711,6 +797,7 @@ static int checkpoint(struct run *r)
     free(rv);
     free(rp);
     free(cb);
+    free(eb);
     if (rc)
         return rc;
     clear_records(r);

@@ -34,7 +34,10 @@ struct trainer_online_config {
     int inflight;           /* sample requests in flight */
     int max_staleness;      /* pairs from versions older than current - this are not trained */
     int checkpoint_every;   /* steps; a checkpoint is also written at the end */
-    int keep_last;          /* policy checkpoints kept on disk (SFT is never removed) */
+    int keep_last;          /* policy checkpoints kept on disk besides SFT and the best */
+    int eval_n;             /* eval-split prompts of the built-in task scored at checkpoints
+                             * (0: no evaluation, and no "best" checkpoint is kept) */
+    int eval_every;         /* evaluate every this many checkpoints (and the last one) */
     struct trainer_step_opts step; /* loss, AdamW, clip, micro (step.lr: ignored, see sched) */
     struct nn_sched sched;
     float temperature, top_p;
@@ -49,7 +52,15 @@ struct trainer_online_config {
 };
 
 /* Defaults: DPO beta 0.1, lr 5e-4 warm-up 10 then constant, batch 16, 2 x 16 prompts in flight,
- * staleness 1, checkpoint every 10, keep 3, temperature 0.9, top_p 1, 64 new tokens. */
+ * staleness 1, checkpoint every 10, keep 3, temperature 0.9, top_p 1, 64 new tokens, no
+ * evaluation (eval_n 0, eval_every 1).
+ *
+ * Evaluation and retention: with eval_n > 0 every eval_every-th checkpoint (and the last) is
+ * compared with the SFT model on the built-in task's eval split (greedy answers, the noise-free
+ * rules judge with the run's instruction, as `oaif eval`); the EvalResult is put in the same
+ * atomic write as the checkpoint. The best checkpoint (highest win rate against SFT, then task
+ * accuracy, then the newer) is kept on disk besides SFT and the newest keep_last; its version
+ * travels in every checkpoint's metrics, so a resumed run still knows it. */
 void trainer_online_defaults(struct trainer_online_config *c);
 
 struct trainer_online_summary {
@@ -58,6 +69,8 @@ struct trainer_online_summary {
     uint32_t version;    /* the newest policy version at exit */
     uint64_t labeled, trained, ties, failed, stale, dropped;
     double last_loss, last_accuracy, last_margin, last_kl;
+    uint32_t best_version; /* the best evaluated checkpoint (0: none evaluated) */
+    double best_win_rate, best_eval_accuracy;
     double seconds;
 };
 
