@@ -36,8 +36,6 @@ say() { printf '== [%3ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
 say "1. set-up and build"
 deploy/setup.sh >/dev/null
 oaif=$here/build/services/oaif/oaif
-# Several processes share 2 cores: one OpenMP thread each avoids oversubscription.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 say "2. SFT of the built-in policy (cached once trained)"
 if [ "$quick" -eq 1 ]; then
@@ -48,6 +46,8 @@ else
     $oaif sft --out "$sft_root"
 fi
 sft=$sft_root/sft-v000000
+# From here several processes share 2 cores: one OpenMP thread each avoids oversubscription.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 up_pid=
 trap '[ -n "$up_pid" ] && kill -INT "$up_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
@@ -106,6 +106,8 @@ fi
 check() { # description, awk condition
     if awk "BEGIN { exit !($2) }"; then echo "PASS  $1"; else echo "FAIL  $1"; fi
 }
+check "the SFT policy is imperfect, in the intended band: 40% <= accuracy <= 75%" \
+    "${acc[sft]} >= 0.40 && ${acc[sft]} <= 0.75"
 check "online DPO beats SFT: win rate >= 65% and higher accuracy" \
     "${win[online]} >= 0.65 && ${acc[online]} > ${acc[sft]}"
 check "online beats offline DPO at the same label budget (win rate against SFT)" \

@@ -7,6 +7,6 @@ oaif_test(ledger_procs SOURCES ${OAIF_TEST_DIR}/test_ledger_procs.c ${OAIF_TEST_
 target_include_directories(test_ledger_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_ledger_procs ledger echo_worker)
 oaif_test(cli SOURCES ${OAIF_TEST_DIR}/test_cli.c ${OAIF_TEST_DIR}/testproc.c
-          LIBS oaif_common TIMEOUT 120 LABEL integration)
+          LIBS oaif_common oaif_task TIMEOUT 120 LABEL integration)
 target_include_directories(test_cli PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_cli ledger oaif)

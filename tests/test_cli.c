@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "err.h"
+#include "task.h"
 #include "testproc.h"
 
 struct fx {
@@ -163,6 +165,31 @@ static void test_keys_writes_a_usable_pair(void **state)
     assert_int_equal(access(path, R_OK), 0);
 }
 
+/* `oaif task demos` writes the very demonstrations `oaif sft` trains on, readable by --data. */
+static void test_task_demos_are_the_sft_stream(void **state)
+{
+    struct fx *f = *state;
+    char path[400], args[600], out[16384], err[256];
+    snprintf(path, sizeof path, "%s/demos.jsonl", f->dir);
+    snprintf(args, sizeof args, "task demos --n 40 --seed 3 > %s", path);
+    assert_int_equal(oaif(out, sizeof out, args), 0);
+    struct task_pair *got = NULL, *want = NULL;
+    size_t n = 0;
+    assert_int_equal(task_jsonl_read(path, &got, &n, err, sizeof err), ERR_OK);
+    assert_int_equal(n, 40);
+    struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
+    assert_int_equal(task_demo_pairs(3, 40, &dc, &want), ERR_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(got[i].id, want[i].id);
+        assert_string_equal(got[i].prompt, want[i].prompt);
+        assert_string_equal(got[i].response, want[i].response);
+    }
+    task_pairs_free(&got, n);
+    task_pairs_free(&want, 40);
+    assert_int_equal(oaif(out, sizeof out, "task demos --split eval --n 5"), 1);
+    assert_non_null(strstr(out, "train split only"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +197,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_writes_a_usable_pair, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_demos_are_the_sft_stream, setup, teardown),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #define WORD_MAX       32 /* longest word a prompt may hold, with its NUL */
 #define NUM_DIGITS     9  /* longest operand a prompt may hold */
+#define WORD_GEN_MAX   6  /* longest word the generator picks (prompts may hold longer) */
 #define JSONL_LINE_MAX (1u << 20)
 
 /* ---------------------------------------------------------------- hashing and randomness */
@@ -242,8 +243,9 @@ static const struct phrasing phrasings[] = {
 };
 #define N_PHRASINGS (sizeof(phrasings) / sizeof(phrasings[0]))
 
-/* Real words (3-8 letters) for count and reverse; half the words are made up instead (see
- * pick_word), so that reversing and counting cannot be learned by heart. */
+/* Real words (3-10 letters; the generator picks those of at most WORD_GEN_MAX) for count and
+ * reverse; half the words are made up instead (see pick_word), so that reversing and counting
+ * cannot be learned by heart. */
 static const char *const words[] = {
     "apple",   "banana",  "cherry",     "grape",   "lemon",   "mango",   "melon",  "peach",
     "plum",    "berry",   "orange",     "tomato",  "potato",  "carrot",  "onion",  "pepper",
@@ -274,15 +276,18 @@ static const char *const words[] = {
 static void pick_word(struct rng *r, char out[WORD_MAX])
 {
     if (rng_range(r, 0, 1) == 0) {
-        const char *w = words[rng_range(r, 0, (long long)N_WORDS - 1)];
+        const char *w;
+        do /* real words of at most WORD_GEN_MAX letters (168 of 179) */
+            w = words[rng_range(r, 0, (long long)N_WORDS - 1)];
+        while (strlen(w) > WORD_GEN_MAX);
         snprintf(out, WORD_MAX, "%s", w);
         return;
     }
-    /* A made-up word of 2-3 consonant-vowel syllables, maybe closed by a consonant: 4-7
+    /* A made-up word of 2 consonant-vowel syllables, maybe closed by a consonant: 4-5
      * letters, pronounceable, and all but never a real word. */
     static const char cons[] = "bcdfghklmnprstvz";
     static const char vow[] = "aeiou";
-    int syl = (int)rng_range(r, 2, 3), len = 0;
+    int syl = 2, len = 0;
     for (int i = 0; i < syl; i++) {
         out[len++] = cons[rng_range(r, 0, (long long)sizeof(cons) - 2)];
         out[len++] = vow[rng_range(r, 0, (long long)sizeof(vow) - 2)];
@@ -312,21 +317,28 @@ static void draw_problem(struct rng *r, enum task_family fam, struct problem *pr
     pr->fam = fam;
     switch (fam) {
     case TASK_ADD:
-    case TASK_SUB: /* two-digit operands: carries and borrows about half the time; a - b < 0
-                    * about half the time */
-        pr->a = rng_range(r, 0, 99);
-        pr->b = rng_range(r, 0, 99);
+    case TASK_SUB:
+        /* A two-digit and a one-digit operand, in either order: adding carries about half the
+         * time, and the difference is negative half the time. Small enough that the built-in
+         * policy learns the families in minutes, with room left for online feedback to fix. */
+        pr->a = rng_range(r, 10, 99);
+        pr->b = rng_range(r, 0, 9);
+        if (rng_range(r, 0, 1)) {
+            long long t = pr->a;
+            pr->a = pr->b;
+            pr->b = t;
+        }
         break;
     case TASK_COMPARE:
         pr->variant = (int)rng_range(r, 0, 1);
-        pr->a = rng_range(r, 0, 999);
-        if (rng_range(r, 0, 1)) { /* a close call half the time: 472 or 487 */
-            pr->b = pr->a + (rng_range(r, 0, 1) ? 1 : -1) * rng_range(r, 1, 30);
-            if (pr->b < 0 || pr->b > 999)
-                pr->b = pr->a + (pr->a < 500 ? 31 : -31);
+        pr->a = rng_range(r, 10, 99);
+        if (rng_range(r, 0, 1)) { /* a close call half the time: 47 or 43 */
+            pr->b = pr->a + (rng_range(r, 0, 1) ? 1 : -1) * rng_range(r, 1, 9);
+            if (pr->b < 10 || pr->b > 99)
+                pr->b = pr->a + (pr->a < 50 ? 10 : -10);
         } else {
             do
-                pr->b = rng_range(r, 0, 999);
+                pr->b = rng_range(r, 10, 99);
             while (pr->b == pr->a);
         }
         break;
@@ -340,11 +352,11 @@ static void draw_problem(struct rng *r, enum task_family fam, struct problem *pr
     case TASK_REVERSE:
         pick_word(r, pr->word);
         break;
-    case TASK_SORT:
+    case TASK_SORT: /* three digits to order, three or four to pick from */
     case TASK_MAXMIN:
         pr->variant = (int)rng_range(r, 0, 1);
-        pr->n = (int)rng_range(r, 3, 5);
-        pick_distinct(r, pr->list, pr->n, 0, 99);
+        pr->n = fam == TASK_SORT ? 3 : (int)rng_range(r, 3, 4);
+        pick_distinct(r, pr->list, pr->n, 0, 9);
         break;
     default:
         break;

@@ -10,13 +10,17 @@
  * ASCII text; the caller wraps them in whatever format its policy expects.
  *
  * Families (one prompt = one family, one problem, one phrasing):
- *   add      "What is 47 + 38?"                           -> "85"
- *   sub      "Subtract 58 from 23."                        -> "-35"
- *   compare  "Which is larger, 472 or 427?"                -> "472"  (also "smaller")
- *   count    "How many times does the letter r appear in strawberry?"  -> "3"
- *   sort     "Sort in ascending order: 42, 7, 19."         -> "7, 19, 42"  (also descending)
+ *   add      "What is 47 + 8?"                             -> "55"
+ *   sub      "Subtract 58 from 3."                         -> "-55"
+ *   compare  "Which is larger, 47 or 43?"                  -> "47"  (also "smaller")
+ *   count    "How many times does the letter r appear in carrot?"  -> "2"
+ *   sort     "Sort in ascending order: 4, 7, 1."           -> "1, 4, 7"  (also descending)
  *   reverse  "Reverse the word planet."                    -> "tenalp"
- *   maxmin   "What is the largest of 12, 85, 40, 7?"       -> "85"  (also smallest)
+ *   maxmin   "What is the largest of 2, 8, 4, 7?"          -> "8"  (also smallest)
+ * The generator draws small problems (a two-digit and a one-digit operand, two-digit numbers to
+ * compare, three digits to sort and three or four to pick from, words of 3-6 letters) so that
+ * the built-in policy learns every family in minutes on 2 cores; the parser and the checker take
+ * operands of any size (up to 9 digits) and words of any length.
  * Every family has three to six phrasings. A *problem* is the family plus its operands (and its
  * direction: larger/smaller, ascending/descending, max/min); its phrasing is not part of it.
  *

@@ -547,11 +547,14 @@ int oaif_cmd_keys(int argc, char **argv)
 int oaif_cmd_task(int argc, char **argv)
 {
     const char *usage =
-        "usage: oaif task prompts|pairs [--split train|eval] [--n N] [--seed S]\n"
+        "usage: oaif task prompts|pairs|demos [--split train|eval] [--n N] [--seed S]\n"
         "  prompts: the built-in task's prompts as JSONL (for oaif import prompts)\n"
-        "  pairs:   each prompt with two SFT-style demonstrations (for oaif annotate)\n";
+        "  pairs:   each prompt with two SFT-style demonstrations (for oaif annotate)\n"
+        "  demos:   the first N demonstrations oaif sft trains on (train split; for\n"
+        "           oaif sft --data): {\"id\", \"prompt\", \"response\"}\n";
     bool pairs = argc >= 1 && !strcmp(argv[0], "pairs");
-    if (argc < 1 || (strcmp(argv[0], "prompts") != 0 && !pairs)) {
+    bool demos = argc >= 1 && !strcmp(argv[0], "demos");
+    if (argc < 1 || (strcmp(argv[0], "prompts") != 0 && !pairs && !demos)) {
         fputs(usage, stderr);
         return 2;
     }
@@ -576,6 +579,22 @@ int oaif_cmd_task(int argc, char **argv)
             fprintf(stderr, "oaif task: bad option %s %s\n%s", a, v, usage);
             return 2;
         }
+    }
+    if (demos) {
+        struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
+        struct task_pair *dp = NULL;
+        char err[256];
+        if (split != TASK_SPLIT_TRAIN || task_demo_pairs(seed, n, &dc, &dp) ||
+            task_jsonl_write("/dev/stdout", dp, n, err, sizeof err)) {
+            fprintf(stderr, "oaif task demos: %s\n",
+                    split != TASK_SPLIT_TRAIN ? "demonstrations come from the train split only"
+                    : dp ? err
+                         : "cannot generate the demonstrations");
+            task_pairs_free(&dp, n);
+            return 1;
+        }
+        task_pairs_free(&dp, n);
+        return 0;
     }
     struct task_prompt *ps = NULL;
     if (task_prompt_set(seed, split, n, &ps)) {

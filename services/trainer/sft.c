@@ -77,7 +77,7 @@ void trainer_sft_defaults(struct trainer_sft_opts *o)
     o->steps = 5000;
     o->batch = 16;
     o->max_len = 256;
-    o->lr = 2e-3f;
+    o->lr = 1e-3f;
     o->min_lr_ratio = 0.1f;
     o->warmup = 50;
     o->weight_decay = 0.01f;
