@@ -4,3 +4,8 @@ oaif_test(trainer_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_procs.c ${OAIF_TES
           LIBS oaif_trainer TIMEOUT 600 LABEL integration)
 target_include_directories(test_trainer_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_trainer_procs ledger sampler trainer oaif)
+# Evaluation against the SFT model (trainer_compare) and `oaif eval`, on two short SFT runs.
+oaif_test(evaluate SOURCES ${OAIF_TEST_DIR}/test_evaluate.c ${OAIF_TEST_DIR}/testproc.c
+          LIBS oaif_trainer TIMEOUT 300 LABEL integration)
+target_include_directories(test_evaluate PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_evaluate oaif)

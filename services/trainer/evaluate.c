@@ -109,6 +109,10 @@ static void side(const struct task_prompt *ps, char **texts, int n, struct train
         struct task_check ck;
         correct[i] = task_check(&ps[i], texts[i], strlen(texts[i]), &ck) == ERR_OK && ck.correct;
         ok += correct[i];
+        if ((unsigned)ps[i].family < TASK_FAMILY_COUNT) {
+            s->fam_n[ps[i].family]++;
+            s->fam_correct[ps[i].family] += correct[i];
+        }
         len += (double)strlen(texts[i]);
     }
     s->accuracy = (double)ok / n;
@@ -228,9 +232,17 @@ int trainer_cli_eval(int argc, char **argv)
                c.n, c.policy.accuracy, c.sft.accuracy, c.policy.mean_length, c.sft.mean_length,
                c.wins, c.ties, c.losses, c.win_rate);
     } else {
-        printf("%-10s %9s %12s\n", "model", "accuracy", "mean length");
-        printf("%-10s %8.1f%% %12.1f\n", "sft", 100 * c.sft.accuracy, c.sft.mean_length);
-        printf("%-10s %8.1f%% %12.1f\n", "policy", 100 * c.policy.accuracy, c.policy.mean_length);
+        printf("%-10s %9s %12s  %s\n", "model", "accuracy", "mean length", "accuracy by family");
+        for (int k = 0; k < 2; k++) {
+            const struct trainer_side *sd = k ? &c.policy : &c.sft;
+            printf("%-10s %8.1f%% %12.1f ", k ? "policy" : "sft", 100 * sd->accuracy,
+                   sd->mean_length);
+            for (int f = 0; f < TASK_FAMILY_COUNT; f++)
+                if (sd->fam_n[f])
+                    printf(" %s %.0f%%", task_family_name((enum task_family)f),
+                           100.0 * sd->fam_correct[f] / sd->fam_n[f]);
+            putchar('\n');
+        }
         printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
                "prompts): %.1f%% (%d wins, %d ties, %d losses)\n",
                c.n, 100 * c.win_rate, c.wins, c.ties, c.losses);

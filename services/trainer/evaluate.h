@@ -21,6 +21,7 @@ void trainer_answers_free(char **texts, int n);
 struct trainer_side {
     double accuracy;    /* correct answers / n */
     double mean_length; /* bytes */
+    int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT]; /* by family */
 };
 
 struct trainer_comparison {

@@ -1,0 +1,221 @@
+/* test_evaluate - a policy against the SFT model (services/trainer/evaluate.h) and `oaif eval`:
+ * the win rate is what the noise-free rules make of the two models' greedy answers (correct
+ * beats wrong, so wins minus losses is the difference in correct answers), a model against itself
+ * ties everywhere, accuracy is counted per family, a length instruction decides between two right
+ * or two wrong answers, and bad input is refused with the problem named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "err.h"
+#include "evaluate.h"
+#include "sft.h"
+#include "testproc.h"
+
+#define N 70 /* ten eval prompts a family */
+
+struct fx {
+    char dir[256];
+    char trained[300], other[300];
+    nn_model_t *a, *b; /* a short SFT run; a model of another seed, trained less */
+    tok_t *tk;
+};
+
+static nn_model_t *quick_sft(uint64_t seed, long steps)
+{
+    struct trainer_sft_opts o;
+    trainer_sft_defaults(&o);
+    trainer_sft_quick(&o);
+    o.seed = seed;
+    o.steps = steps;
+    o.warmup = 10;
+    o.eval_n = 0;
+    o.progress = 0;
+    nn_model_t *m = NULL;
+    struct trainer_sft_result r;
+    char err[512] = "";
+    if (trainer_sft_train(&o, &m, &r, err, sizeof err))
+        fail_msg("trainer_sft_train: %s", err);
+    return m;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-evaluate-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    f->a = quick_sft(1, 150);
+    f->b = quick_sft(2, 60);
+    char err[512];
+    snprintf(f->trained, sizeof f->trained, "%s/a", f->dir);
+    snprintf(f->other, sizeof f->other, "%s/b", f->dir);
+    if (nn_checkpoint_save(f->a, f->trained, err, sizeof err) ||
+        nn_checkpoint_save(f->b, f->other, err, sizeof err) ||
+        trainer_tokenizer(&f->tk, nn_model_config(f->a), NULL, err, sizeof err)) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    nn_model_destroy(&f->a);
+    nn_model_destroy(&f->b);
+    tok_destroy(&f->tk);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static int side_total(const struct trainer_side *s, int *n)
+{
+    int correct = 0;
+    *n = 0;
+    for (int k = 0; k < TASK_FAMILY_COUNT; k++) {
+        assert_int_equal(s->fam_n[k], N / TASK_FAMILY_COUNT);
+        assert_true(s->fam_correct[k] >= 0 && s->fam_correct[k] <= s->fam_n[k]);
+        correct += s->fam_correct[k];
+        *n += s->fam_n[k];
+    }
+    return correct;
+}
+
+static void test_model_against_itself_ties(void **state)
+{
+    struct fx *f = *state;
+    struct trainer_comparison c;
+    char err[512] = "";
+    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &c, err,
+                                     sizeof err),
+                     ERR_OK);
+    assert_int_equal(c.n, N);
+    assert_int_equal(c.ties, N);
+    assert_int_equal(c.wins + c.losses, 0);
+    assert_true(c.win_rate == 0.5);
+    assert_true(c.policy.accuracy == c.sft.accuracy);
+    assert_true(c.policy.mean_length == c.sft.mean_length);
+    int n = 0;
+    assert_int_equal(side_total(&c.policy, &n), (int)(c.policy.accuracy * N + 0.5));
+    assert_int_equal(n, N);
+}
+
+static void test_wins_are_correct_answers_the_other_lacks(void **state)
+{
+    struct fx *f = *state;
+    struct trainer_comparison c;
+    char err[512] = "";
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &c, err,
+                                     sizeof err),
+                     ERR_OK);
+    int n = 0;
+    int pa = side_total(&c.policy, &n), pb = side_total(&c.sft, &n);
+    print_message("150 steps against 60: accuracy %.1f%% vs %.1f%%, %d wins %d ties %d losses\n",
+                  100 * c.policy.accuracy, 100 * c.sft.accuracy, c.wins, c.ties, c.losses);
+    /* the longer run answers more right, and the rules see only correctness here */
+    assert_true(pa > pb);
+    assert_int_equal(c.wins - c.losses, pa - pb);
+    assert_int_equal(c.wins + c.ties + c.losses, N);
+    assert_true(c.win_rate > 0.5);
+    assert_true(c.win_rate == (c.wins + 0.5 * c.ties) / N);
+
+    /* the other way round: the mirror image */
+    struct trainer_comparison r;
+    assert_int_equal(trainer_compare(f->b, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &r, err,
+                                     sizeof err),
+                     ERR_OK);
+    assert_int_equal(r.wins, c.losses);
+    assert_int_equal(r.losses, c.wins);
+    assert_true(r.win_rate + c.win_rate > 0.999 && r.win_rate + c.win_rate < 1.001);
+
+    /* "Prefer shorter responses.": two right or two wrong answers of different lengths are
+     * decided too, so there are no more ties than without the instruction */
+    struct trainer_comparison s;
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48,
+                                     "Prefer shorter responses.", &s, err, sizeof err),
+                     ERR_OK);
+    assert_true(s.ties <= c.ties);
+    assert_int_equal(s.wins + s.ties + s.losses, N);
+}
+
+static void test_bad_input_is_named(void **state)
+{
+    struct fx *f = *state;
+    struct trainer_comparison c;
+    char err[512] = "";
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48,
+                                     "be nice", &c, err, sizeof err),
+                     ERR_INVAL);
+    assert_non_null(strstr(err, "be nice"));
+    assert_int_not_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, 0, 48, NULL, &c,
+                                         err, sizeof err),
+                         ERR_OK);
+    assert_non_null(strstr(err, "n = 0"));
+}
+
+/* Run `oaif eval ARGS`, stdout and stderr into out; the exit code. */
+static int oaif_eval(char *out, size_t cap, const char *fmt, ...)
+{
+    char args[1024], cmd[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s eval %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state)
+{
+    struct fx *f = *state;
+    char out[8192];
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --sft %s --n %d --max-new 48",
+                               f->trained, f->trained, N),
+                     0);
+    assert_non_null(strstr(out, "accuracy by family"));
+    assert_non_null(strstr(out, " maxmin "));
+    assert_non_null(strstr(out, "50.0% (0 wins, 70 ties, 0 losses)"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --sft %s --n %d --max-new 48 --json",
+                               f->trained, f->other, N),
+                     0);
+    assert_non_null(strstr(out, "\"n\":70"));
+    assert_non_null(strstr(out, "\"win_rate\":"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s/missing --sft %s", f->dir, f->trained),
+                     1);
+    assert_non_null(strstr(out, "missing"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --n zero", f->trained), 2);
+    assert_non_null(strstr(out, "--n"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_against_itself_ties),
+        cmocka_unit_test(test_wins_are_correct_answers_the_other_lacks),
+        cmocka_unit_test(test_bad_input_is_named),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests_name("evaluate", tests, setup, teardown);
+}
