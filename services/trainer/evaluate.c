@@ -180,7 +180,7 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
 int trainer_cli_eval(int argc, char **argv)
 {
     const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL;
-    int n = 350, max_new = 64;
+    int n = 350, max_new = 128; /* as oaif sft evaluates */
     bool json = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

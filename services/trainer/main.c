@@ -102,7 +102,7 @@ static const struct cfg_option options[] = {
                    .env = "TRAINER_TOP_P", .flag = "--top-p", .help = "Sampling top-p."),
     CFG_INT_OPT(O, top_k, .key = "trainer.top_k", .def = "0", .min = 0, .max = 1000000,
                 .env = "TRAINER_TOP_K", .flag = "--top-k", .help = "Sampling top-k (0: off)."),
-    CFG_INT_OPT(O, max_new_tokens, .key = "trainer.max_new_tokens", .def = "64", .min = 1,
+    CFG_INT_OPT(O, max_new_tokens, .key = "trainer.max_new_tokens", .def = "128", .min = 1,
                 .max = 100000, .env = "TRAINER_MAX_NEW_TOKENS", .flag = "--max-new-tokens",
                 .help = "Longest response sampled."),
     CFG_STRING_OPT(O, instruction, .key = "trainer.instruction", .def = "",

@@ -44,7 +44,7 @@ void trainer_online_defaults(struct trainer_online_config *c)
     c->sched = (struct nn_sched){.kind = NN_SCHED_CONSTANT, .lr = 5e-4f, .warmup = 10};
     c->temperature = 0.9f;
     c->top_p = 1.0f;
-    c->max_new_tokens = 64;
+    c->max_new_tokens = 128; /* the built-in task's longest demonstrations are about 100 bytes */
     c->instruction = "";
     c->seed = 1;
 }
