@@ -938,7 +938,7 @@ static void test_example_run_file_loads(void **state)
     cfg_doc_free(&doc);
 
     static const struct cfg_option o[] = {
-        CFG_INT_OPT(struct exconf, batch_size, .key = "trainer.batch_size", .min = 1, .max = 4096),
+        CFG_INT_OPT(struct exconf, batch_size, .key = "trainer.batch", .min = 1, .max = 4096),
         CFG_INT_OPT(struct exconf, eval_prompts, .key = "evaluator.eval_prompts", .min = 1,
                     .max = 100000),
         CFG_DURATION_OPT(struct exconf, lease_ms, .key = "ledger.lease_timeout"),

@@ -130,7 +130,7 @@ static void make_sft(struct fx *f)
     nn_model_destroy(&m);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, bool import)
 {
     struct fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-trainer-XXXXXX");
@@ -150,12 +150,22 @@ static int setup(void **state)
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "%s task prompts --n 40 | %s import prompts - >/dev/null",
              tp_bin("services/oaif/oaif"), tp_bin("services/oaif/oaif"));
-    if (system(cmd) != 0)
+    if (import && system(cmd) != 0)
         return -1;
     start_sampler(f);
     assert_int_equal(pthread_create(&f->judge, NULL, judge_main, f), 0);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, true);
+}
+
+static int setup_no_prompts(void **state)
+{
+    return setup_with(state, false);
 }
 
 static int teardown(void **state)
@@ -389,6 +399,84 @@ static void test_evaluated_checkpoints_keep_the_best(void **state)
                      policy_on_disk(f, v), best);
 }
 
+/* A ledger without prompts: the trainer puts the built-in task's there (the same ones `oaif task
+ * prompts` writes), once, and runs on them; with --builtin-prompts 0 it stops and says what to
+ * do. */
+static void test_builtin_prompts_when_the_ledger_has_none(void **state)
+{
+    struct fx *f = *state;
+    const char *none[] = {"--builtin-prompts", "0", NULL};
+    pid_t t = start_trainer_with(f, "2", "2", "1", "2", none);
+    assert_int_not_equal(wait_exit(t, 60), 0);
+    char *log = NULL;
+    size_t n = 0;
+    FILE *lf = fopen(f->log, "r");
+    assert_non_null(lf);
+    assert_true(getdelim(&log, &n, '\0', lf) > 0);
+    fclose(lf);
+    assert_non_null(strstr(log, "holds no train prompts: import some first"));
+    free(log);
+
+    const char *some[] = {"--builtin-prompts", "30", NULL};
+    for (int k = 0; k < 2; k++) { /* the second run resumes at its end: nothing put twice */
+        t = start_trainer_with(f, "3", "3", "1", "2", some);
+        assert_int_equal(wait_exit(t, 120), 0);
+    }
+    expect_clean_audit(3);
+    char out[65536], want[65536];
+    assert_int_equal(oaif_out(out, sizeof out, "export prompts"), 0);
+    assert_int_equal(oaif_out(want, sizeof want, "task prompts --n 30"), 0);
+    int lines = 0;
+    for (const char *p = want; (p = strstr(p, "\"id\":\"")); p += 6) {
+        char id[64];
+        assert_int_equal(sscanf(p + 6, "%63[^\"]", id), 1);
+        assert_non_null(strstr(out, id));
+        lines++;
+    }
+    assert_int_equal(lines, 30);
+    assert_non_null(strstr(out, "exported 30 prompts"));
+}
+
+/* The run files we ship are ones the trainer takes: a key it does not know fails at once with
+ * exit code 2 and the file, line and key named; these get as far as the missing SFT model. */
+static void test_shipped_run_files_are_accepted(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"deploy/oaif.example.yaml", "deploy/runs/demo.yaml"};
+    for (size_t i = 0; i < 2; i++) {
+        char cmd[1024], out[16384];
+        snprintf(cmd, sizeof cmd,
+                 "cd /tmp && %s --config %s/../../%s --reference /nonexistent/sft-v000000 "
+                 "--ledger tcp://127.0.0.1:1 2>&1",
+                 tp_bin("services/trainer/trainer"), OAIF_FIXTURES, files[i]);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        if (strstr(out, "unknown option") || !WIFEXITED(st) || WEXITSTATUS(st) != 1 ||
+            !strstr(out, "/nonexistent/sft-v000000"))
+            fail_msg("%s: exit %d\n%s", files[i], WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+    }
+    /* and a bad key is named */
+    char path[] = "/tmp/oaif-test-runfile-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char bad[] = "trainer:\n  steps: 5\n  batch_size: 32\n";
+    assert_int_equal(write(fd, bad, sizeof bad - 1), (ssize_t)(sizeof bad - 1));
+    close(fd);
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s --config %s 2>&1", tp_bin("services/trainer/trainer"), path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    unlink(path);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    assert_non_null(strstr(out, ":3:3: trainer.batch_size: unknown option"));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -401,6 +489,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_pairs_are_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evaluated_checkpoints_keep_the_best, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_builtin_prompts_when_the_ledger_has_none,
+                                        setup_no_prompts, teardown),
+        cmocka_unit_test(test_shipped_run_files_are_accepted),
     };
     return cmocka_run_group_tests_name("trainer_procs", tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@ struct trainer_opts {
     char *run, *ckpt_root, *sft_dir, *ledger, *curve_secret, *ledger_key, *instruction;
     int steps, batch, prompts_per_request, inflight, max_staleness, checkpoint_every, keep_last;
     int eval_n, eval_every;
-    int loss, schedule, warmup, micro, top_k, max_new_tokens, max_prompts, seed, stop_after;
+    int loss, schedule, warmup, micro, top_k, max_new_tokens, max_prompts, builtin_prompts, seed,
+        stop_after;
     double beta, eps, lr, min_lr, clip, weight_decay, temperature, top_p;
     bool offline, progress;
     int64_t lease_ms;
@@ -113,6 +114,10 @@ static const struct cfg_option options[] = {
     CFG_INT_OPT(O, max_prompts, .key = "trainer.max_prompts", .def = "0", .min = 0,
                 .max = 100000000, .env = "TRAINER_MAX_PROMPTS", .flag = "--max-prompts",
                 .help = "Train prompts read from the ledger (0: all)."),
+    CFG_INT_OPT(O, builtin_prompts, .key = "trainer.builtin_prompts", .def = "2000", .min = 0,
+                .max = 1000000, .env = "TRAINER_BUILTIN_PROMPTS", .flag = "--builtin-prompts",
+                .help = "When the ledger holds no train prompts, put this many of the built-in "
+                        "task's train split there first (0: fail instead)."),
     CFG_INT_OPT(O, seed, .key = "trainer.seed", .def = "1", .min = 0, .max = 2147483647,
                 .env = "TRAINER_SEED", .flag = "--seed", .help = "Prompt order and sampling seeds."),
     CFG_DURATION_OPT(O, lease_ms, .key = "trainer.lease", .def = "0", .min = 0, .max = 86400000,
@@ -195,6 +200,7 @@ int main(int argc, char **argv)
     c.instruction = o.instruction;
     c.offline = o.offline;
     c.max_prompts = o.max_prompts;
+    c.builtin_prompts = o.builtin_prompts;
     c.seed = (uint64_t)o.seed;
     c.lease_ms = (unsigned)o.lease_ms;
     c.progress = o.progress;

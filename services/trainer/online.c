@@ -19,6 +19,7 @@
 #include "hmap.h"
 #include "log.h"
 #include "sft.h"
+#include "task.h"
 #include "tokenizer.h"
 
 void trainer_online_defaults(struct trainer_online_config *c)
@@ -223,6 +224,63 @@ static int load_tokenizer(struct run *r, const char *dir)
     return r->tok ? ERR_OK : ERR_NOMEM;
 }
 
+/* The built-in task's first n train prompts (TRAINER_TASK_SEED, as `oaif task prompts` writes
+ * them) put into the ledger in one atomic put. The put id and the record ids depend on n alone,
+ * so a trainer restarted halfway, or a second trainer, adds nothing twice. */
+static int put_builtin_prompts(struct run *r, int n)
+{
+    struct task_prompt *ps = NULL;
+    int rc = task_prompt_set(TRAINER_TASK_SEED, TASK_SPLIT_TRAIN, (size_t)n, &ps);
+    if (rc) {
+        log_error("trainer: the built-in task's %d train prompts: %s", n, err_str(rc));
+        return rc;
+    }
+    Oaif__V1__Prompt *pm = calloc((size_t)n, sizeof *pm);
+    Oaif__V1__Record *rv = calloc((size_t)n, sizeof *rv);
+    Oaif__V1__Record **rp = calloc((size_t)n, sizeof *rp);
+    uint8_t **bufs = calloc((size_t)n, sizeof *bufs);
+    rc = pm && rv && rp && bufs ? ERR_OK : ERR_NOMEM;
+    for (int i = 0; i < n && !rc; i++) {
+        oaif__v1__prompt__init(&pm[i]);
+        pm[i].id = ps[i].id;
+        pm[i].text = ps[i].text;
+        pm[i].reference = ps[i].answer;
+        pm[i].family = (char *)task_family_name(ps[i].family);
+        pm[i].split = "train";
+        size_t len = oaif__v1__prompt__get_packed_size(&pm[i]);
+        bufs[i] = malloc(len ? len : 1);
+        if (!bufs[i]) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        oaif__v1__prompt__pack(&pm[i], bufs[i]);
+        oaif__v1__record__init(&rv[i]);
+        rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT;
+        rv[i].id = ps[i].id;
+        rv[i].data.data = bufs[i];
+        rv[i].data.len = len;
+        rp[i] = &rv[i];
+    }
+    if (!rc) {
+        char put_id[64];
+        snprintf(put_id, sizeof put_id, "trainer-builtin-prompts-%d", n);
+        rc = bus_client_put(r->cl, put_id, rp, (size_t)n, true, 30000);
+        if (rc)
+            log_error("trainer: putting %d built-in prompts into the ledger: %s", n, err_str(rc));
+        else
+            log_info("trainer: the ledger held no train prompts; put %d of the built-in task's "
+                     "there", n);
+    }
+    for (int i = 0; bufs && i < n; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(rp);
+    free(rv);
+    free(pm);
+    free(ps);
+    return rc;
+}
+
 static int load_prompts(struct run *r)
 {
     uint64_t after = 0;
@@ -256,8 +314,10 @@ static int load_prompts(struct run *r)
             break;
     }
     if (!r->nprompts) {
-        log_error("trainer: the ledger holds no train prompts: import some first "
-                  "(oaif task prompts | oaif import prompts -)");
+        if (!r->cfg->builtin_prompts) /* else the caller puts built-in ones there */
+            log_error("trainer: the ledger holds no train prompts: import some first "
+                      "(oaif task prompts | oaif import prompts -), or let the trainer put "
+                      "built-in ones there (trainer.builtin_prompts)");
         return ERR_NOTFOUND;
     }
     /* A fixed shuffle by seed: request n takes the next prompts_per_request of this order. */
@@ -357,6 +417,11 @@ static int start(struct run *r)
                 nn_adamw_set_decay(r->opt, t->offset, t->numel, false);
         }
         rc = load_prompts(r);
+        if (rc == ERR_NOTFOUND && r->cfg->builtin_prompts > 0) {
+            rc = put_builtin_prompts(r, r->cfg->builtin_prompts);
+            if (!rc && (rc = load_prompts(r)) == ERR_NOTFOUND)
+                log_error("trainer: the built-in prompts put into the ledger do not read back");
+        }
     }
     return rc;
 }

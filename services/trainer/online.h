@@ -46,6 +46,7 @@ struct trainer_online_config {
     bool offline;
     uint64_t seed;
     int max_prompts;       /* train prompts read from the ledger (0: all) */
+    int builtin_prompts;   /* none in the ledger: put this many built-in ones there (0: fail) */
     unsigned lease_ms;     /* per sample / annotate request (0: the ledger's default) */
     bool progress;         /* a progress bar on stderr */
     int stop_after_steps;  /* tests: return after this many steps of this process (0: off) */
