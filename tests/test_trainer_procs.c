@@ -437,6 +437,84 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     assert_non_null(strstr(out, "exported 30 prompts"));
 }
 
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *lf = fopen(path, "r");
+    if (!lf)
+        return false;
+    char *text = NULL;
+    size_t n = 0;
+    bool has = getdelim(&text, &n, '\0', lf) > 0 && strstr(text, needle);
+    free(text);
+    fclose(lf);
+    return has;
+}
+
+/* `oaif up --train`: the whole deployment, the trainer included, from one command and one run
+ * file, with the rules judge; the trainer finishes its run and is not started again, the rest
+ * stays up until Ctrl-C. */
+static void test_up_with_the_trainer(void **state)
+{
+    (void)state;
+    struct fx f = {0};
+    snprintf(f.dir, sizeof f.dir, "/tmp/oaif-test-up-XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    snprintf(f.ckpt, sizeof f.ckpt, "%s/ckpt", f.dir);
+    snprintf(f.sft, sizeof f.sft, "%s/sft-v000000", f.ckpt);
+    assert_int_equal(mkdir(f.ckpt, 0755), 0);
+    make_sft(&f);
+    char run[300], data[300], log[340], out[8192];
+    snprintf(run, sizeof run, "%s/run.yaml", f.dir);
+    snprintf(data, sizeof data, "%s/data", f.dir);
+    snprintf(log, sizeof log, "%s/data/logs/trainer.log", f.dir);
+    FILE *rf = fopen(run, "w");
+    assert_non_null(rf);
+    fprintf(rf,
+            "annotator:\n  backend: rules\n"
+            "sampler:\n  checkpoint_dir: %s\n"
+            "trainer:\n  run: u\n  reference: %s\n  checkpoint_dir: %s\n  steps: 2\n"
+            "  batch: 4\n  prompts_per_request: 4\n  checkpoint_every: 2\n"
+            "  max_new_tokens: 12\n  builtin_prompts: 40\n"
+            "  instruction: \"Prefer shorter responses.\"\n", /* random answers: by length */
+            f.ckpt, f.sft, f.ckpt);
+    fclose(rf);
+    char *argv[] = {(char *)tp_bin("services/oaif/oaif"), "up", "--data", data, "--config", run,
+                    "--train", "--clients", "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*",
+                    "--events", "tcp://127.0.0.1:*", "--annotators", "1", NULL};
+    char uplog[400];
+    snprintf(uplog, sizeof uplog, "%s/up.log", f.dir);
+    pid_t up = tp_spawn(argv, uplog);
+    bool done = false;
+    for (int i = 0; i < 1200 && !done; i++) { /* 120 s */
+        done = file_has(uplog, "trainer finished");
+        if (!done)
+            usleep(100000);
+    }
+    if (!done) {
+        tp_stop(up, SIGKILL);
+        fail_msg("the trainer did not finish; see %s and %s", uplog, log);
+    }
+    assert_true(file_has(log, "run 'u': step 2"));
+    char ep[420], cep[256];
+    snprintf(ep, sizeof ep, "%s/endpoints", data);
+    assert_true(tp_read_kv(ep, "clients", cep, sizeof cep, 1000));
+    setenv("OAIF_LEDGER", cep, 1);
+    if (oaif_out(out, sizeof out, "audit") != 0)
+        fail_msg("audit failed:\n%s", out);
+    assert_int_equal(count_of(out, "steps           "), 2);
+    assert_int_equal(count_of(out, "trained twice   "), 0);
+    sleep(2); /* not started again */
+    assert_false(file_has(uplog, "trainer exited"));
+    kill(up, SIGINT);
+    assert_int_equal(wait_exit(up, 30), 0);
+    assert_true(file_has(uplog, "stopped ledger"));
+    if (!getenv("KEEP_LOGS")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f.dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 /* The run files we ship are ones the trainer takes: a key it does not know fails at once with
  * exit code 2 and the file, line and key named; these get as far as the missing SFT model. */
 static void test_shipped_run_files_are_accepted(void **state)
@@ -491,6 +569,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_builtin_prompts_when_the_ledger_has_none,
                                         setup_no_prompts, teardown),
+        cmocka_unit_test(test_up_with_the_trainer),
         cmocka_unit_test(test_shipped_run_files_are_accepted),
     };
     return cmocka_run_group_tests_name("trainer_procs", tests, NULL, NULL);

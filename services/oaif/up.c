@@ -2,10 +2,11 @@
  * `oaif run`: the trainer for one run against a deployment, in the foreground.
  *
  * `oaif up` starts the ledger (store and logs under --data), waits for its endpoints, then the
- * samplers and annotator-proxies connected to it, writes <data>/endpoints for the other
- * commands, and supervises: a service that exits unexpectedly is started again (after 1 s,
+ * samplers and annotator-proxies connected to it (and with --train the trainer, which runs the
+ * run file's run), writes <data>/endpoints for the other commands, and supervises: a service that exits unexpectedly is started again (after 1 s,
  * doubling to 30 s); one that exits with status 2 (bad configuration) stops everything with its
- * log's last line. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order: SIGTERM,
+ * log's last line. The trainer exits 0 when its run is done and is not started again; the
+ * deployment stays up for `oaif eval`, `oaif export` and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order: SIGTERM,
  * then SIGKILL after 10 s. */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct child {
     pid_t pid;
     uint64_t started_ms, backoff_ms, restart_at_ms;
     int restarts;
+    bool finishes; /* exit 0 means done (the trainer), not a crash */
 };
 
 static volatile sig_atomic_t up_stop;
@@ -161,10 +163,15 @@ int oaif_cmd_up(int argc, char **argv)
     int samplers = 1, annotators = 2;
     const char *clients = "tcp://127.0.0.1:5555", *workers = "tcp://127.0.0.1:5556",
                *events = "tcp://127.0.0.1:5557";
-    const char *extra_annot[16];
-    int nextra = 0;
+    const char *extra_annot[16], *extra_train[16];
+    int nextra = 0, ntrain = 0;
+    bool train = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--train")) {
+            train = true;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "oaif up: %s needs a value\n", a);
             return 2;
@@ -186,18 +193,26 @@ int oaif_cmd_up(int argc, char **argv)
             events = v;
         else if (!strcmp(a, "--annotator-arg") && nextra < 16)
             extra_annot[nextra++] = v;
+        else if (!strcmp(a, "--trainer-arg") && ntrain < 16)
+            extra_train[ntrain++] = v;
         else {
             fprintf(stderr,
                     "usage: oaif up [--data DIR] [--config RUN.yaml] [--samplers N] "
-                    "[--annotators N]\n"
+                    "[--annotators N] [--train]\n"
                     "               [--clients EP --workers EP --events EP] "
-                    "[--annotator-arg ARG]...\n");
+                    "[--annotator-arg ARG]... [--trainer-arg ARG]...\n"
+                    "  --train   also the trainer: it runs the run file's run (and resumes it\n"
+                    "            when restarted), then exits; the deployment stays up\n");
             return 2;
         }
     }
-    if (samplers < 0 || annotators < 0 || samplers + annotators + 1 > UP_MAX) {
+    if (train && !config) {
+        fprintf(stderr, "oaif up: --train needs the run file (--config RUN.yaml or OAIF_CONFIG)\n");
+        return 2;
+    }
+    if (samplers < 0 || annotators < 0 || samplers + annotators + 2 > UP_MAX) {
         fprintf(stderr, "oaif up: --samplers and --annotators must be 0 to %d together\n",
-                UP_MAX - 1);
+                UP_MAX - 2);
         return 2;
     }
     char logdir[4096], db[4096], epfile[4096];
@@ -216,10 +231,11 @@ int oaif_cmd_up(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     static struct child cs[UP_MAX];
-    static char bins[3][4400];
+    static char bins[4][4400];
     bin_path(bins[0], sizeof bins[0], argv[0], "ledger");
     bin_path(bins[1], sizeof bins[1], argv[0], "sampler");
     bin_path(bins[2], sizeof bins[2], argv[0], "annotator-proxy");
+    bin_path(bins[3], sizeof bins[3], argv[0], "trainer");
     int n = 0;
     struct child *l = &cs[n++];
     l->name = "ledger";
@@ -292,9 +308,25 @@ int oaif_cmd_up(int argc, char **argv)
         c->started_ms = bus_mono_ms();
         c->backoff_ms = 1000;
     }
-    printf("oaif up: ledger %s with %d sampler(s) and %d annotator-proxy(s); logs in %s; "
+    if (train) {
+        struct child *c = &cs[n++];
+        c->name = "trainer";
+        c->finishes = true;
+        snprintf(c->label, sizeof c->label, "trainer");
+        add(c, bins[3]);
+        add(c, "--config");
+        add(c, config);
+        add(c, "--ledger");
+        add(c, cep);
+        for (int e = 0; e < ntrain; e++)
+            add(c, extra_train[e]);
+        c->pid = spawn(c, logdir);
+        c->started_ms = bus_mono_ms();
+        c->backoff_ms = 1000;
+    }
+    printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s)%s; logs in %s; "
            "Ctrl-C stops them\n",
-           cep, samplers, annotators, logdir);
+           cep, samplers, annotators, train ? " and the trainer" : "", logdir);
     fflush(stdout);
     int status = 0;
     while (!up_stop) {
@@ -308,6 +340,10 @@ int oaif_cmd_up(int argc, char **argv)
             char path[4200], line[1024];
             snprintf(path, sizeof path, "%s/%s.log", logdir, cs[i].label);
             last_line(path, line, sizeof line);
+            if (cs[i].finishes && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                fprintf(stderr, "oaif up: %s finished: %s", cs[i].label, line);
+                break;
+            }
             if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
                 fprintf(stderr, "oaif up: %s refused its configuration: %s", cs[i].label, line);
                 status = 2;
