@@ -161,6 +161,48 @@ static void test_each_loss_matches_formula_and_micro_batching(void **state)
     free(g_all);
 }
 
+/* RPO's NLL term: the loss grows by alpha times the chosen responses' mean per-token NLL, and
+ * its gradient is the loss's (a step of eps against the gradient lowers the loss by eps |g|). */
+static void test_nll_term_adds_to_loss_and_gradient(void **state)
+{
+    struct fx *f = *state;
+    nn_model_init_random(f->policy, 9, 0.05f);
+    float lc[NPAIRS], lr[NPAIRS];
+    assert_int_equal(trainer_logprobs(f->policy, f->pairs, NPAIRS, 0, lc, lr), ERR_OK);
+    size_t np = nn_model_num_params(f->policy);
+    nn_adamw_t *opt = nn_adamw_new(np);
+    struct trainer_step_opts o = opts(NN_PREF_DPO, 3);
+    struct trainer_step_stats plain, with;
+    assert_int_equal(trainer_pref_step(f->policy, opt, f->pairs, NPAIRS, &o, &plain), ERR_OK);
+    o.nll = 0.5f;
+    assert_int_equal(trainer_pref_step(f->policy, opt, f->pairs, NPAIRS, &o, &with), ERR_OK);
+    double nll = 0;
+    for (int i = 0; i < NPAIRS; i++)
+        nll += -(double)lc[i] / f->pairs[i].chosen_len / NPAIRS;
+    assert_true(nll > 0);
+    double want = plain.pref.loss + 0.5 * nll;
+    if (fabs(with.pref.loss - want) > 1e-5 * (1 + want))
+        fail_msg("loss with the NLL term %.8f, want %.8f", with.pref.loss, want);
+
+    /* directional check of the gradient of the whole loss */
+    float *g = malloc(np * sizeof *g), *p = nn_model_params(f->policy);
+    memcpy(g, nn_model_grads(f->policy), np * sizeof *g);
+    double gn = 0;
+    for (size_t i = 0; i < np; i++)
+        gn += (double)g[i] * g[i];
+    gn = sqrt(gn);
+    const double eps = 1e-3;
+    for (size_t i = 0; i < np; i++)
+        p[i] -= (float)(eps * g[i] / gn);
+    struct trainer_step_stats moved;
+    assert_int_equal(trainer_pref_step(f->policy, opt, f->pairs, NPAIRS, &o, &moved), ERR_OK);
+    double drop = with.pref.loss - moved.pref.loss;
+    if (fabs(drop - eps * gn) > 0.05 * eps * gn)
+        fail_msg("loss fell by %.6g, the gradient says %.6g", drop, eps * gn);
+    free(g);
+    nn_adamw_destroy(&opt);
+}
+
 static void test_steps_teach_the_preference(void **state)
 {
     struct fx *f = *state;
@@ -200,6 +242,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_each_loss_matches_formula_and_micro_batching, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_nll_term_adds_to_loss_and_gradient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steps_teach_the_preference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_pairs_are_refused, setup, teardown),
     };

@@ -19,7 +19,7 @@ struct trainer_opts {
     int eval_n, eval_every;
     int loss, schedule, warmup, micro, top_k, max_new_tokens, max_prompts, builtin_prompts, seed,
         stop_after;
-    double beta, eps, lr, min_lr, clip, weight_decay, temperature, top_p;
+    double beta, eps, nll, lr, min_lr, clip, weight_decay, temperature, top_p;
     bool offline, progress;
     int64_t lease_ms;
 };
@@ -79,6 +79,10 @@ static const struct cfg_option options[] = {
     CFG_DOUBLE_OPT(O, eps, .key = "trainer.label_smoothing", .def = "0.1", .dmin = 0,
                    .dmax = 0.499, .env = "TRAINER_LABEL_SMOOTHING", .flag = "--label-smoothing",
                    .help = "Epsilon of cDPO and robust DPO."),
+    CFG_DOUBLE_OPT(O, nll, .key = "trainer.nll", .def = "0", .dmin = 0, .dmax = 100,
+                   .env = "TRAINER_NLL", .flag = "--nll",
+                   .help = "Weight alpha of the chosen responses' per-token NLL added to the "
+                           "preference loss (RPO; keeps their likelihood from falling; 0: off)."),
     CFG_DOUBLE_OPT(O, lr, .key = "trainer.lr", .def = "5e-4", .dmin = 0, .dmax = 10,
                    .env = "TRAINER_LR", .flag = "--lr", .help = "Peak learning rate."),
     CFG_ENUM_OPT(O, schedule, .key = "trainer.schedule", .def = "constant", .choices = schedules,
@@ -186,6 +190,7 @@ int main(int argc, char **argv)
     c.step.loss.kind = kinds[o.loss];
     c.step.loss.beta = (float)o.beta;
     c.step.loss.eps = (float)o.eps;
+    c.step.nll = (float)o.nll;
     c.step.adamw.weight_decay = (float)o.weight_decay;
     c.step.clip = (float)o.clip;
     c.step.micro = o.micro;

@@ -132,6 +132,13 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
         if (!rc)
             rc = nn_loss_pref(&o->loss, k, lp, lp + k, ref_c, ref_r,
                               o->loss.kind == NN_PREF_SOFT ? tgt : NULL, dlp, dlp + k, &ps);
+        if (!rc && o->nll > 0) {
+            /* RPO: alpha * mean over the micro-batch of the chosen response's per-token NLL. */
+            for (int i = 0; i < k; i++) {
+                ps.loss += (double)o->nll * -(double)lp[i] / ntok[i] / k;
+                dlp[i] -= o->nll / (float)ntok[i] / (float)k;
+            }
+        }
         if (!rc) {
             /* The loss is a mean over this micro-batch; weight it to a mean over the batch. */
             double w = (double)k / n;

@@ -34,11 +34,13 @@ struct trainer_step_opts {
     float lr;
     float clip;  /* global-norm clip; 0 = none */
     int micro;   /* pairs per forward (memory bound); 0 = all at once */
+    float nll;   /* alpha: + alpha * mean over pairs of -log pi(chosen) / |chosen| (RPO); 0 off */
 };
 
 /* What one step measured (batch means; ALGORITHMS.md's per-step log). */
 struct trainer_step_stats {
-    struct nn_pref_stats pref; /* loss, implicit rewards of chosen/rejected, margin, accuracy */
+    struct nn_pref_stats pref; /* loss (the NLL term included), implicit rewards of chosen and
+                                * rejected, margin, accuracy */
     double grad_norm;          /* before clipping */
     double kl;                 /* mean over pairs of sum over both responses (log pi - log pi_ref) */
     double len_chosen, len_rejected; /* mean response tokens */
