@@ -581,20 +581,20 @@ int oaif_cmd_task(int argc, char **argv)
         }
     }
     if (demos) {
-        struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
-        struct task_pair *dp = NULL;
-        char err[256];
-        if (split != TASK_SPLIT_TRAIN || task_demo_pairs(seed, n, &dc, &dp) ||
-            task_jsonl_write("/dev/stdout", dp, n, err, sizeof err)) {
-            fprintf(stderr, "oaif task demos: %s\n",
-                    split != TASK_SPLIT_TRAIN ? "demonstrations come from the train split only"
-                    : dp ? err
-                         : "cannot generate the demonstrations");
-            task_pairs_free(&dp, n);
+        if (split != TASK_SPLIT_TRAIN) {
+            fprintf(stderr, "oaif task demos: demonstrations come from the train split only\n");
             return 1;
         }
+        struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
+        struct task_pair *dp = NULL;
+        char err[256] = "cannot generate the demonstrations";
+        int rc = task_demo_pairs(seed, n, &dc, &dp);
+        if (!rc)
+            rc = task_jsonl_write("/dev/stdout", dp, n, err, sizeof err);
+        if (rc)
+            fprintf(stderr, "oaif task demos: %s\n", err);
         task_pairs_free(&dp, n);
-        return 0;
+        return rc ? 1 : 0;
     }
     struct task_prompt *ps = NULL;
     if (task_prompt_set(seed, split, n, &ps)) {

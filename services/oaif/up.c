@@ -3,11 +3,12 @@
  *
  * `oaif up` starts the ledger (store and logs under --data), waits for its endpoints, then the
  * samplers and annotator-proxies connected to it (and with --train the trainer, which runs the
- * run file's run), writes <data>/endpoints for the other commands, and supervises: a service that exits unexpectedly is started again (after 1 s,
- * doubling to 30 s); one that exits with status 2 (bad configuration) stops everything with its
- * log's last line. The trainer exits 0 when its run is done and is not started again; the
- * deployment stays up for `oaif eval`, `oaif export` and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order: SIGTERM,
- * then SIGKILL after 10 s. */
+ * run file's run), writes <data>/endpoints for the other commands, and supervises: a service
+ * that exits unexpectedly is started again (after 1 s, doubling to 30 s); one that exits with
+ * status 2 (bad configuration) stops everything with its log's last line. The trainer exits 0
+ * when its run is done and is not started again; the deployment stays up for `oaif eval`,
+ * `oaif export` and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order:
+ * SIGTERM, then SIGKILL after 10 s. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -119,6 +119,15 @@ static void side(const struct task_prompt *ps, char **texts, int n, struct train
     s->mean_length = len / n;
 }
 
+void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
+                            const int correct[TASK_FAMILY_COUNT])
+{
+    for (int k = 0; k < TASK_FAMILY_COUNT; k++)
+        if (n[k])
+            fprintf(f, " %s %.0f%%", task_family_name((enum task_family)k),
+                    100.0 * correct[k] / n[k]);
+}
+
 int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed,
                     int n, int max_new, const char *instruction, struct trainer_comparison *out,
                     char *err, size_t errlen)
@@ -237,10 +246,7 @@ int trainer_cli_eval(int argc, char **argv)
             const struct trainer_side *sd = k ? &c.policy : &c.sft;
             printf("%-10s %8.1f%% %12.1f ", k ? "policy" : "sft", 100 * sd->accuracy,
                    sd->mean_length);
-            for (int f = 0; f < TASK_FAMILY_COUNT; f++)
-                if (sd->fam_n[f])
-                    printf(" %s %.0f%%", task_family_name((enum task_family)f),
-                           100.0 * sd->fam_correct[f] / sd->fam_n[f]);
+            trainer_print_families(stdout, sd->fam_n, sd->fam_correct);
             putchar('\n');
         }
         printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "

@@ -6,6 +6,7 @@
 #define TRAINER_EVALUATE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "model.h"
 #include "task.h"
@@ -30,6 +31,10 @@ struct trainer_comparison {
     int wins, ties, losses; /* of the policy, judged in both orders */
     double win_rate;        /* (wins + ties / 2) / n */
 };
+
+/* Writes " add 24% sub 12% ..." to f: the accuracy of each family with prompts (n[k] > 0). */
+void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
+                            const int correct[TASK_FAMILY_COUNT]);
 
 /* Compare `policy` with `sft` on the first n eval prompts of the built-in task under task_seed.
  * The judge is the rules judge without noise and with `instruction` (NULL: none). */

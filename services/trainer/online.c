@@ -235,25 +235,24 @@ static int put_builtin_prompts(struct run *r, int n)
         log_error("trainer: the built-in task's %d train prompts: %s", n, err_str(rc));
         return rc;
     }
-    Oaif__V1__Prompt *pm = calloc((size_t)n, sizeof *pm);
     Oaif__V1__Record *rv = calloc((size_t)n, sizeof *rv);
     Oaif__V1__Record **rp = calloc((size_t)n, sizeof *rp);
     uint8_t **bufs = calloc((size_t)n, sizeof *bufs);
-    rc = pm && rv && rp && bufs ? ERR_OK : ERR_NOMEM;
+    rc = rv && rp && bufs ? ERR_OK : ERR_NOMEM;
     for (int i = 0; i < n && !rc; i++) {
-        oaif__v1__prompt__init(&pm[i]);
-        pm[i].id = ps[i].id;
-        pm[i].text = ps[i].text;
-        pm[i].reference = ps[i].answer;
-        pm[i].family = (char *)task_family_name(ps[i].family);
-        pm[i].split = "train";
-        size_t len = oaif__v1__prompt__get_packed_size(&pm[i]);
+        Oaif__V1__Prompt pm = OAIF__V1__PROMPT__INIT;
+        pm.id = ps[i].id;
+        pm.text = ps[i].text;
+        pm.reference = ps[i].answer;
+        pm.family = (char *)task_family_name(ps[i].family);
+        pm.split = "train";
+        size_t len = oaif__v1__prompt__get_packed_size(&pm);
         bufs[i] = malloc(len ? len : 1);
         if (!bufs[i]) {
             rc = ERR_NOMEM;
             break;
         }
-        oaif__v1__prompt__pack(&pm[i], bufs[i]);
+        oaif__v1__prompt__pack(&pm, bufs[i]);
         oaif__v1__record__init(&rv[i]);
         rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT;
         rv[i].id = ps[i].id;
@@ -276,7 +275,6 @@ static int put_builtin_prompts(struct run *r, int n)
     free(bufs);
     free(rp);
     free(rv);
-    free(pm);
     free(ps);
     return rc;
 }

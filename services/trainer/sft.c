@@ -311,10 +311,7 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
 static void eval_line(FILE *f, const char *what, const struct trainer_eval *e)
 {
     fprintf(f, "%s: accuracy %.1f%% (%d/%d)", what, 100.0 * e->accuracy, e->correct, e->n);
-    for (int k = 0; k < TASK_FAMILY_COUNT; k++)
-        if (e->fam_n[k])
-            fprintf(f, " %s %.0f%%", task_family_name((enum task_family)k),
-                    100.0 * e->fam_correct[k] / e->fam_n[k]);
+    trainer_print_families(f, e->fam_n, e->fam_correct);
     fprintf(f, "; answered %.0f%%; mean length %.1f bytes, terse %.0f%%\n",
             e->n ? 100.0 * e->found / e->n : 0.0, e->mean_length, 100.0 * e->terse_share);
 }
