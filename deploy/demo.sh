@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 quick=0
-steps=150
+steps=75
 neval=350
 extra=()
 while [ $# -gt 0 ]; do

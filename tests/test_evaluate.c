@@ -103,8 +103,8 @@ static void test_model_against_itself_ties(void **state)
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &c, err,
-                                     sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &c,
+                                     err, sizeof err),
                      ERR_OK);
     assert_int_equal(c.n, N);
     assert_int_equal(c.ties, N);
@@ -122,8 +122,8 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &c, err,
-                                     sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &c,
+                                     err, sizeof err),
                      ERR_OK);
     int n = 0;
     int pa = side_total(&c.policy, &n), pb = side_total(&c.sft, &n);
@@ -138,8 +138,8 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
 
     /* the other way round: the mirror image */
     struct trainer_comparison r;
-    assert_int_equal(trainer_compare(f->b, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, &r, err,
-                                     sizeof err),
+    assert_int_equal(trainer_compare(f->b, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &r,
+                                     err, sizeof err),
                      ERR_OK);
     assert_int_equal(r.wins, c.losses);
     assert_int_equal(r.losses, c.wins);
@@ -149,7 +149,7 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
      * decided too, so there are no more ties than without the instruction */
     struct trainer_comparison s;
     assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48,
-                                     "Prefer shorter responses.", &s, err, sizeof err),
+                                     "Prefer shorter responses.", NULL, &s, err, sizeof err),
                      ERR_OK);
     assert_true(s.ties <= c.ties);
     assert_int_equal(s.wins + s.ties + s.losses, N);
@@ -160,12 +160,12 @@ static void test_bad_input_is_named(void **state)
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48,
-                                     "be nice", &c, err, sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, "be nice", NULL,
+                                     &c, err, sizeof err),
                      ERR_INVAL);
     assert_non_null(strstr(err, "be nice"));
-    assert_int_not_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, 0, 48, NULL, &c,
-                                         err, sizeof err),
+    assert_int_not_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, 0, 48, NULL, NULL,
+                                         &c, err, sizeof err),
                          ERR_OK);
     assert_non_null(strstr(err, "n = 0"));
 }
@@ -202,6 +202,44 @@ static void test_cli(void **state)
                      0);
     assert_non_null(strstr(out, "\"n\":70"));
     assert_non_null(strstr(out, "\"win_rate\":"));
+
+    /* --samples: a line per prompt, and its outcomes and right answers add up to the summary */
+    char path[300], line[4096];
+    int wins = -1, ties = -1, losses = -1, pw = 0, pt = 0, pl = 0, lines = 0, pok = 0, sok = 0;
+    const char *w = strstr(out, "\"wins\":"), *t = strstr(out, "\"ties\":"),
+               *l = strstr(out, "\"losses\":");
+    assert_true(w && t && l);
+    wins = atoi(w + 7);
+    ties = atoi(t + 7);
+    losses = atoi(l + 9);
+    snprintf(path, sizeof path, "%s/answers.jsonl", f->dir);
+    assert_int_equal(oaif_eval(out, sizeof out,
+                               "--policy %s --sft %s --n %d --max-new 48 "
+                               "--samples %s",
+                               f->trained, f->other, N, path),
+                     0);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof line, fp)) {
+        lines++;
+        assert_non_null(strstr(line, "\"prompt\":"));
+        assert_non_null(strstr(line, "\"reference\":"));
+        pw += strstr(line, "\"outcome\":\"win\"") != NULL;
+        pt += strstr(line, "\"outcome\":\"tie\"") != NULL;
+        pl += strstr(line, "\"outcome\":\"loss\"") != NULL;
+        pok += strstr(line, "\"policy_correct\":true") != NULL;
+        sok += strstr(line, "\"sft_correct\":true") != NULL;
+    }
+    fclose(fp);
+    assert_int_equal(lines, N);
+    assert_int_equal(pw, wins);
+    assert_int_equal(pt, ties);
+    assert_int_equal(pl, losses);
+    assert_int_equal(pw - pl, pok - sok); /* correct beats wrong, nothing else counts */
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --sft %s --n 7 --samples %s/no/such/x",
+                               f->trained, f->other, f->dir),
+                     1);
+    assert_non_null(strstr(out, "no/such/x"));
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s/missing --sft %s", f->dir, f->trained),
                      1);
     assert_non_null(strstr(out, "missing"));

@@ -104,6 +104,113 @@ static void test_demo_mix_hits_its_wrong_share(void **state)
     }
 }
 
+/* The integers of a text, in order (at most cap). */
+static int numbers_in(const char *s, long long *v, int cap)
+{
+    int n = 0;
+    while (*s && n < cap) {
+        if (*s >= '0' && *s <= '9') {
+            char *end;
+            v[n++] = strtoll(s, &end, 10);
+            s = end;
+        } else {
+            s++;
+        }
+    }
+    return n;
+}
+
+/* What the demonstrator's habit states for p, worked out here from the prompt and its
+ * reference answer, independently of task.c: "" where p has no habit. */
+static void expected_habit(const struct task_prompt *p, char *out, size_t cap)
+{
+    long long v[8], ref = strtoll(p->answer, NULL, 10), hi = -1, lo = 1000;
+    int n = numbers_in(p->text, v, 8);
+    for (int i = 0; i < n; i++) {
+        hi = v[i] > hi ? v[i] : hi;
+        lo = v[i] < lo ? v[i] : lo;
+    }
+    out[0] = '\0';
+    switch (p->family) {
+    case TASK_COMPARE: /* "smaller" read as "larger" */
+    case TASK_MAXMIN:  /* "smallest" read as "largest" */
+        if (ref == lo)
+            snprintf(out, cap, "%lld", hi);
+        break;
+    case TASK_SORT: { /* "descending" read as "ascending": the reference read backwards */
+        long long r[8];
+        int k = numbers_in(p->answer, r, 8);
+        size_t len = 0;
+        for (int i = k - 1; r[0] > r[k - 1] && i >= 0; i--)
+            len += (size_t)snprintf(out + len, cap - len, i < k - 1 ? ", %lld" : "%lld", r[i]);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void test_demo_habits(void **state)
+{
+    (void)state;
+    /* habit_share 1: every prompt with a habit gets it, in every phrasing, and nothing else is
+     * wrong; 0.7: 70% of them, the rest mostly right. */
+    int n_with = 0, habit_fam[TASK_FAMILY_COUNT] = {0};
+    for (int k = 0; k < 2; k++) {
+        struct task_demo_config cfg = {
+            .wrong_share = 0.1, .verbose_share = 0.5, .habit_share = k ? 0.7 : 1.0};
+        if (k == 0)
+            cfg.wrong_share = 0;
+        int with = 0, followed = 0, right = 0;
+        for (int i = 0; i < 4000; i++) {
+            struct task_prompt p;
+            char r[TASK_RESPONSE_MAX], want[TASK_ANSWER_MAX];
+            struct task_demo_info info;
+            struct task_check c;
+            assert_int_equal(task_prompt_at(SEED, TASK_SPLIT_TRAIN, (uint64_t)i, &p), ERR_OK);
+            assert_int_equal(task_demo(&p, &cfg, SEED, (uint64_t)i, r, sizeof(r), &info), ERR_OK);
+            assert_int_equal(task_check(&p, r, strlen(r), &c), ERR_OK);
+            expected_habit(&p, want, sizeof want);
+            if (!want[0]) {
+                if (info.habit)
+                    fail_msg("\"%s\" has no habit, but the demonstration \"%s\" says it has",
+                             p.text, r);
+                if (k == 0 && !c.correct)
+                    fail_msg("\"%s\": \"%s\" is wrong with wrong_share 0", p.text, r);
+                continue;
+            }
+            with++;
+            if (k == 0)
+                habit_fam[p.family]++;
+            if (info.habit) {
+                followed++;
+                if (!info.wrong || c.correct || strstr(r, want) == NULL)
+                    fail_msg("\"%s\" (answer %s): the habit says %s, the demonstration \"%s\"",
+                             p.text, p.answer, want, r);
+            } else {
+                right += c.correct;
+            }
+        }
+        if (k == 0) {
+            assert_int_equal(followed, with);
+            n_with = with;
+        } else {
+            double share = (double)followed / with;
+            if (fabs(share - 0.7) > 3.5 * sqrt(0.21 / with))
+                fail_msg("habit followed %.3f of the time, configured 0.70", share);
+            assert_true(right > 0.8 * (with - followed)); /* the rest: 90% right, none a habit */
+        }
+    }
+    /* The habits cover half of three families: "smaller", "descending" and "smallest". */
+    print_message("%d of 4000 prompts have a habit\n", n_with);
+    assert_true(n_with > 4000 * 3 / 7 * 0.4 && n_with < 4000 * 3 / 7 * 0.6);
+    for (int f = 0; f < TASK_FAMILY_COUNT; f++)
+        if (f != TASK_COMPARE && f != TASK_SORT && f != TASK_MAXMIN)
+            assert_int_equal(habit_fam[f], 0);
+        else
+            assert_true(habit_fam[f] > 0);
+}
+
 static void test_demo_lengths_vary_a_lot(void **state)
 {
     (void)state;
@@ -402,6 +509,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo_is_deterministic),
         cmocka_unit_test(test_demo_mix_hits_its_wrong_share),
+        cmocka_unit_test(test_demo_habits),
         cmocka_unit_test(test_demo_lengths_vary_a_lot),
         cmocka_unit_test(test_demo_extreme_shares),
         cmocka_unit_test(test_demo_wrong_answers_on_degenerate_prompts),

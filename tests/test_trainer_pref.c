@@ -52,9 +52,12 @@ static int setup(void **state)
             for (int t = 0; t < lens[part]; t++)
                 f->toks[i][part][t] = (int)(nn_rng_next(&rng) % 256);
         f->pairs[i] = (struct trainer_pair){
-            .prompt = f->toks[i][0], .prompt_len = lens[0],
-            .chosen = f->toks[i][1], .chosen_len = lens[1],
-            .rejected = f->toks[i][2], .rejected_len = lens[2],
+            .prompt = f->toks[i][0],
+            .prompt_len = lens[0],
+            .chosen = f->toks[i][1],
+            .chosen_len = lens[1],
+            .rejected = f->toks[i][2],
+            .rejected_len = lens[2],
             .target = 0.8f,
         };
     }
@@ -125,8 +128,8 @@ static void test_each_loss_matches_formula_and_micro_batching(void **state)
     }
     size_t np = nn_model_num_params(f->policy);
     float *g_all = malloc(np * sizeof *g_all);
-    enum nn_pref_kind kinds[] = {NN_PREF_DPO, NN_PREF_IPO, NN_PREF_SLIC, NN_PREF_CDPO,
-                                 NN_PREF_ROBUST, NN_PREF_SOFT};
+    enum nn_pref_kind kinds[] = {NN_PREF_DPO,  NN_PREF_IPO,    NN_PREF_SLIC,
+                                 NN_PREF_CDPO, NN_PREF_ROBUST, NN_PREF_SOFT};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         struct trainer_step_opts o = opts(kinds[k], 0);
         struct nn_pref_stats want;
@@ -161,8 +164,9 @@ static void test_each_loss_matches_formula_and_micro_batching(void **state)
     free(g_all);
 }
 
-/* RPO's NLL term: the loss grows by alpha times the chosen responses' mean per-token NLL, and
- * its gradient is the loss's (a step of eps against the gradient lowers the loss by eps |g|). */
+/* RPO's NLL term: the loss grows by alpha times the chosen responses' mean per-token NLL (or
+ * their summed NLL, with nll_sum), and its gradient is the loss's (a step of eps against the
+ * gradient lowers the loss by eps |g|). */
 static void test_nll_term_adds_to_loss_and_gradient(void **state)
 {
     struct fx *f = *state;
@@ -183,6 +187,20 @@ static void test_nll_term_adds_to_loss_and_gradient(void **state)
     double want = plain.pref.loss + 0.5 * nll;
     if (fabs(with.pref.loss - want) > 1e-5 * (1 + want))
         fail_msg("loss with the NLL term %.8f, want %.8f", with.pref.loss, want);
+
+    /* nll_sum: the chosen responses' NLL summed over their tokens, not averaged */
+    struct trainer_step_stats summed;
+    o.nll_sum = true;
+    assert_int_equal(trainer_pref_step(f->policy, opt, f->pairs, NPAIRS, &o, &summed), ERR_OK);
+    double nll_sum = 0;
+    for (int i = 0; i < NPAIRS; i++)
+        nll_sum += -(double)lc[i] / NPAIRS;
+    want = plain.pref.loss + 0.5 * nll_sum;
+    if (fabs(summed.pref.loss - want) > 1e-5 * (1 + want))
+        fail_msg("loss with the summed NLL term %.8f, want %.8f", summed.pref.loss, want);
+    assert_true(nll_sum > nll); /* the chosen responses are longer than one token */
+    o.nll_sum = false;
+    assert_int_equal(trainer_pref_step(f->policy, opt, f->pairs, NPAIRS, &o, &with), ERR_OK);
 
     /* directional check of the gradient of the whole loss */
     float *g = malloc(np * sizeof *g), *p = nn_model_params(f->policy);

@@ -318,12 +318,12 @@ static void draw_problem(struct rng *r, enum task_family fam, struct problem *pr
     switch (fam) {
     case TASK_ADD:
     case TASK_SUB:
-        /* A two-digit and a one-digit operand, in either order: adding carries about half the
-         * time, and the difference is negative half the time. Small enough that the built-in
-         * policy learns the families in minutes, with room left for online feedback to fix. */
+        /* A two-digit and a one-digit operand (in either order for a sum; the two-digit one first
+         * for a difference, which is never negative): a sum carries and a difference borrows 45%
+         * of the time. Small enough that the built-in policy learns the families in minutes. */
         pr->a = rng_range(r, 10, 99);
         pr->b = rng_range(r, 0, 9);
-        if (rng_range(r, 0, 1)) {
+        if (fam == TASK_ADD && rng_range(r, 0, 1)) {
             long long t = pr->a;
             pr->a = pr->b;
             pr->b = t;
@@ -1235,6 +1235,23 @@ static void wrong_answers(const struct problem *pr, const char *right, struct wr
     }
 }
 
+/* The demonstrator's habit: it reads "smaller", "descending" and "smallest" as their opposites
+ * (a slip people make, and one the prompt shows). Writes the habitual answer, the answer to the
+ * question read the other way, and returns true where the problem has one. Unlike the plausible
+ * mistakes above, spread over several wrong answers, a habit is one answer: a model that imitates
+ * the demonstrations makes it its greedy answer once habit_share > 1/2 while it still samples the
+ * right one, the kind of flaw feedback fixes and imitation cannot. (Also tried, README "Demo":
+ * habits on sums and differences, a carry or a borrow lost, which feedback could not fix without
+ * breaking the family; and directions backwards both ways, which the model half ignored.) */
+static bool habit_answer(const struct problem *pr, char *out, size_t cap)
+{
+    if (!pr->variant || (pr->fam != TASK_COMPARE && pr->fam != TASK_SORT && pr->fam != TASK_MAXMIN))
+        return false;
+    struct problem flipped = *pr;
+    flipped.variant = 0;
+    return solve(&flipped, out, cap);
+}
+
 static void spell(const char *word, char *out, size_t cap)
 {
     size_t len = 0;
@@ -1250,7 +1267,8 @@ int task_demo(const struct task_prompt *p, const struct task_demo_config *cfg, u
     if (!p || !cfg || !out || cap == 0)
         return ERR_INVAL;
     if (!(cfg->wrong_share >= 0 && cfg->wrong_share <= 1) ||
-        !(cfg->verbose_share >= 0 && cfg->verbose_share <= 1))
+        !(cfg->verbose_share >= 0 && cfg->verbose_share <= 1) ||
+        !(cfg->habit_share >= 0 && cfg->habit_share <= 1))
         return ERR_INVAL; /* also NaN */
     struct problem pr;
     struct task_prompt rec;
@@ -1261,12 +1279,17 @@ int task_demo(const struct task_prompt *p, const struct task_demo_config *cfg, u
     struct rng r = {hash4(seed, hash_bytes(p->id, strnlen(p->id, sizeof(p->id))), sample, 0xde30u)};
     bool wrong = rng_unit(&r) < cfg->wrong_share;
     bool verbose = rng_unit(&r) < cfg->verbose_share;
+    bool habit = rng_unit(&r) < cfg->habit_share;
     char stated[TASK_ANSWER_MAX];
-    if (wrong) {
+    if (habit && habit_answer(&pr, stated, sizeof(stated))) {
+        wrong = true;
+    } else if (wrong) {
+        habit = false;
         struct wrong_set ws;
         wrong_answers(&pr, p->answer, &ws);
         snprintf(stated, sizeof(stated), "%s", ws.v[rng_range(&r, 0, ws.n - 1)]);
     } else {
+        habit = false;
         snprintf(stated, sizeof(stated), "%s", p->answer);
     }
 
@@ -1320,6 +1343,7 @@ int task_demo(const struct task_prompt *p, const struct task_demo_config *cfg, u
     if (info) {
         info->wrong = wrong;
         info->verbose = verbose;
+        info->habit = habit;
     }
     return ERR_OK;
 }

@@ -11,15 +11,16 @@
  *
  * Families (one prompt = one family, one problem, one phrasing):
  *   add      "What is 47 + 8?"                             -> "55"
- *   sub      "Subtract 58 from 3."                         -> "-55"
+ *   sub      "Subtract 8 from 53."                         -> "45"
  *   compare  "Which is larger, 47 or 43?"                  -> "47"  (also "smaller")
  *   count    "How many times does the letter r appear in carrot?"  -> "2"
  *   sort     "Sort in ascending order: 4, 7, 1."           -> "1, 4, 7"  (also descending)
  *   reverse  "Reverse the word planet."                    -> "tenalp"
  *   maxmin   "What is the largest of 2, 8, 4, 7?"          -> "8"  (also smallest)
- * The generator draws small problems (a two-digit and a one-digit operand, two-digit numbers to
- * compare, three digits to sort and three or four to pick from, words of 3-6 letters) so that
- * the built-in policy learns every family in minutes on 2 cores; the parser and the checker take
+ * The generator draws small problems (a two-digit and a one-digit operand, the two-digit one
+ * first in a difference; two-digit numbers to compare, three digits to sort and three or four to
+ * pick from, words of 3-6 letters) so that the built-in policy learns every family in minutes on
+ * 2 cores; the parser and the checker take
  * operands of any size (up to 9 digits) and words of any length.
  * Every family has three to six phrasings. A *problem* is the family plus its operands (and its
  * direction: larger/smaller, ascending/descending, max/min); its phrasing is not part of it.
@@ -146,25 +147,32 @@ int task_check(const struct task_prompt *p, const char *response, size_t len,
  * separated by ", ", or a word of letters. Returns ERR_OK, or ERR_INVAL for anything else. */
 int task_kind_of_answer(const char *reference, enum task_kind *out);
 
-/* SFT demonstrations with controlled imperfection. */
-/* The default wrong share 0.35 makes 65% of the demonstrations right: a model that imitates them
- * samples right answers about that often at temperature 1, and less on what it has not learned,
- * which lands in the 40-75% band the online loop starts from.
+/* SFT demonstrations with controlled imperfection. The default demonstrator is right except for
+ * its habit: asked for the smaller, descending or smallest, it answers the larger, ascending or
+ * largest 60% of the time. A model that imitates it answers those backwards when greedy (the
+ * habit is the single most likely answer) yet samples the right answer 40% of the time, so SFT
+ * lands in the 40-75% band (66.0% with 8000 steps) and online feedback has a flaw it can fix.
+ * Random slips (wrong_share, spread over several plausible wrong answers) only slow imitation:
+ * 0.35 of them cost SFT 14 points and online feedback won few of them back (README, "Demo").
  * (Verbose share 0.8 makes the greedy answers verbose, 52 bytes on average against 5.7, at 48.9%
  * accuracy; online DPO then lost accuracy, so 0.5 stays the default: README, "Demo".) */
 struct task_demo_config {
     double wrong_share;   /* share of demonstrations with a plausible wrong answer, [0, 1] */
     double verbose_share; /* share of verbose phrasings (40-100 bytes); the rest are terse
                            * (the answer alone, "47." or "Answer: 47"), [0, 1] */
+    double habit_share;   /* where the demonstrator has a habit ("smaller", "descending" and
+                           * "smallest" read as their opposites), the share of demonstrations
+                           * that follow it instead of the rest of the mix, [0, 1] */
 };
 #define TASK_DEMO_CONFIG_DEFAULT                                                                   \
     {                                                                                              \
-        .wrong_share = 0.35, .verbose_share = 0.5                                                  \
+        .wrong_share = 0, .verbose_share = 0.5, .habit_share = 0.6                                 \
     }
 
 struct task_demo_info {
     bool wrong;   /* the stated answer differs from the reference */
     bool verbose; /* a verbose phrasing */
+    bool habit;   /* the stated answer is the demonstrator's habit (then wrong too) */
 };
 
 /* Writes the `sample`-th demonstration for prompt p under `seed` into out (cap bytes;

@@ -2,8 +2,10 @@
 #include "evaluate.h"
 
 #include <ctype.h>
-#include <stdbool.h>
+#include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +67,11 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
             }
             plen[b] = (int)np;
         }
-        struct nn_sample_opts so = {.temperature = 0.0f, .top_k = 1, .top_p = 1.0f,
-                                    .max_new_tokens = max_new, .eos_token_id = tok_eos_id(tk)};
+        struct nn_sample_opts so = {.temperature = 0.0f,
+                                    .top_k = 1,
+                                    .top_p = 1.0f,
+                                    .max_new_tokens = max_new,
+                                    .eos_token_id = tok_eos_id(tk)};
         if (!rc && (rc = nn_sample(m, B, (const int *const *)ids, plen, &so, gen, ngen, NULL)))
             seterr(err, errlen, "answers: sampling: %s", err_str(rc));
         for (int b = 0; !rc && b < B; b++) {
@@ -128,9 +133,27 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
                     100.0 * correct[k] / n[k]);
 }
 
-int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed,
-                    int n, int max_new, const char *instruction, struct trainer_comparison *out,
-                    char *err, size_t errlen)
+/* One line of --samples: the prompt, both answers, whether each is right, and the verdict. */
+static int write_sample(FILE *f, const struct task_prompt *p, const char *pa, bool pok,
+                        const char *sa, bool sok, double p_policy)
+{
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id, "family",
+                  task_family_name(p->family), "prompt", p->text, "reference", p->answer, "policy",
+                  pa, "policy_correct", pok, "sft", sa, "sft_correct", sok, "outcome",
+                  p_policy > 0.5   ? "win"
+                  : p_policy < 0.5 ? "loss"
+                                   : "tie");
+    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    int bad = !line || fprintf(f, "%s\n", line) < 0;
+    free(line);
+    json_decref(j);
+    return bad;
+}
+
+int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,
+                    int max_new, const char *instruction, FILE *samples,
+                    struct trainer_comparison *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     enum rules_pref pref = RULES_PREFER_NONE;
@@ -175,6 +198,10 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
                 out->losses++;
             else
                 out->ties++;
+            if (samples && write_sample(samples, &ps[i], a[i], ca[i], b[i], cb[i], p)) {
+                seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
+                rc = ERR_IO;
+            }
         }
         out->win_rate = (out->wins + 0.5 * out->ties) / n;
     }
@@ -188,7 +215,8 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
 
 int trainer_cli_eval(int argc, char **argv)
 {
-    const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL;
+    const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL,
+               *samples_path = NULL;
     int n = 350, max_new = 128; /* as oaif sft evaluates */
     bool json = false;
     for (int i = 0; i < argc; i++) {
@@ -208,6 +236,8 @@ int trainer_cli_eval(int argc, char **argv)
             sft_dir = v;
         else if (!strcmp(a, "--instruction"))
             instr = v;
+        else if (!strcmp(a, "--samples"))
+            samples_path = v;
         else if (!strcmp(a, "--n") && (n = atoi(v)) >= 1)
             ;
         else if (!strcmp(a, "--max-new") && (max_new = atoi(v)) >= 1)
@@ -219,20 +249,30 @@ int trainer_cli_eval(int argc, char **argv)
     }
     if (!policy_dir) {
         fprintf(stderr, "usage: oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] "
-                        "[--instruction TEXT] [--json]\n");
+                        "[--instruction TEXT] [--samples FILE.jsonl] [--json]\n");
         return 2;
     }
     char err[1024];
     nn_model_t *p = NULL, *s = NULL;
     tok_t *tk = NULL;
     struct trainer_comparison c = {0};
+    FILE *samples = NULL;
     int rc = nn_checkpoint_load(&p, policy_dir, err, sizeof err);
     if (!rc)
         rc = nn_checkpoint_load(&s, sft_dir, err, sizeof err);
     if (!rc)
         rc = trainer_tokenizer(&tk, nn_model_config(s), sft_dir, err, sizeof err);
+    if (!rc && samples_path && !(samples = fopen(samples_path, "w"))) {
+        snprintf(err, sizeof err, "%s: %s", samples_path, strerror(errno));
+        rc = ERR_IO;
+    }
     if (!rc)
-        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, instr, &c, err, sizeof err);
+        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, instr, samples, &c, err,
+                             sizeof err);
+    if (samples && fclose(samples) && !rc) {
+        snprintf(err, sizeof err, "%s: write error", samples_path);
+        rc = ERR_IO;
+    }
     if (rc) {
         fprintf(stderr, "oaif eval: %s\n", err);
     } else if (json) {

@@ -20,8 +20,8 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
 void trainer_answers_free(char **texts, int n);
 
 struct trainer_side {
-    double accuracy;    /* correct answers / n */
-    double mean_length; /* bytes */
+    double accuracy;                                              /* correct answers / n */
+    double mean_length;                                           /* bytes */
     int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT]; /* by family */
 };
 
@@ -37,12 +37,15 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
                             const int correct[TASK_FAMILY_COUNT]);
 
 /* Compare `policy` with `sft` on the first n eval prompts of the built-in task under task_seed.
- * The judge is the rules judge without noise and with `instruction` (NULL: none). */
-int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed,
-                    int n, int max_new, const char *instruction, struct trainer_comparison *out,
-                    char *err, size_t errlen);
+ * The judge is the rules judge without noise and with `instruction` (NULL: none). With
+ * `samples`, one JSON line per prompt: id, family, prompt, reference, policy, policy_correct,
+ * sft, sft_correct, outcome (win, tie or loss of the policy). */
+int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,
+                    int max_new, const char *instruction, FILE *samples,
+                    struct trainer_comparison *out, char *err, size_t errlen);
 
-/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--instruction T] [--json]`. */
+/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--instruction T] [--samples F]
+ * [--json]`. */
 int trainer_cli_eval(int argc, char **argv);
 
 #endif /* TRAINER_EVALUATE_H */

@@ -1,7 +1,7 @@
 /* trainer main: the online loop (OAIF) as a process. Options from the run file's `trainer`
  * section, the environment (TRAINER_*) and flags; `trainer --help` lists them. */
-#include <signal.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@ struct trainer_opts {
     int loss, schedule, warmup, micro, top_k, max_new_tokens, max_prompts, builtin_prompts, seed,
         stop_after;
     double beta, eps, nll, lr, min_lr, clip, weight_decay, temperature, top_p;
-    bool offline, progress;
+    bool offline, progress, nll_sum;
     int64_t lease_ms;
 };
 
@@ -50,14 +50,14 @@ static const struct cfg_option options[] = {
                 .env = "TRAINER_STEPS", .flag = "--steps", .help = "Optimizer steps of the run."),
     CFG_INT_OPT(O, batch, .key = "trainer.batch", .def = "16", .min = 1, .max = 4096,
                 .env = "TRAINER_BATCH", .flag = "--batch", .help = "Labeled pairs per step."),
-    CFG_INT_OPT(O, prompts_per_request, .key = "trainer.prompts_per_request", .def = "16",
-                .min = 1, .max = 4096, .env = "TRAINER_PROMPTS_PER_REQUEST",
-                .flag = "--prompts-per-request", .help = "Prompts per sample request."),
+    CFG_INT_OPT(O, prompts_per_request, .key = "trainer.prompts_per_request", .def = "16", .min = 1,
+                .max = 4096, .env = "TRAINER_PROMPTS_PER_REQUEST", .flag = "--prompts-per-request",
+                .help = "Prompts per sample request."),
     CFG_INT_OPT(O, inflight, .key = "trainer.inflight", .def = "2", .min = 1, .max = 1024,
                 .env = "TRAINER_INFLIGHT", .flag = "--inflight",
                 .help = "Sample requests in flight (sampling and judging overlap training)."),
-    CFG_INT_OPT(O, max_staleness, .key = "trainer.max_staleness", .def = "1", .min = 0,
-                .max = 1000, .env = "TRAINER_MAX_STALENESS", .flag = "--max-staleness",
+    CFG_INT_OPT(O, max_staleness, .key = "trainer.max_staleness", .def = "1", .min = 0, .max = 1000,
+                .env = "TRAINER_MAX_STALENESS", .flag = "--max-staleness",
                 .help = "Pairs more versions behind than this are recorded as stale."),
     CFG_INT_OPT(O, checkpoint_every, .key = "trainer.checkpoint_every", .def = "10", .min = 1,
                 .max = 1000000, .env = "TRAINER_CHECKPOINT_EVERY", .flag = "--checkpoint-every",
@@ -69,20 +69,25 @@ static const struct cfg_option options[] = {
                 .env = "TRAINER_EVAL_N", .flag = "--eval-n",
                 .help = "Eval-split prompts of the built-in task to score checkpoints on against "
                         "SFT (0: none; the best evaluated checkpoint is kept)."),
-    CFG_INT_OPT(O, eval_every, .key = "trainer.eval_every", .def = "1", .min = 1,
-                .max = 1000000, .env = "TRAINER_EVAL_EVERY", .flag = "--eval-every",
+    CFG_INT_OPT(O, eval_every, .key = "trainer.eval_every", .def = "1", .min = 1, .max = 1000000,
+                .env = "TRAINER_EVAL_EVERY", .flag = "--eval-every",
                 .help = "Evaluate every this many checkpoints (and the last one)."),
     CFG_ENUM_OPT(O, loss, .key = "trainer.loss", .def = "dpo", .choices = losses,
                  .env = "TRAINER_LOSS", .flag = "--loss", .help = "The preference loss."),
     CFG_DOUBLE_OPT(O, beta, .key = "trainer.beta", .def = "0.1", .dmin = 1e-6, .dmax = 1000,
                    .env = "TRAINER_BETA", .flag = "--beta", .help = "Beta of the loss."),
-    CFG_DOUBLE_OPT(O, eps, .key = "trainer.label_smoothing", .def = "0.1", .dmin = 0,
-                   .dmax = 0.499, .env = "TRAINER_LABEL_SMOOTHING", .flag = "--label-smoothing",
+    CFG_DOUBLE_OPT(O, eps, .key = "trainer.label_smoothing", .def = "0.1", .dmin = 0, .dmax = 0.499,
+                   .env = "TRAINER_LABEL_SMOOTHING", .flag = "--label-smoothing",
                    .help = "Epsilon of cDPO and robust DPO."),
     CFG_DOUBLE_OPT(O, nll, .key = "trainer.nll", .def = "0", .dmin = 0, .dmax = 100,
                    .env = "TRAINER_NLL", .flag = "--nll",
                    .help = "Weight alpha of the chosen responses' per-token NLL added to the "
                            "preference loss (RPO; keeps their likelihood from falling; 0: off)."),
+    CFG_BOOL_OPT(O, nll_sum, .key = "trainer.nll_sum", .def = "false", .env = "TRAINER_NLL_SUM",
+                 .flag = "--nll-sum",
+                 .help = "The NLL term summed over the chosen response's tokens, not averaged: "
+                         "averaged, it weighs the first token of a short answer more than a "
+                         "long one's and so shortens answers."),
     CFG_DOUBLE_OPT(O, lr, .key = "trainer.lr", .def = "5e-4", .dmin = 0, .dmax = 10,
                    .env = "TRAINER_LR", .flag = "--lr", .help = "Peak learning rate."),
     CFG_ENUM_OPT(O, schedule, .key = "trainer.schedule", .def = "constant", .choices = schedules,
@@ -112,9 +117,11 @@ static const struct cfg_option options[] = {
                 .help = "Longest response sampled."),
     CFG_STRING_OPT(O, instruction, .key = "trainer.instruction", .def = "",
                    .env = "TRAINER_INSTRUCTION", .flag = "--instruction",
-                   .help = "What the judge is told to prefer (e.g. \"Prefer shorter responses.\")."),
+                   .help =
+                       "What the judge is told to prefer (e.g. \"Prefer shorter responses.\")."),
     CFG_BOOL_OPT(O, offline, .key = "trainer.offline", .def = "false", .env = "TRAINER_OFFLINE",
-                 .flag = "--offline", .help = "Sample every pair from the SFT model (offline DPO)."),
+                 .flag = "--offline",
+                 .help = "Sample every pair from the SFT model (offline DPO)."),
     CFG_INT_OPT(O, max_prompts, .key = "trainer.max_prompts", .def = "0", .min = 0,
                 .max = 100000000, .env = "TRAINER_MAX_PROMPTS", .flag = "--max-prompts",
                 .help = "Train prompts read from the ledger (0: all)."),
@@ -123,12 +130,13 @@ static const struct cfg_option options[] = {
                 .help = "When the ledger holds no train prompts, put this many of the built-in "
                         "task's train split there first (0: fail instead)."),
     CFG_INT_OPT(O, seed, .key = "trainer.seed", .def = "1", .min = 0, .max = 2147483647,
-                .env = "TRAINER_SEED", .flag = "--seed", .help = "Prompt order and sampling seeds."),
+                .env = "TRAINER_SEED", .flag = "--seed",
+                .help = "Prompt order and sampling seeds."),
     CFG_DURATION_OPT(O, lease_ms, .key = "trainer.lease", .def = "0", .min = 0, .max = 86400000,
                      .env = "TRAINER_LEASE", .flag = "--lease",
                      .help = "Lease of each sample/annotate request (0: the ledger's default)."),
-    CFG_BOOL_OPT(O, progress, .key = "trainer.progress", .def = "false",
-                 .env = "TRAINER_PROGRESS", .flag = "--progress",
+    CFG_BOOL_OPT(O, progress, .key = "trainer.progress", .def = "false", .env = "TRAINER_PROGRESS",
+                 .flag = "--progress",
                  .help = "A progress bar on stderr instead of a log line every 10 steps."),
     CFG_INT_OPT(O, stop_after, .key = "trainer.stop_after_steps", .def = "0", .min = 0,
                 .max = 10000000, .env = "TRAINER_STOP_AFTER_STEPS", .flag = "--stop-after-steps",
@@ -191,12 +199,15 @@ int main(int argc, char **argv)
     c.step.loss.beta = (float)o.beta;
     c.step.loss.eps = (float)o.eps;
     c.step.nll = (float)o.nll;
+    c.step.nll_sum = o.nll_sum;
     c.step.adamw.weight_decay = (float)o.weight_decay;
     c.step.clip = (float)o.clip;
     c.step.micro = o.micro;
     static const enum nn_sched_kind sk[] = {NN_SCHED_CONSTANT, NN_SCHED_COSINE, NN_SCHED_INVSQRT};
-    c.sched = (struct nn_sched){.kind = sk[o.schedule], .lr = (float)o.lr,
-                                .min_lr = (float)o.min_lr, .warmup = o.warmup,
+    c.sched = (struct nn_sched){.kind = sk[o.schedule],
+                                .lr = (float)o.lr,
+                                .min_lr = (float)o.min_lr,
+                                .warmup = o.warmup,
                                 .total_steps = o.steps};
     c.temperature = (float)o.temperature;
     c.top_p = (float)o.top_p;

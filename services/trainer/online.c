@@ -268,7 +268,8 @@ static int put_builtin_prompts(struct run *r, int n)
             log_error("trainer: putting %d built-in prompts into the ledger: %s", n, err_str(rc));
         else
             log_info("trainer: the ledger held no train prompts; put %d of the built-in task's "
-                     "there", n);
+                     "there",
+                     n);
     }
     for (int i = 0; bufs && i < n; i++)
         free(bufs[i]);
@@ -292,8 +293,8 @@ static int load_prompts(struct run *r)
         }
         Oaif__V1__Records *rs = env->records;
         for (size_t i = 0; i < rs->n_records; i++) {
-            Oaif__V1__Prompt *p = oaif__v1__prompt__unpack(NULL, rs->records[i]->data.len,
-                                                           rs->records[i]->data.data);
+            Oaif__V1__Prompt *p =
+                oaif__v1__prompt__unpack(NULL, rs->records[i]->data.len, rs->records[i]->data.data);
             if (!p)
                 continue;
             bool train = !p->split || !*p->split || !strcmp(p->split, "train");
@@ -400,8 +401,8 @@ static int start(struct run *r)
         r->sum.best_win_rate = metric(last, "best_win_rate", 0);
         r->sum.best_eval_accuracy = metric(last, "best_eval_accuracy", 0);
         if (!rc)
-            log_info("trainer: resuming run '%s' at step %d from %s (version %u)", c->run,
-                     r->step, from, r->version);
+            log_info("trainer: resuming run '%s' at step %d from %s (version %u)", c->run, r->step,
+                     from, r->version);
     }
     if (rc)
         log_error("trainer: loading the policy: %s", err);
@@ -527,9 +528,12 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
             waiting_free(w);
             continue;
         }
-        tp[k] = (struct trainer_pair){.prompt = w->prompt, .prompt_len = w->plen,
-                                      .chosen = w->resp[0], .chosen_len = w->rlen[0],
-                                      .rejected = w->resp[1], .rejected_len = w->rlen[1]};
+        tp[k] = (struct trainer_pair){.prompt = w->prompt,
+                                      .prompt_len = w->plen,
+                                      .chosen = w->resp[0],
+                                      .chosen_len = w->rlen[0],
+                                      .rejected = w->resp[1],
+                                      .rejected_len = w->rlen[1]};
         ws[k++] = w;
     }
     /* Reference log-probs, once per pair, with the frozen SFT model. */
@@ -557,9 +561,8 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         if (w->rec)
             oaif__v1__pair__pack(p, w->rec);
         /* Ask the judge. */
-        Oaif__V1__Prompt *src = p->prompt_id ? hmap_get(r->prompt_by_id, p->prompt_id,
-                                                         strlen(p->prompt_id))
-                                             : NULL;
+        Oaif__V1__Prompt *src =
+            p->prompt_id ? hmap_get(r->prompt_by_id, p->prompt_id, strlen(p->prompt_id)) : NULL;
         Oaif__V1__AnnotateRequest ar = OAIF__V1__ANNOTATE_REQUEST__INIT;
         ar.pair = p;
         ar.instruction = (char *)(r->cfg->instruction ? r->cfg->instruction : "");
@@ -605,7 +608,8 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
     }
     Oaif__V1__AnnotateReply *ar =
         oaif__v1__annotate_reply__unpack(NULL, rep->payload.len, rep->payload.data);
-    Oaif__V1__Winner win = ar && ar->label ? ar->label->winner : OAIF__V1__WINNER__WINNER_UNSPECIFIED;
+    Oaif__V1__Winner win =
+        ar && ar->label ? ar->label->winner : OAIF__V1__WINNER__WINNER_UNSPECIFIED;
     double dis = ar && ar->label ? ar->label->disagreement : 0;
     if (ar)
         oaif__v1__annotate_reply__free_unpacked(ar, NULL);
@@ -654,8 +658,8 @@ static void retain(struct run *r)
         char dir[2048];
         if ((uint32_t)v == r->sum.best_version)
             continue;
-        if (ckpt_dir(dir, sizeof dir, r->cfg->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY,
-                     (uint32_t)v))
+        if (ckpt_dir(dir, sizeof dir, r->cfg->ckpt_root,
+                     OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, (uint32_t)v))
             continue;
         DIR *d = opendir(dir);
         if (!d)
@@ -694,7 +698,8 @@ static int checkpoint(struct run *r)
     const struct trainer_online_config *c = r->cfg;
     uint32_t v = r->version + 1;
     char dir[2048], err[512], path[2100], sha[65];
-    int rc = ckpt_dir(dir, sizeof dir, c->ckpt_root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
+    int rc = ckpt_dir(dir, sizeof dir, c->ckpt_root,
+                      OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
     if (!rc && make_dirs(c->ckpt_root)) {
         snprintf(err, sizeof err, "%s: %s", c->ckpt_root, strerror(errno));
         rc = ERR_IO;
@@ -735,7 +740,7 @@ static int checkpoint(struct run *r)
     if (evaluated) {
         double t0 = (double)now_ms();
         rc = trainer_compare(r->policy, r->ref, r->tok, TRAINER_TASK_SEED, c->eval_n,
-                             c->max_new_tokens, c->instruction, &ev, err, sizeof err);
+                             c->max_new_tokens, c->instruction, NULL, &ev, err, sizeof err);
         if (rc) {
             log_error("trainer: evaluating checkpoint v%u: %s", v, err);
             return rc;
@@ -748,12 +753,13 @@ static int checkpoint(struct run *r)
             r->sum.best_win_rate = ev.win_rate;
             r->sum.best_eval_accuracy = ev.policy.accuracy;
         }
-        log_info("trainer: step %d: v%u against SFT on %d eval prompts: win rate %.1f%% (%d-%d-%d), "
-                 "accuracy %.1f%% (SFT %.1f%%), length %.1f (SFT %.1f)%s in %.1f s",
-                 r->step, v, ev.n, 100 * ev.win_rate, ev.wins, ev.ties, ev.losses,
-                 100 * ev.policy.accuracy, 100 * ev.sft.accuracy, ev.policy.mean_length,
-                 ev.sft.mean_length, better ? ", the best so far" : "",
-                 ((double)now_ms() - t0) / 1000.0);
+        log_info(
+            "trainer: step %d: v%u against SFT on %d eval prompts: win rate %.1f%% (%d-%d-%d), "
+            "accuracy %.1f%% (SFT %.1f%%), length %.1f (SFT %.1f)%s in %.1f s",
+            r->step, v, ev.n, 100 * ev.win_rate, ev.wins, ev.ties, ev.losses,
+            100 * ev.policy.accuracy, 100 * ev.sft.accuracy, ev.policy.mean_length,
+            ev.sft.mean_length, better ? ", the best so far" : "",
+            ((double)now_ms() - t0) / 1000.0);
     }
     Oaif__V1__Metric ms[16], *mp[16];
     size_t nm = 0;
@@ -886,9 +892,9 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
         fprintf(stderr,
                 "\r[%.*s%*s] step %d/%d  loss %.4f  acc %.2f  margin %+.3f  kl %+.2f  len %.0f/%.0f"
                 "  %.1f pairs/s  ETA %.0fs   ",
-                fill, "########################", w - fill, "", r->step, c->steps,
-                st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl, st->len_chosen,
-                st->len_rejected, pairs_s, eta);
+                fill, "########################", w - fill, "", r->step, c->steps, st->pref.loss,
+                st->pref.accuracy, st->pref.margin, st->kl, st->len_chosen, st->len_rejected,
+                pairs_s, eta);
         if (r->step == c->steps)
             fputc('\n', stderr);
     } else {
@@ -926,10 +932,14 @@ static int train_step(struct run *r, double wait_s)
         struct labeled *l = &r->ready[i];
         struct waiting *w = l->w;
         int ch = l->chosen, rj = 1 - l->chosen;
-        tp[i] = (struct trainer_pair){.prompt = w->prompt, .prompt_len = w->plen,
-                                      .chosen = w->resp[ch], .chosen_len = w->rlen[ch],
-                                      .rejected = w->resp[rj], .rejected_len = w->rlen[rj],
-                                      .ref_chosen = w->ref[ch], .ref_rejected = w->ref[rj],
+        tp[i] = (struct trainer_pair){.prompt = w->prompt,
+                                      .prompt_len = w->plen,
+                                      .chosen = w->resp[ch],
+                                      .chosen_len = w->rlen[ch],
+                                      .rejected = w->resp[rj],
+                                      .rejected_len = w->rlen[rj],
+                                      .ref_chosen = w->ref[ch],
+                                      .ref_rejected = w->ref[rj],
                                       .target = 1.0f};
         dis += l->disagreement / B;
     }
@@ -1020,8 +1030,8 @@ static int train_step(struct run *r, double wait_s)
     memmove(r->ready, r->ready + B, (r->nready - (size_t)B) * sizeof *r->ready);
     r->nready -= (size_t)B;
     progress(r, &st, pairs_s);
-    if (!rc && (r->step % (c->checkpoint_every > 0 ? c->checkpoint_every : 1) == 0 ||
-                r->step >= c->steps))
+    if (!rc &&
+        (r->step % (c->checkpoint_every > 0 ? c->checkpoint_every : 1) == 0 || r->step >= c->steps))
         rc = checkpoint(r);
     return rc;
 }

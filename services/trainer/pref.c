@@ -133,10 +133,12 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
             rc = nn_loss_pref(&o->loss, k, lp, lp + k, ref_c, ref_r,
                               o->loss.kind == NN_PREF_SOFT ? tgt : NULL, dlp, dlp + k, &ps);
         if (!rc && o->nll > 0) {
-            /* RPO: alpha * mean over the micro-batch of the chosen response's per-token NLL. */
+            /* RPO: alpha * mean over the micro-batch of the chosen response's per-token NLL
+             * (or, with nll_sum, of its NLL summed over its tokens). */
             for (int i = 0; i < k; i++) {
-                ps.loss += (double)o->nll * -(double)lp[i] / ntok[i] / k;
-                dlp[i] -= o->nll / (float)ntok[i] / (float)k;
+                int len = o->nll_sum ? 1 : ntok[i];
+                ps.loss += (double)o->nll * -(double)lp[i] / len / k;
+                dlp[i] -= o->nll / (float)len / (float)k;
             }
         }
         if (!rc) {

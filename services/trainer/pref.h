@@ -32,9 +32,10 @@ struct trainer_step_opts {
     struct nn_pref_opts loss;
     struct nn_adamw_opts adamw;
     float lr;
-    float clip;  /* global-norm clip; 0 = none */
-    int micro;   /* pairs per forward (memory bound); 0 = all at once */
-    float nll;   /* alpha: + alpha * mean over pairs of -log pi(chosen) / |chosen| (RPO); 0 off */
+    float clip;   /* global-norm clip; 0 = none */
+    int micro;    /* pairs per forward (memory bound); 0 = all at once */
+    float nll;    /* alpha: + alpha * mean over pairs of -log pi(chosen) / |chosen| (RPO); 0 off */
+    bool nll_sum; /* the NLL term without the / |chosen| (summed over the chosen tokens) */
 };
 
 /* What one step measured (batch means; ALGORITHMS.md's per-step log). */
@@ -42,7 +43,7 @@ struct trainer_step_stats {
     struct nn_pref_stats pref; /* loss (the NLL term included), implicit rewards of chosen and
                                 * rejected, margin, accuracy */
     double grad_norm;          /* before clipping */
-    double kl;                 /* mean over pairs of sum over both responses (log pi - log pi_ref) */
+    double kl; /* mean over pairs of sum over both responses (log pi - log pi_ref) */
     double len_chosen, len_rejected; /* mean response tokens */
 };
 

@@ -1,6 +1,6 @@
 /* sft.c - see sft.h. */
-#include "evaluate.h"
 #include "sft.h"
+#include "evaluate.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,7 +74,7 @@ void trainer_sft_defaults(struct trainer_sft_opts *o)
     o->demo = dc;
     o->init_dir = NULL;
     o->seed = 1;
-    o->steps = 5000;
+    o->steps = 8000; /* sums, differences and reversal are learned late (README, "SFT") */
     o->batch = 16;
     o->max_len = 256;
     o->lr = 1e-3f;
@@ -126,6 +126,8 @@ int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t err
             BAD("wrong_share is %g, must be in [0, 1]", o->demo.wrong_share);
         if (!(o->demo.verbose_share >= 0.0 && o->demo.verbose_share <= 1.0))
             BAD("verbose_share is %g, must be in [0, 1]", o->demo.verbose_share);
+        if (!(o->demo.habit_share >= 0.0 && o->demo.habit_share <= 1.0))
+            BAD("habit_share is %g, must be in [0, 1]", o->demo.habit_share);
         if (o->demos > (size_t)1 << 26)
             BAD("demos is %zu, must be at most %zu", o->demos, (size_t)1 << 26);
     }
@@ -752,9 +754,10 @@ static json_t *settings_json(const struct trainer_sft_opts *o, const char *data_
     json_t *data =
         o->data_path
             ? json_pack("{s:s}", "sha256", data_sha)
-            : json_pack("{s:s, s:I, s:f, s:f}", "builtin", "task_demo_pairs", "demos",
+            : json_pack("{s:s, s:I, s:f, s:f, s:f}", "builtin", "task_demo_pairs", "demos",
                         (json_int_t)(o->demos ? o->demos : (size_t)o->steps * (size_t)o->batch),
-                        "wrong_share", o->demo.wrong_share, "verbose_share", o->demo.verbose_share);
+                        "wrong_share", o->demo.wrong_share, "verbose_share", o->demo.verbose_share,
+                        "habit_share", o->demo.habit_share);
     json_t *init;
     if (o->init_dir) {
         init = json_pack("{s:s}", "sha256", init_sha);
@@ -949,7 +952,8 @@ static const char sft_usage[] =
     "  --eval N              eval-split prompts for the evaluation (0: none)\n"
     "  --eval-every N        also evaluate every N steps\n"
     "  --eval-samples FILE   write the final evaluation's answers as JSONL\n"
-    "  --demos N --wrong-share X --verbose-share X --task-seed S   the built-in demonstrations\n"
+    "  --demos N --wrong-share X --verbose-share X --habit-share X --task-seed S\n"
+    "                        the built-in demonstrations\n"
     "  --quick               a very short run (tests, smoke checks)\n"
     "  --force               train even if the checkpoint is cached\n"
     "  --progress | --no-progress   the progress bar (default: when stderr is a terminal)\n"
@@ -1169,6 +1173,8 @@ int trainer_cli_sft(int argc, char **argv)
             ok = parse_double(v, 0, 1, &o.demo.wrong_share), want = "a number in [0, 1]";
         else if (!strcmp(a, "--verbose-share"))
             ok = parse_double(v, 0, 1, &o.demo.verbose_share), want = "a number in [0, 1]";
+        else if (!strcmp(a, "--habit-share"))
+            ok = parse_double(v, 0, 1, &o.demo.habit_share), want = "a number in [0, 1]";
         else {
             fprintf(stderr, "oaif sft: unknown option '%s'\n%s", a, sft_usage);
             return 2;
