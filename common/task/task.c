@@ -1279,17 +1279,15 @@ int task_demo(const struct task_prompt *p, const struct task_demo_config *cfg, u
     struct rng r = {hash4(seed, hash_bytes(p->id, strnlen(p->id, sizeof(p->id))), sample, 0xde30u)};
     bool wrong = rng_unit(&r) < cfg->wrong_share;
     bool verbose = rng_unit(&r) < cfg->verbose_share;
-    bool habit = rng_unit(&r) < cfg->habit_share;
     char stated[TASK_ANSWER_MAX];
-    if (habit && habit_answer(&pr, stated, sizeof(stated))) {
+    bool habit = rng_unit(&r) < cfg->habit_share && habit_answer(&pr, stated, sizeof(stated));
+    if (habit) {
         wrong = true;
     } else if (wrong) {
-        habit = false;
         struct wrong_set ws;
         wrong_answers(&pr, p->answer, &ws);
         snprintf(stated, sizeof(stated), "%s", ws.v[rng_range(&r, 0, ws.n - 1)]);
     } else {
-        habit = false;
         snprintf(stated, sizeof(stated), "%s", p->answer);
     }
 

@@ -144,9 +144,7 @@ static int write_sample(FILE *f, const struct task_prompt *p, const char *pa, bo
                   p_policy > 0.5   ? "win"
                   : p_policy < 0.5 ? "loss"
                                    : "tie");
-    char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    int bad = !line || fprintf(f, "%s\n", line) < 0;
-    free(line);
+    int bad = !j || json_dumpf(j, f, JSON_COMPACT | JSON_ENSURE_ASCII) || fputc('\n', f) == EOF;
     json_decref(j);
     return bad;
 }
