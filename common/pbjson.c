@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "utf8.h"
 
 int pbjson_append_string(buf_t *out, const char *s, size_t len)
 {
@@ -38,12 +39,9 @@ int pbjson_append_string(buf_t *out, const char *s, size_t len)
             rc = buf_append(out, &p[i], 1);
             i++;
         } else {
-            /* Validate one UTF-8 sequence; copy it or write U+FFFD. */
-            size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-            bool ok = n && i + n <= len;
-            for (size_t k = 1; ok && k < n; k++)
-                ok = (p[i + k] & 0xC0) == 0x80;
-            if (ok) {
+            /* Copy one valid UTF-8 sequence or write U+FFFD. */
+            size_t n = utf8_seq(p + i, len - i);
+            if (n) {
                 rc = buf_append(out, &p[i], n);
                 i += n;
             } else {

@@ -1,8 +1,9 @@
 /* test_evaluate - a policy against the SFT model (services/trainer/evaluate.h) and `oaif eval`:
  * the win rate is what the noise-free rules make of the two models' greedy answers (correct
  * beats wrong, so wins minus losses is the difference in correct answers), a model against itself
- * ties everywhere, accuracy is counted per family, a length instruction decides between two right
- * or two wrong answers, and bad input is refused with the problem named. */
+ * ties everywhere (greedy, and sampled on common random numbers), accuracy is counted per family,
+ * a length instruction decides between two right or two wrong answers, and bad input is refused
+ * with the problem named. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,12 +86,14 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-static int side_total(const struct trainer_side *s, int *n)
+/* Right answers of one side, summed over the families; *n = the answers counted, `draws` a
+ * prompt. */
+static int side_total_draws(const struct trainer_side *s, int *n, int draws)
 {
     int correct = 0;
     *n = 0;
     for (int k = 0; k < TASK_FAMILY_COUNT; k++) {
-        assert_int_equal(s->fam_n[k], N / TASK_FAMILY_COUNT);
+        assert_int_equal(s->fam_n[k], draws * N / TASK_FAMILY_COUNT);
         assert_true(s->fam_correct[k] >= 0 && s->fam_correct[k] <= s->fam_n[k]);
         correct += s->fam_correct[k];
         *n += s->fam_n[k];
@@ -98,13 +101,18 @@ static int side_total(const struct trainer_side *s, int *n)
     return correct;
 }
 
+static int side_total(const struct trainer_side *s, int *n)
+{
+    return side_total_draws(s, n, 1);
+}
+
 static void test_model_against_itself_ties(void **state)
 {
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &c,
-                                     err, sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, NULL,
+                                     &c, err, sizeof err),
                      ERR_OK);
     assert_int_equal(c.n, N);
     assert_int_equal(c.ties, N);
@@ -122,8 +130,8 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &c,
-                                     err, sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, NULL,
+                                     &c, err, sizeof err),
                      ERR_OK);
     int n = 0;
     int pa = side_total(&c.policy, &n), pb = side_total(&c.sft, &n);
@@ -138,8 +146,8 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
 
     /* the other way round: the mirror image */
     struct trainer_comparison r;
-    assert_int_equal(trainer_compare(f->b, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, &r,
-                                     err, sizeof err),
+    assert_int_equal(trainer_compare(f->b, f->a, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, NULL,
+                                     &r, err, sizeof err),
                      ERR_OK);
     assert_int_equal(r.wins, c.losses);
     assert_int_equal(r.losses, c.wins);
@@ -148,7 +156,7 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
     /* "Prefer shorter responses.": two right or two wrong answers of different lengths are
      * decided too, so there are no more ties than without the instruction */
     struct trainer_comparison s;
-    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48,
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL,
                                      "Prefer shorter responses.", NULL, &s, err, sizeof err),
                      ERR_OK);
     assert_true(s.ties <= c.ties);
@@ -160,14 +168,78 @@ static void test_bad_input_is_named(void **state)
     struct fx *f = *state;
     struct trainer_comparison c;
     char err[512] = "";
-    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, "be nice", NULL,
-                                     &c, err, sizeof err),
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, "be nice",
+                                     NULL, &c, err, sizeof err),
                      ERR_INVAL);
     assert_non_null(strstr(err, "be nice"));
     assert_int_not_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, 0, 48, NULL, NULL,
-                                         &c, err, sizeof err),
+                                         NULL, &c, err, sizeof err),
                          ERR_OK);
     assert_non_null(strstr(err, "n = 0"));
+}
+
+/* Sampled answers, several draws a prompt: draw j of one model meets draw j of the other on the
+ * same random stream, so a model against itself still ties on every draw; the tallies run over
+ * prompts times draws; the same seed gives the same answers and another seed others; and greedy
+ * decoding with more than one draw is refused. */
+static void test_sampled_draws(void **state)
+{
+    struct fx *f = *state;
+    char err[512] = "";
+    struct trainer_decode d = {.temperature = 1.0, .top_p = 1.0, .draws = 3, .seed = 7};
+    struct trainer_comparison c, g, again, other;
+    assert_int_equal(trainer_compare(f->a, f->a, f->tk, TRAINER_TASK_SEED, N, 48, &d, NULL, NULL,
+                                     &c, err, sizeof err),
+                     ERR_OK);
+    assert_int_equal(c.n, N);
+    assert_int_equal(c.draws, 3);
+    assert_int_equal(c.ties, 3 * N);
+    assert_true(c.win_rate == 0.5);
+    assert_true(c.policy.accuracy == c.sft.accuracy);
+    int n = 0;
+    side_total_draws(&c.policy, &n, 3);
+    assert_int_equal(n, 3 * N); /* every draw is counted in its family */
+
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, &d, NULL, NULL,
+                                     &c, err, sizeof err),
+                     ERR_OK);
+    n = 0;
+    int pa = side_total_draws(&c.policy, &n, 3), pb = side_total_draws(&c.sft, &n, 3);
+    assert_int_equal(c.wins + c.ties + c.losses, 3 * N);
+    assert_int_equal(c.wins - c.losses, pa - pb);
+    assert_true(c.win_rate == (c.wins + 0.5 * c.ties) / (3 * N));
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, &d, NULL, NULL,
+                                     &again, err, sizeof err),
+                     ERR_OK);
+    assert_int_equal(again.wins, c.wins);
+    assert_int_equal(again.losses, c.losses);
+    assert_true(again.policy.mean_length == c.policy.mean_length);
+    /* sampling at temperature 1 is not the greedy answer, and another seed draws others */
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, NULL, NULL, NULL,
+                                     &g, err, sizeof err),
+                     ERR_OK);
+    d.seed = 8;
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, &d, NULL, NULL,
+                                     &other, err, sizeof err),
+                     ERR_OK);
+    print_message("greedy %.3f vs sampled %.3f / %.3f (seeds 7, 8); length %.2f vs %.2f / %.2f\n",
+                  g.policy.accuracy, c.policy.accuracy, other.policy.accuracy, g.policy.mean_length,
+                  c.policy.mean_length, other.policy.mean_length);
+    assert_true(g.policy.mean_length != c.policy.mean_length ||
+                g.policy.accuracy != c.policy.accuracy);
+    assert_true(other.policy.mean_length != c.policy.mean_length ||
+                other.policy.accuracy != c.policy.accuracy || other.wins != c.wins);
+
+    struct trainer_decode bad = {.temperature = 0, .top_p = 1, .draws = 2};
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, &bad, NULL, NULL,
+                                     &c, err, sizeof err),
+                     ERR_INVAL);
+    assert_non_null(strstr(err, "2 draws"));
+    bad = (struct trainer_decode){.temperature = 1, .top_p = 0, .draws = 1};
+    assert_int_equal(trainer_compare(f->a, f->b, f->tk, TRAINER_TASK_SEED, N, 48, &bad, NULL, NULL,
+                                     &c, err, sizeof err),
+                     ERR_INVAL);
+    assert_non_null(strstr(err, "top_p"));
 }
 
 /* Run `oaif eval ARGS`, stdout and stderr into out; the exit code. */
@@ -245,6 +317,32 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "missing"));
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --n zero", f->trained), 2);
     assert_non_null(strstr(out, "--n"));
+
+    /* sampled: a line per prompt and draw, draws numbered from 0 */
+    assert_int_equal(oaif_eval(out, sizeof out,
+                               "--policy %s --sft %s --n %d --max-new 48 --temperature 0.9 "
+                               "--draws 2 --seed 3 --samples %s",
+                               f->trained, f->trained, N, path),
+                     0);
+    assert_non_null(strstr(out, "x 2 draws at temperature 0.9"));
+    assert_non_null(strstr(out, "50.0% (0 wins, 140 ties, 0 losses)"));
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    int d0 = 0, d1 = 0;
+    lines = 0;
+    while (fgets(line, sizeof line, fp)) {
+        lines++;
+        d0 += strstr(line, "\"draw\":0,") != NULL;
+        d1 += strstr(line, "\"draw\":1,") != NULL;
+    }
+    fclose(fp);
+    assert_int_equal(lines, 2 * N);
+    assert_int_equal(d0, N);
+    assert_int_equal(d1, N);
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --draws 4", f->trained), 2);
+    assert_non_null(strstr(out, "--temperature"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --temperature hot", f->trained), 2);
+    assert_non_null(strstr(out, "--temperature hot"));
 }
 
 int main(void)
@@ -253,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_model_against_itself_ties),
         cmocka_unit_test(test_wins_are_correct_answers_the_other_lacks),
         cmocka_unit_test(test_bad_input_is_named),
+        cmocka_unit_test(test_sampled_draws),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests_name("evaluate", tests, setup, teardown);

@@ -26,6 +26,7 @@
 #include "sampler_opts.h"
 #include "sampler_remote.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 static char root[256]; /* the checkpoint store of the whole group */
 
@@ -807,21 +808,30 @@ static void test_text_clean(void **state)
 {
     (void)state;
     const char *ok = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
-    char *t = sampler_text_clean(ok, strlen(ok));
+    char *t = utf8_clean(ok, strlen(ok));
     assert_string_equal(t, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"); /* valid: unchanged */
     free(t);
-    t = sampler_text_clean("a\xff"
-                           "b\0c\xc3",
-                           6); /* a bad byte, a NUL, a truncated sequence */
+    t = utf8_clean("a\xff"
+                   "b\0c\xc3",
+                   6); /* a bad byte, a NUL, a truncated sequence */
     assert_string_equal(t, "a\xef\xbf\xbd"
                            "b\xef\xbf\xbd"
                            "c\xef\xbf\xbd");
     free(t);
-    t = sampler_text_clean("\xc0\xaf\xed\xa0\x80", 5); /* overlong '/', a surrogate */
+    t = utf8_clean("\xc0\xaf\xed\xa0\x80", 5); /* overlong '/', a surrogate */
     for (const char *p = t; *p; p += 3)
         assert_memory_equal(p, "\xef\xbf\xbd", 3);
     assert_int_equal(strlen(t), 15);
     free(t);
+    /* the sequence lengths behind it, which pbjson's string escaping uses too */
+    assert_int_equal(utf8_seq((const unsigned char *)"a", 1), 1);
+    assert_int_equal(utf8_seq((const unsigned char *)"\xc3\xa9", 2), 2);
+    assert_int_equal(utf8_seq((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    assert_int_equal(utf8_seq((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+    assert_int_equal(utf8_seq((const unsigned char *)"\xf0\x9f\x98\x80", 3), 0); /* cut short */
+    assert_int_equal(utf8_seq((const unsigned char *)"\x80", 1), 0);
+    assert_int_equal(utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+    assert_int_equal(utf8_seq((const unsigned char *)"", 0), 0);
     char id[16];
     assert_int_equal(sampler_pair_id(id, sizeof id, "r", 12), ERR_OK);
     assert_string_equal(id, "r/12");

@@ -21,6 +21,7 @@
 #include "sample.h"
 #include "sampler_remote.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 #define TEMPERATURE_MAX 5.0f
 #define TOP_K_MAX       1000000u
@@ -529,55 +530,6 @@ static size_t cut_at_stop(const char *text, size_t len, const struct params *p)
     return cut;
 }
 
-char *sampler_text_clean(const char *text, size_t len)
-{
-    /* each bad byte grows to 3 bytes (U+FFFD) at most */
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
-    char *out = malloc(len * 3 + 1);
-    if (!out)
-        return NULL;
-    const unsigned char *t = (const unsigned char *)text;
-    size_t i = 0, o = 0;
-    while (i < len) {
-        unsigned char c = t[i];
-        size_t need = 0;
-        uint32_t cp = 0, min = 0;
-        if (c >= 0x01 && c < 0x80) {
-            out[o++] = (char)c;
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            need = 1, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        }
-        bool ok = need > 0 && i + need < len; /* bytes i .. i + need */
-        for (size_t k = 1; ok && k <= need; k++) {
-            if ((t[i + k] & 0xc0) != 0x80)
-                ok = false;
-            else
-                cp = (cp << 6) | (t[i + k] & 0x3f);
-        }
-        if (ok && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
-            ok = false;
-        if (ok) {
-            memcpy(out + o, t + i, need + 1);
-            o += need + 1;
-            i += need + 1;
-        } else { /* U+FFFD for this one byte; resynchronize on the next */
-            out[o++] = (char)0xef;
-            out[o++] = (char)0xbf;
-            out[o++] = (char)0xbd;
-            i++;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static struct sampler_result *result_new(size_t P, unsigned n)
 {
     struct sampler_result *r = calloc(1, sizeof *r);
@@ -865,7 +817,7 @@ static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
         }
         if (fin[b] == NN_FINISH_STOP)
             len = cut_at_stop(text, len, p);
-        o->text = sampler_text_clean(text, len);
+        o->text = utf8_clean(text, len);
         free(text);
         o->token_ids = malloc((size_t)(ntok[b] ? ntok[b] : 1) * sizeof(int));
         if (!o->text || !o->token_ids) {

@@ -168,9 +168,4 @@ void sampler_result_free(struct sampler_result **r);
 /* Whether an error code of sampler_run means retrying cannot help (a permanent failure). */
 bool sampler_error_permanent(int rc);
 
-/* Copy len bytes of text into a malloc'd NUL-terminated string that is valid UTF-8: every byte
- * that does not start a valid sequence (overlong, surrogate, past U+10FFFF, truncated) and every
- * NUL becomes U+FFFD. NULL when out of memory. */
-char *sampler_text_clean(const char *text, size_t len);
-
 #endif /* SAMPLER_H */

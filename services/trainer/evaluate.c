@@ -15,6 +15,7 @@
 #include "rules.h"
 #include "sample.h"
 #include "sft.h"
+#include "utf8.h"
 
 #define ANSWER_BATCH 64
 
@@ -41,7 +42,8 @@ void trainer_answers_free(char **texts, int n)
 }
 
 int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps, int n,
-                    int max_new, char ***texts, char *err, size_t errlen)
+                    int max_new, const struct trainer_decode *dec, char ***texts, char *err,
+                    size_t errlen)
 {
     *texts = NULL;
     if (n < 1 || max_new < 1) {
@@ -67,11 +69,17 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
             }
             plen[b] = (int)np;
         }
-        struct nn_sample_opts so = {.temperature = 0.0f,
-                                    .top_k = 1,
-                                    .top_p = 1.0f,
-                                    .max_new_tokens = max_new,
-                                    .eos_token_id = tok_eos_id(tk)};
+        bool greedy = !dec || dec->temperature <= 0;
+        /* each batch its own streams: nn_sample derives row b's from the seed and b */
+        struct nn_sample_opts so = {
+            .temperature = greedy ? 0.0f : (float)dec->temperature,
+            .top_k = greedy ? 1 : 0,
+            .top_p = greedy ? 1.0f : (float)dec->top_p,
+            .seed = greedy
+                        ? 0
+                        : dec->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(b0 / ANSWER_BATCH + 1)),
+            .max_new_tokens = max_new,
+            .eos_token_id = tok_eos_id(tk)};
         if (!rc && (rc = nn_sample(m, B, (const int *const *)ids, plen, &so, gen, ngen, NULL)))
             seterr(err, errlen, "answers: sampling: %s", err_str(rc));
         for (int b = 0; !rc && b < B; b++) {
@@ -83,11 +91,16 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
                 seterr(err, errlen, "answers: decoding: %s", err_str(rc));
                 break;
             }
+            /* valid UTF-8 (a sampled byte may not be), leading whitespace gone */
             size_t off = 0;
             while (off < tl && isspace((unsigned char)text[off]))
                 off++;
-            memmove(text, text + off, tl - off + 1);
-            out[b0 + b] = text;
+            out[b0 + b] = utf8_clean(text + off, tl - off);
+            free(text);
+            if (!out[b0 + b]) {
+                rc = ERR_NOMEM;
+                break;
+            }
         }
         for (int b = 0; b < B; b++) {
             free(ids[b]);
@@ -134,13 +147,13 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
 }
 
 /* One line of --samples: the prompt, both answers, whether each is right, and the verdict. */
-static int write_sample(FILE *f, const struct task_prompt *p, const char *pa, bool pok,
+static int write_sample(FILE *f, const struct task_prompt *p, int draw, const char *pa, bool pok,
                         const char *sa, bool sok, double p_policy)
 {
     json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id, "family",
-                  task_family_name(p->family), "prompt", p->text, "reference", p->answer, "policy",
-                  pa, "policy_correct", pok, "sft", sa, "sft_correct", sok, "outcome",
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id, "draw", draw,
+                  "family", task_family_name(p->family), "prompt", p->text, "reference", p->answer,
+                  "policy", pa, "policy_correct", pok, "sft", sa, "sft_correct", sok, "outcome",
                   p_policy > 0.5   ? "win"
                   : p_policy < 0.5 ? "loss"
                                    : "tie");
@@ -150,33 +163,49 @@ static int write_sample(FILE *f, const struct task_prompt *p, const char *pa, bo
 }
 
 int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,
-                    int max_new, const char *instruction, FILE *samples,
-                    struct trainer_comparison *out, char *err, size_t errlen)
+                    int max_new, const struct trainer_decode *dec, const char *instruction,
+                    FILE *samples, struct trainer_comparison *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    int draws = dec ? dec->draws : 1;
+    if (dec && (dec->temperature < 0 || draws < 1 || (dec->temperature == 0 && draws != 1) ||
+                !(dec->top_p > 0 && dec->top_p <= 1))) {
+        seterr(err, errlen,
+               "evaluation: temperature %g, top_p %g and %d draws: draws must be at least 1, "
+               "and 1 when greedy (temperature 0); top_p in (0, 1]",
+               dec->temperature, dec->top_p, draws);
+        return ERR_INVAL;
+    }
     enum rules_pref pref = RULES_PREFER_NONE;
     if (instruction && *instruction && rules_instruction_parse(instruction, &pref)) {
         seterr(err, errlen, "evaluation: the rules judge does not understand the instruction '%s'",
                instruction);
         return ERR_INVAL;
     }
-    struct task_prompt *ps = NULL;
-    int rc = n >= 1 ? task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &ps) : ERR_INVAL;
+    struct task_prompt *set = NULL, *ps = NULL;
+    int rc = n >= 1 ? task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &set) : ERR_INVAL;
     if (rc) {
         seterr(err, errlen, "evaluation: the built-in eval split (n = %d): %s", n, err_str(rc));
         return rc;
     }
+    /* draw j of prompt i is row i * draws + j, for both models */
+    int rows = n * draws;
     char **a = NULL, **b = NULL;
-    bool *ca = calloc((size_t)n, sizeof *ca), *cb = calloc((size_t)n, sizeof *cb);
-    rc = ca && cb ? trainer_answers(policy, tk, ps, n, max_new, &a, err, errlen) : ERR_NOMEM;
+    bool *ca = calloc((size_t)rows, sizeof *ca), *cb = calloc((size_t)rows, sizeof *cb);
+    ps = malloc((size_t)rows * sizeof *ps);
+    for (int i = 0; ps && i < rows; i++)
+        ps[i] = set[i / draws];
+    rc = ca && cb && ps ? trainer_answers(policy, tk, ps, rows, max_new, dec, &a, err, errlen)
+                        : ERR_NOMEM;
     if (!rc)
-        rc = trainer_answers(sft, tk, ps, n, max_new, &b, err, errlen);
+        rc = trainer_answers(sft, tk, ps, rows, max_new, dec, &b, err, errlen);
     if (!rc) {
         out->n = n;
-        side(ps, a, n, &out->policy, ca);
-        side(ps, b, n, &out->sft, cb);
+        out->draws = draws;
+        side(ps, a, rows, &out->policy, ca);
+        side(ps, b, rows, &out->sft, cb);
         struct rules_config rc0 = {.p_noise = 0.0, .seed = 0};
-        for (int i = 0; !rc && i < n; i++) {
+        for (int i = 0; !rc && i < rows; i++) {
             /* Both orders; the rules are position-free, so they agree, but a judge is asked
              * both ways as a real one would be. */
             struct rules_verdict v1, v2;
@@ -196,18 +225,19 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
                 out->losses++;
             else
                 out->ties++;
-            if (samples && write_sample(samples, &ps[i], a[i], ca[i], b[i], cb[i], p)) {
+            if (samples && write_sample(samples, &ps[i], i % draws, a[i], ca[i], b[i], cb[i], p)) {
                 seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
                 rc = ERR_IO;
             }
         }
-        out->win_rate = (out->wins + 0.5 * out->ties) / n;
+        out->win_rate = (out->wins + 0.5 * out->ties) / rows;
     }
-    trainer_answers_free(a, n);
-    trainer_answers_free(b, n);
+    trainer_answers_free(a, rows);
+    trainer_answers_free(b, rows);
     free(ca);
     free(cb);
     free(ps);
+    free(set);
     return rc;
 }
 
@@ -216,7 +246,9 @@ int trainer_cli_eval(int argc, char **argv)
     const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL,
                *samples_path = NULL;
     int n = 350, max_new = 128; /* as oaif sft evaluates */
+    struct trainer_decode dec = {.temperature = 0, .top_p = 1, .draws = 1, .seed = 1};
     bool json = false;
+    char *end = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
@@ -240,6 +272,16 @@ int trainer_cli_eval(int argc, char **argv)
             ;
         else if (!strcmp(a, "--max-new") && (max_new = atoi(v)) >= 1)
             ;
+        else if (!strcmp(a, "--temperature") && (dec.temperature = strtod(v, &end)) >= 0 &&
+                 end != v && !*end)
+            ;
+        else if (!strcmp(a, "--top-p") && (dec.top_p = strtod(v, &end)) > 0 && dec.top_p <= 1 &&
+                 end != v && !*end)
+            ;
+        else if (!strcmp(a, "--draws") && (dec.draws = atoi(v)) >= 1)
+            ;
+        else if (!strcmp(a, "--seed") && (dec.seed = strtoull(v, &end, 10), end != v && !*end))
+            ;
         else {
             fprintf(stderr, "oaif eval: bad option %s %s\n", a, v);
             return 2;
@@ -247,7 +289,15 @@ int trainer_cli_eval(int argc, char **argv)
     }
     if (!policy_dir) {
         fprintf(stderr, "usage: oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] "
+                        "[--temperature T] [--top-p P] [--draws K] [--seed S] "
                         "[--instruction TEXT] [--samples FILE.jsonl] [--json]\n");
+        return 2;
+    }
+    if (dec.temperature == 0 && dec.draws != 1) {
+        fprintf(stderr,
+                "oaif eval: --draws %d needs --temperature above 0: greedy answers do "
+                "not vary\n",
+                dec.draws);
         return 2;
     }
     char err[1024];
@@ -265,7 +315,7 @@ int trainer_cli_eval(int argc, char **argv)
         rc = ERR_IO;
     }
     if (!rc)
-        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, instr, samples, &c, err,
+        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, &dec, instr, samples, &c, err,
                              sizeof err);
     if (samples && fclose(samples) && !rc) {
         snprintf(err, sizeof err, "%s: write error", samples_path);
@@ -274,10 +324,11 @@ int trainer_cli_eval(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "oaif eval: %s\n", err);
     } else if (json) {
-        printf("{\"n\":%d,\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f,\"policy_length\":%.2f,"
+        printf("{\"n\":%d,\"draws\":%d,\"temperature\":%g,\"policy_accuracy\":%.4f,\"sft_"
+               "accuracy\":%.4f,\"policy_length\":%.2f,"
                "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f}\n",
-               c.n, c.policy.accuracy, c.sft.accuracy, c.policy.mean_length, c.sft.mean_length,
-               c.wins, c.ties, c.losses, c.win_rate);
+               c.n, c.draws, dec.temperature, c.policy.accuracy, c.sft.accuracy,
+               c.policy.mean_length, c.sft.mean_length, c.wins, c.ties, c.losses, c.win_rate);
     } else {
         printf("%-10s %9s %12s  %s\n", "model", "accuracy", "mean length", "accuracy by family");
         for (int k = 0; k < 2; k++) {
@@ -287,9 +338,14 @@ int trainer_cli_eval(int argc, char **argv)
             trainer_print_families(stdout, sd->fam_n, sd->fam_correct);
             putchar('\n');
         }
+        char how[64];
+        if (dec.temperature > 0)
+            snprintf(how, sizeof how, " x %d draws at temperature %g", c.draws, dec.temperature);
+        else
+            snprintf(how, sizeof how, ", greedy");
         printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
-               "prompts): %.1f%% (%d wins, %d ties, %d losses)\n",
-               c.n, 100 * c.win_rate, c.wins, c.ties, c.losses);
+               "prompts%s): %.1f%% (%d wins, %d ties, %d losses)\n",
+               c.n, how, 100 * c.win_rate, c.wins, c.ties, c.losses);
     }
     tok_destroy(&tk);
     nn_model_destroy(&p);

@@ -1,6 +1,7 @@
-/* evaluate.h - a policy against the SFT model on the built-in task's eval split: greedy answers
- * of both, task accuracy and mean length of each, and the win rate of the policy judged by the
- * noise-free rules judge in both orders (ties count 1/2). What the demo's summary table shows;
+/* evaluate.h - a policy against the SFT model on the built-in task's eval split: answers of
+ * both (greedy, or sampled as the policy samples in training, several draws per prompt), task
+ * accuracy and mean length of each, and the win rate of the policy judged by the noise-free rules
+ * judge in both orders (ties count 1/2). What the demo's summary table shows;
  * the evaluator service (a later issue) does this through the ledger for any judge. */
 #ifndef TRAINER_EVALUATE_H
 #define TRAINER_EVALUATE_H
@@ -12,11 +13,23 @@
 #include "task.h"
 #include "tokenizer.h"
 
-/* Greedy answers of m to prompts ps[0..n) (at most max_new tokens each), decoded, leading
+/* How answers are decoded. temperature 0 is greedy (draws must then be 1: greedy answers do not
+ * vary); above 0, each of `draws` answers per prompt is sampled at that temperature and top_p from
+ * a stream fixed by seed, the row and the draw, so two models are compared on common random
+ * numbers (a model against itself ties on every draw). NULL wherever one is taken: greedy. */
+struct trainer_decode {
+    double temperature; /* 0: greedy */
+    double top_p;       /* (0, 1]; 1: off */
+    int draws;          /* answers per prompt, >= 1 */
+    uint64_t seed;
+};
+
+/* Answers of m to prompts ps[0..n) (at most max_new tokens each), decoded as dec says, leading
  * whitespace stripped: (*texts)[i] malloc'd strings, the array too (trainer_answers_free).
- * Errors as trainer_eval_task. */
+ * Errors as trainer_eval_task. dec->draws is not used: repeat a prompt to draw it again. */
 int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps, int n,
-                    int max_new, char ***texts, char *err, size_t errlen);
+                    int max_new, const struct trainer_decode *dec, char ***texts, char *err,
+                    size_t errlen);
 void trainer_answers_free(char **texts, int n);
 
 struct trainer_side {
@@ -26,26 +39,29 @@ struct trainer_side {
 };
 
 struct trainer_comparison {
-    int n;
+    int n;     /* prompts */
+    int draws; /* answers per prompt and model; wins + ties + losses = n * draws */
     struct trainer_side policy, sft;
     int wins, ties, losses; /* of the policy, judged in both orders */
-    double win_rate;        /* (wins + ties / 2) / n */
+    double win_rate;        /* (wins + ties / 2) / (n * draws) */
 };
 
 /* Writes " add 24% sub 12% ..." to f: the accuracy of each family with prompts (n[k] > 0). */
 void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
                             const int correct[TASK_FAMILY_COUNT]);
 
-/* Compare `policy` with `sft` on the first n eval prompts of the built-in task under task_seed.
- * The judge is the rules judge without noise and with `instruction` (NULL: none). With
- * `samples`, one JSON line per prompt: id, family, prompt, reference, policy, policy_correct,
- * sft, sft_correct, outcome (win, tie or loss of the policy). */
+/* Compare `policy` with `sft` on the first n eval prompts of the built-in task under task_seed,
+ * answers decoded as dec says (NULL: greedy); draw j of the policy meets draw j of the SFT model.
+ * Accuracy and length are means over all draws. The judge is the rules judge without noise and
+ * with `instruction` (NULL: none). With `samples`, one JSON line per prompt and draw: id, draw,
+ * family, prompt, reference, policy, policy_correct, sft, sft_correct, outcome (win, tie or loss
+ * of the policy). */
 int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,
-                    int max_new, const char *instruction, FILE *samples,
-                    struct trainer_comparison *out, char *err, size_t errlen);
+                    int max_new, const struct trainer_decode *dec, const char *instruction,
+                    FILE *samples, struct trainer_comparison *out, char *err, size_t errlen);
 
-/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--instruction T] [--samples F]
- * [--json]`. */
+/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--temperature T] [--top-p P]
+ * [--draws K] [--seed S] [--instruction T] [--samples F] [--json]`. */
 int trainer_cli_eval(int argc, char **argv);
 
 #endif /* TRAINER_EVALUATE_H */

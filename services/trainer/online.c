@@ -740,7 +740,7 @@ static int checkpoint(struct run *r)
     if (evaluated) {
         double t0 = (double)now_ms();
         rc = trainer_compare(r->policy, r->ref, r->tok, TRAINER_TASK_SEED, c->eval_n,
-                             c->max_new_tokens, c->instruction, NULL, &ev, err, sizeof err);
+                             c->max_new_tokens, NULL, c->instruction, NULL, &ev, err, sizeof err);
         if (rc) {
             log_error("trainer: evaluating checkpoint v%u: %s", v, err);
             return rc;

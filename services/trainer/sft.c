@@ -268,7 +268,7 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
         return rc;
     }
     char **texts = NULL;
-    rc = trainer_answers(m, tk, ps, n, max_new, &texts, err, errlen);
+    rc = trainer_answers(m, tk, ps, n, max_new, NULL, &texts, err, errlen);
     double len_sum = 0;
     int terse = 0;
     for (int i = 0; !rc && i < n; i++) {
