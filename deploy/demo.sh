@@ -82,21 +82,25 @@ run_one online-short --instruction "Prefer shorter responses."
 
 say "4. evaluation against the SFT model ($neval eval prompts, greedy answers)"
 newest() { ls -d "data/demo/$1/checkpoints"/policy-v* | sort | tail -1; }
-declare -A acc win len
+declare -A acc win len wtl
 for name in online offline online-short; do
     j=$($oaif eval --policy "$(newest $name)" --sft "$sft" --n "$neval" --json)
     acc[$name]=$(echo "$j" | sed 's/.*"policy_accuracy":\([0-9.]*\).*/\1/')
     win[$name]=$(echo "$j" | sed 's/.*"win_rate":\([0-9.]*\).*/\1/')
     len[$name]=$(echo "$j" | sed 's/.*"policy_length":\([0-9.]*\).*/\1/')
+    wtl[$name]=$(echo "$j" | sed 's/.*"wins":\([0-9]*\),"ties":\([0-9]*\),"losses":\([0-9]*\).*/\1-\2-\3/')
     acc[sft]=$(echo "$j" | sed 's/.*"sft_accuracy":\([0-9.]*\).*/\1/')
     len[sft]=$(echo "$j" | sed 's/.*"sft_length":\([0-9.]*\).*/\1/')
 done
 win[sft]=0.5
+wtl[sft]=-
 echo
-printf '%-14s %10s %22s %13s\n' policy accuracy "win rate against SFT" "mean length"
+printf '%-14s %10s %22s %14s %13s\n' policy accuracy "win rate against SFT" "wins-ties-losses" \
+    "mean length"
 for name in sft online offline online-short; do
-    awk -v n="$name" -v a="${acc[$name]}" -v w="${win[$name]}" -v l="${len[$name]}" \
-        'BEGIN { printf "%-14s %9.1f%% %21.1f%% %13.1f\n", n, 100 * a, 100 * w, l }'
+    awk -v n="$name" -v a="${acc[$name]}" -v w="${win[$name]}" -v t="${wtl[$name]}" \
+        -v l="${len[$name]}" \
+        'BEGIN { printf "%-14s %9.1f%% %21.1f%% %16s %13.1f\n", n, 100 * a, 100 * w, t, l }'
 done
 echo
 if [ "$quick" -eq 1 ]; then

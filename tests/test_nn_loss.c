@@ -241,12 +241,17 @@ static void test_sft_mean_over_response_tokens(void **state)
     float lp[3] = {-6.0f, -2.0f, 0.0f}, d[3];
     int nt[3] = {3, 1, 0};
     double loss;
-    assert_int_equal(nn_loss_sft(3, lp, nt, d, &loss), ERR_OK);
+    assert_int_equal(nn_loss_sft(3, lp, nt, 0, d, &loss), ERR_OK);
     assert_near(loss, 2.0, 1e-12);
     for (int b = 0; b < 3; b++)
         assert_near(d[b], -0.25, 1e-9);
+    /* a fixed denominator: the same tokens weigh the same whatever the batch's length */
+    assert_int_equal(nn_loss_sft(3, lp, nt, 16.0, d, &loss), ERR_OK);
+    assert_near(loss, 0.5, 1e-12);
+    for (int b = 0; b < 3; b++)
+        assert_near(d[b], -1.0 / 16, 1e-9);
     int none[3] = {0, 0, 0};
-    assert_int_equal(nn_loss_sft(3, lp, none, d, &loss), ERR_INVAL);
+    assert_int_equal(nn_loss_sft(3, lp, none, 16.0, d, &loss), ERR_INVAL);
 }
 
 int main(void)

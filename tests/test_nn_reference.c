@@ -167,7 +167,7 @@ static void test_sft_loss_and_grads_match_torch(void **state)
     forward(r, lp);
     for (int b = 0; b < r->B; b++)
         ntok[b] = r->len[b] - r->plen[b];
-    assert_int_equal(nn_loss_sft(r->B, lp, ntok, dlp, &loss), ERR_OK);
+    assert_int_equal(nn_loss_sft(r->B, lp, ntok, 0, dlp, &loss), ERR_OK);
     float *want = fx_get(r->fx, "ce.loss", 1);
     close_to("ce.loss", loss, want[0], 0.0, 1e-5);
     free(want);

@@ -20,7 +20,7 @@ static double sigmoid(double x)
     return e / (1.0 + e);
 }
 
-int nn_loss_sft(int B, const float *logp, const int *ntok, float *dlogp, double *loss)
+int nn_loss_sft(int B, const float *logp, const int *ntok, double denom, float *dlogp, double *loss)
 {
     if (B < 1 || !logp || !ntok)
         return ERR_INVAL;
@@ -34,11 +34,12 @@ int nn_loss_sft(int B, const float *logp, const int *ntok, float *dlogp, double 
     }
     if (n == 0)
         return ERR_INVAL;
+    double d = denom > 0 ? denom : (double)n;
     if (loss)
-        *loss = -s / (double)n;
+        *loss = -s / d;
     if (dlogp)
         for (int b = 0; b < B; b++)
-            dlogp[b] = (float)(-1.0 / (double)n);
+            dlogp[b] = (float)(-1.0 / d);
     return ERR_OK;
 }
 

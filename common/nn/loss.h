@@ -11,9 +11,14 @@
 #ifndef NN_LOSS_H
 #define NN_LOSS_H
 
-/* Mean cross-entropy per response token: loss = -sum_b logp[b] / sum_b ntok[b];
- * dlogp[b] = -1 / sum_b ntok[b] (feed to nn_model_backward). ERR_INVAL if no response token. */
-int nn_loss_sft(int B, const float *logp, const int *ntok, float *dlogp, double *loss);
+/* Cross-entropy per response token: loss = -sum_b logp[b] / denom, dlogp[b] = -1 / denom (feed
+ * to nn_model_backward). denom <= 0: sum_b ntok[b], the batch's mean. A fixed denom (B times the
+ * data's mean response tokens) weighs every token alike across batches; the batch's own count
+ * weighs the tokens of a batch of short responses more than those of a batch of long ones, which
+ * with length-sorted batches teaches a model to answer shorter than its data. ERR_INVAL if no
+ * response token. */
+int nn_loss_sft(int B, const float *logp, const int *ntok, double denom, float *dlogp,
+                double *loss);
 
 enum nn_pref_kind {
     NN_PREF_DPO = 0, /* -log s(b h) */

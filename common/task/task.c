@@ -1037,37 +1037,43 @@ int task_check(const struct task_prompt *p, const char *response, size_t len,
 /* Verbose phrasings per family. {r} is the stated answer (right or wrong), {a} {b} the operands,
  * {o} the number not chosen, {x} the direction in words, {c} the letter, {w} the word, {W} the
  * word spelled with dashes, {R} the stated answer spelled with dashes, {l} the list as given.
- * Each ends in "the answer is {r}." so a checker (and a model) finds the answer at the end. */
+ * Each ends in "the answer is {r}." so a checker (and a model) finds the answer at the end, and
+ * each starts with "The ": the verbose style is one way to begin, which a model that imitates
+ * the demonstrations takes greedily when verbose_share is 1/2, as the terse ones begin with the
+ * answer's first character, shared by at most 2 of 3 of them. So the SFT model's greedy answer is
+ * verbose, and a judge asked for short answers has something to cut (the OAIF paper's length
+ * control). */
 struct demo_phrasing {
     enum task_family fam;
     const char *pat;
 };
 
 static const struct demo_phrasing verbose_phrasings[] = {
-    {TASK_ADD, "Let me add them: {a} plus {b} is {r}. The answer is {r}."},
-    {TASK_ADD, "Adding {a} and {b} gives {r}, so the answer is {r}."},
-    {TASK_ADD, "{a} + {b} = {r}. Adding the ones and then the tens, the answer is {r}."},
     {TASK_ADD, "The sum of {a} and {b} is {r}. The answer is {r}."},
-    {TASK_SUB, "Let me subtract: {a} minus {b} is {r}. The answer is {r}."},
-    {TASK_SUB, "Taking {b} away from {a} leaves {r}, so the answer is {r}."},
-    {TASK_SUB, "{a} - {b} = {r}. Working it out digit by digit, the answer is {r}."},
+    {TASK_ADD, "The ones and then the tens: {a} + {b} = {r}, so the answer is {r}."},
+    {TASK_ADD, "The total of {a} plus {b} is {r}. The answer is {r}."},
+    {TASK_ADD, "The numbers {a} and {b} add up to {r}, so the answer is {r}."},
     {TASK_SUB, "The difference {a} - {b} is {r}. The answer is {r}."},
-    {TASK_COMPARE, "Comparing {a} and {b}, the {x} one is {r}. The answer is {r}."},
-    {TASK_COMPARE, "{r} is {x} than {o}, so the answer is {r}."},
-    {TASK_COMPARE, "Looking at the digits, {r} is the {x} number. The answer is {r}."},
-    {TASK_COUNT, "Spelling out {w}: {W}. The count of the letter {c} is {r}. The answer is {r}."},
-    {TASK_COUNT, "Let me count the letter {c} in {w}: I find {r}. The answer is {r}."},
-    {TASK_COUNT, "Going through {W} one letter at a time, the number of {c}'s is {r}. The answer "
-                 "is {r}."},
-    {TASK_SORT, "Sorted from {x}: {r}. The answer is {r}."},
-    {TASK_SORT, "Putting {l} in order gives {r}. The answer is {r}."},
-    {TASK_SORT, "From {x}: {r}. The answer is {r}."},
-    {TASK_REVERSE, "Reading {w} from the last letter to the first gives {r}. The answer is {r}."},
+    {TASK_SUB, "The result of taking {b} away from {a} is {r}, so the answer is {r}."},
+    {TASK_SUB, "The digits one by one: {a} - {b} = {r}, so the answer is {r}."},
+    {TASK_SUB, "The subtraction {a} minus {b} leaves {r}. The answer is {r}."},
+    {TASK_COMPARE, "The {x} of {a} and {b} is {r}. The answer is {r}."},
+    {TASK_COMPARE, "The number {r} is {x} than {o}, so the answer is {r}."},
+    {TASK_COMPARE, "The digits show that {r} is the {x} number. The answer is {r}."},
+    {TASK_COUNT, "The letters of {w} are {W}. The count of the letter {c} is {r}. The answer is "
+                 "{r}."},
+    {TASK_COUNT, "The count of the letter {c} in {w} is {r}. The answer is {r}."},
+    {TASK_COUNT, "The word {W}, one letter at a time, has {r} of the letter {c}. The answer is "
+                 "{r}."},
+    {TASK_SORT, "The order from {x} is {r}. The answer is {r}."},
+    {TASK_SORT, "The numbers {l} in order are {r}. The answer is {r}."},
+    {TASK_SORT, "The list sorted from {x}: {r}. The answer is {r}."},
+    {TASK_REVERSE, "The word {w} from the last letter to the first is {r}. The answer is {r}."},
     {TASK_REVERSE, "The letters of {w} backwards are {R}, so the answer is {r}."},
-    {TASK_REVERSE, "Spelled in reverse, {w} becomes {r}. The answer is {r}."},
-    {TASK_MAXMIN, "Looking at each number in turn, the {x} is {r}. The answer is {r}."},
-    {TASK_MAXMIN, "Of {l}, the {x} number is {r}. The answer is {r}."},
-    {TASK_MAXMIN, "Comparing the numbers one by one, {r} is the {x}. The answer is {r}."},
+    {TASK_REVERSE, "The reverse of {w} is {r}. The answer is {r}."},
+    {TASK_MAXMIN, "The {x} of {l} is {r}. The answer is {r}."},
+    {TASK_MAXMIN, "The numbers one by one show that {r} is the {x}. The answer is {r}."},
+    {TASK_MAXMIN, "The {x} number, looking at each in turn, is {r}. The answer is {r}."},
 };
 #define N_VERBOSE (sizeof(verbose_phrasings) / sizeof(verbose_phrasings[0]))
 

@@ -151,11 +151,12 @@ int task_kind_of_answer(const char *reference, enum task_kind *out);
  * its habit: asked for the smaller, descending or smallest, it answers the larger, ascending or
  * largest 60% of the time. A model that imitates it answers those backwards when greedy (the
  * habit is the single most likely answer) yet samples the right answer 40% of the time, so SFT
- * lands in the 40-75% band (66.0% with 8000 steps) and online feedback has a flaw it can fix.
+ * lands in the 40-75% band (58.6% with 8000 steps) and online feedback has a flaw it can fix.
  * Random slips (wrong_share, spread over several plausible wrong answers) only slow imitation:
- * 0.35 of them cost SFT 14 points and online feedback won few of them back (README, "Demo").
- * (Verbose share 0.8 makes the greedy answers verbose, 52 bytes on average against 5.7, at 48.9%
- * accuracy; online DPO then lost accuracy, so 0.5 stays the default: README, "Demo".) */
+ * 0.35 of them cost SFT 14 points and online feedback won few of them back (README, "SFT").
+ * Half the demonstrations are verbose, all beginning "The ", so a model that imitates them
+ * answers verbosely when greedy (the terse ones begin with the answer, whatever it is): the
+ * length a judge told to prefer short answers can cut. */
 struct task_demo_config {
     double wrong_share;   /* share of demonstrations with a plausible wrong answer, [0, 1] */
     double verbose_share; /* share of verbose phrasings (40-100 bytes); the rest are terse

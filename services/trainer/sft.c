@@ -546,6 +546,12 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         seterr(err, errlen, "no training pairs");
         goto out;
     }
+    /* The loss's denominator: B times the mean response tokens (EOS included) of the data, so
+     * that every token weighs the same in whichever length-sorted batch it lands. */
+    double resp_tokens = 0;
+    for (size_t i = 0; i < nseq; i++)
+        resp_tokens += seqs[i].len - seqs[i].plen;
+    double denom = o->batch_norm ? 0 : o->batch * (resp_tokens / (double)nseq);
     res->pairs = nseq;
     int B = o->batch, Tb = 0;
     for (size_t i = 0; i < nseq; i++)
@@ -605,7 +611,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         if (!rc)
             rc = nn_model_seq_logprobs(m, plens, logp, ntok);
         if (!rc)
-            rc = nn_loss_sft(B, logp, ntok, dlogp, &loss);
+            rc = nn_loss_sft(B, logp, ntok, denom, dlogp, &loss);
         if (!rc)
             rc = nn_model_zero_grad(m);
         if (!rc) {
@@ -742,13 +748,14 @@ static json_t *config_json(const struct nn_config *c)
 static json_t *settings_json(const struct trainer_sft_opts *o, const char *data_sha,
                              const char *init_sha)
 {
-    json_t *s = json_pack(
-        "{s:i, s:I, s:I, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:i, s:i, s:I}", "format",
-        SETTINGS_FORMAT, "seed", (json_int_t)o->seed, "steps", (json_int_t)o->steps, "batch",
-        o->batch, "max_len", o->max_len, "lr", (double)o->lr, "min_lr_ratio",
-        (double)o->min_lr_ratio, "warmup", (json_int_t)o->warmup, "weight_decay",
-        (double)o->weight_decay, "clip", (double)o->clip, "eval_n", o->eval_n, "eval_max_new",
-        o->eval_n > 0 ? o->eval_max_new : 0, "task_seed", (json_int_t)o->task_seed);
+    json_t *s = json_pack("{s:i, s:I, s:I, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:s, s:i, s:i, s:I}",
+                          "format", SETTINGS_FORMAT, "seed", (json_int_t)o->seed, "steps",
+                          (json_int_t)o->steps, "batch", o->batch, "max_len", o->max_len, "lr",
+                          (double)o->lr, "min_lr_ratio", (double)o->min_lr_ratio, "warmup",
+                          (json_int_t)o->warmup, "weight_decay", (double)o->weight_decay, "clip",
+                          (double)o->clip, "loss_norm", o->batch_norm ? "batch" : "data", "eval_n",
+                          o->eval_n, "eval_max_new", o->eval_n > 0 ? o->eval_max_new : 0,
+                          "task_seed", (json_int_t)o->task_seed);
     if (!s)
         return NULL;
     json_t *data =
@@ -949,6 +956,8 @@ static const char sft_usage[] =
     "  --data FILE.jsonl     {\"prompt\": ..., \"response\": ...} per line (default: built-in)\n"
     "  --init DIR            start from this checkpoint (default: a fresh built-in model)\n"
     "  --steps N --lr X --batch N --seed S --warmup N --max-len N\n"
+    "  --loss-norm data|batch  divide the loss by batch x the data's mean response tokens\n"
+    "                        (default), or by the batch's own (favours short answers)\n"
     "  --eval N              eval-split prompts for the evaluation (0: none)\n"
     "  --eval-every N        also evaluate every N steps\n"
     "  --eval-samples FILE   write the final evaluation's answers as JSONL\n"
@@ -1175,6 +1184,10 @@ int trainer_cli_sft(int argc, char **argv)
             ok = parse_double(v, 0, 1, &o.demo.verbose_share), want = "a number in [0, 1]";
         else if (!strcmp(a, "--habit-share"))
             ok = parse_double(v, 0, 1, &o.demo.habit_share), want = "a number in [0, 1]";
+        else if (!strcmp(a, "--loss-norm"))
+            ok = (!strcmp(v, "data") || !strcmp(v, "batch")) &&
+                 (o.batch_norm = !strcmp(v, "batch"), true),
+            want = "data or batch";
         else {
             fprintf(stderr, "oaif sft: unknown option '%s'\n%s", a, sft_usage);
             return 2;

@@ -57,6 +57,8 @@ struct trainer_sft_opts {
     long warmup;        /* linear warm-up steps, [0, steps] */
     float weight_decay; /* AdamW, on matrices only (not norms or embeddings), >= 0 */
     float clip;         /* global gradient-norm clip; 0: off */
+    bool batch_norm;    /* the loss divides by the batch's response tokens, not by batch x the
+                         * data's mean: biased toward short answers (nn_loss_sft); off */
     /* evaluation */
     int eval_n;       /* eval-split prompts for the evaluation; 0: none */
     long eval_every;  /* evaluate every this many steps as well as at the end; 0: at the end */

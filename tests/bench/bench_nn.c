@@ -100,7 +100,7 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
         nn_model_zero_grad(m);
         nn_model_forward(m, &batch, NULL);
         nn_model_seq_logprobs(m, NULL, lp, ntok);
-        nn_loss_sft(s->B, lp, ntok, dlp, &loss);
+        nn_loss_sft(s->B, lp, ntok, 0, dlp, &loss);
         struct nn_bwd_in in = {.dlogp = dlp};
         nn_model_backward(m, &in);
         nn_grad_clip(nn_model_grads(m), n, 1.0f);
