@@ -95,12 +95,12 @@ done
 win[sft]=0.5
 wtl[sft]=-
 echo
-printf '%-14s %10s %22s %14s %13s\n' policy accuracy "win rate against SFT" "wins-ties-losses" \
+printf '%-14s %10s %22s %18s %13s\n' policy accuracy "win rate against SFT" "wins-ties-losses" \
     "mean length"
 for name in sft online offline online-short; do
     awk -v n="$name" -v a="${acc[$name]}" -v w="${win[$name]}" -v t="${wtl[$name]}" \
         -v l="${len[$name]}" \
-        'BEGIN { printf "%-14s %9.1f%% %21.1f%% %16s %13.1f\n", n, 100 * a, 100 * w, t, l }'
+        'BEGIN { printf "%-14s %9.1f%% %21.1f%% %18s %13.1f\n", n, 100 * a, 100 * w, t, l }'
 done
 echo
 if [ "$quick" -eq 1 ]; then

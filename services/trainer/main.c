@@ -229,12 +229,15 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     struct trainer_online_summary sum = {0};
     rc = zctx ? trainer_online_run(&c, zctx, &stop_requested, &sum) : ERR_NOMEM;
+    char best[96] = "no checkpoint evaluated";
+    if (sum.best_version > 0)
+        snprintf(best, sizeof best, "best evaluated v%u (win rate %.1f%%)", sum.best_version,
+                 100 * sum.best_win_rate);
     log_info("run '%s': step %d, policy v%u; this process: %d steps in %.1f s, %" PRIu64
              " pairs labeled, %" PRIu64 " trained, %" PRIu64 " ties, %" PRIu64 " stale, %" PRIu64
-             " failed; best evaluated v%u (win rate %.1f%%); %s",
+             " failed; %s; %s",
              c.run, sum.step, sum.version, sum.steps_done, sum.seconds, sum.labeled, sum.trained,
-             sum.ties, sum.stale, sum.failed, sum.best_version, 100 * sum.best_win_rate,
-             err_str(rc));
+             sum.ties, sum.stale, sum.failed, best, err_str(rc));
     if (zctx)
         zmq_ctx_term(zctx);
     cfg_release(&spec, &o);
