@@ -1653,9 +1653,9 @@ void cfg_log(const struct cfg_spec *spec, const void *conf)
         const struct cfg_option *o = &spec->options[i];
         buf_reset(&b);
         if (append_value(&b, o, conf) == ERR_OK)
-            log_info("config %s = %s", o->key, b.data);
+            log_detail("config %s = %s", o->key, b.data);
         else
-            log_info("config %s = (too long to show)", o->key);
+            log_detail("config %s = (too long to show)", o->key);
     }
     buf_free(&b);
 }

@@ -437,17 +437,26 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     assert_non_null(strstr(out, "exported 30 prompts"));
 }
 
-static bool file_has(const char *path, const char *needle)
+/* How many times needle occurs in the file (0 when it cannot be read). */
+static int file_count(const char *path, const char *needle)
 {
     FILE *lf = fopen(path, "r");
     if (!lf)
-        return false;
+        return 0;
     char *text = NULL;
     size_t n = 0;
-    bool has = getdelim(&text, &n, '\0', lf) > 0 && strstr(text, needle);
+    int count = 0;
+    if (getdelim(&text, &n, '\0', lf) > 0)
+        for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+            count++;
     free(text);
     fclose(lf);
-    return has;
+    return count;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+    return file_count(path, needle) > 0;
 }
 
 /* `oaif up --train`: the whole deployment, the trainer included, from one command and one run
@@ -505,6 +514,38 @@ static void test_up_with_the_trainer(void **state)
     assert_int_equal(count_of(out, "trained twice   "), 0);
     sleep(2); /* not started again */
     assert_false(file_has(uplog, "trainer exited"));
+    /* `oaif run` on the same deployment. A second run is refused, named: the deployment's
+     * policy versions are one chain. Run 'u' goes on from its step 2 to 4, with the progress
+     * bar and the summary on the terminal, and every line, the configuration and each step
+     * included, in the deployment's trainer.log. */
+    char args[1200], why[9000] = "";
+    snprintf(args, sizeof args, "run %s --data %s --run u2 --steps 2", run, data);
+    int rc = oaif_out(out, sizeof out, args);
+    if (rc != 1 || !strstr(out, "holds run 'u' (policy v1); it serves one run"))
+        snprintf(why, sizeof why, "a second run: exit %d (want 1), named?\n%s", rc, out);
+    snprintf(args, sizeof args, "run %s --data %s --run u --steps 4 --progress", run, data);
+    if (!why[0] && ((rc = oaif_out(out, sizeof out, args)) != 0 ||
+                    !strstr(out, "the trainer's log (with its configuration)") ||
+                    !strstr(out, "resuming run 'u' at step 2") || !strstr(out, "] step 4/4") ||
+                    !strstr(out, "run 'u': step 4") || strstr(out, "config trainer.") ||
+                    strstr(out, "checkpoint v")))
+        snprintf(why, sizeof why,
+                 "oaif run: exit %d; want the bar and the summary, and neither the "
+                 "configuration nor checkpoint lines, on the terminal:\n%s", rc, out);
+    if (!why[0] && (file_count(log, "config trainer.steps = 4") != 1 ||
+                    file_count(log, "step 4/4 loss") != 1 ||
+                    file_count(log, "trainer: step 4: checkpoint v") != 1 ||
+                    !file_has(log, "run 'u': step 4")))
+        snprintf(why, sizeof why, "%s lacks the resumed run's configuration or steps", log);
+    if (!why[0] && oaif_out(out, sizeof out, "audit") != 0)
+        snprintf(why, sizeof why, "audit failed:\n%s", out);
+    if (!why[0] && (count_of(out, "steps           ") != 4 ||
+                    count_of(out, "trained twice   ") != 0))
+        snprintf(why, sizeof why, "audit after the resumed run:\n%s", out);
+    if (why[0]) {
+        tp_stop(up, SIGKILL); /* not left running past the test */
+        fail_msg("%s", why);
+    }
     kill(up, SIGINT);
     assert_int_equal(wait_exit(up, 30), 0);
     assert_true(file_has(uplog, "stopped ledger"));

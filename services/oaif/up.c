@@ -401,6 +401,14 @@ int oaif_cmd_run(int argc, char **argv)
                 data);
         return 1;
     }
+    /* The trainer's log goes to the deployment's logs too, and its configuration there only. */
+    char logdir[4200], logfile[4300];
+    snprintf(logdir, sizeof logdir, "%s/logs", data);
+    snprintf(logfile, sizeof logfile, "%s/trainer.log", logdir);
+    if (!getenv("LOG_FILE") && (mkdir(logdir, 0755) == 0 || errno == EEXIST)) {
+        setenv("LOG_FILE", logfile, 1);
+        fprintf(stderr, "oaif run: the trainer's log (with its configuration): %s\n", logfile);
+    }
     char bin[4400];
     bin_path(bin, sizeof bin, argv[0], "trainer");
     char *av[80];

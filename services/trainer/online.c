@@ -386,6 +386,16 @@ static int start(struct run *r)
     rc = ckpt_find_policy(r->cl, -1, 10000, &last);
     if (rc)
         return rc;
+    if (last->version > 0 && strcmp(last->run ? last->run : "", c->run) != 0) {
+        /* Policy versions are the deployment's, one chain: a second run would continue the
+         * first one's policy and count its steps. */
+        log_error("trainer: this deployment's ledger holds run '%s' (policy v%u); it serves one "
+                  "run: resume that one (--run %s) or start run '%s' on a deployment of its own "
+                  "(oaif up --data ANOTHER_DIR)",
+                  last->run ? last->run : "", last->version, last->run ? last->run : "", c->run);
+        oaif__v1__checkpoint__free_unpacked(last, NULL);
+        return ERR_INVAL;
+    }
     const char *from = last->version > 0 ? last->path : c->sft_dir;
     rc = nn_checkpoint_load(&r->policy, from, err, sizeof err);
     if (!rc) {
@@ -872,7 +882,10 @@ static int checkpoint(struct run *r)
     clear_records(r);
     r->version = v;
     retain(r);
-    log_info("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
+    if (r->cfg->progress) /* not through the progress bar; to LOG_FILE when there is one */
+        log_detail("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
+    else
+        log_info("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
     return ERR_OK;
 }
 
@@ -882,7 +895,9 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
 {
     const struct trainer_online_config *c = r->cfg;
     uint64_t now = now_ms();
-    if (!c->progress && r->step % 10 != 0 && r->step != c->steps)
+    /* A line every 10 steps; or the bar on the terminal and a line every step in LOG_FILE */
+    bool tenth = r->step % 10 == 0 || r->step == c->steps;
+    if (!c->progress && !tenth)
         return;
     double el = (double)(now - r->t0_ms) / 1000.0;
     int done = r->sum.steps_done ? r->sum.steps_done : 1;
@@ -897,13 +912,19 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
                 pairs_s, eta);
         if (r->step == c->steps)
             fputc('\n', stderr);
-    } else {
-        log_info("step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
-                 " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
-                 r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
-                 st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed,
-                 pairs_s);
     }
+    if (c->progress && !log_has_file())
+        return;
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
+             " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
+             r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
+             st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, pairs_s);
+    if (c->progress)
+        log_detail("%s", msg);
+    else
+        log_info("%s", msg);
 }
 
 static int train_step(struct run *r, double wait_s)
