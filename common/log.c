@@ -56,7 +56,6 @@ void log_init_from_env(const char *name)
     }
 }
 
-
 bool log_has_file(void)
 {
     return log_file != NULL;

@@ -29,9 +29,9 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
 void log_write_file(enum log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-#define log_error(...) log_write(LOG_LVL_ERROR, __FILE__, __LINE__, __VA_ARGS__)
-#define log_warn(...)  log_write(LOG_LVL_WARN, __FILE__, __LINE__, __VA_ARGS__)
-#define log_info(...)  log_write(LOG_LVL_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_error(...)  log_write(LOG_LVL_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...)   log_write(LOG_LVL_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...)   log_write(LOG_LVL_INFO, __FILE__, __LINE__, __VA_ARGS__)
 #define log_detail(...) log_write_file(LOG_LVL_INFO, __FILE__, __LINE__, __VA_ARGS__)
 #define log_debug(...)                                                                             \
     do {                                                                                           \

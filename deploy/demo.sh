@@ -82,17 +82,32 @@ run_one online-short --instruction "Prefer shorter responses."
 
 say "4. evaluation against the SFT model ($neval eval prompts, greedy answers)"
 newest() { ls -d "data/demo/$1/checkpoints"/policy-v* | sort | tail -1; }
-declare -A acc win len wtl
+# num JSON KEY [OBJECT]: a number from oaif eval --json, at the top level or in "habit"/"rest"
+num() {
+    local j=$1
+    if [ -n "${3:-}" ]; then j=$(echo "$j" | sed "s/.*\"$3\":{\([^}]*\)}.*/\1/"); else j=${j%%,\"habit\"*}; fi
+    echo "$j" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+declare -A acc win len wtl hacc hwin racc rwin
 for name in online offline online-short; do
     j=$($oaif eval --policy "$(newest $name)" --sft "$sft" --n "$neval" --json)
-    acc[$name]=$(echo "$j" | sed 's/.*"policy_accuracy":\([0-9.]*\).*/\1/')
-    win[$name]=$(echo "$j" | sed 's/.*"win_rate":\([0-9.]*\).*/\1/')
-    len[$name]=$(echo "$j" | sed 's/.*"policy_length":\([0-9.]*\).*/\1/')
-    wtl[$name]=$(echo "$j" | sed 's/.*"wins":\([0-9]*\),"ties":\([0-9]*\),"losses":\([0-9]*\).*/\1-\2-\3/')
-    acc[sft]=$(echo "$j" | sed 's/.*"sft_accuracy":\([0-9.]*\).*/\1/')
-    len[sft]=$(echo "$j" | sed 's/.*"sft_length":\([0-9.]*\).*/\1/')
+    acc[$name]=$(num "$j" policy_accuracy)
+    win[$name]=$(num "$j" win_rate)
+    len[$name]=$(num "$j" policy_length)
+    wtl[$name]=$(num "$j" wins)-$(num "$j" ties)-$(num "$j" losses)
+    hacc[$name]=$(num "$j" policy_accuracy habit)
+    hwin[$name]=$(num "$j" win_rate habit)
+    racc[$name]=$(num "$j" policy_accuracy rest)
+    rwin[$name]=$(num "$j" win_rate rest)
+    acc[sft]=$(num "$j" sft_accuracy)
+    len[sft]=$(num "$j" sft_length)
+    hacc[sft]=$(num "$j" sft_accuracy habit)
+    racc[sft]=$(num "$j" sft_accuracy rest)
+    nhabit=$(num "$j" n habit)
 done
 win[sft]=0.5
+hwin[sft]=0.5
+rwin[sft]=0.5
 wtl[sft]=-
 echo
 printf '%-14s %10s %22s %18s %13s\n' policy accuracy "win rate against SFT" "wins-ties-losses" \
@@ -102,6 +117,20 @@ for name in sft online offline online-short; do
         -v l="${len[$name]}" \
         'BEGIN { printf "%-14s %9.1f%% %21.1f%% %18s %13.1f\n", n, 100 * a, 100 * w, t, l }'
 done
+echo
+echo "Split by question: the SFT model's habit (compare smaller, sort descending, maxmin smallest:"
+echo "$nhabit of $neval prompts), which imitation cannot fix and feedback can, and the rest."
+printf '%-14s %17s %17s %17s %17s\n' policy "habit: accuracy" "habit: win rate" "rest: accuracy" \
+    "rest: win rate"
+for name in sft online offline online-short; do
+    awk -v n="$name" -v a="${hacc[$name]}" -v w="${hwin[$name]}" -v b="${racc[$name]}" \
+        -v r="${rwin[$name]}" \
+        'BEGIN { printf "%-14s %16.1f%% %16.1f%% %16.1f%% %16.1f%%\n", n, 100 * a, 100 * w, 100 * b, 100 * r }'
+done
+awk -v h="$nhabit" -v a="${hacc[sft]}" -v n="$neval" 'BEGIN {
+    printf "A policy that fixed every habit prompt the SFT model gets wrong, and changed nothing\n"
+    printf "else, would win %.1f%% on the whole split (50%% + %d / (2 x %d)).\n",
+        100 * (0.5 + h * (1 - a) / (2 * n)), h * (1 - a) + 0.5, n }'
 echo
 if [ "$quick" -eq 1 ]; then
     say "done (quick: the claims below are checked by the full demo only)"

@@ -143,6 +143,39 @@ static void test_wins_are_correct_answers_the_other_lacks(void **state)
     assert_int_equal(c.wins + c.ties + c.losses, N);
     assert_true(c.win_rate > 0.5);
     assert_true(c.win_rate == (c.wins + 0.5 * c.ties) / N);
+    /* by question: every row in one, each family's rows in its questions, and the habit's
+     * questions and the rest add up to the whole */
+    struct trainer_tally sum = {0};
+    int fam_rows[TASK_FAMILY_COUNT] = {0};
+    for (int q = 0; q < TASK_QUESTION_COUNT; q++) {
+        const struct trainer_tally *t = &c.by_question[q];
+        assert_int_equal(t->wins + t->ties + t->losses, t->n);
+        assert_int_equal(t->wins - t->losses, t->policy_correct - t->sft_correct);
+        sum.n += t->n;
+        sum.wins += t->wins;
+        sum.losses += t->losses;
+        sum.policy_correct += t->policy_correct;
+        sum.sft_correct += t->sft_correct;
+        const char *qn = task_question_name((enum task_question)q);
+        for (int k = 0; k < TASK_FAMILY_COUNT; k++)
+            if (!strncmp(qn, task_family_name((enum task_family)k),
+                         strlen(task_family_name((enum task_family)k))))
+                fam_rows[k] += t->n;
+    }
+    assert_int_equal(sum.n, N);
+    assert_int_equal(sum.wins, c.wins);
+    assert_int_equal(sum.losses, c.losses);
+    assert_int_equal(sum.policy_correct, pa);
+    assert_int_equal(sum.sft_correct, pb);
+    for (int k = 0; k < TASK_FAMILY_COUNT; k++)
+        assert_int_equal(fam_rows[k], c.policy.fam_n[k]);
+    struct trainer_tally habit = trainer_tally_habit(&c, true),
+                         rest = trainer_tally_habit(&c, false);
+    assert_true(habit.n > 0 && rest.n > habit.n);
+    assert_int_equal(habit.n + rest.n, N);
+    assert_int_equal(habit.wins + rest.wins, c.wins);
+    assert_int_equal(habit.ties + rest.ties, c.ties);
+    assert_true(trainer_tally_win_rate(&habit) == (habit.wins + 0.5 * habit.ties) / habit.n);
 
     /* the other way round: the mirror image */
     struct trainer_comparison r;
@@ -269,11 +302,18 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "accuracy by family"));
     assert_non_null(strstr(out, " maxmin "));
     assert_non_null(strstr(out, "50.0% (0 wins, 70 ties, 0 losses)"));
+    assert_non_null(strstr(out, "maxmin smallest"));
+    assert_non_null(strstr(out, "the SFT habit's"));
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --sft %s --n %d --max-new 48 --json",
                                f->trained, f->other, N),
                      0);
     assert_non_null(strstr(out, "\"n\":70"));
     assert_non_null(strstr(out, "\"win_rate\":"));
+    const char *hj = strstr(out, "\"habit\":{\"n\":"),
+               *qj = strstr(out, "\"maxmin smallest\":{\"n\":");
+    assert_true(hj && qj && strstr(out, "\"rest\":{\"n\":"));
+    int habit_n = atoi(hj + 13), smallest_n = atoi(qj + 23), smallest_lines = 0;
+    assert_true(smallest_n > 0 && habit_n > smallest_n);
 
     /* --samples: a line per prompt, and its outcomes and right answers add up to the summary */
     char path[300], line[4096];
@@ -301,9 +341,11 @@ static void test_cli(void **state)
         pl += strstr(line, "\"outcome\":\"loss\"") != NULL;
         pok += strstr(line, "\"policy_correct\":true") != NULL;
         sok += strstr(line, "\"sft_correct\":true") != NULL;
+        smallest_lines += strstr(line, "\"question\":\"maxmin smallest\"") != NULL;
     }
     fclose(fp);
     assert_int_equal(lines, N);
+    assert_int_equal(smallest_lines, smallest_n);
     assert_int_equal(pw, wins);
     assert_int_equal(pt, ties);
     assert_int_equal(pl, losses);

@@ -171,6 +171,13 @@ static void test_demo_habits(void **state)
             assert_int_equal(task_demo(&p, &cfg, SEED, (uint64_t)i, r, sizeof(r), &info), ERR_OK);
             assert_int_equal(task_check(&p, r, strlen(r), &c), ERR_OK);
             expected_habit(&p, want, sizeof want);
+            /* the prompt's question: of its family, and a habit's exactly where one is due */
+            enum task_question q;
+            assert_int_equal(task_prompt_question(&p, &q), ERR_OK);
+            const char *fam = task_family_name(p.family), *qn = task_question_name(q);
+            if (strncmp(qn, fam, strlen(fam)) != 0 || task_question_habit(q) != (want[0] != '\0'))
+                fail_msg("\"%s\": question \"%s\", habit %d, expected habit \"%s\"", p.text, qn,
+                         task_question_habit(q), want);
             if (!want[0]) {
                 if (info.habit)
                     fail_msg("\"%s\" has no habit, but the demonstration \"%s\" says it has",

@@ -197,6 +197,21 @@ struct problem {
     int n;
 };
 
+/* The question of a problem: its family and direction (the directed families' second question
+ * follows their first in enum task_question). */
+static enum task_question problem_question(const struct problem *pr)
+{
+    static const enum task_question first[TASK_FAMILY_COUNT] = {
+        [TASK_ADD] = TASK_Q_ADD,
+        [TASK_SUB] = TASK_Q_SUB,
+        [TASK_COMPARE] = TASK_Q_COMPARE_LARGER,
+        [TASK_COUNT] = TASK_Q_COUNT,
+        [TASK_SORT] = TASK_Q_SORT_ASCENDING,
+        [TASK_REVERSE] = TASK_Q_REVERSE,
+        [TASK_MAXMIN] = TASK_Q_MAXMIN_LARGEST};
+    return (enum task_question)(first[pr->fam] + (pr->variant ? 1 : 0));
+}
+
 /* Placeholders: {a} {b} numbers, {c} one letter, {w} a word, {l} numbers joined by ", ",
  * {s} numbers joined by " ". Every pattern starts with a literal word, so the parser can look
  * for a prompt at any word boundary of a longer text. */
@@ -706,6 +721,40 @@ int task_prompt_parse(const char *text, struct task_prompt *out)
     if (!text || !out)
         return ERR_INVAL;
     return parse_problem(text, &pr, out);
+}
+
+static const char *const question_names[TASK_QUESTION_COUNT] = {"add",
+                                                                "sub",
+                                                                "compare larger",
+                                                                "compare smaller",
+                                                                "count",
+                                                                "sort ascending",
+                                                                "sort descending",
+                                                                "reverse",
+                                                                "maxmin largest",
+                                                                "maxmin smallest"};
+
+const char *task_question_name(enum task_question q)
+{
+    return (int)q >= 0 && q < TASK_QUESTION_COUNT ? question_names[q] : "?";
+}
+
+bool task_question_habit(enum task_question q)
+{
+    return q == TASK_Q_COMPARE_SMALLER || q == TASK_Q_SORT_DESCENDING ||
+           q == TASK_Q_MAXMIN_SMALLEST;
+}
+
+int task_prompt_question(const struct task_prompt *p, enum task_question *out)
+{
+    struct problem pr;
+    struct task_prompt rec;
+    if (!p || !out || memchr(p->text, '\0', sizeof(p->text)) == NULL)
+        return ERR_INVAL;
+    int rc = parse_problem(p->text, &pr, &rec);
+    if (!rc)
+        *out = problem_question(&pr);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- reading answers */
@@ -1251,7 +1300,7 @@ static void wrong_answers(const struct problem *pr, const char *right, struct wr
  * breaking the family; and directions backwards both ways, which the model half ignored.) */
 static bool habit_answer(const struct problem *pr, char *out, size_t cap)
 {
-    if (!pr->variant || (pr->fam != TASK_COMPARE && pr->fam != TASK_SORT && pr->fam != TASK_MAXMIN))
+    if (!task_question_habit(problem_question(pr)))
         return false;
     struct problem flipped = *pr;
     flipped.variant = 0;

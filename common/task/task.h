@@ -124,6 +124,31 @@ enum task_split task_split_of(uint64_t seed, uint64_t problem);
  * ERR_NOTFOUND when no phrasing matches, ERR_INVAL for NULL arguments. */
 int task_prompt_parse(const char *text, struct task_prompt *out);
 
+/* The question a prompt asks: its family and, where the family has one, its direction. The
+ * default demonstrator's habit (task_demo) is on the second direction of each: compare smaller,
+ * sort descending, maxmin smallest. */
+enum task_question {
+    TASK_Q_ADD = 0,
+    TASK_Q_SUB,
+    TASK_Q_COMPARE_LARGER,
+    TASK_Q_COMPARE_SMALLER,
+    TASK_Q_COUNT,
+    TASK_Q_SORT_ASCENDING,
+    TASK_Q_SORT_DESCENDING,
+    TASK_Q_REVERSE,
+    TASK_Q_MAXMIN_LARGEST,
+    TASK_Q_MAXMIN_SMALLEST,
+    TASK_QUESTION_COUNT
+};
+/* The question of a built-in prompt (its text is parsed as task_prompt_parse does). Returns
+ * ERR_OK, ERR_NOTFOUND for a text that is no built-in prompt, ERR_INVAL for NULL arguments. */
+int task_prompt_question(const struct task_prompt *p, enum task_question *out);
+/* "add" "sub" "compare larger" "compare smaller" "count" "sort ascending" "sort descending"
+ * "reverse" "maxmin largest" "maxmin smallest"; "?" for a value out of range. */
+const char *task_question_name(enum task_question q);
+/* Whether the default demonstrator has its habit on q (answers it the other way round). */
+bool task_question_habit(enum task_question q);
+
 /* What task_check() read from a response. */
 struct task_check {
     bool found;                      /* an answer of the right kind was read */

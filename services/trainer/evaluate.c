@@ -147,16 +147,38 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
 }
 
 /* One line of --samples: the prompt, both answers, whether each is right, and the verdict. */
-static int write_sample(FILE *f, const struct task_prompt *p, int draw, const char *pa, bool pok,
-                        const char *sa, bool sok, double p_policy)
+struct trainer_tally trainer_tally_habit(const struct trainer_comparison *c, bool habit)
 {
-    json_t *j =
-        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id, "draw", draw,
-                  "family", task_family_name(p->family), "prompt", p->text, "reference", p->answer,
-                  "policy", pa, "policy_correct", pok, "sft", sa, "sft_correct", sok, "outcome",
-                  p_policy > 0.5   ? "win"
-                  : p_policy < 0.5 ? "loss"
-                                   : "tie");
+    struct trainer_tally t = {0};
+    for (int q = 0; q < TASK_QUESTION_COUNT; q++) {
+        const struct trainer_tally *b = &c->by_question[q];
+        if (task_question_habit((enum task_question)q) != habit)
+            continue;
+        t.n += b->n;
+        t.wins += b->wins;
+        t.ties += b->ties;
+        t.losses += b->losses;
+        t.policy_correct += b->policy_correct;
+        t.sft_correct += b->sft_correct;
+    }
+    return t;
+}
+
+double trainer_tally_win_rate(const struct trainer_tally *t)
+{
+    return t->n ? (t->wins + 0.5 * t->ties) / t->n : 0.5;
+}
+
+static int write_sample(FILE *f, const struct task_prompt *p, const char *question, int draw,
+                        const char *pa, bool pok, const char *sa, bool sok, double p_policy)
+{
+    json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id,
+                          "draw", draw, "family", task_family_name(p->family), "question", question,
+                          "prompt", p->text, "reference", p->answer, "policy", pa, "policy_correct",
+                          pok, "sft", sa, "sft_correct", sok, "outcome",
+                          p_policy > 0.5   ? "win"
+                          : p_policy < 0.5 ? "loss"
+                                           : "tie");
     int bad = !j || json_dumpf(j, f, JSON_COMPACT | JSON_ENSURE_ASCII) || fputc('\n', f) == EOF;
     json_decref(j);
     return bad;
@@ -219,13 +241,25 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
                 break;
             }
             double p = 0.5 * (v1.p_first + (1.0 - v2.p_first));
-            if (p > 0.5)
+            enum task_question q;
+            struct trainer_tally none = {0}, *t = task_prompt_question(&ps[i], &q)
+                                                      ? &none
+                                                      : &out->by_question[q];
+            t->n++;
+            t->policy_correct += ca[i];
+            t->sft_correct += cb[i];
+            if (p > 0.5) {
                 out->wins++;
-            else if (p < 0.5)
+                t->wins++;
+            } else if (p < 0.5) {
                 out->losses++;
-            else
+                t->losses++;
+            } else {
                 out->ties++;
-            if (samples && write_sample(samples, &ps[i], i % draws, a[i], ca[i], b[i], cb[i], p)) {
+                t->ties++;
+            }
+            if (samples && write_sample(samples, &ps[i], t == &none ? "?" : task_question_name(q),
+                                        i % draws, a[i], ca[i], b[i], cb[i], p)) {
                 seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
                 rc = ERR_IO;
             }
@@ -239,6 +273,24 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     free(ps);
     free(set);
     return rc;
+}
+
+static void print_tally_json(const char *name, const struct trainer_tally *t)
+{
+    printf("\"%s\":{\"n\":%d,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,"
+           "\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f}",
+           name, t->n, t->wins, t->ties, t->losses, trainer_tally_win_rate(t),
+           t->n ? (double)t->policy_correct / t->n : 0, t->n ? (double)t->sft_correct / t->n : 0);
+}
+
+static void print_tally_row(const char *name, const struct trainer_tally *t)
+{
+    if (!t->n)
+        return;
+    char wtl[48];
+    snprintf(wtl, sizeof wtl, "%d-%d-%d", t->wins, t->ties, t->losses);
+    printf("%-17s %5d %6.1f%% %6.1f%% %17s %8.1f%%\n", name, t->n, 100.0 * t->sft_correct / t->n,
+           100.0 * t->policy_correct / t->n, wtl, 100 * trainer_tally_win_rate(t));
 }
 
 int trainer_cli_eval(int argc, char **argv)
@@ -326,9 +378,21 @@ int trainer_cli_eval(int argc, char **argv)
     } else if (json) {
         printf("{\"n\":%d,\"draws\":%d,\"temperature\":%g,\"policy_accuracy\":%.4f,\"sft_"
                "accuracy\":%.4f,\"policy_length\":%.2f,"
-               "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f}\n",
+               "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,",
                c.n, c.draws, dec.temperature, c.policy.accuracy, c.sft.accuracy,
                c.policy.mean_length, c.sft.mean_length, c.wins, c.ties, c.losses, c.win_rate);
+        struct trainer_tally habit = trainer_tally_habit(&c, true),
+                             rest = trainer_tally_habit(&c, false);
+        print_tally_json("habit", &habit);
+        putchar(',');
+        print_tally_json("rest", &rest);
+        printf(",\"questions\":{");
+        for (int q = 0; q < TASK_QUESTION_COUNT; q++) {
+            if (q)
+                putchar(',');
+            print_tally_json(task_question_name((enum task_question)q), &c.by_question[q]);
+        }
+        printf("}}\n");
     } else {
         printf("%-10s %9s %12s  %s\n", "model", "accuracy", "mean length", "accuracy by family");
         for (int k = 0; k < 2; k++) {
@@ -346,6 +410,16 @@ int trainer_cli_eval(int argc, char **argv)
         printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
                "prompts%s): %.1f%% (%d wins, %d ties, %d losses)\n",
                c.n, how, 100 * c.win_rate, c.wins, c.ties, c.losses);
+        printf("\n%-17s %5s %7s %7s %17s %9s\n", "by question", "rows", "sft", "policy",
+               "wins-ties-losses", "win rate");
+        for (int q = 0; q < TASK_QUESTION_COUNT; q++)
+            print_tally_row(task_question_name((enum task_question)q), &c.by_question[q]);
+        struct trainer_tally habit = trainer_tally_habit(&c, true),
+                             rest = trainer_tally_habit(&c, false);
+        print_tally_row("the SFT habit's", &habit);
+        print_tally_row("the rest", &rest);
+        printf("(the SFT habit's: compare smaller, sort descending, maxmin smallest, which the "
+               "built-in demonstrator answers the other way round)\n");
     }
     tok_destroy(&tk);
     nn_model_destroy(&p);

@@ -6,6 +6,7 @@
 #ifndef TRAINER_EVALUATE_H
 #define TRAINER_EVALUATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -38,13 +39,27 @@ struct trainer_side {
     int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT]; /* by family */
 };
 
+/* The outcomes of some of the rows (a prompt and a draw). */
+struct trainer_tally {
+    int n;                           /* rows */
+    int wins, ties, losses;          /* of the policy */
+    int policy_correct, sft_correct; /* rows each model answered right */
+};
+
 struct trainer_comparison {
     int n;     /* prompts */
     int draws; /* answers per prompt and model; wins + ties + losses = n * draws */
     struct trainer_side policy, sft;
     int wins, ties, losses; /* of the policy, judged in both orders */
     double win_rate;        /* (wins + ties / 2) / (n * draws) */
+    /* By question (a family and its direction, task_question): where the policy wins. */
+    struct trainer_tally by_question[TASK_QUESTION_COUNT];
 };
+
+/* The rows of c's questions with task_question_habit(q) == habit, summed. */
+struct trainer_tally trainer_tally_habit(const struct trainer_comparison *c, bool habit);
+/* (wins + ties / 2) / n; 0.5 when n is 0. */
+double trainer_tally_win_rate(const struct trainer_tally *t);
 
 /* Writes " add 24% sub 12% ..." to f: the accuracy of each family with prompts (n[k] > 0). */
 void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
@@ -54,8 +69,8 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
  * answers decoded as dec says (NULL: greedy); draw j of the policy meets draw j of the SFT model.
  * Accuracy and length are means over all draws. The judge is the rules judge without noise and
  * with `instruction` (NULL: none). With `samples`, one JSON line per prompt and draw: id, draw,
- * family, prompt, reference, policy, policy_correct, sft, sft_correct, outcome (win, tie or loss
- * of the policy). */
+ * family, question, prompt, reference, policy, policy_correct, sft, sft_correct, outcome (win,
+ * tie or loss of the policy). */
 int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,
                     int max_new, const struct trainer_decode *dec, const char *instruction,
                     FILE *samples, struct trainer_comparison *out, char *err, size_t errlen);
