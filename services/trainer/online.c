@@ -102,6 +102,12 @@ struct run {
     int rc; /* a fatal error seen in a callback */
 };
 
+/* An info line of the run: with the progress bar on the terminal, to LOG_FILE only (log_detail),
+ * not through the bar. */
+#define run_log(r, ...)                                                                            \
+    ((r)->cfg->progress ? log_write_file : log_write)(LOG_LVL_INFO, __FILE__, __LINE__,           \
+                                                      __VA_ARGS__)
+
 static uint64_t now_ms(void)
 {
     return bus_mono_ms();
@@ -882,10 +888,7 @@ static int checkpoint(struct run *r)
     clear_records(r);
     r->version = v;
     retain(r);
-    if (r->cfg->progress) /* not through the progress bar; to LOG_FILE when there is one */
-        log_detail("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
-    else
-        log_info("trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
+    run_log(r, "trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
     return ERR_OK;
 }
 
@@ -915,16 +918,11 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
     }
     if (c->progress && !log_has_file())
         return;
-    char msg[400];
-    snprintf(msg, sizeof msg,
-             "step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
-             " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
-             r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
-             st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, pairs_s);
-    if (c->progress)
-        log_detail("%s", msg);
-    else
-        log_info("%s", msg);
+    run_log(r,
+            "step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
+            " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
+            r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
+            st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, pairs_s);
 }
 
 static int train_step(struct run *r, double wait_s)
