@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -30,10 +31,16 @@
 #include "model.h"
 #include "testproc.h"
 
+/* A test still running after this long is stuck: the watchdog ends it with the services' log
+ * (the longest test runs about 30 s on 2 busy cores, more under the sanitizers). */
+#ifndef TEST_WATCHDOG_S
+#define TEST_WATCHDOG_S 300
+#endif
+
 struct fx {
     char dir[256], log[300], ep[300], ckpt[300], sft[320];
     char cep[256], wep[256], eep[256];
-    pid_t ledger, sampler;
+    pid_t ledger, sampler, trainer;
     void *zctx;
     pthread_t judge;
     atomic_int stop;
@@ -154,6 +161,7 @@ static int setup_with(void **state, bool import)
         return -1;
     start_sampler(f);
     assert_int_equal(pthread_create(&f->judge, NULL, judge_main, f), 0);
+    tp_watchdog(TEST_WATCHDOG_S, "this trainer_procs test", f->log);
     *state = f;
     return 0;
 }
@@ -171,6 +179,8 @@ static int setup_no_prompts(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    if (f->trainer > 0 && tp_alive(f->trainer)) /* a failed test's trainer */
+        tp_stop(f->trainer, SIGKILL);
     atomic_store(&f->stop, 1);
     pthread_join(f->judge, NULL);
     if (f->sampler > 0)
@@ -187,6 +197,7 @@ static int teardown(void **state)
         fprintf(stderr, "logs kept in %s\n", f->dir);
     }
     free(f);
+    tp_watchdog(0, NULL, NULL); /* after the teardown, which must not hang either */
     return 0;
 }
 
@@ -208,7 +219,8 @@ static pid_t start_trainer_with(struct fx *f, const char *steps, const char *eve
     for (size_t i = 0; extra && extra[i] && n + 1 < sizeof argv / sizeof argv[0]; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
-    return tp_spawn(argv, f->log);
+    f->trainer = tp_spawn(argv, f->log);
+    return f->trainer;
 }
 
 static pid_t start_trainer(struct fx *f, const char *steps, const char *every,
@@ -217,7 +229,9 @@ static pid_t start_trainer(struct fx *f, const char *steps, const char *every,
     return start_trainer_with(f, steps, every, staleness, inflight, NULL);
 }
 
-static int wait_exit(pid_t p, int timeout_s)
+/* Wait for process p to exit and return its exit code; after timeout_s, kill it, write the
+ * end of `log` to stderr and return -1. */
+static int wait_exit(pid_t p, int timeout_s, const char *log)
 {
     for (int i = 0; i < timeout_s * 10; i++) {
         int st;
@@ -226,6 +240,9 @@ static int wait_exit(pid_t p, int timeout_s)
         usleep(100000);
     }
     tp_stop(p, SIGKILL);
+    fprintf(stderr, "pid %d still running after %d s, killed; the end of %s:\n", (int)p,
+            timeout_s, log);
+    tp_log_tail(log, 8000);
     return -1;
 }
 
@@ -263,6 +280,25 @@ static long newest_version(struct fx *f)
     return v;
 }
 
+/* Wait until the ledger holds policy version `v` or newer, with the trainer and the ledger
+ * running; fail with the end of the services' log if either stops or `timeout_s` passes. */
+static void wait_version(struct fx *f, long v, int timeout_s)
+{
+    uint64_t deadline = bus_mono_ms() + (uint64_t)timeout_s * 1000;
+    long have = -1;
+    while ((have = newest_version(f)) < v) {
+        const char *why = !tp_alive(f->ledger)    ? "the ledger exited"
+                          : !tp_alive(f->trainer) ? "the trainer exited"
+                          : bus_mono_ms() > deadline ? "timed out"
+                                                     : NULL;
+        if (why) {
+            tp_log_tail(f->log, 8000);
+            fail_msg("waiting for policy version %ld (the ledger has %ld): %s", v, have, why);
+        }
+        usleep(20000);
+    }
+}
+
 static void expect_clean_audit(long steps)
 {
     char out[8192];
@@ -278,7 +314,7 @@ static void test_loop_runs_to_the_end_with_a_clean_audit(void **state)
 {
     struct fx *f = *state;
     pid_t t = start_trainer(f, "4", "2", "1", "2");
-    assert_int_equal(wait_exit(t, 90), 0);
+    assert_int_equal(wait_exit(t, 90, f->log), 0);
     assert_int_equal(newest_version(f), 2); /* checkpoints after steps 2 and 4 */
     expect_clean_audit(4);
     char path[600];
@@ -306,12 +342,11 @@ static void test_trainer_killed_resumes_from_its_checkpoint(void **state)
 {
     struct fx *f = *state;
     pid_t t = start_trainer(f, "100", "5", "1", "2");
-    for (int i = 0; i < 2400 && newest_version(f) < 2; i++)
-        usleep(20000);
+    wait_version(f, 2, 60);
     tp_stop(t, SIGKILL);
     assert_true(newest_version(f) < 20); /* killed before the end */
     t = start_trainer(f, "100", "5", "1", "2");
-    assert_int_equal(wait_exit(t, 300), 0);
+    assert_int_equal(wait_exit(t, 240, f->log), 0);
     assert_true(resumed_mid_run(f, 100));
     assert_int_equal(newest_version(f), 20);
     expect_clean_audit(100);
@@ -321,12 +356,10 @@ static void test_sampler_and_ledger_killed_mid_run(void **state)
 {
     struct fx *f = *state;
     pid_t t = start_trainer(f, "100", "5", "1", "2");
-    for (int i = 0; i < 2400 && newest_version(f) < 2; i++)
-        usleep(20000);
+    wait_version(f, 2, 60);
     tp_stop(f->sampler, SIGKILL);
     start_sampler(f);
-    for (int i = 0; i < 2400 && newest_version(f) < 4; i++)
-        usleep(20000);
+    wait_version(f, 4, 60);
     assert_true(newest_version(f) < 20); /* the run is not over yet */
     char c[256], w[256], e[256];
     snprintf(c, sizeof c, "%s", f->cep);
@@ -334,7 +367,7 @@ static void test_sampler_and_ledger_killed_mid_run(void **state)
     snprintf(e, sizeof e, "%s", f->eep);
     tp_stop(f->ledger, SIGKILL);
     start_ledger(f, c, w, e);
-    assert_int_equal(wait_exit(t, 300), 0);
+    assert_int_equal(wait_exit(t, 240, f->log), 0);
     assert_int_equal(newest_version(f), 20);
     expect_clean_audit(100);
 }
@@ -344,7 +377,7 @@ static void test_stale_pairs_are_set_aside(void **state)
     struct fx *f = *state;
     /* A checkpoint every step, three requests ahead, no staleness allowed. */
     pid_t t = start_trainer(f, "4", "1", "0", "3");
-    assert_int_equal(wait_exit(t, 120), 0);
+    assert_int_equal(wait_exit(t, 120, f->log), 0);
     char out[8192];
     assert_int_equal(oaif_out(out, sizeof out, "audit"), 0);
     long stale = count_of(out, "set aside       ");
@@ -367,7 +400,7 @@ static void test_evaluated_checkpoints_keep_the_best(void **state)
     struct fx *f = *state;
     static const char *const extra[] = {"--eval-n", "14", "--keep-last", "1", NULL};
     pid_t t = start_trainer_with(f, "6", "1", "1", "2", extra);
-    assert_int_equal(wait_exit(t, 120), 0);
+    assert_int_equal(wait_exit(t, 120, f->log), 0);
     assert_int_equal(newest_version(f), 6);
     static char out[1 << 16];
     assert_int_equal(oaif_out(out, sizeof out, "export evals"), 0);
@@ -407,7 +440,7 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     struct fx *f = *state;
     const char *none[] = {"--builtin-prompts", "0", NULL};
     pid_t t = start_trainer_with(f, "2", "2", "1", "2", none);
-    assert_int_not_equal(wait_exit(t, 60), 0);
+    assert_int_not_equal(wait_exit(t, 60, f->log), 0);
     char *log = NULL;
     size_t n = 0;
     FILE *lf = fopen(f->log, "r");
@@ -420,7 +453,7 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     const char *some[] = {"--builtin-prompts", "30", NULL};
     for (int k = 0; k < 2; k++) { /* the second run resumes at its end: nothing put twice */
         t = start_trainer_with(f, "3", "3", "1", "2", some);
-        assert_int_equal(wait_exit(t, 120), 0);
+        assert_int_equal(wait_exit(t, 120, f->log), 0);
     }
     expect_clean_audit(3);
     char out[65536], want[65536];
@@ -459,6 +492,35 @@ static bool file_has(const char *path, const char *needle)
     return file_count(path, needle) > 0;
 }
 
+/* The pid of a child of `parent` whose command name is `comm`, or -1. */
+static pid_t child_named(pid_t parent, const char *comm)
+{
+    DIR *d = opendir("/proc");
+    pid_t found = -1;
+    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
+        char path[300], stat[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *sf = fopen(path, "r");
+        if (!sf)
+            continue;
+        size_t n = fread(stat, 1, sizeof stat - 1, sf);
+        fclose(sf);
+        stat[n] = '\0';
+        /* pid (comm) state ppid ... */
+        char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        if (!open || !close || close[1] != ' ')
+            continue;
+        *close = '\0';
+        int ppid = 0;
+        if (sscanf(close + 2, "%*c %d", &ppid) == 1 && ppid == parent &&
+            !strcmp(open + 1, comm))
+            found = (pid_t)atoi(stat);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 /* `oaif up --train`: the whole deployment, the trainer included, from one command and one run
  * file, with the rules judge; the trainer finishes its run and is not started again, the rest
  * stays up until Ctrl-C. */
@@ -493,6 +555,7 @@ static void test_up_with_the_trainer(void **state)
     char uplog[400];
     snprintf(uplog, sizeof uplog, "%s/up.log", f.dir);
     pid_t up = tp_spawn(argv, uplog);
+    tp_watchdog(TEST_WATCHDOG_S, "test_up_with_the_trainer", log);
     bool done = false;
     for (int i = 0; i < 1200 && !done; i++) { /* 120 s */
         done = file_has(uplog, "trainer finished");
@@ -514,6 +577,24 @@ static void test_up_with_the_trainer(void **state)
     assert_int_equal(count_of(out, "trained twice   "), 0);
     sleep(2); /* not started again */
     assert_false(file_has(uplog, "trainer exited"));
+    /* The ledger killed: `oaif up` starts it again on the ports it had (they were "*"), so the
+     * others, and the endpoints file, still reach it; the run below goes through it. */
+    pid_t lp = child_named(up, "ledger");
+    assert_true(lp > 0);
+    kill(lp, SIGKILL);
+    char llog[420], listening[300];
+    snprintf(llog, sizeof llog, "%s/logs/ledger.log", data);
+    snprintf(listening, sizeof listening, "listening: clients %s,", cep);
+    bool back = false;
+    for (int i = 0; i < 100 && !back; i++) { /* 10 s; it comes back after 1 s */
+        usleep(100000);
+        back = file_has(uplog, "ledger exited (signal 9)") && file_count(llog, listening) == 2;
+    }
+    if (!back) {
+        tp_stop(up, SIGKILL);
+        fail_msg("the killed ledger was not started again on %s; see %s and %s", cep, uplog,
+                 llog);
+    }
     /* `oaif run` on the same deployment. A second run is refused, named: the deployment's
      * policy versions are one chain. Run 'u' goes on from its step 2 to 4, with the progress
      * bar and the summary on the terminal, and every line, the configuration and each step
@@ -547,8 +628,9 @@ static void test_up_with_the_trainer(void **state)
         fail_msg("%s", why);
     }
     kill(up, SIGINT);
-    assert_int_equal(wait_exit(up, 30), 0);
+    assert_int_equal(wait_exit(up, 30, uplog), 0);
     assert_true(file_has(uplog, "stopped ledger"));
+    tp_watchdog(0, NULL, NULL);
     if (!getenv("KEEP_LOGS")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf %s", f.dir);
@@ -599,6 +681,8 @@ static void test_shipped_run_files_are_accepted(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("TEST_FILTER")) /* e.g. TEST_FILTER='*ledger_killed*' to run one test */
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_loop_runs_to_the_end_with_a_clean_audit, setup,
                                         teardown),

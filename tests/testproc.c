@@ -6,15 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 pid_t tp_spawn(char *const argv[], const char *log)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
+    /* Die with the test: a test killed by ctest's timeout must not leave services behind
+     * holding its ports and its output pipe. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
     if (log) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
@@ -72,4 +79,83 @@ const char *tp_bin(const char *rel)
     char *b = buf[i++ % 8];
     snprintf(b, 1024, "%s/%s", OAIF_BIN_DIR, rel);
     return b;
+}
+
+bool tp_alive(pid_t pid)
+{
+    siginfo_t si = {0};
+    /* WNOWAIT: look without reaping, so that tp_stop and waitpid still see the status. */
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return false;
+    return si.si_pid != pid;
+}
+
+/* ---- the watchdog ------------------------------------------------------------------------ */
+
+static char wd_log[1024], wd_what[256];
+static volatile sig_atomic_t wd_seconds;
+
+static void wd_write(const char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+void tp_log_tail(const char *path, long bytes)
+{
+    int fd = path && path[0] ? open(path, O_RDONLY) : -1;
+    if (fd < 0)
+        return;
+    off_t end = lseek(fd, 0, SEEK_END);
+    lseek(fd, end > bytes ? end - bytes : 0, SEEK_SET);
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        if (write(2, buf, (size_t)n) < 0)
+            break;
+    close(fd);
+}
+
+/* Async-signal-safe: write, open, lseek, read, _exit only. */
+static void wd_fire(int sig)
+{
+    (void)sig;
+    char num[32];
+    int k = (int)sizeof num - 1, v = (int)wd_seconds;
+    num[k] = '\0';
+    do
+        num[--k] = (char)('0' + v % 10);
+    while ((v /= 10) && k > 0);
+    wd_write("\nwatchdog: ");
+    wd_write(wd_what);
+    wd_write(" still running after ");
+    wd_write(num + k);
+    wd_write(" s; the end of its log ");
+    wd_write(wd_log);
+    wd_write(":\n");
+    tp_log_tail(wd_log, 12000);
+    wd_write("\nwatchdog: stopping the test (its services die with it)\n");
+    _exit(99);
+}
+
+void tp_watchdog(int seconds, const char *what, const char *log)
+{
+    if (seconds <= 0) {
+        alarm(0);
+        return;
+    }
+    snprintf(wd_what, sizeof wd_what, "%s", what ? what : "the test");
+    snprintf(wd_log, sizeof wd_log, "%s", log ? log : "");
+    wd_seconds = seconds;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = wd_fire;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)seconds);
 }

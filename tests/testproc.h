@@ -6,8 +6,10 @@
 #include <sys/types.h>
 
 /* Start argv[0] with argv (NULL-terminated), stderr appended to `log` (NULL: inherited).
- * Returns the pid, or -1. */
+ * The child is killed when the test process dies. Returns the pid, or -1. */
 pid_t tp_spawn(char *const argv[], const char *log);
+/* Does the process still run (or has it exited and not been waited for)? Does not reap it. */
+bool tp_alive(pid_t pid);
 /* Send `sig` and wait for the process (SIGKILL after 5 s if it does not exit). Returns the
  * exit status as waitpid gives it. */
 int tp_stop(pid_t pid, int sig);
@@ -15,5 +17,14 @@ int tp_stop(pid_t pid, int sig);
 bool tp_read_kv(const char *path, const char *key, char *out, size_t outlen, int timeout_ms);
 /* Path of a built binary below the build directory, e.g. "services/ledger/ledger". */
 const char *tp_bin(const char *rel);
+
+/* Copy the last `bytes` of the file at `path` to stderr (nothing if it cannot be read).
+ * Async-signal-safe. */
+void tp_log_tail(const char *path, long bytes);
+/* Arm (seconds > 0) or disarm (0) a watchdog: if the test still runs after `seconds`, it writes
+ * which test (`what`) and the last 12 kB of `log` (the services' log; NULL: none) to stderr and
+ * exits 99, so that a hang fails with what the services said instead of a silent ctest
+ * timeout. Children started with tp_spawn die with the test. Uses SIGALRM. */
+void tp_watchdog(int seconds, const char *what, const char *log);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,6 +80,7 @@ static pid_t spawn(struct child *c, const char *logdir)
 {
     char log[4200];
     snprintf(log, sizeof log, "%s/%s.log", logdir, c->label);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
@@ -89,6 +91,11 @@ static pid_t spawn(struct child *c, const char *logdir)
         close(fd);
     }
     setpgid(0, 0); /* Ctrl-C reaches `oaif up`, which stops the children in order */
+    /* `oaif up` killed outright (kill -9, the terminal closed): each child still gets its
+     * clean stop instead of running on orphaned, holding the ports and the store's lock. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(127); /* it died before the line above */
     execvp(c->argv[0], c->argv);
     fprintf(stderr, "oaif up: cannot start %s: %s\n", c->argv[0], strerror(errno));
     _exit(127);
@@ -282,6 +289,18 @@ int oaif_cmd_up(int argc, char **argv)
                 logdir);
         return 1;
     }
+    /* Started again, the ledger must listen where the others connect: on the ports it got
+     * now, not on new ones a "tcp://...:*" would give it. */
+    for (int a = 0; a + 1 < l->argc; a++) {
+        if (!strcmp(l->argv[a], "--clients"))
+            l->argv[a + 1] = cep;
+        else if (!strcmp(l->argv[a], "--workers"))
+            l->argv[a + 1] = wep;
+        else if (!strcmp(l->argv[a], "--events"))
+            l->argv[a + 1] = eep;
+    }
+    l->started_ms = bus_mono_ms();
+    l->backoff_ms = 1000;
     for (int k = 0; k < samplers + annotators; k++) {
         bool smp = k < samplers;
         struct child *c = &cs[n++];
@@ -423,6 +442,7 @@ int oaif_cmd_run(int argc, char **argv)
     av[k] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* `oaif run` killed: the trainer stops cleanly */
         execv(av[0], av);
         fprintf(stderr, "oaif run: cannot start %s: %s\n", av[0], strerror(errno));
         _exit(127);
