@@ -10,6 +10,8 @@
 # resumes from its last checkpoint.
 #
 #   deploy/chaos.sh [--rounds N] [--steps N] [--seed S] [--limit SECONDS]
+#   BUILD_DIR=build-asan SANITIZE=address,undefined BUILD_TYPE=Debug deploy/chaos.sh
+#                          the same on the sanitizer build: a report in any log fails the round
 #
 # Exit 0 when every round finished with a clean audit; 1 with the round's logs named otherwise.
 set -euo pipefail
@@ -29,11 +31,13 @@ done
 RANDOM=$seed
 
 deploy/setup.sh >/dev/null
-oaif=$here/build/services/oaif/oaif
+oaif=$here/${BUILD_DIR:-build}/services/oaif/oaif
 sft_root=data/checkpoints-quick
 $oaif sft --quick --out "$sft_root" >/dev/null
 sft=$sft_root/sft-v000000
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# as deploy/test.sh: OpenMP's thread pools outlive main, which LeakSanitizer would report
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
 batch=8
 
 up=
@@ -112,6 +116,10 @@ for r in $(seq 1 "$rounds"); do
         else
             audit="FAILED (see $d/audit.txt)"
         fi
+    fi
+    if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$d"/logs/*.log "$d/run.out" \
+        >"$d/sanitizer.txt" 2>/dev/null; then
+        audit="FAILED: sanitizer reports in $(tr '\n' ' ' <"$d/sanitizer.txt")"
     fi
     printf '%-6s %8s %7s %8s %10s %8s %8s  %s\n' "$r" "$secs" "$steps" "${kills[ledger]}" \
         "${kills[annotator-proxy]}" "${kills[sampler]}" "${kills[trainer]}" "$audit"

@@ -229,19 +229,36 @@ static pid_t start_trainer(struct fx *f, const char *steps, const char *every,
     return start_trainer_with(f, steps, every, staleness, inflight, NULL);
 }
 
-/* Wait for process p to exit and return its exit code; after timeout_s, kill it, write the
- * end of `log` to stderr and return -1. */
-static int wait_exit(pid_t p, int timeout_s, const char *log)
+/* Why the run cannot go on: the ledger or the sampler stopped (NULL: both run). */
+static const char *service_down(struct fx *f, char *buf, size_t len)
 {
-    for (int i = 0; i < timeout_s * 10; i++) {
+    char st[200];
+    const char *s;
+    if ((s = tp_state(f->ledger, st, sizeof st)))
+        snprintf(buf, len, "the ledger %s", s);
+    else if ((s = tp_state(f->sampler, st, sizeof st)))
+        snprintf(buf, len, "the sampler %s", s);
+    return s ? buf : NULL;
+}
+
+/* Wait for process p to exit and return its exit code. After timeout_s, or as soon as a service
+ * of `f` (NULL: none) stops, kill it, write the end of `log` and why to stderr, return -1. */
+static int wait_exit(pid_t p, int timeout_s, const char *log, struct fx *f)
+{
+    char buf[300];
+    const char *why = NULL;
+    for (int i = 0; i < timeout_s * 10 && !why; i++) {
         int st;
         if (waitpid(p, &st, WNOHANG) == p)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-        usleep(100000);
+        if (f)
+            why = service_down(f, buf, sizeof buf);
+        if (!why)
+            usleep(100000);
     }
     tp_stop(p, SIGKILL);
-    fprintf(stderr, "pid %d still running after %d s, killed; the end of %s:\n", (int)p,
-            timeout_s, log);
+    fprintf(stderr, "pid %d killed: %s; the end of %s:\n", (int)p,
+            why ? why : "still running at the time limit", log);
     tp_log_tail(log, 8000);
     return -1;
 }
@@ -280,17 +297,19 @@ static long newest_version(struct fx *f)
     return v;
 }
 
-/* Wait until the ledger holds policy version `v` or newer, with the trainer and the ledger
- * running; fail with the end of the services' log if either stops or `timeout_s` passes. */
+/* Wait until the ledger holds policy version `v` or newer, with the trainer, the ledger and the
+ * sampler running; fail with the end of the services' log if one stops or `timeout_s` passes. */
 static void wait_version(struct fx *f, long v, int timeout_s)
 {
     uint64_t deadline = bus_mono_ms() + (uint64_t)timeout_s * 1000;
     long have = -1;
     while ((have = newest_version(f)) < v) {
-        const char *why = !tp_alive(f->ledger)    ? "the ledger exited"
-                          : !tp_alive(f->trainer) ? "the trainer exited"
-                          : bus_mono_ms() > deadline ? "timed out"
-                                                     : NULL;
+        char buf[300], st[200];
+        const char *why = service_down(f, buf, sizeof buf);
+        if (!why && tp_state(f->trainer, st, sizeof st))
+            why = (snprintf(buf, sizeof buf, "the trainer %s", st), buf);
+        if (!why && bus_mono_ms() > deadline)
+            why = "timed out";
         if (why) {
             tp_log_tail(f->log, 8000);
             fail_msg("waiting for policy version %ld (the ledger has %ld): %s", v, have, why);
@@ -314,7 +333,7 @@ static void test_loop_runs_to_the_end_with_a_clean_audit(void **state)
 {
     struct fx *f = *state;
     pid_t t = start_trainer(f, "4", "2", "1", "2");
-    assert_int_equal(wait_exit(t, 90, f->log), 0);
+    assert_int_equal(wait_exit(t, 90, f->log, f), 0);
     assert_int_equal(newest_version(f), 2); /* checkpoints after steps 2 and 4 */
     expect_clean_audit(4);
     char path[600];
@@ -346,7 +365,7 @@ static void test_trainer_killed_resumes_from_its_checkpoint(void **state)
     tp_stop(t, SIGKILL);
     assert_true(newest_version(f) < 20); /* killed before the end */
     t = start_trainer(f, "100", "5", "1", "2");
-    assert_int_equal(wait_exit(t, 240, f->log), 0);
+    assert_int_equal(wait_exit(t, 240, f->log, f), 0);
     assert_true(resumed_mid_run(f, 100));
     assert_int_equal(newest_version(f), 20);
     expect_clean_audit(100);
@@ -367,7 +386,7 @@ static void test_sampler_and_ledger_killed_mid_run(void **state)
     snprintf(e, sizeof e, "%s", f->eep);
     tp_stop(f->ledger, SIGKILL);
     start_ledger(f, c, w, e);
-    assert_int_equal(wait_exit(t, 240, f->log), 0);
+    assert_int_equal(wait_exit(t, 240, f->log, f), 0);
     assert_int_equal(newest_version(f), 20);
     expect_clean_audit(100);
 }
@@ -377,7 +396,7 @@ static void test_stale_pairs_are_set_aside(void **state)
     struct fx *f = *state;
     /* A checkpoint every step, three requests ahead, no staleness allowed. */
     pid_t t = start_trainer(f, "4", "1", "0", "3");
-    assert_int_equal(wait_exit(t, 120, f->log), 0);
+    assert_int_equal(wait_exit(t, 120, f->log, f), 0);
     char out[8192];
     assert_int_equal(oaif_out(out, sizeof out, "audit"), 0);
     long stale = count_of(out, "set aside       ");
@@ -400,7 +419,7 @@ static void test_evaluated_checkpoints_keep_the_best(void **state)
     struct fx *f = *state;
     static const char *const extra[] = {"--eval-n", "14", "--keep-last", "1", NULL};
     pid_t t = start_trainer_with(f, "6", "1", "1", "2", extra);
-    assert_int_equal(wait_exit(t, 120, f->log), 0);
+    assert_int_equal(wait_exit(t, 120, f->log, f), 0);
     assert_int_equal(newest_version(f), 6);
     static char out[1 << 16];
     assert_int_equal(oaif_out(out, sizeof out, "export evals"), 0);
@@ -440,7 +459,7 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     struct fx *f = *state;
     const char *none[] = {"--builtin-prompts", "0", NULL};
     pid_t t = start_trainer_with(f, "2", "2", "1", "2", none);
-    assert_int_not_equal(wait_exit(t, 60, f->log), 0);
+    assert_int_not_equal(wait_exit(t, 60, f->log, f), 0);
     char *log = NULL;
     size_t n = 0;
     FILE *lf = fopen(f->log, "r");
@@ -453,7 +472,7 @@ static void test_builtin_prompts_when_the_ledger_has_none(void **state)
     const char *some[] = {"--builtin-prompts", "30", NULL};
     for (int k = 0; k < 2; k++) { /* the second run resumes at its end: nothing put twice */
         t = start_trainer_with(f, "3", "3", "1", "2", some);
-        assert_int_equal(wait_exit(t, 120, f->log), 0);
+        assert_int_equal(wait_exit(t, 120, f->log, f), 0);
     }
     expect_clean_audit(3);
     char out[65536], want[65536];
@@ -628,7 +647,7 @@ static void test_up_with_the_trainer(void **state)
         fail_msg("%s", why);
     }
     kill(up, SIGINT);
-    assert_int_equal(wait_exit(up, 30, uplog), 0);
+    assert_int_equal(wait_exit(up, 30, uplog, NULL), 0);
     assert_true(file_has(uplog, "stopped ledger"));
     tp_watchdog(0, NULL, NULL);
     if (!getenv("KEEP_LOGS")) {

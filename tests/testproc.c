@@ -81,13 +81,27 @@ const char *tp_bin(const char *rel)
     return b;
 }
 
-bool tp_alive(pid_t pid)
+const char *tp_state(pid_t pid, char *buf, size_t len)
 {
     siginfo_t si = {0};
-    /* WNOWAIT: look without reaping, so that tp_stop and waitpid still see the status. */
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return false;
-    return si.si_pid != pid;
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        snprintf(buf, len, "gone (already waited for)");
+        return buf;
+    }
+    if (si.si_pid != pid)
+        return NULL;
+    if (si.si_code == CLD_EXITED)
+        snprintf(buf, len, "exited with status %d", si.si_status);
+    else
+        snprintf(buf, len, "killed by signal %d (%s)%s", si.si_status, strsignal(si.si_status),
+                 si.si_code == CLD_DUMPED ? ", core dumped" : "");
+    return buf;
+}
+
+bool tp_alive(pid_t pid)
+{
+    char buf[160];
+    return tp_state(pid, buf, sizeof buf) == NULL;
 }
 
 /* ---- the watchdog ------------------------------------------------------------------------ */

@@ -10,6 +10,9 @@
 pid_t tp_spawn(char *const argv[], const char *log);
 /* Does the process still run (or has it exited and not been waited for)? Does not reap it. */
 bool tp_alive(pid_t pid);
+/* NULL while the process runs; else how it ended ("exited with status 1", "killed by signal
+ * 11 (Segmentation fault)"), written to buf. Does not reap it. */
+const char *tp_state(pid_t pid, char *buf, size_t len);
 /* Send `sig` and wait for the process (SIGKILL after 5 s if it does not exit). Returns the
  * exit status as waitpid gives it. */
 int tp_stop(pid_t pid, int sig);
