@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,66 @@ static void test_truncations_and_byte_flips_never_crash(void **state)
     }
 }
 
+/* Files opened from several threads at once (the sampler's loader and engine both load
+ * checkpoints): every open finds every tensor by name. The name sort once used a global as its
+ * comparator's context, and a second thread's open set it to NULL under the first's sort. */
+#define MT_TENSORS 300
+#define MT_THREADS 4
+#define MT_OPENS 150
+
+struct mt_arg {
+    const char *path;
+    int bad;
+};
+
+static void *mt_open_main(void *p)
+{
+    struct mt_arg *a = p;
+    for (int k = 0; k < MT_OPENS && !a->bad; k++) {
+        st_file_t *f = NULL;
+        if (st_open(&f, a->path, NULL, 0) != ERR_OK) {
+            a->bad = 1;
+            break;
+        }
+        for (int i = 0; i < MT_TENSORS; i += 7) {
+            char name[32];
+            snprintf(name, sizeof name, "layer.%03d.weight", (i * 37) % MT_TENSORS);
+            if (!st_find(f, name))
+                a->bad = 2;
+        }
+        st_close(&f);
+    }
+    return NULL;
+}
+
+static void test_opens_from_several_threads_at_once(void **state)
+{
+    struct ctx *c = *state;
+    st_writer_t *w = st_writer_new();
+    assert_non_null(w);
+    for (int i = 0; i < MT_TENSORS; i++) {
+        char name[32];
+        float x = (float)i;
+        int64_t one = 1;
+        /* written in an order unlike the names' */
+        snprintf(name, sizeof name, "layer.%03d.weight", (i * 37) % MT_TENSORS);
+        assert_int_equal(st_writer_add_f32(w, name, &x, 1, &one), ERR_OK);
+    }
+    assert_int_equal(st_writer_write(w, c->path, NULL, 0), ERR_OK);
+    st_writer_destroy(&w);
+    pthread_t th[MT_THREADS];
+    struct mt_arg args[MT_THREADS];
+    for (int t = 0; t < MT_THREADS; t++) {
+        args[t] = (struct mt_arg){c->path, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, mt_open_main, &args[t]), 0);
+    }
+    for (int t = 0; t < MT_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        if (args[t].bad)
+            fail_msg("thread %d: %s", t, args[t].bad == 1 ? "st_open failed" : "a name not found");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +539,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncations_and_byte_flips_never_crash, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_opens_from_several_threads_at_once, setup, teardown),
     };
     return cmocka_run_group_tests_name("nn_safetensors", tests, NULL, NULL);
 }

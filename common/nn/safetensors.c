@@ -255,12 +255,17 @@ static int span_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static const st_file_t *name_sort_file; /* qsort has no context argument in C11 */
+/* A tensor's name and index, sorted by name: the name travels with the index, since qsort has
+ * no context argument (a global one raced when two threads opened files: the sampler's loader
+ * and its engine both load checkpoints). */
+struct named {
+    const char *name;
+    size_t idx;
+};
 
-static int name_cmp(const void *a, const void *b)
+static int named_cmp(const void *a, const void *b)
 {
-    size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    return strcmp(name_sort_file->tensors[i].name, name_sort_file->tensors[j].name);
+    return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
 }
 
 static int parse_header(st_file_t *s, char *err, size_t errlen)
@@ -362,22 +367,25 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     }
     /* reorder tensors into file order; attach data pointers */
     struct st_tensor *ordered = calloc(s->n ? s->n : 1, sizeof *ordered);
+    struct named *names = calloc(s->n ? s->n : 1, sizeof *names);
     s->by_name = calloc(s->n ? s->n : 1, sizeof *s->by_name);
-    if (!ordered || !s->by_name) {
+    if (!ordered || !names || !s->by_name) {
         free(ordered);
+        free(names);
         rc = ERR_NOMEM;
         goto out_spans;
     }
     for (size_t i = 0; i < s->n; i++) {
         ordered[i] = s->tensors[spans[i].idx];
         ordered[i].data = data + spans[i].begin;
-        s->by_name[i] = i;
+        names[i] = (struct named){ordered[i].name, i};
     }
     free(s->tensors);
     s->tensors = ordered;
-    name_sort_file = s;
-    qsort(s->by_name, s->n, sizeof *s->by_name, name_cmp);
-    name_sort_file = NULL;
+    qsort(names, s->n, sizeof *names, named_cmp);
+    for (size_t i = 0; i < s->n; i++)
+        s->by_name[i] = names[i].idx;
+    free(names);
 out_spans:
     free(spans);
 out_root:
