@@ -499,13 +499,14 @@ static void test_opens_from_several_threads_at_once(void **state)
     struct ctx *c = *state;
     st_writer_t *w = st_writer_new();
     assert_non_null(w);
+    static float vals[MT_TENSORS]; /* the writer reads them at st_writer_write */
+    static const int64_t one = 1;
     for (int i = 0; i < MT_TENSORS; i++) {
         char name[32];
-        float x = (float)i;
-        int64_t one = 1;
+        vals[i] = (float)i;
         /* written in an order unlike the names' */
         snprintf(name, sizeof name, "layer.%03d.weight", (i * 37) % MT_TENSORS);
-        assert_int_equal(st_writer_add_f32(w, name, &x, 1, &one), ERR_OK);
+        assert_int_equal(st_writer_add_f32(w, name, &vals[i], 1, &one), ERR_OK);
     }
     assert_int_equal(st_writer_write(w, c->path, NULL, 0), ERR_OK);
     st_writer_destroy(&w);
