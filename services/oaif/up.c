@@ -76,6 +76,16 @@ static void bin_path(char *out, size_t len, const char *argv0, const char *svc)
     snprintf(out, len, "%s", svc); /* from PATH */
 }
 
+/* In a child just forked from `parent`: get SIGTERM when the parent dies (kill -9, the terminal
+ * closed), so the child makes its clean stop instead of running on orphaned, holding the ports
+ * and the store's lock; exit if the parent died before this took hold. */
+static void stop_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(127);
+}
+
 static pid_t spawn(struct child *c, const char *logdir)
 {
     char log[4200];
@@ -91,11 +101,7 @@ static pid_t spawn(struct child *c, const char *logdir)
         close(fd);
     }
     setpgid(0, 0); /* Ctrl-C reaches `oaif up`, which stops the children in order */
-    /* `oaif up` killed outright (kill -9, the terminal closed): each child still gets its
-     * clean stop instead of running on orphaned, holding the ports and the store's lock. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent)
-        _exit(127); /* it died before the line above */
+    stop_with_parent(parent);
     execvp(c->argv[0], c->argv);
     fprintf(stderr, "oaif up: cannot start %s: %s\n", c->argv[0], strerror(errno));
     _exit(127);
@@ -440,9 +446,10 @@ int oaif_cmd_run(int argc, char **argv)
     for (int i = 0; i < nt; i++)
         av[k++] = targs[i];
     av[k] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* `oaif run` killed: the trainer stops cleanly */
+        stop_with_parent(parent); /* `oaif run` killed: the trainer stops cleanly */
         execv(av[0], av);
         fprintf(stderr, "oaif run: cannot start %s: %s\n", av[0], strerror(errno));
         _exit(127);
