@@ -575,6 +575,7 @@ int cfg_doc_load(cfg_doc_t **out, const char *path, buf_t *errs)
 union val {
     int i;
     double d;
+    float f;
     bool b;
     char *s;
     int64_t ms;
@@ -783,6 +784,16 @@ static void fmt_double(double v, char *out, size_t outlen)
     }
 }
 
+/* The shortest %g text that reads back as the same float. */
+static void fmt_float(float v, char *out, size_t outlen)
+{
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(out, outlen, "%.*g", prec, (double)v);
+        if (strtof(out, NULL) == v)
+            return;
+    }
+}
+
 static void fmt_duration(int64_t ms, char *out, size_t outlen)
 {
     if (ms == 0)
@@ -838,6 +849,7 @@ static void expectation(const struct cfg_option *o, char *out, size_t outlen)
             snprintf(out, outlen, "an integer");
         return;
     case CFG_DOUBLE:
+    case CFG_FLOAT:
         if (o->dmin != 0 || o->dmax != 0) {
             fmt_double(o->dmin, a, sizeof a);
             fmt_double(o->dmax, b, sizeof b);
@@ -857,8 +869,8 @@ static void expectation(const struct cfg_option *o, char *out, size_t outlen)
         return;
     case CFG_ENUM: {
         size_t n = (size_t)snprintf(out, outlen, "one of");
-        for (size_t i = 0; o->choices[i] && n < outlen; i++)
-            n += (size_t)snprintf(out + n, outlen - n, "%s %s", i ? "," : "", o->choices[i]);
+        for (size_t i = 0; o->choices[i].name && n < outlen; i++)
+            n += (size_t)snprintf(out + n, outlen - n, "%s %s", i ? "," : "", o->choices[i].name);
         return;
     }
     case CFG_DURATION:
@@ -902,6 +914,15 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
         if ((o->dmin != 0 || o->dmax != 0) && (v->d < o->dmin || v->d > o->dmax))
             return ERR_INVAL;
         return ERR_OK;
+    case CFG_FLOAT: {
+        double d;
+        if (!parse_f64(text, &d) || !isfinite((float)d))
+            return ERR_INVAL;
+        if ((o->dmin != 0 || o->dmax != 0) && (d < o->dmin || d > o->dmax))
+            return ERR_INVAL;
+        v->f = (float)d;
+        return ERR_OK;
+    }
     case CFG_BOOL:
         return parse_bool(text, &v->b) ? ERR_OK : ERR_INVAL;
     case CFG_STRING:
@@ -911,9 +932,9 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
         char t[CFG_MAX_KEY];
         if (!trim_into(text, t, sizeof t))
             return ERR_INVAL;
-        for (int i = 0; o->choices[i]; i++) {
-            if (strcmp(o->choices[i], t) == 0) {
-                v->i = i;
+        for (int i = 0; o->choices[i].name; i++) {
+            if (strcmp(o->choices[i].name, t) == 0) {
+                v->i = o->choices[i].value;
                 return ERR_OK;
             }
         }
@@ -976,6 +997,9 @@ static void store(const struct cfg_option *o, void *conf, union val *v)
     case CFG_DOUBLE:
         *(double *)f = v->d;
         break;
+    case CFG_FLOAT:
+        *(float *)f = v->f;
+        break;
     case CFG_BOOL:
         *(bool *)f = v->b;
         break;
@@ -1007,6 +1031,9 @@ static void zero_field(const struct cfg_option *o, void *conf)
         break;
     case CFG_DOUBLE:
         *(double *)f = 0;
+        break;
+    case CFG_FLOAT:
+        *(float *)f = 0;
         break;
     case CFG_BOOL:
         *(bool *)f = false;
@@ -1048,7 +1075,32 @@ struct loader {
     const struct cfg_spec *spec;
     void *conf;
     struct sink sink;
+    struct cfg_trace *trace;     /* origins and warnings, or NULL */
+    char origin[CFG_ORIGIN_MAX]; /* where the value being applied comes from */
 };
+
+/* Records that option o now holds a value from L->origin. */
+static void note_origin(struct loader *L, const struct cfg_option *o)
+{
+    if (L->trace && L->trace->origins)
+        snprintf(L->trace->origins[o - L->spec->options].where, CFG_ORIGIN_MAX, "%s", L->origin);
+}
+
+/* One warning line: to the trace's buffer, else the log. */
+__attribute__((format(printf, 2, 3))) static void warn(struct loader *L, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (L->trace && L->trace->warnings) {
+        if (buf_printf(L->trace->warnings, "%s\n", msg) == ERR_NOMEM)
+            L->sink.nomem = true;
+    } else {
+        log_warn("%s", msg);
+    }
+}
 
 static bool is_secret(const struct cfg_option *o)
 {
@@ -1072,11 +1124,11 @@ static void apply_text(struct loader *L, const struct cfg_option *o, const char 
         if (o->type == CFG_ENUM) {
             size_t best = SIZE_MAX;
             const char *cand = NULL;
-            for (int i = 0; o->choices[i]; i++) {
-                size_t d = cfg_edit_distance(text, o->choices[i]);
+            for (int i = 0; o->choices[i].name; i++) {
+                size_t d = cfg_edit_distance(text, o->choices[i].name);
                 if (d < best) {
                     best = d;
-                    cand = o->choices[i];
+                    cand = o->choices[i].name;
                 }
             }
             if (cand && best <= 2 && best < strlen(cand))
@@ -1090,6 +1142,7 @@ static void apply_text(struct loader *L, const struct cfg_option *o, const char 
         return;
     }
     store(o, L->conf, &v);
+    note_origin(L, o);
 }
 
 /* Reads a secret from the file at `path` (trimmed, not empty) into option o. */
@@ -1124,6 +1177,7 @@ static void apply_secret_file(struct loader *L, const struct cfg_option *o, cons
         if (value) {
             free(*f);
             *f = value;
+            note_origin(L, o);
         } else {
             L->sink.nomem = true;
         }
@@ -1132,11 +1186,12 @@ static void apply_secret_file(struct loader *L, const struct cfg_option *o, cons
     free(text);
 }
 
-/* Applies the run-file node n to option o. */
-static void apply_node(struct loader *L, const struct cfg_option *o, const struct cfg_node *n)
+/* Applies the run-file node n, found under `key` (o->key or o->old_key), to option o. */
+static void apply_node(struct loader *L, const struct cfg_option *o, const char *key,
+                       const struct cfg_node *n)
 {
     char where[CFG_MAX_KEY + 256];
-    snprintf(where, sizeof where, "%s:%d:%d: %s", n->file, n->line, n->col, o->key);
+    snprintf(where, sizeof where, "%s:%d:%d: %s", n->file, n->line, n->col, key);
     if (o->type == CFG_STRLIST && n->kind == CFG_NODE_SEQ) {
         union val v = {0};
         bool ok = true;
@@ -1144,17 +1199,19 @@ static void apply_node(struct loader *L, const struct cfg_option *o, const struc
             const struct cfg_node *it = n->kids[i];
             if (it->kind != CFG_NODE_SCALAR || cfg_node_is_null(it)) {
                 emit(&L->sink, "%s:%d:%d: %s: expected a string, got %s", it->file, it->line,
-                     it->col, o->key, it->kind == CFG_NODE_SCALAR ? "null" : kind_name(it->kind));
+                     it->col, key, it->kind == CFG_NODE_SCALAR ? "null" : kind_name(it->kind));
                 ok = false;
             } else if (ok && list_push(&v.l, it->text, it->len)) {
                 L->sink.nomem = true;
                 ok = false;
             }
         }
-        if (ok)
+        if (ok) {
             store(o, L->conf, &v);
-        else
+            note_origin(L, o);
+        } else {
             list_free(&v.l);
+        }
         return;
     }
     if (n->kind != CFG_NODE_SCALAR) {
@@ -1172,7 +1229,7 @@ static bool spec_has_key(const struct cfg_spec *spec, const char *path)
     size_t pl = strlen(path);
     for (size_t i = 0; i < spec->n_options; i++) {
         const struct cfg_option *o = &spec->options[i];
-        if (strcmp(o->key, path) == 0)
+        if (strcmp(o->key, path) == 0 || (o->old_key && strcmp(o->old_key, path) == 0))
             return true;
         size_t kl = strlen(o->key);
         if (is_secret(o) && pl == kl + 5 && strncmp(path, o->key, kl) == 0 &&
@@ -1186,8 +1243,9 @@ static bool spec_has_prefix(const struct cfg_spec *spec, const char *path)
 {
     size_t pl = strlen(path);
     for (size_t i = 0; i < spec->n_options; i++) {
-        const char *k = spec->options[i].key;
-        if (strncmp(k, path, pl) == 0 && k[pl] == '.')
+        const char *k = spec->options[i].key, *ok = spec->options[i].old_key;
+        if ((strncmp(k, path, pl) == 0 && k[pl] == '.') ||
+            (ok && strncmp(ok, path, pl) == 0 && ok[pl] == '.'))
             return true;
     }
     return false;
@@ -1256,6 +1314,46 @@ static bool owns(const struct cfg_spec *spec, const char *section)
     return false;
 }
 
+/* Applies the run-file value of option o under `key` (its key, or its old key when old), if
+ * the file gives one. */
+static void apply_file_key(struct loader *L, const struct cfg_node *root,
+                           const struct cfg_option *o, const char *key, bool old)
+{
+    const struct cfg_node *n = cfg_node_get(root, key), *nf = NULL;
+    if (is_secret(o)) {
+        char fk[CFG_MAX_KEY + 8];
+        snprintf(fk, sizeof fk, "%s_file", key);
+        nf = cfg_node_get(root, fk);
+    }
+    if (cfg_node_is_null(n))
+        n = NULL;
+    if (cfg_node_is_null(nf))
+        nf = NULL;
+    const struct cfg_node *at = n ? n : nf;
+    if (!at)
+        return;
+    snprintf(L->origin, sizeof L->origin, "%s:%d:%d%s", at->file, at->line, at->col,
+             old ? " (old name)" : "");
+    if (old)
+        warn(L,
+             "%s:%d:%d: %s%s is an old name: use %s%s (the old one works until the next "
+             "release)",
+             at->file, at->key_line, at->key_col, key, n ? "" : "_file", o->key, n ? "" : "_file");
+    if (n && nf) {
+        emit(&L->sink, "%s:%d:%d: %s_file: give either %s or %s_file, not both", nf->file,
+             nf->key_line, nf->key_col, key, key, key);
+    } else if (n) {
+        apply_node(L, o, key, n);
+    } else {
+        char where[CFG_MAX_KEY + 256];
+        snprintf(where, sizeof where, "%s:%d:%d: %s_file", nf->file, nf->line, nf->col, key);
+        if (nf->kind != CFG_NODE_SCALAR)
+            emit(&L->sink, "%s: expected a file name, got %s", where, kind_name(nf->kind));
+        else
+            apply_secret_file(L, o, nf->text, where);
+    }
+}
+
 static void apply_file(struct loader *L, const cfg_doc_t *doc)
 {
     const struct cfg_node *root = cfg_doc_root(doc);
@@ -1268,29 +1366,9 @@ static void apply_file(struct loader *L, const cfg_doc_t *doc)
     }
     for (size_t i = 0; i < L->spec->n_options; i++) {
         const struct cfg_option *o = &L->spec->options[i];
-        const struct cfg_node *n = cfg_node_get(root, o->key), *nf = NULL;
-        if (is_secret(o)) {
-            char fk[CFG_MAX_KEY + 8];
-            snprintf(fk, sizeof fk, "%s_file", o->key);
-            nf = cfg_node_get(root, fk);
-        }
-        if (cfg_node_is_null(n))
-            n = NULL;
-        if (cfg_node_is_null(nf))
-            nf = NULL;
-        if (n && nf) {
-            emit(&L->sink, "%s:%d:%d: %s_file: give either %s or %s_file, not both", nf->file,
-                 nf->key_line, nf->key_col, o->key, o->key, o->key);
-        } else if (n) {
-            apply_node(L, o, n);
-        } else if (nf) {
-            char where[CFG_MAX_KEY + 256];
-            snprintf(where, sizeof where, "%s:%d:%d: %s_file", nf->file, nf->line, nf->col, o->key);
-            if (nf->kind != CFG_NODE_SCALAR)
-                emit(&L->sink, "%s: expected a file name, got %s", where, kind_name(nf->kind));
-            else
-                apply_secret_file(L, o, nf->text, where);
-        }
+        if (o->old_key)
+            apply_file_key(L, root, o, o->old_key, true); /* the new key, if given too, wins */
+        apply_file_key(L, root, o, o->key, false);
     }
     for (size_t i = 0; i < root->n_kids; i++) {
         const struct cfg_node *s = root->kids[i];
@@ -1310,49 +1388,73 @@ static const char *env_value(const char *name)
     return v && *v ? v : NULL;
 }
 
+/* Applies option o from the environment variable `name` (o->env, or o->old_env when old). */
+static void apply_env_var(struct loader *L, const struct cfg_option *o, const char *name, bool old)
+{
+    char where[CFG_MAX_KEY + 32], fname[CFG_MAX_KEY + 8];
+    const char *v = env_value(name), *vf = NULL;
+    if (is_secret(o)) {
+        snprintf(fname, sizeof fname, "%s_FILE", name);
+        vf = env_value(fname);
+    }
+    if (!v && !vf)
+        return;
+    snprintf(where, sizeof where, "environment %s", v ? name : fname);
+    snprintf(L->origin, sizeof L->origin, "%s%s", where, old ? " (old name)" : "");
+    if (old)
+        warn(L, "%s is an old name: use %s%s (the old one works until the next release)", where,
+             o->env ? o->env : o->key, o->env && !v ? "_FILE" : "");
+    if (v && vf)
+        emit(&L->sink, "environment %s and %s: give one, not both", name, fname);
+    else if (v)
+        apply_text(L, o, v, where);
+    else
+        apply_secret_file(L, o, vf, where);
+}
+
 static void apply_env(struct loader *L)
 {
     for (size_t i = 0; i < L->spec->n_options; i++) {
         const struct cfg_option *o = &L->spec->options[i];
-        if (!o->env)
-            continue;
-        char where[CFG_MAX_KEY + 32], fname[CFG_MAX_KEY + 8];
-        const char *v = env_value(o->env), *vf = NULL;
-        if (is_secret(o)) {
-            snprintf(fname, sizeof fname, "%s_FILE", o->env);
-            vf = env_value(fname);
-        }
-        if (v && vf) {
-            emit(&L->sink, "environment %s and %s: give one, not both", o->env, fname);
-        } else if (v) {
-            snprintf(where, sizeof where, "environment %s", o->env);
-            apply_text(L, o, v, where);
-        } else if (vf) {
-            snprintf(where, sizeof where, "environment %s", fname);
-            apply_secret_file(L, o, vf, where);
-        }
+        if (o->old_env)
+            apply_env_var(L, o, o->old_env, true); /* the new variable, if set too, wins */
+        if (o->env)
+            apply_env_var(L, o, o->env, false);
     }
 }
 
 /* Matches argv flag name `name` (without "=value") against the table. *file: the secret's
  * "-file" form. NULL if unknown. */
+static bool flag_matches(const char *flag, bool secret, const char *name, size_t len, bool *file)
+{
+    if (!flag)
+        return false;
+    size_t fl = strlen(flag);
+    if (fl == len && strncmp(flag, name, len) == 0) {
+        *file = false;
+        return true;
+    }
+    if (secret && len == fl + 5 && strncmp(flag, name, fl) == 0 &&
+        strncmp(name + fl, "-file", 5) == 0) {
+        *file = true;
+        return true;
+    }
+    return false;
+}
+
+/* Matches argv flag name `name` (without "=value") against the table's flags and, setting *old,
+ * its old flags. *file: the secret's "-file" form. NULL if unknown. */
 static const struct cfg_option *find_flag(const struct cfg_spec *spec, const char *name, size_t len,
-                                          bool *file)
+                                          bool *file, bool *old)
 {
     for (size_t i = 0; i < spec->n_options; i++) {
         const struct cfg_option *o = &spec->options[i];
-        if (!o->flag)
-            continue;
-        size_t fl = strlen(o->flag);
-        if (fl == len && strncmp(o->flag, name, len) == 0) {
-            *file = false;
+        *old = false;
+        if (flag_matches(o->flag, is_secret(o), name, len, file))
             return o;
-        }
-        if (is_secret(o) && len == fl + 5 && strncmp(o->flag, name, fl) == 0 &&
-            strncmp(name + fl, "-file", 5) == 0) {
-            *file = true;
+        *old = true;
+        if (flag_matches(o->old_flag, is_secret(o), name, len, file))
             return o;
-        }
     }
     return NULL;
 }
@@ -1423,11 +1525,11 @@ static void scan_flags(struct loader *L, int argc, char *const *argv, bool apply
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
         char name[CFG_MAX_KEY + 8];
         snprintf(name, sizeof name, "%.*s", (int)(nlen < CFG_MAX_KEY ? nlen : CFG_MAX_KEY), arg);
-        bool file = false;
+        bool file = false, old = false;
         const struct cfg_option *o = NULL;
         bool is_config = strcmp(name, CFG_CONFIG_FLAG) == 0;
         if (!is_config)
-            o = find_flag(L->spec, name, nlen, &file);
+            o = find_flag(L->spec, name, nlen, &file, &old);
         if (!is_config && !o) {
             if (apply) {
                 char hint[CFG_MAX_KEY + 32];
@@ -1458,6 +1560,10 @@ static void scan_flags(struct loader *L, int argc, char *const *argv, bool apply
             continue;
         char where[CFG_MAX_KEY + 32];
         snprintf(where, sizeof where, "flag %s", name);
+        snprintf(L->origin, sizeof L->origin, "%s%s", where, old ? " (old name)" : "");
+        if (old)
+            warn(L, "flag %s is an old name: use %s%s (the old one works until the next release)",
+                 name, o->flag ? o->flag : o->key, o->flag && file ? "-file" : "");
         if (file)
             apply_secret_file(L, o, value, where);
         else
@@ -1486,7 +1592,7 @@ static void check_spec(struct loader *L)
                  i, k ? k : "(null)");
             continue;
         }
-        if (o->type < CFG_INT || o->type > CFG_STRLIST)
+        if (o->type < CFG_INT || o->type > CFG_FLOAT)
             emit(&L->sink, "spec %s: %s: unknown type %d", name, k, (int)o->type);
         if (o->flag && (strncmp(o->flag, "--", 2) != 0 || strlen(o->flag) < 3 ||
                         strlen(o->flag) >= CFG_MAX_KEY - 8 || strchr(o->flag, '=') ||
@@ -1497,14 +1603,14 @@ static void check_spec(struct loader *L)
             emit(&L->sink, "spec %s: %s: bad environment variable name", name, k);
         if (is_secret(o) && o->type != CFG_STRING)
             emit(&L->sink, "spec %s: %s: only string options can be secret", name, k);
-        if (o->type == CFG_ENUM && (!o->choices || !o->choices[0]))
+        if (o->type == CFG_ENUM && (!o->choices || !o->choices[0].name))
             emit(&L->sink, "spec %s: %s: an enum needs choices", name, k);
         if ((o->type == CFG_INT || o->type == CFG_DURATION || o->type == CFG_SIZE) &&
             (o->min > o->max || (o->type != CFG_INT && o->min < 0) ||
              (o->type == CFG_INT && (o->min < INT_MIN || o->max > INT_MAX))))
             emit(&L->sink, "spec %s: %s: bad range [%lld, %lld]", name, k, (long long)o->min,
                  (long long)o->max);
-        if (o->type == CFG_DOUBLE && !(o->dmin <= o->dmax))
+        if ((o->type == CFG_DOUBLE || o->type == CFG_FLOAT) && !(o->dmin <= o->dmax))
             emit(&L->sink, "spec %s: %s: bad range", name, k);
         for (size_t j = 0; j < i; j++) {
             const struct cfg_option *p = &spec->options[j];
@@ -1520,13 +1626,53 @@ static void check_spec(struct loader *L)
             if (o->env && p->env && strcmp(o->env, p->env) == 0)
                 emit(&L->sink, "spec %s: %s: environment variable %s listed twice", name, k,
                      o->env);
+            if ((o->old_flag && p->flag && strcmp(o->old_flag, p->flag) == 0) ||
+                (p->old_flag && o->flag && strcmp(p->old_flag, o->flag) == 0))
+                emit(&L->sink, "spec %s: %s: an old flag is another option's flag", name, k);
         }
     }
 }
 
 int cfg_load(const struct cfg_spec *spec, void *conf, int argc, char *const *argv, buf_t *errs)
 {
-    struct loader L = {.spec = spec, .conf = conf, .sink = {.errs = errs}};
+    return cfg_load_ex(spec, conf, argc, argv, errs, NULL);
+}
+
+/* Zeroes the option fields and applies the defaults. */
+static void apply_defaults(struct loader *L)
+{
+    const struct cfg_spec *spec = L->spec;
+    for (size_t i = 0; i < spec->n_options; i++)
+        zero_field(&spec->options[i], L->conf);
+    snprintf(L->origin, sizeof L->origin, "default");
+    for (size_t i = 0; i < spec->n_options; i++) {
+        const struct cfg_option *o = &spec->options[i];
+        char where[CFG_MAX_KEY + 32];
+        snprintf(where, sizeof where, "spec %s: %s: default", spec->name ? spec->name : "?",
+                 o->key);
+        note_origin(L, o);
+        if (o->def)
+            apply_text(L, o, o->def, where);
+    }
+}
+
+int cfg_defaults(const struct cfg_spec *spec, void *conf)
+{
+    struct loader L = {.spec = spec, .conf = conf};
+    check_spec(&L);
+    if (!L.sink.n)
+        apply_defaults(&L);
+    if (L.sink.n || L.sink.nomem) {
+        cfg_release(spec, conf);
+        return L.sink.nomem ? ERR_NOMEM : ERR_INVAL;
+    }
+    return ERR_OK;
+}
+
+int cfg_load_ex(const struct cfg_spec *spec, void *conf, int argc, char *const *argv, buf_t *errs,
+                struct cfg_trace *trace)
+{
+    struct loader L = {.spec = spec, .conf = conf, .sink = {.errs = errs}, .trace = trace};
     check_spec(&L);
     if (L.sink.n)
         return L.sink.nomem ? ERR_NOMEM : ERR_INVAL;
@@ -1544,16 +1690,7 @@ int cfg_load(const struct cfg_spec *spec, void *conf, int argc, char *const *arg
         return rc ? rc : CFG_HELP;
     }
 
-    for (size_t i = 0; i < spec->n_options; i++)
-        zero_field(&spec->options[i], conf);
-    for (size_t i = 0; i < spec->n_options; i++) {
-        const struct cfg_option *o = &spec->options[i];
-        char where[CFG_MAX_KEY + 32];
-        snprintf(where, sizeof where, "spec %s: %s: default", spec->name ? spec->name : "?",
-                 o->key);
-        if (o->def)
-            apply_text(&L, o, o->def, where);
-    }
+    apply_defaults(&L);
 
     if (!config)
         config = env_value(CFG_CONFIG_ENV);
@@ -1608,6 +1745,9 @@ static int append_value(buf_t *out, const struct cfg_option *o, const void *conf
     case CFG_DOUBLE:
         fmt_double(*(const double *)f, t, sizeof t);
         return buf_append_str(out, t);
+    case CFG_FLOAT:
+        fmt_float(*(const float *)f, t, sizeof t);
+        return buf_append_str(out, t);
     case CFG_BOOL:
         return buf_append_str(out, *(const bool *)f ? "true" : "false");
     case CFG_STRING: {
@@ -1617,12 +1757,11 @@ static int append_value(buf_t *out, const struct cfg_option *o, const void *conf
         return append_quoted(out, is_secret(o) ? "***" : s);
     }
     case CFG_ENUM: {
-        int i = *(const int *)f, n = 0;
-        while (o->choices[n])
-            n++;
-        if (i < 0 || i >= n)
-            return buf_printf(out, "%d", i); /* the service changed it: show what is there */
-        return buf_append_str(out, o->choices[i]);
+        int v = *(const int *)f;
+        for (int i = 0; o->choices[i].name; i++)
+            if (o->choices[i].value == v)
+                return buf_append_str(out, o->choices[i].name);
+        return buf_printf(out, "%d", v); /* the service changed it: show what is there */
     }
     case CFG_DURATION:
         fmt_duration(*(const int64_t *)f, t, sizeof t);
@@ -1661,8 +1800,8 @@ void cfg_log(const struct cfg_spec *spec, const void *conf)
 }
 
 /* Emits the options under `prefix` ("" or "trainer.optim.") at indent `depth`. */
-static int render_level(const struct cfg_spec *spec, const void *conf, buf_t *out,
-                        const char *prefix, int depth)
+static int render_level(const struct cfg_spec *spec, const void *conf,
+                        const struct cfg_origin *origins, buf_t *out, const char *prefix, int depth)
 {
     size_t pl = strlen(prefix);
     for (size_t i = 0; i < spec->n_options; i++) {
@@ -1674,6 +1813,8 @@ static int render_level(const struct cfg_spec *spec, const void *conf, buf_t *ou
             int rc = buf_printf(out, "%*s%s: ", depth * 2, "", rest);
             if (!rc)
                 rc = append_value(out, &spec->options[i], conf);
+            if (!rc && origins)
+                rc = buf_printf(out, "  # %s", origins[i].where[0] ? origins[i].where : "unset");
             if (!rc)
                 rc = buf_append_str(out, "\n");
             if (rc)
@@ -1690,7 +1831,7 @@ static int render_level(const struct cfg_spec *spec, const void *conf, buf_t *ou
         snprintf(sub, sizeof sub, "%.*s", (int)cl, k);
         int rc = buf_printf(out, "%*s%.*s:\n", depth * 2, "", (int)(dot - rest), rest);
         if (!rc)
-            rc = render_level(spec, conf, out, sub, depth + 1);
+            rc = render_level(spec, conf, origins, out, sub, depth + 1);
         if (rc)
             return rc;
     }
@@ -1699,7 +1840,13 @@ static int render_level(const struct cfg_spec *spec, const void *conf, buf_t *ou
 
 int cfg_render_yaml(const struct cfg_spec *spec, const void *conf, buf_t *out)
 {
-    return render_level(spec, conf, out, "", 0);
+    return render_level(spec, conf, NULL, out, "", 0);
+}
+
+int cfg_render_yaml_origins(const struct cfg_spec *spec, const void *conf,
+                            const struct cfg_origin *origins, buf_t *out)
+{
+    return render_level(spec, conf, origins, out, "", 0);
 }
 
 static const char *metavar(const struct cfg_option *o)
@@ -1708,6 +1855,7 @@ static const char *metavar(const struct cfg_option *o)
     case CFG_INT:
         return "N";
     case CFG_DOUBLE:
+    case CFG_FLOAT:
         return "X";
     case CFG_BOOL:
         return "BOOL";
@@ -1748,6 +1896,11 @@ int cfg_help(const struct cfg_spec *spec, buf_t *out)
             rc = buf_printf(out, "  %s", o->key);
         if (!rc && o->env)
             rc = buf_printf(out, "  $%s", o->env);
+        if (!rc && (o->old_flag || o->old_key || o->old_env))
+            rc = buf_printf(out, "\n      Old names (until the next release):%s%s%s%s%s%s",
+                            o->old_flag ? " " : "", o->old_flag ? o->old_flag : "",
+                            o->old_key ? " " : "", o->old_key ? o->old_key : "",
+                            o->old_env ? " $" : "", o->old_env ? o->old_env : "");
         if (!rc && is_secret(o)) {
             rc = buf_append_str(out, "\n      Secret; or from a file:");
             if (!rc && o->flag)

@@ -8,7 +8,13 @@
  *   environment LEDGER_MAX_ATTEMPTS: expected an integer in [1, 100], got '0'
  *   flag --bind: needs a value
  * cfg_log() logs the result once (secrets as ***), cfg_render_yaml() prints it as a run file
- * section (`oaif config show`), cfg_help() writes the --help text.
+ * section, and with the origins cfg_load_ex() records, where each value came from (`oaif config
+ * show`); cfg_help() writes the --help text; cfg_defaults() fills a struct with the defaults alone
+ * (a library's `*_defaults()` is that call, so each default is written once, in the table).
+ *
+ * Renamed options: an option may name its old run-file key, environment variable and flag. They
+ * keep working for one release, each use with a warning that names the new name; where the old
+ * and the new name are both given, the new one wins.
  *
  * The run file is one YAML document whose top level maps section names (ledger, sampler,
  * annotator, trainer, evaluator, ...) to mappings. A service *owns* the sections its spec lists:
@@ -85,13 +91,22 @@ enum cfg_type {
     CFG_BOOL,     /* bool: true/false, yes/no, on/off, 1/0 (any case). A bool flag alone
                    * (--verbose) means true; --verbose=false sets false. */
     CFG_STRING,   /* char *, malloc'd, NULL when unset; any text */
-    CFG_ENUM,     /* int: the index of the value in `choices` (exact, case-sensitive match) */
+    CFG_ENUM,     /* an int or a C enum: the value of the {name, value} pair in `choices` whose
+                   * name matches (exact, case-sensitive) */
     CFG_DURATION, /* int64_t milliseconds: 500ms, 2s, 1.5s, 1m, 1h, 1h30m; "0" is allowed bare.
                    * Range [min, max] in ms (both 0: any duration >= 0) */
     CFG_SIZE,     /* size_t bytes: 4096, 512KiB, 64MiB, 2GiB, 1TiB (binary), 10kB, 5MB, 1GB
                    * (decimal), B. Range [min, max] in bytes (both 0: any size) */
     CFG_STRLIST,  /* struct cfg_strlist; a YAML sequence of scalars, or comma-separated text
                    * (environment, flags, defaults, a YAML scalar); items are trimmed */
+    CFG_FLOAT,    /* float, finite, parsed as a double and checked against [dmin, dmax] (both 0:
+                   * any finite float), then rounded to float */
+};
+
+/* One name of an enum option and the value it stores. Tables end with {NULL, 0}. */
+struct cfg_choice {
+    const char *name;
+    int value;
 };
 
 /* The field type of CFG_STRLIST. items[i] and items are malloc'd; n == 0 means empty (items may
@@ -125,13 +140,19 @@ struct cfg_option {
     const char *help;  /* one sentence for --help */
     int64_t min, max;  /* CFG_INT, CFG_DURATION (ms), CFG_SIZE (bytes): inclusive range */
     double dmin, dmax; /* CFG_DOUBLE: inclusive range */
-    const char *const *choices; /* CFG_ENUM: the allowed names, NULL-terminated */
-    unsigned flags;             /* CFG_SECRET */
+    const struct cfg_choice *choices; /* CFG_ENUM: the names and their values, {NULL, 0}-ended */
+    unsigned flags;                   /* CFG_SECRET */
+    /* The option's names before a rename (NULL: none). Each keeps working for one release, with
+     * a warning naming the new one. old_key may lie in any section. */
+    const char *old_key, *old_env, *old_flag;
 };
 
 /* offsetof(T, m), which fails to compile unless member m of T has type ctype. */
 /* clang-format off */
 #define CFG_OFFSET(T, m, ctype) _Generic(&((T *)0)->m, ctype *: offsetof(T, m))
+/* offsetof(T, m), which fails to compile unless member m of T is int-sized (an int or an enum) */
+#define CFG_OFFSET_INTSIZED(T, m) \
+    (offsetof(T, m) + 0 * sizeof(char[sizeof(((T *)0)->m) == sizeof(int) ? 1 : -1]))
 
 #define CFG_INT_OPT(T, m, ...)      {.type = CFG_INT, .offset = CFG_OFFSET(T, m, int), __VA_ARGS__}
 #define CFG_DOUBLE_OPT(T, m, ...)   {.type = CFG_DOUBLE, .offset = CFG_OFFSET(T, m, double), \
@@ -139,7 +160,9 @@ struct cfg_option {
 #define CFG_BOOL_OPT(T, m, ...)     {.type = CFG_BOOL, .offset = CFG_OFFSET(T, m, bool), __VA_ARGS__}
 #define CFG_STRING_OPT(T, m, ...)   {.type = CFG_STRING, .offset = CFG_OFFSET(T, m, char *), \
                                      __VA_ARGS__}
-#define CFG_ENUM_OPT(T, m, ...)     {.type = CFG_ENUM, .offset = CFG_OFFSET(T, m, int), __VA_ARGS__}
+#define CFG_ENUM_OPT(T, m, ...)     {.type = CFG_ENUM, .offset = CFG_OFFSET_INTSIZED(T, m), \
+                                     __VA_ARGS__}
+#define CFG_FLOAT_OPT(T, m, ...)    {.type = CFG_FLOAT, .offset = CFG_OFFSET(T, m, float), __VA_ARGS__}
 #define CFG_DURATION_OPT(T, m, ...) {.type = CFG_DURATION, .offset = CFG_OFFSET(T, m, int64_t), \
                                      __VA_ARGS__}
 #define CFG_SIZE_OPT(T, m, ...)     {.type = CFG_SIZE, .offset = CFG_OFFSET(T, m, size_t), \
@@ -173,6 +196,29 @@ struct cfg_spec {
  * that call setenv. */
 int cfg_load(const struct cfg_spec *spec, void *conf, int argc, char *const *argv, buf_t *errs);
 
+/* Where an option's value came from: "default", "run.yaml:12:15", "environment TRAINER_LR",
+ * "flag --lr", with " (old name)" after a deprecated name. */
+#define CFG_ORIGIN_MAX 320
+struct cfg_origin {
+    char where[CFG_ORIGIN_MAX];
+};
+
+/* What cfg_load_ex() reports besides errors. */
+struct cfg_trace {
+    struct cfg_origin *origins; /* spec->n_options entries, filled in table order; or NULL */
+    buf_t *warnings;            /* one line per use of an old name; NULL: log_warn each */
+};
+
+/* cfg_load() that also says where each value came from and collects the warnings (old names).
+ * trace may be NULL (then it is cfg_load). */
+int cfg_load_ex(const struct cfg_spec *spec, void *conf, int argc, char *const *argv, buf_t *errs,
+                struct cfg_trace *trace);
+
+/* Fills the option fields of `conf` with the defaults alone (no file, environment or flags).
+ * ERR_OK, ERR_NOMEM, or ERR_INVAL when the table itself is bad (logged). Free with
+ * cfg_release. */
+int cfg_defaults(const struct cfg_spec *spec, void *conf);
+
 /* Frees the strings and lists that cfg_load put in `conf` and zeroes those fields. Safe to call
  * twice, and on a conf that cfg_load failed on. */
 void cfg_release(const struct cfg_spec *spec, void *conf);
@@ -187,6 +233,11 @@ void cfg_log(const struct cfg_spec *spec, const void *conf);
  * as mappings, table order, strings double-quoted, durations and sizes with units, secrets that
  * are set as "***"). Returns ERR_OK or buf_append's error. */
 int cfg_render_yaml(const struct cfg_spec *spec, const void *conf, buf_t *out);
+
+/* cfg_render_yaml() with "  # <origin>" after each value (origins from cfg_load_ex, in table
+ * order; NULL: no comments). */
+int cfg_render_yaml_origins(const struct cfg_spec *spec, const void *conf,
+                            const struct cfg_origin *origins, buf_t *out);
 
 /* Appends the --help text (usage, summary, then every option with its flag, run-file key,
  * environment variable, type, range and default) to `out`. Returns ERR_OK or buf's error. */

@@ -35,7 +35,7 @@ struct tconf {
 };
 
 enum { LOSS_DPO, LOSS_IPO, LOSS_SLIC };
-static const char *const losses[] = {"dpo", "ipo", "slic", NULL};
+static const struct cfg_choice losses[] = {{"dpo", 0}, {"ipo", 1}, {"slic", 2}, {NULL, 0}};
 static const char *const sections[] = {"trainer", "annotator", NULL};
 
 static const struct cfg_option topts[] = {

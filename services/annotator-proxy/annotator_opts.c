@@ -16,9 +16,10 @@
 
 #define KEY_MAX 4096 /* the longest API key annotator_new() reads */
 
-static const char *const backends[] = {"openai", "anthropic", "rules", "reward-model", NULL};
-static const char *const orders_choices[] = {"both", "random", NULL};
-static const char *const cache_choices[] = {"auto", "on", "off", NULL};
+static const struct cfg_choice backends[] = {
+    {"openai", 0}, {"anthropic", 1}, {"rules", 2}, {"reward-model", 3}, {NULL, 0}};
+static const struct cfg_choice orders_choices[] = {{"both", 0}, {"random", 1}, {NULL, 0}};
+static const struct cfg_choice cache_choices[] = {{"auto", 0}, {"on", 1}, {"off", 2}, {NULL, 0}};
 
 #define O struct annotator_opts
 static const struct cfg_option options[] = {
@@ -291,7 +292,7 @@ static int template_path(const struct annotator_opts *o, char *out, size_t outle
     int w;
     if (!*t) {
         snprintf(why, whylen, "annotator.template: required for the %s backend",
-                 backends[o->backend]);
+                 backends[o->backend].name);
         return ERR_INVAL;
     }
     if (strchr(t, '/') || (n > 4 && strcmp(t + n - 4, ".txt") == 0))

@@ -7,7 +7,7 @@
 
 #include "err.h"
 
-static const char *const backends[] = {"builtin", "remote", NULL};
+static const struct cfg_choice backends[] = {{"builtin", 0}, {"remote", 1}, {NULL, 0}};
 
 #define O struct sampler_opts
 static const struct cfg_option options[] = {

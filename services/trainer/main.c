@@ -24,8 +24,10 @@ struct trainer_opts {
     int64_t lease_ms;
 };
 
-static const char *const losses[] = {"dpo", "ipo", "slic", "cdpo", "robust", NULL};
-static const char *const schedules[] = {"constant", "cosine", "inverse-sqrt", NULL};
+static const struct cfg_choice losses[] = {{"dpo", 0},  {"ipo", 1},    {"slic", 2},
+                                           {"cdpo", 3}, {"robust", 4}, {NULL, 0}};
+static const struct cfg_choice schedules[] = {
+    {"constant", 0}, {"cosine", 1}, {"inverse-sqrt", 2}, {NULL, 0}};
 
 #define O struct trainer_opts
 static const struct cfg_option options[] = {
