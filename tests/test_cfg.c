@@ -1026,6 +1026,143 @@ static void test_doc_survives_mutated_input(void **state)
     assert_true(parsed > 0 && failed > 0);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Renamed options, enum values, floats, origins, defaults alone                              */
+
+enum tkind { TKIND_A = 7, TKIND_B = -3 };
+
+struct rconf {
+    char *endpoint;
+    float beta;
+    enum tkind kind;
+    int64_t hb_ms;
+};
+
+static const struct cfg_choice tkinds[] = {{"a", TKIND_A}, {"b", TKIND_B}, {NULL, 0}};
+static const char *const rsections[] = {"svc", "bus", NULL};
+static const struct cfg_option ropts[] = {
+    CFG_STRING_OPT(struct rconf, endpoint, .key = "bus.clients_endpoint", .def = "tcp://x:1",
+                   .env = "R_ENDPOINT", .flag = "--clients-endpoint", .old_key = "svc.ledger",
+                   .old_env = "R_OLD_LEDGER", .old_flag = "--ledger"),
+    CFG_FLOAT_OPT(struct rconf, beta, .key = "svc.beta", .def = "0.1", .dmin = 0, .dmax = 1,
+                  .env = "R_BETA", .flag = "--beta"),
+    CFG_ENUM_OPT(struct rconf, kind, .key = "svc.kind", .def = "a", .choices = tkinds,
+                 .flag = "--kind"),
+    CFG_DURATION_OPT(struct rconf, hb_ms, .key = "bus.heartbeat_interval", .def = "1s",
+                     .old_key = "ledger.heartbeat_interval", .flag = "--heartbeat"),
+};
+static const struct cfg_spec rspec = {.name = "r",
+                                      .sections = rsections,
+                                      .options = ropts,
+                                      .n_options = sizeof ropts / sizeof ropts[0]};
+
+static int rload(struct rconf *c, buf_t *errs, buf_t *warns, struct cfg_origin *origins,
+                 const char *const *args)
+{
+    char *argv[16] = {"r"};
+    int argc = 1;
+    for (; args && args[argc - 1]; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    memset(c, 0, sizeof *c);
+    buf_init(errs, 0);
+    buf_init(warns, 0);
+    struct cfg_trace trace = {.origins = origins, .warnings = warns};
+    return cfg_load_ex(&rspec, c, argc, argv, errs, &trace);
+}
+
+static void test_old_names_work_with_a_warning(void **state)
+{
+    (void)state;
+    struct rconf c;
+    buf_t errs, warns;
+    struct cfg_origin org[4];
+    /* the old flag alone: its value, and a warning naming the new flag */
+    const char *a1[] = {"--ledger", "tcp://old:5", NULL};
+    assert_int_equal(rload(&c, &errs, &warns, org, a1), ERR_OK);
+    assert_string_equal(c.endpoint, "tcp://old:5");
+    assert_string_equal(warns.data, "flag --ledger is an old name: use --clients-endpoint (the old "
+                                    "one works until the next release)\n");
+    assert_string_equal(org[0].where, "flag --ledger (old name)");
+    cfg_release(&rspec, &c);
+    buf_free(&errs);
+    buf_free(&warns);
+    /* the old variable and the old key, each with its warning; the new flag beats both */
+    write_file("run.yaml", "svc:\n  ledger: tcp://file:1\nledger:\n  heartbeat_interval: 3s\n");
+    setenv("R_OLD_LEDGER", "tcp://env:2", 1);
+    const char *a2[] = {"--config", "run.yaml", NULL};
+    assert_int_equal(rload(&c, &errs, &warns, org, a2), ERR_OK);
+    assert_string_equal(c.endpoint, "tcp://env:2");
+    assert_int_equal(c.hb_ms, 3000);
+    assert_non_null(strstr(warns.data, "run.yaml:2:3: svc.ledger is an old name: use "
+                                       "bus.clients_endpoint"));
+    assert_non_null(strstr(warns.data, "run.yaml:4:3: ledger.heartbeat_interval is an old name: "
+                                       "use bus.heartbeat_interval"));
+    assert_non_null(strstr(warns.data, "environment R_OLD_LEDGER is an old name: use R_ENDPOINT"));
+    assert_string_equal(org[0].where, "environment R_OLD_LEDGER (old name)");
+    assert_string_equal(org[3].where, "run.yaml:4:23 (old name)");
+    cfg_release(&rspec, &c);
+    buf_free(&errs);
+    buf_free(&warns);
+    const char *a3[] = {"--config", "run.yaml", "--clients-endpoint", "tcp://new:3", NULL};
+    assert_int_equal(rload(&c, &errs, &warns, org, a3), ERR_OK);
+    assert_string_equal(c.endpoint, "tcp://new:3");
+    assert_string_equal(org[0].where, "flag --clients-endpoint");
+    cfg_release(&rspec, &c);
+    buf_free(&errs);
+    buf_free(&warns);
+    unsetenv("R_OLD_LEDGER");
+    /* an old key is not an unknown key in an owned section; a bad value under it names it */
+    write_file("run.yaml", "svc:\n  ledger: [1]\n");
+    assert_int_equal(rload(&c, &errs, &warns, org, a2), ERR_INVAL);
+    assert_string_equal(errs.data,
+                        "run.yaml:2:11: svc.ledger: expected a string, got a sequence\n");
+    buf_free(&errs);
+    buf_free(&warns);
+}
+
+static void test_enum_values_floats_and_origins(void **state)
+{
+    (void)state;
+    struct rconf c;
+    buf_t errs, warns, y;
+    struct cfg_origin org[4];
+    write_file("run.yaml", "svc:\n  beta: 0.25\n");
+    setenv("R_BETA", "0.5", 1);
+    const char *a1[] = {"--config", "run.yaml", "--kind", "b", NULL};
+    assert_int_equal(rload(&c, &errs, &warns, org, a1), ERR_OK);
+    assert_int_equal(c.kind, TKIND_B); /* the value, not the index */
+    assert_true(c.beta == 0.5f);
+    assert_null(warns.data);
+    buf_init(&y, 0);
+    assert_int_equal(cfg_render_yaml_origins(&rspec, &c, org, &y), ERR_OK);
+    assert_string_equal(y.data, "bus:\n"
+                                "  clients_endpoint: \"tcp://x:1\"  # default\n"
+                                "  heartbeat_interval: 1s  # default\n"
+                                "svc:\n"
+                                "  beta: 0.5  # environment R_BETA\n"
+                                "  kind: b  # flag --kind\n");
+    buf_free(&y);
+    cfg_release(&rspec, &c);
+    buf_free(&errs);
+    buf_free(&warns);
+    unsetenv("R_BETA");
+    /* floats: range and finiteness */
+    const char *a2[] = {"--beta", "1e40", NULL};
+    assert_int_equal(rload(&c, &errs, &warns, org, a2), ERR_INVAL);
+    assert_string_equal(errs.data, "flag --beta: expected a number in [0, 1], got '1e40'\n");
+    buf_free(&errs);
+    buf_free(&warns);
+    /* cfg_defaults: the table alone, whatever the environment says */
+    setenv("R_BETA", "0.9", 1);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cfg_defaults(&rspec, &c), ERR_OK);
+    assert_true(c.beta == 0.1f);
+    assert_int_equal(c.kind, TKIND_A);
+    assert_string_equal(c.endpoint, "tcp://x:1");
+    cfg_release(&rspec, &c);
+    unsetenv("R_BETA");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1057,6 +1194,8 @@ int main(void)
         cmocka_unit_test(test_bad_spec_is_reported),
         cmocka_unit_test(test_edit_distance),
         cmocka_unit_test_setup_teardown(test_example_run_file_loads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_names_work_with_a_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enum_values_floats_and_origins, setup, teardown),
     };
     return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
 }
