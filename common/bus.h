@@ -17,6 +17,14 @@
 
 #define BUS_PROTOCOL_VERSION 1
 #define BUS_DEFAULT_MAX_MSG  (64 << 20) /* ZMQ_MAXMSGSIZE: the transport drops larger frames */
+
+/* The defaults of the bus options (busopts.h), as their option tables write them: the ledger
+ * binds these on loopback and everyone else connects to them. */
+#define BUS_DEFAULT_CLIENTS     "tcp://127.0.0.1:5555"
+#define BUS_DEFAULT_WORKERS     "tcp://127.0.0.1:5556"
+#define BUS_DEFAULT_EVENTS      "tcp://127.0.0.1:5557"
+#define BUS_DEFAULT_HEARTBEAT   "1s"
+#define BUS_DEFAULT_MAX_MESSAGE "64MiB" /* BUS_DEFAULT_MAX_MSG */
 #define BUS_ROUTING_ID_MAX   255
 
 /* Milliseconds since the epoch (CLOCK_REALTIME) and a monotonic clock. */

@@ -178,6 +178,8 @@ struct cfg_spec {
     const char *const *sections;      /* run-file sections this service owns, NULL-terminated */
     const struct cfg_option *options; /* the table */
     size_t n_options;
+    size_t conf_size; /* sizeof the struct the table fills (0: unknown); lets generic code
+                       * (`oaif config show`) load a service's configuration */
 };
 
 /* Returned by cfg_load when --help (or -h) was given: the help is on stdout; exit 0. */

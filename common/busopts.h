@@ -1,0 +1,71 @@
+/* busopts.h - the bus options every service shares, written once: where the ledger is, the
+ * CURVE keys, the heartbeat interval and the largest message. A service's option table lists
+ * the ones it uses; each gives the same run-file key, environment variable and flag in every
+ * service and in the CLI, with its default from bus.h:
+ *
+ *   static const struct cfg_option options[] = {
+ *       ...
+ *       BUS_OPT_CLIENTS(struct sampler_config, bus.clients_endpoint),
+ *       BUS_OPT_CURVE_SECRET(struct sampler_config, bus.curve_secret_key, "sampler", "SAMPLER"),
+ *   };
+ *
+ * Old names (trainer and CLI: --ledger and $OAIF_LEDGER; the CLI's --server-key; the ledger's
+ * and workers' ledger.heartbeat_interval) keep working for one release, with a warning. */
+#ifndef BUSOPTS_H
+#define BUSOPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "cfg.h"
+
+/* The fields the macros fill; a service embeds this (or names its own fields of these types). */
+struct bus_opts {
+    char *clients_endpoint;  /* the ledger's ROUTER for callers */
+    char *workers_endpoint;  /* the ledger's ROUTER for workers */
+    char *events_endpoint;   /* the ledger's PUB ("" or NULL: none) */
+    char *ledger_public_key; /* Z85 text or a key file; NULL: no CURVE */
+    char *curve_secret_key;  /* this process's key pair file; NULL: no CURVE */
+    int64_t heartbeat_ms;
+    size_t max_message;
+};
+
+/* clang-format off */
+#define BUS_OPT_CLIENTS(T, m)                                                                     \
+    CFG_STRING_OPT(T, m, .key = "bus.clients_endpoint", .def = BUS_DEFAULT_CLIENTS,               \
+                   .env = "BUS_CLIENTS_ENDPOINT", .flag = "--clients",                            \
+                   .old_env = "OAIF_LEDGER", .old_flag = "--ledger",                              \
+                   .help = "The ledger's endpoint for callers.")
+#define BUS_OPT_WORKERS(T, m)                                                                     \
+    CFG_STRING_OPT(T, m, .key = "bus.workers_endpoint", .def = BUS_DEFAULT_WORKERS,               \
+                   .env = "BUS_WORKERS_ENDPOINT", .flag = "--workers",                            \
+                   .help = "The ledger's endpoint for workers.")
+#define BUS_OPT_EVENTS(T, m)                                                                      \
+    CFG_STRING_OPT(T, m, .key = "bus.events_endpoint", .def = BUS_DEFAULT_EVENTS,                 \
+                   .env = "BUS_EVENTS_ENDPOINT", .flag = "--events",                              \
+                   .help = "The ledger's event publisher (empty: none; records are rescanned).")
+#define BUS_OPT_LEDGER_KEY(T, m)                                                                  \
+    CFG_STRING_OPT(T, m, .key = "bus.ledger_public_key", .env = "BUS_LEDGER_PUBLIC_KEY",          \
+                   .flag = "--ledger-key", .old_flag = "--server-key",                            \
+                   .help = "The ledger's CURVE public key: Z85 text or a file (ledger.key.pub).")
+/* svc: the service's section ("sampler"); SVC: its variable prefix ("SAMPLER"). Per service,
+ * because each process has a key pair of its own. */
+#define BUS_OPT_CURVE_SECRET(T, m, svc, SVC)                                                      \
+    CFG_STRING_OPT(T, m, .key = svc ".curve_secret_key", .env = SVC "_CURVE_SECRET_KEY",          \
+                   .flag = "--curve-secret",                                                      \
+                   .help = "This process's CURVE key pair file (oaif keys); turns CURVE on.")
+#define BUS_OPT_HEARTBEAT(T, m)                                                                   \
+    CFG_DURATION_OPT(T, m, .key = "bus.heartbeat_interval", .def = BUS_DEFAULT_HEARTBEAT,         \
+                     .min = 10, .max = 600000, .env = "BUS_HEARTBEAT_INTERVAL",                   \
+                     .flag = "--heartbeat", .old_key = "ledger.heartbeat_interval",               \
+                     .old_env = "LEDGER_HEARTBEAT_INTERVAL",                                      \
+                     .help = "Heartbeat interval between the ledger and its workers.")
+#define BUS_OPT_MAX_MESSAGE(T, m)                                                                 \
+    CFG_SIZE_OPT(T, m, .key = "bus.max_message_size", .def = BUS_DEFAULT_MAX_MESSAGE,             \
+                 .min = 65536, .max = 1LL << 40, .env = "BUS_MAX_MESSAGE_SIZE",                   \
+                 .flag = "--max-message-size",                                                    \
+                 .help = "ZMQ_MAXMSGSIZE: a larger frame drops its connection.")
+/* clang-format on */
+
+#endif /* BUSOPTS_H */
