@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "hmap.h"
+#include "kinds.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -21,33 +22,10 @@ enum {
     CF_PENDING,      /* id -> "" while the request is open (rebuilds the queues at start) */
     CF_SEQIDX,       /* [kind:1][seq:8 BE] -> id: commit order per kind (scan by cursor) */
     CF_META,         /* counters */
-    CF_KIND0,        /* then one column family per record kind, in kind_names order */
+    CF_KIND0,        /* then one column family per record kind, in kind order */
 };
 
-static const char *const kind_names[] = {
-    NULL,    "prompts", "pairs", "labels", "scores", "strengths",
-    "checkpoints", "evals", "steps", "cache", "meta",
-};
-#define NKINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
-
-const char *ledger_kind_name(Oaif__V1__RecordKind kind)
-{
-    return (kind > 0 && (int)kind < NKINDS) ? kind_names[kind] : NULL;
-}
-
-int ledger_kind_parse(const char *name, Oaif__V1__RecordKind *kind)
-{
-    for (int k = 1; k < NKINDS; k++) {
-        size_t n = strlen(kind_names[k]);
-        /* "pairs" and "pair" both work */
-        if (strcmp(name, kind_names[k]) == 0 ||
-            (strlen(name) == n - 1 && strncmp(name, kind_names[k], n - 1) == 0)) {
-            *kind = (Oaif__V1__RecordKind)k;
-            return ERR_OK;
-        }
-    }
-    return ERR_NOTFOUND;
-}
+#define NKINDS KINDS_COUNT
 
 static int kind_cf(int kind)
 {
@@ -442,7 +420,7 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
     }
     size_t idlen = rec->id ? strlen(rec->id) : 0;
     if (idlen == 0 || idlen > 512) {
-        snprintf(why, whylen, "record id must be 1 to 512 bytes (kind %s)", kind_names[k]);
+        snprintf(why, whylen, "record id must be 1 to 512 bytes (kind %s)", kinds_name(k));
         return ERR_INVAL;
     }
     char tkey[600];
@@ -475,7 +453,7 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
     if (!exists) {
         l->count[k]++;
         char cname[32];
-        snprintf(cname, sizeof cname, "count/%s", kind_names[k]);
+        snprintf(cname, sizeof cname, "count/%s", kinds_name(k));
         put_counter(l, cname, l->count[k]);
     }
     hmap_put(l->g->staged, tkey, (size_t)tlen, (void *)1);
@@ -1255,7 +1233,7 @@ static int flush_gen(ledger_t *l, struct gen *g)
             uint8_t buf[1024];
             if (n <= sizeof buf) {
                 oaif__v1__envelope__pack(&env, buf);
-                const char *topic = kind_names[c->kind];
+                const char *topic = kinds_name(c->kind);
                 zmq_send(l->events, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
                 zmq_send(l->events, buf, n, ZMQ_DONTWAIT);
             }
@@ -1521,7 +1499,7 @@ static int recover(ledger_t *l)
 {
     for (int k = 1; k < NKINDS; k++) {
         char cname[32];
-        snprintf(cname, sizeof cname, "count/%s", kind_names[k]);
+        snprintf(cname, sizeof cname, "count/%s", kinds_name(k));
         l->count[k] = get_counter(l, cname);
         kv_iter_t *it = kv_iter_new(l->kv, CF_SEQIDX);
         if (!it)
@@ -1657,7 +1635,7 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     cfs[CF_SEQIDX].name = "seqidx";
     cfs[CF_META].name = "counters";
     for (int k = 1; k < NKINDS; k++)
-        cfs[kind_cf(k)].name = kind_names[k];
+        cfs[kind_cf(k)].name = kinds_name(k);
     int rc = kv_open(&l->kv, cfg->db_path, cfs, CF_KIND0 + NKINDS - 1);
     if (!rc)
         rc = recover(l);
@@ -1807,7 +1785,7 @@ void ledger_update_metrics(ledger_t *l, struct metrics *m)
             metrics_counter_add(c, (double)s->redelivered - metrics_counter_value(c));
     }
     for (size_t i = 0; i < st->n_records; i++) {
-        const char *kn = ledger_kind_name(st->records[i]->kind);
+        const char *kn = kinds_name(st->records[i]->kind);
         if (kn && !metrics_gauge_register(m, &g, "oaif_ledger_records", "Records stored per kind.",
                                           "kind", kn, NULL))
             metrics_gauge_set(g, (double)st->records[i]->count);

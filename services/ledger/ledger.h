@@ -74,9 +74,4 @@ int ledger_allow_key(ledger_t *l, const char *z85);
 struct metrics;
 void ledger_update_metrics(ledger_t *l, struct metrics *m);
 
-/* The column-family name of a record kind ("prompts", "pairs", ...), or NULL if unknown;
- * and back. For the CLI's `export KIND`. */
-const char *ledger_kind_name(Oaif__V1__RecordKind kind);
-int ledger_kind_parse(const char *name, Oaif__V1__RecordKind *kind);
-
 #endif /* LEDGER_H */

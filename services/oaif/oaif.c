@@ -14,7 +14,7 @@
 #include "busclient.h"
 #include "err.h"
 #include "hmap.h"
-#include "ledger.h"
+#include "kinds.h"
 #include "pbjson.h"
 #include "sha256.h"
 #include "task.h"
@@ -163,7 +163,7 @@ int oaif_cmd_status(int argc, char **argv)
         printf("\n%-12s %10s %10s\n", "records", "count", "last seq");
         for (size_t i = 0; i < s->n_records; i++) {
             Oaif__V1__RecordCount *r = s->records[i];
-            const char *name = ledger_kind_name(r->kind);
+            const char *name = kinds_name(r->kind);
             printf("%-12s %10" PRIu64 " %10" PRIu64 "\n", name ? name : "?", r->count,
                    r->last_seq);
         }
@@ -449,7 +449,7 @@ int oaif_cmd_export(int argc, char **argv)
     if (argc < 0)
         return 2;
     Oaif__V1__RecordKind kind;
-    if (argc != 1 || ledger_kind_parse(argv[0], &kind)) {
+    if (argc != 1 || kinds_parse(argv[0], &kind)) {
         fprintf(stderr, "usage: oaif export KIND   (KIND: prompts pairs labels scores strengths "
                         "checkpoints evals steps cache meta)\n");
         return 2;
@@ -477,7 +477,7 @@ int oaif_cmd_export(int argc, char **argv)
         for (size_t i = 0; i < r->n_records; i++) {
             Oaif__V1__Record *rec = r->records[i];
             buf_reset(&b);
-            buf_printf(&b, "{\"kind\":\"%s\",\"id\":", ledger_kind_name(kind));
+            buf_printf(&b, "{\"kind\":\"%s\",\"id\":", kinds_name(kind));
             pbjson_append_string(&b, rec->id, strlen(rec->id));
             buf_printf(&b, ",\"seq\":%" PRIu64 ",\"time_ms\":%" PRIu64 ",\"data\":", rec->seq,
                        rec->time_ms);
@@ -502,7 +502,7 @@ int oaif_cmd_export(int argc, char **argv)
     buf_free(&b);
     fflush(stdout);
     if (!status)
-        fprintf(stderr, "oaif: exported %zu %s\n", total, ledger_kind_name(kind));
+        fprintf(stderr, "oaif: exported %zu %s\n", total, kinds_name(kind));
     conn_close(&zctx, &cl);
     return status;
 }
