@@ -828,8 +828,8 @@ static bool int_bounded(const struct cfg_option *o)
 static void int_range(const struct cfg_option *o, int64_t *lo, int64_t *hi)
 {
     if (!int_bounded(o)) {
-        *lo = o->type == CFG_INT ? INT_MIN : 0;
-        *hi = o->type == CFG_INT ? INT_MAX : INT64_MAX;
+        *lo = o->type == CFG_INT ? INT_MIN : o->type == CFG_LONG ? LONG_MIN : 0;
+        *hi = o->type == CFG_INT ? INT_MAX : o->type == CFG_LONG ? LONG_MAX : INT64_MAX;
     } else {
         *lo = o->min;
         *hi = o->max;
@@ -842,6 +842,8 @@ static void expectation(const struct cfg_option *o, char *out, size_t outlen)
     char a[32], b[32];
     switch (o->type) {
     case CFG_INT:
+    case CFG_LONG:
+    case CFG_UINT64:
         if (int_bounded(o))
             snprintf(out, outlen, "an integer in [%lld, %lld]", (long long)o->min,
                      (long long)o->max);
@@ -903,10 +905,12 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
     int64_t x, lo, hi;
     switch (o->type) {
     case CFG_INT:
+    case CFG_LONG:
+    case CFG_UINT64:
         int_range(o, &lo, &hi);
         if (!parse_i64(text, &x) || x < lo || x > hi)
             return ERR_INVAL;
-        v->i = (int)x;
+        v->ms = x; /* the int64 member; store() narrows it */
         return ERR_OK;
     case CFG_DOUBLE:
         if (!parse_f64(text, &v->d))
@@ -991,6 +995,14 @@ static void store(const struct cfg_option *o, void *conf, union val *v)
     void *f = field(o, conf);
     switch (o->type) {
     case CFG_INT:
+        *(int *)f = (int)v->ms;
+        break;
+    case CFG_LONG:
+        *(long *)f = (long)v->ms;
+        break;
+    case CFG_UINT64:
+        *(uint64_t *)f = (uint64_t)v->ms;
+        break;
     case CFG_ENUM:
         *(int *)f = v->i;
         break;
@@ -1028,6 +1040,12 @@ static void zero_field(const struct cfg_option *o, void *conf)
     case CFG_INT:
     case CFG_ENUM:
         *(int *)f = 0;
+        break;
+    case CFG_LONG:
+        *(long *)f = 0;
+        break;
+    case CFG_UINT64:
+        *(uint64_t *)f = 0;
         break;
     case CFG_DOUBLE:
         *(double *)f = 0;
@@ -1592,7 +1610,7 @@ static void check_spec(struct loader *L)
                  i, k ? k : "(null)");
             continue;
         }
-        if (o->type < CFG_INT || o->type > CFG_FLOAT)
+        if (o->type < CFG_INT || o->type > CFG_UINT64)
             emit(&L->sink, "spec %s: %s: unknown type %d", name, k, (int)o->type);
         if (o->flag && (strncmp(o->flag, "--", 2) != 0 || strlen(o->flag) < 3 ||
                         strlen(o->flag) >= CFG_MAX_KEY - 8 || strchr(o->flag, '=') ||
@@ -1605,8 +1623,9 @@ static void check_spec(struct loader *L)
             emit(&L->sink, "spec %s: %s: only string options can be secret", name, k);
         if (o->type == CFG_ENUM && (!o->choices || !o->choices[0].name))
             emit(&L->sink, "spec %s: %s: an enum needs choices", name, k);
-        if ((o->type == CFG_INT || o->type == CFG_DURATION || o->type == CFG_SIZE) &&
-            (o->min > o->max || (o->type != CFG_INT && o->min < 0) ||
+        if ((o->type == CFG_INT || o->type == CFG_LONG || o->type == CFG_UINT64 ||
+             o->type == CFG_DURATION || o->type == CFG_SIZE) &&
+            (o->min > o->max || (o->type != CFG_INT && o->type != CFG_LONG && o->min < 0) ||
              (o->type == CFG_INT && (o->min < INT_MIN || o->max > INT_MAX))))
             emit(&L->sink, "spec %s: %s: bad range [%lld, %lld]", name, k, (long long)o->min,
                  (long long)o->max);
@@ -1742,6 +1761,10 @@ static int append_value(buf_t *out, const struct cfg_option *o, const void *conf
     switch (o->type) {
     case CFG_INT:
         return buf_printf(out, "%d", *(const int *)f);
+    case CFG_LONG:
+        return buf_printf(out, "%ld", *(const long *)f);
+    case CFG_UINT64:
+        return buf_printf(out, "%llu", (unsigned long long)*(const uint64_t *)f);
     case CFG_DOUBLE:
         fmt_double(*(const double *)f, t, sizeof t);
         return buf_append_str(out, t);
@@ -1853,6 +1876,8 @@ static const char *metavar(const struct cfg_option *o)
 {
     switch (o->type) {
     case CFG_INT:
+    case CFG_LONG:
+    case CFG_UINT64:
         return "N";
     case CFG_DOUBLE:
     case CFG_FLOAT:

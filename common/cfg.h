@@ -101,6 +101,8 @@ enum cfg_type {
                    * (environment, flags, defaults, a YAML scalar); items are trimmed */
     CFG_FLOAT,    /* float, finite, parsed as a double and checked against [dmin, dmax] (both 0:
                    * any finite float), then rounded to float */
+    CFG_LONG,     /* long; range [min, max] (both 0: any long) */
+    CFG_UINT64,   /* uint64_t; range [min, max], min >= 0 (both 0: [0, INT64_MAX]) */
 };
 
 /* One name of an enum option and the value it stores. Tables end with {NULL, 0}. */
@@ -163,6 +165,9 @@ struct cfg_option {
 #define CFG_ENUM_OPT(T, m, ...)     {.type = CFG_ENUM, .offset = CFG_OFFSET_INTSIZED(T, m), \
                                      __VA_ARGS__}
 #define CFG_FLOAT_OPT(T, m, ...)    {.type = CFG_FLOAT, .offset = CFG_OFFSET(T, m, float), __VA_ARGS__}
+#define CFG_LONG_OPT(T, m, ...)     {.type = CFG_LONG, .offset = CFG_OFFSET(T, m, long), __VA_ARGS__}
+#define CFG_UINT64_OPT(T, m, ...)   {.type = CFG_UINT64, .offset = CFG_OFFSET(T, m, uint64_t), \
+                                     __VA_ARGS__}
 #define CFG_DURATION_OPT(T, m, ...) {.type = CFG_DURATION, .offset = CFG_OFFSET(T, m, int64_t), \
                                      __VA_ARGS__}
 #define CFG_SIZE_OPT(T, m, ...)     {.type = CFG_SIZE, .offset = CFG_OFFSET(T, m, size_t), \
