@@ -22,34 +22,6 @@
 #include "task.h"
 #include "tokenizer.h"
 
-void trainer_online_defaults(struct trainer_online_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->run = "run";
-    c->ckpt_root = "data/checkpoints";
-    c->sft_dir = "data/checkpoints/sft-v000000";
-    c->ledger = "tcp://127.0.0.1:5555";
-    c->steps = 100;
-    c->batch = 16;
-    c->prompts_per_request = 16;
-    c->inflight = 2;
-    c->max_staleness = 1;
-    c->checkpoint_every = 10;
-    c->keep_last = 3;
-    c->eval_n = 0;
-    c->eval_every = 1;
-    c->step.loss = (struct nn_pref_opts){.kind = NN_PREF_DPO, .beta = 0.1f, .eps = 0.1f};
-    c->step.adamw = (struct nn_adamw_opts){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
-    c->step.clip = 1.0f;
-    c->step.micro = 16;
-    c->sched = (struct nn_sched){.kind = NN_SCHED_CONSTANT, .lr = 5e-4f, .warmup = 10};
-    c->temperature = 0.9f;
-    c->top_p = 1.0f;
-    c->max_new_tokens = 128; /* the built-in task's longest demonstrations are about 100 bytes */
-    c->instruction = "";
-    c->seed = 1;
-}
-
 /* ---- state ------------------------------------------------------------------------------ */
 
 struct waiting { /* a sampled pair waiting for its label */

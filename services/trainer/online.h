@@ -22,52 +22,50 @@
 #include "optim.h"
 #include "pref.h"
 
+/* The trainer's configuration. The option table in trainer_opts.c fills it and holds every
+ * default (trainer_opts_load, trainer_opts_defaults); `trainer --help` says what each means. */
 struct trainer_online_config {
-    const char *run;       /* run name (ids, records) */
-    const char *ckpt_root; /* policy checkpoints go to <ckpt_root>/policy-v<N> */
-    const char *sft_dir;   /* the SFT checkpoint: reference model and policy version 0 */
-    const char *ledger;    /* the ledger's client endpoint */
-    const struct bus_curve *curve;
-    int steps;              /* optimizer steps in all (a resumed run continues to this) */
-    int batch;              /* labeled pairs per step */
+    char *run;       /* run name (ids, records) */
+    char *ckpt_root; /* policy checkpoints go to <ckpt_root>/policy-v<N> */
+    char *sft_dir;   /* the SFT checkpoint: reference model and policy version 0 */
+    char *ledger;    /* the ledger's client endpoint */
+    char *ledger_public_key, *curve_secret_key; /* CURVE: turned into `curve` by the caller */
+    const struct bus_curve *curve;              /* not an option: the keys above, loaded */
+    int steps;               /* optimizer steps in all (a resumed run continues to this) */
+    int batch;               /* labeled pairs per step */
     int prompts_per_request; /* prompts per sample request (2 responses each) */
-    int inflight;           /* sample requests in flight */
-    int max_staleness;      /* pairs from versions older than current - this are not trained */
-    int checkpoint_every;   /* steps; a checkpoint is also written at the end */
-    int keep_last;          /* policy checkpoints kept on disk besides SFT and the best */
-    int eval_n;             /* eval-split prompts of the built-in task scored at checkpoints
-                             * (0: no evaluation, and no "best" checkpoint is kept) */
-    int eval_every;         /* evaluate every this many checkpoints (and the last one) */
+    int inflight;            /* sample requests in flight */
+    int max_staleness;       /* pairs from versions older than current - this are not trained */
+    int checkpoint_every;    /* steps; a checkpoint is also written at the end */
+    int keep_last;           /* policy checkpoints kept on disk besides SFT and the best */
+    int eval_n;              /* eval-split prompts of the built-in task scored at checkpoints
+                              * (0: no evaluation, and no "best" checkpoint is kept) */
+    int eval_every;          /* evaluate every this many checkpoints (and the last one) */
     struct trainer_step_opts step; /* loss, AdamW, clip, micro (step.lr: ignored, see sched) */
     struct nn_sched sched;
     float temperature, top_p;
     int top_k, max_new_tokens;
-    const char *instruction; /* for the judge ("" : none) */
+    char *instruction; /* for the judge ("" : none) */
     bool offline;
     uint64_t seed;
-    int max_prompts;       /* train prompts read from the ledger (0: all) */
-    int builtin_prompts;   /* none in the ledger: put this many built-in ones there (0: fail) */
-    unsigned lease_ms;     /* per sample / annotate request (0: the ledger's default) */
-    bool progress;         /* a progress bar on stderr */
-    int stop_after_steps;  /* tests: return after this many steps of this process (0: off) */
+    int max_prompts;      /* train prompts read from the ledger (0: all) */
+    int builtin_prompts;  /* none in the ledger: put this many built-in ones there (0: fail) */
+    int64_t lease_ms;     /* per sample / annotate request (0: the ledger's default) */
+    bool progress;        /* a progress bar on stderr */
+    int stop_after_steps; /* tests: return after this many steps of this process (0: off) */
 };
 
-/* Defaults: DPO beta 0.1, lr 5e-4 warm-up 10 then constant, batch 16, 2 x 16 prompts in flight,
- * staleness 1, checkpoint every 10, keep 3, temperature 0.9, top_p 1, 64 new tokens, no
- * evaluation (eval_n 0, eval_every 1).
- *
- * Evaluation and retention: with eval_n > 0 every eval_every-th checkpoint (and the last) is
+/* Evaluation and retention: with eval_n > 0 every eval_every-th checkpoint (and the last) is
  * compared with the SFT model on the built-in task's eval split (greedy answers, the noise-free
  * rules judge with the run's instruction, as `oaif eval`); the EvalResult is put in the same
  * atomic write as the checkpoint. The best checkpoint (highest win rate against SFT, then task
  * accuracy, then the newer) is kept on disk besides SFT and the newest keep_last; its version
  * travels in every checkpoint's metrics, so a resumed run still knows it. */
-void trainer_online_defaults(struct trainer_online_config *c);
 
 struct trainer_online_summary {
-    int steps_done;      /* steps taken by this process */
-    int step;            /* the run's step at exit */
-    uint32_t version;    /* the newest policy version at exit */
+    int steps_done;   /* steps taken by this process */
+    int step;         /* the run's step at exit */
+    uint32_t version; /* the newest policy version at exit */
     uint64_t labeled, trained, ties, failed, stale, dropped;
     double last_loss, last_accuracy, last_margin, last_kl;
     uint32_t best_version; /* the best evaluated checkpoint (0: none evaluated) */
