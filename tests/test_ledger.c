@@ -65,11 +65,13 @@ static int setup(void **state)
     if (!mkdtemp(f->dir))
         return -1;
     f->zctx = zmq_ctx_new();
-    ledger_config_defaults(&f->cfg);
-    snprintf(f->cfg.db_path, sizeof f->cfg.db_path, "%s/db", f->dir);
-    snprintf(f->cfg.client_bind, sizeof f->cfg.client_bind, "tcp://127.0.0.1:*");
-    snprintf(f->cfg.worker_bind, sizeof f->cfg.worker_bind, "tcp://127.0.0.1:*");
-    snprintf(f->cfg.events_bind, sizeof f->cfg.events_bind, "tcp://127.0.0.1:*");
+    char db[300];
+    snprintf(db, sizeof db, "%s/db", f->dir);
+    if (ledger_config_defaults(&f->cfg) || ledger_config_set(&f->cfg.db_path, db) ||
+        ledger_config_set(&f->cfg.client_bind, "tcp://127.0.0.1:*") ||
+        ledger_config_set(&f->cfg.worker_bind, "tcp://127.0.0.1:*") ||
+        ledger_config_set(&f->cfg.events_bind, "tcp://127.0.0.1:*"))
+        return -1;
     f->cfg.heartbeat_ms = 200;
     f->cfg.max_request = 1 << 20;
     start_ledger(f);
@@ -88,6 +90,7 @@ static int teardown(void **state)
     zmq_ctx_term(f->zctx);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    ledger_config_release(&f->cfg);
     if (system(cmd) != 0)
         return -1;
     free(f);
@@ -96,8 +99,8 @@ static int teardown(void **state)
 
 static bus_client_t *client(struct fixture *f)
 {
-    struct bus_client_opts o = {.endpoint = ledger_client_endpoint(f->l), .resend_ms = 300,
-                                .reannounce_ms = 300};
+    struct bus_client_opts o = {
+        .endpoint = ledger_client_endpoint(f->l), .resend_ms = 300, .reannounce_ms = 300};
     bus_client_t *c = NULL;
     assert_int_equal(bus_client_new(&c, f->zctx, &o), ERR_OK);
     f->clients[f->nc++] = c;
@@ -108,8 +111,10 @@ static bus_client_t *client(struct fixture *f)
 
 static bus_worker_t *worker(struct fixture *f, const char *service, unsigned credit)
 {
-    struct bus_worker_opts o = {.endpoint = ledger_worker_endpoint(f->l), .service = service,
-                                .credit = credit, .heartbeat_ms = 200};
+    struct bus_worker_opts o = {.endpoint = ledger_worker_endpoint(f->l),
+                                .service = service,
+                                .credit = credit,
+                                .heartbeat_ms = 200};
     bus_worker_t *w = NULL;
     assert_int_equal(bus_worker_new(&w, f->zctx, &o), ERR_OK);
     f->workers[f->nw++] = w;
@@ -190,8 +195,7 @@ static void test_repeated_id_runs_once_and_answers_twice(void **state)
     struct got g1 = {0}, g2 = {0};
     wait_replies(c1, &g1, 1, 3000);
     /* A second client, same id: the stored reply, and no second run. */
-    assert_int_equal(bus_client_submit(c2, "echo", "same", "different payload", 17, 0, 0),
-                     ERR_OK);
+    assert_int_equal(bus_client_submit(c2, "echo", "same", "different payload", 17, 0, 0), ERR_OK);
     wait_replies(c2, &g2, 1, 3000);
     assert_string_equal(g2.payload[0], "y");
     assert_int_equal(g2.attempts[0], 1);
@@ -299,9 +303,10 @@ static void test_put_get_scan_records(void **state)
     struct fixture *f = *state;
     bus_client_t *c = client(f);
     Oaif__V1__Record a, b, d;
-    Oaif__V1__Record *recs[3] = {mkrec(&a, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p1", "one"),
-                                 mkrec(&b, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p2", "two"),
-                                 mkrec(&d, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p3", "three")};
+    Oaif__V1__Record *recs[3] = {
+        mkrec(&a, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p1", "one"),
+        mkrec(&b, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p2", "two"),
+        mkrec(&d, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, "p3", "three")};
     assert_int_equal(bus_client_put(c, "import-1", recs, 3, true, 2000), ERR_OK);
     /* The same put again (a resend): nothing new. */
     assert_int_equal(bus_client_put(c, "import-1", recs, 3, true, 2000), ERR_OK);
@@ -359,8 +364,8 @@ static void test_worker_records_commit_with_reply(void **state)
     struct bus_req *r = NULL;
     assert_int_equal(bus_worker_recv(w, 3000, &r), ERR_OK);
     Oaif__V1__Record rec;
-    Oaif__V1__Record *recs[1] = {mkrec(&rec, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, "pair-1",
-                                       "the pair")};
+    Oaif__V1__Record *recs[1] = {
+        mkrec(&rec, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, "pair-1", "the pair")};
     bus_worker_reply(w, r->id, "done", 4, recs, 1);
     bus_req_free(&r);
     struct got g = {0};
@@ -408,8 +413,8 @@ static Oaif__V1__Envelope *raw_exchange(void *zctx, const char *ep, const void *
     return env;
 }
 
-static void expect_error(void *zctx, const char *ep, const void *const *frames,
-                         const size_t *lens, int n, const char *needle)
+static void expect_error(void *zctx, const char *ep, const void *const *frames, const size_t *lens,
+                         int n, const char *needle)
 {
     Oaif__V1__Envelope *env = raw_exchange(zctx, ep, frames, lens, n);
     assert_non_null(env);
@@ -487,8 +492,8 @@ static void test_restart_rebuilds_queues_from_store(void **state)
     snprintf(cep, sizeof cep, "%s", ledger_client_endpoint(f->l));
     snprintf(wep, sizeof wep, "%s", ledger_worker_endpoint(f->l));
     stop_ledger(f);
-    snprintf(f->cfg.client_bind, sizeof f->cfg.client_bind, "%s", cep);
-    snprintf(f->cfg.worker_bind, sizeof f->cfg.worker_bind, "%s", wep);
+    assert_int_equal(ledger_config_set(&f->cfg.client_bind, cep), ERR_OK);
+    assert_int_equal(ledger_config_set(&f->cfg.worker_bind, wep), ERR_OK);
     start_ledger(f);
     bus_worker_t *w = worker(f, "later", 2);
     for (int i = 0; i < 2; i++) {

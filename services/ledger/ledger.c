@@ -570,7 +570,7 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
     memcpy(r->payload, s->payload.data, s->payload.len);
     r->len = s->payload.len;
     r->svc = svc;
-    r->max_attempts = s->max_attempts ? s->max_attempts : l->cfg.max_attempts;
+    r->max_attempts = s->max_attempts ? s->max_attempts : (uint32_t)l->cfg.max_attempts;
     r->lease_ms = s->lease_ms ? s->lease_ms : l->cfg.lease_ms;
     r->submitted_ms = bus_now_ms();
     enqueue(svc, r, false);
@@ -1477,23 +1477,6 @@ void ledger_status_free(Oaif__V1__Status *s)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-void ledger_config_defaults(struct ledger_config *c)
-{
-    memset(c, 0, sizeof *c);
-    snprintf(c->db_path, sizeof c->db_path, "data/ledger");
-    snprintf(c->client_bind, sizeof c->client_bind, "tcp://127.0.0.1:5555");
-    snprintf(c->worker_bind, sizeof c->worker_bind, "tcp://127.0.0.1:5556");
-    snprintf(c->events_bind, sizeof c->events_bind, "tcp://127.0.0.1:5557");
-    c->lease_ms = 30000;
-    c->max_attempts = 3;
-    c->heartbeat_ms = 1000;
-    c->liveness = 3;
-    c->max_msg = BUS_DEFAULT_MAX_MSG;
-    c->max_request = 16u << 20;
-    c->sync = true;
-    c->batch_max = 4096;
-}
-
 /* Rebuild queues from the store: every open request goes back to its service's queue. */
 static int recover(ledger_t *l)
 {
@@ -1603,12 +1586,12 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     if (!l)
         return ERR_NOMEM;
     l->cfg = *cfg;
-    if (l->cfg.batch_max <= 0)
-        l->cfg.batch_max = 4096;
-    if (l->cfg.heartbeat_ms <= 0)
-        l->cfg.heartbeat_ms = 1000;
-    if (l->cfg.liveness < 2)
-        l->cfg.liveness = 3;
+    if (cfg->batch_max < 1 || cfg->heartbeat_ms <= 0 || cfg->liveness < 2 || !cfg->db_path ||
+        !cfg->client_bind || !cfg->worker_bind) {
+        log_error("ledger: the configuration is not whole (start from ledger_config_defaults)");
+        free(l);
+        return ERR_INVAL;
+    }
     l->zctx = zctx;
     l->start_mono = bus_mono_ms();
     l->reqs = hmap_new();
@@ -1641,7 +1624,7 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
         rc = recover(l);
     if (!rc && l->cfg.curve.on) {
         rc = bus_zap_start(&l->zap, zctx, NULL, 0);
-        if (!rc && l->cfg.curve_allow[0]) {
+        if (!rc && l->cfg.curve_allow && l->cfg.curve_allow[0]) {
             char err[512];
             rc = bus_zap_allow_file(l->zap, l->cfg.curve_allow, err, sizeof err);
             if (rc)
@@ -1654,7 +1637,7 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     if (!rc)
         rc = bind_sock(l, &l->workers, ZMQ_ROUTER, cfg->worker_bind, l->worker_ep,
                        sizeof l->worker_ep);
-    if (!rc && cfg->events_bind[0])
+    if (!rc && cfg->events_bind && cfg->events_bind[0])
         rc = bind_sock(l, &l->events, ZMQ_PUB, cfg->events_bind, l->events_ep,
                        sizeof l->events_ep);
     if (!rc) {

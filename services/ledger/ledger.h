@@ -18,34 +18,51 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "cfg.h"
 #include "kv.h"
 
+/* The ledger's configuration. The option table in ledger_opts.c fills it and holds every
+ * default (`ledger --help`); the strings are malloc'd by it (ledger_opts_release frees them). */
 struct ledger_config {
-    char db_path[1024];     /* RocksDB directory */
-    char client_bind[256];  /* ROUTER for clients */
-    char worker_bind[256];  /* ROUTER for workers */
-    char events_bind[256];  /* PUB for events; "" = none */
-    char metrics_bind[256]; /* HTTP host:port for /metrics and /healthz; "" = none */
-    unsigned lease_ms;      /* default lease of a request */
-    unsigned max_attempts;  /* default attempts before a request fails */
-    int heartbeat_ms;       /* worker heartbeat interval */
-    int liveness;           /* silent intervals before a worker is dead (3) */
+    char *db_path;          /* RocksDB directory */
+    char *client_bind;      /* ROUTER for clients */
+    char *worker_bind;      /* ROUTER for workers */
+    char *events_bind;      /* PUB for events; NULL or "" = none */
+    char *metrics_bind;     /* address of the HTTP server for /metrics and /healthz (main.c) */
+    int metrics_port;       /* its port; 0 any free one, -1 no server (main.c) */
+    int64_t lease_ms;       /* default lease of a request */
+    int max_attempts;       /* default attempts before a request fails */
+    int64_t heartbeat_ms;   /* worker heartbeat interval */
+    int liveness;           /* silent intervals before a worker is dead */
     size_t max_msg;         /* ZMQ_MAXMSGSIZE */
     size_t max_request;     /* largest payload accepted in a Submit (error reply above) */
     bool sync;              /* fsync each group commit (false only for benchmarks) */
     int batch_max;          /* most messages handled per loop turn */
-    struct bus_curve curve; /* on: every socket is a CURVE server */
-    char curve_allow[1024]; /* allow-list file or directory of client public keys */
+    char *curve_secret_key; /* the ledger's key pair file: turns CURVE on (main.c loads it) */
+    char *curve_allow;      /* allow-list file or directory of client public keys; NULL: none */
+    struct cfg_strlist allowed_keys; /* more allowed public keys, Z85 (main.c) */
+    char *endpoints_file;            /* main.c writes the bound endpoints there once listening */
+    struct bus_curve curve;          /* not an option: on, every socket is a CURVE server */
 };
 
-/* Defaults: binds on 127.0.0.1:5555/5556/5557, ./data/ledger, lease 30 s, 3 attempts,
- * heartbeat 1 s, max message 64 MiB, max request 16 MiB, sync on. */
-void ledger_config_defaults(struct ledger_config *cfg);
+/* The defaults alone (ledger_opts_defaults in ledger_opts.c, for tests and benchmarks), as the
+ * `ledger` binary would have them with no run file, environment or flags. ERR_OK or ERR_NOMEM;
+ * free with ledger_config_release. */
+int ledger_config_defaults(struct ledger_config *cfg);
+
+/* Frees the strings in *cfg; safe twice. */
+void ledger_config_release(struct ledger_config *cfg);
+
+/* Replaces string field *field (of a config from ledger_config_defaults) with a copy of value.
+ * ERR_OK or ERR_NOMEM. */
+int ledger_config_set(char **field, const char *value);
 
 typedef struct ledger ledger_t;
 
 /* Open the store, rebuild the queues from it, start the ZAP handler (CURVE), bind the sockets.
- * On success *out owns it all (ledger_destroy). The config is copied. */
+ * On success *out owns it all (ledger_destroy). The config is copied; its strings are borrowed
+ * until ledger_destroy. ERR_INVAL for a config that is not whole (a non-positive heartbeat,
+ * liveness under 2, batch_max under 1, no client or worker endpoint). */
 int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx);
 /* Close the sockets and the store; sets *l to NULL; accepts NULL. */
 void ledger_destroy(ledger_t **l);
