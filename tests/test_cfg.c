@@ -942,7 +942,7 @@ static void test_example_run_file_loads(void **state)
         CFG_INT_OPT(struct exconf, eval_prompts, .key = "evaluator.eval_prompts", .min = 1,
                     .max = 100000),
         CFG_DURATION_OPT(struct exconf, lease_ms, .key = "ledger.lease_timeout"),
-        CFG_SIZE_OPT(struct exconf, max_msg, .key = "ledger.max_message_size"),
+        CFG_SIZE_OPT(struct exconf, max_msg, .key = "bus.max_message_size"),
         CFG_DOUBLE_OPT(struct exconf, temperature, .key = "sampler.temperature", .dmin = 0,
                        .dmax = 10),
         CFG_DOUBLE_OPT(struct exconf, tie_margin, .key = "annotator.tie_band", .dmin = 0,
