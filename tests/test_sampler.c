@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus.h"
+#include "cfg.h"
 #include "checkpoint.h"
 #include "ckpt.h"
 #include "err.h"
@@ -172,15 +174,30 @@ static void req_init(struct req *q, size_t nprompts, unsigned n, unsigned max_ne
     q->sp.temperature = 1.0f;
 }
 
-static sampler_t *new_builtin(unsigned max_loaded)
+/* A string option of a config from sampler_config_defaults (its strings are malloc'd). */
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = value ? strdup(value) : NULL;
+    assert_true(!value || *field);
+}
+
+/* The defaults on the group's store. Release with sampler_config_release. */
+static void builtin_config(struct sampler_config *c)
+{
+    assert_int_equal(sampler_config_defaults(c), ERR_OK);
+    set_str(&c->checkpoint_dir, root);
+}
+
+static sampler_t *new_builtin(int max_loaded)
 {
     struct sampler_config c;
-    sampler_config_default(&c);
-    c.checkpoint_dir = root;
+    builtin_config(&c);
     c.max_loaded = max_loaded;
     sampler_t *s = NULL;
     char why[256];
     assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_OK);
+    sampler_config_release(&c); /* the sampler keeps copies of what it needs */
     return s;
 }
 
@@ -475,10 +492,10 @@ static void test_bad_requests_name_the_field(void **state)
     sampler_destroy(&s);
 
     struct sampler_config c;
-    sampler_config_default(&c);
-    c.checkpoint_dir = root;
+    builtin_config(&c);
     c.max_responses = 100;
     assert_int_equal(sampler_new(&s, &c, (char[256]){0}, 256), ERR_OK);
+    sampler_config_release(&c);
     load_ok(s, 0);
     req_init(&q, 8, 16, 8, 1);
     expect_bad(s, &q, ERR_INVAL, "sampling.n");
@@ -491,19 +508,33 @@ static void test_bad_configuration_names_the_option(void **state)
     struct sampler_config c;
     sampler_t *s = NULL;
     char why[256];
-    sampler_config_default(&c);
-    c.checkpoint_dir = root;
-    c.prompt_template = "no placeholder";
+    builtin_config(&c);
+    set_str(&c.prompt_template, "no placeholder");
     assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_INVAL);
     assert_non_null(strstr(why, "sampler.template"));
-    sampler_config_default(&c);
+    sampler_config_release(&c);
+    builtin_config(&c);
     c.n = 40;
     assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_INVAL);
     assert_non_null(strstr(why, "sampler.responses_per_prompt"));
-    sampler_config_default(&c);
+    c.n = 2;
+    c.top_k = -1;
+    assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_INVAL);
+    assert_non_null(strstr(why, "sampler.top_k"));
+    sampler_config_release(&c);
+    builtin_config(&c);
     c.backend = SAMPLER_BACKEND_REMOTE;
     assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_INVAL);
     assert_non_null(strstr(why, "sampler.remote.base_url"));
+    /* the key from a variable that is not set */
+    set_str(&c.remote.base_url, "http://127.0.0.1:9/v1");
+    set_str(&c.remote.model, "m");
+    set_str(&c.remote.api_key_env, "OAIF_TEST_UNSET_KEY_VAR");
+    unsetenv("OAIF_TEST_UNSET_KEY_VAR");
+    assert_int_equal(sampler_new(&s, &c, why, sizeof why), ERR_INVAL);
+    assert_non_null(strstr(why, "sampler.remote.api_key_env"));
+    assert_non_null(strstr(why, "OAIF_TEST_UNSET_KEY_VAR"));
+    sampler_config_release(&c);
     assert_null(s);
 }
 
@@ -585,23 +616,27 @@ static struct fake_completions fc;
 
 static sampler_t *new_remote(void)
 {
-    static struct sampler_config c;
-    sampler_config_default(&c);
+    struct sampler_config c;
+    assert_int_equal(sampler_config_defaults(&c), ERR_OK);
     c.backend = SAMPLER_BACKEND_REMOTE;
-    c.remote.base_url = fc.base_url;
-    c.remote.model = "policy";
-    c.remote.api_key = "sk-test-REMOTEKEY";
+    set_str(&c.remote.base_url, fc.base_url);
+    set_str(&c.remote.model, "policy");
+    /* the key from the variable api_key_env names (read once, by sampler_new) */
+    set_str(&c.remote.api_key_env, "OAIF_TEST_REMOTE_KEY");
+    setenv("OAIF_TEST_REMOTE_KEY", "sk-test-REMOTEKEY", 1);
     c.remote.version = 3;
-    c.remote.http.backoff_base_ms = 5;
-    c.remote.http.backoff_max_ms = 20;
-    c.remote.http.max_attempts = 3;
-    c.prompt_template = "Q: {prompt}\nA:";
+    c.remote.backoff_base_ms = 5;
+    c.remote.backoff_max_ms = 20;
+    c.remote.max_attempts = 3;
+    set_str(&c.prompt_template, "Q: {prompt}\nA:");
     sampler_t *s = NULL;
     char why[256] = "";
     int rc = sampler_new(&s, &c, why, sizeof why);
     if (rc)
         fprintf(stderr, "%s\n", why);
     assert_int_equal(rc, ERR_OK);
+    unsetenv("OAIF_TEST_REMOTE_KEY");
+    sampler_config_release(&c);
     return s;
 }
 
@@ -691,8 +726,8 @@ static void test_remote_wire(void **state)
 {
     (void)state;
     struct sampler_config c;
-    sampler_config_default(&c);
-    c.remote.model = "m";
+    assert_int_equal(sampler_config_defaults(&c), ERR_OK);
+    set_str(&c.remote.model, "m");
     c.remote.logprobs = true;
     const char *stop[1] = {"\n"};
     struct sampler_remote_call call = {.prompt = "hi",
@@ -717,6 +752,7 @@ static void test_remote_wire(void **state)
     assert_int_equal(sampler_remote_body(&c.remote, &call, &body), ERR_OK);
     assert_null(strstr(body, "top_k"));
     free(body);
+    sampler_config_release(&c);
 
     struct sampler_response o;
     char why[256];
@@ -763,45 +799,145 @@ static void test_remote_wire(void **state)
 static void test_options(void **state)
 {
     (void)state;
-    struct sampler_opts o;
+    struct sampler_config c;
     static char example[] = OAIF_FIXTURES "/../../deploy/oaif.example.yaml";
     char *argv[] = {"sampler", "--config", example, "--temperature", "0.7", NULL};
     buf_t errs;
     buf_init(&errs, 0);
-    int rc = sampler_opts_load(&o, 5, argv, &errs);
+    int rc = sampler_config_load(&c, 5, argv, &errs);
     if (rc)
         fprintf(stderr, "%.*s", (int)errs.len, errs.data ? (char *)errs.data : "");
     assert_int_equal(rc, ERR_OK);
-    assert_true(o.temperature == 0.7);
-    assert_int_equal(o.max_loaded, 2);
-    struct sampler_config c;
-    char why[256];
-    assert_int_equal(sampler_opts_config(&o, &c, why, sizeof why), ERR_OK);
+    assert_true(c.temperature == 0.7f);
+    assert_int_equal(c.max_loaded, 2);
     assert_int_equal(c.backend, SAMPLER_BACKEND_BUILTIN);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.max_new_tokens, 128);
-    assert_int_equal(c.remote.http.total_timeout_ms, 60000);
-    sampler_opts_release(&o);
+    assert_int_equal(c.remote.timeout_ms, 60000);
+    assert_string_equal(c.bus.workers_endpoint, "tcp://127.0.0.1:5556");
+    sampler_config_release(&c);
+    sampler_config_release(&c); /* safe twice */
 
     char *bad[] = {"sampler", "--top-p", "2", "--backend", "vllm", NULL};
     buf_reset(&errs);
-    assert_int_equal(sampler_opts_load(&o, 5, bad, &errs), ERR_INVAL);
+    assert_int_equal(sampler_config_load(&c, 5, bad, &errs), ERR_INVAL);
     assert_non_null(strstr((char *)errs.data, "--top-p"));
     assert_non_null(strstr((char *)errs.data, "--backend"));
-    sampler_opts_release(&o);
+    sampler_config_release(&c);
 
-    char *env[] = {"sampler", "--backend", "remote", "--api-key-env", "OAIF_TEST_UNSET_KEY_VAR",
-                   NULL};
-    unsetenv("OAIF_TEST_UNSET_KEY_VAR");
-    assert_int_equal(sampler_opts_load(&o, 5, env, NULL), ERR_OK);
-    assert_int_equal(sampler_opts_config(&o, &c, why, sizeof why), ERR_INVAL);
-    assert_non_null(strstr(why, "sampler.remote.api_key_env"));
-    setenv("OAIF_TEST_UNSET_KEY_VAR", "sk-x", 1);
-    assert_int_equal(sampler_opts_config(&o, &c, why, sizeof why), ERR_OK);
-    assert_string_equal(c.remote.api_key, "sk-x");
-    unsetenv("OAIF_TEST_UNSET_KEY_VAR");
-    sampler_opts_release(&o);
+    /* the enum stores the value of its name */
+    char *remote[] = {"sampler", "--backend", "remote", "--seed", "12345678901", NULL};
+    assert_int_equal(sampler_config_load(&c, 5, remote, NULL), ERR_OK);
+    assert_int_equal(c.backend, SAMPLER_BACKEND_REMOTE);
+    assert_true(c.seed == 12345678901ull);
+    sampler_config_release(&c);
     buf_free(&errs);
+}
+
+/* The table is the only place a default is written: sampler_config_defaults() gives what a
+ * load with nothing set gives, and the bus defaults are bus.h's. */
+static void test_defaults_are_the_tables(void **state)
+{
+    (void)state;
+    struct sampler_config d, l;
+    assert_int_equal(sampler_config_defaults(&d), ERR_OK);
+    char *argv[] = {"sampler", NULL};
+    assert_int_equal(sampler_config_load(&l, 1, argv, NULL), ERR_OK);
+    assert_int_equal(d.backend, SAMPLER_BACKEND_BUILTIN);
+    assert_true(d.temperature == l.temperature && d.top_p == l.top_p);
+    assert_int_equal(d.n, l.n);
+    assert_int_equal(d.max_new_tokens, l.max_new_tokens);
+    assert_int_equal(d.max_responses, l.max_responses);
+    assert_true(d.seed == l.seed);
+    assert_string_equal(d.checkpoint_dir, l.checkpoint_dir);
+    assert_true(d.remote.logprobs);
+    assert_int_equal(d.remote.timeout_ms, l.remote.timeout_ms);
+    assert_string_equal(d.bus.clients_endpoint, BUS_DEFAULT_CLIENTS);
+    assert_string_equal(d.bus.workers_endpoint, BUS_DEFAULT_WORKERS);
+    assert_string_equal(d.bus.events_endpoint, BUS_DEFAULT_EVENTS);
+    assert_null(d.bus.ledger_public_key);
+    assert_int_equal(d.bus.heartbeat_ms, 1000);
+    assert_int_equal(d.bus.max_message, BUS_DEFAULT_MAX_MSG);
+    /* the defaults make a valid sampler */
+    sampler_t *s = NULL;
+    char why[256] = "";
+    assert_int_equal(sampler_new(&s, &d, why, sizeof why), ERR_OK);
+    sampler_destroy(&s);
+    sampler_config_release(&d);
+    sampler_config_release(&l);
+}
+
+/* What `oaif config show` does: a struct of conf_size bytes, zeroed, and nothing else set up. */
+static void test_spec_loads_into_a_bare_struct(void **state)
+{
+    (void)state;
+    assert_int_equal(sampler_opts_spec.conf_size, sizeof(struct sampler_config));
+    void *conf = calloc(1, sampler_opts_spec.conf_size);
+    struct cfg_origin *origins = calloc(sampler_opts_spec.n_options, sizeof *origins);
+    assert_non_null(conf);
+    assert_non_null(origins);
+    buf_t errs, warns, out;
+    buf_init(&errs, 0);
+    buf_init(&warns, 0);
+    buf_init(&out, 0);
+    struct cfg_trace trace = {.origins = origins, .warnings = &warns};
+    char *argv[] = {"sampler", "--backend", "remote", "--max-message-size", "1MiB", NULL};
+    assert_int_equal(cfg_load_ex(&sampler_opts_spec, conf, 5, argv, &errs, &trace), ERR_OK);
+    const struct sampler_config *c = conf;
+    assert_int_equal(c->backend, SAMPLER_BACKEND_REMOTE);
+    assert_int_equal(c->bus.max_message, 1 << 20);
+    assert_int_equal(cfg_render_yaml_origins(&sampler_opts_spec, conf, origins, &out), ERR_OK);
+    assert_int_equal(buf_append(&out, "", 1), ERR_OK);
+    assert_non_null(strstr((char *)out.data, "backend: remote"));
+    assert_non_null(strstr((char *)out.data, "heartbeat_interval: 1s"));
+    cfg_release(&sampler_opts_spec, conf);
+    free(conf);
+    free(origins);
+    buf_free(&errs);
+    buf_free(&warns);
+    buf_free(&out);
+}
+
+/* The heartbeat moved to bus.heartbeat_interval; the ledger section's key and variable still
+ * work for one release, each with a warning that names the new name, and lose to the new ones. */
+static void test_old_heartbeat_names_warn_and_work(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/old-heartbeat.yaml", root);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("ledger:\n  heartbeat_interval: 250ms\n", f);
+    fclose(f);
+    struct sampler_config c;
+    buf_t warns;
+    buf_init(&warns, 0);
+    struct cfg_trace trace = {.warnings = &warns};
+    char *argv[] = {"sampler", "--config", path, NULL};
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cfg_load_ex(&sampler_opts_spec, &c, 3, argv, NULL, &trace), ERR_OK);
+    assert_int_equal(c.bus.heartbeat_ms, 250);
+    assert_int_equal(buf_append(&warns, "", 1), ERR_OK);
+    assert_non_null(strstr((char *)warns.data, "ledger.heartbeat_interval"));
+    assert_non_null(strstr((char *)warns.data, "bus.heartbeat_interval"));
+    sampler_config_release(&c);
+
+    buf_reset(&warns);
+    setenv("LEDGER_HEARTBEAT_INTERVAL", "300ms", 1);
+    char *plain[] = {"sampler", NULL};
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cfg_load_ex(&sampler_opts_spec, &c, 1, plain, NULL, &trace), ERR_OK);
+    assert_int_equal(c.bus.heartbeat_ms, 300);
+    assert_int_equal(buf_append(&warns, "", 1), ERR_OK);
+    assert_non_null(strstr((char *)warns.data, "BUS_HEARTBEAT_INTERVAL"));
+    sampler_config_release(&c);
+    char *flag[] = {"sampler", "--heartbeat", "400ms", NULL};
+    assert_int_equal(sampler_config_load(&c, 3, flag, NULL), ERR_OK);
+    assert_int_equal(c.bus.heartbeat_ms, 400);
+    sampler_config_release(&c);
+    unsetenv("LEDGER_HEARTBEAT_INTERVAL");
+    unlink(path);
+    buf_free(&warns);
 }
 
 static void test_text_clean(void **state)
@@ -853,6 +989,9 @@ int main(void)
         cmocka_unit_test(test_remote_backend),
         cmocka_unit_test(test_remote_wire),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_defaults_are_the_tables),
+        cmocka_unit_test(test_spec_loads_into_a_bare_struct),
+        cmocka_unit_test(test_old_heartbeat_names_warn_and_work),
         cmocka_unit_test(test_text_clean),
     };
     int rc = cmocka_run_group_tests_name("sampler", tests, group_setup, group_teardown);

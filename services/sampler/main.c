@@ -33,21 +33,21 @@ static bool healthy(void *arg)
 
 int main(int argc, char **argv)
 {
-    struct sampler_opts opts;
+    struct sampler_config cfg;
     log_init_from_env("sampler");
-    int rc = sampler_opts_load(&opts, argc, argv, NULL);
+    int rc = sampler_config_load(&cfg, argc, argv, NULL); /* defaults < file < env < flags */
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
-    cfg_log(&sampler_opts_spec, &opts);
+    cfg_log(&sampler_opts_spec, &cfg);
     /* before any thread: the engine's thread count, libcurl's global state, then signals */
-    if (opts.threads > 0) {
+    if (cfg.threads > 0) {
         char n[16];
-        snprintf(n, sizeof n, "%d", opts.threads);
+        snprintf(n, sizeof n, "%d", cfg.threads);
         setenv("OMP_NUM_THREADS", n, 1);
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("curl_global_init failed");
-        sampler_opts_release(&opts);
+        sampler_config_release(&cfg);
         return 1;
     }
     struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: EINTR wakes poll */
@@ -61,28 +61,29 @@ int main(int argc, char **argv)
     sampler_service_t *svc = NULL;
     char why[1024] = "";
     int exit_code = 0;
-    rc = zctx && metrics ? sampler_service_new(&svc, &opts, zctx, metrics, why, sizeof why)
+    rc = zctx && metrics ? sampler_service_new(&svc, &cfg, zctx, metrics, why, sizeof why)
                          : ERR_NOMEM;
     if (rc) {
         log_error("%s", why[0] ? why : err_str(rc));
         exit_code = rc == ERR_INVAL || rc == ERR_IO ? 2 : 1;
-    } else if (opts.backend == 1) {
-        log_info("serving 'sample' for %s from %s (model %s, version %d)", opts.workers_endpoint,
-                 opts.base_url, opts.model, opts.remote_version);
+    } else if (cfg.backend == SAMPLER_BACKEND_REMOTE) {
+        log_info("serving 'sample' for %s from %s (model %s, version %d)", cfg.bus.workers_endpoint,
+                 cfg.remote.base_url, cfg.remote.model, cfg.remote.version);
     } else {
-        log_info("serving 'sample' for %s from %s (events %s)", opts.workers_endpoint,
-                 opts.checkpoint_dir,
-                 opts.events_endpoint && *opts.events_endpoint ? opts.events_endpoint : "off");
+        log_info("serving 'sample' for %s from %s (events %s)", cfg.bus.workers_endpoint,
+                 cfg.checkpoint_dir,
+                 cfg.bus.events_endpoint && *cfg.bus.events_endpoint ? cfg.bus.events_endpoint
+                                                                     : "off");
     }
-    if (!rc && opts.metrics_port >= 0) {
-        rc = metrics_server_start(&http, metrics, opts.metrics_bind, opts.metrics_port, healthy,
-                                  NULL);
+    if (!rc && cfg.metrics_port >= 0) {
+        rc =
+            metrics_server_start(&http, metrics, cfg.metrics_bind, cfg.metrics_port, healthy, NULL);
         if (rc) {
-            log_error("metrics server on %s:%d: %s", opts.metrics_bind, opts.metrics_port,
+            log_error("metrics server on %s:%d: %s", cfg.metrics_bind, cfg.metrics_port,
                       err_str(rc));
             exit_code = 1;
         } else {
-            log_info("metrics on %s:%d", opts.metrics_bind, metrics_server_port(http));
+            log_info("metrics on %s:%d", cfg.metrics_bind, metrics_server_port(http));
         }
     }
     uint64_t next_metrics = 0;
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     if (zctx)
         zmq_ctx_term(zctx);
     curl_global_cleanup();
-    sampler_opts_release(&opts);
+    sampler_config_release(&cfg);
     log_info("exit: %s", exit_code ? "error" : "ok");
     return exit_code;
 }

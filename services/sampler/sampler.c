@@ -23,8 +23,8 @@
 #include "tokenizer.h"
 #include "utf8.h"
 
-#define TEMPERATURE_MAX 5.0f
-#define TOP_K_MAX       1000000u
+#define TEMPERATURE_MAX ((float)SAMPLER_TEMPERATURE_MAX)
+#define TOP_K_MAX       ((unsigned)SAMPLER_TOP_K_MAX)
 #define STOP_MAX        16          /* stop strings per request */
 #define STOP_LEN_MAX    256         /* bytes per stop string */
 #define SCORE_BYTES     (64u << 20) /* activations of one scoring forward */
@@ -41,8 +41,8 @@ struct policy {
 };
 
 struct sampler {
-    struct sampler_config cfg;
-    pthread_mutex_t mu; /* the list and the clock */
+    struct sampler_config cfg; /* the logic's fields, its strings our copies; the rest zero */
+    pthread_mutex_t mu;        /* the list and the clock */
     struct policy *policies;
     uint64_t clock;
     sampler_remote_t *remote;
@@ -58,28 +58,6 @@ struct params {
     const char *const *stop;
     size_t nstop;
 };
-
-void sampler_config_default(struct sampler_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->backend = SAMPLER_BACKEND_BUILTIN;
-    c->checkpoint_dir = "./data/checkpoints";
-    c->prompt_template = NULL;
-    c->max_loaded = 2;
-    c->n = 2;
-    c->temperature = 0.9f;
-    c->top_p = 1.0f;
-    c->top_k = 0;
-    c->max_new_tokens = 128;
-    c->seed = 1;
-    c->max_prompts = 256;
-    c->max_n = 16;
-    c->max_responses = 512;
-    c->max_new_tokens_limit = 1024;
-    c->remote.version = 0;
-    c->remote.logprobs = true;
-    c->remote.http = http_config_default();
-}
 
 static double now_s(void)
 {
@@ -107,17 +85,19 @@ static int check_config(const struct sampler_config *c, char *why, size_t whylen
         BAD("sampler limits: max_prompts, max_responses_per_prompt, max_responses and "
             "max_new_tokens_limit must be at least 1");
     if (c->n < 1 || c->n > c->max_n)
-        BAD("sampler.responses_per_prompt: %u is out of range [1, %u]", c->n, c->max_n);
+        BAD("sampler.responses_per_prompt: %d is out of range [1, %d]", c->n, c->max_n);
     if (!(c->temperature > 0.0f && c->temperature <= TEMPERATURE_MAX))
         BAD("sampler.temperature: %g is out of range (0, %g] (greedy is top_k 1)",
             (double)c->temperature, (double)TEMPERATURE_MAX);
     if (!(c->top_p > 0.0f && c->top_p <= 1.0f))
         BAD("sampler.top_p: %g is out of range (0, 1]", (double)c->top_p);
-    if (c->top_k > TOP_K_MAX)
-        BAD("sampler.top_k: %u is over %u", c->top_k, TOP_K_MAX);
+    if (c->top_k < 0 || (unsigned)c->top_k > TOP_K_MAX)
+        BAD("sampler.top_k: %d is out of range [0, %u]", c->top_k, TOP_K_MAX);
     if (c->max_new_tokens < 1 || c->max_new_tokens > c->max_new_tokens_limit)
-        BAD("sampler.max_new_tokens: %u is out of range [1, %u]", c->max_new_tokens,
+        BAD("sampler.max_new_tokens: %d is out of range [1, %d]", c->max_new_tokens,
             c->max_new_tokens_limit);
+    if (c->backend == SAMPLER_BACKEND_REMOTE && c->remote.version < 0)
+        BAD("sampler.remote.version: %d is negative", c->remote.version);
     if (c->prompt_template && *c->prompt_template) {
         const char *p = strstr(c->prompt_template, "{prompt}");
         if (!p || strstr(p + 1, "{prompt}"))
@@ -125,6 +105,58 @@ static int check_config(const struct sampler_config *c, char *why, size_t whylen
     }
 #undef BAD
     return ERR_OK;
+}
+
+/* A copy of what the logic reads; the service's fields (bus, metrics, ...) stay zero. */
+static int copy_config(struct sampler_config *dst, const struct sampler_config *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->backend = src->backend;
+    dst->max_loaded = src->max_loaded;
+    dst->n = src->n;
+    dst->temperature = src->temperature;
+    dst->top_p = src->top_p;
+    dst->top_k = src->top_k;
+    dst->max_new_tokens = src->max_new_tokens;
+    dst->seed = src->seed;
+    dst->max_prompts = src->max_prompts;
+    dst->max_n = src->max_n;
+    dst->max_responses = src->max_responses;
+    dst->max_new_tokens_limit = src->max_new_tokens_limit;
+    dst->remote = src->remote;
+    struct {
+        char **to;
+        const char *from;
+    } strs[] = {
+        {&dst->checkpoint_dir, src->checkpoint_dir},
+        {&dst->prompt_template, src->prompt_template},
+        {&dst->remote.base_url, src->remote.base_url},
+        {&dst->remote.model, src->remote.model},
+        {&dst->remote.api_key, src->remote.api_key},
+        {&dst->remote.api_key_env, src->remote.api_key_env},
+    };
+    int rc = ERR_OK;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        *strs[i].to = NULL;
+        if (strs[i].from && !(*strs[i].to = strdup(strs[i].from)))
+            rc = ERR_NOMEM;
+    }
+    return rc;
+}
+
+/* Frees what copy_config() allocated (the API key wiped first). */
+static void free_config(struct sampler_config *c)
+{
+    free(c->checkpoint_dir);
+    free(c->prompt_template);
+    free(c->remote.base_url);
+    free(c->remote.model);
+    if (c->remote.api_key) {
+        memset(c->remote.api_key, 0, strlen(c->remote.api_key));
+        free(c->remote.api_key);
+    }
+    free(c->remote.api_key_env);
+    memset(c, 0, sizeof *c);
 }
 
 int sampler_new(sampler_t **out, const struct sampler_config *cfg, char *why, size_t whylen)
@@ -136,10 +168,15 @@ int sampler_new(sampler_t **out, const struct sampler_config *cfg, char *why, si
     sampler_t *s = calloc(1, sizeof *s);
     if (!s)
         return ERR_NOMEM;
-    s->cfg = *cfg;
     if (pthread_mutex_init(&s->mu, NULL)) {
         free(s);
         return ERR_NOMEM;
+    }
+    rc = copy_config(&s->cfg, cfg);
+    if (rc) {
+        snprintf(why, whylen, "out of memory");
+        sampler_destroy(&s);
+        return rc;
     }
     if (cfg->backend == SAMPLER_BACKEND_REMOTE) {
         rc = sampler_remote_new(&s->remote, &s->cfg.remote, why, whylen);
@@ -182,6 +219,7 @@ void sampler_destroy(sampler_t **ps)
     sampler_remote_destroy(&s->remote);
     tok_destroy(&s->tmpl);
     pthread_mutex_destroy(&s->mu);
+    free_config(&s->cfg);
     free(s);
     *ps = NULL;
 }
@@ -218,7 +256,7 @@ static void evict_locked(sampler_t *s)
         size_t n = 0;
         for (struct policy *p = s->policies; p; p = p->next)
             n++;
-        if (n <= s->cfg.max_loaded)
+        if (n <= (size_t)s->cfg.max_loaded)
             return;
         struct policy *newest = newest_locked(s), *victim = NULL;
         for (struct policy *p = s->policies; p; p = p->next)
@@ -249,7 +287,7 @@ int64_t sampler_newest(sampler_t *s)
 bool sampler_has(sampler_t *s, uint32_t version)
 {
     if (s->cfg.backend == SAMPLER_BACKEND_REMOTE)
-        return version == s->cfg.remote.version;
+        return version == (uint32_t)s->cfg.remote.version;
     pthread_mutex_lock(&s->mu);
     bool has = find_locked(s, version) != NULL;
     pthread_mutex_unlock(&s->mu);
@@ -466,9 +504,12 @@ static int resolve(const sampler_t *s, const Oaif__V1__SampleRequest *req, const
     } while (0)
     if (req->n_prompts == 0)
         BAD("prompts: the request has none");
-    if (req->n_prompts > c->max_prompts)
-        BAD("prompts: %zu prompts, over the limit of %u per request", req->n_prompts,
-            c->max_prompts);
+    /* check_config made these positive (top_k non-negative) */
+    unsigned max_prompts = (unsigned)c->max_prompts, max_n = (unsigned)c->max_n;
+    unsigned max_responses = (unsigned)c->max_responses, max_new = (unsigned)c->max_new_tokens;
+    unsigned max_new_limit = (unsigned)c->max_new_tokens_limit;
+    if (req->n_prompts > max_prompts)
+        BAD("prompts: %zu prompts, over the limit of %u per request", req->n_prompts, max_prompts);
     for (size_t i = 0; i < req->n_prompts; i++)
         if (!req->prompts[i] || !req->prompts[i]->text || !req->prompts[i]->text[0])
             BAD("prompts[%zu].text: empty", i);
@@ -476,13 +517,13 @@ static int resolve(const sampler_t *s, const Oaif__V1__SampleRequest *req, const
     Oaif__V1__SamplingParams zero = OAIF__V1__SAMPLING_PARAMS__INIT;
     if (!sp)
         sp = &zero;
-    p->n = sp->n ? sp->n : c->n;
-    if (p->n > c->max_n)
-        BAD("sampling.n: %u is out of range [1, %u] (0: the default, %u)", sp->n, c->max_n, c->n);
-    if ((uint64_t)req->n_prompts * p->n > c->max_responses)
+    p->n = sp->n ? sp->n : (unsigned)c->n;
+    if (p->n > max_n)
+        BAD("sampling.n: %u is out of range [1, %u] (0: the default, %d)", sp->n, max_n, c->n);
+    if ((uint64_t)req->n_prompts * p->n > max_responses)
         BAD("sampling.n: %zu prompts x %u responses = %llu, over the limit of %u responses per "
             "request",
-            req->n_prompts, p->n, (unsigned long long)req->n_prompts * p->n, c->max_responses);
+            req->n_prompts, p->n, (unsigned long long)req->n_prompts * p->n, max_responses);
     if (!isfinite(sp->temperature) || sp->temperature < 0.0f || sp->temperature > TEMPERATURE_MAX)
         BAD("sampling.temperature: %g is out of range [0, %g] (0: the default, %g; greedy is "
             "top_k 1)",
@@ -494,11 +535,11 @@ static int resolve(const sampler_t *s, const Oaif__V1__SampleRequest *req, const
     p->top_p = sp->top_p > 0.0f ? sp->top_p : c->top_p;
     if (sp->top_k > TOP_K_MAX)
         BAD("sampling.top_k: %u is out of range [0, %u]", sp->top_k, TOP_K_MAX);
-    p->top_k = sp->top_k ? sp->top_k : c->top_k;
-    if (sp->max_new_tokens > c->max_new_tokens_limit)
+    p->top_k = sp->top_k ? sp->top_k : (unsigned)c->top_k;
+    if (sp->max_new_tokens > max_new_limit)
         BAD("sampling.max_new_tokens: %u is out of range [1, %u] (0: the default, %u)",
-            sp->max_new_tokens, c->max_new_tokens_limit, c->max_new_tokens);
-    p->max_new = sp->max_new_tokens ? sp->max_new_tokens : c->max_new_tokens;
+            sp->max_new_tokens, max_new_limit, max_new);
+    p->max_new = sp->max_new_tokens ? sp->max_new_tokens : max_new;
     if (sp->n_stop > STOP_MAX)
         BAD("sampling.stop: %zu strings, at most %d", sp->n_stop, STOP_MAX);
     for (size_t i = 0; i < sp->n_stop; i++) {
@@ -907,13 +948,14 @@ int sampler_run(sampler_t *s, const char *request_id, const Oaif__V1__SampleRequ
         return ERR_NOMEM;
     }
     if (s->cfg.backend == SAMPLER_BACKEND_REMOTE) {
-        if (req->pin_version && req->policy_version != s->cfg.remote.version) {
+        uint32_t served = (uint32_t)s->cfg.remote.version; /* >= 0: check_config */
+        if (req->pin_version && req->policy_version != served) {
             snprintf(why, whylen,
-                     "policy_version: the remote backend serves version %u, not version %u",
-                     s->cfg.remote.version, req->policy_version);
+                     "policy_version: the remote backend serves version %u, not version %u", served,
+                     req->policy_version);
             rc = ERR_NOTFOUND;
         } else {
-            r->version = s->cfg.remote.version;
+            r->version = served;
             rc = run_remote(s, req, &p, deadline_ms, r, why, whylen);
         }
     } else {

@@ -13,11 +13,11 @@
  *
  * Requests. sampler_run() answers one SampleRequest: it picks the version (the pinned one, or
  * the newest loaded), checks every field (errors name it: "sampling.top_p: 1.5 is out of range
- * [0, 1]"), renders each prompt through the template ("Human: {prompt}\n\nAssistant:" unless
- * configured), generates n samples of every prompt in one engine call (nn_sample with
- * B = prompts x n, row i * n + j is sample j of prompt i), scores each response under the policy
- * (one teacher-forced forward: the sum of log p(token | prefix) at temperature 1, untruncated,
- * EOS included), and builds the SampleReply and one Pair record per prompt.
+ * [0, 1]"), renders each prompt through the template (the configured one, else the
+ * checkpoint's, else TOK_DEFAULT_TEMPLATE), generates n samples of every prompt in one engine call
+ * (nn_sample with B = prompts x n, row i * n + j is sample j of prompt i), scores each response
+ * under the policy (one teacher-forced forward: the sum of log p(token | prefix) at temperature 1,
+ * untruncated, EOS included), and builds the SampleReply and one Pair record per prompt.
  *
  * Zero means "the default" for every SamplingParams field (a proto3 field cannot be absent):
  * temperature 0 is the configured temperature, top_p 0 the configured top_p, seed 0 a seed
@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "busopts.h"
 #include "http.h"
 #include "oaif.pb-c.h"
 
@@ -51,44 +52,62 @@ typedef struct sampler sampler_t;
 
 enum sampler_backend { SAMPLER_BACKEND_BUILTIN = 0, SAMPLER_BACKEND_REMOTE = 1 };
 
+/* Bounds shared by the option table and the checks of configs and requests. */
+#define SAMPLER_TEMPERATURE_MAX 5.0
+#define SAMPLER_TOP_K_MAX       1000000
+
 /* The remote backend: POST <base_url>/completions, one call per response (n = 1, so usage is
- * per response and servers without n > 1 work), seeds derived per response. */
+ * per response and servers without n > 1 work), seeds derived per response. The HTTP client runs
+ * with http_config_default() but for the fields below. */
 struct sampler_remote_config {
-    const char *base_url;    /* e.g. http://vllm:8000/v1 (no trailing /completions) */
-    const char *model;       /* the "model" field */
-    const char *api_key;     /* NULL: no Authorization header */
-    uint32_t version;        /* the policy version reported for what the server serves */
-    bool logprobs;           /* ask for log-probs ("logprobs": 1) and sum them */
-    struct http_config http; /* K in flight, timeouts, retries (408/409/429/5xx with back-off) */
+    char *base_url;    /* e.g. http://vllm:8000/v1 (no trailing /completions) */
+    char *model;       /* the "model" field */
+    char *api_key;     /* NULL or "": api_key_env's variable, else no Authorization header */
+    char *api_key_env; /* the environment variable holding the key when api_key is unset */
+    int version;       /* >= 0: the policy version reported for what the server serves */
+    bool logprobs;     /* ask for log-probs ("logprobs": 1) and sum them */
+    /* the HTTP client (http.h): K in flight, retries (408/409/429/5xx with back-off) */
+    int max_in_flight, max_attempts;
+    int64_t connect_timeout_ms, timeout_ms; /* per attempt */
+    int64_t backoff_base_ms, backoff_max_ms, retry_after_max_ms;
 };
 
-/* Everything the sampler needs; strings are borrowed for the sampler's life. */
+/* The sampler's whole configuration, one struct: the option table (sampler_opts.c) fills it and
+ * holds every default (sampler_config_defaults() in sampler_opts.h gives them alone). The logic
+ * (sampler_new) reads the fields down to `remote` and copies what it keeps; the service
+ * (sampler_service.h) reads the rest too. Counts are ints because the table's integer options
+ * are; sampler_new checks their ranges. */
 struct sampler_config {
     enum sampler_backend backend;
-    const char *checkpoint_dir;  /* built-in: the checkpoint store's root */
-    const char *prompt_template; /* with "{prompt}" once; NULL or "": TOK_DEFAULT_TEMPLATE */
-    unsigned max_loaded;         /* K >= 1: versions kept in memory */
+    char *checkpoint_dir;  /* built-in: the checkpoint store's root */
+    char *prompt_template; /* with "{prompt}" once; NULL or "": TOK_DEFAULT_TEMPLATE */
+    int max_loaded;        /* K >= 1: versions kept in memory */
     /* what a zero field of a request means */
-    unsigned n;
+    int n;
     float temperature, top_p;
-    unsigned top_k, max_new_tokens;
+    int top_k, max_new_tokens;
     uint64_t seed;
     /* limits of one request */
-    unsigned max_prompts;   /* prompts per request */
-    unsigned max_n;         /* responses per prompt */
-    unsigned max_responses; /* prompts x n */
-    unsigned max_new_tokens_limit;
+    int max_prompts;   /* prompts per request */
+    int max_n;         /* responses per prompt */
+    int max_responses; /* prompts x n */
+    int max_new_tokens_limit;
     struct sampler_remote_config remote;
+    /* the service */
+    bool reload_on_publish; /* load each policy the ledger announces */
+    int threads;            /* OpenMP threads of the engine; 0: OMP_NUM_THREADS or every core */
+    int64_t rescan_ms;      /* read the ledger's checkpoints this often even without an event */
+    char *worker_name;      /* NULL or "": host:pid */
+    char *metrics_bind;
+    int metrics_port; /* 0: any free one, -1: no HTTP server */
+    struct bus_opts bus;
 };
 
-/* Defaults: built-in, "./data/checkpoints", default template, K 2, n 2, temperature 0.9, top_p
- * 1, top_k 0, 128 new tokens, seed 1, at most 256 prompts, n <= 16, 512 responses, 1024 new
- * tokens; remote: version 0, log-probs on, http_config_default(). */
-void sampler_config_default(struct sampler_config *c);
-
 /* Check the configuration and create a sampler with nothing loaded (the remote backend starts
- * its HTTP client; curl_global_init must have run). ERR_INVAL with `why` naming the field,
- * ERR_NOMEM. */
+ * its HTTP client; curl_global_init must have run). The strings the sampler needs are copied:
+ * nothing of cfg is borrowed after the call. The remote API key is remote.api_key, else the
+ * variable remote.api_key_env names (read here, with getenv). ERR_INVAL with `why` naming the
+ * field (an api_key_env whose variable is unset included), ERR_NOMEM. */
 int sampler_new(sampler_t **out, const struct sampler_config *cfg, char *why, size_t whylen);
 /* Frees every loaded policy. Sets *s to NULL; accepts NULL. No call may be running. */
 void sampler_destroy(sampler_t **s);

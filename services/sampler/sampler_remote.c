@@ -12,10 +12,35 @@
 
 struct sampler_remote {
     const struct sampler_remote_config *cfg;
+    struct http_config http_cfg; /* http_config_default() with the configured fields */
     http_client_t *http;
     char *url;  /* <base_url>/completions */
+    char *key;  /* the API key (api_key, else api_key_env's variable), or NULL */
     char *auth; /* "Authorization: Bearer <key>" or NULL */
 };
+
+/* The HTTP client's settings: the defaults, with what the configuration sets (ranges checked
+ * by the option table, and again by http_config_validate). */
+static struct http_config http_settings(const struct sampler_remote_config *cfg)
+{
+    struct http_config h = http_config_default();
+    h.max_in_flight = cfg->max_in_flight > 0 ? (unsigned)cfg->max_in_flight : 0;
+    h.max_attempts = cfg->max_attempts > 0 ? (unsigned)cfg->max_attempts : 0;
+    h.connect_timeout_ms = (long)cfg->connect_timeout_ms;
+    h.total_timeout_ms = (long)cfg->timeout_ms;
+    h.backoff_base_ms = cfg->backoff_base_ms > 0 ? (unsigned)cfg->backoff_base_ms : 0;
+    h.backoff_max_ms = cfg->backoff_max_ms > 0 ? (unsigned)cfg->backoff_max_ms : 0;
+    h.retry_after_max_ms = cfg->retry_after_max_ms > 0 ? (unsigned)cfg->retry_after_max_ms : 0;
+    return h;
+}
+
+static void wipe_free(char *p)
+{
+    if (p) {
+        memset(p, 0, strlen(p));
+        free(p);
+    }
+}
 
 int sampler_remote_new(sampler_remote_t **out, const struct sampler_remote_config *cfg, char *why,
                        size_t whylen)
@@ -29,15 +54,26 @@ int sampler_remote_new(sampler_remote_t **out, const struct sampler_remote_confi
         snprintf(why, whylen, "sampler.remote.model: required by the remote backend");
         return ERR_INVAL;
     }
+    struct http_config hc = http_settings(cfg);
     char hwhy[256];
-    if (http_config_validate(&cfg->http, hwhy, sizeof hwhy)) {
-        snprintf(why, whylen, "sampler.remote.http: %s", hwhy);
+    if (http_config_validate(&hc, hwhy, sizeof hwhy)) {
+        snprintf(why, whylen, "sampler.remote: %s", hwhy);
         return ERR_INVAL;
+    }
+    const char *key = cfg->api_key && *cfg->api_key ? cfg->api_key : NULL;
+    if (!key && cfg->api_key_env && *cfg->api_key_env) {
+        key = getenv(cfg->api_key_env);
+        if (!key || !*key) {
+            snprintf(why, whylen, "sampler.remote.api_key_env: the variable %s is not set",
+                     cfg->api_key_env);
+            return ERR_INVAL;
+        }
     }
     sampler_remote_t *r = calloc(1, sizeof *r);
     if (!r)
         return ERR_NOMEM;
     r->cfg = cfg;
+    r->http_cfg = hc;
     size_t bl = strlen(cfg->base_url);
     while (bl > 0 && cfg->base_url[bl - 1] == '/')
         bl--;
@@ -46,15 +82,16 @@ int sampler_remote_new(sampler_remote_t **out, const struct sampler_remote_confi
         goto out_nomem;
     memcpy(r->url, cfg->base_url, bl);
     memcpy(r->url + bl, "/completions", sizeof "/completions");
-    if (cfg->api_key && *cfg->api_key) {
-        size_t kl = strlen(cfg->api_key);
+    if (key) {
+        size_t kl = strlen(key);
+        r->key = strdup(key);
         r->auth = malloc(kl + sizeof "Authorization: Bearer ");
-        if (!r->auth)
+        if (!r->key || !r->auth)
             goto out_nomem;
         memcpy(r->auth, "Authorization: Bearer ", sizeof "Authorization: Bearer " - 1);
-        memcpy(r->auth + sizeof "Authorization: Bearer " - 1, cfg->api_key, kl + 1);
+        memcpy(r->auth + sizeof "Authorization: Bearer " - 1, key, kl + 1);
     }
-    int rc = http_client_new(&r->http, &cfg->http);
+    int rc = http_client_new(&r->http, &r->http_cfg);
     if (rc) {
         snprintf(why, whylen, "sampler.remote: cannot start the HTTP client (%s)", err_str(rc));
         sampler_remote_destroy(&r);
@@ -74,10 +111,8 @@ void sampler_remote_destroy(sampler_remote_t **pr)
     sampler_remote_t *r = *pr;
     http_client_destroy(&r->http);
     free(r->url);
-    if (r->auth) {
-        memset(r->auth, 0, strlen(r->auth));
-        free(r->auth);
-    }
+    wipe_free(r->key);
+    wipe_free(r->auth);
     free(r);
     *pr = NULL;
 }
@@ -249,7 +284,7 @@ int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *ca
                        int64_t deadline_ms, struct sampler_response *out, char *why, size_t whylen)
 {
     memset(out, 0, n * sizeof *out);
-    if (!r->http && http_client_new(&r->http, &r->cfg->http)) {
+    if (!r->http && http_client_new(&r->http, &r->http_cfg)) {
         snprintf(why, whylen, "remote: cannot restart the HTTP client");
         return ERR_NOMEM;
     }
@@ -259,7 +294,7 @@ int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *ca
     int first_rc = ERR_OK;
     size_t left = 0;
     const char *headers[2] = {"Content-Type: application/json", r->auth};
-    const char *secrets[1] = {r->cfg->api_key};
+    const char *secrets[1] = {r->key};
     for (size_t i = 0; i < n && !first_rc; i++) {
         char *body = NULL;
         int rc = sampler_remote_body(r->cfg, &calls[i], &body);
@@ -283,7 +318,7 @@ int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *ca
             .body = body,
             .body_len = strlen(body),
             .secrets = secrets,
-            .nsecrets = r->cfg->api_key ? 1 : 0,
+            .nsecrets = r->key ? 1 : 0,
             .tokens = (double)strlen(calls[i].prompt) / 4.0 + calls[i].max_tokens,
             .deadline_ms = deadline_ms,
         };
@@ -308,7 +343,7 @@ int sampler_remote_run(sampler_remote_t *r, const struct sampler_remote_call *ca
     }
     if (left > 0) { /* a local fault of the client: drop what is in flight with a fresh one */
         http_client_destroy(&r->http);
-        if (http_client_new(&r->http, &r->cfg->http))
+        if (http_client_new(&r->http, &r->http_cfg))
             r->http = NULL;
     }
     free(ps);

@@ -2,7 +2,7 @@
  * /v1/completions server (vLLM, llama.cpp server, TGI's OpenAI route) over common/http.h.
  *
  * One HTTP call per response (n = 1), so every server works and the usage is per response;
- * calls run K at a time (http.max_in_flight), with the HTTP client's retry rules (408, 409, 429,
+ * calls run K at a time (max_in_flight), with the HTTP client's retry rules (408, 409, 429,
  * 5xx, 529 and transport errors, exponential back-off with jitter, Retry-After). What a choice
  * gives: text, finish_reason ("length" -> LENGTH; "stop" -> STOP when the server says a stop
  * string ended it: vLLM's stop_reason as a string, llama.cpp's stopped_word; else EOS), the sum
@@ -32,8 +32,10 @@ struct sampler_remote_call {
     size_t nstop;
 };
 
-/* Starts the HTTP client. ERR_INVAL (no base_url or model, a bad http configuration: why names
- * the field), ERR_NOMEM. cfg is borrowed for the remote's life. */
+/* Starts the HTTP client (http_config_default() with cfg's settings). The API key is api_key,
+ * else the variable api_key_env names (copied). ERR_INVAL (no base_url or model, api_key_env's
+ * variable unset, a bad HTTP setting: why names the option), ERR_NOMEM. cfg is borrowed for the
+ * remote's life. */
 int sampler_remote_new(sampler_remote_t **out, const struct sampler_remote_config *cfg, char *why,
                        size_t whylen);
 /* Drops calls in flight. Sets *r to NULL; accepts NULL. */

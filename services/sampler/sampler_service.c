@@ -24,10 +24,11 @@
 
 /* A checkpoint look-up that takes longer than one heartbeat interval (at least 200 ms) is tried
  * again later: the poll thread must not miss heartbeats. */
-#define LEDGER_QUERY_MS(s) ((s)->o->heartbeat_ms > 200 ? (int)(s)->o->heartbeat_ms : 200)
-#define RESCAN_RETRY_MS    1000 /* after a failed read of the ledger's checkpoints */
-#define WAIT_POLL_MS       100  /* poll cap while requests wait for a first version */
-#define EXPIRE_SLACK_MS    250  /* a waiting request fails this long before its lease ends */
+#define LEDGER_QUERY_MS(s)                                                                         \
+    ((s)->cfg->bus.heartbeat_ms > 200 ? (int)(s)->cfg->bus.heartbeat_ms : 200)
+#define RESCAN_RETRY_MS 1000 /* after a failed read of the ledger's checkpoints */
+#define WAIT_POLL_MS    100  /* poll cap while requests wait for a first version */
+#define EXPIRE_SLACK_MS 250  /* a waiting request fails this long before its lease ends */
 
 /* One request handed to the engine thread, and its outcome. */
 struct job {
@@ -65,8 +66,7 @@ struct series {
 };
 
 struct sampler_service {
-    const struct sampler_opts *o;
-    struct sampler_config cfg;
+    const struct sampler_config *cfg; /* borrowed */
     sampler_t *sampler;
     bus_worker_t *worker;
     bus_client_t *client;
@@ -110,8 +110,8 @@ static void wake_main(sampler_service_t *s)
 
 static void set_threads(const sampler_service_t *s)
 {
-    if (s->o->threads > 0)
-        omp_set_num_threads(s->o->threads);
+    if (s->cfg->threads > 0)
+        omp_set_num_threads(s->cfg->threads);
 }
 
 static void *loader_main(void *arg)
@@ -223,7 +223,7 @@ static void checkpoint_path(const sampler_service_t *s, const Oaif__V1__Checkpoi
 {
     char file[PATH_MAX + 32];
     struct stat st;
-    if (ckpt_dir(out, outlen, s->cfg.checkpoint_dir, c->kind, c->version) == ERR_OK) {
+    if (ckpt_dir(out, outlen, s->cfg->checkpoint_dir, c->kind, c->version) == ERR_OK) {
         snprintf(file, sizeof file, "%s/%s", out, NN_CKPT_WEIGHTS);
         if (stat(file, &st) == 0 || !c->path || !*c->path)
             return;
@@ -261,7 +261,7 @@ static bool rescan(sampler_service_t *s)
     if (!s->builtin)
         return true;
     int64_t newest = sampler_newest(s->sampler);
-    if (!s->o->reload_on_publish && newest >= 0)
+    if (!s->cfg->reload_on_publish && newest >= 0)
         return true;
     Oaif__V1__Checkpoint *c = NULL;
     int rc = ckpt_find_policy(s->client, -1, LEDGER_QUERY_MS(s), &c);
@@ -513,7 +513,7 @@ int sampler_service_poll(sampler_service_t *s, int timeout_ms)
     now = bus_mono_ms();
     if (s->builtin && (s->rescan_now || now >= s->next_rescan)) {
         s->rescan_now = false;
-        uint64_t wait = (uint64_t)s->o->rescan_ms;
+        uint64_t wait = (uint64_t)s->cfg->rescan_ms;
         if (!rescan(s) && wait > RESCAN_RETRY_MS)
             wait = RESCAN_RETRY_MS;
         s->next_rescan = bus_mono_ms() + wait;
@@ -615,25 +615,25 @@ void sampler_service_update_metrics(sampler_service_t *s)
 
 /* ---- life cycle --------------------------------------------------------------------------- */
 
-int sampler_service_new(sampler_service_t **out, const struct sampler_opts *o, void *zctx,
+int sampler_service_new(sampler_service_t **out, const struct sampler_config *cfg, void *zctx,
                         metrics_t *metrics, char *why, size_t whylen)
 {
     *out = NULL;
     sampler_service_t *s = calloc(1, sizeof *s);
     if (!s)
         return ERR_NOMEM;
-    s->o = o;
+    s->cfg = cfg;
     s->wake[0] = s->wake[1] = -1;
     s->serving = -1;
     s->rescan_now = true;
-    int rc = sampler_opts_config(o, &s->cfg, why, whylen);
+    const struct bus_opts *bus = &cfg->bus;
+    int rc = bus_curve_client(&s->curve, bus->curve_secret_key, bus->ledger_public_key,
+                              "sampler.curve_secret_key", why, whylen);
     if (!rc)
-        rc = sampler_opts_curve(o, &s->curve, why, whylen);
-    if (!rc)
-        rc = sampler_new(&s->sampler, &s->cfg, why, whylen);
+        rc = sampler_new(&s->sampler, cfg, why, whylen);
     if (rc)
         goto out_destroy;
-    s->builtin = s->cfg.backend == SAMPLER_BACKEND_BUILTIN;
+    s->builtin = cfg->backend == SAMPLER_BACKEND_BUILTIN;
     rc = ERR_NOMEM;
     if (pipe(s->wake) != 0) {
         s->wake[0] = s->wake[1] = -1;
@@ -659,22 +659,24 @@ int sampler_service_new(sampler_service_t **out, const struct sampler_opts *o, v
         s->metrics_on = true;
     }
     if (s->builtin) {
-        struct bus_client_opts co = {.endpoint = o->clients_endpoint, .curve = &s->curve};
+        struct bus_client_opts co = {
+            .endpoint = bus->clients_endpoint, .curve = &s->curve, .max_msg = bus->max_message};
         rc = bus_client_new(&s->client, zctx, &co);
         if (rc) {
             snprintf(why, whylen, "bus.clients_endpoint %s: cannot connect (%s)",
-                     o->clients_endpoint ? o->clients_endpoint : "", err_str(rc));
+                     bus->clients_endpoint ? bus->clients_endpoint : "", err_str(rc));
             goto out_destroy;
         }
-        if (o->reload_on_publish && o->events_endpoint && *o->events_endpoint) {
+        if (cfg->reload_on_publish && bus->events_endpoint && *bus->events_endpoint) {
             s->sub = zmq_socket(zctx, ZMQ_SUB);
-            rc = s->sub ? bus_setup_socket(s->sub, false, ZMQ_SUB, 0, &s->curve) : ERR_NOMEM;
+            rc = s->sub ? bus_setup_socket(s->sub, false, ZMQ_SUB, bus->max_message, &s->curve)
+                        : ERR_NOMEM;
             if (!rc && (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "checkpoints", 11) != 0 ||
-                        zmq_connect(s->sub, o->events_endpoint) != 0))
+                        zmq_connect(s->sub, bus->events_endpoint) != 0))
                 rc = ERR_IO;
             if (rc) {
                 snprintf(why, whylen, "bus.events_endpoint %s: cannot connect (%s)",
-                         o->events_endpoint, zmq_strerror(zmq_errno()));
+                         bus->events_endpoint, zmq_strerror(zmq_errno()));
                 goto out_destroy;
             }
         }
@@ -692,17 +694,18 @@ int sampler_service_new(sampler_service_t **out, const struct sampler_opts *o, v
     }
     s->engine_on = true;
     struct bus_worker_opts wo = {
-        .endpoint = o->workers_endpoint,
+        .endpoint = bus->workers_endpoint,
         .service = "sample",
         .credit = 1,
-        .name = o->worker_name && *o->worker_name ? o->worker_name : NULL,
-        .heartbeat_ms = (int)o->heartbeat_ms,
+        .name = cfg->worker_name && *cfg->worker_name ? cfg->worker_name : NULL,
+        .heartbeat_ms = (int)bus->heartbeat_ms,
         .curve = &s->curve,
+        .max_msg = bus->max_message,
     };
     rc = bus_worker_new(&s->worker, zctx, &wo);
     if (rc) {
         snprintf(why, whylen, "bus.workers_endpoint %s: cannot connect (%s)",
-                 o->workers_endpoint ? o->workers_endpoint : "", err_str(rc));
+                 bus->workers_endpoint ? bus->workers_endpoint : "", err_str(rc));
         goto out_destroy;
     }
     *out = s;

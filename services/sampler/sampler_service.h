@@ -29,7 +29,6 @@
 
 #include "metrics.h"
 #include "sampler.h"
-#include "sampler_opts.h"
 
 typedef struct sampler_service sampler_service_t;
 
@@ -42,11 +41,12 @@ struct sampler_service_stats {
     uint64_t loads, load_failures; /* versions read (background and pinned) */
 };
 
-/* Creates the sampler from the options (o must outlive the service), connects to the ledger
- * (worker, client, events), starts the threads and says READY. zctx is borrowed. With metrics
- * non-NULL registers the service's series. On error writes the reason to why. ERR_OK,
+/* Creates the sampler from the configuration (cfg is borrowed: it must outlive the service),
+ * connects to the ledger (worker, client, events; CURVE when bus.curve_secret_key is set, which
+ * then needs bus.ledger_public_key), starts the threads and says READY. zctx is borrowed. With
+ * metrics non-NULL registers the service's series. On error writes the reason to why. ERR_OK,
  * ERR_INVAL, ERR_IO, ERR_NOMEM. */
-int sampler_service_new(sampler_service_t **out, const struct sampler_opts *o, void *zctx,
+int sampler_service_new(sampler_service_t **out, const struct sampler_config *cfg, void *zctx,
                         metrics_t *metrics, char *why, size_t whylen);
 
 /* Stops the threads (waits for a request being generated), disconnects (the ledger re-leases

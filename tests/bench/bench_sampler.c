@@ -37,6 +37,7 @@
 #include "model.h"
 #include "sample.h"
 #include "sampler.h"
+#include "sampler_opts.h"
 #include "testproc.h"
 #include "tokenizer.h"
 
@@ -384,13 +385,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sampler: engine setup failed\n");
         return 1;
     }
-    struct sampler_config sc;
-    sampler_config_default(&sc);
-    sc.checkpoint_dir = store;
+    struct sampler_config sc; /* the service's defaults, on this store */
+    if (sampler_config_defaults(&sc)) {
+        fprintf(stderr, "bench_sampler: out of memory\n");
+        return 1;
+    }
+    free(sc.checkpoint_dir);
+    sc.checkpoint_dir = strdup(store);
     sampler_t *lib = NULL;
-    if (sampler_new(&lib, &sc, err, sizeof err) ||
-        sampler_load(lib, 0, NULL, hex, err, sizeof err)) {
-        fprintf(stderr, "bench_sampler: %s\n", err);
+    int lib_rc = sc.checkpoint_dir ? sampler_new(&lib, &sc, err, sizeof err) : ERR_NOMEM;
+    sampler_config_release(&sc); /* the sampler keeps copies */
+    if (lib_rc || sampler_load(lib, 0, NULL, hex, err, sizeof err)) {
+        fprintf(stderr, "bench_sampler: %s\n", lib_rc == ERR_NOMEM ? "out of memory" : err);
         return 1;
     }
 
