@@ -1,7 +1,8 @@
 # annotator-proxy (issue 4) with real processes: the ledger, annotator-proxy replicas, the fake
 # judge and `oaif judge try`.
 oaif_test(annotator_procs SOURCES ${OAIF_TEST_DIR}/test_annotator_procs.c ${OAIF_TEST_DIR}/testproc.c
-          ${OAIF_TEST_DIR}/fake_judge_run.c LIBS oaif_common TIMEOUT 120 LABEL integration)
+          ${OAIF_TEST_DIR}/fake_judge_run.c LIBS oaif_runtime PkgConfig::JANSSON TIMEOUT 120
+          LABEL integration)
 target_include_directories(test_annotator_procs PRIVATE ${OAIF_TEST_DIR})
 target_compile_definitions(test_annotator_procs PRIVATE FAKE_JUDGE_BIN="$<TARGET_FILE:fake_judge>"
                            JUDGE_TEMPLATES="${CMAKE_SOURCE_DIR}/services/annotator-proxy/templates")

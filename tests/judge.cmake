@@ -1,16 +1,16 @@
 # judge (issue 4): http client, sha256, judge wire formats and templates, the annotator, the fake
 # judge server they are tested against, and the judge benchmark.
 add_executable(fake_judge ${CMAKE_CURRENT_LIST_DIR}/fake_judge.c)
-target_link_libraries(fake_judge PRIVATE oaif_common PkgConfig::MHD PkgConfig::JANSSON
+target_link_libraries(fake_judge PRIVATE oaif_runtime PkgConfig::MHD PkgConfig::JANSSON
                       Threads::Threads m)
 
 set(_judge_test_defs FAKE_JUDGE_BIN="$<TARGET_FILE:fake_judge>"
                      JUDGE_TEMPLATES="${CMAKE_SOURCE_DIR}/services/annotator-proxy/templates")
 
-oaif_test(sha256 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sha256.c LIBS oaif_common TIMEOUT 60)
+oaif_test(sha256 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sha256.c LIBS oaif_ground TIMEOUT 60)
 
 oaif_test(http SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_http.c ${CMAKE_CURRENT_LIST_DIR}/fake_judge_run.c
-          LIBS oaif_common TIMEOUT 120)
+          LIBS oaif_runtime PkgConfig::JANSSON TIMEOUT 120)
 target_compile_definitions(test_http PRIVATE ${_judge_test_defs})
 add_dependencies(test_http fake_judge)
 

@@ -4,5 +4,5 @@ add_executable(bench_ledger ${OAIF_TEST_DIR}/bench/bench_ledger.c ${OAIF_TEST_DI
 target_include_directories(bench_ledger PRIVATE ${OAIF_TEST_DIR})
 # _GNU_SOURCE: sched_getaffinity and CPU_COUNT (the usable core count it prints).
 target_compile_definitions(bench_ledger PRIVATE OAIF_BIN_DIR="${CMAKE_BINARY_DIR}" _GNU_SOURCE)
-target_link_libraries(bench_ledger PRIVATE oaif_common Threads::Threads)
+target_link_libraries(bench_ledger PRIVATE oaif_runtime Threads::Threads)
 add_dependencies(bench_ledger ledger echo_worker)
