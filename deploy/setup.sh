@@ -14,7 +14,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(build-essential cmake pkg-config git
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
       libcurl4-openssl-dev libcmocka-dev libopenblas-openmp-dev libmicrohttpd-dev
-      libpcre2-dev libjansson-dev libyaml-dev)
+      libpcre2-dev libjansson-dev libyaml-dev
+      clang-format) # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
 deps_only=0
 for a in "$@"; do
     case "$a" in

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # deploy/test.sh - the whole test suite, from nothing: installs packages, builds, and runs every
-# test twice: a plain build, then one with -fsanitize=address,undefined. Then the static checks.
+# test twice: a plain build, then one with -fsanitize=address,undefined. Then a Release build
+# (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo, and the static checks
+# (layering, the format of the changed lines, cppcheck).
 #   deploy/test.sh            everything
 #   deploy/test.sh --quick    the plain build's tests only
+#   FORMAT_BASE=origin/main deploy/test.sh    the format check covers every line changed since
+#                             that commit (default: since HEAD~1; see deploy/format-check.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -26,8 +30,29 @@ LSAN_OPTIONS=suppressions=$here/tests/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
 
+echo "== Release build (compiled only)"
+BUILD_DIR=build-release BUILD_TYPE=Release deploy/setup.sh
+
 echo "== the demo, quick (a smoke test of the whole loop through real processes)"
 deploy/demo.sh --quick
+
+echo "== static checks (layers: the engine and the task include only oaif_ground's headers)"
+# common/nn and common/task link oaif_ground alone (common/CMakeLists.txt): a header of theirs
+# or of ground is fine, anything else from common/ would fail at link time or drag a library in.
+bad_includes=$(grep -Hn '#include "' common/nn/*.[ch] common/task/*.[ch] | while IFS= read -r line; do
+    h=${line#*#include \"}
+    h=${h%%\"*}
+    case " err.h log.h utf8.h sha256.h " in *" $h "*) continue ;; esac
+    [ -f "$(dirname "${line%%:*}")/$h" ] || printf '%s\n' "$line"
+done)
+if [ -n "$bad_includes" ]; then
+    printf '%s\n' "$bad_includes"
+    echo "the lines above include a header the engine or the task does not link" >&2
+    exit 1
+fi
+
+echo "== static checks (format of the changed lines)"
+deploy/format-check.sh
 
 echo "== static checks (cppcheck)"
 if command -v cppcheck >/dev/null; then

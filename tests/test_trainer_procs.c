@@ -265,8 +265,10 @@ static int wait_exit(pid_t p, int timeout_s, const char *log, struct fx *f)
 
 static int oaif_out(char *out, size_t len, const char *args)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    char cmd[2400]; /* tp_bin's path (under 1024 bytes) and the callers' args (under 1200) */
+    int clen = snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    if (clen < 0 || (size_t)clen >= sizeof cmd)
+        fail_msg("oaif %.40s...: command line longer than %zu bytes", args, sizeof cmd);
     FILE *p = popen(cmd, "r");
     size_t n = fread(out, 1, len - 1, p);
     out[n] = '\0';
