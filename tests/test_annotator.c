@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "annotator.h"
+#include "annotator_opts.h"
 #include "err.h"
 #include "fake_judge_run.h"
 #include "log.h"
@@ -58,18 +59,21 @@ static void on_done(void *user, const struct annotator_outcome *o)
 }
 
 static char tpl_helpful[512], tpl_alpaca[512];
+/* The option table's defaults (the judge's are defaults.judge); the configurations below are
+ * shallow copies that borrow its strings, and replace some with literals: never released. */
+static struct annotator_opts defaults;
 
 static void base_config(struct annotator_config *cfg, enum annotator_backend b)
 {
-    annotator_config_default(cfg);
+    *cfg = defaults.judge;
     cfg->backend = b;
     cfg->base_url = fj.base_url;
     cfg->model = "judge-1";
-    cfg->template_path = tpl_helpful;
+    cfg->template_name = tpl_helpful;
     cfg->http.backoff_base_ms = 10;
     cfg->http.backoff_max_ms = 40;
     cfg->http.max_attempts = 3;
-    cfg->http.total_timeout_ms = 5000;
+    cfg->http.timeout_ms = 5000;
     cfg->http.seed = 7;
 }
 
@@ -78,8 +82,8 @@ static annotator_t *make(struct annotator_config *cfg, const char *const *header
     size_t n = 0;
     while (headers && headers[n])
         n++;
-    cfg->extra_headers = headers;
-    cfg->nextra_headers = n;
+    cfg->extra_headers.items = (char **)headers;
+    cfg->extra_headers.n = n;
     annotator_t *a = NULL;
     char why[256] = "";
     int rc = annotator_new(&a, cfg, why, sizeof why);
@@ -126,6 +130,8 @@ static int group_setup(void **state)
     (void)state;
     snprintf(tpl_helpful, sizeof tpl_helpful, "%s/helpful.txt", JUDGE_TEMPLATES);
     snprintf(tpl_alpaca, sizeof tpl_alpaca, "%s/alpaca_eval.txt", JUDGE_TEMPLATES);
+    if (annotator_opts_defaults(&defaults))
+        return -1;
     return fake_judge_start(&fj, NULL);
 }
 
@@ -133,6 +139,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     fake_judge_stop(&fj);
+    annotator_opts_release(&defaults);
     return 0;
 }
 
@@ -295,23 +302,15 @@ static void test_single_random_order(void **state)
     annotator_destroy(&a);
 }
 
-static void test_anthropic_messages_with_key_from_file(void **state)
+static void test_anthropic_messages_with_the_api_key(void **state)
 {
     (void)state;
-    char path[] = "/tmp/oaif-judge-key-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    char line[128];
-    int n = snprintf(line, sizeof line, "  %s  \nsecond line ignored\n", KEY);
-    assert_int_equal(write(fd, line, (size_t)n), n);
-    close(fd);
     struct annotator_config cfg;
     base_config(&cfg, ANNOTATOR_BACKEND_ANTHROPIC);
-    cfg.api_key_file = path;
+    cfg.api_key = (char *)KEY;
     cfg.logprobs = true; /* ignored: the Messages API has none */
     const char *h[] = {"X-Fake-Mode: explain", NULL};
     annotator_t *a = make(&cfg, h);
-    unlink(path);
     struct got g;
     struct annotator_request req = pair("BAD", "GOOD");
     judge_one(a, &req, &g);
@@ -322,11 +321,12 @@ static void test_anthropic_messages_with_key_from_file(void **state)
     assert_string_equal(json_string_value(json_object_get(s, "last_path")), "/v1/messages");
     assert_string_equal(json_string_value(json_object_get(s, "last_x_api_key")), KEY);
     assert_string_equal(json_string_value(json_object_get(s, "last_anthropic_version")),
-                        "2023-06-01");
+                        defaults.judge.anthropic_version);
     assert_string_equal(json_string_value(json_object_get(s, "last_authorization")), "");
     json_t *body = json_loads(json_string_value(json_object_get(s, "last_body")), 0, NULL);
     assert_non_null(json_object_get(body, "system"));
-    assert_int_equal(json_integer_value(json_object_get(body, "max_tokens")), 16);
+    assert_int_equal(json_integer_value(json_object_get(body, "max_tokens")),
+                     defaults.judge.max_tokens);
     json_decref(body);
     json_decref(s);
     annotator_destroy(&a);
@@ -337,7 +337,7 @@ static void test_alpaca_eval_template_m_and_M(void **state)
     (void)state;
     struct annotator_config cfg;
     base_config(&cfg, ANNOTATOR_BACKEND_OPENAI);
-    cfg.template_path = tpl_alpaca;
+    cfg.template_name = tpl_alpaca;
     const char *h[] = {"X-Fake-Answers: m,M", "X-Fake-Logprobs: 1", "X-Fake-Prob: 0.7", NULL};
     annotator_t *a = make(&cfg, h);
     struct got g;
@@ -654,8 +654,7 @@ static void test_rules_backend_slot(void **state)
 {
     (void)state;
     int calls = 0;
-    struct annotator_config cfg;
-    annotator_config_default(&cfg);
+    struct annotator_config cfg = defaults.judge;
     cfg.backend = ANNOTATOR_BACKEND_RULES;
     cfg.rules = fake_rules;
     cfg.rules_user = &calls;
@@ -712,8 +711,7 @@ static void test_reward_model_backend_slot(void **state)
 {
     (void)state;
     struct scorer sc = {0};
-    struct annotator_config cfg;
-    annotator_config_default(&cfg);
+    struct annotator_config cfg = defaults.judge;
     cfg.backend = ANNOTATOR_BACKEND_REWARD_MODEL;
     cfg.score = fake_score;
     cfg.score_user = &sc;
@@ -775,7 +773,7 @@ static void test_cache_key_covers_judge_and_question(void **state)
     cfg.model = "judge-2";
     annotator_t *b = make(&cfg, NULL);
     cfg.model = "judge-1";
-    cfg.template_path = tpl_alpaca;
+    cfg.template_name = tpl_alpaca;
     annotator_t *c = make(&cfg, NULL);
     struct annotator_request r = pair("A", "B");
     char k1[65], k2[65];
@@ -819,8 +817,7 @@ static void test_bad_configs_say_what_is_wrong(void **state)
         {"template", "template: required"},
         {"template_missing", "/nonexistent/t.txt"},
         {"env", "OAIF_SURELY_UNSET_VAR"},
-        {"file", "api_key_file /nonexistent/key"},
-        {"both", "both set"},
+        {"key", "annotator.api_key: the key must be one line"},
         {"top", "top_logprobs"},
         {"tau", "tie_band"},
         {"temp", "temperature"},
@@ -839,17 +836,14 @@ static void test_bad_configs_say_what_is_wrong(void **state)
         else if (!strcmp(f, "url"))
             cfg.base_url = "ftp://x";
         else if (!strcmp(f, "template"))
-            cfg.template_path = NULL;
+            cfg.template_name = NULL;
         else if (!strcmp(f, "template_missing"))
-            cfg.template_path = "/nonexistent/t.txt";
+            cfg.template_name = "/nonexistent/t.txt";
         else if (!strcmp(f, "env"))
             cfg.api_key_env = "OAIF_SURELY_UNSET_VAR";
-        else if (!strcmp(f, "file"))
-            cfg.api_key_file = "/nonexistent/key";
-        else if (!strcmp(f, "both")) {
-            cfg.api_key_env = "HOME";
-            cfg.api_key_file = "/etc/hostname";
-        } else if (!strcmp(f, "top"))
+        else if (!strcmp(f, "key"))
+            cfg.api_key = "sk-TESTKEY\nsecond line";
+        else if (!strcmp(f, "top"))
             cfg.top_logprobs = 0;
         else if (!strcmp(f, "tau"))
             cfg.tie_band = 0.7;
@@ -860,14 +854,14 @@ static void test_bad_configs_say_what_is_wrong(void **state)
         else if (!strcmp(f, "score"))
             cfg.backend = ANNOTATOR_BACKEND_REWARD_MODEL;
         else if (!strcmp(f, "header")) {
-            cfg.extra_headers = bad_header;
-            cfg.nextra_headers = 1;
+            cfg.extra_headers.items = (char **)bad_header;
+            cfg.extra_headers.n = 1;
         } else if (!strcmp(f, "k"))
             cfg.http.max_in_flight = 0;
         annotator_t *a = NULL;
         char why[256] = "";
         int rc = annotator_new(&a, &cfg, why, sizeof why);
-        if (rc == ERR_OK || !strstr(why, cases[i].want))
+        if (rc == ERR_OK || !strstr(why, cases[i].want) || strstr(why, "TESTKEY"))
             fail_msg("case %s: rc %d why '%s'", f, rc, why);
         assert_null(a);
     }
@@ -876,6 +870,8 @@ static void test_bad_configs_say_what_is_wrong(void **state)
     assert_int_equal(b, ANNOTATOR_BACKEND_REWARD_MODEL);
     assert_int_equal(annotator_backend_parse("gpt", &b), ERR_INVAL);
     assert_string_equal(annotator_backend_name(ANNOTATOR_BACKEND_ANTHROPIC), "anthropic");
+    assert_string_equal(annotator_backend_name((enum annotator_backend)0), "?");
+    assert_string_equal(annotator_orders_name(ANNOTATOR_ORDERS_RANDOM_ONE), "random");
 }
 
 static void test_bad_requests_are_refused(void **state)
@@ -953,7 +949,7 @@ int main(void)
         cmocka_unit_test(test_position_bias_cancels_and_is_recorded),
         cmocka_unit_test(test_ties_by_band_around_one_half),
         cmocka_unit_test(test_single_random_order),
-        cmocka_unit_test(test_anthropic_messages_with_key_from_file),
+        cmocka_unit_test(test_anthropic_messages_with_the_api_key),
         cmocka_unit_test(test_alpaca_eval_template_m_and_M),
         cmocka_unit_test(test_garbage_and_refusals_are_errors),
         cmocka_unit_test(test_http_failures_after_retries_are_errors),

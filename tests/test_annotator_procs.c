@@ -175,7 +175,7 @@ static int setup(void **state)
     start_ledger(f);
     struct bus_client_opts o = {.endpoint = f->cep, .resend_ms = 300, .reannounce_ms = 500};
     assert_int_equal(bus_client_new(&f->c, f->zctx, &o), ERR_OK);
-    setenv("OAIF_LEDGER", f->cep, 1);
+    setenv("BUS_CLIENTS_ENDPOINT", f->cep, 1); /* for the oaif verbs */
     return fake_judge_reset(&fj);
 }
 

@@ -1,6 +1,7 @@
 /* test_annotator_service - the annotator-proxy's pieces without processes: options (defaults,
- * credit, cache, CURVE, the judge they make, the key handed over), the rules adapter's errors,
- * and the score reply parser of the reward-model judge. */
+ * enum values, the shared bus options and the old heartbeat key, loading by conf_size, credit,
+ * cache, CURVE, the judge they make, the key handed over), the rules adapter's errors, and the
+ * score reply parser of the reward-model judge. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -17,6 +18,8 @@
 #include "annotator_opts.h"
 #include "annotator_scorer.h"
 #include "buf.h"
+#include "bus.h"
+#include "cfg.h"
 #include "err.h"
 
 static int load(struct annotator_opts *o, const char *const *flags, buf_t *errs)
@@ -34,7 +37,7 @@ static void test_defaults_are_the_rules_judge(void **state)
     (void)state;
     struct annotator_opts o;
     assert_int_equal(load(&o, NULL, NULL), ERR_OK);
-    assert_int_equal(annotator_opts_backend(&o), ANNOTATOR_BACKEND_RULES);
+    assert_int_equal(o.judge.backend, ANNOTATOR_BACKEND_RULES);
     assert_false(annotator_opts_cache(&o)); /* auto: rules is not cached */
     assert_int_equal(annotator_opts_credit(&o), 16);
     struct annotator_judge_ctx ctx;
@@ -77,6 +80,109 @@ static void test_credit_and_cache_follow_the_backend(void **state)
     annotator_opts_release(&o);
 }
 
+static void test_enum_options_hold_their_values(void **state)
+{
+    (void)state;
+    struct annotator_opts o;
+    const char *flags[] = {"--backend", "anthropic", "--orders", "random", "--cache", "off", NULL};
+    assert_int_equal(load(&o, flags, NULL), ERR_OK);
+    assert_int_equal(o.judge.backend, ANNOTATOR_BACKEND_ANTHROPIC);
+    assert_int_equal(o.judge.orders, ANNOTATOR_ORDERS_RANDOM_ONE);
+    assert_int_equal(o.cache, ANNOTATOR_CACHE_OFF);
+    annotator_opts_release(&o);
+    const char *rm[] = {"--backend", "reward-model", "--cache", "on", NULL};
+    assert_int_equal(load(&o, rm, NULL), ERR_OK);
+    assert_int_equal(o.judge.backend, ANNOTATOR_BACKEND_REWARD_MODEL);
+    assert_int_equal(o.cache, ANNOTATOR_CACHE_ON);
+    annotator_opts_release(&o);
+}
+
+static void test_bus_options_are_the_shared_ones(void **state)
+{
+    (void)state;
+    struct annotator_opts o;
+    assert_int_equal(load(&o, NULL, NULL), ERR_OK);
+    assert_string_equal(o.bus.clients_endpoint, BUS_DEFAULT_CLIENTS);
+    assert_string_equal(o.bus.workers_endpoint, BUS_DEFAULT_WORKERS);
+    assert_null(o.bus.ledger_public_key);
+    assert_null(o.bus.curve_secret_key);
+    annotator_opts_release(&o);
+    const char *flags[] = {"--clients",           "tcp://10.0.0.1:7000", "--workers",
+                           "tcp://10.0.0.1:7001", "--heartbeat",         "250ms",
+                           "--ledger-key",        "ledger.key.pub",      NULL};
+    assert_int_equal(load(&o, flags, NULL), ERR_OK);
+    assert_string_equal(o.bus.clients_endpoint, "tcp://10.0.0.1:7000");
+    assert_string_equal(o.bus.workers_endpoint, "tcp://10.0.0.1:7001");
+    assert_int_equal(o.bus.heartbeat_ms, 250);
+    assert_string_equal(o.bus.ledger_public_key, "ledger.key.pub");
+    annotator_opts_release(&o);
+}
+
+/* Loads the run file `yaml` (written to a temporary file) and flags, collecting the warnings. */
+static int load_file(struct annotator_opts *o, const char *yaml, buf_t *warnings)
+{
+    char path[] = "/tmp/oaif-annotator-run-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    char *argv[] = {"annotator-proxy", "--config", path, NULL};
+    struct cfg_trace trace = {.warnings = warnings};
+    memset(o, 0, sizeof *o);
+    int rc = cfg_load_ex(&annotator_opts_spec, o, 3, argv, NULL, &trace);
+    unlink(path);
+    return rc;
+}
+
+static void test_old_heartbeat_key_works_with_a_warning(void **state)
+{
+    (void)state;
+    struct annotator_opts o;
+    buf_t w;
+    buf_init(&w, 0);
+    assert_int_equal(load_file(&o, "ledger:\n  heartbeat_interval: 300ms\n", &w), ERR_OK);
+    assert_int_equal(o.bus.heartbeat_ms, 300);
+    assert_non_null(w.data);
+    assert_non_null(strstr(w.data, "ledger.heartbeat_interval"));
+    assert_non_null(strstr(w.data, "bus.heartbeat_interval"));
+    annotator_opts_release(&o);
+    buf_free(&w);
+    /* the new key wins */
+    buf_init(&w, 0);
+    assert_int_equal(load_file(&o,
+                               "ledger:\n  heartbeat_interval: 300ms\n"
+                               "bus:\n  heartbeat_interval: 2s\n",
+                               &w),
+                     ERR_OK);
+    assert_int_equal(o.bus.heartbeat_ms, 2000);
+    annotator_opts_release(&o);
+    buf_free(&w);
+}
+
+static void test_generic_load_by_conf_size(void **state)
+{
+    (void)state;
+    /* as `oaif config show` does it: a zeroed block of conf_size, nothing else set up */
+    assert_int_equal(annotator_opts_spec.conf_size, sizeof(struct annotator_opts));
+    void *conf = calloc(1, annotator_opts_spec.conf_size);
+    struct cfg_origin *origins = calloc(annotator_opts_spec.n_options, sizeof *origins);
+    assert_non_null(conf);
+    assert_non_null(origins);
+    char *argv[] = {"oaif", "--backend", "openai", NULL};
+    struct cfg_trace trace = {.origins = origins};
+    assert_int_equal(cfg_load_ex(&annotator_opts_spec, conf, 3, argv, NULL, &trace), ERR_OK);
+    buf_t y;
+    buf_init(&y, 0);
+    assert_int_equal(cfg_render_yaml_origins(&annotator_opts_spec, conf, origins, &y), ERR_OK);
+    assert_non_null(strstr(y.data, "backend: openai  # flag --backend"));
+    assert_non_null(strstr(y.data, "orders: both  # default"));
+    assert_non_null(strstr(y.data, "heartbeat_interval: "));
+    buf_free(&y);
+    cfg_release(&annotator_opts_spec, conf);
+    free(conf);
+    free(origins);
+}
+
 static void test_bad_values_name_the_option(void **state)
 {
     (void)state;
@@ -116,7 +222,7 @@ static void test_http_judge_needs_model_and_template(void **state)
     annotator_opts_release(&o);
 }
 
-static void test_key_is_handed_over_and_described_without_it(void **state)
+static void test_key_is_taken_and_described_without_it(void **state)
 {
     (void)state;
     static const char key[] = "sk-UNITKEY-0123456789";
@@ -126,29 +232,18 @@ static void test_key_is_handed_over_and_described_without_it(void **state)
                            "--template-dir", JUDGE_TEMPLATES, NULL};
     assert_int_equal(load(&o, flags, NULL), ERR_OK);
     unsetenv("ANNOTATOR_API_KEY");
-    assert_string_equal(o.api_key, key);
+    assert_string_equal(o.judge.api_key, key);
     struct annotator_judge_ctx ctx;
     annotator_t *a = NULL;
     char why[256] = "", desc[2048];
     assert_int_equal(annotator_opts_judge(&o, &ctx, NULL, NULL, &a, why, sizeof why), ERR_OK);
-    annotator_opts_describe(&o, a, desc, sizeof desc);
+    annotator_describe(a, desc, sizeof desc);
     assert_non_null(strstr(desc, "api key set from annotator.api_key, template"));
     assert_null(strstr(desc, "UNITKEY"));
-    assert_null(strstr(desc, "/dev/fd/"));
-    /* the pipe it went through is closed: no descriptor leaks per judge made */
-    int fd = dup(0);
-    assert_true(fd >= 0);
-    close(fd);
-    annotator_t *b = NULL;
-    assert_int_equal(annotator_opts_judge(&o, &ctx, NULL, NULL, &b, why, sizeof why), ERR_OK);
-    int fd2 = dup(0);
-    assert_int_equal(fd2, fd);
-    close(fd2);
     annotator_destroy(&a);
-    annotator_destroy(&b);
     /* a key with a line break is refused, and the refusal does not quote it */
-    free(o.api_key);
-    o.api_key = strdup("sk-UNITKEY\nsecond");
+    free(o.judge.api_key);
+    o.judge.api_key = strdup("sk-UNITKEY\nsecond");
     assert_int_equal(annotator_opts_judge(&o, &ctx, NULL, NULL, &a, why, sizeof why), ERR_INVAL);
     assert_non_null(strstr(why, "annotator.api_key"));
     assert_null(strstr(why, "UNITKEY"));
@@ -253,9 +348,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_the_rules_judge),
         cmocka_unit_test(test_credit_and_cache_follow_the_backend),
+        cmocka_unit_test(test_enum_options_hold_their_values),
+        cmocka_unit_test(test_bus_options_are_the_shared_ones),
+        cmocka_unit_test(test_old_heartbeat_key_works_with_a_warning),
+        cmocka_unit_test(test_generic_load_by_conf_size),
         cmocka_unit_test(test_bad_values_name_the_option),
         cmocka_unit_test(test_http_judge_needs_model_and_template),
-        cmocka_unit_test(test_key_is_handed_over_and_described_without_it),
+        cmocka_unit_test(test_key_is_taken_and_described_without_it),
         cmocka_unit_test(test_curve_needs_both_keys),
         cmocka_unit_test(test_rules_adapter_explains_refusals),
         cmocka_unit_test(test_score_reply_means_over_members),

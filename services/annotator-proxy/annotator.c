@@ -7,11 +7,13 @@
 #include "annotator.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "err.h"
@@ -50,9 +52,11 @@ struct judgement {
 };
 
 struct annotator {
-    struct annotator_config cfg; /* string fields point into the copies below */
+    struct annotator_config cfg; /* its settings; name points to `name`, the other strings are
+                                    NULL (the copies below) */
+    struct http_config http_cfg;
     char *name, *base_url, *model, *url, *anthropic_version, *template_path;
-    char *key_source; /* "env NAME", "file PATH" or NULL: for describe() */
+    char *key_source; /* "annotator.api_key", "env NAME" or NULL: for describe() */
     char *key;        /* the API key; NULL: none */
     char **headers;
     size_t nheaders;
@@ -67,29 +71,28 @@ struct annotator {
     struct annotator_totals tot;
 };
 
-void annotator_config_default(struct annotator_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->backend = ANNOTATOR_BACKEND_OPENAI;
-    cfg->base_url = "https://api.openai.com/v1";
-    cfg->temperature = 0;
-    cfg->max_tokens = 16;
-    cfg->logprobs = true;
-    cfg->top_logprobs = 5;
-    cfg->anthropic_version = "2023-06-01";
-    cfg->strip_special_tokens = true;
-    cfg->http = http_config_default();
-    cfg->orders = ANNOTATOR_ORDERS_BOTH;
-    cfg->tie_band = 0;
-}
+const struct cfg_choice annotator_backend_names[] = {
+    {"openai", ANNOTATOR_BACKEND_OPENAI},
+    {"anthropic", ANNOTATOR_BACKEND_ANTHROPIC},
+    {"rules", ANNOTATOR_BACKEND_RULES},
+    {"reward-model", ANNOTATOR_BACKEND_REWARD_MODEL},
+    {NULL, 0}};
+const struct cfg_choice annotator_orders_names[] = {
+    {"both", ANNOTATOR_ORDERS_BOTH}, {"random", ANNOTATOR_ORDERS_RANDOM_ONE}, {NULL, 0}};
 
-static const char *const backend_names[] = {NULL, "openai", "anthropic", "rules", "reward-model"};
+static const char *choice_name(const struct cfg_choice *c, int value)
+{
+    for (; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "?";
+}
 
 int annotator_backend_parse(const char *s, enum annotator_backend *out)
 {
-    for (int b = ANNOTATOR_BACKEND_OPENAI; b <= ANNOTATOR_BACKEND_REWARD_MODEL; b++)
-        if (s && strcmp(s, backend_names[b]) == 0) {
-            *out = (enum annotator_backend)b;
+    for (const struct cfg_choice *c = annotator_backend_names; s && c->name; c++)
+        if (strcmp(s, c->name) == 0) {
+            *out = (enum annotator_backend)c->value;
             return ERR_OK;
         }
     return ERR_INVAL;
@@ -97,8 +100,12 @@ int annotator_backend_parse(const char *s, enum annotator_backend *out)
 
 const char *annotator_backend_name(enum annotator_backend b)
 {
-    return b >= ANNOTATOR_BACKEND_OPENAI && b <= ANNOTATOR_BACKEND_REWARD_MODEL ? backend_names[b]
-                                                                                : "?";
+    return choice_name(annotator_backend_names, (int)b);
+}
+
+const char *annotator_orders_name(enum annotator_orders o)
+{
+    return choice_name(annotator_orders_names, (int)o);
 }
 
 static bool is_http_backend(const annotator_t *a)
@@ -119,74 +126,51 @@ static void wipe_free(char *s)
     }
 }
 
-/* Reads the key from the environment or a file. *key NULL when none is configured. */
+/* Takes the key from api_key, else from the variable api_key_env names. *key NULL when neither
+ * is set; *source says where it came from (for describe()). */
 static int read_key(const struct annotator_config *cfg, char **key, char **source, char *why,
                     size_t whylen)
 {
     *key = NULL;
     *source = NULL;
-    bool env = cfg->api_key_env && *cfg->api_key_env;
-    bool file = cfg->api_key_file && *cfg->api_key_file;
-    if (env && file) {
-        snprintf(why, whylen, "api_key_env and api_key_file are both set: choose one");
-        return ERR_INVAL;
-    }
-    char *k = NULL;
+    const char *k, *from;
     buf_t src;
     buf_init(&src, 0);
-    if (env) {
-        const char *v = getenv(cfg->api_key_env);
-        if (!v || !*v) {
-            snprintf(why, whylen, "api_key_env: environment variable %s is not set or empty",
+    if (cfg->api_key && *cfg->api_key) {
+        k = cfg->api_key;
+        from = "annotator.api_key";
+        buf_append_str(&src, from);
+    } else if (cfg->api_key_env && *cfg->api_key_env) {
+        k = getenv(cfg->api_key_env);
+        if (!k || !*k) {
+            snprintf(why, whylen,
+                     "annotator.api_key_env: environment variable %s is not set or empty",
                      cfg->api_key_env);
             return ERR_INVAL;
         }
-        k = strdup(v);
+        from = "annotator.api_key_env";
         buf_printf(&src, "env %s", cfg->api_key_env);
-    } else if (file) {
-        FILE *f = fopen(cfg->api_key_file, "rb");
-        if (!f) {
-            snprintf(why, whylen, "api_key_file %s: %s", cfg->api_key_file, strerror(errno));
-            return ERR_IO;
-        }
-        char tmp[KEY_MAX_BYTES + 2];
-        size_t n = fread(tmp, 1, sizeof tmp - 1, f);
-        fclose(f);
-        tmp[n] = '\0';
-        if (n > KEY_MAX_BYTES) {
-            snprintf(why, whylen, "api_key_file %s: larger than %d bytes", cfg->api_key_file,
-                     KEY_MAX_BYTES);
-            return ERR_INVAL;
-        }
-        tmp[strcspn(tmp, "\r\n")] = '\0'; /* the first line */
-        size_t l = strlen(tmp);
-        while (l && (tmp[l - 1] == ' ' || tmp[l - 1] == '\t'))
-            tmp[--l] = '\0';
-        size_t lead = strspn(tmp, " \t");
-        if (!tmp[lead]) {
-            snprintf(why, whylen, "api_key_file %s: the first line is empty", cfg->api_key_file);
-            return ERR_INVAL;
-        }
-        k = strdup(tmp + lead);
-        memset(tmp, 0, sizeof tmp);
-        buf_printf(&src, "file %s", cfg->api_key_file);
     } else {
         return ERR_OK;
     }
-    if (!k || !src.data) {
-        wipe_free(k);
+    bool ok = strlen(k) <= KEY_MAX_BYTES;
+    for (const char *p = k; ok && *p; p++)
+        ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+    if (!ok) { /* the reason, never the key */
+        snprintf(why, whylen,
+                 "%s: the key must be one line of at most %d bytes, no control "
+                 "characters",
+                 from, KEY_MAX_BYTES);
+        buf_free(&src);
+        return ERR_INVAL;
+    }
+    char *copy = strdup(k);
+    if (!copy || !src.data) {
+        wipe_free(copy);
         buf_free(&src);
         return ERR_NOMEM;
     }
-    for (const char *p = k; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            snprintf(why, whylen, "api key from %s contains control characters", src.data);
-            wipe_free(k);
-            buf_free(&src);
-            return ERR_INVAL;
-        }
-    }
-    *key = k;
+    *key = copy;
     *source = buf_steal(&src);
     return ERR_OK;
 }
@@ -216,19 +200,33 @@ static char *dup_opt(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+static bool is_set(const char *s)
+{
+    return s && *s;
+}
+
+/* The base URL: the option, or the backend's public API. */
+static const char *base_url_of(const struct annotator_config *cfg)
+{
+    if (is_set(cfg->base_url))
+        return cfg->base_url;
+    return cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC ? ANNOTATOR_ANTHROPIC_URL
+                                                       : ANNOTATOR_OPENAI_URL;
+}
+
 static int validate(const struct annotator_config *cfg, char *why, size_t whylen)
 {
     const char *bad = NULL;
     bool http =
         cfg->backend == ANNOTATOR_BACKEND_OPENAI || cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC;
+    const char *url = base_url_of(cfg);
     if (cfg->backend < ANNOTATOR_BACKEND_OPENAI || cfg->backend > ANNOTATOR_BACKEND_REWARD_MODEL)
         bad = "backend: not one of openai, anthropic, rules, reward-model";
-    else if (http && (!cfg->base_url || (strncmp(cfg->base_url, "http://", 7) != 0 &&
-                                         strncmp(cfg->base_url, "https://", 8) != 0)))
+    else if (http && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         bad = "base_url: must start with http:// or https://";
-    else if (http && (!cfg->model || !*cfg->model))
+    else if (http && !is_set(cfg->model))
         bad = "model: required";
-    else if (http && (!cfg->template_path || !*cfg->template_path))
+    else if (http && !is_set(cfg->template_name))
         bad = "template: required";
     else if (http && !(cfg->temperature >= 0 && cfg->temperature <= 2))
         bad = "temperature: must be in [0, 2]";
@@ -237,30 +235,82 @@ static int validate(const struct annotator_config *cfg, char *why, size_t whylen
     else if (cfg->backend == ANNOTATOR_BACKEND_OPENAI && cfg->logprobs &&
              (cfg->top_logprobs < 1 || cfg->top_logprobs > 20))
         bad = "top_logprobs: must be in 1..20";
-    else if (cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC &&
-             (!cfg->anthropic_version || !*cfg->anthropic_version))
+    else if (cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC && !is_set(cfg->anthropic_version))
         bad = "anthropic_version: required";
     else if (!(cfg->tie_band >= 0 && cfg->tie_band <= 0.5))
         bad = "tie_band: must be in [0, 0.5]";
     else if (!(cfg->price_input_per_mtok >= 0) || !(cfg->price_output_per_mtok >= 0))
         bad = "price: must be >= 0";
     else if (cfg->orders != ANNOTATOR_ORDERS_BOTH && cfg->orders != ANNOTATOR_ORDERS_RANDOM_ONE)
-        bad = "orders: must be both or random-one";
+        bad = "orders: must be both or random";
     else if (cfg->backend == ANNOTATOR_BACKEND_RULES && !cfg->rules)
-        bad = "rules: the rules backend needs a rules function";
+        bad = "backend: the rules backend needs a rules function";
     else if (cfg->backend == ANNOTATOR_BACKEND_REWARD_MODEL && !cfg->score)
-        bad = "score: the reward-model backend needs a scoring function";
-    if (!bad && cfg->extra_headers) {
-        for (size_t i = 0; i < cfg->nextra_headers; i++) {
-            const char *h = cfg->extra_headers[i];
-            if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
-                bad = "extra_headers: each must be 'Name: value' on one line";
-        }
+        bad = "backend: the reward-model backend needs a scoring function";
+    for (size_t i = 0; !bad && i < cfg->extra_headers.n; i++) {
+        const char *h = cfg->extra_headers.items ? cfg->extra_headers.items[i] : NULL;
+        if (!h || !strchr(h, ':') || strpbrk(h, "\r\n"))
+            bad = "extra_headers: each must be 'Name: value' on one line";
     }
     if (!bad)
         return ERR_OK;
-    snprintf(why, whylen, "judge config: %s", bad);
+    snprintf(why, whylen, "annotator.%s", bad);
     return ERR_INVAL;
+}
+
+/* The template option as a file: a path as is (it has a '/' or ends in .txt); a bare NAME is
+ * template_dir/NAME.txt. *out is malloc'd. ERR_IO when it cannot be read. */
+static int template_path(const struct annotator_config *cfg, char **out, char *why, size_t whylen)
+{
+    const char *t = cfg->template_name;
+    size_t n = strlen(t);
+    bool path = strchr(t, '/') || (n > 4 && strcmp(t + n - 4, ".txt") == 0);
+    buf_t b;
+    buf_init(&b, 0);
+    int rc =
+        path ? buf_append_str(&b, t)
+             : buf_printf(&b, "%s/%s.txt", is_set(cfg->template_dir) ? cfg->template_dir : ".", t);
+    *out = buf_steal(&b);
+    if (rc || !*out) {
+        free(*out);
+        *out = NULL;
+        return ERR_NOMEM;
+    }
+    if (access(*out, R_OK) != 0) {
+        snprintf(why, whylen, "annotator.template: %s: %s%s", *out, strerror(errno),
+                 path ? "" : " (a name is looked up in annotator.template_dir)");
+        free(*out);
+        *out = NULL;
+        return ERR_IO;
+    }
+    return ERR_OK;
+}
+
+static unsigned ms_unsigned(int64_t v)
+{
+    return v < 0 ? 0 : v > UINT_MAX ? UINT_MAX : (unsigned)v;
+}
+
+/* The http.h configuration of the judge's options; what they do not set stays
+ * http_config_default()'s. */
+static struct http_config http_of(const struct annotator_http *h)
+{
+    struct http_config c = http_config_default();
+    c.max_in_flight = h->max_in_flight > 0 ? (unsigned)h->max_in_flight : 0;
+    c.connect_timeout_ms = (long)h->connect_timeout_ms;
+    c.total_timeout_ms = (long)h->timeout_ms;
+    c.max_attempts = h->max_attempts > 0 ? (unsigned)h->max_attempts : 0;
+    c.backoff_base_ms = ms_unsigned(h->backoff_base_ms);
+    c.backoff_max_ms = ms_unsigned(h->backoff_max_ms);
+    c.retry_after_max_ms = ms_unsigned(h->retry_after_max_ms);
+    c.requests_per_minute = h->requests_per_minute;
+    c.tokens_per_minute = h->tokens_per_minute;
+    c.max_response_bytes = h->max_response_bytes;
+    if (h->burst_seconds > 0)
+        c.burst_seconds = h->burst_seconds;
+    if (h->seed)
+        c.seed = h->seed;
+    return c;
 }
 
 int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why, size_t whylen)
@@ -272,32 +322,28 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
     annotator_t *a = calloc(1, sizeof *a);
     if (!a)
         return ERR_NOMEM;
+    /* the settings, not the caller's strings: ours are the copies in *a */
     a->cfg = *cfg;
-    a->base_url = dup_opt(cfg->base_url);
-    a->model = dup_opt(cfg->model);
-    a->anthropic_version = dup_opt(cfg->anthropic_version);
-    a->template_path = dup_opt(cfg->template_path);
-    /* our copies replace the caller's pointers; extra headers are copied into a->headers */
-    a->cfg.base_url = a->base_url;
-    a->cfg.model = a->model;
-    a->cfg.anthropic_version = a->anthropic_version;
-    a->cfg.template_path = a->template_path;
-    a->cfg.api_key_env = a->cfg.api_key_file = NULL;
-    a->cfg.extra_headers = NULL;
-    a->cfg.nextra_headers = 0;
-    a->cfg.name = NULL;
-    if ((cfg->base_url && !a->base_url) || (cfg->model && !a->model) ||
-        (cfg->anthropic_version && !a->anthropic_version) ||
-        (cfg->template_path && !a->template_path)) {
-        rc = ERR_NOMEM;
-        goto out_destroy;
-    }
+    a->cfg.name = a->cfg.base_url = a->cfg.model = NULL;
+    a->cfg.api_key = a->cfg.api_key_env = NULL;
+    a->cfg.template_name = a->cfg.template_dir = a->cfg.anthropic_version = NULL;
+    a->cfg.extra_headers.items = NULL;
+    a->cfg.extra_headers.n = 0;
+    a->http_cfg = http_of(&cfg->http);
     if (is_http_backend(a)) {
         a->wire = cfg->backend == ANNOTATOR_BACKEND_OPENAI ? WIRE_OPENAI : WIRE_ANTHROPIC;
-        rc = template_load(&a->tpl, cfg->template_path, why, whylen);
-        if (rc)
+        a->base_url = dup_opt(base_url_of(cfg));
+        a->model = dup_opt(cfg->model);
+        a->anthropic_version = dup_opt(cfg->anthropic_version);
+        if (!a->base_url || !a->model || (cfg->anthropic_version && !a->anthropic_version)) {
+            rc = ERR_NOMEM;
             goto out_destroy;
-        rc = read_key(cfg, &a->key, &a->key_source, why, whylen);
+        }
+        rc = template_path(cfg, &a->template_path, why, whylen);
+        if (!rc)
+            rc = template_load(&a->tpl, a->template_path, why, whylen);
+        if (!rc)
+            rc = read_key(cfg, &a->key, &a->key_source, why, whylen);
         if (rc)
             goto out_destroy;
         size_t bl = strlen(a->base_url);
@@ -318,8 +364,8 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
             rc = add_header(a, "x-api-key", "", a->key);
         if (!rc && a->wire == WIRE_ANTHROPIC)
             rc = add_header(a, "anthropic-version", "", a->anthropic_version);
-        for (size_t i = 0; !rc && i < cfg->nextra_headers; i++) {
-            const char *h = cfg->extra_headers[i];
+        for (size_t i = 0; !rc && i < cfg->extra_headers.n; i++) {
+            const char *h = cfg->extra_headers.items[i];
             char name[128];
             size_t nl = (size_t)(strchr(h, ':') - h);
             snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), h);
@@ -331,18 +377,18 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
         if (rc)
             goto out_destroy;
         char hwhy[160];
-        if (http_config_validate(&cfg->http, hwhy, sizeof hwhy)) {
-            snprintf(why, whylen, "judge %s", hwhy);
+        if (http_config_validate(&a->http_cfg, hwhy, sizeof hwhy)) {
+            snprintf(why, whylen, "annotator.http: %s", hwhy);
             rc = ERR_INVAL;
             goto out_destroy;
         }
-        rc = http_client_new(&a->http, &cfg->http);
+        rc = http_client_new(&a->http, &a->http_cfg);
         if (rc)
             goto out_destroy;
     }
     buf_t n;
     buf_init(&n, 0);
-    if (cfg->name && *cfg->name) {
+    if (is_set(cfg->name)) {
         rc = buf_append_str(&n, cfg->name);
     } else if (is_http_backend(a)) {
         const char *base = strrchr(a->template_path, '/');
@@ -630,9 +676,9 @@ static int order_prepare(annotator_t *a, struct order *o, const struct annotator
         struct wire_params wp = {
             .model = a->model,
             .temperature = a->cfg.temperature,
-            .max_tokens = a->cfg.max_tokens,
+            .max_tokens = (unsigned)a->cfg.max_tokens,
             .logprobs = a->cfg.logprobs,
-            .top_logprobs = a->cfg.top_logprobs,
+            .top_logprobs = (unsigned)a->cfg.top_logprobs,
         };
         rc = wire_build(a->wire, &wp, sys, user, &o->body);
         /* about four bytes a token, plus the answer */
@@ -868,7 +914,7 @@ void annotator_cache_key(const annotator_t *a, const struct annotator_request *r
     if (is_http_backend(a)) {
         key_str(&s, a->url);
         key_str(&s, a->model);
-        snprintf(num, sizeof num, "t=%.17g max=%u lp=%d top=%u strip=%d", a->cfg.temperature,
+        snprintf(num, sizeof num, "t=%.17g max=%d lp=%d top=%d strip=%d", a->cfg.temperature,
                  a->cfg.max_tokens, (int)a->cfg.logprobs, a->cfg.top_logprobs,
                  (int)a->cfg.strip_special_tokens);
         key_str(&s, num);
@@ -909,6 +955,7 @@ void annotator_totals(const annotator_t *a, struct annotator_totals *out)
 void annotator_describe(const annotator_t *a, char *out, size_t len)
 {
     const struct annotator_config *c = &a->cfg;
+    const struct http_config *h = &a->http_cfg;
     if (!len)
         return;
     if (!is_http_backend(a)) {
@@ -918,17 +965,16 @@ void annotator_describe(const annotator_t *a, char *out, size_t len)
     }
     snprintf(out, len,
              "judge %s: backend %s, url %s, model %s, api key %s%s, template %s (answers %s/%s), "
-             "temperature %g, max_tokens %u, logprobs %s (top %u), orders %s, tie_band %g, "
+             "temperature %g, max_tokens %d, logprobs %s (top %d), orders %s, tie_band %g, "
              "price in/out per Mtok %g/%g, in flight %u, attempts %u, timeouts connect %ld ms "
              "total %ld ms, limits %g req/min %g tok/min",
              a->name, annotator_backend_name(c->backend), a->url, a->model,
              a->key ? "set from " : "none", a->key_source ? a->key_source : "", a->template_path,
              a->tpl->answers[0], a->tpl->answers[1], c->temperature, c->max_tokens,
              a->wire == WIRE_OPENAI && c->logprobs ? "on" : "off", c->top_logprobs,
-             c->orders == ANNOTATOR_ORDERS_BOTH ? "both" : "random-one", c->tie_band,
-             c->price_input_per_mtok, c->price_output_per_mtok, c->http.max_in_flight,
-             c->http.max_attempts, c->http.connect_timeout_ms, c->http.total_timeout_ms,
-             c->http.requests_per_minute, c->http.tokens_per_minute);
+             annotator_orders_name(c->orders), c->tie_band, c->price_input_per_mtok,
+             c->price_output_per_mtok, h->max_in_flight, h->max_attempts, h->connect_timeout_ms,
+             h->total_timeout_ms, h->requests_per_minute, h->tokens_per_minute);
 }
 
 int annotator_request_from_pb(const Oaif__V1__AnnotateRequest *pb, struct annotator_request *req,

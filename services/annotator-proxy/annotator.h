@@ -15,7 +15,8 @@
  * backend error) is reported as an error with its reason, never as a label.
  *
  * Not here: ZeroMQ, the ledger, caching itself (annotator_cache_key() gives the key; the caller
- * stores and looks up answers), YAML (the caller fills struct annotator_config).
+ * stores and looks up answers), reading the configuration (annotator_opts.h: its option table
+ * fills struct annotator_config and holds the defaults).
  *
  * Threading: an annotator_t is driven by one thread (submit + poll). curl_global_init() must have
  * been called by main() first (see http.h). Secrets: the API key is read once by annotator_new()
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfg.h"
 #include "http.h"
 #include "oaif.pb-c.h"
 #include "sha256.h"
@@ -94,50 +96,76 @@ typedef int (*annotator_rules_fn)(void *user, const struct annotator_request *re
 typedef int (*annotator_score_fn)(void *user, annotator_t *a, uint64_t ticket,
                                   const struct annotator_request *req);
 
+/* The public endpoints the HTTP backends use when annotator.base_url is not set. */
+#define ANNOTATOR_OPENAI_URL    "https://api.openai.com/v1"
+#define ANNOTATOR_ANTHROPIC_URL "https://api.anthropic.com/v1"
+
+/* The HTTP client's settings of a judge (annotator.http.*); annotator_new() makes the http.h
+ * configuration from them. */
+struct annotator_http {
+    int max_in_flight;                      /* K: calls in flight, also the connection pool */
+    int max_attempts;                       /* first try included */
+    int64_t connect_timeout_ms, timeout_ms; /* per attempt */
+    int64_t backoff_base_ms, backoff_max_ms, retry_after_max_ms;
+    double requests_per_minute, tokens_per_minute; /* client-side limits; 0: none */
+    size_t max_response_bytes;
+    /* not options: 0 keeps http_config_default()'s (tests pin them) */
+    double burst_seconds;
+    uint64_t seed;
+};
+
+/* The judge's configuration: the `annotator.*` options that describe the judge. The option table
+ * in annotator_opts.c fills it (inside struct annotator_opts) and holds every default: start from
+ * annotator_opts_defaults(), never from zeroes. Strings are read during annotator_new() only
+ * (copied as needed). */
 struct annotator_config {
     enum annotator_backend backend;
-    const char *name; /* the judge id in labels and totals; NULL: derived ("openai/<model>/
-                         <template file>", "anthropic/...", "rules", "reward-model"). For rules and
-                         reward-model put into it whatever changes their answers (noise rate,
-                         ensemble version): it is part of the cache key */
+    char *name; /* the judge id in labels and totals; NULL or "": derived ("openai/<model>/
+                   <template file>", "anthropic/...", "rules", "reward-model"). For rules and
+                   reward-model put into it whatever changes their answers (noise rate, ensemble
+                   version): it is part of the cache key */
     /* openai, anthropic */
-    const char *base_url;             /* e.g. "https://api.openai.com/v1"; "/chat/completions" or
-                                         "/messages" is appended */
-    const char *model;                /* required */
-    const char *api_key_env;          /* name of the environment variable holding the key, or */
-    const char *api_key_file;         /* a file holding it (first line); neither: no key sent */
-    const char *template_path;        /* required: see template.h */
-    double temperature;               /* default 0 */
-    unsigned max_tokens;              /* default 16 */
-    bool logprobs;                    /* openai: ask for log-probs (default true); an answer without
-                                         them falls back to the parsed verdict */
-    unsigned top_logprobs;            /* 1..20, default 5 */
-    const char *anthropic_version;    /* default "2023-06-01" */
-    const char *const *extra_headers; /* "Name: value" sent with every call (not secret) */
-    size_t nextra_headers;
-    bool strip_special_tokens;    /* remove <|...|>, <s>, [INST] from inserted texts (default
-                                     true) */
-    double price_input_per_mtok;  /* cost of a million prompt tokens; default 0 */
-    double price_output_per_mtok; /* cost of a million completion tokens; default 0 */
-    struct http_config http;      /* K, timeouts, retries, rate limits: see http.h */
+    char *base_url;      /* "/chat/completions" or "/messages" is appended; NULL or "": the
+                            backend's ANNOTATOR_OPENAI_URL / ANNOTATOR_ANTHROPIC_URL */
+    char *model;         /* required */
+    char *api_key;       /* the key itself; NULL or "": then */
+    char *api_key_env;   /* the environment variable holding it; NULL or "": no key sent */
+    char *template_name; /* required: a path (has a '/' or ends in .txt), or NAME, which is
+                            template_dir/NAME.txt; see template.h */
+    char *template_dir;
+    double temperature;
+    int max_tokens;
+    bool logprobs;    /* openai: ask for log-probs; an answer without them falls back to the
+                         parsed verdict */
+    int top_logprobs; /* 1..20 */
+    char *anthropic_version;
+    struct cfg_strlist extra_headers; /* "Name: value" sent with every call (not secret) */
+    bool strip_special_tokens;        /* remove <|...|>, <s>, [INST] from inserted texts */
+    double price_input_per_mtok;      /* cost of a million prompt tokens */
+    double price_output_per_mtok;     /* cost of a million completion tokens */
+    struct annotator_http http;
     /* all */
-    enum annotator_orders orders; /* default BOTH (openai, anthropic; rules and reward-model
-                                     have no position bias and make one call) */
-    double tie_band;              /* tau in [0, 1/2]; default 0: only p == 1/2 is a tie */
-    annotator_rules_fn rules;     /* rules: required */
+    enum annotator_orders orders; /* openai, anthropic; rules and reward-model have no position
+                                     bias and make one call */
+    double tie_band;              /* tau in [0, 1/2]: only p within 1/2 +- tau is a tie */
+    /* not options: the caller sets these */
+    annotator_rules_fn rules; /* rules: required */
     void *rules_user;
     annotator_score_fn score; /* reward-model: required */
     void *score_user;
 };
 
-/* Fills cfg with the defaults (backend openai, base_url https://api.openai.com/v1, see the fields
- * above, http = http_config_default()). */
-void annotator_config_default(struct annotator_config *cfg);
+/* The names of the backends and of the orders modes, as the option table and the logs write
+ * them; {NULL, 0}-ended. */
+extern const struct cfg_choice annotator_backend_names[];
+extern const struct cfg_choice annotator_orders_names[];
 
 /* Parses "openai" "anthropic" "rules" "reward-model"; ERR_INVAL for anything else. */
 int annotator_backend_parse(const char *s, enum annotator_backend *out);
 /* The configuration name of a backend ("openai", ...); "?" if unknown. */
 const char *annotator_backend_name(enum annotator_backend b);
+/* The configuration name of an orders mode ("both", "random"); "?" if unknown. */
+const char *annotator_orders_name(enum annotator_orders o);
 
 /* One order's result (HTTP backends), or the single call of rules / reward-model. */
 struct annotator_order_result {
@@ -176,8 +204,9 @@ struct annotator_outcome {
  * destroy the annotator. */
 typedef void (*annotator_done_fn)(void *user, const struct annotator_outcome *out);
 
-/* Creates an annotator: validates cfg, loads the template, reads the API key. On ERR_OK *out owns
- * it (annotator_destroy()). On ERR_INVAL / ERR_IO writes the reason (the field or file, never a
+/* Creates an annotator: validates cfg, finds and loads the template, takes the API key (api_key,
+ * else the variable api_key_env names). On ERR_OK *out owns it (annotator_destroy()); cfg is not
+ * referenced after the call. On ERR_INVAL / ERR_IO writes the reason (the option or file, never a
  * key) to why. ERR_NOMEM. */
 int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why, size_t whylen);
 
@@ -233,8 +262,9 @@ struct annotator_totals {
 };
 void annotator_totals(const annotator_t *a, struct annotator_totals *out);
 
-/* A multi-line description of the configuration for the start-up log: every setting, the key
- * shown only as "set (env NAME)" / "set (file PATH)" / "none". Writes at most len bytes. */
+/* A one-line description of the configuration for the start-up log: every setting, the key
+ * shown only as "set from annotator.api_key" / "set from env NAME" / "none". Writes at most len
+ * bytes. */
 void annotator_describe(const annotator_t *a, char *out, size_t len);
 
 /* Borrows an AnnotateRequest's fields into req (no copies: valid while pb lives). Returns

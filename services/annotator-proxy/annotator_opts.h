@@ -1,10 +1,17 @@
-/* annotator_opts.h - the annotator-proxy's configuration: the option table (section `annotator`,
- * plus the `bus` keys that say where the ledger is and `ledger.heartbeat_interval`), and turning
- * the loaded options into a running judge (struct annotator_config + annotator_new()).
+/* annotator_opts.h - the annotator-proxy's configuration: one struct (struct annotator_opts, the
+ * judge's struct annotator_config inside it) and the option table that fills it (section
+ * `annotator`, plus the shared bus options of busopts.h). Every default lives in that table, and
+ * only there: annotator_opts_defaults() (cfg_defaults on the table) is the defaults of the service
+ * and of the judge alike. Also: turning the options into a running judge (annotator_opts_judge()).
  *
  * Shared by the `annotator-proxy` service and `oaif judge try`, so that the command a user runs to
  * check a judge reads exactly the configuration the service will run with (same run file, same
  * environment variables, same flags).
+ *
+ * The bus options are busopts.h's, the same in every service. Old names, kept for one release
+ * with a warning naming the new one: ledger.heartbeat_interval and LEDGER_HEARTBEAT_INTERVAL (now
+ * bus.heartbeat_interval and BUS_HEARTBEAT_INTERVAL), --ledger and OAIF_LEDGER (now --clients),
+ * --server-key (now --ledger-key).
  *
  * Not here: sockets, the loop (annotator_proxy.h), scoring through the ledger
  * (annotator_scorer.h). */
@@ -17,61 +24,64 @@
 
 #include "annotator.h"
 #include "bus.h"
+#include "busopts.h"
 #include "cfg.h"
 #include "rules.h"
 
-/* What cfg_load() fills (see the table in annotator_opts.c, or `annotator-proxy --help`). */
+/* Whether judgements are cached in the ledger. */
+enum annotator_cache {
+    ANNOTATOR_CACHE_AUTO = 0, /* on for the openai, anthropic and reward-model backends, off for
+                                 rules (free, and its noise depends on the pair) */
+    ANNOTATOR_CACHE_ON,
+    ANNOTATOR_CACHE_OFF,
+};
+
+/* READY credit of the backends that make no HTTP calls, when the `credit` option is 0. */
+#define ANNOTATOR_CREDIT_RULES        16
+#define ANNOTATOR_CREDIT_REWARD_MODEL 8
+
+/* The configuration: what cfg_load() fills (see the table in annotator_opts.c, or
+ * `annotator-proxy --help`). Strings are malloc'd (annotator_opts_release() frees them). */
 struct annotator_opts {
-    /* the judge */
-    int backend; /* index into "openai", "anthropic", "rules", "reward-model" */
-    char *name, *base_url, *model, *api_key, *api_key_env, *template_name, *template_dir;
-    char *instruction, *anthropic_version;
-    int orders; /* index into "both", "random" */
-    double tie_band, temperature;
-    int max_tokens, top_logprobs;
-    bool logprobs, strip_special;
-    struct cfg_strlist extra_headers;
-    double price_in, price_out;
-    /* http */
-    int max_in_flight, max_attempts;
-    int64_t connect_timeout_ms, timeout_ms, backoff_base_ms, backoff_max_ms, retry_after_max_ms;
-    double rpm, tpm;
-    size_t max_response;
-    /* rules */
+    struct annotator_config judge; /* the judge (annotator.*); its rules/score slots are set by
+                                      annotator_opts_judge() */
+    /* the rules backend */
     double noise;
     int noise_seed;
-    /* reward-model */
+    /* the reward-model backend */
     int64_t score_timeout_ms;
-    /* service */
-    int cache;  /* index into "auto", "on", "off" */
-    int credit; /* 0: automatic */
+    /* the service */
+    char *instruction; /* for requests that carry none */
+    enum annotator_cache cache;
+    int credit; /* 0: automatic (annotator_opts_credit()) */
     char *worker_name;
     char *metrics_bind;
     int metrics_port;
-    /* bus */
-    char *clients_endpoint, *workers_endpoint, *ledger_public_key, *curve_secret_key;
-    int64_t heartbeat_ms;
+    struct bus_opts bus; /* where the ledger is, CURVE, heartbeat, largest message */
 };
 
-/* The spec of the options above (program name "annotator-proxy"). */
+/* The spec of the options above (program name "annotator-proxy"; conf_size is
+ * sizeof(struct annotator_opts), so a zeroed struct of that size is all cfg_load() needs). */
 extern const struct cfg_spec annotator_opts_spec;
 
 /* cfg_load() with annotator_opts_spec into *o (zeroed first). Returns ERR_OK, CFG_HELP (help
  * printed), or ERR_INVAL / ERR_NOMEM with each problem appended to errs (or logged when NULL). */
 int annotator_opts_load(struct annotator_opts *o, int argc, char *const *argv, buf_t *errs);
 
-/* Frees what annotator_opts_load() put in *o. Safe twice. */
+/* The defaults alone, as annotator_opts_load() with no run file, environment or flags gives them
+ * (tests, benchmarks: o->judge is the judge's defaults). The strings are malloc'd: to change one,
+ * free it first, or change a shallow copy that is never released. ERR_OK or ERR_NOMEM. Release
+ * with annotator_opts_release(). */
+int annotator_opts_defaults(struct annotator_opts *o);
+
+/* Frees what annotator_opts_load() or annotator_opts_defaults() put in *o. Safe twice. */
 void annotator_opts_release(struct annotator_opts *o);
 
-/* The backend the options name. */
-enum annotator_backend annotator_opts_backend(const struct annotator_opts *o);
-
-/* Whether judgements are cached in the ledger: "on", "off", or "auto" = on for the openai,
- * anthropic and reward-model backends, off for rules (free, and its noise depends on the pair). */
+/* Whether judgements are cached in the ledger (see enum annotator_cache). */
 bool annotator_opts_cache(const struct annotator_opts *o);
 
 /* READY credit: the `credit` option, or when 0: K/2 (both orders) or K (one order) for the HTTP
- * backends, 16 for rules, 8 for reward-model. */
+ * backends, ANNOTATOR_CREDIT_RULES or ANNOTATOR_CREDIT_REWARD_MODEL for the others. */
 unsigned annotator_opts_credit(const struct annotator_opts *o);
 
 /* CURVE material for connecting to the ledger: off unless curve_secret_key is set, which then
@@ -85,20 +95,14 @@ struct annotator_judge_ctx {
     struct rules_config rules;
 };
 
-/* Makes the judge the options describe: resolves the template (a path, or a name looked up in
- * template_dir), fills struct annotator_config, and calls annotator_new(). For reward-model,
- * score/score_user is the scoring function (see annotator_score_fn; NULL for another backend).
- * ctx must outlive *out. The API key is handed to annotator_new() without touching the
- * environment or the disk, and is never written to why. On failure *out is NULL, and why says
- * which option is wrong. Returns ERR_OK, ERR_INVAL, ERR_IO, ERR_NOMEM. */
+/* Makes the judge the options describe: annotator_new() with o->judge, its rules slot filled from
+ * the noise options (and the judge id naming them when annotator.name is unset), its score slot
+ * from score/score_user for reward-model (see annotator_score_fn; NULL for another backend).
+ * ctx must outlive *out. The API key is never written to why. On failure *out is NULL, and why
+ * says which option is wrong. Returns ERR_OK, ERR_INVAL, ERR_IO, ERR_NOMEM. */
 int annotator_opts_judge(const struct annotator_opts *o, struct annotator_judge_ctx *ctx,
                          annotator_score_fn score, void *score_user, annotator_t **out, char *why,
                          size_t whylen);
-
-/* annotator_describe() of a judge made by annotator_opts_judge(), saying where its key came from
- * in the options' terms ("set from annotator.api_key" rather than the pipe it was handed over). */
-void annotator_opts_describe(const struct annotator_opts *o, const annotator_t *a, char *out,
-                             size_t len);
 
 /* The rules backend's function (an adapter to rules_judge_text()); user is a
  * struct rules_config. Exposed for tests. */

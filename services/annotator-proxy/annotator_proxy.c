@@ -439,17 +439,18 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
     if (rc)
         goto out_destroy;
     p->cache = annotator_opts_cache(o);
-    bool rm = annotator_opts_backend(o) == ANNOTATOR_BACKEND_REWARD_MODEL;
+    bool rm = o->judge.backend == ANNOTATOR_BACKEND_REWARD_MODEL;
     if (o->instruction && *o->instruction && !(p->instruction = strdup(o->instruction))) {
         rc = ERR_NOMEM;
         goto out_destroy;
     }
     if (p->cache || rm) {
-        struct bus_client_opts co = {.endpoint = o->clients_endpoint, .curve = &p->curve};
+        struct bus_client_opts co = {
+            .endpoint = o->bus.clients_endpoint, .curve = &p->curve, .max_msg = o->bus.max_message};
         rc = bus_client_new(&p->client, zctx, &co);
         if (rc) {
             snprintf(why, whylen, "bus.clients_endpoint %s: cannot connect (%s)",
-                     o->clients_endpoint ? o->clients_endpoint : "", err_str(rc));
+                     o->bus.clients_endpoint ? o->bus.clients_endpoint : "", err_str(rc));
             goto out_destroy;
         }
     }
@@ -471,17 +472,18 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         p->metrics_on = true;
     }
     struct bus_worker_opts wo = {
-        .endpoint = o->workers_endpoint,
+        .endpoint = o->bus.workers_endpoint,
         .service = "annotate",
         .credit = annotator_opts_credit(o),
         .name = o->worker_name && *o->worker_name ? o->worker_name : NULL,
-        .heartbeat_ms = (int)o->heartbeat_ms,
+        .heartbeat_ms = (int)o->bus.heartbeat_ms,
         .curve = &p->curve,
+        .max_msg = o->bus.max_message,
     };
     rc = bus_worker_new(&p->worker, zctx, &wo);
     if (rc) {
         snprintf(why, whylen, "bus.workers_endpoint %s: cannot connect (%s)",
-                 o->workers_endpoint ? o->workers_endpoint : "", err_str(rc));
+                 o->bus.workers_endpoint ? o->bus.workers_endpoint : "", err_str(rc));
         goto out_destroy;
     }
     *out = p;

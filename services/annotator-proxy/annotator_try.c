@@ -230,18 +230,19 @@ static int run_try(const struct annotator_opts *o, const struct try_args *a)
     char why[512] = "";
     int status = 2;
     int rc = ERR_OK;
-    bool rm = annotator_opts_backend(o) == ANNOTATOR_BACKEND_REWARD_MODEL;
+    bool rm = o->judge.backend == ANNOTATOR_BACKEND_REWARD_MODEL;
     struct bus_curve curve;
     if (rm) { /* the reward-model judge asks the score service, through the ledger */
         rc = annotator_opts_curve(o, &curve, why, sizeof why);
         zctx = rc ? NULL : zmq_ctx_new();
-        struct bus_client_opts co = {.endpoint = o->clients_endpoint, .curve = &curve};
+        struct bus_client_opts co = {
+            .endpoint = o->bus.clients_endpoint, .curve = &curve, .max_msg = o->bus.max_message};
         if (!rc)
             rc = zctx ? bus_client_new(&client, zctx, &co) : ERR_NOMEM;
         if (!rc)
             rc = annotator_scorer_new(&scorer, client, o->score_timeout_ms);
         if (rc && !why[0])
-            snprintf(why, sizeof why, "bus.clients_endpoint %s: %s", o->clients_endpoint,
+            snprintf(why, sizeof why, "bus.clients_endpoint %s: %s", o->bus.clients_endpoint,
                      err_str(rc));
     }
     if (!rc)
@@ -279,7 +280,7 @@ static int run_try(const struct annotator_opts *o, const struct try_args *a)
     if (a->json)
         print_json(&r);
     else
-        print_text(&r, o->tie_band);
+        print_text(&r, o->judge.tie_band);
     status = r.o.rc == ERR_OK ? 0 : 1;
 out:
     annotator_destroy(&judge);

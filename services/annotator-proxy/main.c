@@ -64,9 +64,9 @@ int main(int argc, char **argv)
     }
     if (!rc) {
         char desc[2048];
-        annotator_opts_describe(&opts, annotator_proxy_judge(proxy), desc, sizeof desc);
+        annotator_describe(annotator_proxy_judge(proxy), desc, sizeof desc);
         log_info("%s", desc);
-        log_info("serving 'annotate' for %s (credit %u, cache %s)", opts.workers_endpoint,
+        log_info("serving 'annotate' for %s (credit %u, cache %s)", opts.bus.workers_endpoint,
                  annotator_opts_credit(&opts), annotator_opts_cache(&opts) ? "on" : "off");
     }
     if (!rc && opts.metrics_port >= 0) {

@@ -15,6 +15,7 @@
 
 #include "../fake_judge_run.h"
 #include "annotator.h"
+#include "annotator_opts.h"
 #include "err.h"
 #include "log.h"
 
@@ -29,6 +30,7 @@ struct replica {
 
 static const char *const HEADERS[] = {"X-Fake-Logprobs: 1"};
 static char template_path[512];
+static struct annotator_opts defaults; /* the option table's; the replicas borrow its strings */
 static atomic_int go;
 
 static void submit_one(struct replica *r);
@@ -87,15 +89,15 @@ static double run_row(const struct fake_judge *fj, unsigned n, unsigned k, doubl
     int64_t t0 = http_now_ms() + 100;
     for (unsigned i = 0; i < n; i++) {
         struct replica *r = &rs[i];
-        annotator_config_default(&r->cfg);
+        r->cfg = defaults.judge;
         r->cfg.backend = ANNOTATOR_BACKEND_OPENAI;
-        r->cfg.base_url = fj->base_url;
+        r->cfg.base_url = (char *)fj->base_url;
         r->cfg.model = "bench";
-        r->cfg.template_path = template_path;
+        r->cfg.template_name = template_path;
         r->cfg.orders = orders;
-        r->cfg.extra_headers = HEADERS;
-        r->cfg.nextra_headers = 1;
-        r->cfg.http.max_in_flight = k;
+        r->cfg.extra_headers.items = (char **)HEADERS;
+        r->cfg.extra_headers.n = 1;
+        r->cfg.http.max_in_flight = (int)k;
         r->cfg.http.seed = i + 1;
         char why[256];
         if (annotator_new(&r->a, &r->cfg, why, sizeof why)) {
@@ -154,12 +156,17 @@ int main(int argc, char **argv)
     log_set_level(LOG_LVL_WARN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(template_path, sizeof template_path, "%s/helpful.txt", JUDGE_TEMPLATES);
+    if (annotator_opts_defaults(&defaults)) {
+        fprintf(stderr, "the option table's defaults: bad table\n");
+        return 1;
+    }
     char lat[32];
     snprintf(lat, sizeof lat, "%.0f", latency_ms);
     const char *flags[] = {"--latency", lat, "--threads", "2", NULL};
     struct fake_judge fj;
     if (fake_judge_start(&fj, flags)) {
         fprintf(stderr, "cannot start the fake judge (%s)\n", FAKE_JUDGE_BIN);
+        annotator_opts_release(&defaults);
         return 1;
     }
     printf("judge throughput against the fake judge: latency %.0f ms, %s, %.1f s a row, "
@@ -180,6 +187,7 @@ int main(int argc, char **argv)
     }
     printf("worst ratio %.3f (target >= 0.90)\n", worst);
     fake_judge_stop(&fj);
+    annotator_opts_release(&defaults);
     curl_global_cleanup();
     return 0;
 }
