@@ -67,8 +67,8 @@ for r in $(seq 1 "$rounds"); do
         --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/up.log" 2>&1 &
     up=$!
     for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
-    OAIF_LEDGER=$(sed -n 's/^clients=//p' "$d/endpoints")
-    export OAIF_LEDGER
+    BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints")
+    export BUS_CLIENTS_ENDPOINT
     $oaif task prompts --split train --n 300 --seed 1 | $oaif import prompts - >/dev/null
     declare -A kills=([ledger]=0 [annotator-proxy]=0 [sampler]=0 [trainer]=0)
     t0=$(date +%s)

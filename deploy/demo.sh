@@ -63,7 +63,7 @@ run_one() { # name, extra trainer options...
     local up=$!
     up_pid=$up
     for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
-    export OAIF_LEDGER=$(sed -n 's/^clients=//p' "$d/endpoints")
+    export BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints")
     $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
     say "   $name: ${steps} steps (logs in $d)"
     $oaif run deploy/runs/demo.yaml --data "$d" --run "$name" --steps "$steps" \

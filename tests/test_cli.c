@@ -1,5 +1,7 @@
-/* test_cli - the `oaif` command against a real ledger process: import (all or nothing, with the
- * file, line and reason on a bad line), export as JSONL, status, keys. */
+/* test_cli - the `oaif` command, the real binary, against a real ledger process: import (all or
+ * nothing, with the file, line and reason on a bad line), export as JSONL, status, keys; every verb
+ * listed by `oaif help` and answering --help; bad numbers named by flag; old option names working
+ * with a warning. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,15 +39,24 @@ static int setup(void **state)
     snprintf(db, sizeof db, "%s/db", f->dir);
     snprintf(ep, sizeof ep, "%s/endpoints", f->dir);
     snprintf(log, sizeof log, "%s/ledger.log", f->dir);
-    char *argv[] = {(char *)tp_bin("services/ledger/ledger"), "--db", db, "--clients",
-                    "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*", "--events", "",
-                    "--endpoints-file", ep, NULL};
+    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
+                    "--db",
+                    db,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "",
+                    "--endpoints-file",
+                    ep,
+                    NULL};
     f->ledger = tp_spawn(argv, log);
     if (f->ledger <= 0 || !tp_read_kv(ep, "clients", f->cep, sizeof f->cep, 10000)) {
         free(f);
         return -1;
     }
-    setenv("OAIF_LEDGER", f->cep, 1);
+    setenv("BUS_CLIENTS_ENDPOINT", f->cep, 1);
     *state = f;
     return 0;
 }
@@ -62,17 +73,24 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run `oaif ARGS` with stdout and stderr captured into out; returns the exit code. */
-static int oaif(char *out, size_t outlen, const char *args)
+/* Run `env ENV oaif ARGS` (ENV: "-u VAR ... VAR=value ...", or "") with stdout and stderr captured
+ * into out; returns the exit code. */
+static int oaif_env(char *out, size_t outlen, const char *env, const char *args)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    snprintf(cmd, sizeof cmd, "env %s %s %s 2>&1", env, tp_bin("services/oaif/oaif"), args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, outlen - 1, p);
     out[n] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run `oaif ARGS`, as oaif_env without changes to the environment. */
+static int oaif(char *out, size_t outlen, const char *args)
+{
+    return oaif_env(out, outlen, "", args);
 }
 
 static void write_file(const char *path, const char *text)
@@ -112,9 +130,10 @@ static void test_import_is_all_or_nothing_and_export_reads_back(void **state)
     assert_non_null(strstr(out, "bad2.jsonl:2: field \"prompt\": missing or empty"));
 
     snprintf(path, sizeof path, "%s/good.jsonl", f->dir);
-    write_file(path, "{\"prompt\": \"What is 2+2?\", \"reference\": \"4\"}\n"
-                     "{\"id\": \"rev-1\", \"prompt\": \"Reverse \\\"abc\\\" \\u00e9\", \"answer\": "
-                     "\"cba\", \"family\": \"reverse\", \"split\": \"eval\", \"meta\": {\"k\": 1}}\n");
+    write_file(path,
+               "{\"prompt\": \"What is 2+2?\", \"reference\": \"4\"}\n"
+               "{\"id\": \"rev-1\", \"prompt\": \"Reverse \\\"abc\\\" \\u00e9\", \"answer\": "
+               "\"cba\", \"family\": \"reverse\", \"split\": \"eval\", \"meta\": {\"k\": 1}}\n");
     snprintf(args, sizeof args, "import prompts %s", path);
     assert_int_equal(oaif(out, sizeof out, args), 0);
     assert_int_equal(oaif(out, sizeof out, args), 0); /* twice: nothing new */
@@ -144,9 +163,32 @@ static void test_errors_name_the_problem(void **state)
     assert_int_equal(oaif(out, sizeof out, args), 1);
     assert_non_null(strstr(out, "missing.jsonl: No such file"));
     /* No ledger there: a bounded wait and a sentence that says so. */
+    assert_int_equal(oaif(out, sizeof out, "status --clients tcp://127.0.0.1:1 --timeout 300ms"),
+                     1);
+    assert_non_null(strstr(out, "no answer from the ledger at tcp://127.0.0.1:1 within 300 ms"));
+}
+
+/* The connection options' old names keep working, each with a warning naming the new one. */
+static void test_old_option_names_work_with_a_warning(void **state)
+{
+    (void)state;
+    char out[4096];
     assert_int_equal(oaif(out, sizeof out, "status --ledger tcp://127.0.0.1:1 --timeout-ms 300"),
                      1);
-    assert_non_null(strstr(out, "no answer from the ledger"));
+    assert_non_null(strstr(out, "within 300 ms"));
+    assert_non_null(strstr(out, "flag --ledger is an old name: use --clients"));
+    assert_non_null(strstr(out, "flag --timeout-ms is an old name: use --timeout"));
+    assert_int_equal(oaif(out, sizeof out, "status --timeout-ms=250 --clients tcp://127.0.0.1:1"),
+                     1);
+    assert_non_null(strstr(out, "within 250 ms"));
+    /* The old variable, when the new one is not set. */
+    assert_int_equal(oaif_env(out, sizeof out,
+                              "-u BUS_CLIENTS_ENDPOINT OAIF_LEDGER=tcp://127.0.0.1:2",
+                              "status --timeout 200ms"),
+                     1);
+    assert_non_null(
+        strstr(out, "environment OAIF_LEDGER is an old name: use BUS_CLIENTS_ENDPOINT"));
+    assert_non_null(strstr(out, "no answer from the ledger at tcp://127.0.0.1:2"));
 }
 
 static void test_keys_writes_a_usable_pair(void **state)
@@ -190,14 +232,70 @@ static void test_task_demos_are_the_sft_stream(void **state)
     assert_non_null(strstr(out, "train split only"));
 }
 
+/* `oaif help` lists every verb, one line each, and each verb answers --help with its usage. */
+static void test_help_lists_every_verb_and_each_has_help(void **state)
+{
+    (void)state;
+    static const char *const verbs[] = {"status", "import", "export", "keys", "task",  "annotate",
+                                        "audit",  "eval",   "up",     "run",  "judge", "sft"};
+    char out[16384], args[64], line[32];
+    assert_int_equal(oaif(out, sizeof out, "help"), 0);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        snprintf(line, sizeof line, "\n  %s ", verbs[i]);
+        if (!strstr(out, line))
+            fail_msg("oaif help does not list %s:\n%s", verbs[i], out);
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        snprintf(args, sizeof args, "%s --help", verbs[i]);
+        int rc = oaif(out, sizeof out, args);
+        if (rc != 0 || !strstr(out, "sage"))
+            fail_msg("oaif %s: exit %d, no usage:\n%s", args, rc, out);
+    }
+}
+
+/* A bad number is an error naming the verb, the flag and what it takes: exit status 2, nothing
+ * started. */
+static void test_bad_numbers_name_the_flag(void **state)
+{
+    struct fx *f = *state;
+    char out[4096], args[600];
+    assert_int_equal(oaif(out, sizeof out, "up --samplers x"), 2);
+    assert_non_null(
+        strstr(out, "oaif up: flag --samplers: expected an integer in [0, 30], got 'x'"));
+    assert_int_equal(oaif(out, sizeof out, "up --annotators 2x"), 2);
+    assert_non_null(strstr(out, "--annotators: expected an integer"));
+    assert_int_equal(oaif(out, sizeof out, "task prompts --n 5x"), 2);
+    assert_non_null(
+        strstr(out, "oaif task: flag --n: expected an integer in [1, 1000000], got '5x'"));
+    assert_int_equal(oaif(out, sizeof out, "task prompts --split test"), 2);
+    assert_non_null(strstr(out, "--split: expected one of train, eval"));
+    snprintf(args, sizeof args, "annotate %s/pairs.jsonl --in-flight 0", f->dir);
+    assert_int_equal(oaif(out, sizeof out, args), 2);
+    assert_non_null(strstr(out, "--in-flight: expected an integer in [1, 100000], got '0'"));
+    assert_int_equal(oaif(out, sizeof out, "eval --policy /nonexistent --n ten"), 2);
+    assert_non_null(strstr(out, "oaif eval: flag --n: expected an integer"));
+    assert_int_equal(oaif(out, sizeof out, "eval --policy /nonexistent --top-p 1.5"), 2);
+    assert_non_null(strstr(out, "--top-p: expected a number in"));
+    assert_int_equal(oaif(out, sizeof out, "status --timeout 5"), 2);
+    assert_non_null(strstr(out, "--timeout: expected a duration"));
+    assert_int_equal(oaif(out, sizeof out, "status --frobnicate 1"), 2);
+    assert_non_null(strstr(out, "flag --frobnicate: unknown"));
+    assert_int_equal(oaif(out, sizeof out, "up --train"), 2); /* no run file */
+    assert_non_null(strstr(out, "--train needs the run file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_import_is_all_or_nothing_and_export_reads_back,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_is_all_or_nothing_and_export_reads_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_errors_name_the_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_writes_a_usable_pair, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_demos_are_the_sft_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_option_names_work_with_a_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_lists_every_verb_and_each_has_help, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_numbers_name_the_flag, setup, teardown),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -1,0 +1,25 @@
+/* cmd.h - the verbs of the oaif command, one cmd_<verb>.c each. Each takes the arguments after its
+ * verb (argv may be reordered) and returns the process's exit status: 0 done, 1 failed (the reason
+ * on stderr), 2 bad usage or a bad value (the flag named); `oaif VERB --help` prints its usage and
+ * options. main.c dispatches to them; cli.h is what they share.
+ *
+ * Not here: the logic behind a verb where a service owns it (trainer_cli_sft, trainer_cli_eval,
+ * annotator_cli_judge, nn_cli_run: cmd_sft.c, cmd_eval.c, cmd_judge.c and cmd_model.c call them).
+ */
+#ifndef CMD_H
+#define CMD_H
+
+int cmd_status(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_task(int argc, char **argv);
+int cmd_annotate(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_up(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_judge(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+
+#endif /* CMD_H */

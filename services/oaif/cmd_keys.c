@@ -1,0 +1,55 @@
+/* cmd_keys.c - `oaif keys NAME [--dir DIR]`: a new CURVE key pair, DIR/NAME.key (secret, mode 0600)
+ * and DIR/NAME.key.pub, for the ledger (--curve-secret), a service or the CLI. */
+#include <stdio.h>
+
+#include "bus.h"
+#include "cli.h"
+#include "cmd.h"
+
+struct keys_opts {
+    char *dir;
+};
+
+static const struct cfg_option options[] = {
+    CFG_STRING_OPT(struct keys_opts, dir, .key = "oaif.keys.dir", .def = ".", .flag = "--dir",
+                   .help = "Where to write NAME.key and NAME.key.pub."),
+};
+
+static const struct cfg_spec spec = {
+    .name = "oaif keys NAME",
+    .summary = "Makes a CURVE key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.key.pub.",
+    .options = options,
+    .n_options = sizeof options / sizeof options[0],
+    .conf_size = sizeof(struct keys_opts),
+};
+
+int cmd_keys(int argc, char **argv)
+{
+    static const char verb[] = "oaif keys";
+    struct keys_opts o = {0};
+    int npos, rc = cli_load(verb, &spec, &o, argc, argv, 1, &npos);
+    if (rc)
+        return cli_exit_status(rc);
+    int status = 0;
+    struct bus_curve k;
+    char path[2048], err[512];
+    if (npos != 1) {
+        fprintf(stderr, "usage: oaif keys NAME [--dir DIR]   (writes DIR/NAME.key and "
+                        "DIR/NAME.key.pub)\n");
+        status = 2;
+    } else if (bus_curve_generate(&k)) {
+        cli_error(verb, "this libzmq was built without CURVE");
+        status = 1;
+    } else if (snprintf(path, sizeof path, "%s/%s.key", o.dir, argv[0]) >= (int)sizeof path) {
+        cli_error(verb, "the path %s/%s.key is too long", o.dir, argv[0]);
+        status = 2;
+    } else if (bus_curve_save(&k, path, err, sizeof err)) {
+        cli_error(verb, "%s", err);
+        status = 1;
+    } else {
+        printf("wrote %s (secret, mode 0600) and %s.pub\npublic key: %s\n", path, path,
+               k.public_key);
+    }
+    cfg_release(&spec, &o);
+    return status;
+}

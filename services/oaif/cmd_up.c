@@ -1,0 +1,441 @@
+/* cmd_up.c - `oaif up`: a local deployment as child processes (the embedded default).
+ *
+ * It starts the ledger (store and logs under --data), waits for its endpoints, then the samplers
+ * and annotator-proxies connected to it (and with --train the trainer, which runs the run file's
+ * run), writes <data>/endpoints for the other commands, and supervises: a service that exits
+ * unexpectedly is started again (after 1 s, doubling to 30 s); one that exits with status 2 (bad
+ * configuration) stops everything with its log's last line. The trainer exits 0 when its run is
+ * done and is not started again; the deployment stays up for `oaif eval`, `oaif export` and the
+ * like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order: SIGTERM, then SIGKILL
+ * after 10 s. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "cli.h"
+#include "cmd.h"
+#include "local.h"
+
+#define UP_MAX      32 /* children: the ledger, the trainer, and the workers */
+#define UP_PASS_MAX 16 /* --annotator-arg or --trainer-arg words */
+
+struct up_opts {
+    char *data_dir;
+    char *clients, *workers, *events; /* where the ledger listens */
+    int samplers, annotators;
+    bool train;
+};
+
+#define O struct up_opts
+static const struct cfg_option options[] = {
+    CFG_STRING_OPT(O, data_dir, .key = "oaif.up.data_dir", .def = "data/local", .flag = "--data",
+                   .help = "The deployment's directory (the ledger's store, logs, endpoints)."),
+    CFG_INT_OPT(O, samplers, .key = "oaif.up.samplers", .def = "1", .min = 0, .max = UP_MAX - 2,
+                .flag = "--samplers", .help = "Sampler processes."),
+    CFG_INT_OPT(O, annotators, .key = "oaif.up.annotators", .def = "2", .min = 0, .max = UP_MAX - 2,
+                .flag = "--annotators", .help = "Annotator-proxy processes."),
+    CFG_BOOL_OPT(O, train, .key = "oaif.up.train", .flag = "--train",
+                 .help = "Also the trainer, which runs the run file's run, then exits."),
+    CFG_STRING_OPT(O, clients, .key = "oaif.up.clients_bind", .def = BUS_DEFAULT_CLIENTS,
+                   .flag = "--clients",
+                   .help = "Where the ledger listens for callers (port * picks a free one)."),
+    CFG_STRING_OPT(O, workers, .key = "oaif.up.workers_bind", .def = BUS_DEFAULT_WORKERS,
+                   .flag = "--workers", .help = "Where the ledger listens for workers."),
+    CFG_STRING_OPT(O, events, .key = "oaif.up.events_bind", .def = BUS_DEFAULT_EVENTS,
+                   .flag = "--events", .help = "Where the ledger publishes its events."),
+};
+#undef O
+
+static const struct cfg_spec spec = {
+    .name = "oaif up",
+    .summary = "A local deployment: the ledger, samplers and annotator-proxies (with --train the\n"
+               "trainer too) as child processes, restarted when they die; Ctrl-C stops them.\n"
+               "The run file (--config) goes to every service. Also: --annotator-arg ARG and\n"
+               "--trainer-arg ARG (repeatable) pass ARG to every annotator-proxy / the trainer.",
+    .options = options,
+    .n_options = sizeof options / sizeof options[0],
+    .conf_size = sizeof(struct up_opts),
+};
+
+struct child {
+    const char *name;
+    char label[48];
+    char *argv[48];
+    int argc;
+    pid_t pid;
+    uint64_t started_ms, backoff_ms, restart_at_ms;
+    int restarts;
+    bool finishes; /* exit 0 means done (the trainer), not a crash */
+};
+
+/* Words given to every annotator-proxy or to the trainer as they are. */
+struct passthrough {
+    char *words[UP_PASS_MAX];
+    int n;
+};
+
+struct deployment {
+    const struct up_opts *o;
+    const char *config; /* the run file, or NULL */
+    char logdir[4096], db[4096], epfile[4096];
+    char bins[4][4400];                /* ledger, sampler, annotator-proxy, trainer */
+    char cep[256], wep[256], eep[256]; /* the endpoints the ledger bound */
+    struct child cs[UP_MAX];
+    int n;
+};
+
+static volatile sig_atomic_t up_stop;
+
+static void up_on_signal(int sig)
+{
+    (void)sig;
+    up_stop = 1;
+}
+
+static pid_t spawn(struct child *c, const char *logdir)
+{
+    char log[4200];
+    snprintf(log, sizeof log, "%s/%s.log", logdir, c->label);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    setpgid(0, 0); /* Ctrl-C reaches `oaif up`, which stops the children in order */
+    local_stop_with_parent(parent);
+    execvp(c->argv[0], c->argv);
+    fprintf(stderr, "oaif up: cannot start %s: %s\n", c->argv[0], strerror(errno));
+    _exit(127);
+}
+
+static void add(struct child *c, const char *a)
+{
+    if (c->argc < 46)
+        c->argv[c->argc++] = (char *)a;
+    c->argv[c->argc] = NULL;
+}
+
+/* A new child named `name`, labelled label (its log's name), running bin with the run file. */
+static struct child *new_child(struct deployment *d, const char *name, const char *label,
+                               const char *bin)
+{
+    struct child *c = &d->cs[d->n++];
+    c->name = name;
+    snprintf(c->label, sizeof c->label, "%s", label);
+    add(c, bin);
+    if (d->config) {
+        add(c, "--config");
+        add(c, d->config);
+    }
+    return c;
+}
+
+static void started(struct child *c)
+{
+    c->started_ms = bus_mono_ms();
+    c->backoff_ms = 1000;
+}
+
+/* The log's last ERROR line, else its first line. */
+static void last_line(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "ERROR") || out[0] == '\0')
+            snprintf(out, len, "%s", line);
+    if (f)
+        fclose(f);
+}
+
+static void stop_all(struct child *cs, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        if (cs[i].pid > 0)
+            kill(cs[i].pid, SIGTERM);
+    for (int i = n - 1; i >= 0; i--) {
+        if (cs[i].pid <= 0)
+            continue;
+        int st;
+        bool gone = false;
+        for (int k = 0; k < 1000 && !gone; k++) {
+            gone = waitpid(cs[i].pid, &st, WNOHANG) == cs[i].pid;
+            if (!gone) {
+                struct timespec ts = {0, 10000000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (!gone) {
+            kill(cs[i].pid, SIGKILL);
+            waitpid(cs[i].pid, &st, 0);
+        }
+        fprintf(stderr, "oaif up: stopped %s\n", cs[i].label);
+        cs[i].pid = 0;
+    }
+}
+
+/* Removes every "FLAG WORD" and "FLAG=WORD" from argv[0..*argc-1] into p. Returns 0, or 2 after
+ * saying what is wrong (no word, more than UP_PASS_MAX). */
+static int take_passthrough(const char *flag, int *argc, char **argv, struct passthrough *p)
+{
+    size_t fl = strlen(flag);
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *a = argv[i];
+        bool joined = !strncmp(a, flag, fl) && a[fl] == '=';
+        if (strcmp(a, flag) != 0 && !joined) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!joined && i + 1 >= *argc) {
+            cli_error("oaif up", "flag %s: needs a value", flag);
+            return 2;
+        }
+        if (p->n == UP_PASS_MAX) {
+            cli_error("oaif up", "flag %s: at most %d of them", flag, UP_PASS_MAX);
+            return 2;
+        }
+        p->words[p->n++] = joined ? argv[i] + fl + 1 : argv[++i];
+    }
+    *argc = out;
+    return 0;
+}
+
+/* Starts the ledger and waits (10 s at most) for the endpoints it bound. Returns 0, or 1 after
+ * saying why it did not come up. */
+static int start_ledger(struct deployment *d)
+{
+    struct child *l = new_child(d, "ledger", "ledger", d->bins[0]);
+    add(l, "--db");
+    add(l, d->db);
+    add(l, "--clients");
+    add(l, d->o->clients);
+    add(l, "--workers");
+    add(l, d->o->workers);
+    add(l, "--events");
+    add(l, d->o->events);
+    add(l, "--endpoints-file");
+    add(l, d->epfile);
+    l->pid = spawn(l, d->logdir);
+    bool up = false;
+    for (int k = 0; k < 200 && !up && !up_stop; k++) {
+        up = local_read_kv(d->epfile, "clients", d->cep, sizeof d->cep) &&
+             local_read_kv(d->epfile, "workers", d->wep, sizeof d->wep) &&
+             local_read_kv(d->epfile, "events", d->eep, sizeof d->eep);
+        int st;
+        if (!up && waitpid(l->pid, &st, WNOHANG) == l->pid) {
+            char line[1024], path[4200];
+            snprintf(path, sizeof path, "%s/ledger.log", d->logdir);
+            last_line(path, line, sizeof line);
+            l->pid = 0;
+            fprintf(stderr, "oaif up: the ledger did not start: %s", line);
+            return 1;
+        }
+        if (!up) {
+            struct timespec ts = {0, 50000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!up) {
+        stop_all(d->cs, d->n);
+        fprintf(stderr, "oaif up: the ledger did not come up in 10 s (see %s/ledger.log)\n",
+                d->logdir);
+        return 1;
+    }
+    /* Started again, the ledger must listen where the others connect: on the ports it got now,
+     * not on new ones a "tcp://...:*" would give it. */
+    for (int a = 0; a + 1 < l->argc; a++) {
+        if (!strcmp(l->argv[a], "--clients"))
+            l->argv[a + 1] = d->cep;
+        else if (!strcmp(l->argv[a], "--workers"))
+            l->argv[a + 1] = d->wep;
+        else if (!strcmp(l->argv[a], "--events"))
+            l->argv[a + 1] = d->eep;
+    }
+    started(l);
+    return 0;
+}
+
+static void start_workers(struct deployment *d, const struct passthrough *annot)
+{
+    int samplers = d->o->samplers, total = samplers + d->o->annotators;
+    for (int k = 0; k < total; k++) {
+        bool smp = k < samplers;
+        char label[48];
+        snprintf(label, sizeof label, "%s-%d", smp ? "sampler" : "annotator-proxy",
+                 smp ? k + 1 : k - samplers + 1);
+        struct child *c =
+            new_child(d, smp ? "sampler" : "annotator-proxy", label, d->bins[smp ? 1 : 2]);
+        add(c, "--clients");
+        add(c, d->cep);
+        add(c, "--workers");
+        add(c, d->wep);
+        if (smp) {
+            add(c, "--events");
+            add(c, d->eep);
+        } else {
+            add(c, "--worker-name");
+            add(c, c->label);
+            for (int e = 0; e < annot->n; e++)
+                add(c, annot->words[e]);
+        }
+        c->pid = spawn(c, d->logdir);
+        started(c);
+    }
+}
+
+static void start_trainer(struct deployment *d, const struct passthrough *train)
+{
+    struct child *c = new_child(d, "trainer", "trainer", d->bins[3]);
+    c->finishes = true;
+    add(c, "--clients");
+    add(c, d->cep);
+    for (int e = 0; e < train->n; e++)
+        add(c, train->words[e]);
+    c->pid = spawn(c, d->logdir);
+    started(c);
+}
+
+/* Handles the exit of child i with wait status st: done (the trainer), refused its configuration
+ * (stop everything: returns 2), or crashed (started again after its back-off). */
+static int child_exited(struct deployment *d, int i, int st, uint64_t now)
+{
+    struct child *c = &d->cs[i];
+    c->pid = 0;
+    char path[4200], line[1024];
+    snprintf(path, sizeof path, "%s/%s.log", d->logdir, c->label);
+    last_line(path, line, sizeof line);
+    if (c->finishes && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        fprintf(stderr, "oaif up: %s finished: %s", c->label, line);
+        return 0;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
+        fprintf(stderr, "oaif up: %s refused its configuration: %s", c->label, line);
+        return 2;
+    }
+    if (now - c->started_ms > 60000)
+        c->backoff_ms = 1000; /* it ran a while: start the back-off over */
+    c->restart_at_ms = now + c->backoff_ms;
+    fprintf(stderr, "oaif up: %s exited (%s %d); starting it again in %.0f s\n", c->label,
+            WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+            (double)c->backoff_ms / 1000.0);
+    c->backoff_ms = c->backoff_ms * 2 > 30000 ? 30000 : c->backoff_ms * 2;
+    return 0;
+}
+
+/* Until a signal, or a child that refuses its configuration: restarts what dies. Returns the
+ * exit status. */
+static int supervise(struct deployment *d)
+{
+    int status = 0;
+    while (!up_stop) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        uint64_t now = bus_mono_ms();
+        for (int i = 0; pid > 0 && i < d->n; i++) {
+            if (d->cs[i].pid == pid && (status = child_exited(d, i, st, now)) != 0)
+                up_stop = 1;
+        }
+        for (int i = 0; i < d->n; i++) {
+            struct child *c = &d->cs[i];
+            if (c->pid == 0 && c->restart_at_ms && now >= c->restart_at_ms) {
+                c->restart_at_ms = 0;
+                c->restarts++;
+                c->pid = spawn(c, d->logdir);
+                c->started_ms = now;
+            }
+        }
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    return status;
+}
+
+static int up(struct deployment *d, const struct passthrough *annot,
+              const struct passthrough *train)
+{
+    const char *data = d->o->data_dir;
+    snprintf(d->logdir, sizeof d->logdir, "%s/logs", data);
+    snprintf(d->db, sizeof d->db, "%s/ledger", data);
+    snprintf(d->epfile, sizeof d->epfile, "%s/endpoints", data);
+    mkdir(data, 0755);
+    if (mkdir(d->logdir, 0755) != 0 && errno != EEXIST) {
+        cli_error("oaif up", "%s: %s", d->logdir, strerror(errno));
+        return 1;
+    }
+    unlink(d->epfile);
+    struct sigaction sa = {.sa_handler = up_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    static const char *const names[4] = {"ledger", "sampler", "annotator-proxy", "trainer"};
+    for (int i = 0; i < 4; i++)
+        local_bin_path(d->bins[i], sizeof d->bins[i], names[i]);
+    if (start_ledger(d))
+        return 1;
+    start_workers(d, annot);
+    if (d->o->train)
+        start_trainer(d, train);
+    printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s)%s; logs in %s; "
+           "Ctrl-C stops them\n",
+           d->cep, d->o->samplers, d->o->annotators, d->o->train ? " and the trainer" : "",
+           d->logdir);
+    fflush(stdout);
+    int status = supervise(d);
+    fprintf(stderr, "oaif up: stopping\n");
+    stop_all(d->cs, d->n);
+    unlink(d->epfile);
+    return status;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    static const char verb[] = "oaif up";
+    struct passthrough annot = {0}, train = {0};
+    if (take_passthrough("--annotator-arg", &argc, argv, &annot) ||
+        take_passthrough("--trainer-arg", &argc, argv, &train))
+        return 2;
+    const char *config = cli_config_path(argc, argv); /* before cli_load reorders argv */
+    struct up_opts o = {0};
+    int npos, rc = cli_load(verb, &spec, &o, argc, argv, 0, &npos);
+    if (rc)
+        return cli_exit_status(rc);
+    int status = 0;
+    if (o.train && !config) {
+        cli_error(verb, "--train needs the run file (--config RUN.yaml or OAIF_CONFIG)");
+        status = 2;
+    } else if (o.samplers + o.annotators + 2 > UP_MAX) {
+        cli_error(verb, "--samplers and --annotators: at most %d together, got %d", UP_MAX - 2,
+                  o.samplers + o.annotators);
+        status = 2;
+    }
+    struct deployment *d = status ? NULL : calloc(1, sizeof *d);
+    if (!status && !d) {
+        cli_error(verb, "out of memory");
+        status = 1;
+    }
+    if (d) {
+        d->o = &o;
+        d->config = config;
+        status = up(d, &annot, &train);
+    }
+    free(d);
+    cfg_release(&spec, &o);
+    return status;
+}
