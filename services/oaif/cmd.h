@@ -21,5 +21,6 @@ int cmd_up(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 #endif /* CMD_H */

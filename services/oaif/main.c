@@ -24,6 +24,7 @@ static const struct verb verbs[] = {
     {"run", cmd_run, "RUN.yaml [--data DIR]", "run (or resume) a run on that deployment"},
     {"judge", cmd_judge, "try PROMPT FIRST SECOND", "ask the configured judge once"},
     {"sft", cmd_sft, "[--out ROOT] [--quick]", "train policy version 0 by SFT"},
+    {"model", cmd_model, "init|info|generate DIR", "the engine's model tool"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
