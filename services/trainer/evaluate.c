@@ -12,12 +12,13 @@
 
 #include "checkpoint.h"
 #include "err.h"
+#include "policy.h"
 #include "rules.h"
 #include "sample.h"
-#include "sft.h"
 #include "utf8.h"
 
-#define ANSWER_BATCH 64
+#define ANSWER_BATCH 64 /* prompts per nn_sample call */
+#define TERSE_BYTES  12 /* a response this short or shorter counts as terse */
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -30,6 +31,19 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* Write j (taken; NULL: out of memory) to f as one compact JSON line. ERR_OK, or ERR_IO with
+ * errno set by the failed write (ENOMEM when j is NULL). */
+static int write_json_line(FILE *f, json_t *j)
+{
+    if (!j) {
+        errno = ENOMEM;
+        return ERR_IO;
+    }
+    int bad = json_dumpf(j, f, JSON_COMPACT | JSON_ENSURE_ASCII) || fputc('\n', f) == EOF;
+    json_decref(j);
+    return bad ? ERR_IO : ERR_OK;
 }
 
 void trainer_answers_free(char **texts, int n)
@@ -118,6 +132,70 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
     return ERR_OK;
 }
 
+int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
+                      FILE *samples, struct trainer_eval *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (n < 1 || max_new < 1) {
+        seterr(err, errlen, "evaluation: n = %d and max_new = %d must be at least 1", n, max_new);
+        return ERR_INVAL;
+    }
+    struct task_prompt *ps = NULL;
+    int rc = task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &ps);
+    if (rc) {
+        seterr(err, errlen, "evaluation: the built-in eval split: %s", err_str(rc));
+        return rc;
+    }
+    char **texts = NULL;
+    rc = trainer_answers(m, tk, ps, n, max_new, NULL, &texts, err, errlen);
+    double len_sum = 0;
+    int terse = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        const struct task_prompt *p = &ps[i];
+        size_t tl = strlen(texts[i]);
+        struct task_check ck;
+        rc = task_check(p, texts[i], tl, &ck);
+        if (rc) {
+            seterr(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
+            break;
+        }
+        if (samples &&
+            write_json_line(samples, json_pack("{s:s, s:s, s:s, s:s%, s:s, s:b}", "id", p->id,
+                                               "family", task_family_name(p->family), "prompt",
+                                               p->text, "response", texts[i], tl, "reference",
+                                               p->answer, "correct", ck.correct))) {
+            seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
+            rc = ERR_IO;
+            break;
+        }
+        out->n++;
+        out->found += ck.found;
+        out->fam_n[p->family]++;
+        if (ck.correct) {
+            out->correct++;
+            out->fam_correct[p->family]++;
+        }
+        len_sum += (double)tl;
+        terse += tl <= TERSE_BYTES;
+    }
+    if (!rc && out->n > 0) {
+        out->accuracy = (double)out->correct / out->n;
+        out->mean_length = len_sum / out->n;
+        out->terse_share = (double)terse / out->n;
+    }
+    trainer_answers_free(texts, n);
+    free(ps);
+    return rc;
+}
+
+void trainer_eval_print(FILE *f, const char *what, const struct trainer_eval *e)
+{
+    fprintf(f, "%s: accuracy %.1f%% (%d/%d)", what, 100.0 * e->accuracy, e->correct, e->n);
+    trainer_print_families(f, e->fam_n, e->fam_correct);
+    fprintf(f, "; answered %.0f%%; mean length %.1f bytes, terse %.0f%%\n",
+            e->n ? 100.0 * e->found / e->n : 0.0, e->mean_length, 100.0 * e->terse_share);
+}
+
 static void side(const struct task_prompt *ps, char **texts, int n, struct trainer_side *s,
                  bool *correct)
 {
@@ -146,7 +224,6 @@ void trainer_print_families(FILE *f, const int n[TASK_FAMILY_COUNT],
                     100.0 * correct[k] / n[k]);
 }
 
-/* One line of --samples: the prompt, both answers, whether each is right, and the verdict. */
 struct trainer_tally trainer_tally_habit(const struct trainer_comparison *c, bool habit)
 {
     struct trainer_tally t = {0};
@@ -172,16 +249,14 @@ double trainer_tally_win_rate(const struct trainer_tally *t)
 static int write_sample(FILE *f, const struct task_prompt *p, const char *question, int draw,
                         const char *pa, bool pok, const char *sa, bool sok, double p_policy)
 {
-    json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id,
-                          "draw", draw, "family", task_family_name(p->family), "question", question,
-                          "prompt", p->text, "reference", p->answer, "policy", pa, "policy_correct",
-                          pok, "sft", sa, "sft_correct", sok, "outcome",
-                          p_policy > 0.5   ? "win"
-                          : p_policy < 0.5 ? "loss"
-                                           : "tie");
-    int bad = !j || json_dumpf(j, f, JSON_COMPACT | JSON_ENSURE_ASCII) || fputc('\n', f) == EOF;
-    json_decref(j);
-    return bad;
+    return write_json_line(
+        f, json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s}", "id", p->id, "draw",
+                     draw, "family", task_family_name(p->family), "question", question, "prompt",
+                     p->text, "reference", p->answer, "policy", pa, "policy_correct", pok, "sft",
+                     sa, "sft_correct", sok, "outcome",
+                     p_policy > 0.5   ? "win"
+                     : p_policy < 0.5 ? "loss"
+                                      : "tie"));
 }
 
 int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64_t task_seed, int n,

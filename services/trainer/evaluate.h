@@ -1,8 +1,14 @@
-/* evaluate.h - a policy against the SFT model on the built-in task's eval split: answers of
- * both (greedy, or sampled as the policy samples in training, several draws per prompt), task
- * accuracy and mean length of each, and the win rate of the policy judged by the noise-free rules
- * judge in both orders (ties count 1/2). What the demo's summary table shows;
- * the evaluator service (a later issue) does this through the ledger for any judge. */
+/* evaluate.h - models on the built-in task's eval split: everything that answers, checks and
+ * scores there.
+ *
+ * One model (trainer_eval_task): greedy answers checked by task_check; accuracy overall and per
+ * family, mean response length in bytes. What SFT reports during and after training.
+ * A policy against the SFT model (trainer_compare, `oaif eval`): answers of both (greedy, or
+ * sampled as the policy samples in training, several draws per prompt), task accuracy and mean
+ * length of each, and the win rate of the policy judged by the noise-free rules judge in both
+ * orders (ties count 1/2). What the demo's summary table shows and the online loop records at
+ * its checkpoints; the evaluator service does this through the ledger for any judge.
+ * Not for: training (sft.h, online.h), the built-in model's shape or tokenizer (policy.h). */
 #ifndef TRAINER_EVALUATE_H
 #define TRAINER_EVALUATE_H
 
@@ -32,6 +38,29 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
                     int max_new, const struct trainer_decode *dec, char ***texts, char *err,
                     size_t errlen);
 void trainer_answers_free(char **texts, int n);
+
+/* Per-family and overall results of trainer_eval_task. */
+struct trainer_eval {
+    int n, correct;
+    int found;          /* responses from which task_check read an answer of the right kind */
+    double accuracy;    /* correct / n, 0 when n == 0 */
+    double mean_length; /* mean response length in bytes (leading separator space stripped) */
+    double terse_share; /* share of responses of at most 12 bytes */
+    int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT];
+};
+
+/* Greedy answers of `m` to the first n prompts of the built-in eval split under task_seed (in
+ * batches of up to 64), each checked with task_check. Fills *out. When `samples` is not NULL,
+ * writes one JSON line per prompt to it: id, family, prompt, response, reference, correct.
+ * ERR_INVAL (n < 1, max_new < 1), ERR_TOOBIG (a prompt does not fit the model's context),
+ * ERR_IO (a line of `samples` could not be written), ERR_NOMEM, or the engine's error; err
+ * filled. */
+int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
+                      FILE *samples, struct trainer_eval *out, char *err, size_t errlen);
+
+/* One line for a person: "<what>: accuracy 51.4% (36/70) add 40% ...; answered 97%; mean length
+ * 9.1 bytes, terse 80%" and a newline, to f. */
+void trainer_eval_print(FILE *f, const char *what, const struct trainer_eval *e);
 
 struct trainer_side {
     double accuracy;                                              /* correct answers / n */

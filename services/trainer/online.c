@@ -18,7 +18,7 @@
 #include "evaluate.h"
 #include "hmap.h"
 #include "log.h"
-#include "sft.h"
+#include "policy.h"
 #include "task.h"
 #include "tokenizer.h"
 

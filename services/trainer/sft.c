@@ -1,6 +1,5 @@
 /* sft.c - see sft.h. */
 #include "sft.h"
-#include "evaluate.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,12 +18,11 @@
 #include "checkpoint.h"
 #include "ckpt.h"
 #include "err.h"
+#include "evaluate.h"
 #include "loss.h"
 #include "optim.h"
-#include "sample.h"
+#include "policy.h"
 
-#define EVAL_BATCH      64 /* prompts per nn_sample call in the evaluation */
-#define TERSE_BYTES     12 /* a response this short or shorter counts as terse */
 #define SORT_WINDOW     16 /* batches whose sequences are grouped by length (less padding) */
 #define SETTINGS_FORMAT 1
 
@@ -48,21 +46,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- the built-in policy ------------------------------------------------------------------ */
-
-void trainer_builtin_config(struct nn_config *c)
-{
-    nn_config_default(c);
-    /* Two layers, not four: on this task the two-layer model learns to copy operands from the
-     * prompt in fewer steps, and each step costs half. Eight heads of 16: more heads found the
-     * copying circuit sooner than four of 32. */
-    c->hidden_size = 128;
-    c->intermediate_size = 352;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 8;
-    c->num_key_value_heads = 4;
-    c->max_position_embeddings = 256;
-}
+/* ---- options ------------------------------------------------------------------------------ */
 
 void trainer_sft_defaults(struct trainer_sft_opts *o)
 {
@@ -132,43 +116,6 @@ int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t err
             BAD("demos is %zu, must be at most %zu", o->demos, (size_t)1 << 26);
     }
 #undef BAD
-    return ERR_OK;
-}
-
-int trainer_tokenizer(tok_t **out, const struct nn_config *c, const char *dir, char *err,
-                      size_t errlen)
-{
-    *out = NULL;
-    tok_t *t = NULL;
-    if (!strcmp(c->tokenizer, "byte")) {
-        t = tok_new_byte();
-        if (!t) {
-            seterr(err, errlen, "out of memory");
-            return ERR_NOMEM;
-        }
-    } else {
-        if (!dir) {
-            seterr(err, errlen, "a \"%s\" tokenizer needs its checkpoint directory", c->tokenizer);
-            return ERR_INVAL;
-        }
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-        int rc = tok_load(&t, path, err, errlen);
-        if (rc)
-            return rc;
-    }
-    int V = tok_vocab_size(t);
-    int bos = c->bos_token_id >= 0 && c->bos_token_id < V ? c->bos_token_id : tok_bos_id(t);
-    int eos = c->eos_token_id >= 0 && c->eos_token_id < V ? c->eos_token_id : tok_eos_id(t);
-    int pad = c->pad_token_id >= 0 && c->pad_token_id < V ? c->pad_token_id : tok_pad_id(t);
-    tok_set_special_ids(t, bos, eos, pad);
-    if (V > c->vocab_size) {
-        seterr(err, errlen, "the tokenizer has %d ids but the model's vocab_size is %d", V,
-               c->vocab_size);
-        tok_destroy(&t);
-        return ERR_INVAL;
-    }
-    *out = t;
     return ERR_OK;
 }
 
@@ -249,73 +196,6 @@ out:
     free(rendered);
     free(text);
     return rc;
-}
-
-/* ---- evaluation --------------------------------------------------------------------------- */
-
-int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
-                      FILE *samples, struct trainer_eval *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    if (n < 1 || max_new < 1) {
-        seterr(err, errlen, "evaluation: n = %d and max_new = %d must be at least 1", n, max_new);
-        return ERR_INVAL;
-    }
-    struct task_prompt *ps = NULL;
-    int rc = task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &ps);
-    if (rc) {
-        seterr(err, errlen, "evaluation: the built-in eval split: %s", err_str(rc));
-        return rc;
-    }
-    char **texts = NULL;
-    rc = trainer_answers(m, tk, ps, n, max_new, NULL, &texts, err, errlen);
-    double len_sum = 0;
-    int terse = 0;
-    for (int i = 0; !rc && i < n; i++) {
-        const struct task_prompt *p = &ps[i];
-        size_t tl = strlen(texts[i]);
-        struct task_check ck;
-        rc = task_check(p, texts[i], tl, &ck);
-        if (rc) {
-            seterr(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
-            break;
-        }
-        if (samples) {
-            json_t *j = json_pack("{s:s, s:s, s:s, s:s%, s:s, s:b}", "id", p->id, "family",
-                                  task_family_name(p->family), "prompt", p->text, "response",
-                                  texts[i], tl, "reference", p->answer, "correct", ck.correct);
-            char *line = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-            if (line)
-                fprintf(samples, "%s\n", line);
-            free(line);
-            json_decref(j);
-        }
-        out->n++;
-        out->found += ck.found;
-        out->fam_n[p->family]++;
-        if (ck.correct) {
-            out->correct++;
-            out->fam_correct[p->family]++;
-        }
-        len_sum += (double)tl;
-        terse += tl <= TERSE_BYTES;
-    }
-    if (!rc && out->n > 0) {
-        out->accuracy = (double)out->correct / out->n;
-        out->mean_length = len_sum / out->n;
-        out->terse_share = (double)terse / out->n;
-    }
-    trainer_answers_free(texts, n);
-    free(ps);
-    return rc;
-}
-
-static void eval_line(FILE *f, const char *what, const struct trainer_eval *e)
-{
-    fprintf(f, "%s: accuracy %.1f%% (%d/%d)", what, 100.0 * e->accuracy, e->correct, e->n);
-    trainer_print_families(f, e->fam_n, e->fam_correct);
-    fprintf(f, "; answered %.0f%%; mean length %.1f bytes, terse %.0f%%\n",
-            e->n ? 100.0 * e->found / e->n : 0.0, e->mean_length, 100.0 * e->terse_share);
 }
 
 /* ---- progress ----------------------------------------------------------------------------- */
@@ -655,7 +535,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
             progress_break(&pg);
             char what[64];
             snprintf(what, sizeof what, "sft step %ld eval", step + 1);
-            eval_line(stderr, what, &ev);
+            trainer_eval_print(stderr, what, &ev);
         }
     }
     progress_break(&pg);
@@ -1236,7 +1116,7 @@ int trainer_cli_sft(int argc, char **argv)
     if (r->truncated)
         printf("sft: %zu responses were cut at %d tokens\n", r->truncated, o.max_len);
     if (r->evaluated)
-        eval_line(stdout, "sft: eval", &r->eval);
+        trainer_eval_print(stdout, "sft: eval", &r->eval);
     printf("sft: checkpoint %s (sha256 %s)\n", oc->dir, oc->sha256);
     fflush(stdout);
     int st = ledger ? publish(ledger, secret, server, (int)timeout_ms, oc) : 0;

@@ -13,31 +13,28 @@
  * global norm, batches of right-padded sequences. Everything random (initialisation, shuffling)
  * comes from the seed, and the engine's reductions run in a fixed order, so the same settings
  * and seed give the same model bit for bit on the same machine and thread count.
- * The evaluation: greedy answers to the built-in task's eval split, checked by task_check;
- * accuracy overall and per family, and the mean response length in bytes.
+ * The evaluation during and after training is trainer_eval_task (evaluate.h).
  *
- * The built-in policy (trainer_builtin_config, trainer_sft_defaults): a small Llama-shaped model
- * for the byte tokenizer and the recipe that trains it on 2 cores in a few minutes to an imperfect
- * policy (40-75% on the eval split), whose online training then has something to fix.
+ * The built-in policy (trainer_builtin_config in policy.h, trainer_sft_defaults here): a small
+ * Llama-shaped model for the byte tokenizer and the recipe that trains it on 2 cores in a few
+ * minutes to an imperfect policy (40-75% on the eval split), whose online training then has
+ * something to fix.
  *
- * Not for: online preference training or reward models (later trainer modules), sampling as a
- * service (the sampler). */
+ * Not for: evaluation (evaluate.h), online preference training (online.h) or reward models,
+ * sampling as a service (the sampler). */
 #ifndef TRAINER_SFT_H
 #define TRAINER_SFT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
-#include "config.h"
+#include "evaluate.h" /* struct trainer_eval, the result's evaluation */
 #include "model.h"
+#include "policy.h" /* the built-in policy, TRAINER_TASK_SEED, trainer_tokenizer */
 #include "task.h"
-#include "tokenizer.h"
 
-#define TRAINER_SFT_SETTINGS     "sft.json" /* beside the checkpoint: settings, result, sha256 */
-#define TRAINER_TASK_SEED        1          /* the built-in task's split, as `oaif task` uses */
-#define TRAINER_BUILTIN_INIT_STD 0.05f      /* std of the built-in model's random initialisation */
+#define TRAINER_SFT_SETTINGS "sft.json" /* beside the checkpoint: settings, result, sha256 */
 
 struct trainer_sft_opts {
     /* data */
@@ -68,16 +65,6 @@ struct trainer_sft_opts {
     int progress; /* progress bar on stderr: 1 always, 0 never, -1 when stderr is a terminal */
 };
 
-/* Per-family and overall results of trainer_eval_task. */
-struct trainer_eval {
-    int n, correct;
-    int found;          /* responses from which task_check read an answer of the right kind */
-    double accuracy;    /* correct / n, 0 when n == 0 */
-    double mean_length; /* mean response length in bytes (leading separator space stripped) */
-    double terse_share; /* share of responses of at most 12 bytes */
-    int fam_n[TASK_FAMILY_COUNT], fam_correct[TASK_FAMILY_COUNT];
-};
-
 struct trainer_sft_result {
     size_t pairs;        /* training pairs */
     size_t truncated;    /* pairs whose response was cut at max_len */
@@ -90,9 +77,6 @@ struct trainer_sft_result {
     struct trainer_eval eval;
 };
 
-/* The built-in policy's shape: nn_config_default's byte-tokenizer Llama, resized for the task. */
-void trainer_builtin_config(struct nn_config *c);
-
 /* The built-in recipe: built-in demonstrations, task seed TRAINER_TASK_SEED, seed 1, the steps,
  * batch and learning rate that reach the intended accuracy band, eval on 350 prompts, progress
  * bar when stderr is a terminal. */
@@ -104,20 +88,6 @@ void trainer_sft_quick(struct trainer_sft_opts *o);
 
 /* Check the options; ERR_INVAL with err naming the field and the reason. */
 int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen);
-
-/* The tokenizer of a model: the byte tokenizer for config "byte", else `dir`/tokenizer.json
- * (dir NULL is an error then). Special ids follow the config where it has them. On ERR_OK *out
- * owns it (tok_destroy). Errors as tok_load, with err filled. */
-int trainer_tokenizer(tok_t **out, const struct nn_config *c, const char *dir, char *err,
-                      size_t errlen);
-
-/* Greedy answers of `m` to the first n prompts of the built-in eval split under task_seed (in
- * batches of up to 64), each checked with task_check. Fills *out. When `samples` is not NULL,
- * writes one JSON line per prompt to it: id, family, prompt, response, reference, correct.
- * ERR_INVAL (n < 1, max_new < 1), ERR_TOOBIG (a prompt does not fit the model's context),
- * ERR_NOMEM, or the engine's error; err filled. */
-int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n, int max_new,
-                      FILE *samples, struct trainer_eval *out, char *err, size_t errlen);
 
 /* Train: load or build the model, read or generate the pairs, run the steps, evaluate. On ERR_OK
  * *out owns the trained model (nn_model_destroy) and *res is filled. ERR_INVAL (bad options, a
