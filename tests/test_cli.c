@@ -1,7 +1,7 @@
 /* test_cli - the `oaif` command, the real binary, against a real ledger process: import (all or
  * nothing, with the file, line and reason on a bad line), export as JSONL, status, keys; every verb
  * listed by `oaif help` and answering --help; bad numbers named by flag; old option names working
- * with a warning; `oaif model` on a small model. */
+ * with a warning; `oaif model` on a small model; `oaif config show` with origins and secrets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -236,9 +236,9 @@ static void test_task_demos_are_the_sft_stream(void **state)
 static void test_help_lists_every_verb_and_each_has_help(void **state)
 {
     (void)state;
-    static const char *const verbs[] = {"status",   "import", "export", "keys", "task",
-                                        "annotate", "audit",  "eval",   "up",   "run",
-                                        "judge",    "sft",    "model"};
+    static const char *const verbs[] = {"status",   "import", "export", "keys",  "task",
+                                        "annotate", "audit",  "eval",   "up",    "run",
+                                        "judge",    "sft",    "model",  "config"};
     char out[16384], args[64], line[32];
     assert_int_equal(oaif(out, sizeof out, "help"), 0);
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
@@ -308,6 +308,53 @@ static void test_model_init_info_generate(void **state)
     assert_int_equal(oaif(out, sizeof out, "model frobnicate"), 2);
 }
 
+/* `oaif config show`: each value with where it came from (run file, environment, flag, default),
+ * secrets masked, one service or all, an unknown service named with the choices. */
+static void test_config_show_says_where_each_value_came_from(void **state)
+{
+    struct fx *f = *state;
+    char out[65536], args[800], run[400];
+    snprintf(run, sizeof run, "%s/run.yaml", f->dir);
+    write_file(run, "sampler:\n  max_new_tokens: 77\n");
+    snprintf(args, sizeof args, "config show --service sampler --config %s --temperature 0.5", run);
+    assert_int_equal(oaif_env(out, sizeof out, "SAMPLER_SEED=9", args), 0);
+    char want[600];
+    snprintf(want, sizeof want, "max_new_tokens: 77  # %s:2:19", run);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "seed: 9  # environment SAMPLER_SEED"));
+    assert_non_null(strstr(out, "temperature: 0.5  # flag --temperature"));
+    assert_non_null(strstr(out, "top_p: 1  # default"));
+    assert_null(strstr(out, "--- # trainer")); /* one service */
+
+    /* Every service; a secret shows as ***; an old name warns on stderr. */
+    assert_int_equal(oaif_env(out, sizeof out,
+                              "-u BUS_CLIENTS_ENDPOINT ANNOTATOR_API_KEY=sk-test-do-not-print "
+                              "OAIF_LEDGER=tcp://10.1.2.3:5555",
+                              "config show"),
+                     0);
+    static const char *const services[] = {"ledger", "sampler", "annotator-proxy", "trainer",
+                                           "oaif"};
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        snprintf(want, sizeof want, "--- # %s\n", services[i]);
+        if (!strstr(out, want))
+            fail_msg("config show lacks %s:\n%s", services[i], out);
+    }
+    assert_non_null(strstr(out, "api_key: \"***\"  # environment ANNOTATOR_API_KEY"));
+    assert_null(strstr(out, "sk-test-do-not-print"));
+    assert_non_null(strstr(out, "clients_endpoint: \"tcp://10.1.2.3:5555\"  # environment "
+                                "OAIF_LEDGER (old name)"));
+    assert_non_null(strstr(out, "warning: environment OAIF_LEDGER is an old name"));
+
+    assert_int_equal(oaif(out, sizeof out, "config show --service nope"), 2);
+    assert_non_null(
+        strstr(out, "unknown service 'nope' (one of: ledger, sampler, annotator-proxy, trainer, "
+                    "oaif)"));
+    assert_int_equal(oaif(out, sizeof out, "config show --no-such-flag 1"), 2);
+    assert_non_null(strstr(out, "--no-such-flag"));
+    assert_int_equal(oaif(out, sizeof out, "config show --service sampler --temperature hot"), 2);
+    assert_non_null(strstr(out, "flag --temperature: expected a number"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +368,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_numbers_name_the_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_init_info_generate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_show_says_where_each_value_came_from, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -146,12 +146,12 @@ static bool bare_ms(const struct cfg_spec *spec, const char *flag, size_t flen, 
     return false;
 }
 
-static void print_lines(const char *verb, const char *what, const buf_t *b)
+void cli_print_lines(const char *prefix, const buf_t *b)
 {
     const char *p = b->data ? b->data : "";
     while (*p) {
         size_t n = strcspn(p, "\n");
-        fprintf(stderr, "%s: %s%.*s\n", verb, what, (int)n, p);
+        fprintf(stderr, "%s%.*s\n", prefix, (int)n, p);
         p += n + (p[n] == '\n');
     }
 }
@@ -210,9 +210,12 @@ int cli_load(const char *verb, const struct cfg_spec *spec, void *conf, int argc
         cfg_release(spec, conf);
         rc = ERR_INVAL;
     }
-    print_lines(verb, "warning: ", &warnings);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s: warning: ", verb);
+    cli_print_lines(prefix, &warnings);
     if (rc == ERR_INVAL || rc == ERR_NOMEM) {
-        print_lines(verb, "", &errs);
+        snprintf(prefix, sizeof prefix, "%s: ", verb);
+        cli_print_lines(prefix, &errs);
         fprintf(stderr, "%s: see %s --help\n", verb, verb);
     }
     buf_free(&errs);

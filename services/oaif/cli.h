@@ -85,6 +85,9 @@ int cli_mark_flags(const struct cfg_spec *spec, int argc, char *const *argv, boo
  * $OAIF_CONFIG when set and not empty, else NULL. Borrowed from argv or the environment. */
 const char *cli_config_path(int argc, char *const *argv);
 
+/* Writes each line of b to stderr after `prefix` ("oaif up: warning: "). */
+void cli_print_lines(const char *prefix, const buf_t *b);
+
 /* Writes "verb: message\n" to stderr. */
 void cli_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

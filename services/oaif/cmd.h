@@ -22,5 +22,6 @@ int cmd_run(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 #endif /* CMD_H */

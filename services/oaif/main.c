@@ -25,6 +25,7 @@ static const struct verb verbs[] = {
     {"judge", cmd_judge, "try PROMPT FIRST SECOND", "ask the configured judge once"},
     {"sft", cmd_sft, "[--out ROOT] [--quick]", "train policy version 0 by SFT"},
     {"model", cmd_model, "init|info|generate DIR", "the engine's model tool"},
+    {"config", cmd_config, "show [--service NAME]", "each service's effective configuration"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
