@@ -2,7 +2,8 @@
  * and (in a thread of this test) an annotate worker that labels by a fixed rule and never ties.
  * The loop runs to the end with `oaif audit` clean; the trainer, the sampler and the ledger are
  * each SIGKILLed in the middle of a run and started again, and the run still ends with every
- * pair used in at most one step; stale pairs are set aside. */
+ * pair used in at most one step; stale pairs are set aside; a checkpoint that cannot be written
+ * stops the trainer and publishes nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -513,6 +514,31 @@ static bool file_has(const char *path, const char *needle)
     return file_count(path, needle) > 0;
 }
 
+/* A checkpoint that cannot be written (a file stands where policy-v000001 is to be made) stops
+ * the trainer with an error naming that path and the reason, and publishes nothing: the ledger
+ * still holds only the SFT model, and no step is recorded. */
+static void test_a_checkpoint_that_cannot_be_written_publishes_nothing(void **state)
+{
+    struct fx *f = *state;
+    char blocked[400], want[600];
+    snprintf(blocked, sizeof blocked, "%s/policy-v000001", f->ckpt);
+    FILE *b = fopen(blocked, "w");
+    assert_non_null(b);
+    assert_true(fputs("in the way\n", b) >= 0);
+    assert_int_equal(fclose(b), 0);
+    pid_t t = start_trainer(f, "2", "1", "1", "2");
+    assert_true(wait_exit(t, 120, f->log, f) > 0);
+    snprintf(want, sizeof want, "checkpoint v1: %s: Not a directory", blocked);
+    if (!file_has(f->log, want)) {
+        tp_log_tail(f->log, 4000);
+        fail_msg("the log does not say \"%s\"", want);
+    }
+    assert_int_equal(newest_version(f), 0);
+    char out[8192];
+    oaif_out(out, sizeof out, "audit");
+    assert_int_equal(count_of(out, "steps           "), 0);
+}
+
 /* The pid of a child of `parent` whose command name is `comm`, or -1. */
 static pid_t child_named(pid_t parent, const char *comm)
 {
@@ -711,6 +737,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sampler_and_ledger_killed_mid_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_pairs_are_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_checkpoint_that_cannot_be_written_publishes_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_evaluated_checkpoints_keep_the_best, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_builtin_prompts_when_the_ledger_has_none,

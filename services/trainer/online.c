@@ -1,19 +1,18 @@
 /* online.c - see online.h. */
 #include "online.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "busclient.h"
 #include "checkpoint.h"
 #include "ckpt.h"
+#include "ckptfiles.h"
 #include "err.h"
 #include "evaluate.h"
 #include "hmap.h"
@@ -40,6 +39,13 @@ struct labeled { /* a pair with a winner, ready to train */
     double disagreement;
 };
 
+struct kept_record { /* a record to put with the next checkpoint */
+    Oaif__V1__RecordKind kind;
+    char *id;      /* malloc'd */
+    uint8_t *data; /* malloc'd, packed */
+    size_t len;
+};
+
 struct run {
     const struct trainer_online_config *cfg;
     bus_client_t *cl;
@@ -60,10 +66,7 @@ struct run {
     struct labeled *ready;
     size_t nready, aready;
     /* since the last checkpoint: step records and pair records to put with it */
-    uint8_t **recs;
-    size_t *rec_lens;
-    int *rec_kinds;
-    char **rec_ids;
+    struct kept_record *recs;
     size_t nrecs, arecs;
     /* set aside since the last step */
     char **skipped;
@@ -77,8 +80,7 @@ struct run {
 /* An info line of the run: with the progress bar on the terminal, to LOG_FILE only (log_detail),
  * not through the bar. */
 #define run_log(r, ...)                                                                            \
-    ((r)->cfg->progress ? log_write_file : log_write)(LOG_LVL_INFO, __FILE__, __LINE__,           \
-                                                      __VA_ARGS__)
+    ((r)->cfg->progress ? log_write_file : log_write)(LOG_LVL_INFO, __FILE__, __LINE__, __VA_ARGS__)
 
 static uint64_t now_ms(void)
 {
@@ -140,46 +142,46 @@ static void skip(struct run *r, const char *pair_id, const char *why)
         r->sum.dropped++;
 }
 
-/* Keep a record to put with the next checkpoint. `data` is taken. */
-static int keep_record(struct run *r, int kind, const char *id, uint8_t *data, size_t len)
+/* Keep a record to put with the next checkpoint. `data` is taken. ERR_NOMEM. */
+static int keep_record(struct run *r, Oaif__V1__RecordKind kind, const char *id, uint8_t *data,
+                       size_t len)
 {
-    if (r->nrecs == r->arecs) {
-        size_t n = r->arecs ? r->arecs * 2 : 64;
-        uint8_t **a = realloc(r->recs, n * sizeof *a);
-        if (a)
-            r->recs = a;
-        size_t *b = a ? realloc(r->rec_lens, n * sizeof *b) : NULL;
-        if (b)
-            r->rec_lens = b;
-        int *k = b ? realloc(r->rec_kinds, n * sizeof *k) : NULL;
-        if (k)
-            r->rec_kinds = k;
-        char **d = k ? realloc(r->rec_ids, n * sizeof *d) : NULL;
-        if (!d) {
-            free(data);
-            return ERR_NOMEM;
-        }
-        r->rec_ids = d;
-        r->arecs = n;
-    }
-    r->rec_ids[r->nrecs] = strdup(id);
-    if (!r->rec_ids[r->nrecs]) {
+    char *idc = strdup(id);
+    if (!idc || grow((void **)&r->recs, &r->arecs, r->nrecs + 1, sizeof *r->recs)) {
+        free(idc);
         free(data);
         return ERR_NOMEM;
     }
-    r->recs[r->nrecs] = data;
-    r->rec_lens[r->nrecs] = len;
-    r->rec_kinds[r->nrecs] = kind;
-    r->nrecs++;
+    r->recs[r->nrecs++] = (struct kept_record){.kind = kind, .id = idc, .data = data, .len = len};
+    return ERR_OK;
+}
+
+static void kept_record_free(struct kept_record *k)
+{
+    free(k->id);
+    free(k->data);
+    *k = (struct kept_record){0};
+}
+
+/* Pack `msg` into *k, a record of `kind` with `id` (copied). ERR_NOMEM, *k then holding what
+ * was allocated: the caller frees it (kept_record_free) either way. */
+static int record_pack(struct kept_record *k, Oaif__V1__RecordKind kind, const char *id,
+                       const ProtobufCMessage *msg)
+{
+    k->kind = kind;
+    k->id = strdup(id);
+    k->len = protobuf_c_message_get_packed_size(msg);
+    k->data = malloc(k->len ? k->len : 1);
+    if (!k->id || !k->data)
+        return ERR_NOMEM;
+    protobuf_c_message_pack(msg, k->data);
     return ERR_OK;
 }
 
 static void clear_records(struct run *r)
 {
-    for (size_t i = 0; i < r->nrecs; i++) {
-        free(r->recs[i]);
-        free(r->rec_ids[i]);
-    }
+    for (size_t i = 0; i < r->nrecs; i++)
+        kept_record_free(&r->recs[i]);
     r->nrecs = 0;
 }
 
@@ -637,118 +639,73 @@ static void add_metric(Oaif__V1__Metric *ms, Oaif__V1__Metric **mp, size_t *n, c
     (*n)++;
 }
 
-/* Remove policy checkpoints older than the newest keep_last, except the best (and never the
- * SFT model, which is not under this kind). */
-static void retain(struct run *r)
+/* The checkpoint's files: policy version v's weights, optimizer state and tokenizer (copied from
+ * the SFT directory when it has one) written durably into dir (dirlen bytes: ckpt_dir of the
+ * run's root), and the sha256 of the weights into sha (trainer_ckpt_write). Logs the error, with
+ * the path and errno's reason, and returns it: the checkpoint must not be published then. */
+static int checkpoint_files(struct run *r, uint32_t v, char *dir, size_t dirlen, char sha[65])
 {
-    int keep = r->cfg->keep_last > 0 ? r->cfg->keep_last : 1;
-    for (int v = (int)r->version - keep; v >= 1; v--) {
-        char dir[2048];
-        if ((uint32_t)v == r->sum.best_version)
-            continue;
-        if (ckpt_dir(dir, sizeof dir, r->cfg->ckpt_root,
-                     OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, (uint32_t)v))
-            continue;
-        DIR *d = opendir(dir);
-        if (!d)
-            continue; /* gone already (older ones too, but for a kept best) */
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char f[4096];
-            snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
-            unlink(f);
-        }
-        closedir(d);
-        rmdir(dir);
-    }
+    char err[512];
+    int rc = ckpt_dir(dir, dirlen, r->cfg->ckpt_root,
+                      OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
+    if (rc)
+        snprintf(err, sizeof err, "%s: path too long", r->cfg->ckpt_root);
+    else
+        rc = trainer_ckpt_write(dir, r->policy, r->opt, r->cfg->sft_dir, sha, err, sizeof err);
+    if (rc)
+        log_error("trainer: checkpoint v%u: %s", v, err);
+    return rc;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return ERR_IO;
-        *p = '/';
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? ERR_IO : ERR_OK;
-}
-
-static int checkpoint(struct run *r)
+/* The evaluation of version v, when due: eval_n > 0, and v a multiple of eval_every or the run's
+ * last step. Then *ev is the policy against the SFT model on the eval split (greedy, the
+ * noise-free rules judge with the run's instruction), the run's best version is updated, and
+ * *due is true; else *ev is zeroed and *due false. It comes before anything is published: its
+ * record goes in the checkpoint's put, and the best version it decides in the checkpoint's
+ * metrics. Logs the error and returns it. */
+static int checkpoint_evaluate(struct run *r, uint32_t v, struct trainer_comparison *ev, bool *due)
 {
     const struct trainer_online_config *c = r->cfg;
-    uint32_t v = r->version + 1;
-    char dir[2048], err[512], path[2100], sha[65];
-    int rc = ckpt_dir(dir, sizeof dir, c->ckpt_root,
-                      OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
-    if (!rc && make_dirs(c->ckpt_root)) {
-        snprintf(err, sizeof err, "%s: %s", c->ckpt_root, strerror(errno));
-        rc = ERR_IO;
-    }
-    if (!rc)
-        rc = nn_checkpoint_save(r->policy, dir, err, sizeof err);
-    if (!rc)
-        rc = nn_checkpoint_save_optim(r->policy, r->opt, dir, err, sizeof err);
-    if (!rc) {
-        /* The tokenizer travels with the weights, for the sampler. */
-        char src[2100];
-        snprintf(src, sizeof src, "%s/tokenizer.json", c->sft_dir);
-        if (access(src, R_OK) == 0) {
-            char cmdpath[2100];
-            snprintf(cmdpath, sizeof cmdpath, "%s/tokenizer.json", dir);
-            FILE *in = fopen(src, "rb"), *out = fopen(cmdpath, "wb");
-            char buf[65536];
-            size_t n;
-            while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
-                fwrite(buf, 1, n, out);
-            if (in)
-                fclose(in);
-            if (out)
-                fclose(out);
-        }
-        snprintf(path, sizeof path, "%s/%s", dir, NN_CKPT_WEIGHTS);
-        rc = ckpt_file_sha256(path, sha, err, sizeof err);
-    }
+    memset(ev, 0, sizeof *ev);
+    *due = c->eval_n > 0 &&
+           (v % (uint32_t)(c->eval_every > 0 ? c->eval_every : 1) == 0 || r->step >= c->steps);
+    if (!*due)
+        return ERR_OK;
+    char err[512];
+    double t0 = (double)now_ms();
+    int rc = trainer_compare(r->policy, r->ref, r->tok, TRAINER_TASK_SEED, c->eval_n,
+                             c->max_new_tokens, NULL, c->instruction, NULL, ev, err, sizeof err);
     if (rc) {
-        log_error("trainer: checkpoint v%u: %s", v, err);
+        log_error("trainer: evaluating checkpoint v%u: %s", v, err);
         return rc;
     }
-    /* The evaluation, when due, before anything is published: the record goes in the same
-     * put, and the best version it decides is in this checkpoint's metrics. */
-    struct trainer_comparison ev = {0};
-    bool evaluated = c->eval_n > 0 && (v % (uint32_t)(c->eval_every > 0 ? c->eval_every : 1) == 0 ||
-                                       r->step >= c->steps);
-    if (evaluated) {
-        double t0 = (double)now_ms();
-        rc = trainer_compare(r->policy, r->ref, r->tok, TRAINER_TASK_SEED, c->eval_n,
-                             c->max_new_tokens, NULL, c->instruction, NULL, &ev, err, sizeof err);
-        if (rc) {
-            log_error("trainer: evaluating checkpoint v%u: %s", v, err);
-            return rc;
-        }
-        bool better = r->sum.best_version == 0 || ev.win_rate > r->sum.best_win_rate ||
-                      (ev.win_rate == r->sum.best_win_rate &&
-                       ev.policy.accuracy >= r->sum.best_eval_accuracy);
-        if (better) {
-            r->sum.best_version = v;
-            r->sum.best_win_rate = ev.win_rate;
-            r->sum.best_eval_accuracy = ev.policy.accuracy;
-        }
-        log_info(
-            "trainer: step %d: v%u against SFT on %d eval prompts: win rate %.1f%% (%d-%d-%d), "
-            "accuracy %.1f%% (SFT %.1f%%), length %.1f (SFT %.1f)%s in %.1f s",
-            r->step, v, ev.n, 100 * ev.win_rate, ev.wins, ev.ties, ev.losses,
-            100 * ev.policy.accuracy, 100 * ev.sft.accuracy, ev.policy.mean_length,
-            ev.sft.mean_length, better ? ", the best so far" : "",
-            ((double)now_ms() - t0) / 1000.0);
+    bool better =
+        r->sum.best_version == 0 || ev->win_rate > r->sum.best_win_rate ||
+        (ev->win_rate == r->sum.best_win_rate && ev->policy.accuracy >= r->sum.best_eval_accuracy);
+    if (better) {
+        r->sum.best_version = v;
+        r->sum.best_win_rate = ev->win_rate;
+        r->sum.best_eval_accuracy = ev->policy.accuracy;
     }
+    log_info("trainer: step %d: v%u against SFT on %d eval prompts: win rate %.1f%% (%d-%d-%d), "
+             "accuracy %.1f%% (SFT %.1f%%), length %.1f (SFT %.1f)%s in %.1f s",
+             r->step, v, ev->n, 100 * ev->win_rate, ev->wins, ev->ties, ev->losses,
+             100 * ev->policy.accuracy, 100 * ev->sft.accuracy, ev->policy.mean_length,
+             ev->sft.mean_length, better ? ", the best so far" : "",
+             ((double)now_ms() - t0) / 1000.0);
+    return ERR_OK;
+}
+
+/* The Checkpoint record of version v (at dir, weights sha; the run's progress, last step's
+ * numbers, best version and this evaluation in its metrics, so that a resumed run knows them)
+ * into *ck, and, when ev is not NULL, its EvalResult (id "eval-<checkpoint id>") into *er. Both
+ * packed, created at the same time; the caller frees them (kept_record_free), on error too.
+ * ERR_NOMEM. */
+static int checkpoint_records(struct run *r, uint32_t v, const char *dir, const char *sha,
+                              const struct trainer_comparison *ev, struct kept_record *ck,
+                              struct kept_record *er)
+{
+    const struct trainer_online_config *c = r->cfg;
     Oaif__V1__Metric ms[16], *mp[16];
     size_t nm = 0;
     add_metric(ms, mp, &nm, "step", r->step);
@@ -761,105 +718,115 @@ static int checkpoint(struct run *r)
         add_metric(ms, mp, &nm, "best_win_rate", r->sum.best_win_rate);
         add_metric(ms, mp, &nm, "best_eval_accuracy", r->sum.best_eval_accuracy);
     }
-    if (evaluated) {
-        add_metric(ms, mp, &nm, "eval_win_rate", ev.win_rate);
-        add_metric(ms, mp, &nm, "eval_accuracy", ev.policy.accuracy);
-        add_metric(ms, mp, &nm, "eval_mean_length", ev.policy.mean_length);
+    if (ev) {
+        add_metric(ms, mp, &nm, "eval_win_rate", ev->win_rate);
+        add_metric(ms, mp, &nm, "eval_accuracy", ev->policy.accuracy);
+        add_metric(ms, mp, &nm, "eval_mean_length", ev->policy.mean_length);
     }
-    Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
     char id[64];
     ckpt_record_id(id, sizeof id, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY, v);
-    ck.id = id;
-    ck.version = v;
-    ck.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY;
-    ck.step = (uint64_t)r->step;
-    ck.path = dir;
-    ck.sha256 = sha;
-    ck.parent = r->version;
-    ck.metrics = mp;
-    ck.n_metrics = nm;
-    ck.created_ms = bus_now_ms();
-    ck.run = (char *)c->run;
-    size_t cn = oaif__v1__checkpoint__get_packed_size(&ck);
-    uint8_t *cb = malloc(cn);
-    if (!cb)
-        return ERR_NOMEM;
-    oaif__v1__checkpoint__pack(&ck, cb);
-    Oaif__V1__EvalResult er = OAIF__V1__EVAL_RESULT__INIT;
+    Oaif__V1__Checkpoint cr = OAIF__V1__CHECKPOINT__INIT;
+    cr.id = id;
+    cr.version = v;
+    cr.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY;
+    cr.step = (uint64_t)r->step;
+    cr.path = (char *)dir;
+    cr.sha256 = (char *)sha;
+    cr.parent = r->version;
+    cr.metrics = mp;
+    cr.n_metrics = nm;
+    cr.created_ms = bus_now_ms();
+    cr.run = (char *)c->run;
+    int rc = record_pack(ck, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, id, &cr.base);
+    if (rc || !ev)
+        return rc;
     char eid[80];
-    uint8_t *eb = NULL;
-    size_t en = 0;
-    if (evaluated) {
-        snprintf(eid, sizeof eid, "eval-%s", id);
-        er.id = eid;
-        er.version = v;
-        er.baseline_version = 0;
-        er.judge = (char *)"rules";
-        er.win_rate = ev.win_rate;
-        er.wins = (uint32_t)ev.wins;
-        er.ties = (uint32_t)ev.ties;
-        er.losses = (uint32_t)ev.losses;
-        er.accuracy = ev.policy.accuracy;
-        er.mean_length = ev.policy.mean_length;
-        Oaif__V1__Metric ems[3], *emp[3];
-        size_t enm = 0;
-        add_metric(ems, emp, &enm, "n", ev.n);
-        add_metric(ems, emp, &enm, "baseline_accuracy", ev.sft.accuracy);
-        add_metric(ems, emp, &enm, "baseline_mean_length", ev.sft.mean_length);
-        er.metrics = emp;
-        er.n_metrics = enm;
-        er.created_ms = ck.created_ms;
-        er.run = (char *)c->run;
-        en = oaif__v1__eval_result__get_packed_size(&er);
-        eb = malloc(en ? en : 1);
-        if (!eb) {
-            free(cb);
-            return ERR_NOMEM;
-        }
-        oaif__v1__eval_result__pack(&er, eb);
-    }
-    /* One atomic put: the steps since the last checkpoint, their pairs (with reference
-     * log-probs), the evaluation if one was due, and the checkpoint that contains them. */
-    size_t n = r->nrecs + 1 + (evaluated ? 1 : 0);
+    snprintf(eid, sizeof eid, "eval-%s", id);
+    Oaif__V1__Metric ems[3], *emp[3];
+    size_t enm = 0;
+    add_metric(ems, emp, &enm, "n", ev->n);
+    add_metric(ems, emp, &enm, "baseline_accuracy", ev->sft.accuracy);
+    add_metric(ems, emp, &enm, "baseline_mean_length", ev->sft.mean_length);
+    Oaif__V1__EvalResult res = OAIF__V1__EVAL_RESULT__INIT;
+    res.id = eid;
+    res.version = v;
+    res.baseline_version = 0;
+    res.judge = (char *)"rules";
+    res.win_rate = ev->win_rate;
+    res.wins = (uint32_t)ev->wins;
+    res.ties = (uint32_t)ev->ties;
+    res.losses = (uint32_t)ev->losses;
+    res.accuracy = ev->policy.accuracy;
+    res.mean_length = ev->policy.mean_length;
+    res.metrics = emp;
+    res.n_metrics = enm;
+    res.created_ms = cr.created_ms;
+    res.run = (char *)c->run;
+    return record_pack(er, OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL, eid, &res.base);
+}
+
+/* Publish version v (weights sha): one atomic put of the records kept since the last checkpoint
+ * (the steps and their pairs with reference log-probs) followed by extra[0..nextra) (the
+ * evaluation if one was due, then the Checkpoint, last). The ledger commits all or none, and
+ * committing the Checkpoint publishes it; the put id is a function of run, version and sha, so a
+ * retried put is not applied twice. Logs the error and returns it. */
+static int checkpoint_publish(struct run *r, uint32_t v, const char *sha,
+                              const struct kept_record *extra, size_t nextra)
+{
+    size_t n = r->nrecs + nextra;
     Oaif__V1__Record *rv = calloc(n, sizeof *rv);
     Oaif__V1__Record **rp = calloc(n, sizeof *rp);
-    rc = rv && rp ? ERR_OK : ERR_NOMEM;
+    int rc = rv && rp ? ERR_OK : ERR_NOMEM;
     for (size_t i = 0; !rc && i < n; i++) {
+        const struct kept_record *k = i < r->nrecs ? &r->recs[i] : &extra[i - r->nrecs];
         oaif__v1__record__init(&rv[i]);
-        if (i < r->nrecs) {
-            rv[i].kind = (Oaif__V1__RecordKind)r->rec_kinds[i];
-            rv[i].id = r->rec_ids[i];
-            rv[i].data.data = r->recs[i];
-            rv[i].data.len = r->rec_lens[i];
-        } else if (i == r->nrecs && evaluated) {
-            rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL;
-            rv[i].id = eid;
-            rv[i].data.data = eb;
-            rv[i].data.len = en;
-        } else {
-            rv[i].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT;
-            rv[i].id = id;
-            rv[i].data.data = cb;
-            rv[i].data.len = cn;
-        }
+        rv[i].kind = k->kind;
+        rv[i].id = k->id;
+        rv[i].data.data = k->data;
+        rv[i].data.len = k->len;
         rp[i] = &rv[i];
     }
     if (!rc) {
         char put_id[400];
-        snprintf(put_id, sizeof put_id, "ckpt-%s-v%u-%.16s", c->run, v, sha);
+        snprintf(put_id, sizeof put_id, "ckpt-%s-v%u-%.16s", r->cfg->run, v, sha);
         rc = bus_client_put(r->cl, put_id, rp, n, false, 30000);
-        if (rc)
-            log_error("trainer: publishing checkpoint v%u: %s", v, err_str(rc));
     }
+    if (rc)
+        log_error("trainer: publishing checkpoint v%u: %s", v, err_str(rc));
     free(rv);
     free(rp);
-    free(cb);
-    free(eb);
+    return rc;
+}
+
+/* Checkpoint version r->version + 1 with the steps since the last one: write its files, evaluate
+ * it when due, build its records, publish them in one put, then prune old checkpoints. A step
+ * counts only once the checkpoint holding it is published: on any error nothing is published, the
+ * kept records stay, the error is logged and returned (the run stops; a restarted trainer redoes
+ * the steps from the last published checkpoint). */
+static int checkpoint(struct run *r)
+{
+    uint32_t v = r->version + 1;
+    char dir[2048], sha[65];
+    struct trainer_comparison ev;
+    bool evaluated = false;
+    struct kept_record recs[2] = {{0}}; /* the EvalResult (when evaluated), the Checkpoint */
+    int rc = checkpoint_files(r, v, dir, sizeof dir, sha);
+    if (!rc)
+        rc = checkpoint_evaluate(r, v, &ev, &evaluated);
+    if (!rc) {
+        rc = checkpoint_records(r, v, dir, sha, evaluated ? &ev : NULL, &recs[1], &recs[0]);
+        if (rc)
+            log_error("trainer: checkpoint v%u: %s", v, err_str(rc));
+    }
+    if (!rc)
+        rc = checkpoint_publish(r, v, sha, evaluated ? recs : recs + 1, evaluated ? 2 : 1);
+    kept_record_free(&recs[0]);
+    kept_record_free(&recs[1]);
     if (rc)
         return rc;
     clear_records(r);
     r->version = v;
-    retain(r);
+    trainer_ckpt_prune(r->cfg->ckpt_root, v, r->cfg->keep_last, r->sum.best_version);
     run_log(r, "trainer: step %d: checkpoint v%u published (%s)", r->step, v, dir);
     return ERR_OK;
 }
@@ -1052,9 +1019,6 @@ static void run_free(struct run *r)
     free(r->ready);
     clear_records(r);
     free(r->recs);
-    free(r->rec_lens);
-    free(r->rec_kinds);
-    free(r->rec_ids);
     for (size_t i = 0; i < r->nskipped; i++)
         free(r->skipped[i]);
     free(r->skipped);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -17,6 +16,7 @@
 #include "busclient.h"
 #include "checkpoint.h"
 #include "ckpt.h"
+#include "ckptfiles.h"
 #include "err.h"
 #include "evaluate.h"
 #include "loss.h"
@@ -587,30 +587,6 @@ out:
 
 /* ---- the checkpoint, its settings and the cache ------------------------------------------- */
 
-/* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t errlen)
-{
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
-        seterr(err, errlen, "%s: path too long", path);
-        return ERR_TOOBIG;
-    }
-    for (char *s = p + 1;; s++) {
-        bool end = *s == '\0';
-        if (*s == '/' || end) {
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                seterr(err, errlen, "%s: %s", p, strerror(errno));
-                return ERR_IO;
-            }
-            if (end)
-                break;
-            *s = '/';
-        }
-    }
-    return ERR_OK;
-}
-
 static json_t *config_json(const struct nn_config *c)
 {
     return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:i, s:i, s:s}",
@@ -786,7 +762,7 @@ int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool for
     rc = trainer_sft_train(o, &m, &out->res, err, errlen);
     if (rc)
         goto out;
-    rc = make_dirs(out->dir, err, errlen);
+    rc = trainer_make_dirs(out->dir, err, errlen);
     if (rc)
         goto out;
     snprintf(path, sizeof path, "%s/%s", out->dir, TRAINER_SFT_SETTINGS);
@@ -805,19 +781,15 @@ int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool for
         goto out;
     doc = json_pack("{s:O, s:o, s:s}", "settings", settings, "result", result_json(&out->res),
                     "sha256", out->sha256);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!doc ||
-        json_dump_file(doc, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))) {
-        seterr(err, errlen, "%s: cannot write", tmp);
-        rc = ERR_IO;
+    char *text =
+        doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
+    if (!text) {
+        seterr(err, errlen, "out of memory");
+        rc = ERR_NOMEM;
         goto out;
     }
-    if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        rc = ERR_IO;
-    }
+    rc = trainer_write_file(path, text, strlen(text), err, errlen); /* durable, then renamed */
+    free(text);
 out:
     json_decref(doc);
     json_decref(settings);

@@ -1,0 +1,3 @@
+# Unit tests of the trainer's smaller modules (services/trainer), no processes: the files of a
+# policy checkpoint (ckptfiles.h).
+oaif_test(trainer_ckpt SOURCES ${OAIF_TEST_DIR}/test_trainer_ckpt.c LIBS oaif_trainer)
