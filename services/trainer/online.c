@@ -18,6 +18,7 @@
 #include "hmap.h"
 #include "log.h"
 #include "policy.h"
+#include "skip.h"
 #include "task.h"
 #include "tokenizer.h"
 
@@ -37,6 +38,11 @@ struct labeled { /* a pair with a winner, ready to train */
     struct waiting *w;
     int chosen; /* 0 or 1: which response won */
     double disagreement;
+};
+
+struct skipped {   /* a pair set aside since the last step */
+    char *pair_id; /* malloc'd */
+    enum trainer_skip why;
 };
 
 struct kept_record { /* a record to put with the next checkpoint */
@@ -69,8 +75,7 @@ struct run {
     struct kept_record *recs;
     size_t nrecs, arecs;
     /* set aside since the last step */
-    char **skipped;
-    const char **skip_why;
+    struct skipped *skipped;
     size_t nskipped, askipped;
     struct trainer_online_summary sum;
     uint64_t t0_ms, last_print_ms;
@@ -114,32 +119,37 @@ static void waiting_free(struct waiting *w)
     free(w);
 }
 
-static void skip(struct run *r, const char *pair_id, const char *why)
+/* Set pair_id aside for `why`: listed in the next step's record (skipped_pair_ids, and
+ * skip_reasons by trainer_skip_name) and counted in the summary (ties, stale, failed; any other
+ * reason as dropped). Out of memory, the pair is counted but not listed. */
+static void skip(struct run *r, const char *pair_id, enum trainer_skip why)
 {
-    if (r->nskipped == r->askipped) {
-        size_t n = r->askipped ? r->askipped * 2 : 64;
-        char **a = realloc(r->skipped, n * sizeof *a);
-        if (!a)
-            return;
-        r->skipped = a;
-        const char **b = realloc(r->skip_why, n * sizeof *b);
-        if (!b)
-            return;
-        r->skip_why = b;
-        r->askipped = n;
-    }
-    r->skipped[r->nskipped] = strdup(pair_id);
-    r->skip_why[r->nskipped] = why; /* static strings */
-    if (r->skipped[r->nskipped])
-        r->nskipped++;
-    if (!strcmp(why, "tie"))
-        r->sum.ties++;
-    else if (!strcmp(why, "stale"))
-        r->sum.stale++;
-    else if (!strcmp(why, "failed"))
-        r->sum.failed++;
+    char *id = strdup(pair_id);
+    if (id && !grow((void **)&r->skipped, &r->askipped, r->nskipped + 1, sizeof *r->skipped))
+        r->skipped[r->nskipped++] = (struct skipped){.pair_id = id, .why = why};
     else
+        free(id);
+    switch (why) {
+    case TRAINER_SKIP_TIE:
+        r->sum.ties++;
+        break;
+    case TRAINER_SKIP_STALE:
+        r->sum.stale++;
+        break;
+    case TRAINER_SKIP_FAILED:
+        r->sum.failed++;
+        break;
+    default:
         r->sum.dropped++;
+        break;
+    }
+}
+
+static void clear_skipped(struct run *r)
+{
+    for (size_t i = 0; i < r->nskipped; i++)
+        free(r->skipped[i].pair_id);
+    r->nskipped = 0;
 }
 
 /* Keep a record to put with the next checkpoint. `data` is taken. ERR_NOMEM. */
@@ -492,7 +502,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         Oaif__V1__Pair *p = sr->pairs[i];
         if (p->n_responses != 2 || p->responses[0]->n_token_ids == 0 ||
             p->responses[1]->n_token_ids == 0) {
-            skip(r, p->id, "empty response");
+            skip(r, p->id, TRAINER_SKIP_EMPTY_RESPONSE);
             continue;
         }
         struct waiting *w = calloc(1, sizeof *w);
@@ -501,7 +511,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         char err[256];
         if (!w || tok_encode_prompt(r->tok, p->prompt, flags, &ids, &nids, err, sizeof err)) {
             free(w);
-            skip(r, p->id, "prompt does not tokenize");
+            skip(r, p->id, TRAINER_SKIP_PROMPT_TOKENIZE);
             continue;
         }
         w->pair_id = strdup(p->id);
@@ -514,7 +524,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         w->version = p->policy_version;
         if (!w->pair_id || !w->resp[0] || !w->resp[1] || w->plen + w->rlen[0] > ctx ||
             w->plen + w->rlen[1] > ctx) {
-            skip(r, p->id, "longer than the context");
+            skip(r, p->id, TRAINER_SKIP_TOO_LONG);
             waiting_free(w);
             continue;
         }
@@ -530,7 +540,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
     if (k && trainer_logprobs(r->ref, tp, (int)k, r->cfg->step.micro, rc0, rc1)) {
         log_error("trainer: reference log-probs for %s failed", rep->id);
         for (size_t i = 0; i < k; i++) {
-            skip(r, ws[i]->pair_id, "reference failed");
+            skip(r, ws[i]->pair_id, TRAINER_SKIP_REFERENCE_FAILED);
             waiting_free(ws[i]);
         }
         k = 0;
@@ -564,7 +574,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         snprintf(id, sizeof id, "a-%s", p->id);
         if (!buf || hmap_put(r->waiting, w->pair_id, strlen(w->pair_id), w)) {
             free(buf);
-            skip(r, w->pair_id, "out of memory");
+            skip(r, w->pair_id, TRAINER_SKIP_NOMEM);
             waiting_free(w);
             continue;
         }
@@ -573,7 +583,7 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         free(buf);
         if (rc && rc != ERR_EXISTS) {
             hmap_del(r->waiting, w->pair_id, strlen(w->pair_id));
-            skip(r, w->pair_id, "not submitted");
+            skip(r, w->pair_id, TRAINER_SKIP_NOT_SUBMITTED);
             waiting_free(w);
         }
     }
@@ -592,7 +602,7 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
         return;
     if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
         log_warn("trainer: judging %s failed: %s", pair_id, rep->error);
-        skip(r, pair_id, "failed");
+        skip(r, pair_id, TRAINER_SKIP_FAILED);
         waiting_free(w);
         return;
     }
@@ -605,12 +615,13 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
         oaif__v1__annotate_reply__free_unpacked(ar, NULL);
     r->sum.labeled++;
     if (win != OAIF__V1__WINNER__WINNER_FIRST && win != OAIF__V1__WINNER__WINNER_SECOND) {
-        skip(r, pair_id, win == OAIF__V1__WINNER__WINNER_TIE ? "tie" : "no verdict");
+        skip(r, pair_id,
+             win == OAIF__V1__WINNER__WINNER_TIE ? TRAINER_SKIP_TIE : TRAINER_SKIP_NO_VERDICT);
         waiting_free(w);
         return;
     }
     if (grow((void **)&r->ready, &r->aready, r->nready + 1, sizeof *r->ready)) {
-        skip(r, pair_id, "out of memory");
+        skip(r, pair_id, TRAINER_SKIP_NOMEM);
         waiting_free(w);
         return;
     }
@@ -873,7 +884,7 @@ static int train_step(struct run *r, double wait_s)
     for (size_t i = 0; i < r->nready; i++) {
         struct labeled *l = &r->ready[i];
         if (!c->offline && l->w->version + (uint32_t)c->max_staleness < r->version) {
-            skip(r, l->w->pair_id, "stale");
+            skip(r, l->w->pair_id, TRAINER_SKIP_STALE);
             waiting_free(l->w);
             continue;
         }
@@ -920,7 +931,10 @@ static int train_step(struct run *r, double wait_s)
     r->sum.last_margin = st.pref.margin;
     r->sum.last_kl = st.kl;
     /* The step's record: its pairs, what was set aside since the last one, its numbers. */
+    size_t nsk = r->nskipped;
     char **ids = calloc((size_t)B, sizeof *ids);
+    char **sk_ids = calloc(nsk ? nsk : 1, sizeof *sk_ids),
+         **sk_why = calloc(nsk ? nsk : 1, sizeof *sk_why);
     Oaif__V1__Metric ms[20], *mp[20];
     size_t nm = 0;
     double el = (double)(now_ms() - r->t0_ms) / 1000.0;
@@ -953,28 +967,34 @@ static int train_step(struct run *r, double wait_s)
     ts.metrics = mp;
     ts.n_metrics = nm;
     ts.created_ms = bus_now_ms();
-    ts.skipped_pair_ids = r->skipped;
-    ts.n_skipped_pair_ids = r->nskipped;
-    ts.skip_reasons = (char **)r->skip_why;
-    ts.n_skip_reasons = r->nskipped;
-    if (ids) {
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (ids && sk_ids && sk_why) {
         for (int i = 0; i < B; i++)
             ids[i] = r->ready[i].w->pair_id;
+        for (size_t i = 0; i < nsk; i++) {
+            sk_ids[i] = r->skipped[i].pair_id;
+            sk_why[i] = (char *)trainer_skip_name(r->skipped[i].why);
+        }
         ts.pair_ids = ids;
         ts.n_pair_ids = (size_t)B;
+        ts.skipped_pair_ids = sk_ids;
+        ts.n_skipped_pair_ids = nsk;
+        ts.skip_reasons = sk_why;
+        ts.n_skip_reasons = nsk;
+        n = oaif__v1__train_step__get_packed_size(&ts);
+        buf = malloc(n);
     }
-    size_t n = oaif__v1__train_step__get_packed_size(&ts);
-    uint8_t *buf = malloc(n);
     if (buf) {
         oaif__v1__train_step__pack(&ts, buf);
         rc = keep_record(r, OAIF__V1__RECORD_KIND__RECORD_KIND_STEP, sid, buf, n);
     } else {
-        rc = ERR_NOMEM;
+        rc = ERR_NOMEM; /* a step record without its pairs would hide them from the audit */
     }
     free(ids);
-    for (size_t i = 0; i < r->nskipped; i++)
-        free(r->skipped[i]);
-    r->nskipped = 0;
+    free(sk_ids);
+    free(sk_why);
+    clear_skipped(r);
     /* The trained pairs' records (with reference log-probs) go with the checkpoint. */
     for (int i = 0; !rc && i < B; i++) {
         struct waiting *w = r->ready[i].w;
@@ -1019,10 +1039,8 @@ static void run_free(struct run *r)
     free(r->ready);
     clear_records(r);
     free(r->recs);
-    for (size_t i = 0; i < r->nskipped; i++)
-        free(r->skipped[i]);
+    clear_skipped(r);
     free(r->skipped);
-    free(r->skip_why);
 }
 
 int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
