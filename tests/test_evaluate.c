@@ -383,8 +383,11 @@ static void test_cli(void **state)
     assert_int_equal(d1, N);
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --draws 4", f->trained), 2);
     assert_non_null(strstr(out, "--temperature"));
+    /* the flag and the bad value named (`oaif eval` parses its numbers itself since the CLI's
+     * option tables: "flag --temperature: expected a number in [0, 100], got 'hot'") */
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --temperature hot", f->trained), 2);
-    assert_non_null(strstr(out, "--temperature hot"));
+    assert_non_null(strstr(out, "--temperature"));
+    assert_non_null(strstr(out, "'hot'"));
 }
 
 int main(void)
