@@ -106,7 +106,7 @@ int cli_mark_flags(const struct cfg_spec *spec, int argc, char *const *argv, boo
 
 const char *cli_config_path(int argc, char *const *argv)
 {
-    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++) {
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (!strncmp(argv[i], "--config=", 9))
             return argv[i] + 9;
         if (!strcmp(argv[i], "--config") && i + 1 < argc)

@@ -1,7 +1,8 @@
 /* cli.h - what the oaif command's verbs share: loading a verb's options from its cfg table
  * (defaults < run file < environment < flags, with the positional arguments set apart), the common
- * options that say how to reach the ledger, the connection itself, and the messages for a failed
- * query.
+ * options that say how to reach the ledger, the connection itself and the message for a failed
+ * query, and reading the JSONL files the verbs take (oaif import, oaif annotate) into packed
+ * messages.
  *
  * A verb returns the process's exit status: 0 done, 1 failed (the reason on stderr), 2 bad usage or
  * a bad value (the flag named). The common options, the same names as every service's bus options
@@ -60,11 +61,10 @@ extern const struct cfg_spec cli_conn_spec;
 /* Loads a verb's options into `conf` (a zeroed struct of the spec's type) from the defaults, the
  * run file (--config FILE or $OAIF_CONFIG), the environment and argv[0..argc-1], the arguments
  * after the verb. The flags (the spec's, --config, --help, and any other word that starts with '-'
- * but
- * "-", which cfg then reports as unknown) go to cfg_load_ex; the rest, the positional arguments,
- * are moved to the front of argv in their order, *npos of them (all after a "--" are positional);
- * more than max_pos of them (-1: any number) is an error naming the first one too many.
- * `verb` prefixes every message ("oaif import"). Old names' warnings go to stderr.
+ * but "-", which cfg then reports as unknown) go to cfg_load_ex; the rest, the positional
+ * arguments, are moved to the front of argv in their order, *npos of them (all after a "--" are
+ * positional); more than max_pos of them (-1: any number) is an error naming the first one too
+ * many. `verb` prefixes every message ("oaif import"). Old names' warnings go to stderr.
  * Returns ERR_OK (release conf with cfg_release); CFG_HELP after printing the help on stdout;
  * ERR_INVAL after printing each problem on stderr; ERR_NOMEM. cli_exit_status() turns a failure
  * into the verb's exit status. */

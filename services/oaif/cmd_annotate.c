@@ -115,7 +115,7 @@ static void pair_digest(const char *prompt, const char *a, const char *b, const 
     sha256_update(&sc, b, strlen(b) + 1);
     sha256_update(&sc, instr ? instr : "", instr ? strlen(instr) + 1 : 1);
     sha256_final(&sc, h);
-    memcpy(out, "pair-", 5);
+    snprintf(out, 32, "pair-");
     cli_hex(out + 5, h, 12);
 }
 

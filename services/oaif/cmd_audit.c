@@ -82,7 +82,7 @@ static void audit_step(void *ctx, const Oaif__V1__Record *rec)
     }
     for (size_t i = 0; i < t->n_skip_reasons; i++) {
         size_t k = 0;
-        while (k < a->nreasons && strcmp(a->reasons[k], t->skip_reasons[i]))
+        while (k < a->nreasons && strcmp(a->reasons[k], t->skip_reasons[i]) != 0)
             k++;
         if (k == a->nreasons && a->nreasons < 16)
             snprintf(a->reasons[a->nreasons++], 32, "%s", t->skip_reasons[i]);

@@ -106,7 +106,7 @@ static int add_prompt(void *ctx, json_t *o, const char *where, char *err, size_t
         /* No id: the text's digest, so importing the same file twice adds nothing. */
         uint8_t h[32];
         sha256(text, strlen(text), h);
-        memcpy(idbuf, "p-", 2);
+        snprintf(idbuf, sizeof idbuf, "p-");
         cli_hex(idbuf + 2, h, 12);
         id = idbuf;
     }
@@ -157,7 +157,7 @@ static int put_chunks(struct cli_ledger *l, const struct cli_packed_list *list, 
             bytes += recs[i++].len + 64;
         size_t cnt = i - start;
         Oaif__V1__Record *rv = calloc(cnt, sizeof *rv);
-        Oaif__V1__Record **rp = calloc(cnt, sizeof *rp);
+        Oaif__V1__Record **rp = calloc(cnt, sizeof(Oaif__V1__Record *));
         if (!rv || !rp) {
             cli_error(l->verb, "out of memory");
             status = 1;
