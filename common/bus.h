@@ -16,7 +16,13 @@
 #include "oaif.pb-c.h"
 
 #define BUS_PROTOCOL_VERSION 1
-#define BUS_DEFAULT_MAX_MSG  (64 << 20) /* ZMQ_MAXMSGSIZE: the transport drops larger frames */
+
+/* The largest message (ZMQ_MAXMSGSIZE: the transport drops larger frames), written once, in MiB;
+ * BUS_DEFAULT_MAX_MSG is it in bytes, BUS_DEFAULT_MAX_MESSAGE its option text ("<N>MiB"). */
+#define BUS_DEFAULT_MAX_MSG_MIB 64
+#define BUS_DEFAULT_MAX_MSG     (BUS_DEFAULT_MAX_MSG_MIB << 20)
+#define BUS_STR_(x)             #x
+#define BUS_STR(x)              BUS_STR_(x) /* the text of a macro's value */
 
 /* The defaults of the bus options (busopts.h), as their option tables write them: the ledger
  * binds these on loopback and everyone else connects to them. */
@@ -24,7 +30,7 @@
 #define BUS_DEFAULT_WORKERS     "tcp://127.0.0.1:5556"
 #define BUS_DEFAULT_EVENTS      "tcp://127.0.0.1:5557"
 #define BUS_DEFAULT_HEARTBEAT   "1s"
-#define BUS_DEFAULT_MAX_MESSAGE "64MiB" /* BUS_DEFAULT_MAX_MSG */
+#define BUS_DEFAULT_MAX_MESSAGE BUS_STR(BUS_DEFAULT_MAX_MSG_MIB) "MiB"
 #define BUS_ROUTING_ID_MAX   255
 
 /* Milliseconds since the epoch (CLOCK_REALTIME) and a monotonic clock. */
