@@ -75,17 +75,17 @@ int64_t http_now_ms(void)
 struct http_config http_config_default(void)
 {
     struct http_config c = {
-        .max_in_flight = 16,
-        .connect_timeout_ms = 10000,
-        .total_timeout_ms = 120000,
-        .max_attempts = 5,
-        .backoff_base_ms = 500,
-        .backoff_max_ms = 30000,
-        .retry_after_max_ms = 120000,
-        .requests_per_minute = 0,
-        .tokens_per_minute = 0,
-        .burst_seconds = 1.0,
-        .max_response_bytes = 8u << 20,
+        .max_in_flight = HTTP_DEFAULT_MAX_IN_FLIGHT,
+        .connect_timeout_ms = HTTP_DEFAULT_CONNECT_TIMEOUT_S * 1000L,
+        .total_timeout_ms = HTTP_DEFAULT_TIMEOUT_S * 1000L,
+        .max_attempts = HTTP_DEFAULT_MAX_ATTEMPTS,
+        .backoff_base_ms = HTTP_DEFAULT_BACKOFF_BASE_MS,
+        .backoff_max_ms = HTTP_DEFAULT_BACKOFF_MAX_S * 1000u,
+        .retry_after_max_ms = HTTP_DEFAULT_RETRY_AFTER_MAX_S * 1000u,
+        .requests_per_minute = HTTP_DEFAULT_REQUESTS_PER_MINUTE,
+        .tokens_per_minute = HTTP_DEFAULT_TOKENS_PER_MINUTE,
+        .burst_seconds = HTTP_DEFAULT_BURST_S,
+        .max_response_bytes = (size_t)HTTP_DEFAULT_MAX_RESPONSE_MIB << 20,
         .seed = 0,
     };
     return c;

@@ -25,6 +25,20 @@
 
 typedef struct http_client http_client_t; /* opaque: the fields live in http.c */
 
+/* The defaults of struct http_config, written once: http_config_default() and the HTTP option
+ * rows of every service (httpopts.h) read them. Each name carries its unit. */
+#define HTTP_DEFAULT_MAX_IN_FLIGHT       16
+#define HTTP_DEFAULT_CONNECT_TIMEOUT_S   10
+#define HTTP_DEFAULT_TIMEOUT_S           120
+#define HTTP_DEFAULT_MAX_ATTEMPTS        5
+#define HTTP_DEFAULT_BACKOFF_BASE_MS     500
+#define HTTP_DEFAULT_BACKOFF_MAX_S       30
+#define HTTP_DEFAULT_RETRY_AFTER_MAX_S   120
+#define HTTP_DEFAULT_REQUESTS_PER_MINUTE 0 /* no limit */
+#define HTTP_DEFAULT_TOKENS_PER_MINUTE   0 /* no limit */
+#define HTTP_DEFAULT_BURST_S             1
+#define HTTP_DEFAULT_MAX_RESPONSE_MIB    8
+
 /* Settings of one client. Start from http_config_default() and change what you need. */
 struct http_config {
     unsigned max_in_flight;      /* K: transfers at once (>= 1); also the connection pool size */
@@ -41,8 +55,7 @@ struct http_config {
     uint64_t seed;               /* jitter; 0: from time and pid */
 };
 
-/* The defaults: K 16, connect 10 s, total 120 s, 5 attempts, back-off 500 ms .. 30 s,
- * Retry-After up to 120 s, no rate limits, burst 1 s, bodies up to 8 MiB. */
+/* The defaults: HTTP_DEFAULT_* above (no rate limits), and seed 0. */
 struct http_config http_config_default(void);
 
 /* Checks a configuration; on ERR_INVAL writes the reason (naming the field) to why. */

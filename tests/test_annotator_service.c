@@ -21,6 +21,8 @@
 #include "bus.h"
 #include "cfg.h"
 #include "err.h"
+#include "http.h"
+#include "httpopts.h"
 
 static int load(struct annotator_opts *o, const char *const *flags, buf_t *errs)
 {
@@ -116,6 +118,56 @@ static void test_bus_options_are_the_shared_ones(void **state)
     assert_int_equal(o.bus.heartbeat_ms, 250);
     assert_string_equal(o.bus.ledger_public_key, "ledger.key.pub");
     annotator_opts_release(&o);
+}
+
+/* annotator.http.* are httpopts.h's rows: http.h's defaults, the names the service always had. */
+static void test_http_options_are_the_shared_ones(void **state)
+{
+    (void)state;
+    struct annotator_opts o;
+    assert_int_equal(load(&o, NULL, NULL), ERR_OK);
+    /* the block's defaults are http.h's (test_http checks each row against http_config_default) */
+    struct http_config c = http_opts_config(&o.judge.http), d = http_config_default();
+    assert_true(c.max_in_flight == d.max_in_flight && c.total_timeout_ms == d.total_timeout_ms);
+    annotator_opts_release(&o);
+    setenv("ANNOTATOR_MAX_IN_FLIGHT", "6", 1);
+    setenv("ANNOTATOR_BACKOFF_MAX", "9s", 1);
+    const char *flags[] = {"--connect-timeout",
+                           "3s",
+                           "--timeout",
+                           "45s",
+                           "--max-attempts",
+                           "2",
+                           "--rpm",
+                           "30",
+                           "--tpm",
+                           "5000",
+                           "--max-response-size",
+                           "1MiB",
+                           NULL};
+    int rc = load(&o, flags, NULL);
+    unsetenv("ANNOTATOR_MAX_IN_FLIGHT");
+    unsetenv("ANNOTATOR_BACKOFF_MAX");
+    assert_int_equal(rc, ERR_OK);
+    assert_int_equal(o.judge.http.max_in_flight, 6);
+    assert_int_equal(o.judge.http.backoff_max_ms, 9000);
+    assert_int_equal(o.judge.http.connect_timeout_ms, 3000);
+    assert_int_equal(o.judge.http.timeout_ms, 45000);
+    assert_int_equal(o.judge.http.max_attempts, 2);
+    assert_true(o.judge.http.requests_per_minute == 30);
+    assert_true(o.judge.http.tokens_per_minute == 5000);
+    assert_int_equal(o.judge.http.max_response_bytes, 1 << 20);
+    annotator_opts_release(&o);
+    buf_t help;
+    buf_init(&help, 0);
+    assert_int_equal(cfg_help(&annotator_opts_spec, &help), ERR_OK);
+    assert_int_equal(buf_append(&help, "", 1), ERR_OK);
+    const char *h = (const char *)help.data;
+    assert_non_null(strstr(h, "--timeout DURATION  annotator.http.timeout  $ANNOTATOR_TIMEOUT"));
+    assert_non_null(strstr(h, "annotator.http.backoff_base  $ANNOTATOR_BACKOFF_BASE"));
+    assert_non_null(strstr(h, "default 120s)"));
+    assert_non_null(strstr(h, "default 500ms)"));
+    buf_free(&help);
 }
 
 /* Loads the run file `yaml` (written to a temporary file) and flags, collecting the warnings. */
@@ -350,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_credit_and_cache_follow_the_backend),
         cmocka_unit_test(test_enum_options_hold_their_values),
         cmocka_unit_test(test_bus_options_are_the_shared_ones),
+        cmocka_unit_test(test_http_options_are_the_shared_ones),
         cmocka_unit_test(test_old_heartbeat_key_works_with_a_warning),
         cmocka_unit_test(test_generic_load_by_conf_size),
         cmocka_unit_test(test_bad_values_name_the_option),

@@ -14,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "err.h"
 #include "fake_judge_run.h"
 #include "http.h"
+#include "httpopts.h"
 #include "log.h"
 
 static struct fake_judge fj;
@@ -675,6 +677,123 @@ static void test_destroy_drops_requests_without_callbacks(void **state)
     http_client_destroy(&c);
 }
 
+/* ---- the option rows (httpopts.h) ------------------------------------------------------- */
+
+/* A service's config with the HTTP rows at a nested member, as the annotator and sampler have. */
+struct opts_holder {
+    int other;
+    struct {
+        struct http_opts http;
+    } svc;
+};
+
+#define H struct opts_holder
+static const struct cfg_option holder_options[] = {
+    HTTP_OPTS(H, svc.http, "t.http", "T", "t"),
+};
+#undef H
+static const char *const holder_sections[] = {"t", NULL};
+static const struct cfg_spec holder_spec = {
+    .name = "t",
+    .sections = holder_sections,
+    .options = holder_options,
+    .n_options = sizeof holder_options / sizeof holder_options[0],
+    .conf_size = sizeof(struct opts_holder),
+};
+
+static void test_option_defaults_are_http_config_default(void **state)
+{
+    (void)state;
+    struct opts_holder h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(cfg_defaults(&holder_spec, &h), ERR_OK);
+    const struct http_opts *o = &h.svc.http;
+    const struct http_config d = http_config_default();
+    /* every row's default, field by field: the two can never drift apart */
+    assert_int_equal(o->max_in_flight, d.max_in_flight);
+    assert_int_equal(o->connect_timeout_ms, d.connect_timeout_ms);
+    assert_int_equal(o->timeout_ms, d.total_timeout_ms);
+    assert_int_equal(o->max_attempts, d.max_attempts);
+    assert_int_equal(o->backoff_base_ms, d.backoff_base_ms);
+    assert_int_equal(o->backoff_max_ms, d.backoff_max_ms);
+    assert_int_equal(o->retry_after_max_ms, d.retry_after_max_ms);
+    assert_true(o->requests_per_minute == d.requests_per_minute);
+    assert_true(o->tokens_per_minute == d.tokens_per_minute);
+    assert_int_equal(o->max_response_bytes, d.max_response_bytes);
+    /* and converted back: the client's defaults, whole */
+    struct http_config c = http_opts_config(o);
+    assert_int_equal(c.max_in_flight, d.max_in_flight);
+    assert_int_equal(c.connect_timeout_ms, d.connect_timeout_ms);
+    assert_int_equal(c.total_timeout_ms, d.total_timeout_ms);
+    assert_int_equal(c.max_attempts, d.max_attempts);
+    assert_int_equal(c.backoff_base_ms, d.backoff_base_ms);
+    assert_int_equal(c.backoff_max_ms, d.backoff_max_ms);
+    assert_int_equal(c.retry_after_max_ms, d.retry_after_max_ms);
+    assert_true(c.requests_per_minute == d.requests_per_minute);
+    assert_true(c.tokens_per_minute == d.tokens_per_minute);
+    assert_true(c.burst_seconds == d.burst_seconds);
+    assert_int_equal(c.max_response_bytes, d.max_response_bytes);
+    assert_int_equal(c.seed, d.seed);
+    /* http.h's documented values */
+    assert_int_equal(d.max_in_flight, 16);
+    assert_int_equal(d.connect_timeout_ms, 10000);
+    assert_int_equal(d.total_timeout_ms, 120000);
+    assert_int_equal(d.max_attempts, 5);
+    assert_int_equal(d.backoff_base_ms, 500);
+    assert_int_equal(d.backoff_max_ms, 30000);
+    assert_int_equal(d.retry_after_max_ms, 120000);
+    assert_true(d.burst_seconds == 1.0);
+    assert_int_equal(d.max_response_bytes, 8u << 20);
+    cfg_release(&holder_spec, &h);
+}
+
+static void test_option_rows_names_and_conversion(void **state)
+{
+    (void)state;
+    struct opts_holder h;
+    memset(&h, 0, sizeof h);
+    setenv("T_MAX_IN_FLIGHT", "3", 1);
+    setenv("T_REQUESTS_PER_MINUTE", "60", 1);
+    char *argv[] = {"t",         "--timeout", "2s",   "--backoff-base",      "7ms",
+                    "--rpm=120", "--tpm",     "1000", "--max-response-size", "64KiB",
+                    NULL};
+    buf_t errs;
+    buf_init(&errs, 0);
+    int rc = cfg_load(&holder_spec, &h, 10, argv, &errs);
+    unsetenv("T_MAX_IN_FLIGHT");
+    unsetenv("T_REQUESTS_PER_MINUTE");
+    assert_int_equal(rc, ERR_OK);
+    buf_free(&errs);
+    const struct http_opts *o = &h.svc.http;
+    assert_int_equal(o->max_in_flight, 3);
+    assert_int_equal(o->timeout_ms, 2000);
+    assert_int_equal(o->backoff_base_ms, 7);
+    assert_true(o->requests_per_minute == 120); /* the flag beats the variable */
+    assert_true(o->tokens_per_minute == 1000);
+    assert_int_equal(o->max_response_bytes, 64 * 1024);
+    struct http_opts pinned = *o;
+    pinned.burst_seconds = 0.5;
+    pinned.seed = 9;
+    struct http_config c = http_opts_config(&pinned);
+    assert_int_equal(c.max_in_flight, 3);
+    assert_int_equal(c.total_timeout_ms, 2000);
+    assert_int_equal(c.connect_timeout_ms, 10000);
+    assert_int_equal(c.backoff_base_ms, 7);
+    assert_true(c.requests_per_minute == 120);
+    assert_true(c.tokens_per_minute == 1000);
+    assert_int_equal(c.max_response_bytes, 64 * 1024);
+    assert_true(c.burst_seconds == 0.5);
+    assert_int_equal(c.seed, 9);
+    char why[160];
+    assert_int_equal(http_config_validate(&c, why, sizeof why), ERR_OK);
+    /* a zeroed struct is no configuration: validate names the field */
+    struct http_opts zero = {0};
+    c = http_opts_config(&zero);
+    assert_int_equal(http_config_validate(&c, why, sizeof why), ERR_INVAL);
+    assert_non_null(strstr(why, "max_in_flight"));
+    cfg_release(&holder_spec, &h);
+}
+
 static void test_bad_config_and_arguments(void **state)
 {
     (void)state;
@@ -727,6 +846,8 @@ int main(void)
         cmocka_unit_test(test_extra_fds_and_pollfds),
         cmocka_unit_test(test_destroy_drops_requests_without_callbacks),
         cmocka_unit_test(test_bad_config_and_arguments),
+        cmocka_unit_test(test_option_defaults_are_http_config_default),
+        cmocka_unit_test(test_option_rows_names_and_conversion),
     };
     int rc = cmocka_run_group_tests_name("http", tests, group_setup, group_teardown);
     curl_global_cleanup();

@@ -23,6 +23,8 @@
 #include "ckpt.h"
 #include "err.h"
 #include "fake_completions.h"
+#include "http.h"
+#include "httpopts.h"
 #include "model.h"
 #include "sampler.h"
 #include "sampler_opts.h"
@@ -625,9 +627,9 @@ static sampler_t *new_remote(void)
     set_str(&c.remote.api_key_env, "OAIF_TEST_REMOTE_KEY");
     setenv("OAIF_TEST_REMOTE_KEY", "sk-test-REMOTEKEY", 1);
     c.remote.version = 3;
-    c.remote.backoff_base_ms = 5;
-    c.remote.backoff_max_ms = 20;
-    c.remote.max_attempts = 3;
+    c.remote.http.backoff_base_ms = 5;
+    c.remote.http.backoff_max_ms = 20;
+    c.remote.http.max_attempts = 3;
     set_str(&c.prompt_template, "Q: {prompt}\nA:");
     sampler_t *s = NULL;
     char why[256] = "";
@@ -813,7 +815,7 @@ static void test_options(void **state)
     assert_int_equal(c.backend, SAMPLER_BACKEND_BUILTIN);
     assert_int_equal(c.n, 2);
     assert_int_equal(c.max_new_tokens, 128);
-    assert_int_equal(c.remote.timeout_ms, 60000);
+    assert_int_equal(c.remote.http.timeout_ms, 60000);
     assert_string_equal(c.bus.workers_endpoint, "tcp://127.0.0.1:5556");
     sampler_config_release(&c);
     sampler_config_release(&c); /* safe twice */
@@ -834,6 +836,49 @@ static void test_options(void **state)
     buf_free(&errs);
 }
 
+/* sampler.remote.*'s HTTP client rows are httpopts.h's: http.h's defaults, the names they had,
+ * and the three the annotator had too (requests and tokens per minute, the largest answer). */
+static void test_remote_http_options_are_the_shared_ones(void **state)
+{
+    (void)state;
+    struct sampler_config o;
+    assert_int_equal(sampler_config_defaults(&o), ERR_OK);
+    /* the block's defaults are http.h's (test_http checks each row against http_config_default) */
+    struct http_config c = http_opts_config(&o.remote.http), d = http_config_default();
+    assert_true(c.max_in_flight == d.max_in_flight && c.total_timeout_ms == d.total_timeout_ms);
+    sampler_config_release(&o);
+    setenv("SAMPLER_REMOTE_MAX_IN_FLIGHT", "4", 1);
+    setenv("SAMPLER_REMOTE_RETRY_AFTER_MAX", "1m", 1);
+    char *argv[] = {"sampler", "--connect-timeout",   "2s",   "--timeout",
+                    "30s",     "--max-attempts",      "7",    "--backoff-base",
+                    "250ms",   "--backoff-max",       "5s",   "--rpm",
+                    "90",      "--max-response-size", "2MiB", NULL};
+    int rc = sampler_config_load(&o, 15, argv, NULL);
+    unsetenv("SAMPLER_REMOTE_MAX_IN_FLIGHT");
+    unsetenv("SAMPLER_REMOTE_RETRY_AFTER_MAX");
+    assert_int_equal(rc, ERR_OK);
+    assert_int_equal(o.remote.http.max_in_flight, 4);
+    assert_int_equal(o.remote.http.retry_after_max_ms, 60000);
+    assert_int_equal(o.remote.http.connect_timeout_ms, 2000);
+    assert_int_equal(o.remote.http.timeout_ms, 30000);
+    assert_int_equal(o.remote.http.max_attempts, 7);
+    assert_int_equal(o.remote.http.backoff_base_ms, 250);
+    assert_int_equal(o.remote.http.backoff_max_ms, 5000);
+    assert_true(o.remote.http.requests_per_minute == 90);
+    assert_int_equal(o.remote.http.max_response_bytes, 2 << 20);
+    sampler_config_release(&o);
+    buf_t help;
+    buf_init(&help, 0);
+    assert_int_equal(cfg_help(&sampler_opts_spec, &help), ERR_OK);
+    assert_int_equal(buf_append(&help, "", 1), ERR_OK);
+    const char *h = (const char *)help.data;
+    assert_non_null(strstr(
+        h, "--max-in-flight N  sampler.remote.max_in_flight  $SAMPLER_REMOTE_MAX_IN_FLIGHT"));
+    assert_non_null(strstr(h, "sampler.remote.timeout  $SAMPLER_REMOTE_TIMEOUT"));
+    assert_non_null(strstr(h, "default 10s)"));
+    buf_free(&help);
+}
+
 /* The table is the only place a default is written: sampler_config_defaults() gives what a
  * load with nothing set gives, and the bus defaults are bus.h's. */
 static void test_defaults_are_the_tables(void **state)
@@ -851,7 +896,7 @@ static void test_defaults_are_the_tables(void **state)
     assert_true(d.seed == l.seed);
     assert_string_equal(d.checkpoint_dir, l.checkpoint_dir);
     assert_true(d.remote.logprobs);
-    assert_int_equal(d.remote.timeout_ms, l.remote.timeout_ms);
+    assert_int_equal(d.remote.http.timeout_ms, l.remote.http.timeout_ms);
     assert_string_equal(d.bus.clients_endpoint, BUS_DEFAULT_CLIENTS);
     assert_string_equal(d.bus.workers_endpoint, BUS_DEFAULT_WORKERS);
     assert_string_equal(d.bus.events_endpoint, BUS_DEFAULT_EVENTS);
@@ -989,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_remote_backend),
         cmocka_unit_test(test_remote_wire),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_remote_http_options_are_the_shared_ones),
         cmocka_unit_test(test_defaults_are_the_tables),
         cmocka_unit_test(test_spec_loads_into_a_bare_struct),
         cmocka_unit_test(test_old_heartbeat_names_warn_and_work),

@@ -7,7 +7,6 @@
 #include "annotator.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -286,33 +285,6 @@ static int template_path(const struct annotator_config *cfg, char **out, char *w
     return ERR_OK;
 }
 
-static unsigned ms_unsigned(int64_t v)
-{
-    return v < 0 ? 0 : v > UINT_MAX ? UINT_MAX : (unsigned)v;
-}
-
-/* The http.h configuration of the judge's options; what they do not set stays
- * http_config_default()'s. */
-static struct http_config http_of(const struct annotator_http *h)
-{
-    struct http_config c = http_config_default();
-    c.max_in_flight = h->max_in_flight > 0 ? (unsigned)h->max_in_flight : 0;
-    c.connect_timeout_ms = (long)h->connect_timeout_ms;
-    c.total_timeout_ms = (long)h->timeout_ms;
-    c.max_attempts = h->max_attempts > 0 ? (unsigned)h->max_attempts : 0;
-    c.backoff_base_ms = ms_unsigned(h->backoff_base_ms);
-    c.backoff_max_ms = ms_unsigned(h->backoff_max_ms);
-    c.retry_after_max_ms = ms_unsigned(h->retry_after_max_ms);
-    c.requests_per_minute = h->requests_per_minute;
-    c.tokens_per_minute = h->tokens_per_minute;
-    c.max_response_bytes = h->max_response_bytes;
-    if (h->burst_seconds > 0)
-        c.burst_seconds = h->burst_seconds;
-    if (h->seed)
-        c.seed = h->seed;
-    return c;
-}
-
 int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *why, size_t whylen)
 {
     *out = NULL;
@@ -329,7 +301,7 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
     a->cfg.template_name = a->cfg.template_dir = a->cfg.anthropic_version = NULL;
     a->cfg.extra_headers.items = NULL;
     a->cfg.extra_headers.n = 0;
-    a->http_cfg = http_of(&cfg->http);
+    a->http_cfg = http_opts_config(&cfg->http);
     if (is_http_backend(a)) {
         a->wire = cfg->backend == ANNOTATOR_BACKEND_OPENAI ? WIRE_OPENAI : WIRE_ANTHROPIC;
         a->base_url = dup_opt(base_url_of(cfg));

@@ -31,6 +31,7 @@
 
 #include "cfg.h"
 #include "http.h"
+#include "httpopts.h"
 #include "oaif.pb-c.h"
 #include "sha256.h"
 
@@ -100,20 +101,6 @@ typedef int (*annotator_score_fn)(void *user, annotator_t *a, uint64_t ticket,
 #define ANNOTATOR_OPENAI_URL    "https://api.openai.com/v1"
 #define ANNOTATOR_ANTHROPIC_URL "https://api.anthropic.com/v1"
 
-/* The HTTP client's settings of a judge (annotator.http.*); annotator_new() makes the http.h
- * configuration from them. */
-struct annotator_http {
-    int max_in_flight;                      /* K: calls in flight, also the connection pool */
-    int max_attempts;                       /* first try included */
-    int64_t connect_timeout_ms, timeout_ms; /* per attempt */
-    int64_t backoff_base_ms, backoff_max_ms, retry_after_max_ms;
-    double requests_per_minute, tokens_per_minute; /* client-side limits; 0: none */
-    size_t max_response_bytes;
-    /* not options: 0 keeps http_config_default()'s (tests pin them) */
-    double burst_seconds;
-    uint64_t seed;
-};
-
 /* The judge's configuration: the `annotator.*` options that describe the judge. The option table
  * in annotator_opts.c fills it (inside struct annotator_opts) and holds every default: start from
  * annotator_opts_defaults(), never from zeroes. Strings are read during annotator_new() only
@@ -143,7 +130,7 @@ struct annotator_config {
     bool strip_special_tokens;        /* remove <|...|>, <s>, [INST] from inserted texts */
     double price_input_per_mtok;      /* cost of a million prompt tokens */
     double price_output_per_mtok;     /* cost of a million completion tokens */
-    struct annotator_http http;
+    struct http_opts http;            /* annotator.http.*: the HTTP client (httpopts.h) */
     /* all */
     enum annotator_orders orders; /* openai, anthropic; rules and reward-model have no position
                                      bias and make one call */

@@ -8,7 +8,8 @@
  * check a judge reads exactly the configuration the service will run with (same run file, same
  * environment variables, same flags).
  *
- * The bus options are busopts.h's, the same in every service. Old names, kept for one release
+ * The HTTP client's options (annotator.http.*) are httpopts.h's, as the sampler's remote backend's;
+ * the bus options are busopts.h's, the same in every service. Old names, kept for one release
  * with a warning naming the new one: ledger.heartbeat_interval and LEDGER_HEARTBEAT_INTERVAL (now
  * bus.heartbeat_interval and BUS_HEARTBEAT_INTERVAL), --ledger and OAIF_LEDGER (now --clients),
  * --server-key (now --ledger-key).
@@ -26,6 +27,7 @@
 #include "bus.h"
 #include "busopts.h"
 #include "cfg.h"
+#include "httpopts.h"
 #include "rules.h"
 
 /* Whether judgements are cached in the ledger. */

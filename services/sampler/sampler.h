@@ -46,6 +46,7 @@
 
 #include "busopts.h"
 #include "http.h"
+#include "httpopts.h"
 #include "oaif.pb-c.h"
 
 typedef struct sampler sampler_t;
@@ -66,10 +67,9 @@ struct sampler_remote_config {
     char *api_key_env; /* the environment variable holding the key when api_key is unset */
     int version;       /* >= 0: the policy version reported for what the server serves */
     bool logprobs;     /* ask for log-probs ("logprobs": 1) and sum them */
-    /* the HTTP client (http.h): K in flight, retries (408/409/429/5xx with back-off) */
-    int max_in_flight, max_attempts;
-    int64_t connect_timeout_ms, timeout_ms; /* per attempt */
-    int64_t backoff_base_ms, backoff_max_ms, retry_after_max_ms;
+    /* the HTTP client (sampler.remote.*, httpopts.h): K in flight, retries (408/409/429/5xx with
+     * back-off), limits */
+    struct http_opts http;
 };
 
 /* The sampler's whole configuration, one struct: the option table (sampler_opts.c) fills it and

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "busopts.h"
+#include "httpopts.h"
 
 static const struct cfg_choice backends[] = {
     {"builtin", SAMPLER_BACKEND_BUILTIN}, {"remote", SAMPLER_BACKEND_REMOTE}, {NULL, 0}};
@@ -91,31 +92,8 @@ static const struct cfg_option options[] = {
     CFG_BOOL_OPT(O, remote.logprobs, .key = "sampler.remote.logprobs", .def = "true",
                  .env = "SAMPLER_REMOTE_LOGPROBS", .flag = "--remote-logprobs",
                  .help = "remote: ask for log-probs and report their sum."),
-    CFG_INT_OPT(O, remote.max_in_flight, .key = "sampler.remote.max_in_flight", .def = "16",
-                .min = 1, .max = 4096, .env = "SAMPLER_REMOTE_MAX_IN_FLIGHT",
-                .flag = "--max-in-flight",
-                .help = "remote: calls at once (one call per response)."),
-    CFG_DURATION_OPT(O, remote.connect_timeout_ms, .key = "sampler.remote.connect_timeout",
-                     .def = "10s", .min = 1, .max = 600000, .env = "SAMPLER_REMOTE_CONNECT_TIMEOUT",
-                     .flag = "--connect-timeout", .help = "remote: per attempt, the connect."),
-    CFG_DURATION_OPT(O, remote.timeout_ms, .key = "sampler.remote.timeout", .def = "120s", .min = 1,
-                     .max = 3600000, .env = "SAMPLER_REMOTE_TIMEOUT", .flag = "--timeout",
-                     .help = "remote: per attempt, the whole call."),
-    CFG_INT_OPT(O, remote.max_attempts, .key = "sampler.remote.max_attempts", .def = "5", .min = 1,
-                .max = 100, .env = "SAMPLER_REMOTE_MAX_ATTEMPTS", .flag = "--max-attempts",
-                .help = "remote: attempts per call (retries on 408, 409, 429, 5xx, 529 and "
-                        "transport errors)."),
-    CFG_DURATION_OPT(O, remote.backoff_base_ms, .key = "sampler.remote.backoff_base",
-                     .def = "500ms", .min = 1, .max = 600000, .env = "SAMPLER_REMOTE_BACKOFF_BASE",
-                     .flag = "--backoff-base",
-                     .help = "remote: first retry delay; doubled each retry, jittered."),
-    CFG_DURATION_OPT(O, remote.backoff_max_ms, .key = "sampler.remote.backoff_max", .def = "30s",
-                     .min = 1, .max = 3600000, .env = "SAMPLER_REMOTE_BACKOFF_MAX",
-                     .flag = "--backoff-max", .help = "remote: longest retry delay."),
-    CFG_DURATION_OPT(O, remote.retry_after_max_ms, .key = "sampler.remote.retry_after_max",
-                     .def = "120s", .min = 0, .max = 3600000,
-                     .env = "SAMPLER_REMOTE_RETRY_AFTER_MAX", .flag = "--retry-after-max",
-                     .help = "remote: a longer Retry-After fails the call instead of waiting."),
+    /* its HTTP client: the same rows as the annotator's (httpopts.h) */
+    HTTP_OPTS(O, remote.http, "sampler.remote", "SAMPLER_REMOTE", "remote"),
     /* the service */
     CFG_STRING_OPT(O, worker_name, .key = "sampler.worker_name", .env = "SAMPLER_WORKER_NAME",
                    .flag = "--worker-name", .help = "Name in `oaif status` (default host:pid)."),

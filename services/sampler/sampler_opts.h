@@ -1,9 +1,10 @@
 /* sampler_opts.h - the sampler's options, declared once: the table in sampler_opts.c fills
  * struct sampler_config (sampler.h) directly, and each default lives in its row alone. Section
- * `sampler`, plus the bus options every service shares (busopts.h: bus.clients_endpoint,
- * bus.workers_endpoint, bus.events_endpoint, bus.ledger_public_key, sampler.curve_secret_key,
- * bus.heartbeat_interval, bus.max_message_size); `sampler --help` and `oaif config show` list
- * them.
+ * `sampler`, with the remote backend's HTTP client options (sampler.remote.*, httpopts.h: the
+ * same rows as the annotator's annotator.http.*), plus the bus options every service shares
+ * (busopts.h: bus.clients_endpoint, bus.workers_endpoint, bus.events_endpoint,
+ * bus.ledger_public_key, sampler.curve_secret_key, bus.heartbeat_interval,
+ * bus.max_message_size); `sampler --help` and `oaif config show` list them.
  *
  * Old names, kept for one release with a warning naming the new one (busopts.h):
  * ledger.heartbeat_interval and LEDGER_HEARTBEAT_INTERVAL (now bus.heartbeat_interval and

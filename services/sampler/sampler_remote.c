@@ -12,27 +12,12 @@
 
 struct sampler_remote {
     const struct sampler_remote_config *cfg;
-    struct http_config http_cfg; /* http_config_default() with the configured fields */
+    struct http_config http_cfg; /* http_opts_config() of cfg->http */
     http_client_t *http;
     char *url;  /* <base_url>/completions */
     char *key;  /* the API key (api_key, else api_key_env's variable), or NULL */
     char *auth; /* "Authorization: Bearer <key>" or NULL */
 };
-
-/* The HTTP client's settings: the defaults, with what the configuration sets (ranges checked
- * by the option table, and again by http_config_validate). */
-static struct http_config http_settings(const struct sampler_remote_config *cfg)
-{
-    struct http_config h = http_config_default();
-    h.max_in_flight = cfg->max_in_flight > 0 ? (unsigned)cfg->max_in_flight : 0;
-    h.max_attempts = cfg->max_attempts > 0 ? (unsigned)cfg->max_attempts : 0;
-    h.connect_timeout_ms = (long)cfg->connect_timeout_ms;
-    h.total_timeout_ms = (long)cfg->timeout_ms;
-    h.backoff_base_ms = cfg->backoff_base_ms > 0 ? (unsigned)cfg->backoff_base_ms : 0;
-    h.backoff_max_ms = cfg->backoff_max_ms > 0 ? (unsigned)cfg->backoff_max_ms : 0;
-    h.retry_after_max_ms = cfg->retry_after_max_ms > 0 ? (unsigned)cfg->retry_after_max_ms : 0;
-    return h;
-}
 
 static void wipe_free(char *p)
 {
@@ -54,7 +39,7 @@ int sampler_remote_new(sampler_remote_t **out, const struct sampler_remote_confi
         snprintf(why, whylen, "sampler.remote.model: required by the remote backend");
         return ERR_INVAL;
     }
-    struct http_config hc = http_settings(cfg);
+    struct http_config hc = http_opts_config(&cfg->http);
     char hwhy[256];
     if (http_config_validate(&hc, hwhy, sizeof hwhy)) {
         snprintf(why, whylen, "sampler.remote: %s", hwhy);

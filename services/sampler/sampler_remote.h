@@ -32,7 +32,7 @@ struct sampler_remote_call {
     size_t nstop;
 };
 
-/* Starts the HTTP client (http_config_default() with cfg's settings). The API key is api_key,
+/* Starts the HTTP client (http_opts_config() of cfg->http). The API key is api_key,
  * else the variable api_key_env names (copied). ERR_INVAL (no base_url or model, api_key_env's
  * variable unset, a bad HTTP setting: why names the option), ERR_NOMEM. cfg is borrowed for the
  * remote's life. */
