@@ -8,7 +8,10 @@ compares against, so CI needs no PyTorch.
    weights, as config.json + model.safetensors (F32, Hugging Face names).
 2. ref_fixtures.safetensors: for a right-padded batch of 4 sequences, the logits, per-sequence
    response log-prob sums, the SFT cross-entropy, rewards, DPO and reward-model (Bradley-Terry)
-   losses, and the gradient of every parameter for each of the three losses.
+   losses, and the gradient of every parameter for each of the three losses; the contrastive
+   losses (SimCSE, SwAV, Sinkhorn-Knopp) on fixed random features and prototypes ("cl.*": loss
+   and the gradient of every input, both instance modes), and SimCSE on the model's last hidden
+   states with the gradient of every parameter.
 3. c_model_logits.safetensors: logits of c_model/ (a checkpoint WRITTEN BY THE C ENGINE,
    regenerated with `OAIF_NN_WRITE_FIXTURES=1 build/tests/test_nn_reference`) on a fixed batch,
    computed here after loading it, so the C test checks that the two agree in both directions.
@@ -63,6 +66,13 @@ DPO_BETA = 0.1
 RM_MARGIN = [0.5, -0.25]
 RM_SMOOTH = 0.1
 RM_CENTER = 0.01
+# Contrastive (loss.h): B pairs of D-dim features in two views, K prototypes, the paper's
+# temperatures, Sinkhorn epsilon and iterations; the clamp on a feature's norm.
+CL_B, CL_D, CL_K = 3, 8, 4
+SIMCSE_TAU = 0.05
+SWAV_TAU, SWAV_EPS, SWAV_ITERS = 0.1, 0.05, 3
+NORM_EPS = 1e-6  # NN_CL_NORM_EPS
+MODEL_SIMCSE_TAU = 0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +237,82 @@ def grads_of(loss, P64):
     return {n: (g if g is not None else torch.zeros_like(P64[n])) for n, g in zip(P64.keys(), gs)}
 
 
+# ---------------------------------------------------------------------------------------------
+# contrastive reward modeling (Secrets of RLHF Part II)
+
+def normalize(x):
+    return torch.nn.functional.normalize(x, dim=1, eps=NORM_EPS)  # x / max(|x|, eps)
+
+
+def instances(h, mode):
+    """h [2B, D] = [h(y+); h(y-)] -> the 2B instances of the mode."""
+    if mode == "responses":
+        return h
+    B = h.shape[0] // 2
+    d = h[:B] - h[B:]
+    return torch.cat((d, -d))
+
+
+def simcse(h, h2, mode, tau):
+    u, u2 = normalize(instances(h, mode)), normalize(instances(h2, mode))
+    s = u @ u2.T / tau
+    return (torch.logsumexp(s, dim=1) - s.diagonal()).mean()
+
+
+@torch.no_grad()
+def sinkhorn(scores, eps, iters):
+    """SwAV's distributed_sinkhorn on one process; scores [N, K] -> codes [N, K]."""
+    Q = torch.exp(scores / eps).t()  # K x N, as SwAV
+    K, N = Q.shape
+    Q /= Q.sum()
+    for _ in range(iters):
+        Q /= Q.sum(dim=1, keepdim=True)
+        Q /= K
+        Q /= Q.sum(dim=0, keepdim=True)
+        Q /= N
+    Q *= N
+    return Q.t()
+
+
+def swav(h, h2, C, mode, tau, eps, iters):
+    u, u2 = normalize(instances(h, mode)), normalize(instances(h2, mode))
+    p, p2 = u @ C.T, u2 @ C.T
+    q, q2 = sinkhorn(p.detach(), eps, iters), sinkhorn(p2.detach(), eps, iters)
+    ls = torch.nn.functional.log_softmax
+    return -0.5 * ((q * ls(p2 / tau, dim=1)).sum(1) + (q2 * ls(p / tau, dim=1)).sum(1)).mean()
+
+
+def contrastive_fixtures(fx):
+    g = torch.Generator().manual_seed(2024)
+    n = 2 * CL_B
+    h = torch.randn(n, CL_D, generator=g)
+    h2 = h + 0.8 * torch.randn(n, CL_D, generator=g)  # the other view: cosines about 0.8
+    C = torch.nn.functional.normalize(torch.randn(CL_K, CL_D, generator=g), dim=1)
+    tie = h.clone()
+    tie[CL_B + 1] = tie[1]  # pair 1 of view 1: h(y+) = h(y-), a zero difference
+    scores = 2 * torch.rand(5, 3, generator=g) - 1
+    fx.update({"cl.h": h, "cl.h2": h2, "cl.C": C, "cl.tie": tie, "sinkhorn.scores": scores})
+    fx["sinkhorn.q"] = sinkhorn(scores.to(torch.float64), SWAV_EPS, SWAV_ITERS)
+
+    for mode in ("responses", "differences"):
+        for name, first in (("simcse", h), ("simcse_tie", tie)):
+            if name == "simcse_tie" and mode == "responses":
+                continue
+            a = first.to(torch.float64).requires_grad_(True)
+            b = h2.to(torch.float64).requires_grad_(True)
+            loss = simcse(a, b, mode, SIMCSE_TAU)
+            da, db = torch.autograd.grad(loss, [a, b])
+            fx.update({f"cl.{name}.{mode}.loss": loss.detach().reshape(1),
+                       f"cl.{name}.{mode}.dh": da, f"cl.{name}.{mode}.dh2": db})
+        a = h.to(torch.float64).requires_grad_(True)
+        b = h2.to(torch.float64).requires_grad_(True)
+        c = C.to(torch.float64).requires_grad_(True)
+        loss = swav(a, b, c, mode, SWAV_TAU, SWAV_EPS, SWAV_ITERS)
+        da, db, dc = torch.autograd.grad(loss, [a, b, c])
+        fx.update({f"cl.swav.{mode}.loss": loss.detach().reshape(1), f"cl.swav.{mode}.dh": da,
+                   f"cl.swav.{mode}.dh2": db, f"cl.swav.{mode}.dC": dc})
+
+
 def main():
     torch.set_grad_enabled(True)
     os.makedirs(os.path.join(OUT, "ref_model"), exist_ok=True)
@@ -285,6 +371,19 @@ def main():
     for n, g in grads_of(rm, P).items():
         fx["rm.grad." + n] = g
 
+    # SimCSE on differences of the last hidden states, pairs (0, 1), (2, 3); both views are the
+    # same forward (no dropout), so the gradient is the sum of both views' gradients; tau 0.5,
+    # as with identical views and the paper's 0.05 the loss and gradients all but vanish
+    P = fresh()
+    _, xf, _ = forward(P, cfg, tok, LENGTHS)
+    last = xf[torch.arange(len(LENGTHS)), torch.tensor(LENGTHS) - 1]
+    hcat = torch.cat((last[0::2], last[1::2]))  # [h(y+); h(y-)]
+    cl = simcse(hcat, hcat, "differences", MODEL_SIMCSE_TAU)
+    fx["simcse.loss"] = cl.detach().reshape(1)
+    for n, g in grads_of(cl, P).items():
+        fx["simcse.grad." + n] = g
+
+    contrastive_fixtures(fx)
     st_write(os.path.join(OUT, "ref_fixtures.safetensors"), fx, {"generator": "nn_reference.py"})
 
     # The C-written checkpoint, loaded here: its logits on a fixed batch.

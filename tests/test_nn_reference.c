@@ -3,10 +3,15 @@
  *  - ref_model/ (written by PyTorch) loads, and on a right-padded batch gives the reference's
  *    logits, response log-prob sums, rewards, SFT/DPO/reward-model losses and every parameter
  *    gradient of each loss;
- *  - c_model/ (written by this engine) gives, here, the logits PyTorch computed after loading it.
+ *  - c_model/ (written by this engine) gives, here, the logits PyTorch computed after loading it;
+ *  - the contrastive losses (SimCSE, SwAV, Sinkhorn-Knopp) on fixed features and prototypes give
+ *    the reference's loss and input gradients, in both instance modes and with a zero feature;
+ *    SimCSE on ref_model's last hidden states gives every parameter gradient.
  * Tolerances (the reference computes in fp64 from the same fp32 weights): logits and log-probs
  * 1e-4 absolute + 1e-4 relative; losses 1e-5 relative; gradients 2e-5 + 1e-3 x the largest
- * gradient entry of the same tensor.
+ * gradient entry of the same tensor. The contrastive losses on features see the same fp32
+ * inputs and compute in fp64 too, so they are held tighter: losses, codes and gradients
+ * CL_RTOL (1e-5) relative to each entry plus CL_RTOL x 1e-2 of the tensor's largest entry.
  * OAIF_NN_WRITE_FIXTURES=1 rewrites c_model/ (then rerun nn_reference.py). */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
@@ -239,6 +244,138 @@ static void test_reward_model_loss_and_grads_match_torch(void **state)
     compare_grads(r, "rm");
 }
 
+/* SimCSE on differences of the last hidden states of pairs (0, 1), (2, 3), the two views being
+ * the same forward: the features' gradient is dh + dh2, fed back through dlast_hidden. */
+static void test_simcse_through_the_model_matches_torch(void **state)
+{
+    struct ref *r = *state;
+    const int C = nn_model_config(r->m)->hidden_size, N = r->B / 2;
+    struct nn_batch b = {.B = r->B, .T = r->T, .tokens = r->tok, .lengths = r->len};
+    struct nn_fwd_opts fo = {.logits = false};
+    assert_int_equal(nn_model_forward(r->m, &b, &fo), ERR_OK);
+    const float *last = nn_model_last_hidden(r->m);
+    float h[8 * 64], dh[8 * 64], dh2[8 * 64], dlast[8 * 64];
+    assert_true(r->B * C <= 8 * 64);
+    for (int i = 0; i < N; i++) { /* [h(y+); h(y-)] */
+        memcpy(h + (size_t)i * C, last + (size_t)(2 * i) * C, C * sizeof(float));
+        memcpy(h + (size_t)(N + i) * C, last + (size_t)(2 * i + 1) * C, C * sizeof(float));
+    }
+    struct nn_simcse_opts o = {.mode = NN_CL_DIFFERENCES, .temperature = 0.5f};
+    double loss;
+    assert_int_equal(nn_loss_simcse(&o, r->B, C, h, h, dh, dh2, &loss, NULL), ERR_OK);
+    float *want = fx_get(r->fx, "simcse.loss", 1);
+    close_to("simcse.loss", loss, want[0], 0.0, 1e-5);
+    free(want);
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) {
+            dlast[(size_t)(2 * i) * C + c] = dh[(size_t)i * C + c] + dh2[(size_t)i * C + c];
+            dlast[(size_t)(2 * i + 1) * C + c] =
+                dh[(size_t)(N + i) * C + c] + dh2[(size_t)(N + i) * C + c];
+        }
+    nn_model_zero_grad(r->m);
+    struct nn_bwd_in in = {.dlast_hidden = dlast};
+    assert_int_equal(nn_model_backward(r->m, &in), ERR_OK);
+    compare_grads(r, "simcse");
+}
+
+#define CL_RTOL 1e-5
+
+/* got [n] against the fixture `name`, each entry within CL_RTOL of itself plus CL_RTOL x 1e-2
+ * of the largest. */
+static void cl_compare(struct ref *r, const char *name, const float *got, size_t n)
+{
+    float *want = fx_get(r->fx, name, n);
+    double wmax = 0.0, worst = 0.0;
+    for (size_t i = 0; i < n; i++)
+        wmax = fmax(wmax, fabs(want[i]));
+    for (size_t i = 0; i < n; i++) {
+        char what[200];
+        snprintf(what, sizeof what, "%s[%zu]", name, i);
+        close_to(what, got[i], want[i], CL_RTOL * 1e-2 * wmax, CL_RTOL);
+        worst = fmax(worst, fabs(got[i] - want[i]) / (fabs(want[i]) + 1e-2 * wmax));
+    }
+    printf("    %-30s worst error %.1e of tolerance\n", name, worst / CL_RTOL);
+    fflush(stdout); /* in order with cmocka's lines on stderr */
+    free(want);
+}
+
+static void cl_compare_loss(struct ref *r, const char *name, double got)
+{
+    float f = (float)got;
+    cl_compare(r, name, &f, 1);
+}
+
+/* the fixture's sizes: 3 pairs (6 features) of 8, 4 prototypes; Sinkhorn on 5 x 3 */
+enum { CL_N = 6, CL_D = 8, CL_K = 4, CL_ND = CL_N * CL_D, CL_KD = CL_K * CL_D, SK_NK = 5 * 3 };
+
+static void test_simcse_matches_torch(void **state)
+{
+    struct ref *r = *state;
+    float *h = fx_get(r->fx, "cl.h", CL_ND), *h2 = fx_get(r->fx, "cl.h2", CL_ND);
+    float *tie = fx_get(r->fx, "cl.tie", CL_ND), dh[CL_ND], dh2[CL_ND];
+    const char *cases[][2] = {
+        {"simcse", "responses"}, {"simcse", "differences"}, {"simcse_tie", "differences"}};
+    for (int c = 0; c < 3; c++) {
+        char name[80];
+        struct nn_simcse_opts o = {.temperature = 0.05f};
+        o.mode = strcmp(cases[c][1], "responses") ? NN_CL_DIFFERENCES : NN_CL_RESPONSES;
+        double loss;
+        const float *first = strcmp(cases[c][0], "simcse") ? tie : h;
+        assert_int_equal(nn_loss_simcse(&o, CL_N, CL_D, first, h2, dh, dh2, &loss, NULL), ERR_OK);
+        snprintf(name, sizeof name, "cl.%s.%s.loss", cases[c][0], cases[c][1]);
+        cl_compare_loss(r, name, loss);
+        snprintf(name, sizeof name, "cl.%s.%s.dh", cases[c][0], cases[c][1]);
+        cl_compare(r, name, dh, CL_ND);
+        snprintf(name, sizeof name, "cl.%s.%s.dh2", cases[c][0], cases[c][1]);
+        cl_compare(r, name, dh2, CL_ND);
+    }
+    free(h);
+    free(h2);
+    free(tie);
+}
+
+static void test_swav_matches_torch(void **state)
+{
+    struct ref *r = *state;
+    float *h = fx_get(r->fx, "cl.h", CL_ND), *h2 = fx_get(r->fx, "cl.h2", CL_ND);
+    float *C = fx_get(r->fx, "cl.C", CL_KD);
+    float dh[CL_ND], dh2[CL_ND], dC[CL_KD];
+    static double work[1024];
+    assert_true(nn_cl_work_size(CL_N, CL_D, CL_K) <= sizeof work);
+    const char *modes[2] = {"responses", "differences"};
+    for (int m = 0; m < 2; m++) {
+        struct nn_swav_opts o = {.mode = m ? NN_CL_DIFFERENCES : NN_CL_RESPONSES,
+                                 .K = CL_K,
+                                 .temperature = 0.1f,
+                                 .epsilon = 0.05f,
+                                 .iterations = 3};
+        double loss;
+        char name[80];
+        assert_int_equal(nn_loss_swav(&o, CL_N, CL_D, h, h2, C, NULL, dh, dh2, dC, &loss, work),
+                         ERR_OK);
+        snprintf(name, sizeof name, "cl.swav.%s.loss", modes[m]);
+        cl_compare_loss(r, name, loss);
+        snprintf(name, sizeof name, "cl.swav.%s.dh", modes[m]);
+        cl_compare(r, name, dh, CL_ND);
+        snprintf(name, sizeof name, "cl.swav.%s.dh2", modes[m]);
+        cl_compare(r, name, dh2, CL_ND);
+        snprintf(name, sizeof name, "cl.swav.%s.dC", modes[m]);
+        cl_compare(r, name, dC, CL_KD);
+    }
+    free(h);
+    free(h2);
+    free(C);
+}
+
+static void test_sinkhorn_matches_torch(void **state)
+{
+    struct ref *r = *state;
+    float *s = fx_get(r->fx, "sinkhorn.scores", SK_NK), q[SK_NK];
+    assert_int_equal(nn_sinkhorn(5, 3, 0.05f, 3, s, q), ERR_OK);
+    cl_compare(r, "sinkhorn.q", q, SK_NK);
+    free(s);
+}
+
 /* The shape of c_model/: small enough to commit. */
 static void c_model_config(struct nn_config *c)
 {
@@ -330,6 +467,10 @@ int main(void)
         cmocka_unit_test(test_sft_loss_and_grads_match_torch),
         cmocka_unit_test(test_dpo_loss_and_grads_match_torch),
         cmocka_unit_test(test_reward_model_loss_and_grads_match_torch),
+        cmocka_unit_test(test_simcse_through_the_model_matches_torch),
+        cmocka_unit_test(test_simcse_matches_torch),
+        cmocka_unit_test(test_swav_matches_torch),
+        cmocka_unit_test(test_sinkhorn_matches_torch),
         cmocka_unit_test(test_c_written_checkpoint_loads_in_torch),
     };
     return cmocka_run_group_tests_name("nn_reference", tests, setup, teardown);
