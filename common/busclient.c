@@ -11,6 +11,9 @@
 #include "hmap.h"
 #include "log.h"
 
+/* How soon a send that failed because the connection is not up yet is tried again. */
+#define BUS_CLIENT_UNSENT_RETRY_MS 10
+
 struct pend {
     char *id;
     char *service;
@@ -18,6 +21,7 @@ struct pend {
     size_t len;
     unsigned lease_ms, max_attempts;
     bool acked;
+    bool unsent;           /* the last send failed (no connection yet): nothing was queued */
     uint64_t next_send_ms; /* monotonic */
     struct pend *next_ready;
 };
@@ -26,8 +30,8 @@ struct bus_client {
     void *zctx;
     void *sock;
     int resend_ms, reannounce_ms;
-    hmap_t *pending;             /* id -> struct pend */
-    Oaif__V1__Envelope **stash;  /* replies received inside a synchronous call */
+    hmap_t *pending;            /* id -> struct pend */
+    Oaif__V1__Envelope **stash; /* replies received inside a synchronous call */
     size_t nstash, astash;
     uint64_t corr;
     uint64_t resends;
@@ -122,8 +126,13 @@ static void send_submit(bus_client_t *c, struct pend *p)
     Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
     env.body_case = OAIF__V1__ENVELOPE__BODY_SUBMIT;
     env.submit = &s;
-    bus_send(c->sock, NULL, 0, &env); /* a failure is retried at next_send_ms */
-    p->next_send_ms = bus_mono_ms() + (uint64_t)(p->acked ? c->reannounce_ms : c->resend_ms);
+    /* A failure (the connection is not up yet: ZMQ_IMMEDIATE) queued nothing, so it is retried
+     * soon; a sent request is resent only after resend_ms without an ack. */
+    p->unsent = bus_send(c->sock, NULL, 0, &env) != ERR_OK;
+    int wait_ms = p->unsent  ? BUS_CLIENT_UNSENT_RETRY_MS
+                  : p->acked ? c->reannounce_ms
+                             : c->resend_ms;
+    p->next_send_ms = bus_mono_ms() + (uint64_t)wait_ms;
 }
 
 int bus_client_submit(bus_client_t *c, const char *service, const char *id, const void *payload,
@@ -161,7 +170,7 @@ static void resend_due(bus_client_t *c)
     while (hmap_next(c->pending, &pos, NULL, NULL, &v)) {
         struct pend *p = v;
         if (p->next_send_ms <= now) {
-            c->resends++;
+            c->resends += !p->unsent;
             send_submit(c, p);
         }
     }
@@ -300,8 +309,8 @@ int bus_client_query(bus_client_t *c, Oaif__V1__Envelope *q, int timeout_ms,
         if (now - start >= (uint64_t)timeout_ms)
             return ERR_TIMEOUT;
         if (now >= next_send) {
-            bus_send(c->sock, NULL, 0, q);
-            next_send = now + (uint64_t)c->resend_ms;
+            bool sent = bus_send(c->sock, NULL, 0, q) == ERR_OK;
+            next_send = now + (uint64_t)(sent ? c->resend_ms : BUS_CLIENT_UNSENT_RETRY_MS);
         }
         struct bus_msg m;
         int rc;
@@ -354,8 +363,8 @@ int bus_client_call(bus_client_t *c, const char *service, const char *id, const 
             if (rc != ERR_OK)
                 continue;
             Oaif__V1__Envelope *env = m.env;
-            bool mine = env->body_case == OAIF__V1__ENVELOPE__BODY_REPLY &&
-                        strcmp(env->reply->id, id) == 0;
+            bool mine =
+                env->body_case == OAIF__V1__ENVELOPE__BODY_REPLY && strcmp(env->reply->id, id) == 0;
             bool my_error = env->body_case == OAIF__V1__ENVELOPE__BODY_ERROR && env->error->id &&
                             strcmp(env->error->id, id) == 0;
             if (mine && hmap_get(c->pending, id, idlen)) {
@@ -426,8 +435,8 @@ int bus_client_get(bus_client_t *c, Oaif__V1__RecordKind kind, const char *const
     return bus_client_query(c, &q, timeout_ms, out);
 }
 
-int bus_client_scan(bus_client_t *c, Oaif__V1__RecordKind kind, uint64_t after_seq,
-                    unsigned limit, int timeout_ms, Oaif__V1__Envelope **out)
+int bus_client_scan(bus_client_t *c, Oaif__V1__RecordKind kind, uint64_t after_seq, unsigned limit,
+                    int timeout_ms, Oaif__V1__Envelope **out)
 {
     Oaif__V1__Scan s = OAIF__V1__SCAN__INIT;
     s.kind = kind;

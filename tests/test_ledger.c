@@ -535,10 +535,34 @@ static void test_reply_during_sync_query_is_delivered_once(void **state)
     assert_int_equal(bus_client_pending(c), 0);
 }
 
+/* A client's first request, sent before its connection is up (ZMQ_IMMEDIATE refuses it), goes
+ * out as soon as the connection is: it does not wait a resend interval, and is not counted as a
+ * resend. With a resend interval of a minute, the old behaviour timed out here. */
+static void test_first_request_goes_out_when_the_connection_is_up(void **state)
+{
+    struct fixture *f = *state;
+    struct bus_client_opts o = {
+        .endpoint = ledger_client_endpoint(f->l), .resend_ms = 60000, .reannounce_ms = 60000};
+    bus_client_t *c = NULL;
+    assert_int_equal(bus_client_new(&c, f->zctx, &o), ERR_OK);
+    f->clients[f->nc++] = c;
+    Oaif__V1__StatusQuery sq = OAIF__V1__STATUS_QUERY__INIT;
+    Oaif__V1__Envelope q = OAIF__V1__ENVELOPE__INIT;
+    q.body_case = OAIF__V1__ENVELOPE__BODY_STATUS_QUERY;
+    q.status_query = &sq;
+    Oaif__V1__Envelope *ans = NULL;
+    assert_int_equal(bus_client_query(c, &q, 5000, &ans), ERR_OK);
+    assert_int_equal(ans->body_case, OAIF__V1__ENVELOPE__BODY_STATUS);
+    oaif__v1__envelope__free_unpacked(ans, NULL);
+    assert_int_equal(bus_client_resends(c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_is_leased_and_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_request_goes_out_when_the_connection_is_up,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_id_runs_once_and_answers_twice, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expired_lease_is_redelivered, setup, teardown),
