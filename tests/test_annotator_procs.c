@@ -1,8 +1,9 @@
 /* test_annotator_procs - the annotate service with real processes: a `ledger`, `annotator-proxy`
  * replicas and the fake judge, driven through the ledger with AnnotateRequests as the trainer
- * would. Every backend (openai with log-probs, anthropic, rules, reward-model with a score worker
- * in this test), the cache in the ledger, failures that become dead letters and never labels, the
- * API key absent from every output, two replicas sharing the load, and `oaif judge try`. */
+ * would. Every backend (openai with log-probs, anthropic, rules, reward-model against a real
+ * `reward-scorer` serving a two-member ensemble), the cache in the ledger, failures that become
+ * dead letters and never labels, the API key absent from every output, two replicas sharing the
+ * load, and `oaif judge try`. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -12,9 +13,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +26,7 @@
 
 #include "buf.h"
 #include "busclient.h"
-#include "busworker.h"
+#include "ckpt.h"
 #include "err.h"
 #include "fake_judge_run.h"
 #include "testproc.h"
@@ -535,86 +534,140 @@ static void test_rules_correct_shorter_and_noise(void **state)
     stop_proxies(f);
 }
 
-/* ---- (d) reward-model with a score worker ------------------------------------------------- */
+/* ---- (d) reward-model with the real score service ---------------------------------------- */
 
-struct scorer_thread {
-    const char *endpoint;
-    void *zctx;
-    atomic_bool stop;
-    atomic_int served;
-    atomic_bool ready;
-};
-
-/* Two members; a text with GOOD scores (2, 1), any other (0.5, -0.5): means 1.5 and 0. */
-static void *score_worker(void *arg)
+/* Writes member `member` of ensemble `ens` (a random reward model, by `oaif model init`) into
+ * store and records it in the ledger as a reward checkpoint naming its ensemble and member. */
+static void publish_member(struct fx *f, const char *store, const char *ens, uint32_t member,
+                           unsigned seed)
 {
-    struct scorer_thread *t = arg;
-    struct bus_worker_opts o = {
-        .endpoint = t->endpoint, .service = "score", .credit = 4, .heartbeat_ms = 200};
-    bus_worker_t *w = NULL;
-    if (bus_worker_new(&w, t->zctx, &o) != ERR_OK)
-        return NULL;
-    atomic_store(&t->ready, true);
-    while (!atomic_load(&t->stop)) {
-        struct bus_req *r = NULL;
-        if (bus_worker_recv(w, 50, &r) != ERR_OK)
-            continue;
-        Oaif__V1__ScoreRequest *sr = oaif__v1__score_request__unpack(NULL, r->len, r->payload);
-        if (!sr || sr->n_texts != 2) {
-            bus_worker_fail(w, r->id, "not a ScoreRequest for two texts", true);
-        } else {
-            char *members[2] = {"m0", "m1"};
-            double scores[4];
-            for (int i = 0; i < 2; i++) {
-                bool good = strstr(sr->texts[i], "GOOD") != NULL;
-                scores[0 * 2 + i] = good ? 2.0 : 0.5;
-                scores[1 * 2 + i] = good ? 1.0 : -0.5;
-            }
-            Oaif__V1__ScoreReply rep = OAIF__V1__SCORE_REPLY__INIT;
-            rep.members = members;
-            rep.n_members = 2;
-            rep.scores = scores;
-            rep.n_scores = 4;
-            uint8_t buf[256];
-            size_t n = oaif__v1__score_reply__pack(&rep, buf);
-            bus_worker_reply(w, r->id, buf, n, NULL, 0);
-            atomic_fetch_add(&t->served, 1);
-        }
-        if (sr)
-            oaif__v1__score_request__free_unpacked(sr, NULL);
-        bus_req_free(&r);
-    }
-    bus_worker_destroy(&w);
-    return NULL;
+    char dir[600], cmd[1200], out[4096], file[700], hex[65], err[256], id[128];
+    snprintf(dir, sizeof dir, "%s/reward-%s-m%u-v%06u", store, ens, member, 1u);
+    snprintf(cmd, sizeof cmd,
+             "%s model init %s --reward-head --layers 2 --hidden 32 --heads 2 --kv-heads 1 "
+             "--intermediate 64 --max-pos 128 --seed %u --std 0.5",
+             tp_bin("services/oaif/oaif"), dir, seed);
+    if (run_cmd(out, sizeof out, cmd) != 0)
+        fail_msg("%s: %s", cmd, out);
+    snprintf(file, sizeof file, "%s/model.safetensors", dir);
+    assert_int_equal(ckpt_file_sha256(file, hex, err, sizeof err), ERR_OK);
+    snprintf(id, sizeof id, "reward-%s-m%u-v1", ens, member);
+    Oaif__V1__Checkpoint c = OAIF__V1__CHECKPOINT__INIT;
+    c.id = id;
+    c.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_REWARD;
+    c.version = 1;
+    c.ensemble = (char *)ens;
+    c.member = member;
+    c.path = dir;
+    c.sha256 = hex;
+    assert_int_equal(ckpt_publish(f->c, &c, 5000), ERR_OK);
+}
+
+/* Requests of service `svc` the ledger completed since it started. */
+static uint64_t completed_of(struct fx *f, const char *svc)
+{
+    Oaif__V1__Envelope *env = NULL;
+    uint64_t n = 0;
+    assert_int_equal(bus_client_status(f->c, 3000, &env), ERR_OK);
+    for (size_t i = 0; i < env->status->n_services; i++)
+        if (!strcmp(env->status->services[i]->name, svc))
+            n = env->status->services[i]->completed;
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    return n;
 }
 
 static void test_reward_model_through_the_score_service(void **state)
 {
     struct fx *f = *state;
-    struct scorer_thread st = {.endpoint = f->wep, .zctx = f->zctx};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, score_worker, &st), 0);
+    /* a two-member ensemble, served by a real reward-scorer */
+    char store[300], scorer_log[300];
+    snprintf(store, sizeof store, "%.200s/checkpoints", f->dir);
+    snprintf(scorer_log, sizeof scorer_log, "%.200s/scorer.log", f->dir);
+    assert_int_equal(mkdir(store, 0755), 0);
+    publish_member(f, store, "ens-v1", 0, 7);
+    publish_member(f, store, "ens-v1", 1, 8);
+    char *sargv[] = {(char *)tp_bin("services/reward-scorer/reward-scorer"),
+                     "--clients",
+                     f->cep,
+                     "--workers",
+                     f->wep,
+                     "--events",
+                     "",
+                     "--heartbeat",
+                     "200ms",
+                     "--checkpoint-dir",
+                     store,
+                     "--ensemble",
+                     "ens-v1",
+                     "--members",
+                     "2",
+                     "--threads",
+                     "1",
+                     NULL};
+    pid_t scorer = tp_spawn(sargv, scorer_log);
+    assert_true(scorer > 0);
     wait_workers(f, "score", 1);
+
+    /* what the ensemble says of the two responses, asked directly */
+    struct ann a = {"pair-d", "Name a gas giant.", "Mars.", "Saturn.", NULL, NULL};
+    char *texts[2] = {(char *)a.r0, (char *)a.r1};
+    Oaif__V1__ScoreRequest sr = OAIF__V1__SCORE_REQUEST__INIT;
+    sr.prompt = (char *)a.prompt;
+    sr.texts = texts;
+    sr.n_texts = 2;
+    uint8_t buf[1024];
+    size_t n = oaif__v1__score_request__pack(&sr, buf);
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(bus_client_call(f->c, "score", "direct-d", buf, n, 30000, &env), ERR_OK);
+    if (env->reply->outcome != OAIF__V1__OUTCOME__OUTCOME_OK)
+        fail_msg("score request failed: %s", env->reply->error);
+    Oaif__V1__ScoreReply *rep =
+        oaif__v1__score_reply__unpack(NULL, env->reply->payload.len, env->reply->payload.data);
+    assert_non_null(rep);
+    assert_int_equal(rep->n_members, 2);
+    assert_string_equal(rep->members[0], "ens-v1/m0@v1");
+    assert_string_equal(rep->members[1], "ens-v1/m1@v1");
+    assert_int_equal(rep->n_scores, 4);
+    double d = (rep->scores[0] + rep->scores[2]) / 2 - (rep->scores[1] + rep->scores[3]) / 2;
+    oaif__v1__score_reply__free_unpacked(rep, NULL);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    assert_true(d != 0.0);
+
+    /* the annotator's reward-model judge gives the same: p = sigmoid(r_first - r_second) */
     const char *extra[] = {"--backend", "reward-model", "--name", "reward-model/ens-v1", NULL};
     start_proxy(f, extra);
-    struct ann a = {"pair-d", "Name a gas giant.", "Mars. BAD", "Saturn. GOOD", NULL, NULL};
     Oaif__V1__Label *l = annotate(f, "req-d1", &a);
     assert_string_equal(l->judge, "reward-model/ens-v1");
-    assert_int_equal(l->winner, OAIF__V1__WINNER__WINNER_SECOND);
-    assert_float_equal(l->prob_first, 1 / (1 + exp(1.5)), 1e-9); /* sigmoid(0 - 1.5) */
+    assert_int_equal(l->winner,
+                     d > 0 ? OAIF__V1__WINNER__WINNER_FIRST : OAIF__V1__WINNER__WINNER_SECOND);
+    assert_float_equal(l->prob_first, 1 / (1 + exp(-d)), 1e-9);
     assert_int_equal(l->n_orders, 1);
-    assert_string_equal(l->orders[0]->verdict, "-1.5");
+    char verdict[32];
+    snprintf(verdict, sizeof verdict, "%+.4g", d);
+    assert_string_equal(l->orders[0]->verdict, verdict);
     oaif__v1__label__free_unpacked(l, NULL);
-    assert_int_equal(atomic_load(&st.served), 1);
+    assert_int_equal(completed_of(f, "score"), 2);
+    /* the judge's request named the pair: the scorer committed the pair's Scores */
+    Oaif__V1__Record *rec = get_record(f, OAIF__V1__RECORD_KIND__RECORD_KIND_SCORES, "pair-d");
+    assert_non_null(rec);
+    Oaif__V1__Scores *sc = oaif__v1__scores__unpack(NULL, rec->data.len, rec->data.data);
+    assert_non_null(sc);
+    assert_int_equal(sc->n_members, 2);
+    assert_float_equal((sc->first[0] + sc->first[1]) / 2 - (sc->second[0] + sc->second[1]) / 2, d,
+                       1e-12);
+    oaif__v1__scores__free_unpacked(sc, NULL);
+    oaif__v1__record__free_unpacked(rec, NULL);
     /* the reward-model judge is cached too: the same question is not scored again */
     l = annotate(f, "req-d2", &a);
     assert_true(l->cached);
-    assert_float_equal(l->prob_first, 1 / (1 + exp(1.5)), 1e-9);
+    assert_float_equal(l->prob_first, 1 / (1 + exp(-d)), 1e-9);
     oaif__v1__label__free_unpacked(l, NULL);
-    assert_int_equal(atomic_load(&st.served), 1);
+    assert_int_equal(completed_of(f, "score"), 2);
     stop_proxies(f);
-    atomic_store(&st.stop, true);
-    pthread_join(th, NULL);
+    int st = tp_stop(scorer, SIGTERM);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    wait_workers(f, "score", 0);
 }
 
 /* ---- (e) the cache ------------------------------------------------------------------------ */
