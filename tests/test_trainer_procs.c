@@ -598,7 +598,7 @@ static void test_up_with_the_trainer(void **state)
     fclose(rf);
     char *argv[] = {(char *)tp_bin("services/oaif/oaif"), "up", "--data", data, "--config", run,
                     "--train", "--clients", "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*",
-                    "--events", "tcp://127.0.0.1:*", "--annotators", "1", NULL};
+                    "--events", "tcp://127.0.0.1:*", "--annotators", "1", "--scorers", "1", NULL};
     char uplog[400];
     snprintf(uplog, sizeof uplog, "%s/up.log", f.dir);
     pid_t up = tp_spawn(argv, uplog);
@@ -622,6 +622,13 @@ static void test_up_with_the_trainer(void **state)
         fail_msg("audit failed:\n%s", out);
     assert_int_equal(count_of(out, "steps           "), 2);
     assert_int_equal(count_of(out, "trained twice   "), 0);
+    /* the reward-scorer --scorers started serves `score` */
+    assert_int_equal(oaif_out(out, sizeof out, "status"), 0);
+    const char *score = strstr(out, "\nscore ");
+    int scorers = -1;
+    assert_non_null(score);
+    assert_int_equal(sscanf(score, " score %d", &scorers), 1);
+    assert_int_equal(scorers, 1);
     sleep(2); /* not started again */
     assert_false(file_has(uplog, "trainer exited"));
     /* The ledger killed: `oaif up` starts it again on the ports it had (they were "*"), so the
