@@ -596,9 +596,22 @@ static void test_up_with_the_trainer(void **state)
             "  instruction: \"Prefer shorter responses.\"\n", /* random answers: by length */
             f.ckpt, f.sft, f.ckpt);
     fclose(rf);
-    char *argv[] = {(char *)tp_bin("services/oaif/oaif"), "up", "--data", data, "--config", run,
-                    "--train", "--clients", "tcp://127.0.0.1:*", "--workers", "tcp://127.0.0.1:*",
-                    "--events", "tcp://127.0.0.1:*", "--annotators=1", "--scorers=1", NULL};
+    char *argv[] = {(char *)tp_bin("services/oaif/oaif"),
+                    "up",
+                    "--data",
+                    data,
+                    "--config",
+                    run,
+                    "--train",
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--annotators=1",
+                    "--scorers=1",
+                    NULL};
     char uplog[400];
     snprintf(uplog, sizeof uplog, "%s/up.log", f.dir);
     pid_t up = tp_spawn(argv, uplog);
