@@ -22,6 +22,7 @@
 #include "evaluate.h"
 #include "sft.h"
 #include "testproc.h"
+#include "trainer_opts.h"
 
 #define N 70 /* ten eval prompts a family */
 
@@ -35,17 +36,19 @@ struct fx {
 static nn_model_t *quick_sft(uint64_t seed, long steps)
 {
     struct trainer_sft_opts o;
-    trainer_sft_defaults(&o);
-    trainer_sft_quick(&o);
+    if (trainer_sft_quick_defaults(&o))
+        fail_msg("trainer_sft_quick_defaults failed");
     o.seed = seed;
     o.steps = steps;
     o.warmup = 10;
     o.eval_n = 0;
-    o.progress = 0;
+    o.no_progress = true;
     nn_model_t *m = NULL;
     struct trainer_sft_result r;
     char err[512] = "";
-    if (trainer_sft_train(&o, &m, &r, err, sizeof err))
+    int rc = trainer_sft_train(&o, &m, &r, err, sizeof err);
+    trainer_sft_release(&o);
+    if (rc)
         fail_msg("trainer_sft_train: %s", err);
     return m;
 }
@@ -359,6 +362,14 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "missing"));
     assert_int_equal(oaif_eval(out, sizeof out, "--policy %s --n zero", f->trained), 2);
     assert_non_null(strstr(out, "--n"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--n 7"), 2);
+    assert_non_null(strstr(out, "oaif eval: --policy DIR is required"));
+    assert_int_equal(oaif_eval(out, sizeof out, "--policy %s stray", f->trained), 2);
+    assert_non_null(strstr(out, "unexpected argument 'stray'"));
+    /* --help: the table, with its defaults (the evaluation of oaif sft's) */
+    assert_int_equal(oaif_eval(out, sizeof out, "--help"), 0);
+    assert_non_null(strstr(out, "--n N  oaif.eval.n"));
+    assert_non_null(strstr(out, "default 350"));
 
     /* sampled: a line per prompt and draw, draws numbered from 0 */
     assert_int_equal(oaif_eval(out, sizeof out,

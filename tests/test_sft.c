@@ -1,8 +1,9 @@
 /* test_sft - SFT of the built-in policy (services/trainer/sft.h) and `oaif sft`: a short run
  * learns the task (loss falls, eval accuracy clearly above an untrained model's), the same seed
  * gives the same weights bit for bit, a second run with the same settings is cached, the
- * checkpoint is published to a real ledger process with --ledger, and bad input files get errors
- * naming the file, line and field. */
+ * checkpoint is published to a real ledger process with --clients (or the old --ledger), the
+ * defaults are the option table's (--quick a preset over them), and bad input files and options
+ * get errors naming the file, line, field or flag. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #include "err.h"
 #include "sft.h"
 #include "testproc.h"
+#include "trainer_opts.h"
 
 struct fx {
     char dir[256];
@@ -90,9 +92,8 @@ static void test_quick_sft_beats_untrained(void **state)
 {
     (void)state;
     struct trainer_sft_opts o;
-    trainer_sft_defaults(&o);
-    trainer_sft_quick(&o);
-    o.progress = 0;
+    assert_int_equal(trainer_sft_quick_defaults(&o), ERR_OK);
+    o.no_progress = true;
     char err[512] = "";
     nn_model_t *m = NULL;
     struct trainer_sft_result r;
@@ -138,6 +139,53 @@ static void test_quick_sft_beats_untrained(void **state)
     tok_destroy(&tk);
     nn_model_destroy(&u);
     nn_model_destroy(&m);
+    trainer_sft_release(&o);
+}
+
+/* The table's defaults are the built-in recipe, each written once: the demonstrations' shares are
+ * the task's own defaults, the evaluation is oaif eval's, and --quick changes only what it lists
+ * (each a real option) and leaves the rest. */
+static void test_defaults_are_the_tables(void **state)
+{
+    (void)state;
+    struct trainer_sft_opts d, q;
+    struct trainer_eval_opts e;
+    assert_int_equal(trainer_sft_defaults(&d), ERR_OK);
+    assert_int_equal(trainer_sft_quick_defaults(&q), ERR_OK);
+    assert_int_equal(trainer_eval_defaults(&e), ERR_OK);
+    struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
+    assert_true(d.demo.wrong_share == dc.wrong_share);
+    assert_true(d.demo.verbose_share == dc.verbose_share);
+    assert_true(d.demo.habit_share == dc.habit_share);
+    assert_int_equal(d.task_seed, TRAINER_TASK_SEED);
+    assert_int_equal(d.eval_n, e.n);
+    assert_int_equal(d.eval_max_new, e.max_new);
+    assert_string_equal(d.root, "data/checkpoints");
+    assert_null(d.data_path);
+    assert_int_equal(d.loss_norm, TRAINER_SFT_NORM_DATA);
+    assert_false(d.progress || d.no_progress || d.force);
+    char err[256];
+    assert_int_equal(trainer_sft_validate(&d, err, sizeof err), ERR_OK);
+    assert_int_equal(trainer_sft_validate(&q, err, sizeof err), ERR_OK);
+    /* every key of the preset is an option, and it changes that option */
+    size_t n = 0;
+    for (const struct trainer_opts_preset *p = trainer_sft_quick; p->key; p++, n++) {
+        bool found = false;
+        for (size_t i = 0; i < trainer_sft_opts_spec.n_options; i++)
+            found = found || !strcmp(trainer_sft_opts_spec.options[i].key, p->key);
+        if (!found)
+            fail_msg("trainer_sft_quick: %s is no option", p->key);
+    }
+    assert_true(q.steps < d.steps && q.warmup < d.warmup && q.eval_n < d.eval_n &&
+                q.eval_max_new < d.eval_max_new);
+    assert_int_equal(n, 4);
+    /* and nothing else */
+    assert_int_equal(q.batch, d.batch);
+    assert_true(q.lr == d.lr && q.seed == d.seed && q.max_len == d.max_len);
+    assert_string_equal(q.root, d.root);
+    trainer_sft_release(&d);
+    trainer_sft_release(&q);
+    trainer_eval_release(&e);
 }
 
 /* Same settings and seed: the same bytes; another seed: other weights. A second run with the
@@ -195,8 +243,9 @@ static void test_cli_deterministic_and_cached(void **state)
     assert_string_equal(a, b);
 }
 
-/* --ledger: the Checkpoint record version 0, kind sft, with the sha256 of the weights, the path
- * and the metrics, in a real ledger process. */
+/* --clients (and its old name --ledger, with a warning): the Checkpoint record version 0, kind
+ * sft, with the sha256 of the weights, the path and the metrics, in a real ledger process; no
+ * endpoint given: nothing published. */
 static void test_cli_publishes_checkpoint(void **state)
 {
     struct fx *f = *state;
@@ -222,15 +271,20 @@ static void test_cli_publishes_checkpoint(void **state)
 
     char out[8192], root[300], sha[65];
     snprintf(root, sizeof root, "%s/pub", f->dir);
-    int st = SFT(out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep);
+    int st = SFT(out, "--quick --steps 12 --eval 14 --out %s --clients %s", root, cep);
     if (st != 0)
         fail_msg("oaif sft: %s", out);
     assert_non_null(strstr(out, "published checkpoint sft-v0"));
+    assert_null(strstr(out, "warning"));
     weights_sha(root, sha);
-    /* a cached run publishes the same record again (idempotent) */
+    /* a cached run publishes the same record again (idempotent); the old flag still works */
     assert_int_equal(SFT(out, "--quick --steps 12 --eval 14 --out %s --ledger %s", root, cep), 0);
     assert_non_null(strstr(out, "(cached)"));
     assert_non_null(strstr(out, "published checkpoint sft-v0"));
+    assert_non_null(strstr(out, "oaif sft: warning: flag --ledger is an old name"));
+    /* without an endpoint nothing is published (there may be no ledger yet) */
+    assert_int_equal(SFT(out, "--quick --steps 12 --eval 14 --out %s", root), 0);
+    assert_null(strstr(out, "published"));
 
     void *zctx = zmq_ctx_new();
     bus_client_t *cl = NULL;
@@ -268,13 +322,18 @@ static void test_cli_publishes_checkpoint(void **state)
     bus_client_destroy(&cl);
     zmq_ctx_term(zctx);
 
-    /* no ledger there: a clear failure, the checkpoint is still written */
+    /* no ledger there: a clear failure, the checkpoint is still written (the old --timeout-ms
+     * takes milliseconds) */
     st = SFT(out,
              "--quick --steps 12 --eval 14 --out %s --ledger tcp://127.0.0.1:1 "
              "--timeout-ms 300",
              root);
     assert_int_equal(st, 1);
-    assert_non_null(strstr(out, "no answer from the ledger"));
+    assert_non_null(strstr(out, "no answer from the ledger at tcp://127.0.0.1:1 within 300 ms"));
+    st = SFT(out, "--quick --steps 12 --eval 14 --out %s --clients tcp://127.0.0.1:1 --timeout %s",
+             root, "0.3s");
+    assert_int_equal(st, 1);
+    assert_non_null(strstr(out, "no answer from the ledger at tcp://127.0.0.1:1 within 300 ms"));
     tp_stop(ledger, SIGTERM);
 }
 
@@ -336,16 +395,32 @@ static void test_cli_data_and_errors(void **state)
     assert_non_null(strstr(out, "--steps"));
     assert_int_equal(SFT(out, "--wrong-share 1.5 --out %s", root), 2);
     assert_non_null(strstr(out, "--wrong-share"));
+    assert_int_equal(SFT(out, "--batch 16x --out %s", root), 2);
+    assert_non_null(strstr(out, "oaif sft: flag --batch: expected an integer in [1, 4096], got "
+                                "'16x'"));
+    assert_int_equal(SFT(out, "--loss-norm tokens --out %s", root), 2);
+    assert_non_null(strstr(out, "--loss-norm: expected one of data, batch"));
     assert_int_equal(SFT(out, "--frobnicate 1 --out %s", root), 2);
-    assert_non_null(strstr(out, "unknown option '--frobnicate'"));
+    assert_non_null(strstr(out, "flag --frobnicate: unknown"));
     assert_int_equal(SFT(out, "--out"), 2);
-    assert_non_null(strstr(out, "a value is needed after '--out'"));
+    assert_non_null(strstr(out, "flag --out: needs a value"));
+    assert_int_equal(SFT(out, "stray --out %s", root), 2);
+    assert_non_null(strstr(out, "unexpected argument 'stray'"));
+    /* --help lists the options with their defaults, --quick's with --quick */
+    assert_int_equal(SFT(out, "--help"), 0);
+    assert_non_null(strstr(out, "--steps N  oaif.sft.steps"));
+    assert_non_null(strstr(out, "default 8000"));
+    assert_non_null(strstr(out, "--clients"));
+    assert_int_equal(SFT(out, "--quick --help"), 0);
+    assert_non_null(strstr(out, "default 150"));
+    assert_null(strstr(out, "default 8000"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_sft_beats_untrained, setup, teardown),
+        cmocka_unit_test(test_defaults_are_the_tables),
         cmocka_unit_test_setup_teardown(test_cli_deterministic_and_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_publishes_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_data_and_errors, setup, teardown),

@@ -350,154 +350,126 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     return rc;
 }
 
-static void print_tally_json(const char *name, const struct trainer_tally *t)
+static void print_tally_json(FILE *f, const char *name, const struct trainer_tally *t)
 {
-    printf("\"%s\":{\"n\":%d,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,"
-           "\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f}",
-           name, t->n, t->wins, t->ties, t->losses, trainer_tally_win_rate(t),
-           t->n ? (double)t->policy_correct / t->n : 0, t->n ? (double)t->sft_correct / t->n : 0);
+    fprintf(f,
+            "\"%s\":{\"n\":%d,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,"
+            "\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f}",
+            name, t->n, t->wins, t->ties, t->losses, trainer_tally_win_rate(t),
+            t->n ? (double)t->policy_correct / t->n : 0, t->n ? (double)t->sft_correct / t->n : 0);
 }
 
-static void print_tally_row(const char *name, const struct trainer_tally *t)
+static void print_tally_row(FILE *f, const char *name, const struct trainer_tally *t)
 {
     if (!t->n)
         return;
     char wtl[48];
     snprintf(wtl, sizeof wtl, "%d-%d-%d", t->wins, t->ties, t->losses);
-    printf("%-17s %5d %6.1f%% %6.1f%% %17s %8.1f%%\n", name, t->n, 100.0 * t->sft_correct / t->n,
-           100.0 * t->policy_correct / t->n, wtl, 100 * trainer_tally_win_rate(t));
+    fprintf(f, "%-17s %5d %6.1f%% %6.1f%% %17s %8.1f%%\n", name, t->n,
+            100.0 * t->sft_correct / t->n, 100.0 * t->policy_correct / t->n, wtl,
+            100 * trainer_tally_win_rate(t));
 }
 
-int trainer_cli_eval(int argc, char **argv)
+static void print_json(FILE *f, const struct trainer_comparison *c, double temperature)
 {
-    const char *policy_dir = NULL, *sft_dir = "data/checkpoints/sft-v000000", *instr = NULL,
-               *samples_path = NULL;
-    int n = 350, max_new = 128; /* as oaif sft evaluates */
-    struct trainer_decode dec = {.temperature = 0, .top_p = 1, .draws = 1, .seed = 1};
-    bool json = false;
-    char *end = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = true;
-            continue;
-        }
-        if (!v || a[0] != '-') {
-            fprintf(stderr, "oaif eval: %s %s\n", v ? "unexpected" : "missing a value for", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--policy"))
-            policy_dir = v;
-        else if (!strcmp(a, "--sft"))
-            sft_dir = v;
-        else if (!strcmp(a, "--instruction"))
-            instr = v;
-        else if (!strcmp(a, "--samples"))
-            samples_path = v;
-        else if (!strcmp(a, "--n") && (n = atoi(v)) >= 1)
-            ;
-        else if (!strcmp(a, "--max-new") && (max_new = atoi(v)) >= 1)
-            ;
-        else if (!strcmp(a, "--temperature") && (dec.temperature = strtod(v, &end)) >= 0 &&
-                 end != v && !*end)
-            ;
-        else if (!strcmp(a, "--top-p") && (dec.top_p = strtod(v, &end)) > 0 && dec.top_p <= 1 &&
-                 end != v && !*end)
-            ;
-        else if (!strcmp(a, "--draws") && (dec.draws = atoi(v)) >= 1)
-            ;
-        else if (!strcmp(a, "--seed") && (dec.seed = strtoull(v, &end, 10), end != v && !*end))
-            ;
-        else {
-            fprintf(stderr, "oaif eval: bad option %s %s\n", a, v);
-            return 2;
-        }
+    fprintf(f,
+            "{\"n\":%d,\"draws\":%d,\"temperature\":%g,\"policy_accuracy\":%.4f,\"sft_"
+            "accuracy\":%.4f,\"policy_length\":%.2f,"
+            "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,",
+            c->n, c->draws, temperature, c->policy.accuracy, c->sft.accuracy, c->policy.mean_length,
+            c->sft.mean_length, c->wins, c->ties, c->losses, c->win_rate);
+    struct trainer_tally habit = trainer_tally_habit(c, true), rest = trainer_tally_habit(c, false);
+    print_tally_json(f, "habit", &habit);
+    fputc(',', f);
+    print_tally_json(f, "rest", &rest);
+    fprintf(f, ",\"questions\":{");
+    for (int q = 0; q < TASK_QUESTION_COUNT; q++) {
+        if (q)
+            fputc(',', f);
+        print_tally_json(f, task_question_name((enum task_question)q), &c->by_question[q]);
     }
-    if (!policy_dir) {
-        fprintf(stderr, "usage: oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] "
-                        "[--temperature T] [--top-p P] [--draws K] [--seed S] "
-                        "[--instruction TEXT] [--samples FILE.jsonl] [--json]\n");
-        return 2;
+    fprintf(f, "}}\n");
+}
+
+static void print_table(FILE *f, const struct trainer_comparison *c, double temperature)
+{
+    fprintf(f, "%-10s %9s %12s  %s\n", "model", "accuracy", "mean length", "accuracy by family");
+    for (int k = 0; k < 2; k++) {
+        const struct trainer_side *sd = k ? &c->policy : &c->sft;
+        fprintf(f, "%-10s %8.1f%% %12.1f ", k ? "policy" : "sft", 100 * sd->accuracy,
+                sd->mean_length);
+        trainer_print_families(f, sd->fam_n, sd->fam_correct);
+        fputc('\n', f);
     }
-    if (dec.temperature == 0 && dec.draws != 1) {
-        fprintf(stderr,
-                "oaif eval: --draws %d needs --temperature above 0: greedy answers do "
-                "not vary\n",
-                dec.draws);
-        return 2;
+    char how[64];
+    if (temperature > 0)
+        snprintf(how, sizeof how, " x %d draws at temperature %g", c->draws, temperature);
+    else
+        snprintf(how, sizeof how, ", greedy");
+    fprintf(f,
+            "win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
+            "prompts%s): %.1f%% (%d wins, %d ties, %d losses)\n",
+            c->n, how, 100 * c->win_rate, c->wins, c->ties, c->losses);
+    fprintf(f, "\n%-17s %5s %7s %7s %17s %9s\n", "by question", "rows", "sft", "policy",
+            "wins-ties-losses", "win rate");
+    for (int q = 0; q < TASK_QUESTION_COUNT; q++)
+        print_tally_row(f, task_question_name((enum task_question)q), &c->by_question[q]);
+    struct trainer_tally habit = trainer_tally_habit(c, true), rest = trainer_tally_habit(c, false);
+    print_tally_row(f, "the SFT habit's", &habit);
+    print_tally_row(f, "the rest", &rest);
+    fprintf(f, "(the SFT habit's: compare smaller, sort descending, maxmin smallest, which the "
+               "built-in demonstrator answers the other way round)\n");
+}
+
+int trainer_eval_validate(const struct trainer_eval_opts *o, char *err, size_t errlen)
+{
+    if (!o->policy || !*o->policy) {
+        seterr(err, errlen, "--policy DIR is required");
+        return ERR_INVAL;
     }
-    char err[1024];
+    if (!o->sft || !*o->sft) {
+        seterr(err, errlen, "--sft DIR is empty");
+        return ERR_INVAL;
+    }
+    if (o->decode.temperature <= 0 && o->decode.draws != 1) {
+        seterr(err, errlen, "--draws %d needs --temperature above 0: greedy answers do not vary",
+               o->decode.draws);
+        return ERR_INVAL;
+    }
+    return ERR_OK;
+}
+
+int trainer_eval_run(const struct trainer_eval_opts *o, FILE *out, char *err, size_t errlen)
+{
+    int rc = trainer_eval_validate(o, err, errlen);
+    if (rc)
+        return rc;
     nn_model_t *p = NULL, *s = NULL;
     tok_t *tk = NULL;
     struct trainer_comparison c = {0};
     FILE *samples = NULL;
-    int rc = nn_checkpoint_load(&p, policy_dir, err, sizeof err);
+    rc = nn_checkpoint_load(&p, o->policy, err, errlen);
     if (!rc)
-        rc = nn_checkpoint_load(&s, sft_dir, err, sizeof err);
+        rc = nn_checkpoint_load(&s, o->sft, err, errlen);
     if (!rc)
-        rc = trainer_tokenizer(&tk, nn_model_config(s), sft_dir, err, sizeof err);
-    if (!rc && samples_path && !(samples = fopen(samples_path, "w"))) {
-        snprintf(err, sizeof err, "%s: %s", samples_path, strerror(errno));
+        rc = trainer_tokenizer(&tk, nn_model_config(s), o->sft, err, errlen);
+    if (!rc && o->samples && !(samples = fopen(o->samples, "w"))) {
+        seterr(err, errlen, "%s: %s", o->samples, strerror(errno));
         rc = ERR_IO;
     }
     if (!rc)
-        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, n, max_new, &dec, instr, samples, &c, err,
-                             sizeof err);
+        rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, o->n, o->max_new, &o->decode,
+                             o->instruction, samples, &c, err, errlen);
     if (samples && fclose(samples) && !rc) {
-        snprintf(err, sizeof err, "%s: write error", samples_path);
+        seterr(err, errlen, "%s: write error", o->samples);
         rc = ERR_IO;
     }
-    if (rc) {
-        fprintf(stderr, "oaif eval: %s\n", err);
-    } else if (json) {
-        printf("{\"n\":%d,\"draws\":%d,\"temperature\":%g,\"policy_accuracy\":%.4f,\"sft_"
-               "accuracy\":%.4f,\"policy_length\":%.2f,"
-               "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,",
-               c.n, c.draws, dec.temperature, c.policy.accuracy, c.sft.accuracy,
-               c.policy.mean_length, c.sft.mean_length, c.wins, c.ties, c.losses, c.win_rate);
-        struct trainer_tally habit = trainer_tally_habit(&c, true),
-                             rest = trainer_tally_habit(&c, false);
-        print_tally_json("habit", &habit);
-        putchar(',');
-        print_tally_json("rest", &rest);
-        printf(",\"questions\":{");
-        for (int q = 0; q < TASK_QUESTION_COUNT; q++) {
-            if (q)
-                putchar(',');
-            print_tally_json(task_question_name((enum task_question)q), &c.by_question[q]);
-        }
-        printf("}}\n");
-    } else {
-        printf("%-10s %9s %12s  %s\n", "model", "accuracy", "mean length", "accuracy by family");
-        for (int k = 0; k < 2; k++) {
-            const struct trainer_side *sd = k ? &c.policy : &c.sft;
-            printf("%-10s %8.1f%% %12.1f ", k ? "policy" : "sft", 100 * sd->accuracy,
-                   sd->mean_length);
-            trainer_print_families(stdout, sd->fam_n, sd->fam_correct);
-            putchar('\n');
-        }
-        char how[64];
-        if (dec.temperature > 0)
-            snprintf(how, sizeof how, " x %d draws at temperature %g", c.draws, dec.temperature);
-        else
-            snprintf(how, sizeof how, ", greedy");
-        printf("win rate of the policy against SFT (noise-free rules judge, both orders, %d eval "
-               "prompts%s): %.1f%% (%d wins, %d ties, %d losses)\n",
-               c.n, how, 100 * c.win_rate, c.wins, c.ties, c.losses);
-        printf("\n%-17s %5s %7s %7s %17s %9s\n", "by question", "rows", "sft", "policy",
-               "wins-ties-losses", "win rate");
-        for (int q = 0; q < TASK_QUESTION_COUNT; q++)
-            print_tally_row(task_question_name((enum task_question)q), &c.by_question[q]);
-        struct trainer_tally habit = trainer_tally_habit(&c, true),
-                             rest = trainer_tally_habit(&c, false);
-        print_tally_row("the SFT habit's", &habit);
-        print_tally_row("the rest", &rest);
-        printf("(the SFT habit's: compare smaller, sort descending, maxmin smallest, which the "
-               "built-in demonstrator answers the other way round)\n");
-    }
+    if (!rc && o->json)
+        print_json(out, &c, o->decode.temperature);
+    else if (!rc)
+        print_table(out, &c, o->decode.temperature);
     tok_destroy(&tk);
     nn_model_destroy(&p);
     nn_model_destroy(&s);
-    return rc ? 1 : 0;
+    return rc;
 }

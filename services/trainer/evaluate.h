@@ -3,12 +3,14 @@
  *
  * One model (trainer_eval_task): greedy answers checked by task_check; accuracy overall and per
  * family, mean response length in bytes. What SFT reports during and after training.
- * A policy against the SFT model (trainer_compare, `oaif eval`): answers of both (greedy, or
- * sampled as the policy samples in training, several draws per prompt), task accuracy and mean
- * length of each, and the win rate of the policy judged by the noise-free rules judge in both
- * orders (ties count 1/2). What the demo's summary table shows and the online loop records at
- * its checkpoints; the evaluator service does this through the ledger for any judge.
- * Not for: training (sft.h, online.h), the built-in model's shape or tokenizer (policy.h). */
+ * A policy against the SFT model (trainer_compare; with the checkpoints loaded and the results
+ * printed, trainer_eval_run, which is `oaif eval`): answers of both (greedy, or sampled as the
+ * policy samples in training, several draws per prompt), task accuracy and mean length of each,
+ * and the win rate of the policy judged by the noise-free rules judge in both orders (ties count
+ * 1/2). What the demo's summary table shows and the online loop records at its checkpoints; the
+ * evaluator service does this through the ledger for any judge.
+ * Not for: training (sft.h, online.h), the built-in model's shape or tokenizer (policy.h), the
+ * options' table and defaults (trainer_opts.h; services/oaif/cmd_eval.c loads it). */
 #ifndef TRAINER_EVALUATE_H
 #define TRAINER_EVALUATE_H
 
@@ -104,8 +106,31 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
                     int max_new, const struct trainer_decode *dec, const char *instruction,
                     FILE *samples, struct trainer_comparison *out, char *err, size_t errlen);
 
-/* `oaif eval --policy DIR [--sft DIR] [--n N] [--max-new N] [--temperature T] [--top-p P]
- * [--draws K] [--seed S] [--instruction T] [--samples F] [--json]`. */
-int trainer_cli_eval(int argc, char **argv);
+/* The options of `oaif eval` (a policy against the SFT model). Filled by the option table
+ * trainer_eval_opts_spec (trainer_opts.h), where each default is written, once. Strings are
+ * malloc'd by cfg (trainer_eval_release() frees them); NULL is unset. */
+struct trainer_eval_opts {
+    char *policy;                 /* the policy's checkpoint directory; required */
+    char *sft;                    /* the SFT model's checkpoint directory */
+    int n;                        /* eval-split prompts, >= 1 */
+    int max_new;                  /* most tokens per answer, >= 1 */
+    struct trainer_decode decode; /* greedy, or sampled with several draws */
+    char *instruction;            /* for the rules judge; NULL: none */
+    char *samples;                /* NULL, or a file for every answer of both models (JSONL) */
+    bool json;                    /* the results as one JSON object, not a table */
+};
+
+/* Checks what the table cannot: a policy is given, and more than one draw is sampled (temperature
+ * above 0). ERR_INVAL with err naming the options (as their flags). */
+int trainer_eval_validate(const struct trainer_eval_opts *o, char *err, size_t errlen);
+
+/* `oaif eval`: loads the policy and the SFT checkpoints, compares them on the first o->n prompts of
+ * the built-in task's eval split (trainer_compare; with o->samples, every answer written there)
+ * and writes the results to `out`: a table (accuracy and mean length of each model, by family,
+ * the win rate, and the tallies by question and of the SFT habit's questions against the rest),
+ * or with o->json one JSON object on one line. Returns ERR_OK; ERR_INVAL for options that
+ * trainer_eval_validate() refuses; or what loading, comparing or writing the samples returned,
+ * with err saying what failed. */
+int trainer_eval_run(const struct trainer_eval_opts *o, FILE *out, char *err, size_t errlen);
 
 #endif /* TRAINER_EVALUATE_H */

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "busclient.h"
 #include "checkpoint.h"
@@ -48,30 +47,6 @@ static double now_s(void)
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-void trainer_sft_defaults(struct trainer_sft_opts *o)
-{
-    struct task_demo_config dc = TASK_DEMO_CONFIG_DEFAULT;
-    memset(o, 0, sizeof *o);
-    o->data_path = NULL;
-    o->task_seed = TRAINER_TASK_SEED;
-    o->demos = 0; /* steps x batch: every step sees new demonstrations */
-    o->demo = dc;
-    o->init_dir = NULL;
-    o->seed = 1;
-    o->steps = 8000; /* sums, differences and reversal are learned late (README, "SFT") */
-    o->batch = 16;
-    o->max_len = 256;
-    o->lr = 1e-3f;
-    o->min_lr_ratio = 0.1f;
-    o->warmup = 50;
-    o->weight_decay = 0.01f;
-    o->clip = 1.0f;
-    o->eval_n = 350;
-    o->eval_every = 0;
-    o->eval_max_new = 128;
-    o->progress = -1;
-}
-
 int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen)
 {
     if (!o) {
@@ -84,39 +59,51 @@ int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t err
         return ERR_INVAL;                                                                          \
     } while (0)
     if (o->steps < 1 || o->steps > 100000000L)
-        BAD("steps is %ld, must be in [1, 100000000]", o->steps);
+        BAD("--steps is %ld, must be in [1, 100000000]", o->steps);
     if (o->batch < 1 || o->batch > 4096)
-        BAD("batch is %d, must be in [1, 4096]", o->batch);
+        BAD("--batch is %d, must be in [1, 4096]", o->batch);
     if (o->max_len < 2 || o->max_len > 1 << 20)
-        BAD("max_len is %d, must be in [2, 1048576]", o->max_len);
+        BAD("--max-len is %d, must be in [2, 1048576]", o->max_len);
     if (!(o->lr > 0.0f) || !(o->lr < 10.0f))
-        BAD("lr is %g, must be in (0, 10)", (double)o->lr);
+        BAD("--lr is %g, must be in (0, 10)", (double)o->lr);
     if (!(o->min_lr_ratio >= 0.0f && o->min_lr_ratio <= 1.0f))
-        BAD("min_lr_ratio is %g, must be in [0, 1]", (double)o->min_lr_ratio);
-    if (o->warmup < 0 || o->warmup > o->steps)
-        BAD("warmup is %ld, must be in [0, steps = %ld]", o->warmup, o->steps);
+        BAD("--min-lr-ratio is %g, must be in [0, 1]", (double)o->min_lr_ratio);
+    if (o->warmup < 0)
+        BAD("--warmup is %ld, must be >= 0", o->warmup);
     if (!(o->weight_decay >= 0.0f && o->weight_decay < 1.0f))
-        BAD("weight_decay is %g, must be in [0, 1)", (double)o->weight_decay);
+        BAD("--weight-decay is %g, must be in [0, 1)", (double)o->weight_decay);
     if (!(o->clip >= 0.0f) || isinf(o->clip))
-        BAD("clip is %g, must be >= 0 (0: off)", (double)o->clip);
+        BAD("--clip is %g, must be >= 0 (0: off)", (double)o->clip);
     if (o->eval_n < 0 || o->eval_n > 1000000)
-        BAD("eval_n is %d, must be in [0, 1000000]", o->eval_n);
+        BAD("--eval is %d, must be in [0, 1000000]", o->eval_n);
     if (o->eval_every < 0)
-        BAD("eval_every is %ld, must be >= 0", o->eval_every);
+        BAD("--eval-every is %ld, must be >= 0", o->eval_every);
     if (o->eval_n > 0 && (o->eval_max_new < 1 || o->eval_max_new > 1 << 16))
-        BAD("eval_max_new is %d, must be in [1, 65536]", o->eval_max_new);
+        BAD("--eval-max-new is %d, must be in [1, 65536]", o->eval_max_new);
     if (!o->data_path) {
         if (!(o->demo.wrong_share >= 0.0 && o->demo.wrong_share <= 1.0))
-            BAD("wrong_share is %g, must be in [0, 1]", o->demo.wrong_share);
+            BAD("--wrong-share is %g, must be in [0, 1]", o->demo.wrong_share);
         if (!(o->demo.verbose_share >= 0.0 && o->demo.verbose_share <= 1.0))
-            BAD("verbose_share is %g, must be in [0, 1]", o->demo.verbose_share);
+            BAD("--verbose-share is %g, must be in [0, 1]", o->demo.verbose_share);
         if (!(o->demo.habit_share >= 0.0 && o->demo.habit_share <= 1.0))
-            BAD("habit_share is %g, must be in [0, 1]", o->demo.habit_share);
-        if (o->demos > (size_t)1 << 26)
-            BAD("demos is %zu, must be at most %zu", o->demos, (size_t)1 << 26);
+            BAD("--habit-share is %g, must be in [0, 1]", o->demo.habit_share);
+        if (o->demos < 0 || o->demos > 1L << 26)
+            BAD("--demos is %ld, must be in [0, %ld]", o->demos, 1L << 26);
     }
 #undef BAD
     return ERR_OK;
+}
+
+/* The warm-up steps: o->warmup, capped at the run's steps. */
+static long warmup_of(const struct trainer_sft_opts *o)
+{
+    return o->warmup < o->steps ? o->warmup : o->steps;
+}
+
+/* The built-in demonstrations to generate: o->demos, or one per sequence the steps take. */
+static size_t demos_of(const struct trainer_sft_opts *o)
+{
+    return o->demos > 0 ? (size_t)o->demos : (size_t)o->steps * (size_t)o->batch;
 }
 
 /* ---- sequences ---------------------------------------------------------------------------- */
@@ -417,7 +404,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         o->max_len < cfg->max_position_embeddings ? o->max_len : cfg->max_position_embeddings;
     struct trainer_sft_opts eo = *o;
     eo.max_len = max_len;
-    size_t want = o->demos ? o->demos : (size_t)o->steps * (size_t)o->batch;
+    size_t want = demos_of(o);
     rc = load_seqs(&eo, tk, want, &seqs, &nseq, &res->truncated, err, errlen);
     if (rc)
         goto out;
@@ -431,7 +418,8 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
     double resp_tokens = 0;
     for (size_t i = 0; i < nseq; i++)
         resp_tokens += seqs[i].len - seqs[i].plen;
-    double denom = o->batch_norm ? 0 : o->batch * (resp_tokens / (double)nseq);
+    double denom =
+        o->loss_norm == TRAINER_SFT_NORM_BATCH ? 0 : o->batch * (resp_tokens / (double)nseq);
     res->pairs = nseq;
     int B = o->batch, Tb = 0;
     for (size_t i = 0; i < nseq; i++)
@@ -460,11 +448,11 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
     struct nn_sched sch = {.kind = NN_SCHED_COSINE,
                            .lr = o->lr,
                            .min_lr = o->lr * o->min_lr_ratio,
-                           .warmup = o->warmup,
+                           .warmup = warmup_of(o),
                            .total_steps = o->steps};
     struct nn_adamw_opts ao = {
         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = o->weight_decay};
-    struct progress pg = {.on = o->progress > 0 || (o->progress < 0 && isatty(STDERR_FILENO))};
+    struct progress pg = {.on = !o->no_progress && (o->progress || isatty(STDERR_FILENO))};
     int pad = tok_pad_id(tk) >= 0 ? tok_pad_id(tk) : 0;
     size_t np = nn_model_num_params(m);
     double t0 = now_s(), train_s = 0.0, tok_total = 0.0, ema = 0.0;
@@ -604,23 +592,22 @@ static json_t *config_json(const struct nn_config *c)
 static json_t *settings_json(const struct trainer_sft_opts *o, const char *data_sha,
                              const char *init_sha)
 {
-    json_t *s = json_pack("{s:i, s:I, s:I, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:s, s:i, s:i, s:I}",
-                          "format", SETTINGS_FORMAT, "seed", (json_int_t)o->seed, "steps",
-                          (json_int_t)o->steps, "batch", o->batch, "max_len", o->max_len, "lr",
-                          (double)o->lr, "min_lr_ratio", (double)o->min_lr_ratio, "warmup",
-                          (json_int_t)o->warmup, "weight_decay", (double)o->weight_decay, "clip",
-                          (double)o->clip, "loss_norm", o->batch_norm ? "batch" : "data", "eval_n",
-                          o->eval_n, "eval_max_new", o->eval_n > 0 ? o->eval_max_new : 0,
-                          "task_seed", (json_int_t)o->task_seed);
+    json_t *s = json_pack(
+        "{s:i, s:I, s:I, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:s, s:i, s:i, s:I}", "format",
+        SETTINGS_FORMAT, "seed", (json_int_t)o->seed, "steps", (json_int_t)o->steps, "batch",
+        o->batch, "max_len", o->max_len, "lr", (double)o->lr, "min_lr_ratio",
+        (double)o->min_lr_ratio, "warmup", (json_int_t)warmup_of(o), "weight_decay",
+        (double)o->weight_decay, "clip", (double)o->clip, "loss_norm",
+        o->loss_norm == TRAINER_SFT_NORM_BATCH ? "batch" : "data", "eval_n", o->eval_n,
+        "eval_max_new", o->eval_n > 0 ? o->eval_max_new : 0, "task_seed", (json_int_t)o->task_seed);
     if (!s)
         return NULL;
     json_t *data =
         o->data_path
             ? json_pack("{s:s}", "sha256", data_sha)
             : json_pack("{s:s, s:I, s:f, s:f, s:f}", "builtin", "task_demo_pairs", "demos",
-                        (json_int_t)(o->demos ? o->demos : (size_t)o->steps * (size_t)o->batch),
-                        "wrong_share", o->demo.wrong_share, "verbose_share", o->demo.verbose_share,
-                        "habit_share", o->demo.habit_share);
+                        (json_int_t)demos_of(o), "wrong_share", o->demo.wrong_share,
+                        "verbose_share", o->demo.verbose_share, "habit_share", o->demo.habit_share);
     json_t *init;
     if (o->init_dir) {
         init = json_pack("{s:s}", "sha256", init_sha);
@@ -714,15 +701,16 @@ static bool cache_hit(const char *dir, json_t *settings, struct trainer_sft_outc
     return hit;
 }
 
-int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool force,
-                    struct trainer_sft_outcome *out, char *err, size_t errlen)
+int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome *out, char *err,
+                    size_t errlen)
 {
     memset(out, 0, sizeof *out);
     int rc = trainer_sft_validate(o, err, errlen);
     if (rc)
         return rc;
+    const char *root = o->root;
     if (!root || !*root) {
-        seterr(err, errlen, "no checkpoint root");
+        seterr(err, errlen, "no checkpoint root (--out)");
         return ERR_INVAL;
     }
     rc = ckpt_dir(out->dir, sizeof out->dir, root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT,
@@ -752,7 +740,7 @@ int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool for
         seterr(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
-    if (!force && cache_hit(out->dir, settings, out)) {
+    if (!o->force && cache_hit(out->dir, settings, out)) {
         out->cached = true;
         json_decref(settings);
         return ERR_OK;
@@ -797,92 +785,10 @@ out:
     return rc;
 }
 
-/* ---- oaif sft ----------------------------------------------------------------------------- */
+/* ---- publishing ---------------------------------------------------------------------------- */
 
-static const char sft_usage[] =
-    "usage: oaif sft [options]\n"
-    "SFT of the built-in policy on the built-in task's demonstrations (or of --init on --data),\n"
-    "written as checkpoint version 0 (kind sft) under --out; skipped when it is already there\n"
-    "with the same settings and seed (--force trains anyway).\n"
-    "  --out ROOT            checkpoint root (default data/checkpoints)\n"
-    "  --data FILE.jsonl     {\"prompt\": ..., \"response\": ...} per line (default: built-in)\n"
-    "  --init DIR            start from this checkpoint (default: a fresh built-in model)\n"
-    "  --steps N --lr X --batch N --seed S --warmup N --max-len N\n"
-    "  --loss-norm data|batch  divide the loss by batch x the data's mean response tokens\n"
-    "                        (default), or by the batch's own (favours short answers)\n"
-    "  --eval N              eval-split prompts for the evaluation (0: none)\n"
-    "  --eval-every N        also evaluate every N steps\n"
-    "  --eval-samples FILE   write the final evaluation's answers as JSONL\n"
-    "  --demos N --wrong-share X --verbose-share X --habit-share X --task-seed S\n"
-    "                        the built-in demonstrations\n"
-    "  --quick               a very short run (tests, smoke checks)\n"
-    "  --force               train even if the checkpoint is cached\n"
-    "  --progress | --no-progress   the progress bar (default: when stderr is a terminal)\n"
-    "  --ledger EP           publish the Checkpoint record through this ledger\n"
-    "  --curve-secret FILE --server-key FILE --timeout-ms N   the ledger connection\n";
-
-void trainer_sft_quick(struct trainer_sft_opts *o)
+int trainer_sft_publish(bus_client_t *client, const struct trainer_sft_outcome *oc, int timeout_ms)
 {
-    o->steps = 150;
-    o->batch = 16;
-    o->warmup = 15;
-    o->eval_n = 70;
-    o->eval_max_new = 48;
-}
-
-static bool parse_long(const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
-        return false;
-    *out = x;
-    return true;
-}
-
-static bool parse_u64(const char *v, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!*v || *v == '-')
-        return false;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end || errno)
-        return false;
-    *out = (uint64_t)x;
-    return true;
-}
-
-static bool parse_double(const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (!*v || *end || errno || !(x >= lo && x <= hi))
-        return false;
-    *out = x;
-    return true;
-}
-
-static int publish(const char *endpoint, const char *secret, const char *server, int timeout_ms,
-                   const struct trainer_sft_outcome *oc)
-{
-    struct bus_curve curve = {0};
-    char err[512];
-    if ((secret != NULL) != (server != NULL)) {
-        fprintf(stderr, "oaif sft: CURVE needs both --curve-secret and --server-key\n");
-        return 2;
-    }
-    if (secret) {
-        struct bus_curve s = {0};
-        if (bus_curve_load(&s, server, false, err, sizeof err) ||
-            bus_curve_load(&curve, secret, true, err, sizeof err)) {
-            fprintf(stderr, "oaif sft: %s\n", err);
-            return 2;
-        }
-        memcpy(curve.server_key, s.public_key, sizeof curve.server_key);
-    }
     const struct trainer_sft_result *r = &oc->res;
     Oaif__V1__Metric mv[3 + TASK_FAMILY_COUNT], *mp[3 + TASK_FAMILY_COUNT];
     char names[TASK_FAMILY_COUNT][40];
@@ -916,182 +822,5 @@ static int publish(const char *endpoint, const char *secret, const char *server,
     c.metrics = mp;
     c.n_metrics = nm;
     c.created_ms = bus_now_ms();
-    void *zctx = zmq_ctx_new();
-    bus_client_t *cl = NULL;
-    struct bus_client_opts bo = {.endpoint = endpoint, .curve = &curve};
-    int rc = zctx ? bus_client_new(&cl, zctx, &bo) : ERR_NOMEM;
-    if (rc) {
-        fprintf(stderr, "oaif sft: cannot connect to the ledger at %s: %s\n", endpoint,
-                err_str(rc));
-    } else {
-        rc = ckpt_publish(cl, &c, timeout_ms);
-        if (rc == ERR_TIMEOUT)
-            fprintf(stderr,
-                    "oaif sft: publishing the checkpoint: no answer from the ledger at %s within "
-                    "%d ms (is it running?)\n",
-                    endpoint, timeout_ms);
-        else if (rc == ERR_REMOTE)
-            fprintf(stderr, "oaif sft: publishing the checkpoint: the ledger says: %s\n",
-                    bus_client_last_error(cl));
-        else if (rc)
-            fprintf(stderr, "oaif sft: publishing the checkpoint: %s\n", err_str(rc));
-        else
-            printf("sft: published checkpoint sft-v0 (sha256 %.16s...) to %s\n", oc->sha256,
-                   endpoint);
-    }
-    bus_client_destroy(&cl);
-    if (zctx)
-        zmq_ctx_term(zctx);
-    return rc ? 1 : 0;
-}
-
-int trainer_cli_sft(int argc, char **argv)
-{
-    struct trainer_sft_opts o;
-    trainer_sft_defaults(&o);
-    const char *root = "data/checkpoints", *ledger = NULL, *secret = NULL, *server = NULL;
-    bool force = false;
-    long timeout_ms = 5000;
-    const char *env_secret = getenv("OAIF_CURVE_SECRET"), *env_server = getenv("OAIF_SERVER_KEY");
-    if (env_secret && *env_secret)
-        secret = env_secret;
-    if (env_server && *env_server)
-        server = env_server;
-    for (int i = 0; i < argc; i++) /* --quick first: explicit options override it */
-        if (!strcmp(argv[i], "--quick"))
-            trainer_sft_quick(&o);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(sft_usage, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--quick"))
-            continue;
-        if (!strcmp(a, "--force")) {
-            force = true;
-            continue;
-        }
-        if (!strcmp(a, "--progress") || !strcmp(a, "--no-progress")) {
-            o.progress = !strcmp(a, "--progress");
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "oaif sft: %s '%s'\n%s",
-                    strncmp(a, "--", 2) ? "unexpected argument" : "a value is needed after", a,
-                    sft_usage);
-            return 2;
-        }
-        const char *v = argv[++i];
-        long l = 0;
-        double d = 0;
-        bool ok = true;
-        const char *want = "";
-        if (!strcmp(a, "--out"))
-            root = v;
-        else if (!strcmp(a, "--data"))
-            o.data_path = v;
-        else if (!strcmp(a, "--eval-samples"))
-            o.eval_samples = v;
-        else if (!strcmp(a, "--init"))
-            o.init_dir = v;
-        else if (!strcmp(a, "--ledger"))
-            ledger = v;
-        else if (!strcmp(a, "--curve-secret"))
-            secret = v;
-        else if (!strcmp(a, "--server-key"))
-            server = v;
-        else if (!strcmp(a, "--steps"))
-            ok = parse_long(v, 1, 100000000L, &l) && (o.steps = l, true),
-            want = "an integer in [1, 100000000]";
-        else if (!strcmp(a, "--batch"))
-            ok = parse_long(v, 1, 4096, &l) && (o.batch = (int)l, true),
-            want = "an integer in [1, 4096]";
-        else if (!strcmp(a, "--max-len"))
-            ok = parse_long(v, 2, 1 << 20, &l) && (o.max_len = (int)l, true),
-            want = "an integer in [2, 1048576]";
-        else if (!strcmp(a, "--warmup"))
-            ok = parse_long(v, 0, 100000000L, &l) && (o.warmup = l, true), want = "an integer >= 0";
-        else if (!strcmp(a, "--eval"))
-            ok = parse_long(v, 0, 1000000, &l) && (o.eval_n = (int)l, true),
-            want = "an integer in [0, 1000000]";
-        else if (!strcmp(a, "--eval-every"))
-            ok = parse_long(v, 0, 100000000L, &l) && (o.eval_every = l, true),
-            want = "an integer >= 0";
-        else if (!strcmp(a, "--demos"))
-            ok = parse_long(v, 1, 1L << 26, &l) && (o.demos = (size_t)l, true),
-            want = "an integer in [1, 67108864]";
-        else if (!strcmp(a, "--timeout-ms"))
-            ok = parse_long(v, 1, 3600000, &timeout_ms), want = "milliseconds in [1, 3600000]";
-        else if (!strcmp(a, "--seed"))
-            ok = parse_u64(v, &o.seed), want = "an unsigned integer";
-        else if (!strcmp(a, "--task-seed"))
-            ok = parse_u64(v, &o.task_seed), want = "an unsigned integer";
-        else if (!strcmp(a, "--lr"))
-            ok = parse_double(v, 1e-9, 9.99, &d) && (o.lr = (float)d, true),
-            want = "a number in (0, 10)";
-        else if (!strcmp(a, "--wrong-share"))
-            ok = parse_double(v, 0, 1, &o.demo.wrong_share), want = "a number in [0, 1]";
-        else if (!strcmp(a, "--verbose-share"))
-            ok = parse_double(v, 0, 1, &o.demo.verbose_share), want = "a number in [0, 1]";
-        else if (!strcmp(a, "--habit-share"))
-            ok = parse_double(v, 0, 1, &o.demo.habit_share), want = "a number in [0, 1]";
-        else if (!strcmp(a, "--loss-norm"))
-            ok = (!strcmp(v, "data") || !strcmp(v, "batch")) &&
-                 (o.batch_norm = !strcmp(v, "batch"), true),
-            want = "data or batch";
-        else {
-            fprintf(stderr, "oaif sft: unknown option '%s'\n%s", a, sft_usage);
-            return 2;
-        }
-        if (!ok) {
-            fprintf(stderr, "oaif sft: %s: expected %s, got '%s'\n", a, want, v);
-            return 2;
-        }
-    }
-    if (o.warmup > o.steps)
-        o.warmup = o.steps;
-    char err[1024];
-    if (trainer_sft_validate(&o, err, sizeof err)) {
-        fprintf(stderr, "oaif sft: %s\n", err);
-        return 2;
-    }
-    if ((secret != NULL) != (server != NULL) && ledger) {
-        fprintf(stderr, "oaif sft: CURVE needs both --curve-secret and --server-key\n");
-        return 2;
-    }
-    const char *what = o.data_path || o.init_dir ? "SFT" : "SFT of the built-in policy";
-    struct trainer_sft_outcome *oc = malloc(sizeof *oc);
-    if (!oc) {
-        fprintf(stderr, "oaif sft: out of memory\n");
-        return 1;
-    }
-    if (!o.data_path && !o.init_dir) {
-        struct nn_config c;
-        trainer_builtin_config(&c);
-        fprintf(stderr, "sft: %s: %zu parameters (%d layers, width %d), %ld steps of %d\n", what,
-                nn_config_num_params(&c), c.num_hidden_layers, c.hidden_size, o.steps, o.batch);
-    }
-    int rc = trainer_sft_run(&o, root, force, oc, err, sizeof err);
-    if (rc) {
-        fprintf(stderr, "oaif sft: %s\n", err);
-        free(oc);
-        return 1;
-    }
-    const struct trainer_sft_result *r = &oc->res;
-    if (oc->cached)
-        printf("sft: %s (cached): %s has the same settings and seed; not retrained\n", what,
-               oc->dir);
-    else
-        printf("sft: %s: %ld steps on %zu pairs in %.1f s (%.0f tok/s); loss %.3f -> %.3f\n", what,
-               r->steps, r->pairs, r->seconds, r->tokens_per_s, r->first_loss, r->final_loss);
-    if (r->truncated)
-        printf("sft: %zu responses were cut at %d tokens\n", r->truncated, o.max_len);
-    if (r->evaluated)
-        trainer_eval_print(stdout, "sft: eval", &r->eval);
-    printf("sft: checkpoint %s (sha256 %s)\n", oc->dir, oc->sha256);
-    fflush(stdout);
-    int st = ledger ? publish(ledger, secret, server, (int)timeout_ms, oc) : 0;
-    free(oc);
-    return st;
+    return ckpt_publish(client, &c, timeout_ms);
 }

@@ -1,5 +1,5 @@
 /* sft.h - supervised fine-tuning (SFT) of a policy on prompt/response pairs, the built-in policy,
- * and `oaif sft`.
+ * and what `oaif sft` runs (services/oaif/cmd_sft.c parses its options).
  *
  * What it is for: version 0 of the policy. The pairs are the built-in task's demonstrations
  * (task_demo_pairs, with their controlled share of wrong answers and their mix of terse and
@@ -15,13 +15,14 @@
  * and seed give the same model bit for bit on the same machine and thread count.
  * The evaluation during and after training is trainer_eval_task (evaluate.h).
  *
- * The built-in policy (trainer_builtin_config in policy.h, trainer_sft_defaults here): a small
+ * The built-in policy (trainer_builtin_config in policy.h; the recipe is the defaults of the
+ * option table trainer_sft_opts_spec in trainer_opts.h, trainer_sft_defaults()): a small
  * Llama-shaped model for the byte tokenizer and the recipe that trains it on 2 cores in a few
  * minutes to an imperfect policy (40-75% on the eval split), whose online training then has
  * something to fix.
  *
- * Not for: evaluation (evaluate.h), online preference training (online.h) or reward models,
- * sampling as a service (the sampler). */
+ * Not for: the options' table and defaults (trainer_opts.h), evaluation (evaluate.h), online
+ * preference training (online.h) or reward models, sampling as a service (the sampler). */
 #ifndef TRAINER_SFT_H
 #define TRAINER_SFT_H
 
@@ -29,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "busclient.h"
 #include "evaluate.h" /* struct trainer_eval, the result's evaluation */
 #include "model.h"
 #include "policy.h" /* the built-in policy, TRAINER_TASK_SEED, trainer_tokenizer */
@@ -36,33 +38,47 @@
 
 #define TRAINER_SFT_SETTINGS "sft.json" /* beside the checkpoint: settings, result, sha256 */
 
+/* How the SFT loss is normalised (nn_loss_sft). */
+enum trainer_sft_loss_norm {
+    TRAINER_SFT_NORM_DATA = 0, /* by batch x the data's mean response tokens: every token weighs
+                                * the same */
+    TRAINER_SFT_NORM_BATCH,    /* by the batch's own response tokens: biased toward short
+                                * answers */
+};
+
+/* The options of an SFT run. Filled by the option table trainer_sft_opts_spec (trainer_opts.h),
+ * where each default is written, once: trainer_sft_defaults() gives them. Strings are malloc'd
+ * by cfg (trainer_sft_release() frees them); NULL is unset. */
 struct trainer_sft_opts {
     /* data */
-    const char *data_path;        /* JSONL of {"prompt", "response"}; NULL: built-in demos */
+    char *data_path;              /* JSONL of {"prompt", "response"}; NULL: built-in demos */
     uint64_t task_seed;           /* built-in task: split, demonstrations and eval prompts */
-    size_t demos;                 /* built-in demonstrations to generate (train pairs) */
-    struct task_demo_config demo; /* their wrong and verbose shares */
+    long demos;                   /* built-in demonstrations to generate; 0: steps x batch */
+    struct task_demo_config demo; /* their wrong, verbose and habit shares */
     /* model */
-    const char *init_dir; /* checkpoint to start from; NULL: a fresh built-in model */
-    uint64_t seed;        /* initialisation and data order */
+    char *init_dir; /* checkpoint to start from; NULL: a fresh built-in model */
+    uint64_t seed;  /* initialisation and data order */
     /* optimisation */
     long steps;         /* optimizer steps, >= 1 */
     int batch;          /* sequences per step, >= 1 */
     int max_len;        /* tokens per sequence at most (longer responses are cut), >= 2 */
     float lr;           /* peak learning rate, > 0 */
     float min_lr_ratio; /* cosine floor as a share of lr, [0, 1] */
-    long warmup;        /* linear warm-up steps, [0, steps] */
+    long warmup;        /* linear warm-up steps, >= 0; capped at steps */
     float weight_decay; /* AdamW, on matrices only (not norms or embeddings), >= 0 */
     float clip;         /* global gradient-norm clip; 0: off */
-    bool batch_norm;    /* the loss divides by the batch's response tokens, not by batch x the
-                         * data's mean: biased toward short answers (nn_loss_sft); off */
+    enum trainer_sft_loss_norm loss_norm;
     /* evaluation */
-    int eval_n;       /* eval-split prompts for the evaluation; 0: none */
-    long eval_every;  /* evaluate every this many steps as well as at the end; 0: at the end */
-    int eval_max_new; /* token budget of an eval response */
-    const char *eval_samples; /* NULL, or a file for the final evaluation's answers (JSONL) */
-    /* output */
-    int progress; /* progress bar on stderr: 1 always, 0 never, -1 when stderr is a terminal */
+    int eval_n;         /* eval-split prompts for the evaluation; 0: none */
+    long eval_every;    /* evaluate every this many steps as well as at the end; 0: at the end */
+    int eval_max_new;   /* token budget of an eval response */
+    char *eval_samples; /* NULL, or a file for the final evaluation's answers (JSONL) */
+    /* output (trainer_sft_run) */
+    char *root;       /* checkpoint root (--out): version 0 goes to ckpt_dir(root, sft, 0) */
+    bool force;       /* train even when that checkpoint is cached */
+    bool progress;    /* a progress bar on stderr even when it is not a terminal */
+    bool no_progress; /* no progress bar even on a terminal (wins over progress); neither: a bar
+                       * when stderr is a terminal */
 };
 
 struct trainer_sft_result {
@@ -77,16 +93,7 @@ struct trainer_sft_result {
     struct trainer_eval eval;
 };
 
-/* The built-in recipe: built-in demonstrations, task seed TRAINER_TASK_SEED, seed 1, the steps,
- * batch and learning rate that reach the intended accuracy band, eval on 350 prompts, progress
- * bar when stderr is a terminal. */
-void trainer_sft_defaults(struct trainer_sft_opts *o);
-
-/* The --quick recipe on top of the defaults: a run of seconds (tests, smoke checks) that still
- * leaves the model clearly better than untrained. */
-void trainer_sft_quick(struct trainer_sft_opts *o);
-
-/* Check the options; ERR_INVAL with err naming the field and the reason. */
+/* Check the options; ERR_INVAL with err naming the option (as its flag) and the reason. */
 int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen);
 
 /* Train: load or build the model, read or generate the pairs, run the steps, evaluate. On ERR_OK
@@ -105,17 +112,21 @@ struct trainer_sft_outcome {
     struct trainer_sft_result res; /* on a cache hit, as stored in the settings file */
 };
 
-/* Train and write checkpoint version 0 of kind sft under `root` (nn_checkpoint_save, and the
+/* Train and write checkpoint version 0 of kind sft under o->root (nn_checkpoint_save, and the
  * settings with the result and sha256 in dir/TRAINER_SFT_SETTINGS), or, when that directory
  * already holds a checkpoint trained with the same settings (data file and init checkpoint
  * compared by sha256) whose weights still have the recorded sha256, skip training (unless
- * `force`). Errors as trainer_sft_train, and ERR_IO for the files written. */
-int trainer_sft_run(const struct trainer_sft_opts *o, const char *root, bool force,
-                    struct trainer_sft_outcome *out, char *err, size_t errlen);
+ * o->force). Errors as trainer_sft_train, and ERR_IO for the files written. `oaif sft`
+ * (services/oaif/cmd_sft.c) is this call and trainer_sft_publish(). */
+int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome *out, char *err,
+                    size_t errlen);
 
-/* `oaif sft [options]`: argv[0] is the first argument after "sft". Prints what it does to
- * stderr and a summary to stdout. Returns 0 done, 1 failed (the reason printed), 2 bad usage.
- * `oaif sft --help` lists the options. */
-int trainer_cli_sft(int argc, char **argv);
+/* Records what trainer_sft_run() wrote in the ledger behind `client`: the Checkpoint record of
+ * version 0, kind sft, with its path, sha256, step and metrics (final_loss, and with an
+ * evaluation eval_accuracy, mean_length and eval_accuracy_<family>). Publishing the same
+ * checkpoint again is the same put (ckpt_publish). Returns ckpt_publish's code: ERR_OK,
+ * ERR_TIMEOUT (no answer within timeout_ms), ERR_REMOTE (the ledger's error,
+ * bus_client_last_error), or the bus's error. */
+int trainer_sft_publish(bus_client_t *client, const struct trainer_sft_outcome *oc, int timeout_ms);
 
 #endif /* TRAINER_SFT_H */

@@ -1,10 +1,20 @@
 /* trainer_opts.c - see trainer_opts.h. */
 #include "trainer_opts.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "busopts.h"
 #include "err.h"
+
+#define STR_(x) #x
+#define STR(x)  STR_(x) /* the text of a macro's value */
+
+/* Defaults that more than one table below shares, each written here alone. */
+#define CHECKPOINT_ROOT "data/checkpoints"             /* oaif sft and the trainer write there */
+#define SFT_CHECKPOINT  CHECKPOINT_ROOT "/sft-v000000" /* version 0, as oaif sft writes it */
+#define EVAL_PROMPTS    "350" /* eval-split prompts: SFT's evaluation, and oaif eval's */
+#define EVAL_MAX_NEW    "128" /* most tokens of an eval answer: the same two */
 
 static const struct cfg_choice losses[] = {
     {"dpo", NN_PREF_DPO},   {"ipo", NN_PREF_IPO},       {"slic", NN_PREF_SLIC},
@@ -21,10 +31,10 @@ static const struct cfg_choice schedules[] = {
 static const struct cfg_option options[] = {
     CFG_STRING_OPT(O, run, .key = "trainer.run", .def = "run", .env = "TRAINER_RUN",
                    .flag = "--run", .help = "Run name (ids of requests, steps, checkpoints)."),
-    CFG_STRING_OPT(O, ckpt_root, .key = "trainer.checkpoint_dir", .def = "data/checkpoints",
+    CFG_STRING_OPT(O, ckpt_root, .key = "trainer.checkpoint_dir", .def = CHECKPOINT_ROOT,
                    .env = "TRAINER_CHECKPOINT_DIR", .flag = "--checkpoints",
                    .help = "Where policy checkpoints are written (policy-v<N>/)."),
-    CFG_STRING_OPT(O, sft_dir, .key = "trainer.reference", .def = "data/checkpoints/sft-v000000",
+    CFG_STRING_OPT(O, sft_dir, .key = "trainer.reference", .def = SFT_CHECKPOINT,
                    .env = "TRAINER_REFERENCE", .flag = "--reference",
                    .help = "The SFT checkpoint: frozen reference and policy version 0."),
     BUS_OPT_CLIENTS(O, ledger),
@@ -171,4 +181,203 @@ int trainer_opts_defaults(struct trainer_online_config *c)
 void trainer_opts_release(struct trainer_online_config *c)
 {
     cfg_release(&trainer_opts_spec, c);
+}
+
+/* ---- oaif sft ------------------------------------------------------------------------------ */
+
+static const struct cfg_choice loss_norms[] = {
+    {"data", TRAINER_SFT_NORM_DATA},
+    {"batch", TRAINER_SFT_NORM_BATCH},
+    {NULL, 0},
+};
+
+/* The built-in recipe (README, "SFT"). The demonstrations' shares are the task's
+ * TASK_DEMO_CONFIG_DEFAULT (test_sft checks that they agree). */
+#define S struct trainer_sft_opts
+static const struct cfg_option sft_options[] = {
+    /* data */
+    CFG_STRING_OPT(S, data_path, .key = "oaif.sft.data", .flag = "--data",
+                   .help = "JSONL of {\"prompt\": ..., \"response\": ...} per line (default: the "
+                           "built-in task's demonstrations)."),
+    CFG_UINT64_OPT(S, task_seed, .key = "oaif.sft.task_seed", .def = STR(TRAINER_TASK_SEED),
+                   .flag = "--task-seed",
+                   .help = "The built-in task's seed: its split, demonstrations and eval prompts."),
+    CFG_LONG_OPT(S, demos, .key = "oaif.sft.demos", .def = "0", .min = 0, .max = 1L << 26,
+                 .flag = "--demos",
+                 .help = "Built-in demonstrations to generate (0: steps x batch, so that every "
+                         "step sees new ones)."),
+    CFG_DOUBLE_OPT(S, demo.wrong_share, .key = "oaif.sft.wrong_share", .def = "0", .dmin = 0,
+                   .dmax = 1, .flag = "--wrong-share",
+                   .help = "Share of built-in demonstrations with a plausible wrong answer."),
+    CFG_DOUBLE_OPT(S, demo.verbose_share, .key = "oaif.sft.verbose_share", .def = "0.5", .dmin = 0,
+                   .dmax = 1, .flag = "--verbose-share",
+                   .help = "Share of verbose phrasings (40-100 bytes) among the built-in "
+                           "demonstrations; the rest are terse."),
+    CFG_DOUBLE_OPT(S, demo.habit_share, .key = "oaif.sft.habit_share", .def = "0.6", .dmin = 0,
+                   .dmax = 1, .flag = "--habit-share",
+                   .help = "Where the built-in demonstrator has a habit (\"smaller\", "
+                           "\"descending\" and \"smallest\" read as their opposites), the share "
+                           "of demonstrations that follow it."),
+    /* model */
+    CFG_STRING_OPT(S, init_dir, .key = "oaif.sft.init", .flag = "--init",
+                   .help = "Checkpoint to start from (default: a fresh built-in model)."),
+    CFG_UINT64_OPT(S, seed, .key = "oaif.sft.seed", .def = "1", .flag = "--seed",
+                   .help = "Initialisation and data order."),
+    /* optimisation */
+    CFG_LONG_OPT(S, steps, .key = "oaif.sft.steps", .def = "8000", .min = 1, .max = 100000000,
+                 .flag = "--steps",
+                 .help = "Optimizer steps (sums, differences and reversal are learned late)."),
+    CFG_INT_OPT(S, batch, .key = "oaif.sft.batch", .def = "16", .min = 1, .max = 4096,
+                .flag = "--batch", .help = "Sequences per step."),
+    CFG_INT_OPT(S, max_len, .key = "oaif.sft.max_len", .def = "256", .min = 2, .max = 1 << 20,
+                .flag = "--max-len",
+                .help = "Tokens per sequence at most (longer responses are cut)."),
+    CFG_FLOAT_OPT(S, lr, .key = "oaif.sft.lr", .def = "1e-3", .dmin = 1e-9, .dmax = 9.99,
+                  .flag = "--lr", .help = "Peak learning rate (linear warm-up, cosine decay)."),
+    CFG_FLOAT_OPT(S, min_lr_ratio, .key = "oaif.sft.min_lr_ratio", .def = "0.1", .dmin = 0,
+                  .dmax = 1, .flag = "--min-lr-ratio",
+                  .help = "The cosine's floor, as a share of the peak."),
+    CFG_LONG_OPT(S, warmup, .key = "oaif.sft.warmup", .def = "50", .min = 0, .max = 100000000,
+                 .flag = "--warmup", .help = "Linear warm-up steps (at most --steps)."),
+    CFG_FLOAT_OPT(S, weight_decay, .key = "oaif.sft.weight_decay", .def = "0.01", .dmin = 0,
+                  .dmax = 0.999, .flag = "--weight-decay",
+                  .help = "AdamW's decoupled weight decay, on matrices only."),
+    CFG_FLOAT_OPT(S, clip, .key = "oaif.sft.clip", .def = "1", .dmin = 0, .dmax = 1e6,
+                  .flag = "--clip", .help = "Global gradient-norm clip (0: off)."),
+    CFG_ENUM_OPT(S, loss_norm, .key = "oaif.sft.loss_norm", .def = "data", .choices = loss_norms,
+                 .flag = "--loss-norm",
+                 .help = "Divide the loss by batch x the data's mean response tokens (data), or "
+                         "by the batch's own (batch: favours short answers)."),
+    /* evaluation */
+    CFG_INT_OPT(S, eval_n, .key = "oaif.sft.eval_n", .def = EVAL_PROMPTS, .min = 0, .max = 1000000,
+                .flag = "--eval", .help = "Eval-split prompts for the evaluation (0: none)."),
+    CFG_LONG_OPT(S, eval_every, .key = "oaif.sft.eval_every", .def = "0", .min = 0,
+                 .max = 100000000, .flag = "--eval-every",
+                 .help = "Also evaluate every this many steps (0: at the end only)."),
+    CFG_INT_OPT(S, eval_max_new, .key = "oaif.sft.eval_max_new", .def = EVAL_MAX_NEW, .min = 1,
+                .max = 65536, .flag = "--eval-max-new", .help = "Most tokens of an eval answer."),
+    CFG_STRING_OPT(S, eval_samples, .key = "oaif.sft.eval_samples", .flag = "--eval-samples",
+                   .help = "Write the final evaluation's answers there as JSONL."),
+    /* output */
+    CFG_STRING_OPT(S, root, .key = "oaif.sft.out", .def = CHECKPOINT_ROOT, .flag = "--out",
+                   .help = "Checkpoint root: version 0 is written to ROOT/sft-v000000."),
+    CFG_BOOL_OPT(S, force, .key = "oaif.sft.force", .flag = "--force",
+                 .help = "Train even when the checkpoint is there with the same settings."),
+    CFG_BOOL_OPT(S, progress, .key = "oaif.sft.progress", .flag = "--progress",
+                 .help = "A progress bar on stderr even when it is not a terminal."),
+    CFG_BOOL_OPT(S, no_progress, .key = "oaif.sft.no_progress", .flag = "--no-progress",
+                 .help = "No progress bar, even on a terminal (default: a bar when stderr is "
+                         "one)."),
+};
+#undef S
+
+const struct cfg_spec trainer_sft_opts_spec = {
+    .name = "oaif sft",
+    .summary = "SFT of the built-in policy on the built-in task's demonstrations (or of --init on "
+               "--data),\nwritten as checkpoint version 0 (kind sft) under --out; skipped when it "
+               "is already there\nwith the same settings and seed (--force trains anyway).",
+    .options = sft_options,
+    .n_options = sizeof sft_options / sizeof sft_options[0],
+    .conf_size = sizeof(struct trainer_sft_opts),
+};
+
+const struct trainer_opts_preset trainer_sft_quick[] = {
+    {"oaif.sft.steps", "150"},
+    {"oaif.sft.warmup", "15"},
+    {"oaif.sft.eval_n", "70"},
+    {"oaif.sft.eval_max_new", "48"},
+    {NULL, NULL},
+};
+
+void trainer_opts_rows(struct cfg_option *out, const struct cfg_spec *spec, size_t offset,
+                       const struct trainer_opts_preset *preset)
+{
+    for (size_t i = 0; i < spec->n_options; i++) {
+        out[i] = spec->options[i];
+        out[i].offset += offset;
+        for (const struct trainer_opts_preset *p = preset; p && p->key; p++)
+            if (!strcmp(p->key, out[i].key))
+                out[i].def = p->def;
+    }
+}
+
+/* cfg_defaults() of the SFT table with `preset`'s defaults in place of its own (NULL: none). */
+static int sft_defaults(struct trainer_sft_opts *o, const struct trainer_opts_preset *preset)
+{
+    memset(o, 0, sizeof *o);
+    struct cfg_option *rows = calloc(trainer_sft_opts_spec.n_options, sizeof *rows);
+    if (!rows)
+        return ERR_NOMEM;
+    trainer_opts_rows(rows, &trainer_sft_opts_spec, 0, preset);
+    struct cfg_spec spec = trainer_sft_opts_spec;
+    spec.options = rows;
+    int rc = cfg_defaults(&spec, o);
+    free(rows);
+    return rc;
+}
+
+int trainer_sft_defaults(struct trainer_sft_opts *o)
+{
+    return sft_defaults(o, NULL);
+}
+
+int trainer_sft_quick_defaults(struct trainer_sft_opts *o)
+{
+    return sft_defaults(o, trainer_sft_quick);
+}
+
+void trainer_sft_release(struct trainer_sft_opts *o)
+{
+    cfg_release(&trainer_sft_opts_spec, o);
+}
+
+/* ---- oaif eval ----------------------------------------------------------------------------- */
+
+#define E struct trainer_eval_opts
+static const struct cfg_option eval_options[] = {
+    CFG_STRING_OPT(E, policy, .key = "oaif.eval.policy", .flag = "--policy",
+                   .help = "The policy's checkpoint directory (required)."),
+    CFG_STRING_OPT(E, sft, .key = "oaif.eval.sft", .def = SFT_CHECKPOINT, .flag = "--sft",
+                   .help = "The SFT model's checkpoint directory."),
+    CFG_INT_OPT(E, n, .key = "oaif.eval.n", .def = EVAL_PROMPTS, .min = 1, .max = 1000000,
+                .flag = "--n", .help = "Eval-split prompts."),
+    CFG_INT_OPT(E, max_new, .key = "oaif.eval.max_new", .def = EVAL_MAX_NEW, .min = 1,
+                .max = 1 << 20, .flag = "--max-new", .help = "Most tokens per answer."),
+    CFG_DOUBLE_OPT(E, decode.temperature, .key = "oaif.eval.temperature", .def = "0", .dmin = 0,
+                   .dmax = 100, .flag = "--temperature",
+                   .help = "0: greedy answers; above 0 sampled as in training."),
+    CFG_DOUBLE_OPT(E, decode.top_p, .key = "oaif.eval.top_p", .def = "1", .dmin = 1e-6, .dmax = 1,
+                   .flag = "--top-p", .help = "Nucleus sampling's mass."),
+    CFG_INT_OPT(E, decode.draws, .key = "oaif.eval.draws", .def = "1", .min = 1, .max = 1000000,
+                .flag = "--draws", .help = "Sampled answers per prompt (needs --temperature)."),
+    CFG_UINT64_OPT(E, decode.seed, .key = "oaif.eval.seed", .def = "1", .flag = "--seed",
+                   .help = "The sampling seed."),
+    CFG_STRING_OPT(E, instruction, .key = "oaif.eval.instruction", .flag = "--instruction",
+                   .help = "An instruction for the rules judge (e.g. \"Prefer shorter "
+                           "responses.\")."),
+    CFG_STRING_OPT(E, samples, .key = "oaif.eval.samples", .flag = "--samples",
+                   .help = "Write every answer of both models there as JSONL."),
+    CFG_BOOL_OPT(E, json, .key = "oaif.eval.json", .flag = "--json",
+                 .help = "The results as one JSON object on stdout."),
+};
+#undef E
+
+const struct cfg_spec trainer_eval_opts_spec = {
+    .name = "oaif eval",
+    .summary = "A policy against the SFT model on the built-in task's eval split: accuracy and\n"
+               "length of each, and the policy's win rate by the rules judge in both orders.",
+    .options = eval_options,
+    .n_options = sizeof eval_options / sizeof eval_options[0],
+    .conf_size = sizeof(struct trainer_eval_opts),
+};
+
+int trainer_eval_defaults(struct trainer_eval_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    return cfg_defaults(&trainer_eval_opts_spec, o);
+}
+
+void trainer_eval_release(struct trainer_eval_opts *o)
+{
+    cfg_release(&trainer_eval_opts_spec, o);
 }
