@@ -1,7 +1,8 @@
 /* test_cli - the `oaif` command, the real binary, against a real ledger process: import (all or
  * nothing, with the file, line and reason on a bad line), export as JSONL, status, keys; every verb
  * listed by `oaif help` and answering --help; bad numbers named by flag; old option names working
- * with a warning; `oaif model` on a small model; `oaif config show` with origins and secrets. */
+ * with a warning; `oaif judge try` with the rules judge; `oaif model` on a small model; `oaif
+ * config show` with origins and secrets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,6 +286,32 @@ static void test_bad_numbers_name_the_flag(void **state)
     assert_non_null(strstr(out, "--train needs the run file"));
 }
 
+/* `oaif judge try` with the rules judge (no ledger, no API): the texts from flags or positional
+ * arguments (after "--" even one that starts with '-'), the annotator's options and the verb's own
+ * in one table, strict numbers, and too many or too few texts refused. */
+static void test_judge_try_reads_its_table(void **state)
+{
+    (void)state;
+    char out[16384];
+    assert_int_equal(
+        oaif(out, sizeof out, "judge try --backend rules --json --prompt 'What is 3 - 8?' -- -5 5"),
+        0);
+    assert_non_null(strstr(out, "\"judge\":\"rules/noise=0/seed=1\""));
+    assert_non_null(strstr(out, "\"winner\":\"first\""));
+    assert_int_equal(oaif(out, sizeof out, "judge try --backend rules --seed x p a b"), 2);
+    assert_non_null(strstr(out, "oaif judge try: flag --seed: expected an integer"));
+    assert_int_equal(oaif(out, sizeof out, "judge try --backend rules --noise 2 p a b"), 2);
+    assert_non_null(strstr(out, "--noise"));
+    assert_int_equal(oaif(out, sizeof out, "judge try --backend rules --first a p a b"), 2);
+    assert_non_null(strstr(out, "unexpected argument 'b'"));
+    assert_int_equal(oaif(out, sizeof out, "judge try --backend rules p a"), 2);
+    assert_non_null(strstr(out, "needs PROMPT FIRST SECOND"));
+    assert_int_equal(oaif(out, sizeof out, "judge frobnicate"), 2);
+    assert_int_equal(oaif(out, sizeof out, "judge try --help"), 0);
+    assert_non_null(strstr(out, "--backend"));
+    assert_non_null(strstr(out, "--pair-id"));
+}
+
 /* `oaif model`: a small random model written by init, described by info, answered by generate. */
 static void test_model_init_info_generate(void **state)
 {
@@ -367,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_lists_every_verb_and_each_has_help, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_numbers_name_the_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_judge_try_reads_its_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_init_info_generate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_show_says_where_each_value_came_from, setup,
                                         teardown),

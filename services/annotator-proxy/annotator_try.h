@@ -1,23 +1,38 @@
-/* annotator_try.h - `oaif judge try`: one prompt and two responses through the configured judge,
- * directly (no ledger, except for the reward-model backend, which asks the score service through
- * it), printing the verdict, the probability from each order, their disagreement, the tokens, the
- * cost and the latency. How a user checks a new judge in one command before running it.
+/* annotator_try.h - one prompt and two responses through the judge the annotator-proxy's options
+ * describe, directly (no ledger, except for the reward-model backend, which asks the score service
+ * through it): the outcome with the probability from each order, their disagreement, the tokens,
+ * the cost and the latency. What `oaif judge try` runs: how a user checks a new judge in one
+ * command before running it.
  *
- *   oaif judge try [--json] [--reference R] [--pair-id ID] [--seed N] [annotator options]
- *                  PROMPT FIRST SECOND
- *
- * The judge comes from the same configuration as the annotator-proxy (annotator_opts.h): the run
- * file (--config FILE or OAIF_CONFIG), the ANNOTATOR_* environment and its flags
- * (`annotator-proxy --help`); --instruction is this request's instruction. */
+ * Not here: the command's arguments and output (services/oaif/cmd_judge.c, which loads
+ * annotator_opts_spec, the service's own table, so that the judge tried is configured exactly as
+ * the service would be), the options themselves (annotator_opts.h). */
 #ifndef ANNOTATOR_TRY_H
 #define ANNOTATOR_TRY_H
 
-/* `oaif judge try ARGS`: argv[0] is the first argument after "try". Prints to stdout; problems to
- * stderr. Returns the exit status: 0 a verdict, 1 the judgement failed (the reason is printed), 2
- * bad usage or configuration. Calls curl_global_init() itself: call it before starting threads. */
-int annotator_cli_try(int argc, char **argv);
+#include <stdbool.h>
+#include <stddef.h>
 
-/* `oaif judge VERB ...`: argv[0] is the verb ("try"). Returns the exit status. */
-int annotator_cli_judge(int argc, char **argv);
+#include "annotator.h"
+#include "annotator_opts.h"
+
+/* What annotator_try() got back. */
+struct annotator_try_result {
+    bool asked;                 /* the request was submitted to the judge */
+    struct annotator_outcome o; /* when annotator_try returned ERR_OK; o.error and o.judge point
+                                 * into the arrays below, o.pair_id is "" */
+    char error[1024], judge[256];
+};
+
+/* Makes the judge `o` describes (annotator_opts_judge(); for the reward-model backend with a
+ * client of the ledger at o->bus and a scorer), submits `req` and drives the judge until its
+ * verdict. Returns ERR_OK with res->o the outcome, a failed judgement included (res->o.rc,
+ * res->o.error). Otherwise no outcome came, and why says why: with res->asked false, the judge
+ * could not be made from the options or refused the request (ERR_INVAL, ERR_IO for a template
+ * file, ERR_NOMEM, or the bus's error for the reward-model backend's client); with res->asked
+ * true, driving it failed (a local fault of annotator_poll or of the scorer).
+ * curl_global_init() must have been called (by the program's main, before any thread). */
+int annotator_try(const struct annotator_opts *o, const struct annotator_request *req,
+                  struct annotator_try_result *res, char *why, size_t whylen);
 
 #endif /* ANNOTATOR_TRY_H */

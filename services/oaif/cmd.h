@@ -3,8 +3,9 @@
  * on stderr), 2 bad usage or a bad value (the flag named); `oaif VERB --help` prints its usage and
  * options. main.c dispatches to them; cli.h is what they share.
  *
- * Not here: the logic behind a verb where a service owns it (trainer_cli_sft, trainer_cli_eval,
- * annotator_cli_judge, nn_cli_run: cmd_sft.c, cmd_eval.c, cmd_judge.c and cmd_model.c call them).
+ * Not here: the logic behind a verb where a service owns it (trainer_sft_run, trainer_eval_run,
+ * annotator_try, nn_cli_run: cmd_sft.c, cmd_eval.c, cmd_judge.c and cmd_model.c call them, after
+ * loading the options: the service's own table where it has one, e.g. trainer_sft_opts_spec).
  */
 #ifndef CMD_H
 #define CMD_H
