@@ -2,7 +2,7 @@
  * nothing, with the file, line and reason on a bad line), export as JSONL, status, keys; every verb
  * listed by `oaif help` and answering --help; bad numbers named by flag; old option names working
  * with a warning; `oaif judge try` with the rules judge; `oaif model` on a small model; `oaif
- * config show` with origins and secrets. */
+ * config show` with origins and secrets (and the tables of `oaif sft` and `oaif eval`). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -359,8 +359,8 @@ static void test_config_show_says_where_each_value_came_from(void **state)
                               "OAIF_LEDGER=tcp://10.1.2.3:5555",
                               "config show"),
                      0);
-    static const char *const services[] = {"ledger", "sampler", "annotator-proxy", "trainer",
-                                           "oaif"};
+    static const char *const services[] = {"ledger", "sampler", "annotator-proxy", "trainer", "sft",
+                                           "eval",   "oaif"};
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
         snprintf(want, sizeof want, "--- # %s\n", services[i]);
         if (!strstr(out, want))
@@ -375,7 +375,15 @@ static void test_config_show_says_where_each_value_came_from(void **state)
     assert_int_equal(oaif(out, sizeof out, "config show --service nope"), 2);
     assert_non_null(
         strstr(out, "unknown service 'nope' (one of: ledger, sampler, annotator-proxy, trainer, "
-                    "oaif)"));
+                    "sft, eval, oaif)"));
+    /* the tables of oaif sft and oaif eval, as those verbs load them */
+    assert_int_equal(oaif(out, sizeof out, "config show --service sft --steps 12"), 0);
+    assert_non_null(strstr(out, "--- # sft\noaif:\n  sft:\n"));
+    assert_non_null(strstr(out, "steps: 12  # flag --steps"));
+    assert_non_null(strstr(out, "eval_n: 350  # default"));
+    assert_int_equal(oaif(out, sizeof out, "config show --service eval --n 7"), 0);
+    assert_non_null(strstr(out, "n: 7  # flag --n"));
+    assert_non_null(strstr(out, "max_new: 128  # default"));
     assert_int_equal(oaif(out, sizeof out, "config show --no-such-flag 1"), 2);
     assert_non_null(strstr(out, "--no-such-flag"));
     assert_int_equal(oaif(out, sizeof out, "config show --service sampler --temperature hot"), 2);

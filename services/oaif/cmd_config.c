@@ -1,11 +1,12 @@
 /* cmd_config.c - `oaif config show [--service NAME] [--config RUN.yaml] [service flags...]`: the
  * configuration each service would run with here (the ledger, the sampler, the annotator-proxy,
- * the trainer, and the CLI's own connection options), after its defaults, the run file, the
- * environment and the flags given, as YAML in the run file's shape with where each value came
- * from as a comment; secrets as "***". Each service's option table is the one it loads itself
- * (its *_opts_spec), so what is shown is what the service would read, old names' warnings
- * included (on stderr). A flag goes to every service whose table has it; one no service has is an
- * error. */
+ * the trainer, the options of `oaif sft` and `oaif eval`, and the CLI's own connection options),
+ * after its defaults, the run file, the environment and the flags given, as YAML in the run
+ * file's shape with where each value came from as a comment; secrets as "***". Each service's
+ * option table is the one it loads itself (its *_opts_spec), so what is shown is what the service
+ * would read, old names' warnings included (on stderr). A flag goes to every service whose table
+ * has it; one no service has is an error. (`oaif sft --quick` changes some defaults; shown here
+ * are the table's.) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ static const struct service services[] = {
     {"sampler", &sampler_opts_spec},
     {"annotator-proxy", &annotator_opts_spec},
     {"trainer", &trainer_opts_spec},
+    {"sft", &trainer_sft_opts_spec},   /* oaif sft's own options (its connection: oaif) */
+    {"eval", &trainer_eval_opts_spec}, /* oaif eval's */
     {"oaif", &cli_conn_spec},
 };
 #define N_SERVICES (sizeof services / sizeof services[0])
@@ -41,7 +44,8 @@ static const char usage[] =
     "  The configuration each service would run with here: defaults < run file (--config or\n"
     "  $OAIF_CONFIG) < environment < flags, as YAML with each value's origin as a comment;\n"
     "  secrets as ***. A flag goes to every service that has it (NAME --help lists them).\n"
-    "  --service NAME   one of: ledger, sampler, annotator-proxy, trainer, oaif (this CLI)\n";
+    "  --service NAME   one of: ledger, sampler, annotator-proxy, trainer, sft (oaif sft), eval\n"
+    "                   (oaif eval), oaif (this CLI's connection)\n";
 
 /* The service named `name`, or NULL after saying which names there are. */
 static const struct service *find_service(const char *name)
