@@ -373,9 +373,11 @@ static void test_config_show_says_where_each_value_came_from(void **state)
     assert_non_null(strstr(out, "warning: environment OAIF_LEDGER is an old name"));
 
     assert_int_equal(oaif(out, sizeof out, "config show --service nope"), 2);
-    assert_non_null(
-        strstr(out, "unknown service 'nope' (one of: ledger, sampler, annotator-proxy, trainer, "
-                    "sft, eval, oaif)"));
+    assert_non_null(strstr(out, "unknown service 'nope' (one of: ledger, sampler, annotator-proxy, "
+                                "reward-scorer, trainer, sft, eval, oaif)"));
+    /* the reward-scorer's table, a run-file value with its origin */
+    assert_int_equal(oaif(out, sizeof out, "config show --service reward-scorer --ensemble e7"), 0);
+    assert_non_null(strstr(out, "ensemble: \"e7\"  # flag --ensemble"));
     /* the tables of oaif sft and oaif eval, as those verbs load them */
     assert_int_equal(oaif(out, sizeof out, "config show --service sft --steps 12"), 0);
     assert_non_null(strstr(out, "--- # sft\noaif:\n  sft:\n"));
