@@ -17,6 +17,10 @@
 #include "busclient.h"
 #include "oaif.pb-c.h"
 
+/* The checkpoint store's root when nothing says otherwise: the trainer and `oaif sft` write there,
+ * the sampler and the reward-scorer read there. */
+#define CKPT_DEFAULT_ROOT "data/checkpoints"
+
 /* "sft", "policy", "reward" for the proto enum; NULL for anything else. */
 const char *ckpt_kind_name(Oaif__V1__CheckpointKind kind);
 /* <root>/<kind>-v%06u into out. ERR_OK or ERR_TOOBIG. */

@@ -151,7 +151,7 @@ static void test_options_defaults_and_flags(void **state)
     assert_int_equal(reward_scorer_config_defaults(&c), ERR_OK);
     assert_string_equal(c.ensemble, "default");
     assert_int_equal(c.members, 0);
-    assert_string_equal(c.checkpoint_dir, "./data/checkpoints");
+    assert_string_equal(c.checkpoint_dir, CKPT_DEFAULT_ROOT); /* the store every service shares */
     assert_null(c.prompt_template);
     assert_int_equal(c.max_texts, 64);
     assert_int_equal(c.max_tokens, 1024);

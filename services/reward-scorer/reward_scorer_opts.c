@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "busopts.h"
+#include "ckpt.h"
 
 #define O struct reward_scorer_config
 static const struct cfg_option options[] = {
@@ -17,7 +18,7 @@ static const struct cfg_option options[] = {
                 .help = "M: members 0 .. M-1 are expected, and requests wait for all of them (0: "
                         "every member the ledger has)."),
     CFG_STRING_OPT(O, checkpoint_dir, .key = "reward_scorer.checkpoint_dir",
-                   .def = "./data/checkpoints", .env = "REWARD_SCORER_CHECKPOINT_DIR",
+                   .def = CKPT_DEFAULT_ROOT, .env = "REWARD_SCORER_CHECKPOINT_DIR",
                    .flag = "--checkpoint-dir",
                    .help = "The checkpoint store's root (reward-<ensemble>-m<member>-v<version>/ "
                            "directories; else the record's path)."),

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "busopts.h"
+#include "ckpt.h"
 #include "httpopts.h"
 
 static const struct cfg_choice backends[] = {
@@ -15,7 +16,7 @@ static const struct cfg_option options[] = {
                  .env = "SAMPLER_BACKEND", .flag = "--backend",
                  .help = "builtin: the engine on checkpoints from checkpoint_dir; remote: an "
                          "OpenAI-compatible /v1/completions server (vLLM, llama.cpp)."),
-    CFG_STRING_OPT(O, checkpoint_dir, .key = "sampler.checkpoint_dir", .def = "./data/checkpoints",
+    CFG_STRING_OPT(O, checkpoint_dir, .key = "sampler.checkpoint_dir", .def = CKPT_DEFAULT_ROOT,
                    .env = "SAMPLER_CHECKPOINT_DIR", .flag = "--checkpoint-dir",
                    .help = "The checkpoint store's root (<kind>-v<version>/ directories)."),
     CFG_BOOL_OPT(O, reload_on_publish, .key = "sampler.reload_on_publish", .def = "true",

@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "busopts.h"
+#include "ckpt.h"
 #include "err.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x) /* the text of a macro's value */
 
 /* Defaults that more than one table below shares, each written here alone. */
-#define CHECKPOINT_ROOT "data/checkpoints"             /* oaif sft and the trainer write there */
+#define CHECKPOINT_ROOT CKPT_DEFAULT_ROOT              /* oaif sft and the trainer write there */
 #define SFT_CHECKPOINT  CHECKPOINT_ROOT "/sft-v000000" /* version 0, as oaif sft writes it */
 #define EVAL_PROMPTS    "350" /* eval-split prompts: SFT's evaluation, and oaif eval's */
 #define EVAL_MAX_NEW    "128" /* most tokens of an eval answer: the same two */
