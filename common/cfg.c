@@ -1534,9 +1534,13 @@ static void scan_flags(struct loader *L, int argc, char *const *argv, bool apply
             return;
         }
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0' || arg[2] == '=') {
-            if (apply)
-                emit(&L->sink, "%s '%s'", arg[0] == '-' ? "unknown flag" : "unexpected argument",
-                     show(arg, shown, sizeof shown));
+            if (apply && arg[0] == '-')
+                emit(&L->sink,
+                     "unknown flag '%s' (an argument that begins with '-' goes after '--', as in "
+                     "-- %s)",
+                     show(arg, shown, sizeof shown), show(arg, shown, sizeof shown));
+            else if (apply)
+                emit(&L->sink, "unexpected argument '%s'", show(arg, shown, sizeof shown));
             continue;
         }
         const char *eq = strchr(arg, '=');

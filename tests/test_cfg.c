@@ -639,7 +639,8 @@ static void test_bad_flags_are_errors(void **state)
     expect_errors(typo, "flag --batchsize: unknown; did you mean --batch-size?\n");
     const char *other[] = {"--frobnicate=1", "-x", "plain", NULL};
     expect_errors(other, "flag --frobnicate: unknown\n"
-                         "unknown flag '-x'\n"
+                         "unknown flag '-x' (an argument that begins with '-' goes after '--', "
+                         "as in -- -x)\n"
                          "unexpected argument 'plain'\n");
     const char *novalue[] = {"--bind", NULL};
     expect_errors(novalue, "flag --bind: needs a value\n");
