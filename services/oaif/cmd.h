@@ -24,5 +24,6 @@ int cmd_judge(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 #endif /* CMD_H */

@@ -5,6 +5,8 @@
  *   trainer_sft_opts_spec   `oaif sft` (struct trainer_sft_opts, sft.h): keys oaif.sft.*, and the
  *                           --quick preset (trainer_sft_quick)
  *   trainer_eval_opts_spec  `oaif eval` (struct trainer_eval_opts, evaluate.h): keys oaif.eval.*
+ *   trainer_rm_opts_spec    `oaif rm train` (struct trainer_rm_opts, rm.h): keys oaif.rm.*,
+ *                           variables RM_* (a member can run as a container, configured by them)
  * `oaif config show --service trainer|sft|eval` lists them. The verbs' own rows (the ledger
  * connection of `oaif sft`) and their parsing are the CLI's (services/oaif/cmd_sft.c,
  * cmd_eval.c). */
@@ -17,6 +19,7 @@
 #include "cfg.h"
 #include "evaluate.h"
 #include "online.h"
+#include "rm.h"
 #include "sft.h"
 
 /* The table (program name "trainer"); conf_size is sizeof(struct trainer_online_config). */
@@ -82,5 +85,18 @@ int trainer_eval_defaults(struct trainer_eval_opts *o);
 
 /* Frees the strings the eval table put in *o. Safe twice. */
 void trainer_eval_release(struct trainer_eval_opts *o);
+
+/* ---- oaif rm train ------------------------------------------------------------------------ */
+
+/* The reward-model table (program name "oaif rm train"); conf_size is
+ * sizeof(struct trainer_rm_opts). Keys oaif.rm.*, variables RM_*. */
+extern const struct cfg_spec trainer_rm_opts_spec;
+
+/* cfg_defaults() of the reward-model table into *o (zeroed first). ERR_OK or ERR_NOMEM. Release
+ * with trainer_rm_release(). */
+int trainer_rm_defaults(struct trainer_rm_opts *o);
+
+/* Frees the strings the reward-model table put in *o. Safe twice. */
+void trainer_rm_release(struct trainer_rm_opts *o);
 
 #endif /* TRAINER_OPTS_H */
