@@ -190,9 +190,15 @@ struct task_demo_config {
                            * "smallest" read as their opposites), the share of demonstrations
                            * that follow it instead of the rest of the mix, [0, 1] */
 };
+/* The demonstrator's default shares, written once: TASK_DEMO_CONFIG_DEFAULT and `oaif sft`'s
+ * option rows (as text) both take them. */
+#define TASK_DEMO_WRONG_SHARE   0
+#define TASK_DEMO_VERBOSE_SHARE 0.5
+#define TASK_DEMO_HABIT_SHARE   0.6
 #define TASK_DEMO_CONFIG_DEFAULT                                                                   \
     {                                                                                              \
-        .wrong_share = 0, .verbose_share = 0.5, .habit_share = 0.6                                 \
+        .wrong_share = TASK_DEMO_WRONG_SHARE, .verbose_share = TASK_DEMO_VERBOSE_SHARE,            \
+        .habit_share = TASK_DEMO_HABIT_SHARE                                                       \
     }
 
 struct task_demo_info {
