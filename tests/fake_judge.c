@@ -85,7 +85,7 @@ static struct settings defaults = {
 /* ---- shared state ------------------------------------------------------------------------- */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_long n_requests, n_chat, n_messages, n_connections, n_in_flight, n_max_in_flight;
+static atomic_long n_requests, n_chat, n_messages, n_connections, n_max_in_flight;
 static char last_auth[512], last_xkey[512], last_aversion[64], last_path[256];
 static char *last_body;
 
@@ -108,6 +108,7 @@ struct rq {
     buf_t body;
     bool answered; /* response built (maybe waiting for its latency) */
     bool close;    /* drop the connection instead of answering */
+    bool left;     /* no longer counted in flight */
     unsigned status;
     char *resp_body;
     char retry_after[64];
@@ -115,6 +116,19 @@ struct rq {
     struct timespec due;
     struct rq *tnext;
 };
+
+static atomic_long n_in_flight;
+
+/* The request stops counting as in flight once its answer is queued, before the client can see
+ * it: counted until the connection's completion callback instead, a client that starts its next
+ * request as soon as it has an answer is seen with one request too many in flight. */
+static void leave(struct rq *r)
+{
+    if (!r->left) {
+        r->left = true;
+        atomic_fetch_sub(&n_in_flight, 1);
+    }
+}
 
 static bool ts_before(const struct timespec *a, const struct timespec *b)
 {
@@ -508,24 +522,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->answered) { /* resumed after the latency */
+        leave(r);
         if (r->close)
             return MHD_NO;
         return send_answer(conn, r->status, r->resp_body, r->retry_after);
     }
     r->answered = true;
     if (strcmp(method, "GET") == 0 && strcmp(url, "/stats") == 0) {
+        leave(r);
         char *s = stats_json();
         enum MHD_Result ret = send_answer(conn, 200, s, NULL);
         free(s);
         return ret;
     }
     if (strcmp(method, "POST") == 0 && strcmp(url, "/reset") == 0) {
+        leave(r);
         reset_state();
         return send_answer(conn, 200, "{}", NULL);
     }
     bool chat = ends_with(url, "/chat/completions"), msgs = ends_with(url, "/messages");
-    if (strcmp(method, "POST") != 0 || (!chat && !msgs))
+    if (strcmp(method, "POST") != 0 || (!chat && !msgs)) {
+        leave(r);
         return send_answer(conn, 404, "{\"error\":{\"message\":\"no such endpoint\"}}", NULL);
+    }
 
     atomic_fetch_add(&n_requests, 1);
     atomic_fetch_add(chat ? &n_chat : &n_messages, 1);
@@ -556,6 +575,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         timer_add(r, s.latency_ms);
         return MHD_YES;
     }
+    leave(r);
     if (r->close)
         return MHD_NO;
     return send_answer(conn, r->status, r->resp_body, r->retry_after);
@@ -570,7 +590,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct rq *r = *con_cls;
     if (!r)
         return;
-    atomic_fetch_sub(&n_in_flight, 1);
+    leave(r);
     buf_free(&r->body);
     free(r->resp_body);
     free(r);
