@@ -21,6 +21,10 @@
  * the sampler and the reward-scorer read there. */
 #define CKPT_DEFAULT_ROOT "data/checkpoints"
 
+/* The reward-model ensemble `oaif rm train` writes and the reward-scorer serves when neither is
+ * told another. */
+#define CKPT_DEFAULT_ENSEMBLE "default"
+
 /* "sft", "policy", "reward" for the proto enum; NULL for anything else. */
 const char *ckpt_kind_name(Oaif__V1__CheckpointKind kind);
 /* <root>/<kind>-v%06u into out. ERR_OK or ERR_TOOBIG. */

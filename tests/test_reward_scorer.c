@@ -149,7 +149,7 @@ static void test_options_defaults_and_flags(void **state)
     assert_string_equal(reward_scorer_opts_spec.name, "reward-scorer");
     struct reward_scorer_config c;
     assert_int_equal(reward_scorer_config_defaults(&c), ERR_OK);
-    assert_string_equal(c.ensemble, "default");
+    assert_string_equal(c.ensemble, CKPT_DEFAULT_ENSEMBLE); /* oaif rm train's too */
     assert_int_equal(c.members, 0);
     assert_string_equal(c.checkpoint_dir, CKPT_DEFAULT_ROOT); /* the store every service shares */
     assert_null(c.prompt_template);

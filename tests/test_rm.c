@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "ckpt.h"
 #include "err.h"
 #include "rm.h"
 #include "trainer_opts.h"
@@ -685,7 +686,7 @@ static void test_defaults_are_the_papers_where_they_fit(void **state)
     assert_true(o.adamw.beta1 == 0.9f && o.adamw.beta2 == 0.95f && o.adamw.eps == 1e-6f);
     assert_int_equal(o.epochs, 1);
     assert_true(o.holdout == 0.1);
-    assert_string_equal(o.ensemble, "rm");
+    assert_string_equal(o.ensemble, CKPT_DEFAULT_ENSEMBLE); /* the reward-scorer's too */
     assert_non_null(strstr(o.init_dir, "sft-v000000"));
     assert_int_equal(trainer_rm_seed(&o), 1);
     o.member = 4;

@@ -8,7 +8,7 @@
 
 #define O struct reward_scorer_config
 static const struct cfg_option options[] = {
-    CFG_STRING_OPT(O, ensemble, .key = "reward_scorer.ensemble", .def = "default",
+    CFG_STRING_OPT(O, ensemble, .key = "reward_scorer.ensemble", .def = CKPT_DEFAULT_ENSEMBLE,
                    .env = "REWARD_SCORER_ENSEMBLE", .flag = "--ensemble",
                    .help = "The ensemble to serve: reward checkpoints whose record names it "
                            "(Checkpoint.ensemble)."),
