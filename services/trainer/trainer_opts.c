@@ -561,3 +561,50 @@ void trainer_rm_release(struct trainer_rm_opts *o)
 {
     cfg_release(&trainer_rm_opts_spec, o);
 }
+
+/* ---- oaif rm eval -------------------------------------------------------------------------- */
+
+static const struct cfg_choice rm_eval_splits[] = {
+    {"heldout", TRAINER_RM_EVAL_HELDOUT},
+    {"all", TRAINER_RM_EVAL_ALL},
+    {NULL, 0},
+};
+
+#define E struct trainer_rm_eval_opts
+static const struct cfg_option rm_eval_options[] = {
+    CFG_STRING_OPT(E, dataset, .key = "oaif.rm_eval.dataset", .env = "RM_EVAL_DATASET",
+                   .flag = "--dataset", .help = "The preference set imported under this name."),
+    CFG_STRING_OPT(E, run, .key = "oaif.rm_eval.run", .env = "RM_EVAL_RUN", .flag = "--run",
+                   .help = "Or: the labeled pairs of this online run."),
+    CFG_DOUBLE_OPT(E, holdout, .key = "oaif.rm_eval.holdout", .def = "0.1", .dmin = 0, .dmax = 0.9,
+                   .env = "RM_EVAL_HOLDOUT", .flag = "--holdout",
+                   .help = "The held-out share the members trained with (oaif rm train's)."),
+    CFG_ENUM_OPT(E, split, .key = "oaif.rm_eval.split", .def = "heldout", .choices = rm_eval_splits,
+                 .env = "RM_EVAL_SPLIT", .flag = "--split",
+                 .help = "Score the held-out pairs (heldout) or every pair (all)."),
+    CFG_STRING_OPT(E, ensemble, .key = "oaif.rm_eval.ensemble", .def = CKPT_DEFAULT_ENSEMBLE,
+                   .env = "RM_EVAL_ENSEMBLE", .flag = "--ensemble",
+                   .help = "The ensemble whose newest member versions are scored."),
+    CFG_INT_OPT(E, member, .key = "oaif.rm_eval.member", .def = "-1", .min = -1, .max = 1023,
+                .env = "RM_EVAL_MEMBER", .flag = "--member",
+                .help = "Only this member (-1: every member)."),
+    CFG_STRING_OPT(E, checkpoint_dir, .key = "oaif.rm_eval.checkpoint_dir", .def = CHECKPOINT_ROOT,
+                   .env = "RM_EVAL_CHECKPOINT_DIR", .flag = "--checkpoints",
+                   .help = "The checkpoint root."),
+    CFG_INT_OPT(E, max_len, .key = "oaif.rm_eval.max_len", .def = "256", .min = 4, .max = 1 << 20,
+                .env = "RM_EVAL_MAX_LEN", .flag = "--max-len",
+                .help = "Tokens per text at most (longer responses are cut before the EOS)."),
+    CFG_BOOL_OPT(E, json, .key = "oaif.rm_eval.json", .env = "RM_EVAL_JSON", .flag = "--json",
+                 .help = "Print one JSON object instead of the table."),
+};
+#undef E
+
+const struct cfg_spec trainer_rm_eval_opts_spec = {
+    .name = "oaif rm eval",
+    .summary =
+        "Accuracy of an ensemble's newest members (and of their mean) on a preference set's "
+        "pairs:\nagainst the stored labels, the noise-free labels, and where two judges agree.",
+    .options = rm_eval_options,
+    .n_options = sizeof rm_eval_options / sizeof rm_eval_options[0],
+    .conf_size = sizeof(struct trainer_rm_eval_opts),
+};

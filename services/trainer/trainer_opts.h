@@ -99,4 +99,25 @@ int trainer_rm_defaults(struct trainer_rm_opts *o);
 /* Frees the strings the reward-model table put in *o. Safe twice. */
 void trainer_rm_release(struct trainer_rm_opts *o);
 
+/* ---- oaif rm eval ------------------------------------------------------------------------- */
+
+enum trainer_rm_eval_split { TRAINER_RM_EVAL_HELDOUT = 0, TRAINER_RM_EVAL_ALL };
+
+/* The options of `oaif rm eval` (services/oaif/cmd_rm.c): which ensemble (or member) scores which
+ * pairs. Filled by trainer_rm_eval_opts_spec; strings malloc'd by cfg. */
+struct trainer_rm_eval_opts {
+    char *dataset, *run; /* the preference set, as `oaif rm train` reads it (exactly one) */
+    double holdout;      /* the held-out share the members trained with */
+    int split;           /* enum trainer_rm_eval_split */
+    char *ensemble;
+    int member;           /* -1: every member of the ensemble */
+    char *checkpoint_dir; /* the checkpoint root */
+    int max_len;          /* tokens per text at most */
+    bool json;            /* one JSON object instead of the table */
+};
+
+/* The table of `oaif rm eval`; conf_size is sizeof(struct trainer_rm_eval_opts). Keys
+ * oaif.rm_eval.*, variables RM_EVAL_*. */
+extern const struct cfg_spec trainer_rm_eval_opts_spec;
+
 #endif /* TRAINER_OPTS_H */

@@ -1,0 +1,488 @@
+/* test_rm_eval_procs - `oaif rm eval` as a real process against a real ledger process: two tiny
+ * members of ensemble "e" are trained with `oaif rm train` on a separable toy set whose labels
+ * come from a rules judge (some with noise_flipped set: the stored winner is the wrong one) and,
+ * for some pairs, from a second judge that agrees on some and not on others; the accuracies the
+ * verb prints (--json) equal those the test computes from the members' rewards (the reward
+ * scorer's load and forward); the noise-free accuracy differs from the stored one as the flips
+ * say; bad flags are named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "busclient.h"
+#include "checkpoint.h"
+#include "err.h"
+#include "model.h"
+#include "reward_scorer.h"
+#include "rm_data.h"
+#include "testproc.h"
+#include "trainer_opts.h"
+
+#ifndef TEST_WATCHDOG_S
+#define TEST_WATCHDOG_S 280
+#endif
+
+#define NPAIRS  80 /* pairs of dataset "toy" */
+#define HOLDOUT "0.4"
+
+struct fx {
+    char dir[256], log[300], ep[300], ckpt[300], init[300];
+    char cep[256];
+    pid_t ledger;
+    void *zctx;
+};
+
+static void start_ledger(struct fx *f)
+{
+    char db[320];
+    snprintf(db, sizeof db, "%s/db", f->dir);
+    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
+                    "--db",
+                    db,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--endpoints-file",
+                    f->ep,
+                    NULL};
+    f->ledger = tp_spawn(argv, f->log);
+    assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
+}
+
+static void make_init(struct fx *f)
+{
+    struct nn_config c;
+    nn_config_default(&c);
+    c.hidden_size = 32;
+    c.intermediate_size = 64;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 1;
+    c.max_position_embeddings = 48;
+    nn_model_t *m = NULL;
+    char err[256];
+    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
+    nn_model_init_random(m, 11, 0.05f);
+    assert_int_equal(nn_checkpoint_save(m, f->init, err, sizeof err), ERR_OK);
+    nn_model_destroy(&m);
+}
+
+static void pack(Oaif__V1__Record *rec, uint8_t **buf, Oaif__V1__RecordKind kind, const char *id,
+                 const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    *buf = malloc(n ? n : 1);
+    assert_non_null(*buf);
+    protobuf_c_message_pack(m, *buf);
+    oaif__v1__record__init(rec);
+    rec->kind = kind;
+    rec->id = (char *)id;
+    rec->data.data = *buf;
+    rec->data.len = n;
+}
+
+static void put(struct fx *f, const char *cid, Oaif__V1__Record *rec, uint8_t **bufs, size_t n)
+{
+    Oaif__V1__Record **rp = calloc(n, sizeof *rp);
+    assert_non_null(rp);
+    for (size_t i = 0; i < n; i++)
+        rp[i] = &rec[i];
+    struct bus_client_opts o = {.endpoint = f->cep};
+    bus_client_t *c = NULL;
+    assert_int_equal(bus_client_new(&c, f->zctx, &o), ERR_OK);
+    assert_int_equal(bus_client_put(c, cid, rp, n, true, 10000), ERR_OK);
+    bus_client_destroy(&c);
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(rp);
+}
+
+/* Which pairs the noise flipped, which a second judge labeled, and whether it agreed. */
+static bool is_noisy(int i)
+{
+    return i % 5 == 2;
+}
+static bool has_second(int i)
+{
+    return i % 3 == 0;
+}
+static bool second_agrees(int i)
+{
+    return i % 6 == 0;
+}
+
+/* "toy": the good word is the true winner; the rules judge's label names it except on noisy
+ * pairs (noise_flipped, the other winner). A second judge ("other") labels some pairs first (so
+ * the rules judge's label is the latest, the stored one), agreeing with the stored winner on
+ * some. */
+static void put_pairs(struct fx *f)
+{
+    static const char *good[] = {"yes", "sure", "right", "true", "correct", "indeed"};
+    static const char *bad[] = {"no", "wrong", "false", "never", "nope", "bad"};
+    static char ids[NPAIRS][32], lids[NPAIRS][32], prompts[NPAIRS][64];
+    Oaif__V1__Record rec[2 * NPAIRS];
+    uint8_t *bufs[2 * NPAIRS];
+    size_t n = 0;
+    uint64_t s = 31;
+    for (int i = 0; i < NPAIRS; i++) { /* the second judge's labels, committed first */
+        snprintf(ids[i], sizeof ids[i], "imp-toy-%04d", i);
+        snprintf(lids[i], sizeof lids[i], "other-%04d", i);
+        if (!has_second(i))
+            continue;
+        bool stored_first = (i % 2 == 0) != is_noisy(i);
+        bool first = second_agrees(i) ? stored_first : !stored_first;
+        Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+        l.id = lids[i];
+        l.pair_id = ids[i];
+        l.winner = first ? OAIF__V1__WINNER__WINNER_FIRST : OAIF__V1__WINNER__WINNER_SECOND;
+        l.prob_first = first ? 1.0 : 0.0;
+        l.judge = "other";
+        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, lids[i], &l.base);
+        n++;
+    }
+    put(f, "test-toy-second", rec, bufs, n);
+    n = 0;
+    for (int i = 0; i < NPAIRS; i++) {
+        char c[16], r[16];
+        snprintf(prompts[i], sizeof prompts[i], "q%d: is %c%c?", i,
+                 'a' + (int)(nn_rng_next(&s) % 26), 'a' + (int)(nn_rng_next(&s) % 26));
+        snprintf(c, sizeof c, "%s", good[nn_rng_next(&s) % 6]);
+        snprintf(r, sizeof r, "%s", bad[nn_rng_next(&s) % 6]);
+        bool good_first = i % 2 == 0;
+        Oaif__V1__Response r0 = OAIF__V1__RESPONSE__INIT, r1 = OAIF__V1__RESPONSE__INIT;
+        r0.text = good_first ? c : r;
+        r1.text = good_first ? r : c;
+        Oaif__V1__Response *rs[2] = {&r0, &r1};
+        Oaif__V1__Pair p = OAIF__V1__PAIR__INIT;
+        p.id = ids[i];
+        p.prompt = prompts[i];
+        p.n_responses = 2;
+        p.responses = rs;
+        p.run = "toy";
+        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids[i], &p.base);
+        n++;
+        bool first = good_first != is_noisy(i);
+        Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+        l.id = ids[i];
+        l.pair_id = ids[i];
+        l.winner = first ? OAIF__V1__WINNER__WINNER_FIRST : OAIF__V1__WINNER__WINNER_SECOND;
+        l.prob_first = first ? 1.0 : 0.0;
+        l.judge = "rules:test";
+        l.noise_flipped = is_noisy(i);
+        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, ids[i], &l.base);
+        n++;
+    }
+    put(f, "test-toy-pairs", rec, bufs, n);
+    /* "plain": labels from one judge that says nothing of noise */
+    static char pids[8][32];
+    n = 0;
+    for (int i = 0; i < 8; i++) {
+        snprintf(pids[i], sizeof pids[i], "imp-plain-%04d", i);
+        Oaif__V1__Response r0 = OAIF__V1__RESPONSE__INIT, r1 = OAIF__V1__RESPONSE__INIT;
+        r0.text = (char *)good[i % 6];
+        r1.text = (char *)bad[i % 6];
+        Oaif__V1__Response *rs[2] = {&r0, &r1};
+        Oaif__V1__Pair p = OAIF__V1__PAIR__INIT;
+        p.id = pids[i];
+        p.prompt = "is it?";
+        p.n_responses = 2;
+        p.responses = rs;
+        p.run = "plain";
+        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, pids[i], &p.base);
+        n++;
+        Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+        l.id = pids[i];
+        l.pair_id = pids[i];
+        l.winner = OAIF__V1__WINNER__WINNER_FIRST;
+        l.prob_first = 1.0;
+        l.judge = "import:test";
+        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, pids[i], &l.base);
+        n++;
+    }
+    put(f, "test-plain-pairs", rec, bufs, n);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-rm-eval-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->log, sizeof f->log, "%s/log", f->dir);
+    snprintf(f->ep, sizeof f->ep, "%s/endpoints", f->dir);
+    snprintf(f->ckpt, sizeof f->ckpt, "%s/ckpt", f->dir);
+    snprintf(f->init, sizeof f->init, "%s/sft", f->dir);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    f->zctx = zmq_ctx_new();
+    make_init(f);
+    start_ledger(f);
+    setenv("BUS_CLIENTS_ENDPOINT", f->cep, 1);
+    put_pairs(f);
+    tp_watchdog(TEST_WATCHDOG_S, "this rm_eval_procs test", f->log);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->ledger > 0)
+        tp_stop(f->ledger, SIGTERM);
+    zmq_ctx_term(f->zctx);
+    if (!getenv("KEEP_LOGS")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+        if (system(cmd) != 0)
+            return -1;
+    } else {
+        fprintf(stderr, "logs kept in %s\n", f->dir);
+    }
+    free(f);
+    tp_watchdog(0, NULL, NULL);
+    return 0;
+}
+
+static int oaif_out(char *out, size_t len, const char *args)
+{
+    char cmd[3000];
+    int n = snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, len - 1, p);
+    out[got] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void train_member(struct fx *f, int member)
+{
+    static char out[1 << 15];
+    char args[1500];
+    snprintf(args, sizeof args,
+             "rm train --dataset toy --init %s --checkpoints %s --batch 8 --epochs 2 --lr 3e-3 "
+             "--warmup 5 --holdout " HOLDOUT " --ensemble e --member %d --seed %d",
+             f->init, f->ckpt, member, member + 7);
+    int rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+}
+
+/* The expected numbers of one row, from rewards (chosen, rejected) of the held-out pairs. */
+struct expect {
+    size_t n, correct, nf_correct, ag_n, ag_correct;
+    double sum, sumsq;
+};
+
+static void expect_add(struct expect *e, int i, double d)
+{
+    e->n++;
+    e->correct += d > 0;
+    e->nf_correct += is_noisy(i) ? d < 0 : d > 0;
+    if (has_second(i) && second_agrees(i)) {
+        e->ag_n++;
+        e->ag_correct += d > 0;
+    }
+    e->sum += d;
+    e->sumsq += d * d;
+}
+
+static int pair_number(const char *id)
+{
+    return atoi(id + strlen("imp-toy-"));
+}
+
+/* Scores the held-out pairs of "toy" with the newest members of "e" (the scorer's load, sha256
+ * checked, and forward): e[0..nm) per member, e[nm] the mean. Returns nm. */
+static size_t compute(struct fx *f, struct expect *e, size_t cap)
+{
+    struct bus_client_opts bo = {.endpoint = f->cep};
+    bus_client_t *c = NULL;
+    assert_int_equal(bus_client_new(&c, f->zctx, &bo), ERR_OK);
+    struct trainer_rm_opts ro;
+    assert_int_equal(trainer_rm_defaults(&ro), ERR_OK);
+    ro.dataset = strdup("toy");
+    ro.holdout = atof(HOLDOUT);
+    struct trainer_rm_data d;
+    char err[1024];
+    assert_int_equal(trainer_rm_data_load(c, &ro, 5000, &d, err, sizeof err), ERR_OK);
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(
+        bus_client_scan(c, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, 0, 1000, 5000, &env),
+        ERR_OK);
+    size_t nck = env->records ? env->records->n_records : 0;
+    Oaif__V1__Checkpoint **cks = calloc(nck + 1, sizeof *cks);
+    for (size_t i = 0; i < nck; i++)
+        cks[i] = oaif__v1__checkpoint__unpack(NULL, env->records->records[i]->data.len,
+                                              env->records->records[i]->data.data);
+    struct reward_scorer_config sc = {
+        .ensemble = "e", .checkpoint_dir = f->ckpt, .max_texts = 2, .max_tokens = 256};
+    reward_scorer_t *s = NULL;
+    assert_int_equal(reward_scorer_new(&s, &sc, err, sizeof err), ERR_OK);
+    struct reward_member_ref refs[4];
+    size_t nm = reward_scorer_plan(s, cks, nck, refs, 4);
+    assert_int_equal(nm, 2);
+    assert_true(nm + 1 <= cap);
+    for (size_t m = 0; m < nm; m++)
+        assert_int_equal(reward_scorer_load(s, &refs[m], err, sizeof err), ERR_OK);
+    memset(e, 0, (nm + 1) * sizeof *e);
+    for (size_t i = 0; i < d.n; i++) {
+        if (!d.pairs[i].heldout)
+            continue;
+        char *texts[2] = {d.pairs[i].chosen, d.pairs[i].rejected};
+        Oaif__V1__ScoreRequest req = OAIF__V1__SCORE_REQUEST__INIT;
+        req.prompt = d.pairs[i].prompt;
+        req.n_texts = 2;
+        req.texts = texts;
+        struct reward_scorer_result *r = NULL;
+        assert_int_equal(reward_scorer_run(s, &req, &r, err, sizeof err), ERR_OK);
+        int k = pair_number(d.pairs[i].id);
+        double mc = 0, mr = 0;
+        for (size_t m = 0; m < nm; m++) {
+            expect_add(&e[m], k, r->scores[2 * m] - r->scores[2 * m + 1]);
+            mc += r->scores[2 * m];
+            mr += r->scores[2 * m + 1];
+        }
+        expect_add(&e[nm], k, (mc - mr) / (double)nm);
+        reward_scorer_result_free(&r);
+    }
+    reward_scorer_destroy(&s);
+    for (size_t i = 0; i < nck; i++)
+        oaif__v1__checkpoint__free_unpacked(cks[i], NULL);
+    free(cks);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    trainer_rm_data_free(&d);
+    trainer_rm_release(&ro);
+    bus_client_destroy(&c);
+    return nm;
+}
+
+static void check_row(json_t *row, const struct expect *e)
+{
+    assert_non_null(row);
+    double n = (double)e->n;
+    assert_int_equal(json_integer_value(json_object_get(row, "pairs")), e->n);
+    assert_true(fabs(json_number_value(json_object_get(row, "accuracy")) - e->correct / n) < 6e-5);
+    assert_true(fabs(json_number_value(json_object_get(row, "noise_free_accuracy")) -
+                     e->nf_correct / n) < 6e-5);
+    assert_int_equal(json_integer_value(json_object_get(row, "agree_pairs")), e->ag_n);
+    if (e->ag_n)
+        assert_true(fabs(json_number_value(json_object_get(row, "agree_accuracy")) -
+                         (double)e->ag_correct / (double)e->ag_n) < 6e-5);
+    double mean = e->sum / n;
+    assert_true(fabs(json_number_value(json_object_get(row, "mean_diff")) - mean) < 1e-5);
+}
+
+static void test_printed_accuracies_match_the_members_rewards(void **state)
+{
+    struct fx *f = *state;
+    train_member(f, 0);
+    train_member(f, 1);
+    struct expect e[3];
+    size_t nm = compute(f, e, 3);
+
+    static char out[1 << 15];
+    char args[1500];
+    snprintf(args, sizeof args,
+             "rm eval --ensemble e --dataset toy --holdout " HOLDOUT " --checkpoints %s --json",
+             f->ckpt);
+    int rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    fprintf(stderr, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    json_t *rows = json_object_get(j, "rows");
+    assert_int_equal(json_array_size(rows), nm + 1);
+    for (size_t m = 0; m <= nm; m++)
+        check_row(json_array_get(rows, m), &e[m]);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "model")),
+                        "e/m0@v1");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, nm), "model")),
+                        "e/mean");
+    /* the noise flips some held-out stored labels: the noise-free accuracy differs from it */
+    assert_true(e[nm].nf_correct != e[nm].correct);
+    json_decref(j);
+
+    /* one member, as a table */
+    snprintf(args, sizeof args,
+             "rm eval --ensemble e --member 1 --dataset toy --holdout " HOLDOUT " --checkpoints %s",
+             f->ckpt);
+    rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "e/m1@v1"));
+    assert_null(strstr(out, "e/m0@"));
+    char acc[32];
+    snprintf(acc, sizeof acc, " %.4f ", (double)e[1].correct / (double)e[1].n);
+    assert_non_null(strstr(out, acc));
+
+    /* a set whose labels say nothing of noise and have one judge each: n/a (JSON null) */
+    snprintf(args, sizeof args,
+             "rm eval --ensemble e --dataset plain --split all --checkpoints %s --json", f->ckpt);
+    rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    rows = json_object_get(j, "rows");
+    assert_int_equal(json_array_size(rows), 3);
+    json_t *row = json_array_get(rows, 2);
+    assert_int_equal(json_integer_value(json_object_get(row, "pairs")), 8);
+    assert_true(json_is_null(json_object_get(row, "noise_free_accuracy")));
+    assert_true(json_is_null(json_object_get(row, "agree_accuracy")));
+    json_decref(j);
+    snprintf(args, sizeof args, "rm eval --ensemble e --dataset plain --split all --checkpoints %s",
+             f->ckpt);
+    assert_int_equal(oaif_out(out, sizeof out, args), 0);
+    fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "n/a"));
+}
+
+static void expect_usage_error(const char *args, const char *want)
+{
+    static char out[1 << 14];
+    int rc = oaif_out(out, sizeof out, args);
+    if (rc != 2 || !strstr(out, want))
+        fail_msg("oaif %s: exit %d, expected 2 and '%s' in:\n%s", args, rc, want, out);
+}
+
+static void test_bad_flags_are_named(void **state)
+{
+    (void)state;
+    expect_usage_error("rm eval --dataset toy --split sideways", "--split");
+    expect_usage_error("rm eval --dataset toy --no-such-flag 1", "--no-such-flag");
+    expect_usage_error("rm eval --dataset toy --member 5000", "--member");
+    expect_usage_error("rm eval --dataset toy --run r", "--dataset");
+    static char out[1 << 14];
+    assert_int_equal(oaif_out(out, sizeof out, "rm eval --help"), 0);
+    assert_non_null(strstr(out, "--split"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_printed_accuracies_match_the_members_rewards, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_flags_are_named, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("rm_eval_procs", tests, NULL, NULL);
+}
