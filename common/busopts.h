@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "busclient.h"
+#include "busworker.h"
 #include "cfg.h"
 
 /* The fields the macros fill; a service embeds this (or names its own fields of these types). */
@@ -67,5 +69,25 @@ struct bus_opts {
                  .flag = "--max-message-size",                                                    \
                  .help = "ZMQ_MAXMSGSIZE: a larger frame drops its connection.")
 /* clang-format on */
+
+/* Connecting from the options, the same way in every worker service. Each returns ERR_OK with
+ * *out owned by the caller, or an error with `why` naming the option and the endpoint
+ * ("bus.clients_endpoint tcp://...: cannot connect (...)"). `curve` is the process's CURVE
+ * material (bus_curve_client; off: plaintext). */
+
+/* A client of the ledger's clients endpoint (free with bus_client_destroy). */
+int bus_opts_client(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
+                    bus_client_t **out, char *why, size_t whylen);
+
+/* A SUB socket on the events endpoint subscribed to `topic` (zmq_close it); *out is NULL, with
+ * ERR_OK, when the options name no events endpoint. */
+int bus_opts_events(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
+                    const char *topic, void **out, char *why, size_t whylen);
+
+/* A worker of `service` on the workers endpoint with `credit` and `name` (NULL or "": host:pid),
+ * heart-beating at the options' interval (free with bus_worker_destroy). */
+int bus_opts_worker(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
+                    const char *service, unsigned credit, const char *name, bus_worker_t **out,
+                    char *why, size_t whylen);
 
 #endif /* BUSOPTS_H */

@@ -10,6 +10,7 @@
 
 #include "annotator_scorer.h"
 #include "busclient.h"
+#include "busopts.h"
 #include "busworker.h"
 #include "err.h"
 #include "log.h"
@@ -445,14 +446,9 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         goto out_destroy;
     }
     if (p->cache || rm) {
-        struct bus_client_opts co = {
-            .endpoint = o->bus.clients_endpoint, .curve = &p->curve, .max_msg = o->bus.max_message};
-        rc = bus_client_new(&p->client, zctx, &co);
-        if (rc) {
-            snprintf(why, whylen, "bus.clients_endpoint %s: cannot connect (%s)",
-                     o->bus.clients_endpoint ? o->bus.clients_endpoint : "", err_str(rc));
+        rc = bus_opts_client(&o->bus, &p->curve, zctx, &p->client, why, whylen);
+        if (rc)
             goto out_destroy;
-        }
     }
     if (rm) {
         rc = annotator_scorer_new(&p->scorer, p->client, o->score_timeout_ms);
@@ -471,21 +467,10 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         }
         p->metrics_on = true;
     }
-    struct bus_worker_opts wo = {
-        .endpoint = o->bus.workers_endpoint,
-        .service = "annotate",
-        .credit = annotator_opts_credit(o),
-        .name = o->worker_name && *o->worker_name ? o->worker_name : NULL,
-        .heartbeat_ms = (int)o->bus.heartbeat_ms,
-        .curve = &p->curve,
-        .max_msg = o->bus.max_message,
-    };
-    rc = bus_worker_new(&p->worker, zctx, &wo);
-    if (rc) {
-        snprintf(why, whylen, "bus.workers_endpoint %s: cannot connect (%s)",
-                 o->bus.workers_endpoint ? o->bus.workers_endpoint : "", err_str(rc));
+    rc = bus_opts_worker(&o->bus, &p->curve, zctx, "annotate", annotator_opts_credit(o),
+                         o->worker_name, &p->worker, why, whylen);
+    if (rc)
         goto out_destroy;
-    }
     *out = p;
     return ERR_OK;
 out_destroy:

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "busclient.h"
+#include "busopts.h"
 #include "busworker.h"
 #include "checkpoint.h"
 #include "ckpt.h"
@@ -659,27 +660,11 @@ int sampler_service_new(sampler_service_t **out, const struct sampler_config *cf
         s->metrics_on = true;
     }
     if (s->builtin) {
-        struct bus_client_opts co = {
-            .endpoint = bus->clients_endpoint, .curve = &s->curve, .max_msg = bus->max_message};
-        rc = bus_client_new(&s->client, zctx, &co);
-        if (rc) {
-            snprintf(why, whylen, "bus.clients_endpoint %s: cannot connect (%s)",
-                     bus->clients_endpoint ? bus->clients_endpoint : "", err_str(rc));
+        rc = bus_opts_client(bus, &s->curve, zctx, &s->client, why, whylen);
+        if (!rc && cfg->reload_on_publish)
+            rc = bus_opts_events(bus, &s->curve, zctx, "checkpoints", &s->sub, why, whylen);
+        if (rc)
             goto out_destroy;
-        }
-        if (cfg->reload_on_publish && bus->events_endpoint && *bus->events_endpoint) {
-            s->sub = zmq_socket(zctx, ZMQ_SUB);
-            rc = s->sub ? bus_setup_socket(s->sub, false, ZMQ_SUB, bus->max_message, &s->curve)
-                        : ERR_NOMEM;
-            if (!rc && (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, "checkpoints", 11) != 0 ||
-                        zmq_connect(s->sub, bus->events_endpoint) != 0))
-                rc = ERR_IO;
-            if (rc) {
-                snprintf(why, whylen, "bus.events_endpoint %s: cannot connect (%s)",
-                         bus->events_endpoint, zmq_strerror(zmq_errno()));
-                goto out_destroy;
-            }
-        }
         rc = start_thread(&s->loader_th, loader_main, s);
         if (rc) {
             snprintf(why, whylen, "cannot start the loader thread");
@@ -693,21 +678,10 @@ int sampler_service_new(sampler_service_t **out, const struct sampler_config *cf
         goto out_destroy;
     }
     s->engine_on = true;
-    struct bus_worker_opts wo = {
-        .endpoint = bus->workers_endpoint,
-        .service = "sample",
-        .credit = 1,
-        .name = cfg->worker_name && *cfg->worker_name ? cfg->worker_name : NULL,
-        .heartbeat_ms = (int)bus->heartbeat_ms,
-        .curve = &s->curve,
-        .max_msg = bus->max_message,
-    };
-    rc = bus_worker_new(&s->worker, zctx, &wo);
-    if (rc) {
-        snprintf(why, whylen, "bus.workers_endpoint %s: cannot connect (%s)",
-                 bus->workers_endpoint ? bus->workers_endpoint : "", err_str(rc));
+    rc = bus_opts_worker(bus, &s->curve, zctx, "sample", 1, cfg->worker_name, &s->worker, why,
+                         whylen);
+    if (rc)
         goto out_destroy;
-    }
     *out = s;
     return ERR_OK;
 out_destroy:
