@@ -468,3 +468,23 @@ int bus_client_status(bus_client_t *c, int timeout_ms, Oaif__V1__Envelope **out)
     q.status_query = &s;
     return bus_client_query(c, &q, timeout_ms, out);
 }
+
+int bus_client_scan_each(bus_client_t *c, Oaif__V1__RecordKind kind, int timeout_ms,
+                         int (*fn)(void *ctx, const Oaif__V1__Record *r), void *ctx)
+{
+    uint64_t after = 0;
+    for (;;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(c, kind, after, 1000, timeout_ms, &env);
+        if (rc)
+            return rc;
+        const Oaif__V1__Records *rs = env->records;
+        for (size_t i = 0; !rc && rs && i < rs->n_records; i++)
+            rc = fn(ctx, rs->records[i]);
+        bool more = rs && rs->more;
+        after = rs ? rs->next_seq : after;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+        if (rc || !more)
+            return rc;
+    }
+}

@@ -65,6 +65,11 @@ int bus_client_scan(bus_client_t *c, Oaif__V1__RecordKind kind, uint64_t after_s
                     unsigned limit, int timeout_ms, Oaif__V1__Envelope **out);
 int bus_client_lookup(bus_client_t *c, const char *const *ids, size_t n, int timeout_ms,
                       Oaif__V1__Envelope **out);
+
+/* Every record of `kind`, in commit order, through fn (pages of 1000 scans). Stops at the first
+ * failure: a scan's (as bus_client_scan) or fn's non-zero return, which it returns. */
+int bus_client_scan_each(bus_client_t *c, Oaif__V1__RecordKind kind, int timeout_ms,
+                         int (*fn)(void *ctx, const Oaif__V1__Record *r), void *ctx);
 int bus_client_status(bus_client_t *c, int timeout_ms, Oaif__V1__Envelope **out);
 /* Send any envelope as a synchronous query (the answer must echo its corr). */
 int bus_client_query(bus_client_t *c, Oaif__V1__Envelope *q, int timeout_ms,

@@ -25,6 +25,7 @@
 #include "err.h"
 #include "reward_scorer.h"
 #include "rm.h"
+#include "rmset.h"
 #include "trainer_opts.h"
 
 static const char verb[] = "oaif rm train";
@@ -162,10 +163,8 @@ static int run(const struct rm_cli *o)
  * checked) scores chosen and rejected of each selected pair in one forward per pair; accuracy is
  * the share of pairs with r(chosen) > r(rejected):
  *  - stored: against the pair's latest Label (the one `oaif rm train` reads);
- *  - noise-free: against that label with its winner flipped back where Label.noise_flipped is set.
- *    proto3 cannot tell false from absent, so the set is taken to carry the information when at
- *    least one of its labels has noise_flipped set or a judge id starting with "rules" (the rules
- *    judge, the one that simulates noise); otherwise n/a;
+ *  - noise-free: against that label with its winner flipped back where Label.noise_flipped is set
+ *    (n/a when the set does not carry it: rmset.h);
  *  - judges agree: on the pairs labeled by two or more different judges (Label.judge; the latest
  *    label of each) whose winners all agree; n/a when no pair has a second judge.
  * Per member and for the ensemble mean (the members' mean reward per text), with the mean and std
@@ -181,124 +180,6 @@ struct rm_eval_cli {
 static const struct cfg_option eval_conn_rows[] = {CLI_CONN_OPTIONS(struct rm_eval_cli, conn)};
 #define N_EVAL_CONN (sizeof eval_conn_rows / sizeof eval_conn_rows[0])
 
-#define EVAL_MAX_JUDGES 4
-
-struct eval_pair {      /* what the Labels say of one pair of the set */
-    bool noise_flipped; /* of the latest label */
-    int nj;
-    char *judge[EVAL_MAX_JUDGES];
-    int winner[EVAL_MAX_JUDGES]; /* the latest label of each judge */
-};
-
-struct eval_labels {
-    const struct trainer_rm_data *d;
-    struct eval_pair *p; /* [d->n] */
-    bool noise_known;
-};
-
-static int pair_index(const struct trainer_rm_data *d, const char *id)
-{
-    size_t lo = 0, hi = d->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(d->pairs[mid].id, id);
-        if (!c)
-            return (int)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-static int on_eval_label(struct eval_labels *el, const Oaif__V1__Record *r)
-{
-    Oaif__V1__Label *l = oaif__v1__label__unpack(NULL, r->data.len, r->data.data);
-    if (!l)
-        return ERR_OK;
-    const char *pid = l->pair_id && *l->pair_id ? l->pair_id : r->id;
-    int i = pair_index(el->d, pid);
-    int rc = ERR_OK;
-    if (i >= 0) {
-        struct eval_pair *p = &el->p[i];
-        const char *j = l->judge ? l->judge : "";
-        p->noise_flipped = l->noise_flipped;
-        if (l->noise_flipped || !strncmp(j, "rules", 5))
-            el->noise_known = true;
-        int k = 0;
-        while (k < p->nj && strcmp(p->judge[k], j) != 0)
-            k++;
-        if (k == p->nj && k < EVAL_MAX_JUDGES) {
-            p->judge[k] = strdup(j);
-            if (!p->judge[k])
-                rc = ERR_NOMEM;
-            else
-                p->nj++;
-        }
-        if (!rc && k < p->nj)
-            p->winner[k] = (int)l->winner;
-    }
-    oaif__v1__label__free_unpacked(l, NULL);
-    return rc;
-}
-
-/* Calls on_record for every record of `kind`; the bus's code. */
-static int eval_scan(bus_client_t *cl, Oaif__V1__RecordKind kind, int timeout_ms,
-                     int (*fn)(void *ctx, const Oaif__V1__Record *r), void *ctx)
-{
-    uint64_t after = 0;
-    for (;;) {
-        Oaif__V1__Envelope *env = NULL;
-        int rc = bus_client_scan(cl, kind, after, 1000, timeout_ms, &env);
-        if (rc)
-            return rc;
-        Oaif__V1__Records *rs = env->records;
-        for (size_t i = 0; !rc && rs && i < rs->n_records; i++)
-            rc = fn(ctx, rs->records[i]);
-        bool more = rs && rs->more;
-        after = rs ? rs->next_seq : after;
-        oaif__v1__envelope__free_unpacked(env, NULL);
-        if (rc || !more)
-            return rc;
-    }
-}
-
-static int label_cb(void *ctx, const Oaif__V1__Record *r)
-{
-    return on_eval_label(ctx, r);
-}
-
-struct eval_ckpts {
-    Oaif__V1__Checkpoint **c;
-    size_t n, cap;
-    int member;
-};
-
-static int ckpt_cb(void *ctx, const Oaif__V1__Record *r)
-{
-    struct eval_ckpts *e = ctx;
-    Oaif__V1__Checkpoint *c = oaif__v1__checkpoint__unpack(NULL, r->data.len, r->data.data);
-    if (!c)
-        return ERR_OK;
-    if (e->member >= 0 && c->member != (uint32_t)e->member) {
-        oaif__v1__checkpoint__free_unpacked(c, NULL);
-        return ERR_OK;
-    }
-    if (e->n == e->cap) {
-        size_t cap = e->cap ? 2 * e->cap : 16;
-        Oaif__V1__Checkpoint **nc = realloc(e->c, cap * sizeof *nc);
-        if (!nc) {
-            oaif__v1__checkpoint__free_unpacked(c, NULL);
-            return ERR_NOMEM;
-        }
-        e->c = nc;
-        e->cap = cap;
-    }
-    e->c[e->n++] = c;
-    return ERR_OK;
-}
-
 /* One row of the table: a member or the mean. */
 struct eval_row {
     char name[160];
@@ -306,16 +187,17 @@ struct eval_row {
     double sum, sumsq;
 };
 
-static void eval_add(struct eval_row *w, const struct eval_pair *p, bool noise_known, double d)
+static void eval_add(struct eval_row *w, const struct rmset *s, size_t i, double d)
 {
+    const struct rmset_pair *p = &s->p[i];
     bool ok = d > 0;
     w->n++;
     w->correct += ok;
     w->sum += d;
     w->sumsq += d * d;
-    if (noise_known) {
+    if (s->noise_known) {
         w->nf_n++;
-        w->nf_correct += p->noise_flipped ? d < 0 : ok;
+        w->nf_correct += rmset_chosen_truly_better(s, i) ? ok : d < 0;
     }
     bool agree = p->nj >= 2;
     for (int k = 1; agree && k < p->nj; k++)
@@ -362,40 +244,16 @@ static void eval_print(const struct eval_row *rows, size_t nrows, bool json)
     fflush(stdout);
 }
 
-/* Loads the members into s; ERR_NOTFOUND when none. */
-static int eval_load(reward_scorer_t *s, struct eval_ckpts *ck, char *err, size_t errlen)
-{
-    struct reward_member_ref *refs = calloc(REWARD_SCORER_MEMBERS_MAX, sizeof *refs);
-    if (!refs)
-        return ERR_NOMEM;
-    size_t n = reward_scorer_plan(s, ck->c, ck->n, refs, REWARD_SCORER_MEMBERS_MAX);
-    int rc = n ? ERR_OK : ERR_NOTFOUND;
-    if (!n)
-        snprintf(err, errlen, "no reward checkpoint of that ensemble (and member) in the ledger");
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = reward_scorer_load(s, &refs[i], err, errlen);
-    free(refs);
-    return rc;
-}
-
-static int eval_score(const struct rm_eval_cli *o, reward_scorer_t *s,
-                      const struct trainer_rm_data *d, const struct eval_labels *el, char *err,
-                      size_t errlen)
+static int eval_score(const struct rm_eval_cli *o, struct rmset *s, char *err, size_t errlen)
 {
     struct eval_row *rows = NULL;
     size_t nm = 0;
     int rc = ERR_OK;
-    for (size_t i = 0; !rc && i < d->n; i++) {
-        const struct trainer_rm_pair *p = &d->pairs[i];
-        if (o->ev.split == TRAINER_RM_EVAL_HELDOUT && !p->heldout)
+    for (size_t i = 0; !rc && i < s->data.n; i++) {
+        if (o->ev.split == TRAINER_RM_EVAL_HELDOUT && !s->data.pairs[i].heldout)
             continue;
-        char *texts[2] = {p->chosen, p->rejected};
-        Oaif__V1__ScoreRequest req = OAIF__V1__SCORE_REQUEST__INIT;
-        req.prompt = p->prompt;
-        req.n_texts = 2;
-        req.texts = texts;
         struct reward_scorer_result *res = NULL;
-        rc = reward_scorer_run(s, &req, &res, err, errlen);
+        rc = rmset_score(s, i, &res, err, errlen);
         if (rc)
             break;
         if (!rows) {
@@ -412,11 +270,11 @@ static int eval_score(const struct rm_eval_cli *o, reward_scorer_t *s,
         double mc = 0, mr = 0;
         for (size_t m = 0; m < nm; m++) {
             double c = res->scores[m * 2], r = res->scores[m * 2 + 1];
-            eval_add(&rows[m], &el->p[i], el->noise_known, c - r);
+            eval_add(&rows[m], s, i, c - r);
             mc += c;
             mr += r;
         }
-        eval_add(&rows[nm], &el->p[i], el->noise_known, (mc - mr) / (double)nm);
+        eval_add(&rows[nm], s, i, (mc - mr) / (double)nm);
         reward_scorer_result_free(&res);
     }
     if (!rc && !rows) {
@@ -439,61 +297,24 @@ static int eval_run(const struct rm_eval_cli *o)
         return status;
     }
     char err[1024] = "";
-    struct trainer_rm_opts ro;
-    struct trainer_rm_data data = {0};
-    struct eval_labels el = {0};
-    struct eval_ckpts ck = {.member = o->ev.member};
-    reward_scorer_t *s = NULL;
-    int rc = trainer_rm_defaults(&ro);
-    if (!rc) {
-        ro.dataset = o->ev.dataset; /* borrowed: cleared before the release */
-        ro.run = o->ev.run;
-        ro.holdout = o->ev.holdout;
-        rc = trainer_rm_data_load(l.client, &ro, l.timeout_ms, &data, err, sizeof err);
-        ro.dataset = ro.run = NULL;
-    }
-    el.d = &data;
-    if (!rc) {
-        el.p = calloc(data.n ? data.n : 1, sizeof *el.p);
-        rc = el.p ? eval_scan(l.client, OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, l.timeout_ms,
-                              label_cb, &el)
-                  : ERR_NOMEM;
-        if (rc && !*err)
-            snprintf(err, sizeof err, "reading the labels: %s", err_str(rc));
-    }
-    if (!rc) {
-        rc = eval_scan(l.client, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, l.timeout_ms,
-                       ckpt_cb, &ck);
-        if (rc)
-            snprintf(err, sizeof err, "reading the checkpoints: %s", err_str(rc));
-    }
-    if (!rc) {
-        struct reward_scorer_config sc = {
-            .ensemble = o->ev.ensemble,
-            .checkpoint_dir = o->ev.checkpoint_dir,
-            .max_texts = 2,
-            .max_tokens = o->ev.max_len,
-        };
-        rc = reward_scorer_new(&s, &sc, err, sizeof err);
-    }
+    struct rmset s;
+    const struct rmset_spec spec = {
+        .dataset = o->ev.dataset,
+        .run = o->ev.run,
+        .holdout = o->ev.holdout,
+        .ensemble = o->ev.ensemble,
+        .member = o->ev.member,
+        .checkpoint_dir = o->ev.checkpoint_dir,
+        .max_len = o->ev.max_len,
+    };
+    int rc = rmset_open(&s, l.client, l.timeout_ms, &spec, err, sizeof err);
     if (!rc)
-        rc = eval_load(s, &ck, err, sizeof err);
-    if (!rc)
-        rc = eval_score(o, s, &data, &el, err, sizeof err);
+        rc = eval_score(o, &s, err, sizeof err);
     if (rc) {
         cli_error(eval_verb, "%s", *err ? err : err_str(rc));
         status = 1;
     }
-    reward_scorer_destroy(&s);
-    for (size_t i = 0; i < ck.n; i++)
-        oaif__v1__checkpoint__free_unpacked(ck.c[i], NULL);
-    free(ck.c);
-    for (size_t i = 0; el.p && i < data.n; i++)
-        for (int k = 0; k < el.p[i].nj; k++)
-            free(el.p[i].judge[k]);
-    free(el.p);
-    trainer_rm_data_free(&data);
-    trainer_rm_release(&ro);
+    rmset_close(&s);
     cli_ledger_close(&l);
     return status;
 }

@@ -132,27 +132,6 @@ struct verdict { /* a pair's latest label */
     double prob_first;
 };
 
-/* Calls fn on every record of `kind`, in commit order. Stops at fn's first error. */
-static int scan(bus_client_t *cl, Oaif__V1__RecordKind kind, int timeout_ms,
-                int (*fn)(void *ctx, const Oaif__V1__Record *r), void *ctx)
-{
-    uint64_t after = 0;
-    for (;;) {
-        Oaif__V1__Envelope *env = NULL;
-        int rc = bus_client_scan(cl, kind, after, 1000, timeout_ms, &env);
-        if (rc)
-            return rc;
-        Oaif__V1__Records *rs = env->records;
-        for (size_t i = 0; !rc && rs && i < rs->n_records; i++)
-            rc = fn(ctx, rs->records[i]);
-        bool more = rs && rs->more;
-        after = rs ? rs->next_seq : after;
-        oaif__v1__envelope__free_unpacked(env, NULL);
-        if (rc || !more)
-            return rc;
-    }
-}
-
 struct reader {
     const char *name;
     hmap_t *verdicts;  /* pair id -> struct verdict */
@@ -372,14 +351,14 @@ int trainer_rm_data_load(bus_client_t *cl, const struct trainer_rm_opts *o, int 
     rc = rd.verdicts && rd.index && (!want_strength || rd.strengths) ? ERR_OK : ERR_NOMEM;
     Oaif__V1__RecordKind kind = OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL;
     if (!rc)
-        rc = scan(cl, kind, timeout_ms, on_label, &rd);
+        rc = bus_client_scan_each(cl, kind, timeout_ms, on_label, &rd);
     if (!rc && want_strength) {
         kind = OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH;
-        rc = scan(cl, kind, timeout_ms, on_strength, &rd);
+        rc = bus_client_scan_each(cl, kind, timeout_ms, on_strength, &rd);
     }
     if (!rc) {
         kind = OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR;
-        rc = scan(cl, kind, timeout_ms, on_pair, &rd);
+        rc = bus_client_scan_each(cl, kind, timeout_ms, on_pair, &rd);
     }
     if (rc) {
         snprintf(err, errlen, "reading %s from the ledger: %s%s%s", kind_name(kind), err_str(rc),
