@@ -49,6 +49,7 @@ struct slot {
 
 struct reward_scorer {
     struct reward_scorer_config cfg; /* the logic's fields, its strings our copies; rest zero */
+    bool keep_features;              /* reward_scorer_keep_features */
     pthread_mutex_t mu;              /* the slots */
     struct slot *slots;              /* [REWARD_SCORER_MEMBERS_MAX] */
 };
@@ -545,6 +546,10 @@ void reward_scorer_result_free(struct reward_scorer_result **pr)
         free(r->members[i]);
     free(r->members);
     free(r->scores);
+    for (size_t i = 0; r->features && i < r->n_members; i++)
+        free(r->features[i]);
+    free(r->features);
+    free(r->feature_dims);
     free(r->packed);
     free(r->rec.data.data);
     free(r);
@@ -593,10 +598,17 @@ static int encode_text(const struct member_model *m, const int *pids, size_t np,
     return ERR_OK;
 }
 
-/* Member m's rewards of every text into out[n_texts]: one forward over all of them. */
+void reward_scorer_keep_features(reward_scorer_t *s, bool on)
+{
+    s->keep_features = on;
+}
+
+/* Member m's rewards of every text into out[n_texts]: one forward over all of them. With
+ * features: their last-hidden features into a malloc'd *features [n_texts, *dim]. */
 static int score_member(const reward_scorer_t *s, struct member_model *m,
-                        const Oaif__V1__ScoreRequest *req, double *out, uint64_t *tokens,
-                        unsigned *truncated, char *why, size_t whylen)
+                        const Oaif__V1__ScoreRequest *req, double *out, float **features,
+                        size_t *dim, uint64_t *tokens, unsigned *truncated, char *why,
+                        size_t whylen)
 {
     const struct nn_config *mc = nn_model_config(m->model);
     int cap = s->cfg.max_tokens < mc->max_position_embeddings ? s->cfg.max_tokens
@@ -678,6 +690,13 @@ static int score_member(const reward_scorer_t *s, struct member_model *m,
             goto out;
         }
         out[i] = (double)r[i];
+    }
+    if (features) {
+        *dim = (size_t)mc->hidden_size;
+        *features = malloc(B * *dim * sizeof **features);
+        if (!*features)
+            goto out_nomem;
+        memcpy(*features, nn_model_last_hidden(m->model), B * *dim * sizeof **features);
     }
     goto out;
 out_nomem:
@@ -784,8 +803,13 @@ int reward_scorer_run(reward_scorer_t *s, const Oaif__V1__ScoreRequest *req,
         r->n_texts = req->n_texts;
         r->members = calloc(M, sizeof *r->members);
         r->scores = calloc(M * req->n_texts, sizeof *r->scores);
+        if (s->keep_features) {
+            r->features = calloc(M, sizeof *r->features);
+            r->feature_dims = calloc(M, sizeof *r->feature_dims);
+        }
     }
-    if (!r || !r->members || !r->scores) {
+    if (!r || !r->members || !r->scores ||
+        (s->keep_features && (!r->features || !r->feature_dims))) {
         rc = ERR_NOMEM;
         snprintf(why, whylen, "out of memory");
         goto out;
@@ -800,8 +824,9 @@ int reward_scorer_run(reward_scorer_t *s, const Oaif__V1__ScoreRequest *req,
             snprintf(why, whylen, "out of memory");
             break;
         }
-        rc = score_member(s, ms[k], req, r->scores + k * req->n_texts, &r->tokens, &r->truncated,
-                          why, whylen);
+        rc = score_member(
+            s, ms[k], req, r->scores + k * req->n_texts, r->features ? &r->features[k] : NULL,
+            r->feature_dims ? &r->feature_dims[k] : NULL, &r->tokens, &r->truncated, why, whylen);
     }
     r->seconds = now_s() - t0;
     if (!rc) {

@@ -134,6 +134,11 @@ struct reward_scorer_result {
     size_t packed_len;
     Oaif__V1__Record **records; /* n_records (0 or 1): the Scores record, kind SCORES */
     size_t n_records;
+    /* With reward_scorer_keep_features: member k's final hidden state (after the last norm) of
+     * each text's last token, the EOS the reward is read on: features[k][i * feature_dims[k] +
+     * c]. Else NULL. */
+    float **features;
+    size_t *feature_dims;
     uint64_t tokens;    /* tokens scored, over all members */
     unsigned truncated; /* texts cut to fit (per member) */
     double seconds;     /* the forwards */
@@ -153,6 +158,10 @@ int reward_scorer_run(reward_scorer_t *s, const Oaif__V1__ScoreRequest *req,
                       struct reward_scorer_result **out, char *why, size_t whylen);
 /* Sets *r to NULL; accepts NULL. */
 void reward_scorer_result_free(struct reward_scorer_result **r);
+
+/* Whether the results of later runs carry each member's features (the result's `features`): off
+ * unless set, the service never reads them (`oaif rm features` does). Call before the runs. */
+void reward_scorer_keep_features(reward_scorer_t *s, bool on);
 
 /* Whether an error code of reward_scorer_run means retrying cannot help. */
 bool reward_scorer_error_permanent(int rc);
