@@ -880,6 +880,35 @@ static int setup_training(struct rm_run *r, char *err, size_t errlen)
     return ERR_OK;
 }
 
+int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_adamw_t *popt,
+                    const struct trainer_rm_batch *b, uint64_t step_seed, float lr, float clip,
+                    const struct nn_adamw_opts *ao, struct trainer_rm_parts *pt, char *err,
+                    size_t errlen)
+{
+    int rc = trainer_rm_loss_run(loss, b, step_seed, pt);
+    if (rc) {
+        seterr(err, errlen, "%s%s", err_str(rc),
+               rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
+        return rc;
+    }
+    size_t np = nn_model_num_params(m);
+    if (clip > 0.0f)
+        nn_grad_clip(nn_model_grads(m), np, clip);
+    rc = nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), np, lr, ao);
+    size_t nproto;
+    float *C = trainer_rm_loss_prototypes(loss, &nproto);
+    if (!rc && C) {
+        float *dC = trainer_rm_loss_prototype_grads(loss, &nproto);
+        int D = nn_model_config(m)->hidden_size;
+        rc = popt ? nn_adamw_step(popt, C, dC, nproto, lr, ao) : ERR_INVAL;
+        if (!rc)
+            rc = nn_swav_normalize((int)(nproto / (size_t)D), D, C);
+    }
+    if (rc)
+        seterr(err, errlen, "the optimizer: %s", err_str(rc));
+    return rc;
+}
+
 static int train_step(struct rm_run *r, const struct nn_sched *sch, struct trainer_rm_parts *pt,
                       char *err, size_t errlen)
 {
@@ -890,27 +919,12 @@ static int train_step(struct rm_run *r, const struct nn_sched *sch, struct train
         r->batch[i] = &r->train[r->perm[(size_t)k * (size_t)r->B + (size_t)i]];
     struct trainer_rm_batch b;
     fill_batch(r, r->batch, r->B, &b);
-    int rc = trainer_rm_loss_run(r->loss, &b, step_seed(r, r->step), pt);
+    char why[512];
+    int rc = trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
+                             nn_sched_lr(sch, r->step), r->o->clip, &r->o->adamw, pt, why,
+                             sizeof why);
     if (rc) {
-        seterr(err, errlen, "step %ld: %s%s", r->step + 1, err_str(rc),
-               rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
-        return rc;
-    }
-    size_t np = nn_model_num_params(r->m);
-    float lr = nn_sched_lr(sch, r->step);
-    if (r->o->clip > 0.0f)
-        nn_grad_clip(nn_model_grads(r->m), np, r->o->clip);
-    rc = nn_adamw_step(r->opt, nn_model_params(r->m), nn_model_grads(r->m), np, lr, &r->o->adamw);
-    size_t nproto;
-    float *C = trainer_rm_loss_prototypes(r->loss, &nproto);
-    if (!rc && C) {
-        float *dC = trainer_rm_loss_prototype_grads(r->loss, &nproto);
-        rc = nn_adamw_step(r->popt, C, dC, nproto, lr, &r->o->adamw);
-        if (!rc)
-            rc = nn_swav_normalize(r->lo.swav.K, nn_model_config(r->m)->hidden_size, C);
-    }
-    if (rc) {
-        seterr(err, errlen, "step %ld: the optimizer: %s", r->step + 1, err_str(rc));
+        seterr(err, errlen, "step %ld: %s", r->step + 1, why);
         return rc;
     }
     r->step++;

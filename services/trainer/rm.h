@@ -165,6 +165,16 @@ int trainer_rm_train(const struct trainer_rm_opts *o, const struct trainer_rm_da
                      uint32_t min_version, volatile sig_atomic_t *stop,
                      struct trainer_rm_result *res, char *err, size_t errlen);
 
+/* One training step of trainer_rm_train on batch b, without the data and checkpoints (also what
+ * tests/bench/bench_rm_train.c times): the loss and its gradient (trainer_rm_loss_run with
+ * step_seed), the global-norm clip of the model's gradients at `clip` (0: off), AdamW at `lr` on
+ * the model (opt) and, with SwAV, on the loss's prototypes (popt), renormalised after. ERR_OK, or
+ * trainer_rm_loss_run's or the optimizer's error with err saying which. */
+int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_adamw_t *popt,
+                    const struct trainer_rm_batch *b, uint64_t step_seed, float lr, float clip,
+                    const struct nn_adamw_opts *ao, struct trainer_rm_parts *pt, char *err,
+                    size_t errlen);
+
 /* The newest version the ledger behind `cl` records for this member (0: none) into *version.
  * ERR_OK, or the bus's error. */
 int trainer_rm_ledger_version(bus_client_t *cl, const char *ensemble, int member, int timeout_ms,
