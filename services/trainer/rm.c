@@ -920,9 +920,9 @@ static int train_step(struct rm_run *r, const struct nn_sched *sch, struct train
     struct trainer_rm_batch b;
     fill_batch(r, r->batch, r->B, &b);
     char why[512];
-    int rc = trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
-                             nn_sched_lr(sch, r->step), r->o->clip, &r->o->adamw, pt, why,
-                             sizeof why);
+    int rc =
+        trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
+                        nn_sched_lr(sch, r->step), r->o->clip, &r->o->adamw, pt, why, sizeof why);
     if (rc) {
         seterr(err, errlen, "step %ld: %s", r->step + 1, why);
         return rc;
