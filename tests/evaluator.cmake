@@ -1,2 +1,8 @@
 # evaluator (issue 15): the statistics on hand-made outcomes.
 oaif_test(evalstats SOURCES ${OAIF_TEST_DIR}/test_evalstats.c LIBS oaif_evalstats TIMEOUT 60)
+
+# `oaif compare` through the real binary against a real ledger holding hand-made EvalResults.
+oaif_test(compare_procs SOURCES ${OAIF_TEST_DIR}/test_compare_procs.c ${OAIF_TEST_DIR}/testproc.c
+          LIBS oaif_runtime PkgConfig::JANSSON m TIMEOUT 120 LABEL integration)
+target_include_directories(test_compare_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_compare_procs ledger oaif)
