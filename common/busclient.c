@@ -99,6 +99,11 @@ void bus_client_destroy(bus_client_t **pc)
     *pc = NULL;
 }
 
+void *bus_client_socket(bus_client_t *c)
+{
+    return c->sock;
+}
+
 size_t bus_client_pending(const bus_client_t *c)
 {
     return hmap_count(c->pending);

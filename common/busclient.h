@@ -43,6 +43,11 @@ int bus_client_submit(bus_client_t *c, const char *service, const char *id, cons
  * reply that arrived to cb. Returns the number delivered (>= 0), or ERR_INTR / ERR_IO. */
 int bus_client_poll(bus_client_t *c, int timeout_ms, bus_reply_fn cb, void *ctx);
 
+/* The socket, for a caller with its own poll loop (a worker that is also a client): poll it for
+ * ZMQ_POLLIN, then call bus_client_poll(c, 0, ...), which also delivers replies kept by a
+ * synchronous call and resends what is due. Borrowed until bus_client_destroy. */
+void *bus_client_socket(bus_client_t *c);
+
 /* Requests submitted and not yet answered. */
 size_t bus_client_pending(const bus_client_t *c);
 /* Resends so far (tests, metrics). */
