@@ -119,6 +119,10 @@ static const struct cfg_option options[] = {
                 .help = "Requests taken from the ledger at once (0: K/2 with both orders, K with "
                         "one; " STR(ANNOTATOR_CREDIT_RULES) " for rules, " STR(
                             ANNOTATOR_CREDIT_REWARD_MODEL) " for reward-model)."),
+    CFG_STRING_OPT(O, service, .key = "annotator.service", .def = "annotate",
+                   .env = "ANNOTATOR_SERVICE", .flag = "--service",
+                   .help = "The service it serves: annotate (training's judge), or another name "
+                           "for a second judge, e.g. annotate-eval for the evaluator's."),
     CFG_STRING_OPT(O, worker_name, .key = "annotator.worker_name", .env = "ANNOTATOR_WORKER_NAME",
                    .flag = "--worker-name", .help = "Name in `oaif status` (default host:pid)."),
     CFG_STRING_OPT(O, metrics_bind, .key = "annotator.metrics_bind", .def = "127.0.0.1",

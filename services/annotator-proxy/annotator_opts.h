@@ -56,6 +56,7 @@ struct annotator_opts {
     char *instruction; /* for requests that carry none */
     enum annotator_cache cache;
     int credit; /* 0: automatic (annotator_opts_credit()) */
+    char *service; /* the service name it serves ("annotate"; an evaluation judge another) */
     char *worker_name;
     char *metrics_bind;
     int metrics_port;

@@ -467,7 +467,7 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         }
         p->metrics_on = true;
     }
-    rc = bus_opts_worker(&o->bus, &p->curve, zctx, "annotate", annotator_opts_credit(o),
+    rc = bus_opts_worker(&o->bus, &p->curve, zctx, o->service, annotator_opts_credit(o),
                          o->worker_name, &p->worker, why, whylen);
     if (rc)
         goto out_destroy;

@@ -66,8 +66,9 @@ int main(int argc, char **argv)
         char desc[2048];
         annotator_describe(annotator_proxy_judge(proxy), desc, sizeof desc);
         log_info("%s", desc);
-        log_info("serving 'annotate' for %s (credit %u, cache %s)", opts.bus.workers_endpoint,
-                 annotator_opts_credit(&opts), annotator_opts_cache(&opts) ? "on" : "off");
+        log_info("serving '%s' for %s (credit %u, cache %s)", opts.service,
+                 opts.bus.workers_endpoint, annotator_opts_credit(&opts),
+                 annotator_opts_cache(&opts) ? "on" : "off");
     }
     if (!rc && opts.metrics_port >= 0) {
         rc = metrics_server_start(&http, metrics, opts.metrics_bind, opts.metrics_port, healthy,

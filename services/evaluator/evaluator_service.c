@@ -1,0 +1,746 @@
+/* evaluator_service.c - see evaluator_service.h. */
+#include "evaluator_service.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "busclient.h"
+#include "busworker.h"
+#include "ckpt.h"
+#include "err.h"
+#include "hmap.h"
+#include "log.h"
+
+#define QUERY_MS    5000 /* a record query (scan, get, put) */
+#define RETRY_MS    1000 /* a job that could not start (no prompts, no baseline) waits this long */
+#define ID_MAX      512
+#define REPLY_POLL  50 /* poll cap while requests of ours are in flight */
+#define KIND_POLICY 0u /* what a submitted id stands for (hmap value: index << 2 | kind, + 1) */
+#define KIND_BASE   1u
+#define KIND_JUDGE  2u
+
+/* A version to evaluate, and the evaluate request that asked for it (NULL: an event). */
+struct job {
+    uint32_t version;
+    struct bus_req *req;
+    struct job *next;
+};
+
+/* The evaluation in progress. */
+struct current {
+    struct job *job;
+    int phase; /* 1 sampling, 2 judging */
+    size_t n;  /* prompts */
+    char **pol, **base;
+    Oaif__V1__Winner *winner;
+    bool *judged;
+    hmap_t *ids; /* outstanding request id -> (index << 2 | kind) + 1 */
+    size_t outstanding;
+    char judge[128]; /* Label.judge of the first judgement */
+    char failed[600];
+    uint64_t t0;
+};
+
+struct series {
+    metrics_counter_t *evaluations, *failed, *judgements, *judge_failures;
+    metrics_gauge_t *last_version, *last_win_rate, *last_lc, *last_lo, *last_hi;
+};
+
+struct evaluator_service {
+    const struct evaluator_config *cfg;
+    struct bus_curve curve;
+    bus_worker_t *worker;
+    bus_client_t *client;
+    void *sub;
+    struct job *head, *tail;
+    struct current cur;
+    uint32_t max_queued; /* the highest version queued from the checkpoints */
+    uint64_t ckpt_seq;   /* scan cursor over the checkpoint records */
+    uint64_t next_rescan, not_before;
+    bool rescan_now;
+    Oaif__V1__Prompt **prompts; /* the held-out prompts (unpacked, owned) */
+    size_t nprompts;
+    char base_sha[65]; /* the baseline checkpoint's sha256 ("" until read) */
+    struct evaluator_service_stats st;
+    struct series m;
+};
+
+/* ---- the queue ---------------------------------------------------------------------------- */
+
+static void enqueue(evaluator_service_t *s, uint32_t version, struct bus_req *req)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j) {
+        if (req)
+            bus_worker_fail(s->worker, req->id, "evaluator: out of memory", false);
+        bus_req_free(&req);
+        return;
+    }
+    j->version = version;
+    j->req = req;
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+}
+
+static void job_free(struct job *j)
+{
+    if (!j)
+        return;
+    bus_req_free(&j->req);
+    free(j);
+}
+
+/* ---- records ------------------------------------------------------------------------------ */
+
+static void drain_events(evaluator_service_t *s)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int n = zmq_msg_recv(&m, s->sub, ZMQ_DONTWAIT);
+        zmq_msg_close(&m);
+        if (n < 0)
+            return;
+        s->rescan_now = true; /* a hint: the ledger's records say what is new */
+    }
+}
+
+/* Queues the policy versions published since the last scan that are due (every E-th, above the
+ * baseline, of this run or of none). Returns false when the ledger could not be read. */
+static bool rescan(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    for (bool more = true; more;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(s->client, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT,
+                                 s->ckpt_seq, 1000, QUERY_MS, &env);
+        if (rc) {
+            log_warn("reading the ledger's checkpoints: %s", err_str(rc));
+            return false;
+        }
+        const Oaif__V1__Records *r = env->records;
+        for (size_t i = 0; i < r->n_records; i++) {
+            const Oaif__V1__Record *rec = r->records[i];
+            Oaif__V1__Checkpoint *ck =
+                oaif__v1__checkpoint__unpack(NULL, rec->data.len, rec->data.data);
+            if (!ck)
+                continue;
+            uint32_t v = ck->version;
+            if (ck->kind == OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY &&
+                (!*ck->run || !strcmp(ck->run, c->run)) && v > (uint32_t)c->baseline &&
+                v % (uint32_t)c->every == 0 && v > s->max_queued) {
+                enqueue(s, v, NULL);
+                s->max_queued = v;
+            }
+            oaif__v1__checkpoint__free_unpacked(ck, NULL);
+        }
+        more = r->more;
+        s->ckpt_seq = r->next_seq;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+    }
+    return true;
+}
+
+/* The first N prompts of the split, once N are there (fewer: retried at each start). */
+static int load_prompts(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    if (s->nprompts == (size_t)c->prompts)
+        return ERR_OK;
+    for (size_t i = 0; i < s->nprompts; i++)
+        oaif__v1__prompt__free_unpacked(s->prompts[i], NULL);
+    s->nprompts = 0;
+    if (!s->prompts && !(s->prompts = calloc((size_t)c->prompts, sizeof *s->prompts)))
+        return ERR_NOMEM;
+    uint64_t after = 0;
+    for (bool more = true; more && s->nprompts < (size_t)c->prompts;) {
+        Oaif__V1__Envelope *env = NULL;
+        int rc = bus_client_scan(s->client, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, after, 1000,
+                                 QUERY_MS, &env);
+        if (rc)
+            return rc;
+        const Oaif__V1__Records *r = env->records;
+        for (size_t i = 0; i < r->n_records && s->nprompts < (size_t)c->prompts; i++) {
+            Oaif__V1__Prompt *p =
+                oaif__v1__prompt__unpack(NULL, r->records[i]->data.len, r->records[i]->data.data);
+            if (p && !strcmp(p->split, c->split))
+                s->prompts[s->nprompts++] = p;
+            else if (p)
+                oaif__v1__prompt__free_unpacked(p, NULL);
+        }
+        more = r->more;
+        after = r->next_seq;
+        oaif__v1__envelope__free_unpacked(env, NULL);
+    }
+    return s->nprompts == (size_t)c->prompts ? ERR_OK : ERR_NOTFOUND;
+}
+
+/* The stored EvalResult of `version`, or NULL (not there, or the ledger could not say: *rc). */
+static Oaif__V1__EvalResult *stored_result(evaluator_service_t *s, uint32_t version, int *rc)
+{
+    char id[ID_MAX];
+    *rc = evaluator_result_id(id, sizeof id, s->cfg, version);
+    if (*rc)
+        return NULL;
+    const char *ids[1] = {id};
+    Oaif__V1__Envelope *env = NULL;
+    *rc =
+        bus_client_get(s->client, OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL, ids, 1, QUERY_MS, &env);
+    if (*rc)
+        return NULL;
+    Oaif__V1__EvalResult *r = NULL;
+    if (env->records->n_records == 1) {
+        const Oaif__V1__Record *rec = env->records->records[0];
+        r = oaif__v1__eval_result__unpack(NULL, rec->data.len, rec->data.data);
+    }
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    return r;
+}
+
+/* ---- replies to evaluate requests -------------------------------------------------------- */
+
+static void reply_result(evaluator_service_t *s, struct bus_req *req, Oaif__V1__EvalResult *r)
+{
+    if (!req)
+        return;
+    Oaif__V1__EvaluateReply rep = OAIF__V1__EVALUATE_REPLY__INIT;
+    rep.result = r;
+    size_t n = oaif__v1__evaluate_reply__get_packed_size(&rep);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        bus_worker_fail(s->worker, req->id, "evaluator: out of memory", false);
+        return;
+    }
+    oaif__v1__evaluate_reply__pack(&rep, buf);
+    int rc = bus_worker_reply(s->worker, req->id, buf, n, NULL, 0);
+    if (rc)
+        log_warn("replying to %s: %s (the ledger re-leases it)", req->id, err_str(rc));
+    free(buf);
+}
+
+/* An evaluate request from the worker socket: checked, then queued (or answered from the
+ * ledger when that version was evaluated already, once its turn comes). */
+static void take_request(evaluator_service_t *s, struct bus_req *req)
+{
+    const struct evaluator_config *c = s->cfg;
+    s->st.requests++;
+    Oaif__V1__EvaluateRequest *pb =
+        oaif__v1__evaluate_request__unpack(NULL, req->len, req->payload);
+    char why[600] = "";
+    if (!pb)
+        snprintf(why, sizeof why, "EvaluateRequest: not a valid message");
+    else if (*pb->run && strcmp(pb->run, c->run))
+        snprintf(why, sizeof why, "run: this evaluator serves run '%s', not '%s'", c->run, pb->run);
+    else if (pb->baseline_version != (uint32_t)c->baseline)
+        snprintf(why, sizeof why,
+                 "baseline_version: this evaluator compares with version %d, not %u", c->baseline,
+                 pb->baseline_version);
+    else if (pb->version <= (uint32_t)c->baseline)
+        snprintf(why, sizeof why, "version: %u is not above the baseline's (%d)", pb->version,
+                 c->baseline);
+    if (why[0]) {
+        bus_worker_fail(s->worker, req->id, why, true);
+        bus_req_free(&req);
+    } else {
+        enqueue(s, pb->version, req);
+    }
+    if (pb)
+        oaif__v1__evaluate_request__free_unpacked(pb, NULL);
+}
+
+/* ---- one evaluation ------------------------------------------------------------------------ */
+
+static void current_clear(evaluator_service_t *s)
+{
+    struct current *cu = &s->cur;
+    for (size_t i = 0; i < cu->n; i++) {
+        if (cu->pol)
+            free(cu->pol[i]);
+        if (cu->base)
+            free(cu->base[i]);
+    }
+    free(cu->pol);
+    free(cu->base);
+    free(cu->winner);
+    free(cu->judged);
+    hmap_destroy(&cu->ids);
+    job_free(cu->job);
+    memset(cu, 0, sizeof *cu);
+}
+
+static int submit(evaluator_service_t *s, const char *service, const char *id,
+                  const ProtobufCMessage *m, size_t index, unsigned kind)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return ERR_NOMEM;
+    protobuf_c_message_pack(m, buf);
+    int rc = hmap_put(s->cur.ids, id, strlen(id), (void *)(uintptr_t)(((index << 2) | kind) + 1));
+    if (!rc)
+        rc = bus_client_submit(s->client, service, id, buf, n, 0, 0);
+    free(buf);
+    if (!rc)
+        s->cur.outstanding++;
+    else
+        hmap_del(s->cur.ids, id, strlen(id));
+    return rc;
+}
+
+/* The sample requests of one side, a batch each. */
+static int submit_samples(evaluator_service_t *s, bool baseline)
+{
+    const struct evaluator_config *c = s->cfg;
+    uint32_t v = baseline ? (uint32_t)c->baseline : s->cur.job->version;
+    Oaif__V1__SamplingParams sp = OAIF__V1__SAMPLING_PARAMS__INIT;
+    sp.temperature = (float)c->temperature;
+    sp.top_p = (float)c->top_p;
+    sp.top_k = (uint32_t)c->top_k;
+    sp.max_new_tokens = (uint32_t)c->max_new_tokens;
+    sp.seed = c->sample_seed;
+    sp.n = 1;
+    for (size_t b = 0; b < s->nprompts; b += (size_t)c->batch) {
+        size_t k = s->nprompts - b < (size_t)c->batch ? s->nprompts - b : (size_t)c->batch;
+        Oaif__V1__SampleRequest rq = OAIF__V1__SAMPLE_REQUEST__INIT;
+        rq.prompts = s->prompts + b;
+        rq.n_prompts = k;
+        rq.sampling = &sp;
+        rq.policy_version = v;
+        rq.pin_version = true;
+        rq.run = baseline ? (char *)"" : c->run;
+        char id[ID_MAX];
+        int rc = evaluator_sample_id(id, sizeof id, c, baseline, v, s->base_sha,
+                                     (const Oaif__V1__Prompt *const *)(s->prompts + b), k);
+        if (!rc)
+            rc = submit(s, c->sample_service, id, &rq.base, b, baseline ? KIND_BASE : KIND_POLICY);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+static int submit_judgements(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    struct current *cu = &s->cur;
+    for (size_t i = 0; i < cu->n; i++) {
+        const Oaif__V1__Prompt *p = s->prompts[i];
+        char id[ID_MAX];
+        int rc = evaluator_judge_id(id, sizeof id, c, cu->job->version, p->id);
+        if (rc)
+            return rc;
+        Oaif__V1__Response r0 = OAIF__V1__RESPONSE__INIT, r1 = OAIF__V1__RESPONSE__INIT;
+        Oaif__V1__Response *rs[2] = {&r0, &r1};
+        r0.text = cu->pol[i];
+        r0.policy_version = cu->job->version;
+        r1.text = cu->base[i];
+        r1.policy_version = (uint32_t)c->baseline;
+        Oaif__V1__Pair pair = OAIF__V1__PAIR__INIT;
+        pair.id = id;
+        pair.prompt_id = p->id;
+        pair.prompt = p->text;
+        pair.responses = rs;
+        pair.n_responses = 2;
+        pair.policy_version = cu->job->version;
+        pair.run = c->run;
+        Oaif__V1__AnnotateRequest rq = OAIF__V1__ANNOTATE_REQUEST__INIT;
+        rq.pair = &pair;
+        rq.instruction = c->instruction && *c->instruction ? c->instruction : p->instruction;
+        rq.reference = p->reference;
+        rq.seed = c->sample_seed;
+        rc = submit(s, c->judge_service, id, &rq.base, i, KIND_JUDGE);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+/* The evaluation's first failure ("what: detail") is kept; it fails once its requests are in. */
+static void fail_current(evaluator_service_t *s, const char *what, const char *detail)
+{
+    if (!s->cur.failed[0])
+        snprintf(s->cur.failed, sizeof s->cur.failed, "%s: %s", what, detail);
+}
+
+static void on_sample_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, size_t b, bool base)
+{
+    struct current *cu = &s->cur;
+    if (rp->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
+        fail_current(s, "a sample request failed", rp->error);
+        return;
+    }
+    Oaif__V1__SampleReply *sr =
+        oaif__v1__sample_reply__unpack(NULL, rp->payload.len, rp->payload.data);
+    if (!sr) {
+        fail_current(s, "not a SampleReply", rp->id);
+        return;
+    }
+    char **dst = base ? cu->base : cu->pol;
+    for (size_t i = 0; i < sr->n_pairs && b + i < cu->n; i++) {
+        const Oaif__V1__Pair *p = sr->pairs[i];
+        const char *t = p->n_responses ? p->responses[0]->text : NULL;
+        free(dst[b + i]);
+        dst[b + i] = strdup(t ? t : "");
+        if (!dst[b + i])
+            fail_current(s, "copying an answer", "out of memory");
+    }
+    oaif__v1__sample_reply__free_unpacked(sr, NULL);
+}
+
+static void on_judge_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, size_t i)
+{
+    struct current *cu = &s->cur;
+    s->st.judgements++;
+    metrics_counter_inc(s->m.judgements);
+    Oaif__V1__AnnotateReply *ar =
+        rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK
+            ? oaif__v1__annotate_reply__unpack(NULL, rp->payload.len, rp->payload.data)
+            : NULL;
+    if (!ar || !ar->label) {
+        s->st.judge_failures++;
+        metrics_counter_inc(s->m.judge_failures);
+        log_warn("judgement %s failed: %s", rp->id,
+                 rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK ? "not an AnnotateReply" : rp->error);
+    } else {
+        cu->judged[i] = true;
+        cu->winner[i] = ar->label->winner;
+        if (!cu->judge[0])
+            snprintf(cu->judge, sizeof cu->judge, "%s", ar->label->judge);
+    }
+    if (ar)
+        oaif__v1__annotate_reply__free_unpacked(ar, NULL);
+}
+
+static void on_reply(void *ctx, const Oaif__V1__Reply *rp)
+{
+    evaluator_service_t *s = ctx;
+    struct current *cu = &s->cur;
+    if (!cu->ids)
+        return;
+    uintptr_t v = (uintptr_t)hmap_del(cu->ids, rp->id, strlen(rp->id));
+    if (!v)
+        return; /* not ours (an earlier evaluation's) */
+    cu->outstanding--;
+    size_t index = (size_t)((v - 1) >> 2);
+    unsigned kind = (unsigned)((v - 1) & 3);
+    if (kind == KIND_JUDGE)
+        on_judge_reply(s, rp, index);
+    else
+        on_sample_reply(s, rp, index, kind == KIND_BASE);
+}
+
+/* The evaluation's end: the numbers, the record, the reply. */
+static void finish(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    struct current *cu = &s->cur;
+    uint32_t v = cu->job->version;
+    struct evaluator_item *items = calloc(cu->n, sizeof *items);
+    struct evaluator_summary sum;
+    char why[600] = "";
+    int rc = items ? ERR_OK : ERR_NOMEM;
+    for (size_t i = 0; !rc && i < cu->n; i++) {
+        items[i].reference = s->prompts[i]->reference;
+        items[i].policy = cu->pol[i];
+        items[i].baseline = cu->base[i];
+        items[i].judged = cu->judged[i];
+        items[i].winner = cu->winner[i];
+    }
+    if (!rc)
+        rc = evaluator_summarize(items, cu->n, (unsigned)c->resamples, c->sample_seed ^ v, &sum,
+                                 why, sizeof why);
+    free(items);
+    char id[ID_MAX], judge[300];
+    if (!rc)
+        rc = evaluator_result_id(id, sizeof id, c, v);
+    Oaif__V1__EvalResult er;
+    Oaif__V1__Metric ms[4], *mp[4];
+    uint8_t *buf = NULL;
+    if (!rc) {
+        snprintf(judge, sizeof judge, "%s:%s", c->judge_service, cu->judge);
+        evaluator_result(&er, ms, mp, 4, c, id, judge, v, &sum, bus_now_ms());
+        size_t n = oaif__v1__eval_result__get_packed_size(&er);
+        buf = malloc(n ? n : 1);
+        rc = buf ? ERR_OK : ERR_NOMEM;
+        if (!rc) {
+            oaif__v1__eval_result__pack(&er, buf);
+            Oaif__V1__Record rec = OAIF__V1__RECORD__INIT;
+            rec.kind = OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL;
+            rec.id = id;
+            rec.data.data = buf;
+            rec.data.len = n;
+            Oaif__V1__Record *rp[1] = {&rec};
+            rc = bus_client_put(s->client, id, rp, 1, false, QUERY_MS);
+            if (rc)
+                snprintf(why, sizeof why, "writing %s: %s", id, err_str(rc));
+        }
+    }
+    if (rc) {
+        s->st.failed++;
+        metrics_counter_inc(s->m.failed);
+        log_error("v%u: evaluation failed: %s", v, why[0] ? why : err_str(rc));
+        if (cu->job->req)
+            bus_worker_fail(s->worker, cu->job->req->id, why[0] ? why : err_str(rc), false);
+    } else {
+        s->st.evaluations++;
+        s->st.last_version = v;
+        s->st.last_win_rate = sum.win_rate;
+        s->st.last_lc_win_rate = sum.lc_win_rate;
+        log_info("v%u against v%d on %zu prompts by %s: win rate %.3f [%.3f, %.3f] (%u-%u-%u, %zu "
+                 "failed), LC %.3f, accuracy %.3f (baseline %.3f), length %.1f (baseline %.1f) in "
+                 "%.1f s",
+                 v, c->baseline, sum.n, judge, sum.win_rate, sum.win_rate_lo, sum.win_rate_hi,
+                 sum.wins, sum.ties, sum.losses, sum.n - sum.judged, sum.lc_win_rate, sum.accuracy,
+                 sum.baseline_accuracy, sum.mean_length, sum.baseline_mean_length,
+                 (double)(bus_mono_ms() - cu->t0) / 1000.0);
+        reply_result(s, cu->job->req, &er);
+        metrics_counter_inc(s->m.evaluations); /* the handles are NULL without metrics */
+        metrics_gauge_set(s->m.last_version, v);
+        metrics_gauge_set(s->m.last_win_rate, sum.win_rate);
+        metrics_gauge_set(s->m.last_lc, sum.lc_win_rate);
+        metrics_gauge_set(s->m.last_lo, sum.win_rate_lo);
+        metrics_gauge_set(s->m.last_hi, sum.win_rate_hi);
+    }
+    free(buf);
+    current_clear(s);
+}
+
+/* Starts the next job, unless it needs nothing (evaluated already). Returns a local fault. */
+static int start_next(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    if (!s->head || bus_mono_ms() < s->not_before)
+        return ERR_OK;
+    struct job *j = s->head;
+    int rc;
+    Oaif__V1__EvalResult *have = stored_result(s, j->version, &rc);
+    if (rc) {
+        log_warn("v%u: asking the ledger for its EvalResult: %s", j->version, err_str(rc));
+        s->not_before = bus_mono_ms() + RETRY_MS;
+        return ERR_OK;
+    }
+    s->head = j->next;
+    if (!s->head)
+        s->tail = NULL;
+    j->next = NULL;
+    if (have) {
+        s->st.skipped++;
+        log_info("v%u: evaluated already (win rate %.3f)", j->version, have->win_rate);
+        reply_result(s, j->req, have);
+        oaif__v1__eval_result__free_unpacked(have, NULL);
+        job_free(j);
+        return ERR_OK;
+    }
+    rc = load_prompts(s);
+    if (!rc && !s->base_sha[0]) {
+        Oaif__V1__Checkpoint *ck = NULL;
+        rc = ckpt_find_policy(s->client, c->baseline, QUERY_MS, &ck);
+        if (!rc) {
+            snprintf(s->base_sha, sizeof s->base_sha, "%s", ck->sha256);
+            oaif__v1__checkpoint__free_unpacked(ck, NULL);
+        }
+    }
+    if (rc) { /* back to the front of the queue: tried again shortly */
+        log_warn("v%u: cannot start yet: %s (%zu of %d prompts of split '%s'; baseline v%d %s)",
+                 j->version, err_str(rc), s->nprompts, c->prompts, c->split, c->baseline,
+                 s->base_sha[0] ? "known" : "not found");
+        j->next = s->head;
+        s->head = j;
+        if (!s->tail)
+            s->tail = j;
+        s->not_before = bus_mono_ms() + RETRY_MS;
+        return rc == ERR_NOMEM ? rc : ERR_OK;
+    }
+    struct current *cu = &s->cur;
+    cu->job = j;
+    cu->n = s->nprompts;
+    cu->t0 = bus_mono_ms();
+    cu->pol = calloc(cu->n, sizeof *cu->pol);
+    cu->base = calloc(cu->n, sizeof *cu->base);
+    cu->winner = calloc(cu->n, sizeof *cu->winner);
+    cu->judged = calloc(cu->n, sizeof *cu->judged);
+    cu->ids = hmap_new();
+    if (!cu->pol || !cu->base || !cu->winner || !cu->judged || !cu->ids)
+        return ERR_NOMEM;
+    cu->phase = 1;
+    log_info("v%u: evaluating against v%d on %zu prompts (judge service '%s')", j->version,
+             c->baseline, cu->n, c->judge_service);
+    rc = submit_samples(s, false);
+    if (!rc)
+        rc = submit_samples(s, true);
+    if (rc)
+        fail_current(s, "submitting the sample requests", err_str(rc));
+    return ERR_OK;
+}
+
+/* Moves the evaluation in progress on when its requests are all answered. */
+static void advance(evaluator_service_t *s)
+{
+    struct current *cu = &s->cur;
+    if (!cu->job || cu->outstanding)
+        return;
+    if (cu->failed[0]) {
+        s->st.failed++;
+        metrics_counter_inc(s->m.failed);
+        log_error("v%u: evaluation failed: %s", cu->job->version, cu->failed);
+        if (cu->job->req)
+            bus_worker_fail(s->worker, cu->job->req->id, cu->failed, false);
+        current_clear(s);
+        return;
+    }
+    if (cu->phase == 1) {
+        cu->phase = 2;
+        int rc = submit_judgements(s);
+        if (rc)
+            fail_current(s, "submitting the judgements", err_str(rc));
+        return;
+    }
+    finish(s);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+int evaluator_service_poll(evaluator_service_t *s, int timeout_ms)
+{
+    zmq_pollitem_t items[2];
+    int n = 0;
+    items[n++] = (zmq_pollitem_t){bus_worker_socket(s->worker), 0, ZMQ_POLLIN, 0};
+    if (s->sub)
+        items[n++] = (zmq_pollitem_t){s->sub, 0, ZMQ_POLLIN, 0};
+    int t = timeout_ms;
+    int tick = bus_worker_next_tick_ms(s->worker);
+    if (t < 0 || tick < t)
+        t = tick;
+    uint64_t now = bus_mono_ms();
+    int due = s->rescan_now ? 0 : s->next_rescan > now ? (int)(s->next_rescan - now) : 0;
+    t = due < t ? due : t;
+    if ((s->cur.job || s->head) && t > REPLY_POLL)
+        t = REPLY_POLL; /* our own requests' replies arrive on the client socket */
+    if (t < 0)
+        t = 0;
+    if (zmq_poll(items, n, t) < 0)
+        return zmq_errno() == EINTR ? ERR_INTR : ERR_IO;
+    bus_worker_tick(s->worker);
+    if (s->sub)
+        drain_events(s);
+    now = bus_mono_ms();
+    if (s->rescan_now || now >= s->next_rescan) {
+        s->rescan_now = false;
+        s->next_rescan = now + (rescan(s) ? (uint64_t)s->cfg->rescan_ms : RETRY_MS);
+    }
+    int rc;
+    for (;;) {
+        struct bus_req *req = NULL;
+        rc = bus_worker_recv(s->worker, 0, &req);
+        if (rc != ERR_OK)
+            break;
+        take_request(s, req);
+    }
+    if (rc == ERR_TIMEOUT || rc == ERR_AGAIN)
+        rc = ERR_OK;
+    if (!rc && s->cur.job) {
+        int got = bus_client_poll(s->client, 0, on_reply, s);
+        if (got < 0 && got != ERR_INTR)
+            rc = got;
+    }
+    if (!rc && s->cur.job)
+        advance(s);
+    if (!rc && !s->cur.job)
+        rc = start_next(s);
+    return rc;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+static int register_metrics(evaluator_service_t *s, metrics_t *reg)
+{
+    struct series *m = &s->m;
+    const char *run = s->cfg->run;
+    int rc = 0;
+#define C(field, name, help)                                                                       \
+    if (!rc)                                                                                       \
+    rc = metrics_counter_register(reg, &m->field, name, help, "run", run, NULL)
+#define G(field, name, help)                                                                       \
+    if (!rc)                                                                                       \
+    rc = metrics_gauge_register(reg, &m->field, name, help, "run", run, NULL)
+    C(evaluations, "oaif_evaluator_evaluations_total", "EvalResults written.");
+    C(failed, "oaif_evaluator_failed_total", "Evaluations that failed.");
+    C(judgements, "oaif_evaluator_judgements_total", "Judge replies received.");
+    C(judge_failures, "oaif_evaluator_judge_failures_total", "Judgements that failed.");
+    G(last_version, "oaif_evaluator_last_version", "The policy version evaluated last.");
+    G(last_win_rate, "oaif_evaluator_last_win_rate", "Its win rate against the baseline.");
+    G(last_lc, "oaif_evaluator_last_lc_win_rate", "Its length-controlled win rate.");
+    G(last_lo, "oaif_evaluator_last_win_rate_lo", "Its win rate's 95% interval, low end.");
+    G(last_hi, "oaif_evaluator_last_win_rate_hi", "Its win rate's 95% interval, high end.");
+#undef C
+#undef G
+    return rc;
+}
+
+int evaluator_service_new(evaluator_service_t **out, const struct evaluator_config *cfg, void *zctx,
+                          metrics_t *metrics, char *why, size_t whylen)
+{
+    *out = NULL;
+    evaluator_service_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return ERR_NOMEM;
+    s->cfg = cfg;
+    s->rescan_now = true;
+    s->st.last_version = -1;
+    const struct bus_opts *bus = &cfg->bus;
+    int rc = bus_curve_client(&s->curve, bus->curve_secret_key, bus->ledger_public_key,
+                              "evaluator.curve_secret_key", why, whylen);
+    if (!rc && metrics) {
+        rc = register_metrics(s, metrics);
+        if (rc)
+            snprintf(why, whylen, "metrics: cannot register the series (%s)", err_str(rc));
+    }
+    if (!rc)
+        rc = bus_opts_client(bus, &s->curve, zctx, &s->client, why, whylen);
+    if (!rc)
+        rc = bus_opts_events(bus, &s->curve, zctx, "checkpoints", &s->sub, why, whylen);
+    if (!rc)
+        rc = bus_opts_worker(bus, &s->curve, zctx, "evaluate", (unsigned)cfg->credit,
+                             cfg->worker_name, &s->worker, why, whylen);
+    if (rc) {
+        evaluator_service_destroy(&s);
+        return rc;
+    }
+    *out = s;
+    return ERR_OK;
+}
+
+void evaluator_service_destroy(evaluator_service_t **ps)
+{
+    if (!ps || !*ps)
+        return;
+    evaluator_service_t *s = *ps;
+    current_clear(s);
+    while (s->head) {
+        struct job *j = s->head;
+        s->head = j->next;
+        job_free(j);
+    }
+    for (size_t i = 0; i < s->nprompts; i++)
+        oaif__v1__prompt__free_unpacked(s->prompts[i], NULL);
+    free(s->prompts);
+    bus_worker_destroy(&s->worker);
+    if (s->sub)
+        zmq_close(s->sub);
+    bus_client_destroy(&s->client);
+    memset(&s->curve, 0, sizeof s->curve);
+    free(s);
+    *ps = NULL;
+}
+
+void evaluator_service_stats(const evaluator_service_t *s, struct evaluator_service_stats *out)
+{
+    *out = s->st;
+}
