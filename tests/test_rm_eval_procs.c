@@ -4,7 +4,9 @@
  * for some pairs, from a second judge that agrees on some and not on others; the accuracies the
  * verb prints (--json) equal those the test computes from the members' rewards (the reward
  * scorer's load and forward); the noise-free accuracy differs from the stored one as the flips
- * say; bad flags are named. */
+ * say; bad flags are named. `oaif strength annotate` on the same members: mu, sigma, the AUC of -mu
+ * for the noise-flipped labels, the groups, the flip file, the Strength records and the Part II
+ * file equal what the test computes from the members' rewards. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -309,9 +311,12 @@ static int pair_number(const char *id)
     return atoi(id + strlen("imp-toy-"));
 }
 
-/* Scores the held-out pairs of "toy" with the newest members of "e" (the scorer's load, sha256
- * checked, and forward): e[0..nm) per member, e[nm] the mean. Returns nm. */
-static size_t compute(struct fx *f, struct expect *e, size_t cap)
+/* Scores pairs of "toy" (the held-out ones, or all) with the newest members of "e" (the scorer's
+ * load, sha256 checked, and forward), calling fn with each pair's number, id and its members'
+ * rewards (chosen, rejected; [2 * nm]). Returns nm. */
+static size_t score_pairs(struct fx *f, bool heldout_only,
+                          void (*fn)(void *ctx, int k, const char *id, const double *r, size_t nm),
+                          void *ctx)
 {
     struct bus_client_opts bo = {.endpoint = f->cep};
     bus_client_t *c = NULL;
@@ -339,12 +344,10 @@ static size_t compute(struct fx *f, struct expect *e, size_t cap)
     struct reward_member_ref refs[4];
     size_t nm = reward_scorer_plan(s, cks, nck, refs, 4);
     assert_int_equal(nm, 2);
-    assert_true(nm + 1 <= cap);
     for (size_t m = 0; m < nm; m++)
         assert_int_equal(reward_scorer_load(s, &refs[m], err, sizeof err), ERR_OK);
-    memset(e, 0, (nm + 1) * sizeof *e);
     for (size_t i = 0; i < d.n; i++) {
-        if (!d.pairs[i].heldout)
+        if (heldout_only && !d.pairs[i].heldout)
             continue;
         char *texts[2] = {d.pairs[i].chosen, d.pairs[i].rejected};
         Oaif__V1__ScoreRequest req = OAIF__V1__SCORE_REQUEST__INIT;
@@ -353,14 +356,7 @@ static size_t compute(struct fx *f, struct expect *e, size_t cap)
         req.texts = texts;
         struct reward_scorer_result *r = NULL;
         assert_int_equal(reward_scorer_run(s, &req, &r, err, sizeof err), ERR_OK);
-        int k = pair_number(d.pairs[i].id);
-        double mc = 0, mr = 0;
-        for (size_t m = 0; m < nm; m++) {
-            expect_add(&e[m], k, r->scores[2 * m] - r->scores[2 * m + 1]);
-            mc += r->scores[2 * m];
-            mr += r->scores[2 * m + 1];
-        }
-        expect_add(&e[nm], k, (mc - mr) / (double)nm);
+        fn(ctx, pair_number(d.pairs[i].id), d.pairs[i].id, r->scores, nm);
         reward_scorer_result_free(&r);
     }
     reward_scorer_destroy(&s);
@@ -372,6 +368,28 @@ static size_t compute(struct fx *f, struct expect *e, size_t cap)
     trainer_rm_release(&ro);
     bus_client_destroy(&c);
     return nm;
+}
+
+static void expect_pair(void *ctx, int k, const char *id, const double *r, size_t nm)
+{
+    (void)id;
+    struct expect *e = ctx;
+    double mc = 0, mr = 0;
+    for (size_t m = 0; m < nm; m++) {
+        expect_add(&e[m], k, r[2 * m] - r[2 * m + 1]);
+        mc += r[2 * m];
+        mr += r[2 * m + 1];
+    }
+    expect_add(&e[nm], k, (mc - mr) / (double)nm);
+}
+
+/* The expected rows of `oaif rm eval` on the held-out pairs: e[0..nm) per member, e[nm] the
+ * mean. Returns nm. */
+static size_t compute(struct fx *f, struct expect *e, size_t cap)
+{
+    assert_true(cap >= 3);
+    memset(e, 0, cap * sizeof *e);
+    return score_pairs(f, true, expect_pair, e);
 }
 
 static void check_row(json_t *row, const struct expect *e)
@@ -477,12 +495,176 @@ static void test_bad_flags_are_named(void **state)
     assert_non_null(strstr(out, "--split"));
 }
 
+/* What the test measures of each pair for `oaif strength annotate`. */
+struct measure {
+    char id[NPAIRS][32];
+    double mu[NPAIRS], sigma[NPAIRS];
+    bool seen[NPAIRS];
+};
+
+static void measure_pair(void *ctx, int k, const char *id, const double *r, size_t nm)
+{
+    struct measure *ms = ctx;
+    double sum = 0, sq = 0;
+    for (size_t m = 0; m < nm; m++)
+        sum += r[2 * m] - r[2 * m + 1];
+    double mu = sum / (double)nm;
+    for (size_t m = 0; m < nm; m++)
+        sq += (r[2 * m] - r[2 * m + 1] - mu) * (r[2 * m] - r[2 * m + 1] - mu);
+    snprintf(ms->id[k], sizeof ms->id[k], "%s", id);
+    ms->mu[k] = mu;
+    ms->sigma[k] = sqrt(sq / (double)nm);
+    ms->seen[k] = true;
+}
+
+struct strengths_seen {
+    struct measure *ms;
+    int n;
+};
+
+static void check_strength_record(struct strengths_seen *ss, const Oaif__V1__Record *rec)
+{
+    Oaif__V1__Strength *st = oaif__v1__strength__unpack(NULL, rec->data.len, rec->data.data);
+    assert_non_null(st);
+    int k = pair_number(st->pair_id);
+    assert_true(k >= 0 && k < NPAIRS && ss->ms->seen[k]);
+    assert_true(fabs(st->mean - ss->ms->mu[k]) < 1e-9);
+    assert_true(fabs(st->std - ss->ms->sigma[k]) < 1e-9);
+    assert_int_equal(st->members, 2);
+    assert_string_equal(st->ensemble, "e");
+    assert_int_equal(st->action, ss->ms->mu[k] < 0
+                                     ? OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP
+                                     : OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP);
+    ss->n++;
+    oaif__v1__strength__free_unpacked(st, NULL);
+}
+
+/* `oaif strength annotate`: mu and sigma of every pair over the members, the AUC of -mu for the
+ * noise-flipped labels (here counted pair by pair, not from ranks), the share of flipped labels
+ * per group, the flip file, the Strength records and the Part II file, which imports back. */
+static void test_strength_annotate(void **state)
+{
+    struct fx *f = *state;
+    train_member(f, 0);
+    train_member(f, 1);
+    static struct measure ms;
+    memset(&ms, 0, sizeof ms);
+    score_pairs(f, false, measure_pair, &ms);
+    int n = 0, neg = 0, noisy = 0;
+    double wins = 0, npos = 0, nnegc = 0;
+    for (int i = 0; i < NPAIRS; i++) {
+        if (!ms.seen[i])
+            continue;
+        n++;
+        neg += ms.mu[i] < 0;
+        noisy += is_noisy(i);
+        if (!is_noisy(i))
+            continue;
+        npos++;
+        for (int j = 0; j < NPAIRS; j++)
+            if (ms.seen[j] && !is_noisy(j))
+                wins += ms.mu[i] < ms.mu[j] ? 1.0 : ms.mu[i] == ms.mu[j] ? 0.5 : 0.0;
+    }
+    for (int j = 0; j < NPAIRS; j++)
+        nnegc += ms.seen[j] && !is_noisy(j);
+    double auc = wins / (npos * nnegc);
+    assert_int_equal(n, NPAIRS);
+
+    static char out[1 << 15];
+    char args[1500], flips[320], part2[320];
+    snprintf(flips, sizeof flips, "%s/flips.txt", f->dir);
+    snprintf(part2, sizeof part2, "%s/part2.json", f->dir);
+    snprintf(args, sizeof args,
+             "strength annotate --ensemble e --dataset toy --holdout " HOLDOUT
+             " --checkpoints %s --groups 4 --flip-out %s --out %s --commit --json",
+             f->ckpt, flips, part2);
+    int rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    fprintf(stderr, "%s", out);
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "pairs")), n);
+    assert_int_equal(json_integer_value(json_object_get(j, "mu_negative")), neg);
+    assert_int_equal(json_integer_value(json_object_get(j, "flipped_by_rule")), neg);
+    assert_int_equal(json_integer_value(json_object_get(j, "noise_flipped")), noisy);
+    assert_true(fabs(json_number_value(json_object_get(j, "auc")) - auc) < 6e-5);
+    /* the groups, by mu: 4 of 20 pairs, means rising, their flipped shares adding up */
+    json_t *g = json_object_get(j, "groups");
+    assert_int_equal(json_array_size(g), 4);
+    double prev = -1e300, flipped = 0;
+    for (size_t k = 0; k < 4; k++) {
+        json_t *gk = json_array_get(g, k);
+        assert_int_equal(json_integer_value(json_object_get(gk, "pairs")), NPAIRS / 4);
+        double m = json_number_value(json_object_get(gk, "mean_mu"));
+        assert_true(m >= prev);
+        prev = m;
+        flipped += json_number_value(json_object_get(gk, "noise_flipped")) * (NPAIRS / 4);
+    }
+    assert_true(fabs(flipped - noisy) < 1e-3);
+    json_decref(j);
+
+    /* the flip file: exactly the ids with mu < 0 */
+    FILE *fp = fopen(flips, "r");
+    assert_non_null(fp);
+    char line[128];
+    int nl = 0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#')
+            continue;
+        line[strcspn(line, "\n")] = '\0';
+        int k = pair_number(line);
+        assert_true(ms.seen[k] && ms.mu[k] < 0);
+        assert_string_equal(line, ms.id[k]);
+        nl++;
+    }
+    fclose(fp);
+    assert_int_equal(nl, neg);
+
+    /* one Strength record a pair, as measured */
+    struct bus_client_opts bo = {.endpoint = f->cep};
+    bus_client_t *c = NULL;
+    assert_int_equal(bus_client_new(&c, f->zctx, &bo), ERR_OK);
+    struct strengths_seen ss = {.ms = &ms};
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(
+        bus_client_scan(c, OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH, 0, 1000, 5000, &env),
+        ERR_OK);
+    for (size_t i = 0; env->records && i < env->records->n_records; i++)
+        check_strength_record(&ss, env->records->records[i]);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    bus_client_destroy(&c);
+    assert_int_equal(ss.n, n);
+
+    /* the Part II file imports back, with a strength for every pair */
+    snprintf(args, sizeof args, "import pairs %s --format part2 --dataset back", part2);
+    rc = oaif_out(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    char want[64];
+    snprintf(want, sizeof want, "imported %d pairs", n);
+    assert_non_null(strstr(out, want));
+    snprintf(want, sizeof want, "%d strengths", n);
+    assert_non_null(strstr(out, want));
+
+    /* the table form names the AUC; a bad split is named */
+    snprintf(args, sizeof args,
+             "strength annotate --ensemble e --dataset toy --holdout " HOLDOUT " --checkpoints %s",
+             f->ckpt);
+    assert_int_equal(oaif_out(out, sizeof out, args), 0);
+    fprintf(stderr, "%s", out);
+    assert_non_null(strstr(out, "ROC AUC"));
+    expect_usage_error("strength annotate --dataset toy --split sideways", "--split");
+    expect_usage_error("strength annotate --dataset toy --run r", "--dataset");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_printed_accuracies_match_the_members_rewards, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_flags_are_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strength_annotate, setup, teardown),
     };
     return cmocka_run_group_tests_name("rm_eval_procs", tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@ int cmd_sft(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_strength(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 
 #endif /* CMD_H */

@@ -26,6 +26,7 @@ static const struct verb verbs[] = {
     {"judge", cmd_judge, "try PROMPT FIRST SECOND", "ask the configured judge once"},
     {"sft", cmd_sft, "[--out ROOT] [--quick]", "train policy version 0 by SFT"},
     {"rm", cmd_rm, "train --dataset NAME", "train a reward-model ensemble member"},
+    {"strength", cmd_strength, "annotate --run NAME", "preference strength by the ensemble"},
     {"model", cmd_model, "init|info|generate DIR", "the engine's model tool"},
     {"config", cmd_config, "show [--service NAME]", "each service's effective configuration"},
 };
