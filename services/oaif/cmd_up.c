@@ -1,13 +1,13 @@
 /* cmd_up.c - `oaif up`: a local deployment as child processes (the embedded default).
  *
  * It starts the ledger (store and logs under --data), waits for its endpoints, then the samplers,
- * annotator-proxies and reward-scorers connected to it (and with --train the trainer, which runs
- * the run file's run), writes <data>/endpoints for the other commands, and supervises: a service
- * that exits unexpectedly is started again (after 1 s, doubling to 30 s); one that exits with
- * status 2 (bad configuration) stops everything with its log's last line. The trainer exits 0 when
- * its run is done and is not started again; the deployment stays up for `oaif eval`, `oaif export`
- * and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse order: SIGTERM, then
- * SIGKILL after 10 s. */
+ * annotator-proxies, reward-scorers and strength-estimators connected to it (and with --train the
+ * trainer, which runs the run file's run), writes <data>/endpoints for the other commands, and
+ * supervises: a service that exits unexpectedly is started again (after 1 s, doubling to 30 s); one
+ * that exits with status 2 (bad configuration) stops everything with its log's last line. The
+ * trainer exits 0 when its run is done and is not started again; the deployment stays up for `oaif
+ * eval`, `oaif export` and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse
+ * order: SIGTERM, then SIGKILL after 10 s. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,7 +32,7 @@
 struct up_opts {
     char *data_dir;
     char *clients, *workers, *events; /* where the ledger listens */
-    int samplers, annotators, scorers;
+    int samplers, annotators, scorers, estimators;
     bool train;
 };
 
@@ -48,6 +48,10 @@ static const struct cfg_option options[] = {
                 .flag = "--scorers",
                 .help = "Reward-scorer processes (the ensemble and its members come from the run "
                         "file's reward_scorer section)."),
+    CFG_INT_OPT(O, estimators, .key = "oaif.up.estimators", .def = "0", .min = 0, .max = UP_MAX - 2,
+                .flag = "--estimators",
+                .help = "Strength-estimator processes (the estimate service; its policy comes "
+                        "from the run file's strength_estimator section)."),
     CFG_BOOL_OPT(O, train, .key = "oaif.up.train", .flag = "--train",
                  .help = "Also the trainer, which runs the run file's run, then exits."),
     CFG_STRING_OPT(O, clients, .key = "oaif.up.clients_bind", .def = BUS_DEFAULT_CLIENTS,
@@ -62,11 +66,11 @@ static const struct cfg_option options[] = {
 
 static const struct cfg_spec spec = {
     .name = "oaif up",
-    .summary =
-        "A local deployment: the ledger, samplers, annotator-proxies and reward-scorers (with\n"
-        "--train the trainer too) as child processes, restarted when they die; Ctrl-C stops them.\n"
-        "The run file (--config) goes to every service. Also: --annotator-arg ARG and\n"
-        "--trainer-arg ARG (repeatable) pass ARG to every annotator-proxy / the trainer.",
+    .summary = "A local deployment: the ledger, samplers, annotator-proxies, reward-scorers and\n"
+               "strength-estimators (with --train the trainer too) as child processes, restarted "
+               "when they die; Ctrl-C stops them.\n"
+               "The run file (--config) goes to every service. Also: --annotator-arg ARG and\n"
+               "--trainer-arg ARG (repeatable) pass ARG to every annotator-proxy / the trainer.",
     .options = options,
     .n_options = sizeof options / sizeof options[0],
     .conf_size = sizeof(struct up_opts),
@@ -93,7 +97,8 @@ struct deployment {
     const struct up_opts *o;
     const char *config; /* the run file, or NULL */
     char logdir[4096], db[4096], epfile[4096];
-    char bins[5][4400]; /* ledger, sampler, annotator-proxy, trainer, reward-scorer */
+    char bins[6][4400];                /* ledger, sampler, annotator-proxy, trainer, reward-scorer,
+                                        * strength-estimator */
     char cep[256], wep[256], eep[256]; /* the endpoints the ledger bound */
     struct child cs[UP_MAX];
     int n;
@@ -279,11 +284,12 @@ static int start_ledger(struct deployment *d)
 
 static void start_workers(struct deployment *d, const struct passthrough *annot)
 {
-    /* samplers, then annotator-proxies, then reward-scorers */
-    static const char *const names[3] = {"sampler", "annotator-proxy", "reward-scorer"};
-    static const int bin_of[3] = {1, 2, 4};
-    int count[3] = {d->o->samplers, d->o->annotators, d->o->scorers};
-    for (int kind = 0; kind < 3; kind++)
+    /* samplers, then annotator-proxies, then reward-scorers, then strength-estimators */
+    static const char *const names[4] = {"sampler", "annotator-proxy", "reward-scorer",
+                                         "strength-estimator"};
+    static const int bin_of[4] = {1, 2, 4, 5};
+    int count[4] = {d->o->samplers, d->o->annotators, d->o->scorers, d->o->estimators};
+    for (int kind = 0; kind < 4; kind++)
         for (int k = 0; k < count[kind]; k++) {
             char label[48];
             snprintf(label, sizeof label, "%s-%d", names[kind], k + 1);
@@ -292,11 +298,11 @@ static void start_workers(struct deployment *d, const struct passthrough *annot)
             add(c, d->cep);
             add(c, "--workers");
             add(c, d->wep);
-            if (kind != 1) { /* samplers and scorers load checkpoints as they are published */
+            if (kind != 1) { /* the others follow checkpoints as they are published */
                 add(c, "--events");
                 add(c, d->eep);
             }
-            if (kind == 2) {
+            if (kind >= 2) {
                 add(c, "--worker-name");
                 add(c, c->label);
             } else if (kind == 1) {
@@ -394,18 +400,18 @@ static int up(struct deployment *d, const struct passthrough *annot,
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    static const char *const names[5] = {"ledger", "sampler", "annotator-proxy", "trainer",
-                                         "reward-scorer"};
-    for (int i = 0; i < 5; i++)
+    static const char *const names[6] = {"ledger",  "sampler",       "annotator-proxy",
+                                         "trainer", "reward-scorer", "strength-estimator"};
+    for (int i = 0; i < 6; i++)
         local_bin_path(d->bins[i], sizeof d->bins[i], names[i]);
     if (start_ledger(d))
         return 1;
     start_workers(d, annot);
     if (d->o->train)
         start_trainer(d, train);
-    printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s), %d reward-scorer(s)%s; "
-           "logs in %s; Ctrl-C stops them\n",
-           d->cep, d->o->samplers, d->o->annotators, d->o->scorers,
+    printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s), %d reward-scorer(s), %d "
+           "strength-estimator(s)%s; logs in %s; Ctrl-C stops them\n",
+           d->cep, d->o->samplers, d->o->annotators, d->o->scorers, d->o->estimators,
            d->o->train ? " and the trainer" : "", d->logdir);
     fflush(stdout);
     int status = supervise(d);
@@ -431,9 +437,11 @@ int cmd_up(int argc, char **argv)
     if (o.train && !config) {
         cli_error(verb, "--train needs the run file (--config RUN.yaml or OAIF_CONFIG)");
         status = 2;
-    } else if (o.samplers + o.annotators + o.scorers + 2 > UP_MAX) {
-        cli_error(verb, "--samplers, --annotators and --scorers: at most %d together, got %d",
-                  UP_MAX - 2, o.samplers + o.annotators + o.scorers);
+    } else if (o.samplers + o.annotators + o.scorers + o.estimators + 2 > UP_MAX) {
+        cli_error(verb,
+                  "--samplers, --annotators, --scorers and --estimators: at most %d together, "
+                  "got %d",
+                  UP_MAX - 2, o.samplers + o.annotators + o.scorers + o.estimators);
         status = 2;
     }
     struct deployment *d = status ? NULL : calloc(1, sizeof *d);
