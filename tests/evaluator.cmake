@@ -6,3 +6,9 @@ oaif_test(compare_procs SOURCES ${OAIF_TEST_DIR}/test_compare_procs.c ${OAIF_TES
           LIBS oaif_runtime PkgConfig::JANSSON m TIMEOUT 120 LABEL integration)
 target_include_directories(test_compare_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_compare_procs ledger oaif)
+
+# The evaluator with real processes on a tiny run: a ledger, a sampler, two judges, SIGKILLed once.
+oaif_test(evaluator_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_procs.c
+          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_evaluator oaif_nn TIMEOUT 200 LABEL integration)
+target_include_directories(test_evaluator_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_evaluator_procs ledger sampler annotator-proxy evaluator)

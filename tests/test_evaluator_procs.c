@@ -1,0 +1,421 @@
+/* test_evaluator_procs - the evaluator with real processes on a tiny run: a ledger, a sampler with
+ * tiny random policies (SFT v0 and versions 1..4 published as checkpoints), two judges (the rules
+ * annotator-proxy serving `annotate`, the training judge, which must never be asked, and one
+ * serving `annotate-eval`, the evaluation judge), held-out and training prompts of the built-in
+ * task in the ledger, and the evaluator with --every 2.
+ *
+ * The evaluator is SIGKILLed once, while its judgements of v2 wait in the ledger for a judge that
+ * is not there yet; the evaluation judge then starts, and so does a new evaluator. Checked: an
+ * EvalResult for v2 and v4 only, with consistent numbers (wins + ties + losses = prompts, the
+ * win rate with ties as 1/2 inside its interval, accuracy from the checker, the run and seed);
+ * each prompt judged exactly once per version (the ledger's completed counts: 2 x 12 judgements,
+ * none of the training judge) and the baseline's answers drawn once (sample requests: 3 batches
+ * for each version and 3 for the baseline); an EvaluateRequest through the ledger for v2 answers
+ * with the stored result, one for v3 evaluates it (with the baseline's answers from the ledger);
+ * a request for another baseline fails permanently with the reason. */
+#include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
+#include <stdarg.h> /* in its own block, or clang-format sorts it above them */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bus.h"
+#include "busclient.h"
+#include "checkpoint.h"
+#include "ckpt.h"
+#include "err.h"
+#include "model.h"
+#include "task.h"
+#include "testproc.h"
+
+#define NEVAL  12 /* held-out prompts the evaluator uses */
+#define NTRAIN 5  /* training prompts it must leave alone */
+
+struct fx {
+    char dir[256], store[300], log[300], ep[300];
+    char cep[256], wep[256], eep[256];
+    pid_t ledger, sampler, judge_train, judge_eval, evaluator;
+    void *zctx;
+    bus_client_t *c;
+};
+
+static struct fx F;
+
+static void start_ledger(struct fx *f)
+{
+    char db[300];
+    snprintf(db, sizeof db, "%s/db", f->dir);
+    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
+                    "--db",
+                    db,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--heartbeat",
+                    "200ms",
+                    "--endpoints-file",
+                    f->ep,
+                    NULL};
+    f->ledger = tp_spawn(argv, f->log);
+    assert_true(f->ledger > 0);
+    assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
+    assert_true(tp_read_kv(f->ep, "workers", f->wep, sizeof f->wep, 10000));
+    assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 10000));
+}
+
+/* The ledger's numbers for a service: workers, queued, completed. */
+static void service_status(struct fx *f, const char *svc, unsigned *workers, uint64_t *queued,
+                           uint64_t *completed)
+{
+    Oaif__V1__Envelope *env = NULL;
+    *workers = 0;
+    *queued = *completed = 0;
+    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
+        return;
+    for (size_t i = 0; i < env->status->n_services; i++) {
+        const Oaif__V1__ServiceStatus *s = env->status->services[i];
+        if (!strcmp(s->name, svc)) {
+            *workers = s->workers;
+            *queued = s->queued;
+            *completed = s->completed;
+        }
+    }
+    oaif__v1__envelope__free_unpacked(env, NULL);
+}
+
+static void wait_workers(struct fx *f, const char *svc, unsigned n)
+{
+    unsigned w = 0;
+    uint64_t q, c;
+    for (int i = 0; i < 750; i++) {
+        service_status(f, svc, &w, &q, &c);
+        if (w == n)
+            return;
+        usleep(20000);
+    }
+    fail_msg("service %s: %u workers, not %u", svc, w, n);
+}
+
+/* A worker process of `bin` on the ledger, with its events when `events`, and the extra flags. */
+static pid_t start(struct fx *f, const char *bin, const char *const *extra, bool events)
+{
+    char *argv[48] = {(char *)tp_bin(bin), "--clients", f->cep, "--workers", f->wep,
+                      "--heartbeat",       "200ms"};
+    int n = 7;
+    if (events) {
+        argv[n++] = "--events";
+        argv[n++] = f->eep;
+    }
+    for (int i = 0; extra[i] && n < 46; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    pid_t p = tp_spawn(argv, f->log);
+    assert_true(p > 0);
+    return p;
+}
+
+static void start_judge(struct fx *f, pid_t *pid, const char *service)
+{
+    *pid = start(f, "services/annotator-proxy/annotator-proxy",
+                 (const char *const[]){"--backend", "rules", "--service", service, NULL}, false);
+    wait_workers(f, service, 1);
+}
+
+static void start_evaluator(struct fx *f)
+{
+    f->evaluator = start(f, "services/evaluator/evaluator",
+                         (const char *const[]){
+                             "--run", "test", "--seed", "5", "--every", "2", "--prompts", "12",
+                             "--batch", "4", "--max-new-tokens", "12", "--resamples", "300",
+                             "--rescan", "60s", "--instruction", "Prefer shorter responses.", NULL},
+                         true);
+    wait_workers(f, "evaluate", 1);
+}
+
+/* A tiny random policy of `version` in the store, recorded in the ledger. */
+static void publish(struct fx *f, uint32_t version)
+{
+    struct nn_config c;
+    nn_config_default(&c);
+    c.hidden_size = 32;
+    c.intermediate_size = 64;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 2;
+    c.num_key_value_heads = 1;
+    c.max_position_embeddings = 256;
+    nn_model_t *m = NULL;
+    char err[256], dir[512], file[600], hex[65];
+    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
+    nn_model_init_random(m, 100 + version, 0.5f);
+    Oaif__V1__CheckpointKind kind = version == 0
+                                        ? OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT
+                                        : OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY;
+    assert_int_equal(ckpt_dir(dir, sizeof dir, f->store, kind, version), ERR_OK);
+    assert_int_equal(nn_checkpoint_save(m, dir, err, sizeof err), ERR_OK);
+    nn_model_destroy(&m);
+    snprintf(file, sizeof file, "%s/model.safetensors", dir);
+    assert_int_equal(ckpt_file_sha256(file, hex, err, sizeof err), ERR_OK);
+    Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
+    ck.version = version;
+    ck.kind = kind;
+    ck.path = dir;
+    ck.sha256 = hex;
+    ck.created_ms = bus_now_ms();
+    ck.run = "test";
+    assert_int_equal(ckpt_publish(f->c, &ck, 5000), ERR_OK);
+}
+
+/* NEVAL held-out prompts of the built-in task (reference answers included) and NTRAIN training
+ * ones, interleaved, in one put. */
+static void put_prompts(struct fx *f)
+{
+    struct task_prompt *ev = NULL, *tr = NULL;
+    assert_int_equal(task_prompt_set(3, TASK_SPLIT_EVAL, NEVAL, &ev), ERR_OK);
+    assert_int_equal(task_prompt_set(3, TASK_SPLIT_TRAIN, NTRAIN, &tr), ERR_OK);
+    Oaif__V1__Record recs[NEVAL + NTRAIN], *rp[NEVAL + NTRAIN];
+    Oaif__V1__Prompt ps[NEVAL + NTRAIN];
+    uint8_t *bufs[NEVAL + NTRAIN];
+    size_t n = 0;
+    for (size_t i = 0, e = 0, t = 0; i < NEVAL + NTRAIN; i++) {
+        bool train = i % 3 == 1 && t < NTRAIN;
+        const struct task_prompt *p = train ? &tr[t++] : &ev[e++];
+        oaif__v1__prompt__init(&ps[n]);
+        ps[n].id = (char *)p->id;
+        ps[n].text = (char *)p->text;
+        ps[n].family = (char *)task_family_name(p->family);
+        ps[n].reference = (char *)p->answer;
+        ps[n].split = train ? "train" : "eval";
+        size_t len = oaif__v1__prompt__get_packed_size(&ps[n]);
+        bufs[n] = malloc(len);
+        assert_non_null(bufs[n]);
+        oaif__v1__prompt__pack(&ps[n], bufs[n]);
+        oaif__v1__record__init(&recs[n]);
+        recs[n].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT;
+        recs[n].id = (char *)p->id;
+        recs[n].data.data = bufs[n];
+        recs[n].data.len = len;
+        rp[n] = &recs[n];
+        n++;
+    }
+    assert_int_equal(bus_client_put(f->c, "prompts", rp, n, true, 10000), ERR_OK);
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(ev);
+    free(tr);
+}
+
+/* The EvalResult of version v (NULL when absent). */
+static Oaif__V1__EvalResult *eval_result(struct fx *f, unsigned v)
+{
+    char id[128];
+    snprintf(id, sizeof id, "eval-test-v%u-annotate-eval", v);
+    const char *ids[1] = {id};
+    Oaif__V1__Envelope *env = NULL;
+    if (bus_client_get(f->c, OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL, ids, 1, 3000, &env))
+        return NULL;
+    Oaif__V1__EvalResult *r = NULL;
+    if (env->records->n_records == 1)
+        r = oaif__v1__eval_result__unpack(NULL, env->records->records[0]->data.len,
+                                          env->records->records[0]->data.data);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    return r;
+}
+
+static Oaif__V1__EvalResult *wait_result(struct fx *f, unsigned v)
+{
+    for (int i = 0; i < 3000; i++) {
+        Oaif__V1__EvalResult *r = eval_result(f, v);
+        if (r)
+            return r;
+        usleep(20000);
+    }
+    fail_msg("no EvalResult for v%u", v);
+    return NULL;
+}
+
+static unsigned eval_count(struct fx *f)
+{
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(
+        bus_client_scan(f->c, OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL, 0, 100, 3000, &env), ERR_OK);
+    unsigned n = (unsigned)env->records->n_records;
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    return n;
+}
+
+static void check_result(const Oaif__V1__EvalResult *r, unsigned v)
+{
+    assert_int_equal(r->version, v);
+    assert_int_equal(r->baseline_version, 0);
+    assert_string_equal(r->run, "test");
+    assert_int_equal(r->seed, 5);
+    assert_int_equal(r->prompts, NEVAL);
+    assert_int_equal(r->wins + r->ties + r->losses, NEVAL);
+    assert_true(fabs(r->win_rate - (r->wins + 0.5 * r->ties) / NEVAL) < 1e-12);
+    assert_true(r->win_rate_lo <= r->win_rate + 1e-12 && r->win_rate <= r->win_rate_hi + 1e-12);
+    assert_true(r->lc_win_rate > 0 && r->lc_win_rate < 1);
+    assert_true(r->accuracy >= 0 && r->accuracy <= 1);
+    assert_true(strncmp(r->judge, "annotate-eval:", 14) == 0);
+    bool checked = false;
+    for (size_t i = 0; i < r->n_metrics; i++)
+        if (!strcmp(r->metrics[i]->name, "checked"))
+            checked = r->metrics[i]->value == NEVAL;
+    assert_true(checked);
+    print_message("v%u: win rate %.3f [%.3f, %.3f] (%u-%u-%u), LC %.3f, accuracy %.3f, length "
+                  "%.1f (baseline %.1f), judge %s\n",
+                  v, r->win_rate, r->win_rate_lo, r->win_rate_hi, r->wins, r->ties, r->losses,
+                  r->lc_win_rate, r->accuracy, r->mean_length, r->baseline_mean_length, r->judge);
+}
+
+/* Submits an EvaluateRequest and waits for its reply (the envelope; free it). */
+static Oaif__V1__Envelope *evaluate(struct fx *f, const char *id, unsigned version,
+                                    unsigned baseline)
+{
+    Oaif__V1__EvaluateRequest rq = OAIF__V1__EVALUATE_REQUEST__INIT;
+    rq.version = version;
+    rq.baseline_version = baseline;
+    rq.run = "test";
+    uint8_t buf[64];
+    size_t n = oaif__v1__evaluate_request__pack(&rq, buf);
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(bus_client_call(f->c, "evaluate", id, buf, n, 60000, &env), ERR_OK);
+    return env;
+}
+
+static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **state)
+{
+    struct fx *f = *state;
+    put_prompts(f);
+    for (uint32_t v = 0; v <= 4; v++)
+        publish(f, v);
+    f->sampler =
+        start(f, "services/sampler/sampler",
+              (const char *const[]){"--checkpoint-dir", f->store, "--threads", "1", NULL}, true);
+    wait_workers(f, "sample", 1);
+    start_judge(f, &f->judge_train, "annotate");
+    start_evaluator(f);
+
+    /* No evaluation judge yet: v2's judgements wait in the ledger. Then the evaluator dies. */
+    unsigned w;
+    uint64_t queued = 0, done = 0;
+    for (int i = 0; i < 3000 && queued < NEVAL; i++) {
+        service_status(f, "annotate-eval", &w, &queued, &done);
+        usleep(20000);
+    }
+    assert_int_equal(queued, NEVAL);
+    tp_stop(f->evaluator, SIGKILL);
+    f->evaluator = 0;
+    assert_int_equal(eval_count(f), 0);
+
+    start_judge(f, &f->judge_eval, "annotate-eval");
+    for (int i = 0; i < 3000 && done < NEVAL; i++) {
+        service_status(f, "annotate-eval", &w, &queued, &done);
+        usleep(20000);
+    }
+    assert_int_equal(done, NEVAL); /* judged by the judge, for no one (the asker is gone) */
+    start_evaluator(f);
+    Oaif__V1__EvalResult *r2 = wait_result(f, 2), *r4 = wait_result(f, 4);
+    check_result(r2, 2);
+    check_result(r4, 4);
+    assert_null(eval_result(f, 1));
+    assert_null(eval_result(f, 3));
+    service_status(f, "annotate-eval", &w, &queued, &done);
+    assert_int_equal(done, 2 * NEVAL); /* each prompt once per version, the kill notwithstanding */
+    service_status(f, "annotate", &w, &queued, &done);
+    assert_int_equal(done, 0); /* the training judge was never asked */
+    service_status(f, "sample", &w, &queued, &done);
+    assert_int_equal(done, 3 + 3 + 3); /* v2, v4, and the baseline once */
+
+    /* Through the ledger: v2 again is the stored result; v3 is evaluated now. */
+    Oaif__V1__Envelope *env = evaluate(f, "ask-v2", 2, 0);
+    assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_OK);
+    Oaif__V1__EvaluateReply *rep =
+        oaif__v1__evaluate_reply__unpack(NULL, env->reply->payload.len, env->reply->payload.data);
+    assert_non_null(rep);
+    assert_true(rep->result->win_rate == r2->win_rate && rep->result->version == 2);
+    oaif__v1__evaluate_reply__free_unpacked(rep, NULL);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    env = evaluate(f, "ask-v3", 3, 0);
+    assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_OK);
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    Oaif__V1__EvalResult *r3 = eval_result(f, 3);
+    assert_non_null(r3);
+    check_result(r3, 3);
+    service_status(f, "sample", &w, &queued, &done);
+    assert_int_equal(done, 3 + 3 + 3 + 3); /* v3's answers; the baseline's from the ledger */
+    env = evaluate(f, "ask-other-baseline", 3, 1);
+    assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_FAILED);
+    assert_non_null(strstr(env->reply->error, "baseline_version"));
+    assert_int_equal(env->reply->attempts, 1); /* permanent: not retried */
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    oaif__v1__eval_result__free_unpacked(r2, NULL);
+    oaif__v1__eval_result__free_unpacked(r3, NULL);
+    oaif__v1__eval_result__free_unpacked(r4, NULL);
+
+    int st = tp_stop(f->evaluator, SIGTERM);
+    f->evaluator = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = &F;
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-evaluator-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->store, sizeof f->store, "%s/ckpt", f->dir);
+    assert_int_equal(mkdir(f->store, 0755), 0);
+    snprintf(f->log, sizeof f->log, "%s/services.log", f->dir);
+    snprintf(f->ep, sizeof f->ep, "%s/endpoints", f->dir);
+    tp_watchdog(170, "evaluator_procs", f->log);
+    start_ledger(f);
+    f->zctx = zmq_ctx_new();
+    struct bus_client_opts o = {.endpoint = f->cep};
+    assert_int_equal(bus_client_new(&f->c, f->zctx, &o), ERR_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    pid_t *ps[] = {&f->evaluator, &f->judge_eval, &f->judge_train, &f->sampler, &f->ledger};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+        if (*ps[i] > 0)
+            tp_stop(*ps[i], SIGTERM);
+    bus_client_destroy(&f->c);
+    zmq_ctx_term(f->zctx);
+    if (!getenv("OAIF_KEEP_LOGS")) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "left %s\n", f->dir);
+    } else {
+        fprintf(stderr, "logs kept in %s\n", f->dir);
+    }
+    tp_watchdog(0, NULL, NULL);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_evaluator_survives_sigkill_and_judges_nothing_twice),
+    };
+    return cmocka_run_group_tests_name("evaluator_procs", tests, setup, teardown);
+}
