@@ -13,7 +13,9 @@
  *    scored once and its Strength and Scores committed once (the ledger's sequence numbers say
  *    so), each reply equals the stored records, a repeated request id gets the stored reply byte
  *    for byte, and a new request for an estimated pair asks the same score question and gets the
- *    same mu and sigma without running the members again. */
+ *    same mu and sigma without running the members again.
+ *  - A score that cannot be had (no member loaded) is asked for score_asks times, then the
+ *    estimate fails for good with the scorer's reason, and nothing is committed. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -710,6 +712,27 @@ static void test_an_estimator_killed_mid_run_loses_and_repeats_nothing(void **st
     stop_estimator(f, 1, SIGTERM, 0);
 }
 
+static void test_a_score_that_cannot_be_had_fails_the_estimate_naming_why(void **state)
+{
+    (void)state;
+    struct fx *f = &F;
+    /* a scorer with no member: each score request fails (retryable) until the ledger gives up;
+     * the estimator asks twice (--score-asks 2), then fails the estimate for good */
+    start_scorer(f, "empty", "0");
+    start_estimator(f, 0, "empty", (const char *const[]){"--score-asks", "2", NULL});
+    uint8_t buf[2048];
+    size_t n = pack_estimate("pair-empty", 1, OAIF__V1__WINNER__WINNER_FIRST, buf, sizeof buf);
+    estimate_fails(f, "no-scores", buf, n, "score: 2 requests failed");
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(bus_client_call(f->c, "estimate", "no-scores", buf, n, 30000, &env), ERR_OK);
+    assert_non_null(strstr(env->reply->error, "no member is loaded"));
+    oaif__v1__envelope__free_unpacked(env, NULL);
+    /* nothing was committed for the pair */
+    assert_null(
+        get_record(f, OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH, "pair-empty", unpack_strength));
+    stop_estimator(f, 0, SIGTERM, 0);
+}
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 /* A test leaves no estimator or scorer behind for the next one. */
@@ -787,6 +810,8 @@ int main(void)
         cmocka_unit_test_teardown(test_the_distribution_survives_restarts_and_is_shared_by_replicas,
                                   test_teardown),
         cmocka_unit_test_teardown(test_an_estimator_killed_mid_run_loses_and_repeats_nothing,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_score_that_cannot_be_had_fails_the_estimate_naming_why,
                                   test_teardown),
     };
     return cmocka_run_group_tests_name("strength_estimator_procs", tests, group_setup,
