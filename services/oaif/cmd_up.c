@@ -33,6 +33,7 @@ struct up_opts {
     char *data_dir;
     char *clients, *workers, *events; /* where the ledger listens */
     int samplers, annotators, scorers, estimators;
+    int evaluators; /* and with them one evaluation judge */
     bool train;
 };
 
@@ -52,6 +53,11 @@ static const struct cfg_option options[] = {
                 .flag = "--estimators",
                 .help = "Strength-estimator processes (the estimate service; its policy comes "
                         "from the run file's strength_estimator section)."),
+    CFG_INT_OPT(O, evaluators, .key = "oaif.up.evaluators", .def = "0", .min = 0, .max = 4,
+                .flag = "--evaluators",
+                .help = "Evaluator processes (the run file's evaluator section), and with them "
+                        "one annotator-proxy serving annotate-eval without noise, the evaluation "
+                        "judge."),
     CFG_BOOL_OPT(O, train, .key = "oaif.up.train", .flag = "--train",
                  .help = "Also the trainer, which runs the run file's run, then exits."),
     CFG_STRING_OPT(O, clients, .key = "oaif.up.clients_bind", .def = BUS_DEFAULT_CLIENTS,
@@ -97,8 +103,8 @@ struct deployment {
     const struct up_opts *o;
     const char *config; /* the run file, or NULL */
     char logdir[4096], db[4096], epfile[4096];
-    char bins[6][4400];                /* ledger, sampler, annotator-proxy, trainer, reward-scorer,
-                                        * strength-estimator */
+    char bins[7][4400];                /* ledger, sampler, annotator-proxy, trainer, reward-scorer,
+                                        * strength-estimator, evaluator */
     char cep[256], wep[256], eep[256]; /* the endpoints the ledger bound */
     struct child cs[UP_MAX];
     int n;
@@ -316,6 +322,38 @@ static void start_workers(struct deployment *d, const struct passthrough *annot)
         }
 }
 
+/* The evaluation judge (the run file's annotator section, the --annotator-arg words, then its own
+ * service name and no label noise: evaluation labels are never flipped), then the evaluators. */
+static void start_evaluators(struct deployment *d, const struct passthrough *annot)
+{
+    if (d->o->evaluators < 1)
+        return;
+    struct child *j = new_child(d, "annotator-proxy", "annotator-eval-1", d->bins[2]);
+    const char *const jargs[] = {"--clients", d->cep,          "--workers",
+                                 d->wep,      "--worker-name", j->label};
+    for (size_t a = 0; a < sizeof jargs / sizeof jargs[0]; a++)
+        add(j, jargs[a]);
+    for (int e = 0; e < annot->n; e++)
+        add(j, annot->words[e]);
+    add(j, "--service");
+    add(j, "annotate-eval");
+    add(j, "--noise");
+    add(j, "0");
+    j->pid = spawn(j, d->logdir);
+    started(j);
+    for (int k = 0; k < d->o->evaluators; k++) {
+        char label[48];
+        snprintf(label, sizeof label, "evaluator-%d", k + 1);
+        struct child *c = new_child(d, "evaluator", label, d->bins[6]);
+        const char *const args[] = {"--clients", d->cep, "--workers",     d->wep,
+                                    "--events",  d->eep, "--worker-name", c->label};
+        for (size_t a = 0; a < sizeof args / sizeof args[0]; a++)
+            add(c, args[a]);
+        c->pid = spawn(c, d->logdir);
+        started(c);
+    }
+}
+
 static void start_trainer(struct deployment *d, const struct passthrough *train)
 {
     struct child *c = new_child(d, "trainer", "trainer", d->bins[3]);
@@ -400,19 +438,21 @@ static int up(struct deployment *d, const struct passthrough *annot,
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    static const char *const names[6] = {"ledger",  "sampler",       "annotator-proxy",
-                                         "trainer", "reward-scorer", "strength-estimator"};
-    for (int i = 0; i < 6; i++)
+    static const char *const names[7] = {"ledger",   "sampler",       "annotator-proxy",
+                                         "trainer",  "reward-scorer", "strength-estimator",
+                                         "evaluator"};
+    for (int i = 0; i < 7; i++)
         local_bin_path(d->bins[i], sizeof d->bins[i], names[i]);
     if (start_ledger(d))
         return 1;
     start_workers(d, annot);
+    start_evaluators(d, annot);
     if (d->o->train)
         start_trainer(d, train);
     printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s), %d reward-scorer(s), %d "
-           "strength-estimator(s)%s; logs in %s; Ctrl-C stops them\n",
+           "strength-estimator(s), %d evaluator(s)%s; logs in %s; Ctrl-C stops them\n",
            d->cep, d->o->samplers, d->o->annotators, d->o->scorers, d->o->estimators,
-           d->o->train ? " and the trainer" : "", d->logdir);
+           d->o->evaluators, d->o->train ? " and the trainer" : "", d->logdir);
     fflush(stdout);
     int status = supervise(d);
     fprintf(stderr, "oaif up: stopping\n");
@@ -437,7 +477,9 @@ int cmd_up(int argc, char **argv)
     if (o.train && !config) {
         cli_error(verb, "--train needs the run file (--config RUN.yaml or OAIF_CONFIG)");
         status = 2;
-    } else if (o.samplers + o.annotators + o.scorers + o.estimators + 2 > UP_MAX) {
+    } else if (o.samplers + o.annotators + o.scorers + o.estimators + 2 +
+                   (o.evaluators ? o.evaluators + 1 : 0) >
+               UP_MAX) {
         cli_error(verb,
                   "--samplers, --annotators, --scorers and --estimators: at most %d together, "
                   "got %d",
