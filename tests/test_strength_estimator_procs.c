@@ -14,6 +14,9 @@
  *    so), each reply equals the stored records, a repeated request id gets the stored reply byte
  *    for byte, and a new request for an estimated pair asks the same score question and gets the
  *    same mu and sigma without running the members again.
+ *  - A long history (21,000 strengths, more than one loop turn reads) is read in full before a
+ *    quantile decision; other ensembles' strengths are left out, a rewritten one counts once, and
+ *    a window keeps the newest by commit order.
  *  - A score that cannot be had (no member loaded) is asked for score_asks times, then the
  *    estimate fails for good with the scorer's reason, and nothing is committed. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
@@ -712,6 +715,90 @@ static void test_an_estimator_killed_mid_run_loses_and_repeats_nothing(void **st
     stop_estimator(f, 1, SIGTERM, 0);
 }
 
+/* Puts Strength records for pairs "<prefix>-<i>", i in [from, to), mu = mu_of(i), of ensemble
+ * ens, in puts of 1000. */
+static double mu_of(int i)
+{
+    return (double)((i * 7919) % 20011) / 1000.0 - 5.0; /* distinct, in no order */
+}
+
+static void put_strengths(struct fx *f, const char *ens, const char *prefix, int from, int to)
+{
+    enum { PAGE = 1000 };
+    static Oaif__V1__Record recs[PAGE];
+    static Oaif__V1__Record *ptrs[PAGE];
+    static uint8_t bufs[PAGE][128];
+    static char ids[PAGE][48];
+    for (int at = from; at < to; at += PAGE) {
+        int n = to - at < PAGE ? to - at : PAGE;
+        for (int k = 0; k < n; k++) {
+            snprintf(ids[k], sizeof ids[k], "%s-%d", prefix, at + k);
+            Oaif__V1__Strength st = OAIF__V1__STRENGTH__INIT;
+            st.id = ids[k];
+            st.pair_id = ids[k];
+            st.mean = mu_of(at + k);
+            st.ensemble = (char *)ens;
+            size_t len = oaif__v1__strength__get_packed_size(&st);
+            assert_true(len <= sizeof bufs[k]);
+            oaif__v1__strength__pack(&st, bufs[k]);
+            oaif__v1__record__init(&recs[k]);
+            recs[k].kind = OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH;
+            recs[k].id = ids[k];
+            recs[k].data.data = bufs[k];
+            recs[k].data.len = len;
+            ptrs[k] = &recs[k];
+        }
+        char put_id[64];
+        snprintf(put_id, sizeof put_id, "put-%s-%d", prefix, at);
+        assert_int_equal(bus_client_put(f->c, put_id, ptrs, (size_t)n, false, 10000), ERR_OK);
+    }
+}
+
+static void test_a_long_history_is_read_in_pages_before_a_quantile_decision(void **state)
+{
+    (void)state;
+    struct fx *f = &F;
+    /* 21,000 strengths of ensemble eh (more than the 20 pages a loop turn reads), 2,000 of
+     * another ensemble in between (not counted), and 500 of eh written twice (counted once, with
+     * their second value) */
+    enum { N = 21000 };
+    put_strengths(f, "eh", "hist", 0, 10000);
+    put_strengths(f, "other", "hist-other", 0, 2000);
+    put_strengths(f, "eh", "hist", 10000, N);
+    put_strengths(f, "eh", "hist", 3000, 3500); /* the same values again: replaced, not added */
+    static double mus[N + 1];
+    for (int i = 0; i < N; i++)
+        mus[i] = mu_of(i);
+    for (uint32_t m = 0; m < 2; m++)
+        publish_member(f, "eh", m, 400 + m, false);
+    start_scorer(f, "eh", "2");
+    start_estimator(f, 0, "eh",
+                    (const char *const[]){"--policy", "flip", "--flip-quantile", "0.1",
+                                          "--min-sample", "5", "--window", "0", NULL});
+    Oaif__V1__EstimateReply *r = estimate(f, "h-0", "pair-eh-0", 0);
+    check_flip_decision(r, mus, N, 0.1, 5);
+    mus[N] = r->strength->mean;
+    oaif__v1__estimate_reply__free_unpacked(r, NULL);
+    stop_estimator(f, 0, SIGTERM, 0);
+    /* a window of 1000: the newest by commit order, i.e. hist-10001 .. hist-20999 less the
+     * rewritten ones (3000 .. 3499 are newer now), the 500 rewritten, and pair-eh-0 */
+    start_estimator(f, 1, "eh",
+                    (const char *const[]){"--policy", "flip", "--flip-quantile", "0.1",
+                                          "--min-sample", "5", "--window", "1000", NULL});
+    double last[1000];
+    size_t k = 0;
+    for (int i = N - 499; i < N; i++)
+        last[k++] = mu_of(i);
+    for (int i = 3000; i < 3500; i++)
+        last[k++] = mu_of(i);
+    last[k++] = mus[N];
+    assert_int_equal(k, 1000);
+    r = estimate(f, "h-1", "pair-eh-1", 1);
+    check_flip_decision(r, last, 1000, 0.1, 5);
+    oaif__v1__estimate_reply__free_unpacked(r, NULL);
+    stop_estimator(f, 1, SIGTERM, 0);
+}
+
 static void test_a_score_that_cannot_be_had_fails_the_estimate_naming_why(void **state)
 {
     (void)state;
@@ -812,6 +899,8 @@ int main(void)
         cmocka_unit_test_teardown(test_an_estimator_killed_mid_run_loses_and_repeats_nothing,
                                   test_teardown),
         cmocka_unit_test_teardown(test_a_score_that_cannot_be_had_fails_the_estimate_naming_why,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_a_long_history_is_read_in_pages_before_a_quantile_decision,
                                   test_teardown),
     };
     return cmocka_run_group_tests_name("strength_estimator_procs", tests, group_setup,

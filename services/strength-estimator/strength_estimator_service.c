@@ -356,8 +356,10 @@ static void finish_ready(strength_estimator_service_t *s)
     int rc = read_strengths(s, DIST_PAGES_PER_TURN);
     s->next_dist = bus_mono_ms() + DIST_REFRESH_MS;
     if (needs_quantile(s) && (rc || !s->dist_caught_up)) {
-        if (!rc)
-            return; /* still reading: next turn */
+        if (!rc) {
+            s->next_dist = bus_mono_ms(); /* still reading: the next turn goes on at once */
+            return;
+        }
         struct job *next;
         for (struct job *j = s->jobs; j; j = next) {
             next = j->next;
