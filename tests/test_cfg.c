@@ -940,7 +940,7 @@ static void test_example_run_file_loads(void **state)
 
     static const struct cfg_option o[] = {
         CFG_INT_OPT(struct exconf, batch_size, .key = "trainer.batch", .min = 1, .max = 4096),
-        CFG_INT_OPT(struct exconf, eval_prompts, .key = "evaluator.eval_prompts", .min = 1,
+        CFG_INT_OPT(struct exconf, eval_prompts, .key = "evaluator.prompts", .min = 1,
                     .max = 100000),
         CFG_DURATION_OPT(struct exconf, lease_ms, .key = "ledger.lease_timeout"),
         CFG_SIZE_OPT(struct exconf, max_msg, .key = "bus.max_message_size"),
@@ -968,7 +968,7 @@ static void test_example_run_file_loads(void **state)
     no_secret.n_options = 6;
     assert_int_equal(cfg_load(&no_secret, &c, 3, argv, NULL), ERR_OK);
     assert_int_equal(c.batch_size, 32);
-    assert_int_equal(c.eval_prompts, 256);
+    assert_int_equal(c.eval_prompts, 64);
     assert_int_equal(c.lease_ms, 120000);
     assert_int_equal(c.max_msg, 64u << 20);
     assert_true(c.temperature == 0.9);

@@ -374,7 +374,8 @@ static void test_config_show_says_where_each_value_came_from(void **state)
 
     assert_int_equal(oaif(out, sizeof out, "config show --service nope"), 2);
     assert_non_null(strstr(out, "unknown service 'nope' (one of: ledger, sampler, annotator-proxy, "
-                                "reward-scorer, trainer, sft, eval, rm, oaif)"));
+                                "reward-scorer, strength-estimator, evaluator, trainer, sft, eval, "
+                                "rm, oaif)"));
     /* the reward-scorer's table, a run-file value with its origin */
     assert_int_equal(oaif(out, sizeof out, "config show --service reward-scorer --ensemble e7"), 0);
     assert_non_null(strstr(out, "ensemble: \"e7\"  # flag --ensemble"));

@@ -1,12 +1,12 @@
 /* cmd_config.c - `oaif config show [--service NAME] [--config RUN.yaml] [service flags...]`: the
  * configuration each service would run with here (the ledger, the sampler, the annotator-proxy,
- * the reward-scorer, the strength-estimator, the trainer, the options of `oaif sft`, `oaif eval`
- * and `oaif rm train`, and the CLI's own connection options), after its defaults, the run file, the
- * environment and the flags given, as YAML in the run file's shape with where each value came from
- * as a comment; secrets as "***". Each service's option table is the one it loads itself (its
- * *_opts_spec), so what is shown is what the service would read, old names' warnings included (on
- * stderr). A flag goes to every service whose table has it; one no service has is an error. (`oaif
- * sft --quick` changes some defaults; shown here are the table's.) */
+ * the reward-scorer, the strength-estimator, the evaluator, the trainer, the options of `oaif sft`,
+ * `oaif eval` and `oaif rm train`, and the CLI's own connection options), after its defaults, the
+ * run file, the environment and the flags given, as YAML in the run file's shape with where each
+ * value came from as a comment; secrets as "***". Each service's option table is the one it loads
+ * itself (its *_opts_spec), so what is shown is what the service would read, old names' warnings
+ * included (on stderr). A flag goes to every service whose table has it; one no service has is an
+ * error. (`oaif sft --quick` changes some defaults; shown here are the table's.) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
+#include "evaluator_opts.h"
 #include "ledger_opts.h"
 #include "reward_scorer_opts.h"
 #include "sampler_opts.h"
@@ -36,6 +37,7 @@ static const struct service services[] = {
     {"annotator-proxy", &annotator_opts_spec},
     {"reward-scorer", &reward_scorer_opts_spec},
     {"strength-estimator", &strength_estimator_opts_spec},
+    {"evaluator", &evaluator_opts_spec},
     {"trainer", &trainer_opts_spec},
     {"sft", &trainer_sft_opts_spec},   /* oaif sft's own options (its connection: oaif) */
     {"eval", &trainer_eval_opts_spec}, /* oaif eval's */
