@@ -12,3 +12,6 @@ oaif_test(evaluator_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_procs.c
           ${OAIF_TEST_DIR}/testproc.c LIBS oaif_evaluator oaif_nn TIMEOUT 200 LABEL integration)
 target_include_directories(test_evaluator_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_evaluator_procs ledger sampler annotator-proxy evaluator)
+
+# The evaluator's logic without sockets: request ids, one evaluation's numbers and record.
+oaif_test(evaluator SOURCES ${OAIF_TEST_DIR}/test_evaluator.c LIBS oaif_evaluator TIMEOUT 60)
