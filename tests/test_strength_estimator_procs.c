@@ -354,8 +354,10 @@ static void check_records(struct fx *f, const Oaif__V1__EstimateReply *r)
         get_record(f, OAIF__V1__RECORD_KIND__RECORD_KIND_STRENGTH, pid, unpack_strength);
     Oaif__V1__Scores *sc =
         get_record(f, OAIF__V1__RECORD_KIND__RECORD_KIND_SCORES, pid, unpack_scores);
-    if (!st || !sc)
+    if (!st || !sc) {
         fail_msg("pair %s: no %s record in the ledger", pid, st ? "Scores" : "Strength");
+        return; /* not reached: fail_msg jumps out */
+    }
     assert_true(st->mean == r->strength->mean && st->std == r->strength->std);
     assert_int_equal(st->action, r->strength->action);
     assert_true(st->threshold == r->strength->threshold);

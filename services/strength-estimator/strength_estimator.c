@@ -211,17 +211,22 @@ int strength_dist_add(strength_dist_t *d, const char *id, double mu)
         d->n++;
     }
     x->mu = mu;
-    append_node(d, x);
-    note(d, true, mu);
-    while (d->window && d->n > d->window) {
-        struct dist_node *old = d->head;
-        unlink_node(d, old);
+    /* the oldest leave while x, counted in n, is not in the list yet: it cannot be one of them */
+    while (d->window && d->n > d->window && d->head) {
+        struct dist_node *old = d->head; /* the head has no prev: unlinked by hand */
+        d->head = old->next;
+        if (d->head)
+            d->head->prev = NULL;
+        else
+            d->tail = NULL;
         hmap_del(d->by_id, old->id, strlen(old->id));
         note(d, false, old->mu);
         free(old->id);
         free(old);
         d->n--;
     }
+    append_node(d, x);
+    note(d, true, mu);
     return ERR_OK;
 }
 
@@ -394,7 +399,7 @@ int strength_request_check(const Oaif__V1__EstimateRequest *req, char *why, size
             BAD("pair.responses[%zu].text: missing (pair %s)", i, p->id);
     if (!l)
         BAD("label: missing (pair %s)", p->id);
-    if (l->pair_id && *l->pair_id && strcmp(l->pair_id, p->id))
+    if (l->pair_id && *l->pair_id && strcmp(l->pair_id, p->id) != 0)
         BAD("label.pair_id: '%s' is not the pair's id '%s'", l->pair_id, p->id);
     if (l->winner == OAIF__V1__WINNER__WINNER_TIE)
         BAD("label.winner: a tie has no chosen response (pair %s)", p->id);
@@ -430,7 +435,7 @@ bool strength_members_note(const char *ensemble, const Oaif__V1__Checkpoint *c, 
                            size_t cap)
 {
     if (!c || c->kind != OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_REWARD || !c->ensemble ||
-        strcmp(c->ensemble, ensemble) || c->member >= cap ||
+        strcmp(c->ensemble, ensemble) != 0 || c->member >= cap ||
         (int64_t)c->version <= versions[c->member])
         return false;
     versions[c->member] = c->version;

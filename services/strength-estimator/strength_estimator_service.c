@@ -262,7 +262,7 @@ static void on_score_reply(void *ctx, const Oaif__V1__Reply *reply)
     struct job *next;
     for (struct job *j = s->jobs; j; j = next) {
         next = j->next;
-        if (j->scores || strcmp(j->score_id, reply->id))
+        if (j->scores || strcmp(j->score_id, reply->id) != 0)
             continue;
         if (reply->outcome == OAIF__V1__OUTCOME__OUTCOME_OK) {
             j->scores =
