@@ -64,7 +64,9 @@ struct evaluator_service {
     bool rescan_now;
     Oaif__V1__Prompt **prompts; /* the held-out prompts (unpacked, owned) */
     size_t nprompts;
-    char base_sha[65]; /* the baseline checkpoint's sha256 ("" until read) */
+    char base_sha[65];    /* the baseline checkpoint's sha256 ("" until read) */
+    bool few_logged;      /* "only K prompts" was said */
+    uint32_t wait_logged; /* the version whose "cannot start yet" was said last */
     struct evaluator_service_stats st;
     struct series m;
 };
@@ -148,7 +150,9 @@ static bool rescan(evaluator_service_t *s)
     return true;
 }
 
-/* The first N prompts of the split, once N are there (fewer: retried at each start). */
+/* The first N prompts of the split. Fewer will do (said once): the ledger may hold fewer held-out
+ * prompts than asked for; they are read again at each start until N are there. ERR_NOTFOUND when
+ * there is none yet. */
 static int load_prompts(evaluator_service_t *s)
 {
     const struct evaluator_config *c = s->cfg;
@@ -179,7 +183,15 @@ static int load_prompts(evaluator_service_t *s)
         after = r->next_seq;
         oaif__v1__envelope__free_unpacked(env, NULL);
     }
-    return s->nprompts == (size_t)c->prompts ? ERR_OK : ERR_NOTFOUND;
+    if (s->nprompts == 0)
+        return ERR_NOTFOUND;
+    if (s->nprompts < (size_t)c->prompts && !s->few_logged) {
+        log_warn("only %zu prompts of split '%s' in the ledger (evaluator.prompts is %d): "
+                 "evaluating on those; versions evaluated after more arrive use more",
+                 s->nprompts, c->split, c->prompts);
+        s->few_logged = true;
+    }
+    return ERR_OK;
 }
 
 /* The stored EvalResult of `version`, or NULL (not there, or the ledger could not say: *rc). */
@@ -547,10 +559,12 @@ static int start_next(evaluator_service_t *s)
             oaif__v1__checkpoint__free_unpacked(ck, NULL);
         }
     }
-    if (rc) { /* back to the front of the queue: tried again shortly */
-        log_warn("v%u: cannot start yet: %s (%zu of %d prompts of split '%s'; baseline v%d %s)",
-                 j->version, err_str(rc), s->nprompts, c->prompts, c->split, c->baseline,
-                 s->base_sha[0] ? "known" : "not found");
+    if (rc) { /* back to the front of the queue: tried again shortly (said once a version) */
+        if (s->wait_logged != j->version)
+            log_warn("v%u: cannot start yet: %s (%zu of %d prompts of split '%s'; baseline v%d %s)",
+                     j->version, err_str(rc), s->nprompts, c->prompts, c->split, c->baseline,
+                     s->base_sha[0] ? "known" : "not found");
+        s->wait_logged = j->version;
         j->next = s->head;
         s->head = j;
         if (!s->tail)
