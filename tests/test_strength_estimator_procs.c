@@ -531,6 +531,22 @@ static void test_estimates_follow_the_scores_and_the_quantile_rule(void **state)
     stop_estimator(f, 0, SIGTERM, 0);
 }
 
+/* Pairs pair-<ens>-i, i in [from, to), one after another under the flip policy (q, min_sample):
+ * each decision must have seen mus[0..i), the mu of every pair before it; mus[i] is filled. */
+static void estimate_flips(struct fx *f, const char *ens, int from, int to, double *mus, double q,
+                           size_t min_sample)
+{
+    for (int i = from; i < to; i++) {
+        char id[48], pid[48];
+        snprintf(id, sizeof id, "r-%s-%d", ens, i);
+        snprintf(pid, sizeof pid, "pair-%s-%d", ens, i);
+        Oaif__V1__EstimateReply *r = estimate(f, id, pid, i);
+        check_flip_decision(r, mus, (size_t)i, q, min_sample);
+        mus[i] = r->strength->mean;
+        oaif__v1__estimate_reply__free_unpacked(r, NULL);
+    }
+}
+
 static void test_the_distribution_survives_restarts_and_is_shared_by_replicas(void **state)
 {
     (void)state;
@@ -543,45 +559,20 @@ static void test_the_distribution_survives_restarts_and_is_shared_by_replicas(vo
         "--window",      "0", NULL};
     enum { N = 16 };
     double mus[N];
-    int i = 0;
     /* one estimator: pairs 0..7 */
     start_estimator(f, 0, "eq", flags);
-    for (; i < 8; i++) {
-        char id[32], pid[32];
-        snprintf(id, sizeof id, "r-%d", i);
-        snprintf(pid, sizeof pid, "pair-eq-%d", i);
-        Oaif__V1__EstimateReply *r = estimate(f, id, pid, i);
-        check_flip_decision(r, mus, (size_t)i, 0.3, 5);
-        mus[i] = r->strength->mean;
-        oaif__v1__estimate_reply__free_unpacked(r, NULL);
-    }
+    estimate_flips(f, "eq", 0, 8, mus, 0.3, 5);
     /* stopped; two new replicas: each decision saw all 8, and every one since, whichever
      * replica committed it */
     stop_estimator(f, 0, SIGTERM, 0);
     start_estimator(f, 1, "eq", flags);
     start_estimator(f, 2, "eq", flags);
-    for (; i < 13; i++) {
-        char id[32], pid[32];
-        snprintf(id, sizeof id, "r-%d", i);
-        snprintf(pid, sizeof pid, "pair-eq-%d", i);
-        Oaif__V1__EstimateReply *r = estimate(f, id, pid, i);
-        check_flip_decision(r, mus, (size_t)i, 0.3, 5);
-        mus[i] = r->strength->mean;
-        oaif__v1__estimate_reply__free_unpacked(r, NULL);
-    }
+    estimate_flips(f, "eq", 8, 13, mus, 0.3, 5);
     /* both killed: a fresh one reads them all back */
     stop_estimator(f, 1, SIGKILL, 1);
     stop_estimator(f, 2, SIGKILL, 0);
     start_estimator(f, 3, "eq", flags);
-    for (; i < N; i++) {
-        char id[32], pid[32];
-        snprintf(id, sizeof id, "r-%d", i);
-        snprintf(pid, sizeof pid, "pair-eq-%d", i);
-        Oaif__V1__EstimateReply *r = estimate(f, id, pid, i);
-        check_flip_decision(r, mus, (size_t)i, 0.3, 5);
-        mus[i] = r->strength->mean;
-        oaif__v1__estimate_reply__free_unpacked(r, NULL);
-    }
+    estimate_flips(f, "eq", 13, N, mus, 0.3, 5);
     stop_estimator(f, 3, SIGTERM, 0);
 }
 
