@@ -123,8 +123,8 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
         snprintf(why, whylen, "none of the %zu judgements succeeded", n);
         rc = ERR_INVAL;
     }
-    struct evalstats_winrate w;
-    struct evalstats_lc lc;
+    struct evalstats_winrate w = {0};
+    struct evalstats_lc lc = {0};
     if (!rc)
         rc = evalstats_win_rate(y, out->judged, resamples, seed, &w);
     if (!rc)

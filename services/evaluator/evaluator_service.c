@@ -161,7 +161,7 @@ static int load_prompts(evaluator_service_t *s)
     for (size_t i = 0; i < s->nprompts; i++)
         oaif__v1__prompt__free_unpacked(s->prompts[i], NULL);
     s->nprompts = 0;
-    if (!s->prompts && !(s->prompts = calloc((size_t)c->prompts, sizeof *s->prompts)))
+    if (!s->prompts && !(s->prompts = calloc((size_t)c->prompts, sizeof(Oaif__V1__Prompt *))))
         return ERR_NOMEM;
     uint64_t after = 0;
     for (bool more = true; more && s->nprompts < (size_t)c->prompts;) {
@@ -246,9 +246,12 @@ static void take_request(evaluator_service_t *s, struct bus_req *req)
     Oaif__V1__EvaluateRequest *pb =
         oaif__v1__evaluate_request__unpack(NULL, req->len, req->payload);
     char why[600] = "";
-    if (!pb)
-        snprintf(why, sizeof why, "EvaluateRequest: not a valid message");
-    else if (*pb->run && strcmp(pb->run, c->run))
+    if (!pb) {
+        bus_worker_fail(s->worker, req->id, "EvaluateRequest: not a valid message", true);
+        bus_req_free(&req);
+        return;
+    }
+    if (*pb->run && strcmp(pb->run, c->run) != 0)
         snprintf(why, sizeof why, "run: this evaluator serves run '%s', not '%s'", c->run, pb->run);
     else if (pb->baseline_version != (uint32_t)c->baseline)
         snprintf(why, sizeof why,
@@ -263,8 +266,7 @@ static void take_request(evaluator_service_t *s, struct bus_req *req)
     } else {
         enqueue(s, pb->version, req);
     }
-    if (pb)
-        oaif__v1__evaluate_request__free_unpacked(pb, NULL);
+    oaif__v1__evaluate_request__free_unpacked(pb, NULL);
 }
 
 /* ---- one evaluation ------------------------------------------------------------------------ */

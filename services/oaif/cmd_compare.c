@@ -86,7 +86,7 @@ static void collect(void *ctx, const Oaif__V1__Record *rec)
     }
     if (e->n == e->cap) {
         size_t cap = e->cap ? 2 * e->cap : 64;
-        Oaif__V1__EvalResult **v = realloc(e->v, cap * sizeof *v);
+        Oaif__V1__EvalResult **v = realloc(e->v, cap * sizeof(Oaif__V1__EvalResult *));
         if (!v) {
             oaif__v1__eval_result__free_unpacked(r, NULL);
             e->bad++;
@@ -138,28 +138,26 @@ static int pick(const char *verb, const struct compare_opts *o, const struct eva
         return 2;
     for (size_t i = 0; i < e->n; i++) {
         const Oaif__V1__EvalResult *r = e->v[i];
-        if (!r->run || !matches(s->arg, r->run) || (o->judge && strcmp(o->judge, r->judge)) ||
+        if (!r->run || !matches(s->arg, r->run) || (o->judge && strcmp(o->judge, r->judge) != 0) ||
             (o->version >= 0 && r->version != (uint64_t)o->version))
             continue;
         size_t k = 0;
-        while (k < s->n && strcmp(s->m[k].r->run, r->run))
+        while (k < s->n && strcmp(s->m[k].r->run, r->run) != 0)
             k++;
         if (k == s->n) {
             s->m[s->n++].r = r;
             continue;
         }
         const Oaif__V1__EvalResult *had = s->m[k].r;
-        if (r->version > had->version) {
-            s->m[k].r = r;
-        } else if (r->version == had->version && strcmp(r->judge, had->judge)) {
+        if (r->version == had->version && strcmp(r->judge, had->judge) != 0) {
             cli_error(verb,
                       "run '%s' has version %u evaluated by judge '%s' and by '%s': say which "
                       "with --judge",
                       r->run, r->version, had->judge, r->judge);
             return 2;
-        } else if (r->version == had->version) {
-            s->m[k].r = r; /* written again: the latest counts */
         }
+        if (r->version >= had->version)
+            s->m[k].r = r; /* a newer version, or the same written again: the latest counts */
     }
     if (s->n == 0) {
         cli_error(verb, "'%s': no evaluation of a run %s%s%s%s in the ledger", s->arg,
@@ -224,12 +222,13 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
     size_t cap = a->n < b->n ? a->n : b->n, np = 0;
     double *wa = calloc(cap + 1, sizeof *wa), *wb = calloc(cap + 1, sizeof *wb);
     double *aa = calloc(cap + 1, sizeof *aa), *ab = calloc(cap + 1, sizeof *ab);
-    const struct member **pa = calloc(cap + 1, sizeof *pa), **pb = calloc(cap + 1, sizeof *pb);
+    const struct member **pa = calloc(cap + 1, sizeof(struct member *));
+    const struct member **pb = calloc(cap + 1, sizeof(struct member *));
     json_t *unpaired = json_array();
     int status = wa && wb && aa && ab && pa && pb && unpaired ? 0 : 1;
     for (size_t i = 0; !status && i < a->n; i++) {
         size_t j = 0;
-        while (j < b->n && strcmp(a->m[i].key, b->m[j].key))
+        while (j < b->n && strcmp(a->m[i].key, b->m[j].key) != 0)
             j++;
         if (j == b->n) {
             json_array_append_new(unpaired, json_string(a->m[i].r->run));
