@@ -22,6 +22,7 @@
 #define DIST_REFRESH_MS     1000 /* the distribution is read this often with nothing to decide */
 #define RETRY_MS            1000 /* after a failed read of the ledger */
 #define PENDING_POLL_MS     100  /* poll cap while score requests are pending (their resends) */
+#define EXPIRE_SLACK_MS     250 /* a waiting request is given back this long before its lease ends */
 #define MEMBERS_MAX         1024 /* member indices 0 .. MAX-1, as the reward-scorer's */
 #define MEMBERS_KEY_MAX     (MEMBERS_MAX * 24)
 #define N_ACTIONS           7 /* Oaif__V1__StrengthAction values */
@@ -360,10 +361,14 @@ static void finish_ready(strength_estimator_service_t *s)
             s->next_dist = bus_mono_ms(); /* still reading: the next turn goes on at once */
             return;
         }
+        /* the ledger could not be read: wait for a later read, but give a request back before
+         * its lease ends, with the reason */
+        s->next_dist = bus_mono_ms() + RETRY_MS;
+        uint64_t now = bus_now_ms();
         struct job *next;
         for (struct job *j = s->jobs; j; j = next) {
             next = j->next;
-            if (j->scores)
+            if (j->scores && j->req->deadline_ms && j->req->deadline_ms <= now + EXPIRE_SLACK_MS)
                 fail_job(s, j, s->dist_error, false);
         }
         return;

@@ -31,8 +31,10 @@
  * quantile wait until the reading has caught up; the others do not.
  *
  * Failures: a score that cannot be had fails the estimate (permanently after score_asks asks: a
- * retry would walk the same stored failures); a reply of the wrong shape or too few members, or a
- * ledger that cannot be read when a quantile rule needs it, fails it retryable. An estimate whose
+ * retry would walk the same stored failures); a reply of the wrong shape or too few members fails
+ * it retryable; when a quantile rule needs the ledger's strengths and they cannot be read, the
+ * request waits for a later read and is failed (retryable, with the reason) just before its
+ * lease ends. An estimate whose
  * lease ends while it waits is forgotten (the ledger re-leases it; its score request stays
  * pending, so the next attempt finds the answer). A malformed request never stops the process.
  *
