@@ -119,7 +119,8 @@ int strength_dist_add(strength_dist_t *d, const char *id, double mu);
 size_t strength_dist_count(const strength_dist_t *d);
 
 /* Q_q, the empirical quantile of type 1 (sorted[ceil(q n) - 1], sorted[0] for q = 0), into *out.
- * false when the distribution is empty. */
+ * false when the distribution is empty (or out of memory). The values do not change, but the
+ * sorted array behind them is brought up to date here: one thread owns a distribution. */
 bool strength_dist_quantile(const strength_dist_t *d, double q, double *out);
 
 /* ---- the decision ------------------------------------------------------------------------- */
