@@ -362,7 +362,10 @@ static void usage(FILE *f)
     fputs("usage: oaif rm train --dataset NAME|--run NAME [--ensemble E] [--member M] [options]\n"
           "       oaif rm eval --ensemble E [--member M] --dataset NAME|--run NAME "
           "[--split heldout|all] [--json]\n"
-          "       (oaif rm train --help, oaif rm eval --help: the options)\n",
+          "       oaif rm features --ensemble E [--member M] --dataset NAME|--run NAME "
+          "[--split heldout|all] [--limit N] [--out FILE.csv]\n"
+          "       (oaif rm train --help, oaif rm eval --help, oaif rm features --help: the "
+          "options)\n",
           f);
 }
 
@@ -374,6 +377,8 @@ int cmd_rm(int argc, char **argv)
     }
     if (!strcmp(argv[0], "eval"))
         return cmd_rm_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "features"))
+        return cmd_rm_features(argc - 1, argv + 1);
     if (strcmp(argv[0], "train") != 0) {
         fprintf(stderr, "oaif rm: unknown subcommand '%s'\n", argv[0]);
         usage(stderr);

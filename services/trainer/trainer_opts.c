@@ -608,3 +608,29 @@ const struct cfg_spec trainer_rm_eval_opts_spec = {
     .n_options = sizeof rm_eval_options / sizeof rm_eval_options[0],
     .conf_size = sizeof(struct trainer_rm_eval_opts),
 };
+
+/* ---- oaif rm features ---------------------------------------------------------------------- */
+
+#define F struct trainer_rm_features_opts
+static const struct cfg_option rm_features_options[] = {
+    CFG_INT_OPT(F, member, .key = "oaif.rm_features.member", .def = "0", .min = 0, .max = 1023,
+                .env = "RM_FEATURES_MEMBER", .flag = "--member",
+                .help = "The member of the ensemble whose features are projected."),
+    CFG_INT_OPT(F, limit, .key = "oaif.rm_features.limit", .def = "0", .min = 0, .max = 1 << 30,
+                .env = "RM_FEATURES_LIMIT", .flag = "--limit",
+                .help = "At most this many pairs of the split, the first by id (0: all)."),
+    CFG_STRING_OPT(F, out, .key = "oaif.rm_features.out", .env = "RM_FEATURES_OUT", .flag = "--out",
+                   .help = "Write the CSV to this file (default: standard output)."),
+};
+#undef F
+
+const struct cfg_spec trainer_rm_features_opts_spec = {
+    .name = "oaif rm features",
+    .summary = "The last-hidden features of the chosen and rejected responses of a preference "
+               "set, as one\nmember of an ensemble computes them (the state its reward head "
+               "reads), projected on their\ntwo principal components: CSV pair_id, side, "
+               "label_correct, noise_flipped, reward, pc1, pc2.",
+    .options = rm_features_options,
+    .n_options = sizeof rm_features_options / sizeof rm_features_options[0],
+    .conf_size = sizeof(struct trainer_rm_features_opts),
+};

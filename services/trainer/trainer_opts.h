@@ -120,4 +120,19 @@ struct trainer_rm_eval_opts {
  * oaif.rm_eval.*, variables RM_EVAL_*. */
 extern const struct cfg_spec trainer_rm_eval_opts_spec;
 
+/* ---- oaif rm features --------------------------------------------------------------------- */
+
+/* The options of `oaif rm features` (services/oaif/cmd_rm_features.c) besides those it shares
+ * with `oaif rm eval` (the set, the split, the ensemble, the checkpoints, max_len: the rows of
+ * trainer_rm_eval_opts_spec but --member and --json). Filled by trainer_rm_features_opts_spec. */
+struct trainer_rm_features_opts {
+    int member; /* the member whose features are projected */
+    int limit;  /* the first pairs (by id) of the split at most; 0: all */
+    char *out;  /* the CSV file; NULL, "" or "-": standard output */
+};
+
+/* The table of `oaif rm features`' own options; keys oaif.rm_features.*, variables
+ * RM_FEATURES_*. */
+extern const struct cfg_spec trainer_rm_features_opts_spec;
+
 #endif /* TRAINER_OPTS_H */
