@@ -66,11 +66,16 @@ static void test_summary_of_hand_made_judgements(void **state)
     (void)state;
     /* policy's answer first; references of the built-in task's kinds where given */
     const struct evaluator_item items[] = {
-        {"42", "42", "41", true, OAIF__V1__WINNER__WINNER_FIRST},          /* win, right vs wrong */
-        {"7", "7", "7", true, OAIF__V1__WINNER__WINNER_TIE},               /* tie, both right */
-        {"abc", "cba", "abc", true, OAIF__V1__WINNER__WINNER_SECOND},      /* loss */
-        {NULL, "long answer", "x", false, OAIF__V1__WINNER__WINNER_FIRST}, /* judge failed */
-        {"", "yes", "no", true, OAIF__V1__WINNER__WINNER_FIRST},           /* nothing to check */
+        /* win, right vs wrong */
+        {"42", "42", "41", true, OAIF__V1__WINNER__WINNER_FIRST, true, -1, -1.5},
+        /* tie, both right */
+        {"7", "7", "7", true, OAIF__V1__WINNER__WINNER_TIE, true, -2, -2.5},
+        /* loss */
+        {"abc", "cba", "abc", true, OAIF__V1__WINNER__WINNER_SECOND, true, -3, -2},
+        /* the judge failed */
+        {NULL, "long answer", "x", false, OAIF__V1__WINNER__WINNER_FIRST, true, -4, -4},
+        /* nothing to check */
+        {"", "yes", "no", true, OAIF__V1__WINNER__WINNER_FIRST, true, -5, -6},
     };
     struct evaluator_summary s;
     char why[256];
@@ -88,6 +93,10 @@ static void test_summary_of_hand_made_judgements(void **state)
     assert_true(fabs(s.baseline_accuracy - 2.0 / 3) < 1e-12);
     assert_true(fabs(s.mean_length - (2 + 1 + 3 + 11 + 3) / 5.0) < 1e-12);
     assert_true(fabs(s.baseline_mean_length - (2 + 1 + 3 + 1 + 2) / 5.0) < 1e-12);
+    /* log pi - log pi_ref: 0.5 0.5 -1 0 1, over every answer (judged or not) */
+    assert_true(s.has_kl);
+    assert_true(fabs(s.kl - 0.2) < 1e-12);
+    assert_true(s.kl_se > 0);
 
     struct evaluator_config c;
     assert_int_equal(evaluator_config_defaults(&c), ERR_OK);
@@ -100,12 +109,21 @@ static void test_summary_of_hand_made_judgements(void **state)
     assert_int_equal(r.prompts, 4);
     assert_int_equal(r.seed, 9);
     assert_true(r.win_rate == s.win_rate && r.lc_win_rate == s.lc_win_rate);
-    assert_int_equal(r.n_metrics, 3);
+    assert_int_equal(r.n_metrics, 4);
+    assert_true(r.kl == s.kl && r.kl_se == s.kl_se);
     assert_string_equal(r.metrics[0]->name, "judge_failures");
     assert_true(r.metrics[0]->value == 1);
     evaluator_config_release(&c);
 
-    const struct evaluator_item none[] = {{"1", "1", "2", false, 0}};
+    /* one answer without its log-probs: no KL at all rather than a KL of the others */
+    struct evaluator_item some[5];
+    memcpy(some, items, sizeof some);
+    some[2].has_logprobs = false;
+    assert_int_equal(evaluator_summarize(some, 5, 0, 1, &s, why, sizeof why), ERR_OK);
+    assert_false(s.has_kl);
+    assert_true(s.kl == 0);
+
+    const struct evaluator_item none[] = {{"1", "1", "2", false, 0, false, 0, 0}};
     assert_int_equal(evaluator_summarize(none, 1, 10, 1, &s, why, sizeof why), ERR_INVAL);
     assert_non_null(strstr(why, "none of the 1 judgements"));
 }

@@ -271,15 +271,22 @@ static void check_result(const Oaif__V1__EvalResult *r, unsigned v)
     assert_true(r->lc_win_rate > 0 && r->lc_win_rate < 1);
     assert_true(r->accuracy >= 0 && r->accuracy <= 1);
     assert_true(strncmp(r->judge, "annotate-eval:", 14) == 0);
-    bool checked = false;
-    for (size_t i = 0; i < r->n_metrics; i++)
+    bool checked = false, has_kl = false;
+    for (size_t i = 0; i < r->n_metrics; i++) {
         if (!strcmp(r->metrics[i]->name, "checked"))
             checked = r->metrics[i]->value == NEVAL;
+        if (!strcmp(r->metrics[i]->name, "has_kl"))
+            has_kl = r->metrics[i]->value == 1;
+    }
     assert_true(checked);
+    /* the reference scored the policy's answers: two random models differ on them */
+    assert_true(has_kl);
+    assert_true(isfinite(r->kl) && r->kl != 0 && r->kl_se > 0);
     print_message("v%u: win rate %.3f [%.3f, %.3f] (%u-%u-%u), LC %.3f, accuracy %.3f, length "
-                  "%.1f (baseline %.1f), judge %s\n",
+                  "%.1f (baseline %.1f), KL %.3f (se %.3f), judge %s\n",
                   v, r->win_rate, r->win_rate_lo, r->win_rate_hi, r->wins, r->ties, r->losses,
-                  r->lc_win_rate, r->accuracy, r->mean_length, r->baseline_mean_length, r->judge);
+                  r->lc_win_rate, r->accuracy, r->mean_length, r->baseline_mean_length, r->kl,
+                  r->kl_se, r->judge);
 }
 
 /* Submits an EvaluateRequest and waits for its reply (the envelope; free it). */
@@ -295,6 +302,90 @@ static Oaif__V1__Envelope *evaluate(struct fx *f, const char *id, unsigned versi
     Oaif__V1__Envelope *env = NULL;
     assert_int_equal(bus_client_call(f->c, "evaluate", id, buf, n, 60000, &env), ERR_OK);
     return env;
+}
+
+/* A SampleRequest of prompts ps[0..n) to version v (pinned), scoring `score` when not NULL; the
+ * reply's envelope (free it). */
+static Oaif__V1__Envelope *sample(struct fx *f, const char *id, uint32_t v, Oaif__V1__Prompt **ps,
+                                  size_t n, Oaif__V1__Response **score)
+{
+    Oaif__V1__SamplingParams sp = OAIF__V1__SAMPLING_PARAMS__INIT;
+    sp.max_new_tokens = 12;
+    sp.seed = 3;
+    sp.n = 1;
+    Oaif__V1__SampleRequest rq = OAIF__V1__SAMPLE_REQUEST__INIT;
+    rq.prompts = ps;
+    rq.n_prompts = n;
+    rq.sampling = &sp;
+    rq.policy_version = v;
+    rq.pin_version = true;
+    rq.score = score;
+    rq.n_score = score ? n : 0;
+    size_t len = oaif__v1__sample_request__get_packed_size(&rq);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    oaif__v1__sample_request__pack(&rq, buf);
+    Oaif__V1__Envelope *env = NULL;
+    assert_int_equal(bus_client_call(f->c, "sample", id, buf, len, 60000, &env), ERR_OK);
+    free(buf);
+    return env;
+}
+
+static Oaif__V1__SampleReply *sample_ok(Oaif__V1__Envelope *env)
+{
+    if (env->reply->outcome != OAIF__V1__OUTCOME__OUTCOME_OK)
+        fail_msg("sample failed: %s", env->reply->error);
+    Oaif__V1__SampleReply *r =
+        oaif__v1__sample_reply__unpack(NULL, env->reply->payload.len, env->reply->payload.data);
+    assert_non_null(r);
+    return r;
+}
+
+/* The sampler's scoring mode, which the evaluator's KL rests on: the log-prob of a version's own
+ * sampled answer scored again under that version is the one sampling reported; under another
+ * version it differs; a token outside the vocabulary is refused permanently, naming it. */
+static void check_scoring(struct fx *f)
+{
+    Oaif__V1__Prompt p1 = OAIF__V1__PROMPT__INIT, p2 = OAIF__V1__PROMPT__INIT;
+    p1.id = "s1";
+    p1.text = "What is 12 + 30?";
+    p2.id = "s2";
+    p2.text = "Reverse the word: planet";
+    Oaif__V1__Prompt *ps[2] = {&p1, &p2};
+    Oaif__V1__Envelope *e1 = sample(f, "score-sampled", 2, ps, 2, NULL);
+    Oaif__V1__SampleReply *r1 = sample_ok(e1);
+    Oaif__V1__Response *given[2] = {r1->pairs[0]->responses[0], r1->pairs[1]->responses[0]};
+    Oaif__V1__Envelope *e2 = sample(f, "score-self", 2, ps, 2, given);
+    Oaif__V1__SampleReply *r2 = sample_ok(e2);
+    Oaif__V1__Envelope *e3 = sample(f, "score-ref", 0, ps, 2, given);
+    Oaif__V1__SampleReply *r3 = sample_ok(e3);
+    for (int i = 0; i < 2; i++) {
+        const Oaif__V1__Response *a = given[i], *b = r2->pairs[i]->responses[0];
+        const Oaif__V1__Response *c = r3->pairs[i]->responses[0];
+        print_message("answer %d (%u tokens): log pi %.5f, scored again %.5f, log pi_ref %.5f\n", i,
+                      a->num_tokens, a->logprob, b->logprob, c->logprob);
+        assert_int_equal(b->n_token_ids, a->n_token_ids);
+        assert_true(fabs(b->logprob - a->logprob) < 1e-3 * (1 + fabs(a->logprob)));
+        assert_string_equal(b->text, a->text);
+        if (a->n_token_ids)
+            assert_true(fabs(c->logprob - a->logprob) > 1e-3);
+    }
+    int32_t bad_ids[1] = {100000};
+    Oaif__V1__Response bad = OAIF__V1__RESPONSE__INIT;
+    bad.token_ids = bad_ids;
+    bad.n_token_ids = 1;
+    Oaif__V1__Response *badp[1] = {&bad};
+    Oaif__V1__Envelope *e4 = sample(f, "score-bad", 2, ps, 1, badp);
+    assert_int_equal(e4->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_FAILED);
+    assert_non_null(strstr(e4->reply->error, "score[0].token_ids[0]: 100000 is out of range"));
+    assert_int_equal(e4->reply->attempts, 1);
+    oaif__v1__sample_reply__free_unpacked(r1, NULL);
+    oaif__v1__sample_reply__free_unpacked(r2, NULL);
+    oaif__v1__sample_reply__free_unpacked(r3, NULL);
+    oaif__v1__envelope__free_unpacked(e1, NULL);
+    oaif__v1__envelope__free_unpacked(e2, NULL);
+    oaif__v1__envelope__free_unpacked(e3, NULL);
+    oaif__v1__envelope__free_unpacked(e4, NULL);
 }
 
 static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **state)
@@ -339,7 +430,9 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     service_status(f, "annotate", &w, &queued, &done);
     assert_int_equal(done, 0); /* the training judge was never asked */
     service_status(f, "sample", &w, &queued, &done);
-    assert_int_equal(done, 3 + 3 + 3); /* v2, v4, and the baseline once */
+    /* v2's and v4's answers (3 batches each) and the reference's scoring of them (3 each), and
+     * the baseline's answers once */
+    assert_int_equal(done, 3 + 3 + 3 + 3 + 3);
 
     /* Through the ledger: v2 again is the stored result; v3 is evaluated now. */
     Oaif__V1__Envelope *env = evaluate(f, "ask-v2", 2, 0);
@@ -357,7 +450,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     assert_non_null(r3);
     check_result(r3, 3);
     service_status(f, "sample", &w, &queued, &done);
-    assert_int_equal(done, 3 + 3 + 3 + 3); /* v3's answers; the baseline's from the ledger */
+    assert_int_equal(done, 15 + 3 + 3); /* v3's answers and their scoring; not the baseline's */
     env = evaluate(f, "ask-other-baseline", 3, 1);
     assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_FAILED);
     assert_non_null(strstr(env->reply->error, "baseline_version"));
@@ -367,6 +460,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     oaif__v1__eval_result__free_unpacked(r3, NULL);
     oaif__v1__eval_result__free_unpacked(r4, NULL);
 
+    check_scoring(f);
     int st = tp_stop(f->evaluator, SIGTERM);
     f->evaluator = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -96,7 +96,9 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
     double *y = calloc(n + 1, sizeof *y), *lp = calloc(n + 1, sizeof *lp);
     double *lb = calloc(n + 1, sizeof *lb), *acc = calloc(n + 1, sizeof *acc);
     int rc = y && lp && lb && acc ? ERR_OK : ERR_NOMEM;
-    size_t base_correct = 0;
+    double *lpp = calloc(n + 1, sizeof *lpp), *lpr = calloc(n + 1, sizeof *lpr);
+    rc = !rc && lpp && lpr ? ERR_OK : ERR_NOMEM;
+    size_t with_lp = 0, base_correct = 0;
     double len_p = 0, len_b = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         const struct evaluator_item *it = &items[i];
@@ -106,6 +108,10 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
         bool checked, base_checked;
         bool ok = correct(it->reference, it->policy, &checked);
         bool base_ok = correct(it->reference, it->baseline, &base_checked);
+        if (it->has_logprobs) {
+            lpp[with_lp] = it->lp_policy;
+            lpr[with_lp++] = it->lp_ref;
+        }
         if (checked) {
             acc[out->checked++] = ok;
             base_correct += base_checked && base_ok;
@@ -136,6 +142,15 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
         out->accuracy_se = m.se;
         out->baseline_accuracy = (double)base_correct / (double)out->checked;
     }
+    if (!rc && n && with_lp == n) {
+        struct evalstats_mean kl;
+        int krc = evalstats_kl(lpp, lpr, n, 0, seed, &kl);
+        if (krc == ERR_NOMEM)
+            rc = krc;
+        out->has_kl = krc == ERR_OK; /* a log-prob that is not one leaves KL out */
+        out->kl = kl.mean;
+        out->kl_se = kl.se;
+    }
     if (!rc) {
         out->wins = w.wins;
         out->ties = w.ties;
@@ -154,6 +169,8 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
     free(lp);
     free(lb);
     free(acc);
+    free(lpp);
+    free(lpr);
     return rc;
 }
 
@@ -179,6 +196,7 @@ void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1_
     metric(ms, mp, &nm, nm_max, "judge_failures", (double)(s->n - s->judged));
     metric(ms, mp, &nm, nm_max, "checked", (double)s->checked);
     metric(ms, mp, &nm, nm_max, "baseline_accuracy", s->baseline_accuracy);
+    metric(ms, mp, &nm, nm_max, "has_kl", s->has_kl ? 1 : 0);
     out->id = (char *)id;
     out->version = version;
     out->baseline_version = (uint32_t)c->baseline;
@@ -201,4 +219,8 @@ void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1_
     out->accuracy_se = s->accuracy_se;
     out->seed = c->seed;
     out->baseline_mean_length = s->baseline_mean_length;
+    if (s->has_kl) {
+        out->kl = s->kl;
+        out->kl_se = s->kl_se;
+    }
 }

@@ -11,9 +11,12 @@
  * policy's answer wins, 1/2 a tie, 0 a loss (a failed judgement is left out and counted, never a
  * tie). From the outcomes: the win rate, its SE and 95% bootstrap interval, the length-controlled
  * win rate (lengths in bytes), and where the prompt carries a checkable reference (the built-in
- * task's answers) the accuracy of both; mean lengths. KL is not estimated here: the sampler's
- * replies carry the policy's log-probabilities but not the reference's on the same tokens (see
- * the README).
+ * task's answers) the accuracy of both; mean lengths; and KL(pi || pi_ref) estimated on the
+ * policy's answers from log pi (the sampler's reply) and log pi_ref (the baseline version scoring
+ * the same tokens through `sample`'s teacher-forced mode). With greedy or truncated decoding
+ * (the default, top_k 1) the answers are not samples of pi, and this is the mean log-ratio on the
+ * answers evaluated rather than a KL; sampled at temperature 1 without top-k or top-p it is the
+ * KL's unbiased estimate.
  *
  * Not here: the bus, the loop, the options' table (evaluator_service.h, evaluator_opts.h). */
 #ifndef EVALUATOR_H
@@ -76,6 +79,8 @@ struct evaluator_item {
     const char *policy, *baseline; /* the two answers */
     bool judged;                   /* false: the judgement failed (left out of the outcomes) */
     Oaif__V1__Winner winner;       /* responses[0] is the policy's answer */
+    bool has_logprobs;             /* lp_policy and lp_ref are known */
+    double lp_policy, lp_ref;      /* log pi and log pi_ref of the policy's answer (summed) */
 };
 
 /* The numbers of one evaluation. */
@@ -88,6 +93,8 @@ struct evaluator_summary {
     double lc_win_rate;
     double accuracy, accuracy_se, baseline_accuracy; /* over the checked prompts; 0 if none */
     double mean_length, baseline_mean_length;        /* bytes */
+    bool has_kl;                                     /* every item has its log-probs */
+    double kl, kl_se; /* mean of lp_policy - lp_ref over the items, its SE */
 };
 
 /* The numbers from items[0..n) (bootstrap of `resamples` draws under `seed`). ERR_OK; ERR_INVAL

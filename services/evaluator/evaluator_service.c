@@ -22,6 +22,7 @@
 #define KIND_POLICY 0u /* what a submitted id stands for (hmap value: index << 2 | kind, + 1) */
 #define KIND_BASE   1u
 #define KIND_JUDGE  2u
+#define KIND_REF    3u /* the reference's log-probabilities of the policy's answers */
 
 /* A version to evaluate, and the evaluate request that asked for it (NULL: an event). */
 struct job {
@@ -36,6 +37,10 @@ struct current {
     int phase; /* 1 sampling, 2 judging */
     size_t n;  /* prompts */
     char **pol, **base;
+    Oaif__V1__Response **pol_resp; /* the policy's answers as the sampler gave them (tokens) */
+    double *lp_pol, *lp_ref;       /* log pi and log pi_ref of the policy's answers */
+    bool *have_ref;
+    char kl_failed[300]; /* why KL is missing ("": not) */
     Oaif__V1__Winner *winner;
     bool *judged;
     hmap_t *ids; /* outstanding request id -> (index << 2 | kind) + 1 */
@@ -279,7 +284,13 @@ static void current_clear(evaluator_service_t *s)
             free(cu->pol[i]);
         if (cu->base)
             free(cu->base[i]);
+        if (cu->pol_resp && cu->pol_resp[i])
+            oaif__v1__response__free_unpacked(cu->pol_resp[i], NULL);
     }
+    free(cu->pol_resp);
+    free(cu->lp_pol);
+    free(cu->lp_ref);
+    free(cu->have_ref);
     free(cu->pol);
     free(cu->base);
     free(cu->winner);
@@ -340,6 +351,42 @@ static int submit_samples(evaluator_service_t *s, bool baseline)
     return ERR_OK;
 }
 
+/* The reference (the baseline version) scores the policy's answers, a batch a request, so that KL
+ * is estimated on the policy's own samples: log pi from the sampler's reply, log pi_ref from this
+ * teacher-forced scoring of the same tokens. */
+static int submit_ref_scoring(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    struct current *cu = &s->cur;
+    for (size_t b = 0; b < cu->n; b += (size_t)c->batch) {
+        size_t k = cu->n - b < (size_t)c->batch ? cu->n - b : (size_t)c->batch;
+        for (size_t i = b; i < b + k; i++)
+            if (!cu->pol_resp[i])
+                return ERR_NOTFOUND; /* an answer without its tokens: no KL */
+        Oaif__V1__SampleRequest rq = OAIF__V1__SAMPLE_REQUEST__INIT;
+        rq.prompts = s->prompts + b;
+        rq.n_prompts = k;
+        rq.policy_version = (uint32_t)c->baseline;
+        rq.pin_version = true;
+        rq.run = c->run;
+        rq.score = cu->pol_resp + b;
+        rq.n_score = k;
+        char id[ID_MAX];
+        int rc = evaluator_sample_id(id, sizeof id, c, false, cu->job->version, s->base_sha,
+                                     (const Oaif__V1__Prompt *const *)(s->prompts + b), k);
+        size_t len = strlen(id);
+        if (!rc && len + 5 > sizeof id)
+            rc = ERR_TOOBIG;
+        if (!rc) {
+            memcpy(id + len, "-ref", 5);
+            rc = submit(s, c->sample_service, id, &rq.base, b, KIND_REF);
+        }
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
 static int submit_judgements(evaluator_service_t *s)
 {
     const struct evaluator_config *c = s->cfg;
@@ -383,6 +430,46 @@ static void fail_current(evaluator_service_t *s, const char *what, const char *d
         snprintf(s->cur.failed, sizeof s->cur.failed, "%s: %s", what, detail);
 }
 
+/* A copy of the policy's answer i (its tokens, for the reference to score) and its log-prob. */
+static int keep_response(struct current *cu, size_t i, const Oaif__V1__Response *r)
+{
+    size_t n = oaif__v1__response__get_packed_size(r);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return ERR_NOMEM;
+    oaif__v1__response__pack(r, buf);
+    if (cu->pol_resp[i])
+        oaif__v1__response__free_unpacked(cu->pol_resp[i], NULL);
+    cu->pol_resp[i] = oaif__v1__response__unpack(NULL, n, buf);
+    free(buf);
+    cu->lp_pol[i] = r->logprob;
+    return cu->pol_resp[i] ? ERR_OK : ERR_NOMEM;
+}
+
+/* The reference's log-probabilities of the policy's answers b.. (a scoring reply). A failure is
+ * not the evaluation's: KL is left out, with the reason. */
+static void on_ref_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, size_t b)
+{
+    struct current *cu = &s->cur;
+    Oaif__V1__SampleReply *sr =
+        rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK
+            ? oaif__v1__sample_reply__unpack(NULL, rp->payload.len, rp->payload.data)
+            : NULL;
+    if (!sr) {
+        if (!cu->kl_failed[0])
+            snprintf(cu->kl_failed, sizeof cu->kl_failed, "%s",
+                     rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK ? "not a SampleReply"
+                                                                  : rp->error);
+        return;
+    }
+    for (size_t i = 0; i < sr->n_pairs && b + i < cu->n; i++)
+        if (sr->pairs[i]->n_responses) {
+            cu->lp_ref[b + i] = sr->pairs[i]->responses[0]->logprob;
+            cu->have_ref[b + i] = true;
+        }
+    oaif__v1__sample_reply__free_unpacked(sr, NULL);
+}
+
 static void on_sample_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, size_t b, bool base)
 {
     struct current *cu = &s->cur;
@@ -403,6 +490,8 @@ static void on_sample_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, s
         free(dst[b + i]);
         dst[b + i] = strdup(t ? t : "");
         if (!dst[b + i])
+            fail_current(s, "copying an answer", "out of memory");
+        if (!base && p->n_responses && keep_response(cu, b + i, p->responses[0]))
             fail_current(s, "copying an answer", "out of memory");
     }
     oaif__v1__sample_reply__free_unpacked(sr, NULL);
@@ -446,6 +535,8 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rp)
     unsigned kind = (unsigned)((v - 1) & 3);
     if (kind == KIND_JUDGE)
         on_judge_reply(s, rp, index);
+    else if (kind == KIND_REF)
+        on_ref_reply(s, rp, index);
     else
         on_sample_reply(s, rp, index, kind == KIND_BASE);
 }
@@ -466,7 +557,12 @@ static void finish(evaluator_service_t *s)
         items[i].baseline = cu->base[i];
         items[i].judged = cu->judged[i];
         items[i].winner = cu->winner[i];
+        items[i].has_logprobs = cu->pol_resp[i] && cu->have_ref[i];
+        items[i].lp_policy = cu->lp_pol[i];
+        items[i].lp_ref = cu->lp_ref[i];
     }
+    if (cu->kl_failed[0])
+        log_warn("v%u: no KL: %s", v, cu->kl_failed);
     if (!rc)
         rc = evaluator_summarize(items, cu->n, (unsigned)c->resamples, c->sample_seed ^ v, &sum,
                                  why, sizeof why);
@@ -475,11 +571,11 @@ static void finish(evaluator_service_t *s)
     if (!rc)
         rc = evaluator_result_id(id, sizeof id, c, v);
     Oaif__V1__EvalResult er;
-    Oaif__V1__Metric ms[4], *mp[4];
+    Oaif__V1__Metric ms[5], *mp[5];
     uint8_t *buf = NULL;
     if (!rc) {
         snprintf(judge, sizeof judge, "%s:%s", c->judge_service, cu->judge);
-        evaluator_result(&er, ms, mp, 4, c, id, judge, v, &sum, bus_now_ms());
+        evaluator_result(&er, ms, mp, 5, c, id, judge, v, &sum, bus_now_ms());
         size_t n = oaif__v1__eval_result__get_packed_size(&er);
         buf = malloc(n ? n : 1);
         rc = buf ? ERR_OK : ERR_NOMEM;
@@ -508,12 +604,12 @@ static void finish(evaluator_service_t *s)
         s->st.last_win_rate = sum.win_rate;
         s->st.last_lc_win_rate = sum.lc_win_rate;
         log_info("v%u against v%d on %zu prompts by %s: win rate %.3f [%.3f, %.3f] (%u-%u-%u, %zu "
-                 "failed), LC %.3f, accuracy %.3f (baseline %.3f), length %.1f (baseline %.1f) in "
-                 "%.1f s",
+                 "failed), LC %.3f, accuracy %.3f (baseline %.3f), length %.1f (baseline %.1f), "
+                 "KL %.3f%s in %.1f s",
                  v, c->baseline, sum.n, judge, sum.win_rate, sum.win_rate_lo, sum.win_rate_hi,
                  sum.wins, sum.ties, sum.losses, sum.n - sum.judged, sum.lc_win_rate, sum.accuracy,
-                 sum.baseline_accuracy, sum.mean_length, sum.baseline_mean_length,
-                 (double)(bus_mono_ms() - cu->t0) / 1000.0);
+                 sum.baseline_accuracy, sum.mean_length, sum.baseline_mean_length, sum.kl,
+                 sum.has_kl ? "" : " (not known)", (double)(bus_mono_ms() - cu->t0) / 1000.0);
         reply_result(s, cu->job->req, &er);
         metrics_counter_inc(s->m.evaluations); /* the handles are NULL without metrics */
         metrics_gauge_set(s->m.last_version, v);
@@ -582,8 +678,13 @@ static int start_next(evaluator_service_t *s)
     cu->base = calloc(cu->n, sizeof *cu->base);
     cu->winner = calloc(cu->n, sizeof *cu->winner);
     cu->judged = calloc(cu->n, sizeof *cu->judged);
+    cu->pol_resp = calloc(cu->n, sizeof(Oaif__V1__Response *));
+    cu->lp_pol = calloc(cu->n, sizeof *cu->lp_pol);
+    cu->lp_ref = calloc(cu->n, sizeof *cu->lp_ref);
+    cu->have_ref = calloc(cu->n, sizeof *cu->have_ref);
     cu->ids = hmap_new();
-    if (!cu->pol || !cu->base || !cu->winner || !cu->judged || !cu->ids)
+    if (!cu->pol || !cu->base || !cu->winner || !cu->judged || !cu->pol_resp || !cu->lp_pol ||
+        !cu->lp_ref || !cu->have_ref || !cu->ids)
         return ERR_NOMEM;
     cu->phase = 1;
     log_info("v%u: evaluating against v%d on %zu prompts (judge service '%s')", j->version,
@@ -616,6 +717,8 @@ static void advance(evaluator_service_t *s)
         int rc = submit_judgements(s);
         if (rc)
             fail_current(s, "submitting the judgements", err_str(rc));
+        else if ((rc = submit_ref_scoring(s)) != ERR_OK)
+            snprintf(cu->kl_failed, sizeof cu->kl_failed, "scoring the answers: %s", err_str(rc));
         return;
     }
     finish(s);

@@ -518,6 +518,13 @@ static int resolve(const sampler_t *s, const Oaif__V1__SampleRequest *req, const
     if (!sp)
         sp = &zero;
     p->n = sp->n ? sp->n : (unsigned)c->n;
+    if (req->n_score) { /* scoring given tokens: one response per prompt, nothing sampled */
+        if (req->n_score != req->n_prompts)
+            BAD("score: %zu responses for %zu prompts (one each)", req->n_score, req->n_prompts);
+        if (sp->n > 1)
+            BAD("sampling.n: %u with score (one response per prompt is scored)", sp->n);
+        p->n = 1;
+    }
     if (p->n > max_n)
         BAD("sampling.n: %u is out of range [1, %u] (0: the default, %d)", sp->n, max_n, c->n);
     if ((uint64_t)req->n_prompts * p->n > max_responses)
@@ -540,6 +547,12 @@ static int resolve(const sampler_t *s, const Oaif__V1__SampleRequest *req, const
         BAD("sampling.max_new_tokens: %u is out of range [1, %u] (0: the default, %u)",
             sp->max_new_tokens, max_new_limit, max_new);
     p->max_new = sp->max_new_tokens ? sp->max_new_tokens : max_new;
+    for (size_t i = 0; i < req->n_score; i++) { /* the longest response to score sets the room */
+        size_t nt = req->score[i] ? req->score[i]->n_token_ids : 0;
+        if (nt > max_new_limit)
+            BAD("score[%zu].token_ids: %zu tokens, over the limit of %u", i, nt, max_new_limit);
+        p->max_new = i == 0 || nt > p->max_new ? (unsigned)(nt ? nt : 1) : p->max_new;
+    }
     if (sp->n_stop > STOP_MAX)
         BAD("sampling.stop: %zu strings, at most %d", sp->n_stop, STOP_MAX);
     for (size_t i = 0; i < sp->n_stop; i++) {
@@ -768,6 +781,28 @@ static int score_rows(nn_model_t *m, int B, const int *const *prompts, const int
     return rc;
 }
 
+/* The responses of a scoring request as generated rows: gen[b * N ..] their token_ids (each in
+ * [0, V)), ntok their counts, finished by EOS. ERR_INVAL with why naming a bad token. */
+static int given_tokens(const Oaif__V1__SampleRequest *req, int V, int N, int *gen, int *ntok,
+                        int *fin, char *why, size_t whylen)
+{
+    for (size_t b = 0; b < req->n_score; b++) {
+        const Oaif__V1__Response *r = req->score[b];
+        size_t nt = r ? r->n_token_ids : 0;
+        for (size_t k = 0; k < nt && (int)k < N; k++) {
+            if (r->token_ids[k] < 0 || r->token_ids[k] >= V) {
+                snprintf(why, whylen, "score[%zu].token_ids[%zu]: %d is out of range [0, %d)", b, k,
+                         r->token_ids[k], V);
+                return ERR_INVAL;
+            }
+            gen[b * (size_t)N + k] = r->token_ids[k];
+        }
+        ntok[b] = (int)nt < N ? (int)nt : N;
+        fin[b] = NN_FINISH_EOS;
+    }
+    return ERR_OK;
+}
+
 static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
                        const struct params *p, struct sampler_result *r, char *why, size_t whylen)
 {
@@ -831,7 +866,12 @@ static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
         .token_ctx = pol->tok,
     };
     double t0 = now_s();
-    rc = nn_sample(pol->model, B, rows, plen, &so, gen, ntok, fin);
+    if (req->n_score) /* the given tokens instead of sampled ones */
+        rc = given_tokens(req, mc->vocab_size, N, gen, ntok, fin, why, whylen);
+    else
+        rc = nn_sample(pol->model, B, rows, plen, &so, gen, ntok, fin);
+    if (rc && req->n_score)
+        goto out; /* why says which token */
     if (rc) {
         snprintf(why, whylen, "version %u: generation failed (%s)", pol->version, err_str(rc));
         goto out;
@@ -895,6 +935,12 @@ static int run_remote(sampler_t *s, const Oaif__V1__SampleRequest *req, const st
                       int64_t deadline_ms, struct sampler_result *r, char *why, size_t whylen)
 {
     size_t P = req->n_prompts, R = P * p->n;
+    if (req->n_score) {
+        snprintf(why, whylen,
+                 "score: the remote backend samples only (scoring given tokens needs "
+                 "the built-in engine)");
+        return ERR_INVAL;
+    }
     char **rendered = calloc(P, sizeof *rendered);
     struct sampler_remote_call *calls = calloc(R, sizeof *calls);
     int rc = rendered && calls ? ERR_OK : ERR_NOMEM;
