@@ -16,14 +16,10 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <zmq.h>
 
 #include "busclient.h"
 #include "checkpoint.h"
@@ -31,7 +27,7 @@
 #include "model.h"
 #include "reward_scorer.h"
 #include "rm_data.h"
-#include "testproc.h"
+#include "rmfixture.h"
 #include "trainer_opts.h"
 
 #ifndef TEST_WATCHDOG_S
@@ -40,81 +36,6 @@
 
 #define NPAIRS  80 /* pairs of dataset "toy" */
 #define HOLDOUT "0.4"
-
-struct fx {
-    char dir[256], log[300], ep[300], ckpt[300], init[300];
-    char cep[256];
-    pid_t ledger;
-    void *zctx;
-};
-
-static void start_ledger(struct fx *f)
-{
-    char db[320];
-    snprintf(db, sizeof db, "%s/db", f->dir);
-    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
-                    "--db",
-                    db,
-                    "--clients",
-                    "tcp://127.0.0.1:*",
-                    "--workers",
-                    "tcp://127.0.0.1:*",
-                    "--events",
-                    "tcp://127.0.0.1:*",
-                    "--endpoints-file",
-                    f->ep,
-                    NULL};
-    f->ledger = tp_spawn(argv, f->log);
-    assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
-}
-
-static void make_init(struct fx *f)
-{
-    struct nn_config c;
-    nn_config_default(&c);
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.max_position_embeddings = 48;
-    nn_model_t *m = NULL;
-    char err[256];
-    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
-    nn_model_init_random(m, 11, 0.05f);
-    assert_int_equal(nn_checkpoint_save(m, f->init, err, sizeof err), ERR_OK);
-    nn_model_destroy(&m);
-}
-
-static void pack(Oaif__V1__Record *rec, uint8_t **buf, Oaif__V1__RecordKind kind, const char *id,
-                 const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    *buf = malloc(n ? n : 1);
-    assert_non_null(*buf);
-    protobuf_c_message_pack(m, *buf);
-    oaif__v1__record__init(rec);
-    rec->kind = kind;
-    rec->id = (char *)id;
-    rec->data.data = *buf;
-    rec->data.len = n;
-}
-
-static void put(struct fx *f, const char *cid, Oaif__V1__Record *rec, uint8_t **bufs, size_t n)
-{
-    Oaif__V1__Record **rp = calloc(n, sizeof *rp);
-    assert_non_null(rp);
-    for (size_t i = 0; i < n; i++)
-        rp[i] = &rec[i];
-    struct bus_client_opts o = {.endpoint = f->cep};
-    bus_client_t *c = NULL;
-    assert_int_equal(bus_client_new(&c, f->zctx, &o), ERR_OK);
-    assert_int_equal(bus_client_put(c, cid, rp, n, true, 10000), ERR_OK);
-    bus_client_destroy(&c);
-    for (size_t i = 0; i < n; i++)
-        free(bufs[i]);
-    free(rp);
-}
 
 /* Which pairs the noise flipped, which a second judge labeled, and whether it agreed. */
 static bool is_noisy(int i)
@@ -134,7 +55,7 @@ static bool second_agrees(int i)
  * pairs (noise_flipped, the other winner). A second judge ("other") labels some pairs first (so
  * the rules judge's label is the latest, the stored one), agreeing with the stored winner on
  * some. */
-static void put_pairs(struct fx *f)
+static void put_pairs(struct rmfx *f)
 {
     static const char *good[] = {"yes", "sure", "right", "true", "correct", "indeed"};
     static const char *bad[] = {"no", "wrong", "false", "never", "nope", "bad"};
@@ -156,10 +77,10 @@ static void put_pairs(struct fx *f)
         l.winner = first ? OAIF__V1__WINNER__WINNER_FIRST : OAIF__V1__WINNER__WINNER_SECOND;
         l.prob_first = first ? 1.0 : 0.0;
         l.judge = "other";
-        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, lids[i], &l.base);
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, lids[i], &l.base);
         n++;
     }
-    put(f, "test-toy-second", rec, bufs, n);
+    rmfx_put(f, "test-toy-second", rec, bufs, n);
     n = 0;
     for (int i = 0; i < NPAIRS; i++) {
         char c[16], r[16];
@@ -178,7 +99,7 @@ static void put_pairs(struct fx *f)
         p.n_responses = 2;
         p.responses = rs;
         p.run = "toy";
-        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids[i], &p.base);
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids[i], &p.base);
         n++;
         bool first = good_first != is_noisy(i);
         Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
@@ -188,10 +109,10 @@ static void put_pairs(struct fx *f)
         l.prob_first = first ? 1.0 : 0.0;
         l.judge = "rules:test";
         l.noise_flipped = is_noisy(i);
-        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, ids[i], &l.base);
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, ids[i], &l.base);
         n++;
     }
-    put(f, "test-toy-pairs", rec, bufs, n);
+    rmfx_put(f, "test-toy-pairs", rec, bufs, n);
     /* "plain": labels from one judge that says nothing of noise */
     static char pids[8][32];
     n = 0;
@@ -207,7 +128,7 @@ static void put_pairs(struct fx *f)
         p.n_responses = 2;
         p.responses = rs;
         p.run = "plain";
-        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, pids[i], &p.base);
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, pids[i], &p.base);
         n++;
         Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
         l.id = pids[i];
@@ -215,66 +136,28 @@ static void put_pairs(struct fx *f)
         l.winner = OAIF__V1__WINNER__WINNER_FIRST;
         l.prob_first = 1.0;
         l.judge = "import:test";
-        pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, pids[i], &l.base);
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, pids[i], &l.base);
         n++;
     }
-    put(f, "test-plain-pairs", rec, bufs, n);
+    rmfx_put(f, "test-plain-pairs", rec, bufs, n);
 }
 
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-rm-eval-XXXXXX");
-    if (!mkdtemp(f->dir))
+    struct rmfx *f = rmfx_open("rm-eval", TEST_WATCHDOG_S);
+    if (!f)
         return -1;
-    snprintf(f->log, sizeof f->log, "%s/log", f->dir);
-    snprintf(f->ep, sizeof f->ep, "%s/endpoints", f->dir);
-    snprintf(f->ckpt, sizeof f->ckpt, "%s/ckpt", f->dir);
-    snprintf(f->init, sizeof f->init, "%s/sft", f->dir);
-    setenv("OMP_NUM_THREADS", "1", 1);
-    f->zctx = zmq_ctx_new();
-    make_init(f);
-    start_ledger(f);
-    setenv("BUS_CLIENTS_ENDPOINT", f->cep, 1);
     put_pairs(f);
-    tp_watchdog(TEST_WATCHDOG_S, "this rm_eval_procs test", f->log);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    if (f->ledger > 0)
-        tp_stop(f->ledger, SIGTERM);
-    zmq_ctx_term(f->zctx);
-    if (!getenv("KEEP_LOGS")) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-        if (system(cmd) != 0)
-            return -1;
-    } else {
-        fprintf(stderr, "logs kept in %s\n", f->dir);
-    }
-    free(f);
-    tp_watchdog(0, NULL, NULL);
-    return 0;
+    return rmfx_close(*state);
 }
 
-static int oaif_out(char *out, size_t len, const char *args)
-{
-    char cmd[3000];
-    int n = snprintf(cmd, sizeof cmd, "%s %s 2>&1", tp_bin("services/oaif/oaif"), args);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t got = fread(out, 1, len - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void train_member(struct fx *f, int member)
+static void train_member(struct rmfx *f, int member)
 {
     static char out[1 << 15];
     char args[1500];
@@ -282,7 +165,7 @@ static void train_member(struct fx *f, int member)
              "rm train --dataset toy --init %s --checkpoints %s --batch 8 --epochs 2 --lr 3e-3 "
              "--warmup 5 --holdout " HOLDOUT " --ensemble e --member %d --seed %d",
              f->init, f->ckpt, member, member + 7);
-    int rc = oaif_out(out, sizeof out, args);
+    int rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
 }
@@ -314,7 +197,7 @@ static int pair_number(const char *id)
 /* Scores pairs of "toy" (the held-out ones, or all) with the newest members of "e" (the scorer's
  * load, sha256 checked, and forward), calling fn with each pair's number, id and its members'
  * rewards (chosen, rejected; [2 * nm]). Returns nm. */
-static size_t score_pairs(struct fx *f, bool heldout_only,
+static size_t score_pairs(struct rmfx *f, bool heldout_only,
                           void (*fn)(void *ctx, int k, const char *id, const double *r, size_t nm),
                           void *ctx)
 {
@@ -385,7 +268,7 @@ static void expect_pair(void *ctx, int k, const char *id, const double *r, size_
 
 /* The expected rows of `oaif rm eval` on the held-out pairs: e[0..nm) per member, e[nm] the
  * mean. Returns nm. */
-static size_t compute(struct fx *f, struct expect *e, size_t cap)
+static size_t compute(struct rmfx *f, struct expect *e, size_t cap)
 {
     assert_true(cap >= 3);
     memset(e, 0, cap * sizeof *e);
@@ -410,7 +293,7 @@ static void check_row(json_t *row, const struct expect *e)
 
 static void test_printed_accuracies_match_the_members_rewards(void **state)
 {
-    struct fx *f = *state;
+    struct rmfx *f = *state;
     train_member(f, 0);
     train_member(f, 1);
     struct expect e[3];
@@ -421,7 +304,7 @@ static void test_printed_accuracies_match_the_members_rewards(void **state)
     snprintf(args, sizeof args,
              "rm eval --ensemble e --dataset toy --holdout " HOLDOUT " --checkpoints %s --json",
              f->ckpt);
-    int rc = oaif_out(out, sizeof out, args);
+    int rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
     fprintf(stderr, "%s", out);
@@ -443,7 +326,7 @@ static void test_printed_accuracies_match_the_members_rewards(void **state)
     snprintf(args, sizeof args,
              "rm eval --ensemble e --member 1 --dataset toy --holdout " HOLDOUT " --checkpoints %s",
              f->ckpt);
-    rc = oaif_out(out, sizeof out, args);
+    rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
     fprintf(stderr, "%s", out);
@@ -456,7 +339,7 @@ static void test_printed_accuracies_match_the_members_rewards(void **state)
     /* a set whose labels say nothing of noise and have one judge each: n/a (JSON null) */
     snprintf(args, sizeof args,
              "rm eval --ensemble e --dataset plain --split all --checkpoints %s --json", f->ckpt);
-    rc = oaif_out(out, sizeof out, args);
+    rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
     j = json_loads(out, 0, NULL);
@@ -470,7 +353,7 @@ static void test_printed_accuracies_match_the_members_rewards(void **state)
     json_decref(j);
     snprintf(args, sizeof args, "rm eval --ensemble e --dataset plain --split all --checkpoints %s",
              f->ckpt);
-    assert_int_equal(oaif_out(out, sizeof out, args), 0);
+    assert_int_equal(rmfx_oaif(out, sizeof out, args), 0);
     fprintf(stderr, "%s", out);
     assert_non_null(strstr(out, "n/a"));
 }
@@ -478,7 +361,7 @@ static void test_printed_accuracies_match_the_members_rewards(void **state)
 static void expect_usage_error(const char *args, const char *want)
 {
     static char out[1 << 14];
-    int rc = oaif_out(out, sizeof out, args);
+    int rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 2 || !strstr(out, want))
         fail_msg("oaif %s: exit %d, expected 2 and '%s' in:\n%s", args, rc, want, out);
 }
@@ -491,7 +374,7 @@ static void test_bad_flags_are_named(void **state)
     expect_usage_error("rm eval --dataset toy --member 5000", "--member");
     expect_usage_error("rm eval --dataset toy --run r", "--dataset");
     static char out[1 << 14];
-    assert_int_equal(oaif_out(out, sizeof out, "rm eval --help"), 0);
+    assert_int_equal(rmfx_oaif(out, sizeof out, "rm eval --help"), 0);
     assert_non_null(strstr(out, "--split"));
 }
 
@@ -544,7 +427,7 @@ static void check_strength_record(struct strengths_seen *ss, const Oaif__V1__Rec
  * per group, the flip file, the Strength records and the Part II file, which imports back. */
 static void test_strength_annotate(void **state)
 {
-    struct fx *f = *state;
+    struct rmfx *f = *state;
     train_member(f, 0);
     train_member(f, 1);
     static struct measure ms;
@@ -578,7 +461,7 @@ static void test_strength_annotate(void **state)
              "strength annotate --ensemble e --dataset toy --holdout " HOLDOUT
              " --checkpoints %s --groups 4 --flip-out %s --out %s --commit --json",
              f->ckpt, flips, part2);
-    int rc = oaif_out(out, sizeof out, args);
+    int rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
     fprintf(stderr, "%s", out);
@@ -638,7 +521,7 @@ static void test_strength_annotate(void **state)
 
     /* the Part II file imports back, with a strength for every pair */
     snprintf(args, sizeof args, "import pairs %s --format part2 --dataset back", part2);
-    rc = oaif_out(out, sizeof out, args);
+    rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
     char want[64];
@@ -651,7 +534,7 @@ static void test_strength_annotate(void **state)
     snprintf(args, sizeof args,
              "strength annotate --ensemble e --dataset toy --holdout " HOLDOUT " --checkpoints %s",
              f->ckpt);
-    assert_int_equal(oaif_out(out, sizeof out, args), 0);
+    assert_int_equal(rmfx_oaif(out, sizeof out, args), 0);
     fprintf(stderr, "%s", out);
     assert_non_null(strstr(out, "ROC AUC"));
     expect_usage_error("strength annotate --dataset toy --split sideways", "--split");
