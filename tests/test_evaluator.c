@@ -23,41 +23,43 @@ static void test_ids_follow_what_is_asked(void **state)
     (void)state;
     struct evaluator_config c;
     assert_int_equal(evaluator_config_defaults(&c), ERR_OK);
+    assert_null(c.run); /* unset: every run, each checkpoint's own */
+    c.run = strdup("run");
     Oaif__V1__Prompt p1 = OAIF__V1__PROMPT__INIT, p2 = OAIF__V1__PROMPT__INIT;
     p1.id = "add-1";
     p2.id = "add-2";
     const Oaif__V1__Prompt *ps[2] = {&p1, &p2}, *rev[2] = {&p2, &p1};
     char a[256], b[256], k1[17], k2[17];
-    assert_int_equal(evaluator_sample_id(a, sizeof a, &c, false, 3, "ab", ps, 2), ERR_OK);
-    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, false, 3, "ab", ps, 2), ERR_OK);
+    assert_int_equal(evaluator_sample_id(a, sizeof a, &c, c.run, false, 3, "ab", ps, 2), ERR_OK);
+    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, c.run, false, 3, "ab", ps, 2), ERR_OK);
     assert_string_equal(a, b);
     assert_int_equal(strncmp(a, "evl-run-v3-", 11), 0);
-    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, false, 3, "ab", rev, 2), ERR_OK);
+    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, c.run, false, 3, "ab", rev, 2), ERR_OK);
     assert_string_not_equal(a, b); /* other prompts in the batch: another request */
     /* the baseline's: neither the run nor the evaluated version matter, the checkpoint does */
-    assert_int_equal(evaluator_sample_id(a, sizeof a, &c, true, 0, "0123456789abcdef", ps, 2),
-                     ERR_OK);
+    assert_int_equal(
+        evaluator_sample_id(a, sizeof a, &c, c.run, true, 0, "0123456789abcdef", ps, 2), ERR_OK);
     free(c.run);
     c.run = strdup("other");
-    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, true, 0, "0123456789abcdef", ps, 2),
-                     ERR_OK);
+    assert_int_equal(
+        evaluator_sample_id(b, sizeof b, &c, c.run, true, 0, "0123456789abcdef", ps, 2), ERR_OK);
     assert_string_equal(a, b);
     assert_int_equal(strncmp(a, "evl-base-v0-0123456789ab-", 25), 0);
-    assert_int_equal(evaluator_sample_id(b, sizeof b, &c, true, 0, "fedcba9876543210", ps, 2),
-                     ERR_OK);
+    assert_int_equal(
+        evaluator_sample_id(b, sizeof b, &c, c.run, true, 0, "fedcba9876543210", ps, 2), ERR_OK);
     assert_string_not_equal(a, b);
     /* another sampling setting: other answers, other ids */
     evaluator_setting_key(&c, k1);
-    assert_int_equal(evaluator_judge_id(a, sizeof a, &c, 4, "add-1"), ERR_OK);
+    assert_int_equal(evaluator_judge_id(a, sizeof a, &c, c.run, 4, "add-1"), ERR_OK);
     c.sample_seed++;
     evaluator_setting_key(&c, k2);
     assert_string_not_equal(k1, k2);
-    assert_int_equal(evaluator_judge_id(b, sizeof b, &c, 4, "add-1"), ERR_OK);
+    assert_int_equal(evaluator_judge_id(b, sizeof b, &c, c.run, 4, "add-1"), ERR_OK);
     assert_string_not_equal(a, b);
     assert_int_equal(strncmp(b, "evl-other-v4-annotate-eval-", 27), 0);
-    assert_int_equal(evaluator_result_id(a, sizeof a, &c, 4), ERR_OK);
+    assert_int_equal(evaluator_result_id(a, sizeof a, &c, c.run, 4), ERR_OK);
     assert_string_equal(a, "eval-other-v4-annotate-eval");
-    assert_int_equal(evaluator_result_id(a, 10, &c, 4), ERR_TOOBIG);
+    assert_int_equal(evaluator_result_id(a, 10, &c, c.run, 4), ERR_TOOBIG);
     evaluator_config_release(&c);
 }
 
@@ -103,8 +105,8 @@ static void test_summary_of_hand_made_judgements(void **state)
     c.seed = 9;
     Oaif__V1__EvalResult r;
     Oaif__V1__Metric ms[4], *mp[4];
-    evaluator_result(&r, ms, mp, 4, &c, "eval-run-v2-annotate-eval", "annotate-eval:rules", 2, &s,
-                     123);
+    evaluator_result(&r, ms, mp, 4, &c, "run", "eval-run-v2-annotate-eval", "annotate-eval:rules",
+                     2, &s, 123);
     assert_int_equal(r.version, 2);
     assert_int_equal(r.prompts, 4);
     assert_int_equal(r.seed, 9);

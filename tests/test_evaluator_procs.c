@@ -5,7 +5,8 @@
  * task in the ledger, and the evaluator with --every 2.
  *
  * The evaluator is SIGKILLed once, while its judgements of v2 wait in the ledger for a judge that
- * is not there yet; the evaluation judge then starts, and so does a new evaluator. Checked: an
+ * is not there yet; the evaluation judge then starts, and so does a new evaluator (without --run:
+ * it follows the checkpoints' run, and must ask the same questions). Checked: an
  * EvalResult for v2 and v4 only, with consistent numbers (wins + ties + losses = prompts, the
  * win rate with ties as 1/2 inside its interval, accuracy from the checker, the run and seed);
  * each prompt judged exactly once per version (the ledger's completed counts: 2 x 12 judgements,
@@ -136,14 +137,30 @@ static void start_judge(struct fx *f, pid_t *pid, const char *service)
     wait_workers(f, service, 1);
 }
 
-static void start_evaluator(struct fx *f)
+/* With named_run, --run test; else the evaluator follows each checkpoint's run (also "test"), and
+ * must ask the very same questions. */
+static void start_evaluator(struct fx *f, bool named_run)
 {
-    f->evaluator = start(f, "services/evaluator/evaluator",
-                         (const char *const[]){
-                             "--run", "test", "--seed", "5", "--every", "2", "--prompts", "12",
-                             "--batch", "4", "--max-new-tokens", "12", "--resamples", "300",
-                             "--rescan", "60s", "--instruction", "Prefer shorter responses.", NULL},
-                         true);
+    const char *const args[] = {"--seed",
+                                "5",
+                                "--every",
+                                "2",
+                                "--prompts",
+                                "12",
+                                "--batch",
+                                "4",
+                                "--max-new-tokens",
+                                "12",
+                                "--resamples",
+                                "300",
+                                "--rescan",
+                                "60s",
+                                "--instruction",
+                                "Prefer shorter responses.",
+                                named_run ? "--run" : NULL,
+                                "test",
+                                NULL};
+    f->evaluator = start(f, "services/evaluator/evaluator", args, true);
     wait_workers(f, "evaluate", 1);
 }
 
@@ -399,7 +416,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
               (const char *const[]){"--checkpoint-dir", f->store, "--threads", "1", NULL}, true);
     wait_workers(f, "sample", 1);
     start_judge(f, &f->judge_train, "annotate");
-    start_evaluator(f);
+    start_evaluator(f, true);
 
     /* No evaluation judge yet: v2's judgements wait in the ledger. Then the evaluator dies. */
     unsigned w;
@@ -419,7 +436,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
         usleep(20000);
     }
     assert_int_equal(done, NEVAL); /* judged by the judge, for no one (the asker is gone) */
-    start_evaluator(f);
+    start_evaluator(f, false);
     Oaif__V1__EvalResult *r2 = wait_result(f, 2), *r4 = wait_result(f, 4);
     check_result(r2, 2);
     check_result(r4, 4);

@@ -40,9 +40,9 @@ static int fits(int n, size_t len)
     return n < 0 || (size_t)n >= len ? ERR_TOOBIG : ERR_OK;
 }
 
-int evaluator_sample_id(char *out, size_t len, const struct evaluator_config *c, bool baseline,
-                        uint32_t version, const char *ckpt_sha, const Oaif__V1__Prompt *const *ps,
-                        size_t n)
+int evaluator_sample_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                        bool baseline, uint32_t version, const char *ckpt_sha,
+                        const Oaif__V1__Prompt *const *ps, size_t n)
 {
     char t[256];
     setting_text(c, t, sizeof t);
@@ -59,22 +59,23 @@ int evaluator_sample_id(char *out, size_t len, const struct evaluator_config *c,
         return fits(
             snprintf(out, len, "evl-base-v%u-%.12s-%s", version, ckpt_sha ? ckpt_sha : "", hx),
             len);
-    return fits(snprintf(out, len, "evl-%s-v%u-%s", c->run, version, hx), len);
+    return fits(snprintf(out, len, "evl-%s-v%u-%s", run, version, hx), len);
 }
 
-int evaluator_judge_id(char *out, size_t len, const struct evaluator_config *c, uint32_t version,
-                       const char *prompt_id)
+int evaluator_judge_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                       uint32_t version, const char *prompt_id)
 {
     char key[17];
     evaluator_setting_key(c, key);
-    return fits(snprintf(out, len, "evl-%s-v%u-%s-%s-%s", c->run, version, c->judge_service, key,
-                         prompt_id),
-                len);
+    return fits(
+        snprintf(out, len, "evl-%s-v%u-%s-%s-%s", run, version, c->judge_service, key, prompt_id),
+        len);
 }
 
-int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c, uint32_t version)
+int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                        uint32_t version)
 {
-    return fits(snprintf(out, len, "eval-%s-v%u-%s", c->run, version, c->judge_service), len);
+    return fits(snprintf(out, len, "eval-%s-v%u-%s", run, version, c->judge_service), len);
 }
 
 /* Whether `text` answers `reference` (a checkable answer of the built-in task's kinds). *checked
@@ -187,9 +188,9 @@ static void metric(Oaif__V1__Metric *ms, Oaif__V1__Metric **mp, size_t *n, size_
 }
 
 void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1__Metric **mp,
-                      size_t nm_max, const struct evaluator_config *c, const char *id,
-                      const char *judge, uint32_t version, const struct evaluator_summary *s,
-                      uint64_t created_ms)
+                      size_t nm_max, const struct evaluator_config *c, const char *run,
+                      const char *id, const char *judge, uint32_t version,
+                      const struct evaluator_summary *s, uint64_t created_ms)
 {
     oaif__v1__eval_result__init(out);
     size_t nm = 0;
@@ -211,7 +212,7 @@ void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1_
     out->metrics = mp;
     out->n_metrics = nm;
     out->created_ms = created_ms;
-    out->run = c->run;
+    out->run = (char *)run;
     out->win_rate_se = s->win_rate_se;
     out->win_rate_lo = s->win_rate_lo;
     out->win_rate_hi = s->win_rate_hi;

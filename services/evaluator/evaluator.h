@@ -31,7 +31,7 @@
 
 /* The evaluator's options; the table in evaluator_opts.c writes each field and its default. */
 struct evaluator_config {
-    char *run;     /* EvalResult.run; part of every request id */
+    char *run;     /* the run evaluated ("": every run, each checkpoint's own Checkpoint.run) */
     uint64_t seed; /* the run's seed, written to EvalResult.seed (0: unknown) */
     int every;     /* evaluate every E-th published policy version */
     int baseline;  /* the baseline's policy version (0: SFT) */
@@ -57,21 +57,24 @@ struct evaluator_config {
  * answers drawn under other settings are other requests. */
 void evaluator_setting_key(const struct evaluator_config *c, char out[17]);
 
+/* The ids below are of run `run`: evaluator.run, or the checkpoint's when that is empty. */
+
 /* The id of the sample request for prompts ps[0..n): "evl-<run>-v<version>-<hash>", or for the
  * baseline (run-independent, so that its answers are drawn once per sampling setting and
  * checkpoint and then answered from the ledger) "evl-base-v<version>-<sha12>-<hash>"; the hash
  * covers the setting and the prompt ids. ERR_OK or ERR_TOOBIG. */
-int evaluator_sample_id(char *out, size_t len, const struct evaluator_config *c, bool baseline,
-                        uint32_t version, const char *ckpt_sha, const Oaif__V1__Prompt *const *ps,
-                        size_t n);
+int evaluator_sample_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                        bool baseline, uint32_t version, const char *ckpt_sha,
+                        const Oaif__V1__Prompt *const *ps, size_t n);
 
 /* The id of the judgement of one prompt at one version:
  * "evl-<run>-v<version>-<judge service>-<setting key>-<prompt id>". ERR_OK or ERR_TOOBIG. */
-int evaluator_judge_id(char *out, size_t len, const struct evaluator_config *c, uint32_t version,
-                       const char *prompt_id);
+int evaluator_judge_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                       uint32_t version, const char *prompt_id);
 
 /* The EvalResult record's id for a version: "eval-<run>-v<version>-<judge service>". */
-int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c, uint32_t version);
+int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                        uint32_t version);
 
 /* One prompt of an evaluation. */
 struct evaluator_item {
@@ -102,11 +105,12 @@ struct evaluator_summary {
 int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned resamples,
                         uint64_t seed, struct evaluator_summary *out, char *why, size_t whylen);
 
-/* The EvalResult of version v from the summary (strings borrowed from c, judge and id, which
- * must outlive *out). Metrics: judge failures, checked prompts, baseline accuracy. */
+/* The EvalResult of version v of run `run` from the summary (strings borrowed from c, run, judge
+ * and id, which must outlive *out). Metrics: judge failures, checked prompts, baseline accuracy,
+ * has_kl. */
 void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1__Metric **mp,
-                      size_t nm_max, const struct evaluator_config *c, const char *id,
-                      const char *judge, uint32_t version, const struct evaluator_summary *s,
-                      uint64_t created_ms);
+                      size_t nm_max, const struct evaluator_config *c, const char *run,
+                      const char *id, const char *judge, uint32_t version,
+                      const struct evaluator_summary *s, uint64_t created_ms);
 
 #endif /* EVALUATOR_H */

@@ -7,10 +7,9 @@
 
 #define O struct evaluator_config
 static const struct cfg_option options[] = {
-    CFG_STRING_OPT(O, run, .key = "evaluator.run", .def = "run", .env = "EVALUATOR_RUN",
-                   .flag = "--run",
-                   .help = "The run evaluated: EvalResult.run, and part of every request id (the "
-                           "trainer's --run)."),
+    CFG_STRING_OPT(O, run, .key = "evaluator.run", .env = "EVALUATOR_RUN", .flag = "--run",
+                   .help = "The run evaluated (the trainer's --run): EvalResult.run and part of "
+                           "every request id (unset: every run, each checkpoint's own)."),
     CFG_UINT64_OPT(O, seed, .key = "evaluator.seed", .def = "0", .env = "EVALUATOR_SEED",
                    .flag = "--seed",
                    .help = "The run's seed, recorded in each EvalResult so that oaif compare "

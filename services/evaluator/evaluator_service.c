@@ -27,6 +27,7 @@
 /* A version to evaluate, and the evaluate request that asked for it (NULL: an event). */
 struct job {
     uint32_t version;
+    char run[128]; /* the run it belongs to: evaluator.run, or the checkpoint's */
     struct bus_req *req;
     struct job *next;
 };
@@ -78,7 +79,17 @@ struct evaluator_service {
 
 /* ---- the queue ---------------------------------------------------------------------------- */
 
-static void enqueue(evaluator_service_t *s, uint32_t version, struct bus_req *req)
+/* evaluator.run when set, else `theirs` (the checkpoint's or the request's run); NULL when
+ * neither names one. */
+static const char *run_of(const evaluator_service_t *s, const char *theirs)
+{
+    const char *mine = s->cfg->run;
+    if (mine && *mine)
+        return mine;
+    return theirs && *theirs ? theirs : NULL;
+}
+
+static void enqueue(evaluator_service_t *s, uint32_t version, const char *run, struct bus_req *req)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -88,6 +99,7 @@ static void enqueue(evaluator_service_t *s, uint32_t version, struct bus_req *re
         return;
     }
     j->version = version;
+    snprintf(j->run, sizeof j->run, "%s", run);
     j->req = req;
     if (s->tail)
         s->tail->next = j;
@@ -140,10 +152,11 @@ static bool rescan(evaluator_service_t *s)
             if (!ck)
                 continue;
             uint32_t v = ck->version;
-            if (ck->kind == OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY &&
-                (!*ck->run || !strcmp(ck->run, c->run)) && v > (uint32_t)c->baseline &&
-                v % (uint32_t)c->every == 0 && v > s->max_queued) {
-                enqueue(s, v, NULL);
+            const char *run = run_of(s, ck->run);
+            bool ours = !*ck->run || !c->run || !*c->run || !strcmp(ck->run, c->run);
+            if (ck->kind == OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY && ours && run &&
+                v > (uint32_t)c->baseline && v % (uint32_t)c->every == 0 && v > s->max_queued) {
+                enqueue(s, v, run, NULL);
                 s->max_queued = v;
             }
             oaif__v1__checkpoint__free_unpacked(ck, NULL);
@@ -200,10 +213,10 @@ static int load_prompts(evaluator_service_t *s)
 }
 
 /* The stored EvalResult of `version`, or NULL (not there, or the ledger could not say: *rc). */
-static Oaif__V1__EvalResult *stored_result(evaluator_service_t *s, uint32_t version, int *rc)
+static Oaif__V1__EvalResult *stored_result(evaluator_service_t *s, const struct job *j, int *rc)
 {
     char id[ID_MAX];
-    *rc = evaluator_result_id(id, sizeof id, s->cfg, version);
+    *rc = evaluator_result_id(id, sizeof id, s->cfg, j->run, j->version);
     if (*rc)
         return NULL;
     const char *ids[1] = {id};
@@ -256,8 +269,11 @@ static void take_request(evaluator_service_t *s, struct bus_req *req)
         bus_req_free(&req);
         return;
     }
-    if (*pb->run && strcmp(pb->run, c->run) != 0)
+    const char *run = run_of(s, pb->run);
+    if (c->run && *c->run && *pb->run && strcmp(pb->run, c->run) != 0)
         snprintf(why, sizeof why, "run: this evaluator serves run '%s', not '%s'", c->run, pb->run);
+    else if (!run)
+        snprintf(why, sizeof why, "run: missing (this evaluator serves every run: name one)");
     else if (pb->baseline_version != (uint32_t)c->baseline)
         snprintf(why, sizeof why,
                  "baseline_version: this evaluator compares with version %d, not %u", c->baseline,
@@ -269,7 +285,7 @@ static void take_request(evaluator_service_t *s, struct bus_req *req)
         bus_worker_fail(s->worker, req->id, why, true);
         bus_req_free(&req);
     } else {
-        enqueue(s, pb->version, req);
+        enqueue(s, pb->version, run, req);
     }
     oaif__v1__evaluate_request__free_unpacked(pb, NULL);
 }
@@ -339,9 +355,9 @@ static int submit_samples(evaluator_service_t *s, bool baseline)
         rq.sampling = &sp;
         rq.policy_version = v;
         rq.pin_version = true;
-        rq.run = baseline ? (char *)"" : c->run;
+        rq.run = baseline ? (char *)"" : s->cur.job->run;
         char id[ID_MAX];
-        int rc = evaluator_sample_id(id, sizeof id, c, baseline, v, s->base_sha,
+        int rc = evaluator_sample_id(id, sizeof id, c, s->cur.job->run, baseline, v, s->base_sha,
                                      (const Oaif__V1__Prompt *const *)(s->prompts + b), k);
         if (!rc)
             rc = submit(s, c->sample_service, id, &rq.base, b, baseline ? KIND_BASE : KIND_POLICY);
@@ -368,12 +384,13 @@ static int submit_ref_scoring(evaluator_service_t *s)
         rq.n_prompts = k;
         rq.policy_version = (uint32_t)c->baseline;
         rq.pin_version = true;
-        rq.run = c->run;
+        rq.run = cu->job->run;
         rq.score = cu->pol_resp + b;
         rq.n_score = k;
         char id[ID_MAX];
-        int rc = evaluator_sample_id(id, sizeof id, c, false, cu->job->version, s->base_sha,
-                                     (const Oaif__V1__Prompt *const *)(s->prompts + b), k);
+        int rc =
+            evaluator_sample_id(id, sizeof id, c, cu->job->run, false, cu->job->version,
+                                s->base_sha, (const Oaif__V1__Prompt *const *)(s->prompts + b), k);
         size_t len = strlen(id);
         if (!rc && len + 5 > sizeof id)
             rc = ERR_TOOBIG;
@@ -394,7 +411,7 @@ static int submit_judgements(evaluator_service_t *s)
     for (size_t i = 0; i < cu->n; i++) {
         const Oaif__V1__Prompt *p = s->prompts[i];
         char id[ID_MAX];
-        int rc = evaluator_judge_id(id, sizeof id, c, cu->job->version, p->id);
+        int rc = evaluator_judge_id(id, sizeof id, c, cu->job->run, cu->job->version, p->id);
         if (rc)
             return rc;
         Oaif__V1__Response r0 = OAIF__V1__RESPONSE__INIT, r1 = OAIF__V1__RESPONSE__INIT;
@@ -410,7 +427,7 @@ static int submit_judgements(evaluator_service_t *s)
         pair.responses = rs;
         pair.n_responses = 2;
         pair.policy_version = cu->job->version;
-        pair.run = c->run;
+        pair.run = cu->job->run;
         Oaif__V1__AnnotateRequest rq = OAIF__V1__ANNOTATE_REQUEST__INIT;
         rq.pair = &pair;
         rq.instruction = c->instruction && *c->instruction ? c->instruction : p->instruction;
@@ -569,13 +586,13 @@ static void finish(evaluator_service_t *s)
     free(items);
     char id[ID_MAX], judge[300];
     if (!rc)
-        rc = evaluator_result_id(id, sizeof id, c, v);
+        rc = evaluator_result_id(id, sizeof id, c, cu->job->run, v);
     Oaif__V1__EvalResult er;
     Oaif__V1__Metric ms[5], *mp[5];
     uint8_t *buf = NULL;
     if (!rc) {
         snprintf(judge, sizeof judge, "%s:%s", c->judge_service, cu->judge);
-        evaluator_result(&er, ms, mp, 5, c, id, judge, v, &sum, bus_now_ms());
+        evaluator_result(&er, ms, mp, 5, c, cu->job->run, id, judge, v, &sum, bus_now_ms());
         size_t n = oaif__v1__eval_result__get_packed_size(&er);
         buf = malloc(n ? n : 1);
         rc = buf ? ERR_OK : ERR_NOMEM;
@@ -630,7 +647,7 @@ static int start_next(evaluator_service_t *s)
         return ERR_OK;
     struct job *j = s->head;
     int rc;
-    Oaif__V1__EvalResult *have = stored_result(s, j->version, &rc);
+    Oaif__V1__EvalResult *have = stored_result(s, j, &rc);
     if (rc) {
         log_warn("v%u: asking the ledger for its EvalResult: %s", j->version, err_str(rc));
         s->not_before = bus_mono_ms() + RETRY_MS;
@@ -687,8 +704,8 @@ static int start_next(evaluator_service_t *s)
         !cu->lp_ref || !cu->have_ref || !cu->ids)
         return ERR_NOMEM;
     cu->phase = 1;
-    log_info("v%u: evaluating against v%d on %zu prompts (judge service '%s')", j->version,
-             c->baseline, cu->n, c->judge_service);
+    log_info("%s v%u: evaluating against v%d on %zu prompts (judge service '%s')", j->run,
+             j->version, c->baseline, cu->n, c->judge_service);
     rc = submit_samples(s, false);
     if (!rc)
         rc = submit_samples(s, true);
@@ -781,7 +798,7 @@ int evaluator_service_poll(evaluator_service_t *s, int timeout_ms)
 static int register_metrics(evaluator_service_t *s, metrics_t *reg)
 {
     struct series *m = &s->m;
-    const char *run = s->cfg->run;
+    const char *run = s->cfg->run ? s->cfg->run : ""; /* "": every run */
     int rc = 0;
 #define C(field, name, help)                                                                       \
     if (!rc)                                                                                       \

@@ -55,13 +55,12 @@ int main(int argc, char **argv)
         log_error("%s", why[0] ? why : err_str(rc));
         exit_code = rc == ERR_INVAL || rc == ERR_IO ? 2 : 1;
     } else {
-        log_info("serving 'evaluate' for run '%s' on %s: the versions divisible by %d against v%d, "
-                 "judged "
-                 "by '%s' on %d prompts of split '%s' (events %s)",
-                 cfg.run, cfg.bus.workers_endpoint, cfg.every, cfg.baseline, cfg.judge_service,
-                 cfg.prompts, cfg.split,
-                 cfg.bus.events_endpoint && *cfg.bus.events_endpoint ? cfg.bus.events_endpoint
-                                                                     : "off");
+        log_info(
+            "serving 'evaluate' for run %s on %s: the versions divisible by %d against v%d, "
+            "judged by '%s' on %d prompts of split '%s' (events %s)",
+            cfg.run && *cfg.run ? cfg.run : "(each checkpoint's own)", cfg.bus.workers_endpoint,
+            cfg.every, cfg.baseline, cfg.judge_service, cfg.prompts, cfg.split,
+            cfg.bus.events_endpoint && *cfg.bus.events_endpoint ? cfg.bus.events_endpoint : "off");
     }
     if (!rc && cfg.metrics_port >= 0) {
         rc =
