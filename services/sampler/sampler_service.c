@@ -217,21 +217,22 @@ static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
-/* Where version c lives: the store's <kind>-v<version> under our checkpoint_dir, or the record's
- * path when that has no weights and the record's path does (a store mounted elsewhere). */
+/* Where version c lives: the record's path when it holds weights here (what the trainer wrote:
+ * a run's version 0 is its own reference, which need not be the store's sft-v000000), else the
+ * store's <kind>-v<version> under our checkpoint_dir (the store mounted elsewhere than where the
+ * trainer saw it). The loader checks the weights against the record's sha256 either way. */
 static void checkpoint_path(const sampler_service_t *s, const Oaif__V1__Checkpoint *c, char *out,
                             size_t outlen)
 {
     char file[PATH_MAX + 32];
     struct stat st;
-    if (ckpt_dir(out, outlen, s->cfg->checkpoint_dir, c->kind, c->version) == ERR_OK) {
-        snprintf(file, sizeof file, "%s/%s", out, NN_CKPT_WEIGHTS);
-        if (stat(file, &st) == 0 || !c->path || !*c->path)
+    if (c->path && *c->path) {
+        snprintf(file, sizeof file, "%s/%s", c->path, NN_CKPT_WEIGHTS);
+        if (stat(file, &st) == 0 && (size_t)snprintf(out, outlen, "%s", c->path) < outlen)
             return;
     }
-    snprintf(file, sizeof file, "%s/%s", c->path ? c->path : "", NN_CKPT_WEIGHTS);
-    if (c->path && *c->path && stat(file, &st) == 0)
-        snprintf(out, outlen, "%s", c->path);
+    if (ckpt_dir(out, outlen, s->cfg->checkpoint_dir, c->kind, c->version) != ERR_OK)
+        *out = '\0';
 }
 
 static void want_load(sampler_service_t *s, const Oaif__V1__Checkpoint *c)
