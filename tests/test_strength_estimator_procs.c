@@ -17,6 +17,9 @@
  *  - A long history (21,000 strengths, more than one loop turn reads) is read in full before a
  *    quantile decision; other ensembles' strengths are left out, a rewritten one counts once, and
  *    a window keeps the newest by commit order.
+ *  - An estimate whose lease ends (twice) while its score waits for a scorer is forgotten and
+ *    leased again; once a scorer comes it completes, with one score request run and one Strength
+ *    committed.
  *  - A score that cannot be had (no member loaded) is asked for score_asks times, then the
  *    estimate fails for good with the scorer's reason, and nothing is committed. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
@@ -597,6 +600,19 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *reply)
     c->n++;
 }
 
+/* bus_client_poll's callback for a single request: its payload at index 0. */
+static void on_late_reply(void *ctx, const Oaif__V1__Reply *reply)
+{
+    struct collected *c = ctx;
+    if (reply->outcome != OAIF__V1__OUTCOME__OUTCOME_OK)
+        fail_msg("request %s failed: %s", reply->id, reply->error);
+    c->payload[0] = malloc(reply->payload.len ? reply->payload.len : 1);
+    assert_non_null(c->payload[0]);
+    memcpy(c->payload[0], reply->payload.data, reply->payload.len);
+    c->len[0] = reply->payload.len;
+    c->n++;
+}
+
 struct counts {
     uint64_t strength_seq, strength_n, scores_seq, scores_n, scored, redelivered;
 };
@@ -706,6 +722,45 @@ static void test_an_estimator_killed_mid_run_loses_and_repeats_nothing(void **st
     for (int i = 0; i < N; i++)
         free(got.payload[i]);
     stop_estimator(f, 1, SIGTERM, 0);
+}
+
+static void test_an_estimate_that_outlives_its_lease_waiting_for_scores_completes_once(void **state)
+{
+    (void)state;
+    struct fx *f = &F;
+    for (uint32_t m = 0; m < 2; m++)
+        publish_member(f, "el", m, 500 + m, false);
+    start_estimator(f, 0, "el", (const char *const[]){"--metrics-port", "0", NULL});
+    struct counts before = counts_now(f);
+    /* no scorer yet: the score request waits in the ledger's queue while the estimate's lease
+     * (1.5 s) ends, twice; the estimator forgets it, the ledger leases it again, and the new
+     * attempt waits on the same score request */
+    uint8_t buf[2048];
+    size_t n = pack_estimate("pair-el-0", 0, OAIF__V1__WINNER__WINNER_FIRST, buf, sizeof buf);
+    assert_int_equal(bus_client_submit(f->c, "estimate", "late-0", buf, n, 1500, 20), ERR_OK);
+    const char *expired = "oaif_strength_estimator_expired_total{ensemble=\"el\"}";
+    double e = 0;
+    for (int i = 0; i < 100 && e < 2; i++) {
+        usleep(100000);
+        e = est_metric(f, 0, expired);
+    }
+    assert_true(e >= 2);
+    start_scorer(f, "el", "2");
+    struct collected got = {0};
+    for (int i = 0; i < 300 && got.n < 1; i++)
+        assert_true(bus_client_poll(f->c, 100, on_late_reply, &got) >= 0);
+    assert_int_equal(got.n, 1);
+    struct counts after = counts_now(f);
+    assert_true(after.redelivered - before.redelivered >= 2);
+    assert_int_equal(after.scored - before.scored, 1); /* one score request, asked each time */
+    assert_int_equal(after.strength_seq - before.strength_seq, 1);
+    Oaif__V1__EstimateReply *r = oaif__v1__estimate_reply__unpack(NULL, got.len[0], got.payload[0]);
+    assert_non_null(r);
+    check_mu_sigma(r, 0, 2);
+    check_records(f, r);
+    oaif__v1__estimate_reply__free_unpacked(r, NULL);
+    free(got.payload[0]);
+    stop_estimator(f, 0, SIGTERM, 0);
 }
 
 /* Puts Strength records for pairs "<prefix>-<i>", i in [from, to), mu = mu_of(i), of ensemble
@@ -895,6 +950,9 @@ int main(void)
                                   test_teardown),
         cmocka_unit_test_teardown(test_a_long_history_is_read_in_pages_before_a_quantile_decision,
                                   test_teardown),
+        cmocka_unit_test_teardown(
+            test_an_estimate_that_outlives_its_lease_waiting_for_scores_completes_once,
+            test_teardown),
     };
     return cmocka_run_group_tests_name("strength_estimator_procs", tests, group_setup,
                                        group_teardown);
