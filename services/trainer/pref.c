@@ -1,6 +1,7 @@
 /* pref.c - see pref.h. */
 #include "pref.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,87 @@ static int forward_pairs(nn_model_t *m, const struct trainer_pair *p, int k, boo
     return rc;
 }
 
+/* The loss of one pair at h' = h - m / beta (the margin already taken), under the pair's label
+ * treatment (pref.h, trainer_pref_loss), and d loss / d h' into *dh. ERR_INVAL from
+ * nn_loss_pref or for a label_arg outside its range. */
+static int pair_loss(const struct nn_pref_opts *o, const struct trainer_pair *p, double hp,
+                     double *loss, double *dh)
+{
+    struct nn_pref_opts one = *o;
+    float t = p->target, w = 1.0f; /* w: weight of the label's term; 1 - w of its flip's */
+    switch (p->label) {
+    case TRAINER_LABEL_AS_LOSS:
+        break;
+    case TRAINER_LABEL_SMOOTH:
+    case TRAINER_LABEL_SOFT: {
+        float a = p->label_arg;
+        if (!(a >= 0.0f && a <= 1.0f))
+            return ERR_INVAL;
+        float prob = p->label == TRAINER_LABEL_SMOOTH ? 1.0f - a : a; /* P(chosen better) */
+        if (o->kind == NN_PREF_IPO || o->kind == NN_PREF_SLIC) {
+            w = prob; /* the mixture below */
+        } else if (o->kind == NN_PREF_ROBUST && p->label == TRAINER_LABEL_SMOOTH) {
+            one.eps = a; /* nn_loss_pref refuses e >= 0.5 */
+        } else {
+            one.kind = NN_PREF_SOFT;
+            t = prob;
+        }
+        break;
+    }
+    default:
+        return ERR_INVAL;
+    }
+    /* nn_loss_pref sees h' as lp_c with the other three 0: the loss depends on h alone. */
+    const float zero = 0.0f, pos = (float)hp, neg = (float)-hp;
+    struct nn_pref_stats a, b = {0};
+    float da = 0.0f, db = 0.0f;
+    int rc = nn_loss_pref(&one, 1, &pos, &zero, &zero, &zero, &t, &da, NULL, &a);
+    if (!rc && w < 1.0f)
+        rc = nn_loss_pref(&one, 1, &neg, &zero, &zero, &zero, &t, &db, NULL, &b);
+    if (rc)
+        return rc;
+    /* L(h') with weight w, and the flipped label's L(-h') with 1 - w: d/dh' of the second is
+     * -L'(-h') */
+    *loss = w * a.loss + (1.0 - w) * b.loss;
+    *dh = w * (double)da - (1.0 - w) * (double)db;
+    return ERR_OK;
+}
+
+int trainer_pref_loss(const struct nn_pref_opts *o, int n, const float *lp_c, const float *lp_r,
+                      const struct trainer_pair *pairs, float *dlp_c, float *dlp_r,
+                      struct nn_pref_stats *st)
+{
+    if (!o || n < 1 || !lp_c || !lp_r || !pairs || !(o->beta > 0.0f))
+        return ERR_INVAL;
+    double loss = 0.0, rc_sum = 0.0, rr_sum = 0.0, acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        const struct trainer_pair *p = &pairs[i];
+        if (!isfinite(p->margin))
+            return ERR_INVAL;
+        double hc = (double)lp_c[i] - p->ref_chosen, hr = (double)lp_r[i] - p->ref_rejected;
+        double l, dh;
+        int rc = pair_loss(o, p, hc - hr - (double)p->margin / o->beta, &l, &dh);
+        if (rc)
+            return rc;
+        loss += l;
+        if (dlp_c)
+            dlp_c[i] = (float)(dh / n);
+        if (dlp_r)
+            dlp_r[i] = (float)(-dh / n);
+        rc_sum += o->beta * hc;
+        rr_sum += o->beta * hr;
+        acc += hc > hr ? 1.0 : 0.0;
+    }
+    if (st) {
+        st->loss = loss / n;
+        st->reward_chosen = rc_sum / n;
+        st->reward_rejected = rr_sum / n;
+        st->margin = (rc_sum - rr_sum) / n;
+        st->accuracy = acc / n;
+    }
+    return ERR_OK;
+}
+
 int trainer_logprobs(nn_model_t *m, const struct trainer_pair *pairs, int n, int micro,
                      float *out_chosen, float *out_rejected)
 {
@@ -108,10 +190,7 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
     float *lp = malloc(2 * (size_t)micro * sizeof *lp);
     float *dlp = malloc(2 * (size_t)micro * sizeof *dlp);
     int *ntok = malloc(2 * (size_t)micro * sizeof *ntok);
-    float *ref_c = malloc((size_t)micro * sizeof *ref_c);
-    float *ref_r = malloc((size_t)micro * sizeof *ref_r);
-    float *tgt = malloc((size_t)micro * sizeof *tgt);
-    int rc = lp && dlp && ntok && ref_c && ref_r && tgt ? ERR_OK : ERR_NOMEM;
+    int rc = lp && dlp && ntok ? ERR_OK : ERR_NOMEM;
     struct trainer_step_stats acc = {0};
     if (!rc) {
         /* reserve first so the gradients exist before they are zeroed */
@@ -123,15 +202,9 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
         int k = n - s < micro ? n - s : micro;
         struct rows r = {0};
         rc = forward_pairs(policy, pairs + s, k, true, &r, lp, ntok);
-        for (int i = 0; !rc && i < k; i++) {
-            ref_c[i] = pairs[s + i].ref_chosen;
-            ref_r[i] = pairs[s + i].ref_rejected;
-            tgt[i] = pairs[s + i].target;
-        }
         struct nn_pref_stats ps = {0};
         if (!rc)
-            rc = nn_loss_pref(&o->loss, k, lp, lp + k, ref_c, ref_r,
-                              o->loss.kind == NN_PREF_SOFT ? tgt : NULL, dlp, dlp + k, &ps);
+            rc = trainer_pref_loss(&o->loss, k, lp, lp + k, pairs + s, dlp, dlp + k, &ps);
         if (!rc && o->nll > 0) {
             /* RPO: alpha * mean over the micro-batch of the chosen response's per-token NLL
              * (or, with nll_sum, of its NLL summed over its tokens). */
@@ -154,7 +227,9 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
             acc.pref.margin += w * ps.margin;
             acc.pref.accuracy += w * ps.accuracy;
             for (int i = 0; i < k; i++) {
-                acc.kl += ((double)(lp[i] - ref_c[i]) + (double)(lp[k + i] - ref_r[i])) / n;
+                const struct trainer_pair *p = &pairs[s + i];
+                acc.kl +=
+                    ((double)(lp[i] - p->ref_chosen) + (double)(lp[k + i] - p->ref_rejected)) / n;
                 acc.len_chosen += (double)ntok[i] / n;
                 acc.len_rejected += (double)ntok[k + i] / n;
             }
@@ -172,8 +247,5 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
     free(lp);
     free(dlp);
     free(ntok);
-    free(ref_c);
-    free(ref_r);
-    free(tgt);
     return rc;
 }
