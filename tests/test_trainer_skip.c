@@ -29,6 +29,8 @@ static void test_names_are_the_stored_strings(void **state)
         {TRAINER_SKIP_TIE, "tie"},
         {TRAINER_SKIP_NO_VERDICT, "no verdict"},
         {TRAINER_SKIP_STALE, "stale"},
+        {TRAINER_SKIP_STRENGTH_DROP, "strength drop"},
+        {TRAINER_SKIP_STRENGTH_FAILED, "strength failed"},
     };
     assert_int_equal(sizeof want / sizeof want[0], TRAINER_SKIP_COUNT);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

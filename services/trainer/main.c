@@ -1,6 +1,6 @@
 /* trainer main: the online loop (OAIF) as a process: the options (trainer_opts.c: the run
- * file's `trainer` section, the environment, flags; `trainer --help`), CURVE, signals, the loop,
- * its summary. */
+ * file's `trainer` section, the environment, flags; `trainer --help`), CURVE, signals, the
+ * metrics server (trainer.metrics_port), the loop, its summary. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -12,6 +12,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "online.h"
 #include "trainer_opts.h"
 
@@ -46,8 +47,20 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     void *zctx = zmq_ctx_new();
+    metrics_t *metrics = c.metrics_port >= 0 ? metrics_new() : NULL;
+    metrics_server_t *http = NULL;
+    rc = zctx && (metrics || c.metrics_port < 0) ? ERR_OK : ERR_NOMEM;
+    if (!rc && metrics) {
+        rc = metrics_server_start(&http, metrics, c.metrics_bind, c.metrics_port, NULL, NULL);
+        if (rc)
+            log_error("metrics server on %s:%d: %s", c.metrics_bind, c.metrics_port, err_str(rc));
+        else
+            log_info("metrics on %s:%d", c.metrics_bind, metrics_server_port(http));
+    }
+    c.metrics = metrics;
     struct trainer_online_summary sum = {0};
-    rc = zctx ? trainer_online_run(&c, zctx, &stop_requested, &sum) : ERR_NOMEM;
+    if (!rc)
+        rc = trainer_online_run(&c, zctx, &stop_requested, &sum);
     char best[96] = "no checkpoint evaluated";
     if (sum.best_version > 0)
         snprintf(best, sizeof best, "best evaluated v%u (win rate %.1f%%)", sum.best_version,
@@ -57,6 +70,19 @@ int main(int argc, char **argv)
              " failed; %s; %s",
              c.run, sum.step, sum.version, sum.steps_done, sum.seconds, sum.labeled, sum.trained,
              sum.ties, sum.stale, sum.failed, best, err_str(rc));
+    if (c.strength.enabled)
+        log_info("strength: %" PRIu64 " keep, %" PRIu64 " flip, %" PRIu64 " smooth, %" PRIu64
+                 " margin, %" PRIu64 " soft, %" PRIu64 " drop; %" PRIu64
+                 " trained as labeled (no estimate)",
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP],
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP],
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SMOOTH],
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN],
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT],
+                 sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_DROP],
+                 sum.strength_failed);
+    metrics_server_stop(&http);
+    metrics_destroy(&metrics);
     if (zctx)
         zmq_ctx_term(zctx);
     trainer_opts_release(&c);

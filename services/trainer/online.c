@@ -19,6 +19,7 @@
 #include "log.h"
 #include "policy.h"
 #include "skip.h"
+#include "strength.h"
 #include "task.h"
 #include "tokenizer.h"
 
@@ -38,6 +39,14 @@ struct labeled { /* a pair with a winner, ready to train */
     struct waiting *w;
     int chosen; /* 0 or 1: which response won */
     double disagreement;
+    struct trainer_strength_effect strength; /* its estimate's effect (all 0: as labeled) */
+    bool strength_failed; /* advisory: trains as labeled because its estimate failed */
+};
+
+struct estimating { /* a labeled pair waiting for its estimate (strength.enabled) */
+    struct labeled l;
+    char *req_id; /* malloc'd: the key in run.estimating */
+    uint64_t since_ms;
 };
 
 struct skipped {   /* a pair set aside since the last step */
@@ -68,7 +77,8 @@ struct run {
     uint64_t sample_seq;
     /* pipeline */
     int samples_inflight;
-    hmap_t *waiting; /* pair id -> struct waiting (label pending) */
+    hmap_t *waiting;    /* pair id -> struct waiting (label pending) */
+    hmap_t *estimating; /* estimate request id -> struct estimating */
     struct labeled *ready;
     size_t nready, aready;
     /* since the last checkpoint: step records and pair records to put with it */
@@ -78,6 +88,8 @@ struct run {
     struct skipped *skipped;
     size_t nskipped, askipped;
     struct trainer_online_summary sum;
+    /* /metrics (NULL without a registry) */
+    metrics_counter_t *m_actions[7], *m_strength_failed;
     uint64_t t0_ms, last_print_ms;
     int rc; /* a fatal error seen in a callback */
 };
@@ -594,6 +606,150 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
     oaif__v1__sample_reply__free_unpacked(sr, NULL);
 }
 
+/* Pair l goes to the batch being filled. */
+static void make_ready(struct run *r, const struct labeled *l)
+{
+    if (grow((void **)&r->ready, &r->aready, r->nready + 1, sizeof *r->ready)) {
+        skip(r, l->w->pair_id, TRAINER_SKIP_NOMEM);
+        waiting_free(l->w);
+        return;
+    }
+    r->ready[r->nready++] = *l;
+}
+
+/* The estimate of labeled pair l failed (`why`): required, it is set aside; advisory, it trains
+ * as labeled and is counted. l->w is taken. */
+static void estimate_failed(struct run *r, struct labeled *l, const char *why)
+{
+    if (r->cfg->strength.required) {
+        log_warn("trainer: pair %s set aside: its estimate failed: %s", l->w->pair_id, why);
+        skip(r, l->w->pair_id, TRAINER_SKIP_STRENGTH_FAILED);
+        waiting_free(l->w);
+        return;
+    }
+    log_warn("trainer: pair %s trains as labeled: its estimate failed: %s", l->w->pair_id, why);
+    r->sum.strength_failed++;
+    metrics_counter_inc(r->m_strength_failed);
+    l->strength = (struct trainer_strength_effect){0};
+    l->strength_failed = true;
+    make_ready(r, l);
+}
+
+/* Ask the estimate service for labeled pair l (judged `label`) under an id derived from the pair
+ * and its label (trainer_strength_request_id): a restarted trainer asks the same question and the
+ * ledger answers from its store. l->w is taken: it waits in r->estimating, or, when the request
+ * cannot go out, goes to estimate_failed. */
+static void submit_estimate(struct run *r, struct labeled *l, Oaif__V1__Label *label)
+{
+    struct waiting *w = l->w;
+    char why[160] = "";
+    Oaif__V1__Pair *pair = w->rec ? oaif__v1__pair__unpack(NULL, w->rec_len, w->rec) : NULL;
+    struct estimating *e = calloc(1, sizeof *e);
+    size_t idlen = strlen(w->pair_id) + 8;
+    char *id = malloc(idlen);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (pair && e && id && trainer_strength_request_id(w->pair_id, label->winner, id, idlen)) {
+        Oaif__V1__EstimateRequest req = OAIF__V1__ESTIMATE_REQUEST__INIT;
+        req.pair = pair;
+        req.label = label;
+        n = oaif__v1__estimate_request__get_packed_size(&req);
+        buf = malloc(n ? n : 1);
+        if (buf)
+            oaif__v1__estimate_request__pack(&req, buf);
+    }
+    int rc = buf ? ERR_OK : ERR_NOMEM;
+    if (!rc)
+        rc = bus_client_submit(r->cl, "estimate", id, buf, n, (unsigned)r->cfg->lease_ms,
+                               (unsigned)r->cfg->strength.attempts);
+    if (rc == ERR_EXISTS)
+        rc = ERR_OK; /* asked already: its reply comes */
+    if (!rc) {
+        *e = (struct estimating){.l = *l, .req_id = id, .since_ms = now_ms()};
+        rc = hmap_put(r->estimating, id, strlen(id), e);
+    }
+    free(buf);
+    if (pair)
+        oaif__v1__pair__free_unpacked(pair, NULL);
+    if (!rc)
+        return;
+    snprintf(why, sizeof why, "the request did not go out: %s", err_str(rc));
+    free(id);
+    free(e);
+    estimate_failed(r, l, why);
+}
+
+/* The estimate of a pair came back: apply its Strength (strength.h) or treat it as failed. */
+static void on_estimated(struct run *r, const Oaif__V1__Reply *rep)
+{
+    struct estimating *e = hmap_del(r->estimating, rep->id, strlen(rep->id));
+    if (!e)
+        return; /* advisory and too late: the pair trained as labeled */
+    struct labeled l = e->l;
+    free(e->req_id);
+    free(e);
+    char why[300];
+    if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
+        estimate_failed(r, &l, rep->error ? rep->error : "failed");
+        return;
+    }
+    Oaif__V1__EstimateReply *er =
+        oaif__v1__estimate_reply__unpack(NULL, rep->payload.len, rep->payload.data);
+    struct trainer_strength_effect eff;
+    int rc = ERR_INVAL;
+    if (!er)
+        snprintf(why, sizeof why, "the reply is not an EstimateReply");
+    else if (er->strength && er->strength->pair_id && *er->strength->pair_id &&
+             strcmp(er->strength->pair_id, l.w->pair_id) != 0)
+        snprintf(why, sizeof why, "the reply's strength.pair_id is %.200s", er->strength->pair_id);
+    else
+        rc = trainer_strength_effect(er->strength, &eff, why, sizeof why);
+    if (er)
+        oaif__v1__estimate_reply__free_unpacked(er, NULL);
+    if (rc) {
+        estimate_failed(r, &l, why);
+        return;
+    }
+    r->sum.strength_actions[eff.action]++;
+    metrics_counter_inc(r->m_actions[eff.action]);
+    if (eff.drop) {
+        skip(r, l.w->pair_id, TRAINER_SKIP_STRENGTH_DROP);
+        waiting_free(l.w);
+        return;
+    }
+    l.strength = eff;
+    make_ready(r, &l);
+}
+
+/* Advisory strength: pairs whose estimate has not come within strength.timeout train as
+ * labeled. */
+static void estimates_expire(struct run *r)
+{
+    const struct trainer_strength_config *sc = &r->cfg->strength;
+    if (!sc->enabled || sc->required || !hmap_count(r->estimating))
+        return;
+    uint64_t now = now_ms();
+    size_t pos = 0, n = 0;
+    void *v;
+    struct estimating **due = calloc(hmap_count(r->estimating), sizeof *due);
+    while (due && hmap_next(r->estimating, &pos, NULL, NULL, &v)) {
+        struct estimating *e = v;
+        if (now - e->since_ms >= (uint64_t)sc->timeout_ms)
+            due[n++] = e;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct estimating *e = due[i];
+        hmap_del(r->estimating, e->req_id, strlen(e->req_id));
+        char why[80];
+        snprintf(why, sizeof why, "no reply within %.1f s", (double)sc->timeout_ms / 1000.0);
+        struct labeled l = e->l;
+        free(e->req_id);
+        free(e);
+        estimate_failed(r, &l, why);
+    }
+    free(due);
+}
+
 static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
 {
     const char *pair_id = rep->id + 2; /* "a-<pair id>" */
@@ -611,22 +767,21 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
     Oaif__V1__Winner win =
         ar && ar->label ? ar->label->winner : OAIF__V1__WINNER__WINNER_UNSPECIFIED;
     double dis = ar && ar->label ? ar->label->disagreement : 0;
-    if (ar)
-        oaif__v1__annotate_reply__free_unpacked(ar, NULL);
     r->sum.labeled++;
     if (win != OAIF__V1__WINNER__WINNER_FIRST && win != OAIF__V1__WINNER__WINNER_SECOND) {
         skip(r, pair_id,
              win == OAIF__V1__WINNER__WINNER_TIE ? TRAINER_SKIP_TIE : TRAINER_SKIP_NO_VERDICT);
         waiting_free(w);
-        return;
+    } else {
+        struct labeled l = {
+            .w = w, .chosen = win == OAIF__V1__WINNER__WINNER_FIRST ? 0 : 1, .disagreement = dis};
+        if (r->cfg->strength.enabled)
+            submit_estimate(r, &l, ar->label);
+        else
+            make_ready(r, &l);
     }
-    if (grow((void **)&r->ready, &r->aready, r->nready + 1, sizeof *r->ready)) {
-        skip(r, pair_id, TRAINER_SKIP_NOMEM);
-        waiting_free(w);
-        return;
-    }
-    r->ready[r->nready++] = (struct labeled){
-        .w = w, .chosen = win == OAIF__V1__WINNER__WINNER_FIRST ? 0 : 1, .disagreement = dis};
+    if (ar)
+        oaif__v1__annotate_reply__free_unpacked(ar, NULL);
 }
 
 static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
@@ -636,6 +791,8 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
         on_sampled(r, rep);
     else if (rep->id[0] == 'a')
         on_labeled(r, rep);
+    else if (rep->id[0] == 'e')
+        on_estimated(r, rep);
 }
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -868,11 +1025,25 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
     }
     if (c->progress && !log_has_file())
         return;
+    char strength[160] = "";
+    if (c->strength.enabled) {
+        const uint64_t *a = r->sum.strength_actions;
+        snprintf(strength, sizeof strength,
+                 " strength keep %" PRIu64 " flip %" PRIu64 " smooth %" PRIu64 " margin %" PRIu64
+                 " soft %" PRIu64 " drop %" PRIu64 " failed %" PRIu64,
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP],
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP],
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SMOOTH],
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN],
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT],
+                 a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_DROP], r->sum.strength_failed);
+    }
     run_log(r,
             "step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
-            " stale %" PRIu64 " failed %" PRIu64 " %.1f pairs/s",
+            " stale %" PRIu64 " failed %" PRIu64 "%s %.1f pairs/s",
             r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
-            st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, pairs_s);
+            st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, strength,
+            pairs_s);
 }
 
 static int train_step(struct run *r, double wait_s)
@@ -897,6 +1068,7 @@ static int train_step(struct run *r, double wait_s)
     if (!tp)
         return ERR_NOMEM;
     double dis = 0;
+    int step_actions[7] = {0}, step_failed = 0; /* this step's pairs by their estimate */
     for (int i = 0; i < B; i++) {
         struct labeled *l = &r->ready[i];
         struct waiting *w = l->w;
@@ -910,7 +1082,10 @@ static int train_step(struct run *r, double wait_s)
                                       .ref_chosen = w->ref[ch],
                                       .ref_rejected = w->ref[rj],
                                       .target = 1.0f};
+        trainer_strength_shape(&l->strength, &tp[i]);
         dis += l->disagreement / B;
+        step_actions[l->strength.action]++;
+        step_failed += l->strength_failed;
     }
     struct trainer_step_opts so = c->step;
     so.lr = nn_sched_lr(&c->sched, r->step);
@@ -935,7 +1110,7 @@ static int train_step(struct run *r, double wait_s)
     char **ids = calloc((size_t)B, sizeof *ids);
     char **sk_ids = calloc(nsk ? nsk : 1, sizeof *sk_ids),
          **sk_why = calloc(nsk ? nsk : 1, sizeof *sk_why);
-    Oaif__V1__Metric ms[20], *mp[20];
+    Oaif__V1__Metric ms[32], *mp[32];
     size_t nm = 0;
     double el = (double)(now_ms() - r->t0_ms) / 1000.0;
     double pairs_s = el > 0 ? (double)r->sum.trained / el : 0;
@@ -957,6 +1132,25 @@ static int train_step(struct run *r, double wait_s)
     add_metric(ms, mp, &nm, "pairs_per_s", pairs_s);
     add_metric(ms, mp, &nm, "seconds_train", train_s);
     add_metric(ms, mp, &nm, "seconds_wait", wait_s);
+    if (c->strength.enabled) {
+        /* this step's pairs by the estimate applied to them (`oaif audit` adds them up), and
+         * the run's pairs trained as labeled for want of one */
+        static const char *const applied[7] = {
+            [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP] = "strength_keep",
+            [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP] = "strength_flip",
+            [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SMOOTH] = "strength_smooth",
+            [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN] = "strength_margin",
+            [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT] = "strength_soft",
+        };
+        for (int a = 0; a < 7; a++)
+            if (applied[a])
+                add_metric(ms, mp, &nm, applied[a], step_actions[a]);
+        add_metric(ms, mp, &nm, "strength_unestimated", step_failed);
+        add_metric(ms, mp, &nm, "strength_failed", (double)r->sum.strength_failed);
+        add_metric(
+            ms, mp, &nm, "strength_dropped",
+            (double)r->sum.strength_actions[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_DROP]);
+    }
     Oaif__V1__TrainStep ts = OAIF__V1__TRAIN_STEP__INIT;
     char sid[300];
     snprintf(sid, sizeof sid, "step-%s-%06d", c->run, r->step);
@@ -1034,6 +1228,17 @@ static void run_free(struct run *r)
             waiting_free(v);
         hmap_destroy(&r->waiting);
     }
+    if (r->estimating) {
+        size_t pos = 0;
+        void *v;
+        while (hmap_next(r->estimating, &pos, NULL, NULL, &v)) {
+            struct estimating *e = v;
+            waiting_free(e->l.w);
+            free(e->req_id);
+            free(e);
+        }
+        hmap_destroy(&r->estimating);
+    }
     for (size_t i = 0; i < r->nready; i++)
         waiting_free(r->ready[i].w);
     free(r->ready);
@@ -1041,6 +1246,35 @@ static void run_free(struct run *r)
     free(r->recs);
     clear_skipped(r);
     free(r->skipped);
+}
+
+/* The loop's series on cfg->metrics: estimates applied by action, and pairs trained as labeled
+ * for want of one. ERR_NOMEM (or ERR_INVAL: a clash of names in the registry), logged. */
+static int register_metrics(struct run *r)
+{
+    static const char *const names[7] = {
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP] = "keep",
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP] = "flip",
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SMOOTH] = "smooth",
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN] = "margin",
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_DROP] = "drop",
+        [OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT] = "soft",
+    };
+    metrics_t *m = r->cfg->metrics;
+    int rc = ERR_OK;
+    for (int a = 0; !rc && a < 7; a++)
+        if (names[a])
+            rc = metrics_counter_register(
+                m, &r->m_actions[a], "oaif_trainer_strength_actions_total",
+                "Labeled pairs whose estimate was applied, by action.", "action", names[a], NULL);
+    if (!rc)
+        rc = metrics_counter_register(
+            m, &r->m_strength_failed, "oaif_trainer_strength_failed_total",
+            "Labeled pairs trained as labeled because their estimate failed (advisory strength).",
+            NULL);
+    if (rc)
+        log_error("trainer: registering the strength metrics: %s", err_str(rc));
+    return rc;
 }
 
 int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
@@ -1057,7 +1291,11 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
     struct bus_client_opts bo = {.endpoint = cfg->ledger, .curve = cfg->curve};
     r.prompt_by_id = hmap_new();
     r.waiting = hmap_new();
-    int rc = r.prompt_by_id && r.waiting ? bus_client_new(&r.cl, zctx, &bo) : ERR_NOMEM;
+    r.estimating = hmap_new();
+    int rc =
+        r.prompt_by_id && r.waiting && r.estimating ? bus_client_new(&r.cl, zctx, &bo) : ERR_NOMEM;
+    if (!rc && cfg->metrics && cfg->strength.enabled)
+        rc = register_metrics(&r);
     if (!rc)
         rc = start(&r);
     uint64_t wait_start = now_ms();
@@ -1065,7 +1303,7 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
         if (cfg->stop_after_steps && r.sum.steps_done >= cfg->stop_after_steps)
             break;
         /* Keep sampling ahead, but not far: pairs sampled long before training go stale. */
-        size_t pipeline = r.nready + hmap_count(r.waiting) +
+        size_t pipeline = r.nready + hmap_count(r.waiting) + hmap_count(r.estimating) +
                           (size_t)r.samples_inflight * (size_t)cfg->prompts_per_request;
         while (!rc && r.samples_inflight < cfg->inflight &&
                pipeline < (size_t)cfg->batch * 2 + (size_t)cfg->prompts_per_request) {
@@ -1081,6 +1319,7 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
             rc = got;
             break;
         }
+        estimates_expire(&r);
         while (!rc && r.nready >= (size_t)cfg->batch && r.step < cfg->steps) {
             double wait_s = (double)(now_ms() - wait_start) / 1000.0;
             rc = train_step(&r, wait_s);

@@ -1,12 +1,14 @@
 /* online.h - the trainer's online loop (OAIF): sample two responses per prompt from the current
  * policy through the "sample" service, have each pair judged through "annotate", and take a
- * DPO-family step (pref.h) against the frozen SFT model on every batch of labeled pairs.
+ * DPO-family step (pref.h) against the frozen SFT model on every batch of labeled pairs. With
+ * trainer.strength.enabled each labeled pair first goes through "estimate" (the strength
+ * estimator) and its Strength changes its loss (strength.h); DROP sets it aside.
  *
  * Everything goes through the ledger, with request ids that are a function of the run and a
- * counter ("s-<run>-<n>", "a-<pair id>"), so a restarted trainer re-asks the same questions and
- * gets the stored answers: no pair is sampled or judged twice. Checkpoints every K steps
- * (safetensors + optimizer state under <ckpt_root>/policy-v<N>/), published with the steps they
- * contain in one atomic put: a step is recorded only once its checkpoint is durable, so a step
+ * counter ("s-<run>-<n>", "a-<pair id>", "e-<pair id>-<label>"), so a restarted trainer re-asks the
+ * same questions and gets the stored answers: no pair is sampled or judged twice. Checkpoints every
+ * K steps (safetensors + optimizer state under <ckpt_root>/policy-v<N>/), published with the steps
+ * they contain in one atomic put: a step is recorded only once its checkpoint is durable, so a step
  * lost to a crash is redone and `oaif audit` can prove that no pair is used in two steps.
  * One run per ledger: checkpoint versions are the run's. Offline mode samples every pair from
  * the SFT model (version 0) and otherwise runs the same code: online and offline compare at the
@@ -19,8 +21,21 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "metrics.h"
 #include "optim.h"
 #include "pref.h"
+
+/* Preference strength in the loop (strength.h): with `enabled`, every labeled pair goes through
+ * the `estimate` service before it is trained on, and its Strength changes its loss. */
+struct trainer_strength_config {
+    bool enabled;
+    bool required;      /* the step waits for the estimate; a failed one sets the pair aside.
+                         * Else (advisory) a pair whose estimate failed or did not come within
+                         * timeout_ms trains as labeled, counted (strength_failed). */
+    int64_t timeout_ms; /* advisory: how long a pair waits for its estimate */
+    int attempts;       /* leases of an estimate request before the ledger fails it (0: its
+                         * default); each lease is trainer.lease long */
+};
 
 /* The trainer's configuration. The option table in trainer_opts.c fills it and holds every
  * default (trainer_opts_load, trainer_opts_defaults); `trainer --help` says what each means. */
@@ -53,6 +68,10 @@ struct trainer_online_config {
     int64_t lease_ms;     /* per sample / annotate request (0: the ledger's default) */
     bool progress;        /* a progress bar on stderr */
     int stop_after_steps; /* tests: return after this many steps of this process (0: off) */
+    struct trainer_strength_config strength;
+    char *metrics_bind; /* the HTTP server of /metrics and /healthz (main.c) */
+    int metrics_port;   /* -1: none */
+    metrics_t *metrics; /* not an option: the registry the loop counts in (NULL: none) */
 };
 
 /* Evaluation and retention: with eval_n > 0 every eval_every-th checkpoint (and the last) is
@@ -67,6 +86,8 @@ struct trainer_online_summary {
     int step;         /* the run's step at exit */
     uint32_t version; /* the newest policy version at exit */
     uint64_t labeled, trained, ties, failed, stale, dropped;
+    uint64_t strength_failed;     /* pairs trained as labeled for want of an estimate */
+    uint64_t strength_actions[7]; /* estimates applied, by Oaif__V1__StrengthAction */
     double last_loss, last_accuracy, last_margin, last_kl;
     uint32_t best_version; /* the best evaluated checkpoint (0: none evaluated) */
     double best_win_rate, best_eval_accuracy;

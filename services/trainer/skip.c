@@ -12,6 +12,8 @@ static const char *const names[TRAINER_SKIP_COUNT] = {
     [TRAINER_SKIP_TIE] = "tie",
     [TRAINER_SKIP_NO_VERDICT] = "no verdict",
     [TRAINER_SKIP_STALE] = "stale",
+    [TRAINER_SKIP_STRENGTH_DROP] = "strength drop",
+    [TRAINER_SKIP_STRENGTH_FAILED] = "strength failed",
 };
 
 const char *trainer_skip_name(enum trainer_skip s)

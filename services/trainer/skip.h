@@ -18,6 +18,8 @@ enum trainer_skip {
     TRAINER_SKIP_TIE,              /* "tie": the judge saw no winner */
     TRAINER_SKIP_NO_VERDICT,       /* "no verdict": a reply without a winner */
     TRAINER_SKIP_STALE,            /* "stale": sampled more than max_staleness versions ago */
+    TRAINER_SKIP_STRENGTH_DROP,    /* "strength drop": the strength estimator said DROP */
+    TRAINER_SKIP_STRENGTH_FAILED,  /* "strength failed": no usable estimate, strength required */
     TRAINER_SKIP_COUNT
 };
 

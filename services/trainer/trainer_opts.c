@@ -144,6 +144,30 @@ static const struct cfg_option options[] = {
     CFG_BOOL_OPT(O, progress, .key = "trainer.progress", .def = "false", .env = "TRAINER_PROGRESS",
                  .flag = "--progress",
                  .help = "A progress bar on stderr instead of a log line every 10 steps."),
+    CFG_BOOL_OPT(O, strength.enabled, .key = "trainer.strength.enabled", .def = "false",
+                 .env = "TRAINER_STRENGTH", .flag = "--strength",
+                 .help = "Send every labeled pair to the estimate service (the strength "
+                         "estimator) and train it as its action says: flip, smooth, margin, "
+                         "soft target, or drop."),
+    CFG_BOOL_OPT(O, strength.required, .key = "trainer.strength.required", .def = "true",
+                 .env = "TRAINER_STRENGTH_REQUIRED", .flag = "--strength-required",
+                 .help = "The step waits for each pair's estimate and a pair whose estimate "
+                         "failed is set aside; false: such a pair trains as labeled, counted."),
+    CFG_DURATION_OPT(O, strength.timeout_ms, .key = "trainer.strength.timeout", .def = "60s",
+                     .min = 1, .max = 86400000, .env = "TRAINER_STRENGTH_TIMEOUT",
+                     .flag = "--strength-timeout",
+                     .help = "Not required: how long a pair waits for its estimate before it "
+                             "trains as labeled."),
+    CFG_INT_OPT(O, strength.attempts, .key = "trainer.strength.attempts", .def = "0", .min = 0,
+                .max = 1000, .env = "TRAINER_STRENGTH_ATTEMPTS", .flag = "--strength-attempts",
+                .help = "Leases of an estimate request before the ledger fails it (0: the "
+                        "ledger's default)."),
+    CFG_STRING_OPT(O, metrics_bind, .key = "trainer.metrics_bind", .def = "127.0.0.1",
+                   .env = "TRAINER_METRICS_BIND", .flag = "--metrics-bind",
+                   .help = "Address of the HTTP server for /metrics and /healthz."),
+    CFG_INT_OPT(O, metrics_port, .key = "trainer.metrics_port", .def = "-1", .min = -1,
+                .max = 65535, .env = "TRAINER_METRICS_PORT", .flag = "--metrics-port",
+                .help = "Port of /metrics and /healthz (0: any free one; -1: none)."),
     CFG_INT_OPT(O, stop_after_steps, .key = "trainer.stop_after_steps", .def = "0", .min = 0,
                 .max = 10000000, .env = "TRAINER_STOP_AFTER_STEPS", .flag = "--stop-after-steps",
                 .help = "Exit after this many steps of this process (tests)."),
