@@ -15,7 +15,8 @@ PKGS=(build-essential cmake pkg-config git
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
       libcurl4-openssl-dev libcmocka-dev libopenblas-openmp-dev libmicrohttpd-dev
       libpcre2-dev libjansson-dev libyaml-dev
-      clang-format) # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
+      clang-format  # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
+      chromium)     # tests: test_report_procs opens oaif report's page headless
 deps_only=0
 for a in "$@"; do
     case "$a" in

@@ -15,3 +15,11 @@ add_dependencies(test_evaluator_procs ledger sampler annotator-proxy evaluator)
 
 # The evaluator's logic without sockets: request ids, one evaluation's numbers and record.
 oaif_test(evaluator SOURCES ${OAIF_TEST_DIR}/test_evaluator.c LIBS oaif_evaluator TIMEOUT 60)
+
+# `oaif report` against a real ledger holding hand-made records of a run; the page in headless
+# Chromium (every chart drew, no script error, the numbers shown are the records').
+oaif_test(report_procs SOURCES ${OAIF_TEST_DIR}/test_report_procs.c ${OAIF_TEST_DIR}/rmfixture.c
+          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer PkgConfig::JANSSON m TIMEOUT 150
+          LABEL integration)
+target_include_directories(test_report_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_report_procs ledger oaif)

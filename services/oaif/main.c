@@ -21,6 +21,7 @@ static const struct verb verbs[] = {
     {"audit", cmd_audit, "", "prove from the ledger that no pair was trained twice"},
     {"eval", cmd_eval, "--policy DIR [--sft DIR]", "a policy against SFT on the eval split"},
     {"compare", cmd_compare, "RUN_A RUN_B [...]", "settings seed by seed, with 95% intervals"},
+    {"report", cmd_report, "--run NAME --out FILE.html", "a run's charts as one HTML page"},
     {"up", cmd_up, "[--data DIR] [--train]", "a local deployment; Ctrl-C stops it"},
     {"run", cmd_run, "RUN.yaml [--data DIR]", "run (or resume) a run on that deployment"},
     {"judge", cmd_judge, "try PROMPT FIRST SECOND", "ask the configured judge once"},
