@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,11 @@ struct run {
     struct trainer_online_summary sum;
     /* /metrics (NULL without a registry) */
     metrics_counter_t *m_actions[7], *m_strength_failed;
+    /* the loop's progress (register_progress_metrics): the last step's numbers, pairs trained
+     * and set aside by reason, the mean staleness (versions behind) of the last step's pairs */
+    metrics_gauge_t *m_step, *m_version, *m_loss, *m_margin, *m_accuracy, *m_kl, *m_staleness,
+        *m_pairs_s;
+    metrics_counter_t *m_pairs, *m_skipped[TRAINER_SKIP_COUNT];
     uint64_t t0_ms, last_print_ms;
     int rc; /* a fatal error seen in a callback */
 };
@@ -141,6 +147,7 @@ static void skip(struct run *r, const char *pair_id, enum trainer_skip why)
         r->skipped[r->nskipped++] = (struct skipped){.pair_id = id, .why = why};
     else
         free(id);
+    metrics_counter_inc(r->m_skipped[why]);
     switch (why) {
     case TRAINER_SKIP_TIE:
         r->sum.ties++;
@@ -731,7 +738,7 @@ static void estimates_expire(struct run *r)
     uint64_t now = now_ms();
     size_t pos = 0, n = 0;
     void *v;
-    struct estimating **due = calloc(hmap_count(r->estimating), sizeof *due);
+    struct estimating **due = calloc(hmap_count(r->estimating), sizeof(struct estimating *));
     while (due && hmap_next(r->estimating, &pos, NULL, NULL, &v)) {
         struct estimating *e = v;
         if (now - e->since_ms >= (uint64_t)sc->timeout_ms)
@@ -1067,11 +1074,12 @@ static int train_step(struct run *r, double wait_s)
     struct trainer_pair *tp = calloc((size_t)B, sizeof *tp);
     if (!tp)
         return ERR_NOMEM;
-    double dis = 0;
+    double dis = 0, stale = 0;
     int step_actions[7] = {0}, step_failed = 0; /* this step's pairs by their estimate */
     for (int i = 0; i < B; i++) {
         struct labeled *l = &r->ready[i];
         struct waiting *w = l->w;
+        stale += ((double)r->version - (double)w->version) / B;
         int ch = l->chosen, rj = 1 - l->chosen;
         tp[i] = (struct trainer_pair){.prompt = w->prompt,
                                       .prompt_len = w->plen,
@@ -1105,6 +1113,14 @@ static int train_step(struct run *r, double wait_s)
     r->sum.last_accuracy = st.pref.accuracy;
     r->sum.last_margin = st.pref.margin;
     r->sum.last_kl = st.kl;
+    metrics_gauge_set(r->m_step, r->step);
+    metrics_gauge_set(r->m_version, r->version);
+    metrics_gauge_set(r->m_loss, st.pref.loss);
+    metrics_gauge_set(r->m_margin, st.pref.margin);
+    metrics_gauge_set(r->m_accuracy, st.pref.accuracy);
+    metrics_gauge_set(r->m_kl, st.kl);
+    metrics_gauge_set(r->m_staleness, stale);
+    metrics_counter_add(r->m_pairs, B);
     /* The step's record: its pairs, what was set aside since the last one, its numbers. */
     size_t nsk = r->nskipped;
     char **ids = calloc((size_t)B, sizeof *ids);
@@ -1130,6 +1146,7 @@ static int train_step(struct run *r, double wait_s)
     add_metric(ms, mp, &nm, "stale", (double)r->sum.stale);
     add_metric(ms, mp, &nm, "dropped", (double)r->sum.dropped);
     add_metric(ms, mp, &nm, "pairs_per_s", pairs_s);
+    metrics_gauge_set(r->m_pairs_s, pairs_s);
     add_metric(ms, mp, &nm, "seconds_train", train_s);
     add_metric(ms, mp, &nm, "seconds_wait", wait_s);
     if (c->strength.enabled) {
@@ -1248,6 +1265,45 @@ static void run_free(struct run *r)
     free(r->skipped);
 }
 
+/* The loop's progress on cfg->metrics: the last step's numbers, pairs trained and set aside.
+ * ERR_NOMEM (or ERR_INVAL: a clash of names in the registry), logged. */
+static int register_progress_metrics(struct run *r)
+{
+    static const struct {
+        size_t off;
+        const char *name, *help;
+    } gauges[] = {
+        {offsetof(struct run, m_step), "oaif_trainer_step", "The last training step done."},
+        {offsetof(struct run, m_version), "oaif_trainer_policy_version",
+         "The newest policy version when the last step trained."},
+        {offsetof(struct run, m_loss), "oaif_trainer_loss", "The last step's loss."},
+        {offsetof(struct run, m_margin), "oaif_trainer_margin",
+         "The last step's mean reward margin (chosen - rejected)."},
+        {offsetof(struct run, m_accuracy), "oaif_trainer_accuracy",
+         "The last step's share of pairs with a positive margin."},
+        {offsetof(struct run, m_kl), "oaif_trainer_kl", "The last step's KL estimate."},
+        {offsetof(struct run, m_staleness), "oaif_trainer_staleness",
+         "Mean policy versions between the last step's pairs' sampling and the step."},
+        {offsetof(struct run, m_pairs_s), "oaif_trainer_pairs_per_second",
+         "Pairs trained per second since the run started."},
+    };
+    metrics_t *m = r->cfg->metrics;
+    int rc = ERR_OK;
+    for (size_t i = 0; !rc && i < sizeof gauges / sizeof gauges[0]; i++)
+        rc = metrics_gauge_register(m, (metrics_gauge_t **)((char *)r + gauges[i].off),
+                                    gauges[i].name, gauges[i].help, NULL);
+    if (!rc)
+        rc = metrics_counter_register(m, &r->m_pairs, "oaif_trainer_pairs_total", "Pairs trained.",
+                                      NULL);
+    for (int w = 0; !rc && w < TRAINER_SKIP_COUNT; w++)
+        rc = metrics_counter_register(m, &r->m_skipped[w], "oaif_trainer_pairs_set_aside_total",
+                                      "Pairs set aside untrained, by reason.", "reason",
+                                      trainer_skip_name((enum trainer_skip)w), NULL);
+    if (rc)
+        log_error("trainer: registering the progress metrics: %s", err_str(rc));
+    return rc;
+}
+
 /* The loop's series on cfg->metrics: estimates applied by action, and pairs trained as labeled
  * for want of one. ERR_NOMEM (or ERR_INVAL: a clash of names in the registry), logged. */
 static int register_metrics(struct run *r)
@@ -1294,6 +1350,8 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
     r.estimating = hmap_new();
     int rc =
         r.prompt_by_id && r.waiting && r.estimating ? bus_client_new(&r.cl, zctx, &bo) : ERR_NOMEM;
+    if (!rc && cfg->metrics)
+        rc = register_progress_metrics(&r);
     if (!rc && cfg->metrics && cfg->strength.enabled)
         rc = register_metrics(&r);
     if (!rc)
