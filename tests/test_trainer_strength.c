@@ -76,6 +76,61 @@ static void test_each_action_has_its_effect(void **state)
     assert_int_equal(e.action, OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN);
 }
 
+/* What each effect writes into the pair the loss reads (hand_pair's below, as labeled). */
+static void test_each_effect_shapes_the_loss_inputs(void **state)
+{
+    (void)state;
+    static const int prompt[2] = {1, 2}, a[3] = {5, 6, 7}, b[4] = {8, 9, 10, 11};
+    const struct trainer_pair labeled = {.prompt = prompt,
+                                         .prompt_len = 2,
+                                         .chosen = a,
+                                         .chosen_len = 3,
+                                         .rejected = b,
+                                         .rejected_len = 4,
+                                         .ref_chosen = -11.0f,
+                                         .ref_rejected = -13.0f,
+                                         .target = 1.0f};
+    struct {
+        Oaif__V1__StrengthAction action;
+        double smoothing, soft_target, margin;
+        bool swapped;
+        enum trainer_pair_label label;
+        float arg, m;
+    } cases[] = {
+        {OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_KEEP, 0, 0, 0, false, TRAINER_LABEL_AS_LOSS, 0,
+         0},
+        {OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_FLIP, 0, 0, 0, true, TRAINER_LABEL_AS_LOSS, 0,
+         0},
+        {OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SMOOTH, 0.25, 0, 0, false, TRAINER_LABEL_SMOOTH,
+         0.25f, 0},
+        {OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT, 0, 0.625, 0, false, TRAINER_LABEL_SOFT,
+         0.625f, 0},
+        {OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_MARGIN, 0, 0, 1.5, false, TRAINER_LABEL_AS_LOSS,
+         0, 1.5f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Oaif__V1__Strength s = strength(cases[i].action);
+        s.smoothing = cases[i].smoothing;
+        s.soft_target = cases[i].soft_target;
+        s.margin = cases[i].margin;
+        struct trainer_strength_effect e;
+        char why[200];
+        assert_int_equal(trainer_strength_effect(&s, &e, why, sizeof why), ERR_OK);
+        struct trainer_pair p = labeled;
+        trainer_strength_shape(&e, &p);
+        assert_ptr_equal(p.chosen, cases[i].swapped ? b : a);
+        assert_ptr_equal(p.rejected, cases[i].swapped ? a : b);
+        assert_int_equal(p.chosen_len, cases[i].swapped ? 4 : 3);
+        assert_true(p.ref_chosen == (cases[i].swapped ? -13.0f : -11.0f));
+        assert_true(p.ref_rejected == (cases[i].swapped ? -11.0f : -13.0f));
+        assert_ptr_equal(p.prompt, prompt);
+        assert_int_equal(p.label, cases[i].label);
+        assert_true(p.label_arg == cases[i].arg);
+        assert_true(p.margin == cases[i].m);
+        assert_true(p.target == 1.0f);
+    }
+}
+
 static void test_impossible_strengths_are_refused(void **state)
 {
     (void)state;
@@ -325,6 +380,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_action_has_its_effect),
+        cmocka_unit_test(test_each_effect_shapes_the_loss_inputs),
         cmocka_unit_test(test_impossible_strengths_are_refused),
         cmocka_unit_test(test_a_flipped_pair_trains_with_the_flipped_order),
         cmocka_unit_test(test_each_treatment_is_the_formula_and_its_gradient),
