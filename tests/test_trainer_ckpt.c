@@ -27,6 +27,7 @@
 #include "optim.h"
 
 static const char tokenizer_text[] = "{\"model\": {\"type\": \"not parsed by the copy\"}}\n";
+static const char tokenizer_config_text[] = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}\n";
 
 struct fx {
     char dir[256];   /* the mkdtemp root of everything below */
@@ -61,6 +62,8 @@ static int setup(void **state)
     char tok[400];
     snprintf(tok, sizeof tok, "%s/tokenizer.json", f->sft);
     write_text(tok, tokenizer_text);
+    snprintf(tok, sizeof tok, "%s/tokenizer_config.json", f->sft);
+    write_text(tok, tokenizer_config_text);
     struct nn_config c;
     nn_config_default(&c);
     c.hidden_size = 32;
@@ -145,15 +148,19 @@ static void test_write_makes_a_whole_checkpoint_that_loads_back(void **state)
     snprintf(path, sizeof path, "%s/%s", f->ckpt, NN_CKPT_WEIGHTS);
     assert_int_equal(ckpt_file_sha256(path, want, err, sizeof err), ERR_OK);
     assert_string_equal(sha, want);
-    /* the tokenizer, byte for byte */
-    snprintf(path, sizeof path, "%s/tokenizer.json", f->ckpt);
-    char got[256] = "";
-    FILE *t = fopen(path, "r");
-    assert_non_null(t);
-    size_t n = fread(got, 1, sizeof got - 1, t);
-    fclose(t);
-    got[n] = '\0';
-    assert_string_equal(got, tokenizer_text);
+    /* the tokenizer and its config (special tokens, chat template), byte for byte */
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json"};
+    const char *texts[] = {tokenizer_text, tokenizer_config_text};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", f->ckpt, names[k]);
+        char got[256] = "";
+        FILE *t = fopen(path, "r");
+        assert_non_null(t);
+        size_t n = fread(got, 1, sizeof got - 1, t);
+        fclose(t);
+        got[n] = '\0';
+        assert_string_equal(got, texts[k]);
+    }
     /* weights and optimizer state read back */
     nn_model_t *back = NULL;
     assert_int_equal(nn_checkpoint_load(&back, f->ckpt, err, sizeof err), ERR_OK);
@@ -180,6 +187,7 @@ static void test_write_without_a_tokenizer_to_copy_writes_none(void **state)
     assert_true(exists(f->ckpt, NN_CKPT_WEIGHTS));
     assert_false(exists(f->ckpt, NN_CKPT_OPTIM)); /* opt NULL */
     assert_false(exists(f->ckpt, "tokenizer.json"));
+    assert_false(exists(f->ckpt, "tokenizer_config.json"));
 }
 
 static void test_a_file_where_the_root_should_be_fails_naming_it(void **state)

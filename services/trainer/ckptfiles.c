@@ -16,8 +16,9 @@
 #include "err.h"
 #include "log.h"
 
-#define PATH_CAP       4096
-#define TOKENIZER_FILE "tokenizer.json"
+#define PATH_CAP              4096
+#define TOKENIZER_FILE        "tokenizer.json"
+#define TOKENIZER_CONFIG_FILE "tokenizer_config.json"
 
 /* fsync the directory `dir`, so that the entries made in it (a renamed file, a new directory)
  * survive a crash. ERR_OK or ERR_IO with err "<dir>: fsync: <reason>". */
@@ -214,20 +215,27 @@ static int write_optimizer(const char *dir, const nn_model_t *m, nn_adamw_t *opt
     return nn_checkpoint_save_optim(m, opt, dir, err, errlen);
 }
 
-/* tok_dir/tokenizer.json copied to dir/tokenizer.json when the first exists (a byte-tokenizer
- * model has none): the sampler loads the tokenizer from beside the weights. ERR_OK when there
- * is nothing to copy; else as trainer_copy_file. */
+/* The tokenizer's files of tok_dir, tokenizer.json and tokenizer_config.json (its BOS/EOS/pad
+ * names and chat template), copied into dir where they exist (a byte-tokenizer model has
+ * neither): every loader reads the tokenizer from beside the weights, so a checkpoint without
+ * the config would tokenize without the special tokens its base model was trained with. ERR_OK
+ * when there is nothing to copy; else as trainer_copy_file. */
 static int copy_tokenizer(const char *tok_dir, const char *dir, char *err, size_t errlen)
 {
-    char src[PATH_CAP], dst[PATH_CAP];
-    if (snprintf(src, sizeof src, "%s/%s", tok_dir, TOKENIZER_FILE) >= (int)sizeof src ||
-        snprintf(dst, sizeof dst, "%s/%s", dir, TOKENIZER_FILE) >= (int)sizeof dst) {
-        snprintf(err, errlen, "%.200s...: path too long", dir);
-        return ERR_TOOBIG;
+    static const char *const files[] = {TOKENIZER_FILE, TOKENIZER_CONFIG_FILE};
+    int rc = ERR_OK;
+    for (size_t i = 0; !rc && i < sizeof files / sizeof files[0]; i++) {
+        char src[PATH_CAP], dst[PATH_CAP];
+        if (snprintf(src, sizeof src, "%s/%s", tok_dir, files[i]) >= (int)sizeof src ||
+            snprintf(dst, sizeof dst, "%s/%s", dir, files[i]) >= (int)sizeof dst) {
+            snprintf(err, errlen, "%.200s...: path too long", dir);
+            return ERR_TOOBIG;
+        }
+        if (access(src, F_OK) != 0 && errno == ENOENT)
+            continue;
+        rc = trainer_copy_file(src, dst, err, errlen);
     }
-    if (access(src, F_OK) != 0 && errno == ENOENT)
-        return ERR_OK;
-    return trainer_copy_file(src, dst, err, errlen);
+    return rc;
 }
 
 /* sha256 of dir/model.safetensors into sha, read back from the disk: what the ledger's record
