@@ -338,6 +338,12 @@ static void test_killed_member_resumes_to_the_same_weights(void **state)
     }
     assert_int_equal(access(state_file, R_OK), 0);
     assert_true(tp_alive(k0)); /* mid-training: the final checkpoint is steps away */
+    /* a second process for the same member is refused while the first trains */
+    static char second[1 << 14];
+    assert_int_equal(member_out(f, second, sizeof second, "--ensemble k --member 0 --seed 7"), 1);
+    if (!strstr(second, "being trained by another process"))
+        fail_msg("a second k/m0 was not refused by name:\n%s", second);
+    assert_true(tp_alive(k0));
     tp_stop(k0, SIGKILL);
     assert_null(get_checkpoint(f, "reward-k-m0-v1")); /* nothing published */
     char done[700];

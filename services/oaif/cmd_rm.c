@@ -12,6 +12,8 @@
  * `oaif rm eval [options]`: an ensemble's (or one member's) accuracy on a preference set's
  * held-out (or all) pairs, as a table or one JSON object (--json); its options are
  * trainer_rm_eval_opts_spec, what it computes is described above eval_verb below. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -19,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include "ckptfiles.h"
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
@@ -119,13 +124,49 @@ static int train(const struct rm_cli *o, const struct trainer_rm_data *data, uin
     return 0;
 }
 
+/* One process trains a member at a time: two would write the same versions of the same
+ * directories. An exclusive flock on <checkpoint dir>/reward-<ensemble>-m<member>.lock, held
+ * until the process exits (the kernel drops it when the process dies, so a killed member's
+ * restart is not refused). Returns the descriptor, or -1 after saying why. */
+static int lock_member(const struct trainer_rm_opts *o)
+{
+    char err[1024], path[4200];
+    if (trainer_make_dirs(o->checkpoint_dir, err, sizeof err)) {
+        cli_error(verb, "%s", err);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/reward-%s-m%d.lock", o->checkpoint_dir, o->ensemble,
+             o->member);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cli_error(verb, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            cli_error(verb,
+                      "member %d of ensemble '%s' is being trained by another process (%s is "
+                      "locked); wait for it, or stop it and run this again to resume",
+                      o->member, o->ensemble, path);
+        else
+            cli_error(verb, "%s: flock: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* Reads the data, trains, publishes. The exit status. */
 static int run(const struct rm_cli *o)
 {
+    int lock = lock_member(&o->rm);
+    if (lock < 0)
+        return 1;
     struct cli_ledger l;
     int status = cli_ledger_open(&l, verb, &o->conn);
     if (status) {
         cli_ledger_close(&l);
+        close(lock);
         return status;
     }
     char err[1024];
@@ -154,6 +195,7 @@ static int run(const struct rm_cli *o)
     }
     free(res);
     cli_ledger_close(&l);
+    close(lock);
     return status;
 }
 
