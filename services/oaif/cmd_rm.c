@@ -135,8 +135,7 @@ static int lock_member(const struct trainer_rm_opts *o)
         cli_error(verb, "%s", err);
         return -1;
     }
-    snprintf(path, sizeof path, "%s/reward-%s-m%d.lock", o->checkpoint_dir, o->ensemble,
-             o->member);
+    snprintf(path, sizeof path, "%s/reward-%s-m%d.lock", o->checkpoint_dir, o->ensemble, o->member);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         cli_error(verb, "%s: %s", path, strerror(errno));
