@@ -526,8 +526,7 @@ static void test_estimates_follow_the_scores_and_the_quantile_rule(void **state)
     assert_true(d == N + 1);
     double bad = est_metric(f, 0, "oaif_strength_estimator_bad_requests_total{ensemble=\"e3\"}");
     assert_true(bad == 3);
-    assert_true(est_metric(f, 0, "oaif_strength_estimator_mu{ensemble=\"e3\",quantile=\"0.5\"}") !=
-                -1);
+    assert_true(est_metric(f, 0, "oaif_strength_estimator_mu{ensemble=\"e3\",q=\"0.5\"}") != -1);
     assert_true(
         est_metric(f, 0, "oaif_strength_estimator_request_seconds_count{ensemble=\"e3\"}") ==
         N + 1);

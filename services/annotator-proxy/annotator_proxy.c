@@ -371,10 +371,11 @@ static int register_metrics(annotator_proxy_t *p, metrics_t *reg)
     C(ctok, "oaif_judge_tokens_total", "Tokens by kind, from the API's usage.", j, "kind",
       "completion");
     C(cost, "oaif_judge_cost_total", "Cost from the configured price table.", j);
-    C(latency, "oaif_judge_latency_ms_sum", "Sum of judgement latencies (ok ones), ms.", j);
-    C(disagree, "oaif_judge_disagreement_sum", "Sum of |p_AB - (1 - p_BA)| over two-order labels.",
-      j);
-    C(disagree_n, "oaif_judge_disagreement_count", "Two-order labels.", j);
+    /* Sums and their counts as counters named as promtool's lint wants (seconds, _total). */
+    C(latency, "oaif_judge_latency_seconds_total", "Sum of judgement latencies (ok ones).", j);
+    C(disagree, "oaif_judge_disagreement_total",
+      "Sum of |p_AB - (1 - p_BA)| over two-order labels.", j);
+    C(disagree_n, "oaif_judge_two_order_labels_total", "Two-order labels.", j);
 #undef C
     if (!rc)
         rc = metrics_gauge_register(reg, &m->pending, "oaif_judge_pending",
@@ -419,7 +420,7 @@ void annotator_proxy_update_metrics(annotator_proxy_t *p)
     add_u(m->ptok, t.prompt_tokens, o->prompt_tokens);
     add_u(m->ctok, t.completion_tokens, o->completion_tokens);
     add_d(m->cost, t.cost, o->cost);
-    add_d(m->latency, t.latency_ms_sum, o->latency_ms_sum);
+    add_d(m->latency, t.latency_ms_sum / 1000, o->latency_ms_sum / 1000);
     add_d(m->disagree, t.disagreement_sum, o->disagreement_sum);
     add_u(m->disagree_n, t.disagreement_n, o->disagreement_n);
     metrics_gauge_set(m->pending, (double)annotator_pending(p->judge));

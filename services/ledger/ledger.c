@@ -1779,9 +1779,9 @@ void ledger_update_metrics(ledger_t *l, struct metrics *m)
     if (!metrics_gauge_register(m, &g, "oaif_ledger_bad_messages",
                                 "Malformed messages since the ledger started.", NULL))
         metrics_gauge_set(g, (double)st->dropped_messages);
-    if (!metrics_gauge_register(m, &g, "oaif_ledger_commit_p99_ms",
-                                "p99 of the last 1024 group commits, ms.", NULL))
-        metrics_gauge_set(g, st->commit_p99_ms);
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_commit_p99_seconds",
+                                "p99 of the last 1024 group commits.", NULL))
+        metrics_gauge_set(g, st->commit_p99_ms / 1000);
     if (!metrics_gauge_register(m, &g, "oaif_ledger_curve_denied",
                                 "Connections refused by the allow-list.", NULL))
         metrics_gauge_set(g, (double)bus_zap_denied(l->zap));

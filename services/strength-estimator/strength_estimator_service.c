@@ -514,8 +514,8 @@ static int register_metrics(strength_estimator_service_t *s, metrics_t *reg)
         char q[16];
         snprintf(q, sizeof q, "%g", mu_quantiles[i]);
         rc = metrics_gauge_register(reg, &m->mu[i], "oaif_strength_estimator_mu",
-                                    "Quantiles of mu in the running distribution.", "ensemble", e,
-                                    "quantile", q, NULL);
+                                    "Quantiles of mu in the running distribution, by q.",
+                                    "ensemble", e, "q", q, NULL);
     }
     if (!rc)
         rc = metrics_gauge_register(reg, &m->dist_n, "oaif_strength_estimator_distribution_size",
