@@ -25,8 +25,9 @@ target_include_directories(test_report_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_report_procs ledger oaif)
 
 # Every service's /metrics through `promtool check metrics` and its /healthz, on a tiny live run.
-oaif_test(metrics_procs SOURCES ${OAIF_TEST_DIR}/test_metrics_procs.c ${OAIF_TEST_DIR}/testproc.c
-          LIBS oaif_nn oaif_runtime PkgConfig::CURL TIMEOUT 300 LABEL integration)
+oaif_test(metrics_procs SOURCES ${OAIF_TEST_DIR}/test_metrics_procs.c ${OAIF_TEST_DIR}/rmfixture.c
+          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_nn oaif_runtime PkgConfig::CURL TIMEOUT 300
+          LABEL integration)
 target_include_directories(test_metrics_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_metrics_procs ledger sampler annotator-proxy reward-scorer strength-estimator
                  evaluator trainer oaif)

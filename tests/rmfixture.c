@@ -41,8 +41,7 @@ static void start_ledger(struct rmfx *f)
     assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
 }
 
-/* A tiny random model: what matters in these tests is the machinery. */
-static void make_init(struct rmfx *f)
+void rmfx_tiny_model(const char *dir, int positions, uint64_t seed, float std)
 {
     struct nn_config c;
     nn_config_default(&c);
@@ -51,13 +50,19 @@ static void make_init(struct rmfx *f)
     c.num_hidden_layers = 1;
     c.num_attention_heads = 2;
     c.num_key_value_heads = 1;
-    c.max_position_embeddings = 48;
+    c.max_position_embeddings = positions;
     nn_model_t *m = NULL;
     char err[256];
     assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
-    nn_model_init_random(m, 11, 0.05f);
-    assert_int_equal(nn_checkpoint_save(m, f->init, err, sizeof err), ERR_OK);
+    nn_model_init_random(m, seed, std);
+    assert_int_equal(nn_checkpoint_save(m, dir, err, sizeof err), ERR_OK);
     nn_model_destroy(&m);
+}
+
+/* A tiny random model: what matters in these tests is the machinery. */
+static void make_init(struct rmfx *f)
+{
+    rmfx_tiny_model(f->init, 48, 11, 0.05f);
 }
 
 struct rmfx *rmfx_open(const char *name, int watchdog_s)

@@ -25,6 +25,10 @@ struct rmfx *rmfx_open(const char *name, int watchdog_s);
  * 0, or -1 when the directory could not be removed. */
 int rmfx_close(struct rmfx *f);
 
+/* A tiny random model (hidden 32, one layer, two heads) of `positions` positions, initialised
+ * from `seed` with weights of standard deviation `std`, saved as a checkpoint in dir. */
+void rmfx_tiny_model(const char *dir, int positions, uint64_t seed, float std);
+
 /* rec := a record of `kind` and `id` holding m packed into a malloc'd *buf (freed by rmfx_put). */
 void rmfx_pack(Oaif__V1__Record *rec, uint8_t **buf, Oaif__V1__RecordKind kind, const char *id,
                const ProtobufCMessage *m);

@@ -27,9 +27,8 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "checkpoint.h"
 #include "err.h"
-#include "model.h"
+#include "rmfixture.h"
 #include "testproc.h"
 
 enum { LEDGER, SAMPLER, JUDGE, SCORER, ESTIMATOR, EVALUATOR, TRAINER, NSVC };
@@ -43,25 +42,6 @@ struct fx {
     pid_t pid[NSVC];
     int port[NSVC];
 };
-
-/* A tiny random "SFT" model: what matters here is that the loop runs. */
-static void make_sft(struct fx *f)
-{
-    struct nn_config c;
-    nn_config_default(&c);
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.max_position_embeddings = 96;
-    nn_model_t *m = NULL;
-    char err[256];
-    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
-    nn_model_init_random(m, 5, 0.02f);
-    assert_int_equal(nn_checkpoint_save(m, f->sft, err, sizeof err), ERR_OK);
-    nn_model_destroy(&m);
-}
 
 /* Service k with its bus options, --metrics-port 0 and the extra words (NULL-terminated). */
 static void start(struct fx *f, int k, const char *bin, bool events, const char *const *extra)
@@ -93,7 +73,7 @@ static int setup(void **state)
         snprintf(f->logs[k], sizeof f->logs[k], "%s/%s.log", f->dir, names[k]);
     setenv("OMP_NUM_THREADS", "1", 1);
     assert_int_equal(mkdir(f->ckpt, 0755), 0);
-    make_sft(f);
+    rmfx_tiny_model(f->sft, 96, 5, 0.02f); /* the loop needs room for prompt and answer */
     tp_watchdog(240, "metrics_procs", f->logs[TRAINER]);
     char db[320];
     snprintf(db, sizeof db, "%s/db", f->dir);
