@@ -103,10 +103,11 @@ static void print_result(const struct trainer_rm_opts *o, const struct trainer_r
 }
 
 /* Trains on `data` and publishes the member. The exit status. */
-static int train(const struct rm_cli *o, const struct trainer_rm_data *data, uint32_t known,
+static int train(const struct rm_cli *o, const struct trainer_rm_data *data,
+                 const struct trainer_rm_meta_set *meta, uint32_t known,
                  struct trainer_rm_result *res, char *err, size_t errlen, struct cli_ledger *l)
 {
-    int rc = trainer_rm_train(&o->rm, data, known, &stop_requested, res, err, errlen);
+    int rc = trainer_rm_train_meta(&o->rm, data, meta, known, &stop_requested, res, err, errlen);
     if (rc) {
         cli_error(verb, "%s", err);
         return 1;
@@ -188,7 +189,20 @@ static int run(const struct rm_cli *o)
             sigemptyset(&sa.sa_mask);
             sigaction(SIGTERM, &sa, NULL);
             sigaction(SIGINT, &sa, NULL);
-            status = train(o, &data, known, res, err, sizeof err, &l);
+            /* MetaRM's meta set: asked again on a resume, answered from the ledger's replies */
+            struct trainer_rm_meta_set meta = {0};
+            if (o->rm.meta.on && trainer_rm_meta_collect(l.client, &o->rm.meta, &data, l.timeout_ms,
+                                                         &meta, err, sizeof err)) {
+                cli_error(verb, "%s", err);
+                status = 1;
+            } else {
+                if (o->rm.meta.on)
+                    printf("rm: meta set: %zu prompts x %d responses of policy v%u (sha256 %s)\n",
+                           meta.nprompts, meta.k, meta.policy_version, meta.digest);
+                status =
+                    train(o, &data, o->rm.meta.on ? &meta : NULL, known, res, err, sizeof err, &l);
+            }
+            trainer_rm_meta_set_free(&meta);
         }
         trainer_rm_data_free(&data);
     }

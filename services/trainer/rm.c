@@ -19,6 +19,7 @@
 #include "err.h"
 #include "log.h"
 #include "policy.h"
+#include "rm_meta.h"
 #include "safetensors.h"
 #include "sha256.h"
 #include "tokenizer.h"
@@ -192,10 +193,8 @@ static void seqs_free(struct rm_seq *s, size_t n)
     free(s);
 }
 
-/* prompt ids (np) + separator + response + EOS, the response cut so that the EOS still ends it;
- * *out malloc'd. */
-static int encode_response(const tok_t *tk, const int *pids, size_t np, const char *rendered,
-                           const char *response, int max_len, int **out, int *len, bool *cut)
+int trainer_rm_encode_response(const tok_t *tk, const int *pids, size_t np, const char *rendered,
+                               const char *response, int max_len, int **out, int *len, bool *cut)
 {
     size_t rl = strlen(rendered), l = strlen(response);
     bool sep = rl > 0 && !isspace((unsigned char)rendered[rl - 1]) && l > 0 &&
@@ -262,9 +261,11 @@ static int encode_all(const tok_t *tk, const struct trainer_rm_data *d, bool wan
         struct rm_seq *s = &(*out)[*n];
         bool cc = false, cr = false;
         if (!rc)
-            rc = encode_response(tk, pids, np, rendered, p->chosen, max_len, &s->c, &s->lc, &cc);
+            rc = trainer_rm_encode_response(tk, pids, np, rendered, p->chosen, max_len, &s->c,
+                                            &s->lc, &cc);
         if (!rc)
-            rc = encode_response(tk, pids, np, rendered, p->rejected, max_len, &s->r, &s->lr, &cr);
+            rc = trainer_rm_encode_response(tk, pids, np, rendered, p->rejected, max_len, &s->r,
+                                            &s->lr, &cr);
         free(pids);
         free(rendered);
         if (rc) {
@@ -312,10 +313,12 @@ struct rm_run {
     uint32_t next_version, prev_version; /* prev: this training's last checkpoint (0: none) */
     long ckpt_step;                      /* the step of prev_version */
     struct trainer_rm_result *res;
+    trainer_rm_meta_t *meta; /* MetaRM's meta set and step (rm_meta.h); NULL: off */
 };
 
 static void run_free(struct rm_run *r)
 {
+    trainer_rm_meta_destroy(&r->meta);
     nn_model_destroy(&r->m);
     tok_destroy(&r->tok);
     nn_adamw_destroy(&r->opt);
@@ -341,17 +344,22 @@ static uint64_t step_seed(const struct rm_run *r, long step)
 }
 
 /* The order of epoch e's training pairs: a Fisher-Yates shuffle from (seed, e). */
+void trainer_rm_shuffle(size_t *perm, size_t n, uint64_t s)
+{
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(nn_rng_next(&s) % i);
+        size_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+}
+
 static void make_perm(struct rm_run *r, long e)
 {
     uint64_t s = (r->seed ^ 0xd1b54a32d192ed03ULL) + (uint64_t)e * 0x94d049bb133111ebULL;
-    for (size_t i = 0; i < r->ntrain; i++)
-        r->perm[i] = i;
-    for (size_t i = r->ntrain; i > 1; i--) {
-        size_t j = (size_t)(nn_rng_next(&s) % i);
-        size_t t = r->perm[i - 1];
-        r->perm[i - 1] = r->perm[j];
-        r->perm[j] = t;
-    }
+    trainer_rm_shuffle(r->perm, r->ntrain, s);
     r->perm_epoch = e;
 }
 
@@ -535,6 +543,8 @@ static int make_settings(struct rm_run *r, const struct trainer_rm_data *d, char
         d->digest, "source", o->dataset ? o->dataset : o->run, "seed", (json_int_t)r->seed,
         "epochs", o->epochs, "batch", o->batch, "max_len", o->max_len, "head_std",
         (double)TRAINER_RM_HEAD_STD, "init", init, "loss", loss, "optim", optim);
+    if (r->settings && r->meta)
+        json_object_set_new(r->settings, "meta", trainer_rm_meta_settings(r->meta));
     char *text = r->settings ? json_dumps(r->settings,
                                           JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17))
                              : NULL;
@@ -891,10 +901,16 @@ int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_
                rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
         return rc;
     }
+    return trainer_rm_apply(loss, m, opt, popt, lr, clip, ao, err, errlen);
+}
+
+int trainer_rm_apply(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_adamw_t *popt,
+                     float lr, float clip, const struct nn_adamw_opts *ao, char *err, size_t errlen)
+{
     size_t np = nn_model_num_params(m);
     if (clip > 0.0f)
         nn_grad_clip(nn_model_grads(m), np, clip);
-    rc = nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), np, lr, ao);
+    int rc = nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), np, lr, ao);
     size_t nproto;
     float *C = trainer_rm_loss_prototypes(loss, &nproto);
     if (!rc && C) {
@@ -920,9 +936,12 @@ static int train_step(struct rm_run *r, const struct nn_sched *sch, struct train
     struct trainer_rm_batch b;
     fill_batch(r, r->batch, r->B, &b);
     char why[512];
-    int rc =
-        trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
-                        nn_sched_lr(sch, r->step), r->o->clip, &r->o->adamw, pt, why, sizeof why);
+    float lr = nn_sched_lr(sch, r->step);
+    int rc = r->meta ? trainer_rm_meta_train_step(r->meta, r->loss, r->m, r->opt, r->popt, &b,
+                                                  r->step, step_seed(r, r->step), lr, r->o->clip,
+                                                  &r->o->adamw, pt, why, sizeof why)
+                     : trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
+                                       lr, r->o->clip, &r->o->adamw, pt, why, sizeof why);
     if (rc) {
         seterr(err, errlen, "step %ld: %s", r->step + 1, why);
         return rc;
@@ -943,6 +962,14 @@ static void sleep_ms(int64_t ms)
 int trainer_rm_train(const struct trainer_rm_opts *o, const struct trainer_rm_data *data,
                      uint32_t min_version, volatile sig_atomic_t *stop,
                      struct trainer_rm_result *res, char *err, size_t errlen)
+{
+    return trainer_rm_train_meta(o, data, NULL, min_version, stop, res, err, errlen);
+}
+
+int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_rm_data *data,
+                          const struct trainer_rm_meta_set *meta, uint32_t min_version,
+                          volatile sig_atomic_t *stop, struct trainer_rm_result *res, char *err,
+                          size_t errlen)
 {
     memset(res, 0, sizeof *res);
     int rc = trainer_rm_validate(o, err, errlen);
@@ -980,6 +1007,8 @@ int trainer_rm_train(const struct trainer_rm_opts *o, const struct trainer_rm_da
                data->n, data->counts.heldout, res->too_long, max_len);
         rc = ERR_INVAL;
     }
+    if (!rc && (meta || o->meta.on))
+        rc = trainer_rm_meta_new(&r.meta, meta, &o->meta, r.tok, max_len, r.seed, err, errlen);
     if (rc)
         goto out;
     res->train_pairs = r.ntrain;
@@ -1019,6 +1048,8 @@ int trainer_rm_train(const struct trainer_rm_opts *o, const struct trainer_rm_da
     }
     res->resumed_at = r.step;
     rc = setup_training(&r, err, errlen);
+    if (!rc && r.meta)
+        rc = trainer_rm_meta_reserve(r.meta, r.m, err, errlen);
     if (!rc && got) {
         char why[512];
         rc = nn_checkpoint_load_optim(r.m, r.opt, res->dir, why, sizeof why);

@@ -47,7 +47,10 @@
  * "reward-<ensemble>-m<member>-v<N>", ensemble, member, version N, step, path, sha256, metrics}
  * (trainer_rm_publish); the reward scorer serves the newest version of each member.
  *
- * Not for: scoring (services/reward-scorer), preference strength, MetaRM (not yet). */
+ * MetaRM (--meta): each step first adapts the weights to the policy's current outputs (rm_meta.h),
+ * with the meta set in the fingerprint.
+ *
+ * Not for: scoring (services/reward-scorer), preference strength. */
 #ifndef TRAINER_RM_H
 #define TRAINER_RM_H
 
@@ -60,6 +63,8 @@
 #include "optim.h"
 #include "rm_data.h"
 #include "rm_loss.h"
+#include "rm_meta.h"
+#include "tokenizer.h"
 
 #define TRAINER_RM_STATE      "rm.json"          /* the progress file of a checkpoint */
 #define TRAINER_RM_SWAV       "swav.safetensors" /* SwAV's prototypes and their AdamW state */
@@ -111,6 +116,7 @@ struct trainer_rm_opts {
     char *checkpoint_dir;
     int checkpoint_every;  /* steps */
     int64_t step_sleep_ms; /* tests: a pause after each step, a window to kill a member in */
+    struct trainer_rm_meta_opts meta; /* MetaRM (rm_meta.h) */
 };
 
 /* One epoch's numbers. */
@@ -165,6 +171,13 @@ int trainer_rm_train(const struct trainer_rm_opts *o, const struct trainer_rm_da
                      uint32_t min_version, volatile sig_atomic_t *stop,
                      struct trainer_rm_result *res, char *err, size_t errlen);
 
+/* The same with MetaRM: `meta` is the meta set (rm_meta.h) when o->meta.on, else NULL (ERR_INVAL
+ * when the two disagree). trainer_rm_train is this with meta NULL. */
+int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_rm_data *data,
+                          const struct trainer_rm_meta_set *meta, uint32_t min_version,
+                          volatile sig_atomic_t *stop, struct trainer_rm_result *res, char *err,
+                          size_t errlen);
+
 /* One training step of trainer_rm_train on batch b, without the data and checkpoints (also what
  * tests/bench/bench_rm_train.c times): the loss and its gradient (trainer_rm_loss_run with
  * step_seed), the global-norm clip of the model's gradients at `clip` (0: off), AdamW at `lr` on
@@ -174,6 +187,23 @@ int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_
                     const struct trainer_rm_batch *b, uint64_t step_seed, float lr, float clip,
                     const struct nn_adamw_opts *ao, struct trainer_rm_parts *pt, char *err,
                     size_t errlen);
+
+/* The second half of trainer_rm_step, on the gradients already in the model and the loss's
+ * prototypes: the clip, AdamW on the model and the prototypes, their renormalisation. */
+int trainer_rm_apply(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_adamw_t *popt,
+                     float lr, float clip, const struct nn_adamw_opts *ao, char *err,
+                     size_t errlen);
+
+/* One response as a training sequence: prompt ids pids[0..np) (as tok_encode_prompt gives them),
+ * a space when the rendered prompt does not end in whitespace and the response does not start
+ * with it, the response, EOS; the response cut (*cut) so that the EOS still ends it within
+ * max_len (which must leave room for np + 1). *out malloc'd, *len its tokens. ERR_NOMEM or the
+ * tokenizer's error. */
+int trainer_rm_encode_response(const tok_t *tk, const int *pids, size_t np, const char *rendered,
+                               const char *response, int max_len, int **out, int *len, bool *cut);
+
+/* perm := a Fisher-Yates shuffle of 0 .. n-1 drawn from the random state s (the data orders). */
+void trainer_rm_shuffle(size_t *perm, size_t n, uint64_t s);
 
 /* The newest version the ledger behind `cl` records for this member (0: none) into *version.
  * ERR_OK, or the bus's error. */

@@ -561,6 +561,39 @@ static const struct cfg_option rm_options[] = {
     CFG_DURATION_OPT(R, step_sleep_ms, .key = "oaif.rm.step_sleep", .def = "0", .min = 0,
                      .max = 60000, .env = "RM_STEP_SLEEP", .flag = "--step-sleep",
                      .help = "A pause after each step (tests: a window to kill a member in)."),
+    /* MetaRM (rm_meta.h). k = 5 responses as the paper; temperature 1, a little above the online
+     * trainer's 0.9, as the paper samples its meta set at a raised temperature. ETA_NOTE */
+    CFG_BOOL_OPT(R, meta.on, .key = "oaif.rm.meta", .env = "RM_META", .flag = "--meta",
+                 .help = "MetaRM: each step's gradient taken after an ascent step on the "
+                         "difference loss of responses sampled from the current policy."),
+    CFG_FLOAT_OPT(R, meta.lr, .key = "oaif.rm.meta_lr", .def = "1e-2", .dmin = 0, .dmax = 100,
+                  .env = "RM_META_LR", .flag = "--meta-lr",
+                  .help = "eta of the ascent step theta + eta dJ/dtheta (the paper: 5e-6)."),
+    CFG_INT_OPT(R, meta.k, .key = "oaif.rm.meta_k", .def = "5", .min = 2,
+                .max = TRAINER_RM_META_K_MAX, .env = "RM_META_K", .flag = "--meta-k",
+                .help = "Responses sampled per meta prompt."),
+    CFG_INT_OPT(R, meta.prompts, .key = "oaif.rm.meta_prompts", .def = "64", .min = 1,
+                .max = 1000000, .env = "RM_META_PROMPTS", .flag = "--meta-prompts",
+                .help = "Prompts of the meta set at most (the preference set's, by a hash)."),
+    CFG_INT_OPT(R, meta.batch, .key = "oaif.rm.meta_batch", .def = "4", .min = 1, .max = 4096,
+                .env = "RM_META_BATCH", .flag = "--meta-batch",
+                .help = "Meta prompts per step (each with its k responses)."),
+    CFG_FLOAT_OPT(R, meta.temperature, .key = "oaif.rm.meta_temperature", .def = "1", .dmin = 0.01,
+                  .dmax = 10, .env = "RM_META_TEMPERATURE", .flag = "--meta-temperature",
+                  .help = "Sampling temperature of the meta set."),
+    CFG_INT_OPT(R, meta.max_new_tokens, .key = "oaif.rm.meta_max_new_tokens", .def = "128",
+                .min = 1, .max = 1 << 20, .env = "RM_META_MAX_NEW_TOKENS",
+                .flag = "--meta-max-new-tokens", .help = "Tokens per sampled response at most."),
+    CFG_LONG_OPT(R, meta.policy_version, .key = "oaif.rm.meta_policy_version", .def = "-1",
+                 .min = -1, .max = 4294967295L, .env = "RM_META_POLICY_VERSION",
+                 .flag = "--meta-policy-version",
+                 .help = "The policy version sampled (-1: the newest the ledger records; the "
+                         "SFT model is 0)."),
+    CFG_UINT64_OPT(R, meta.seed, .key = "oaif.rm.meta_seed", .def = "1", .env = "RM_META_SEED",
+                   .flag = "--meta-seed", .help = "Seed of the meta set's sampling."),
+    CFG_DURATION_OPT(R, meta.timeout_ms, .key = "oaif.rm.meta_timeout", .def = "600s", .min = 1,
+                     .max = 86400000, .env = "RM_META_TIMEOUT", .flag = "--meta-timeout",
+                     .help = "How long the meta set's replies may take."),
 };
 #undef R
 
