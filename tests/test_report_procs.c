@@ -10,7 +10,10 @@
  * error and says "ready", every chart drew (each canvas has coloured pixels in its plot area, as
  * the page counts them into data-painted, and the number of its points), and the numbers the
  * tables show are the records' (the newest evaluation, each version's row, the strength table);
- * an answer that tries to close the script element is shown as text. Bad usage is named. Skipped,
+ * an answer that tries to close the script element is shown as text. `oaif status --run r1` from
+ * the same records: step, version, loss, the pairs/s of the last steps, the last evaluation with
+ * its interval, the spend of the run's pairs' labels (JSON and the table), and redrawn on a
+ * terminal. Bad usage is named. Skipped,
  * saying why, only when no Chromium is installed (Debian's chromium; deploy/setup.sh installs
  * it). The ledger and the records' directory: tests/rmfixture.h (KEEP_LOGS=1 keeps the pages). */
 #include <setjmp.h>
@@ -177,6 +180,7 @@ static void put_all(struct rmfx *f)
         t.n_skipped_pair_ids = nsk;
         t.skip_reasons = why;
         t.n_skip_reasons = nsk;
+        t.created_ms = 1000 * (uint64_t)st; /* a step a second, 4 pairs each */
         add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_STEP, &t.base);
         for (int p = 0; p < PAIRS_PER_STEP; p++) {
             Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
@@ -231,6 +235,16 @@ static void put_all(struct rmfx *f)
         p.policy_version = pairs[i].v;
         p.run = "r1";
         add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, &p.base);
+        /* Its judgement, for oaif status's spend: cost i / 8, tokens 10 i + 1 and 1. */
+        Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+        snprintf(s.ids[s.n], sizeof s.ids[0], "label-pair-r1-%zu", i);
+        l.id = s.ids[s.n];
+        l.pair_id = s.ids[s.n - 1];
+        l.winner = OAIF__V1__WINNER__WINNER_FIRST;
+        l.cost = (double)i / 8;
+        l.prompt_tokens = 10 * (uint32_t)i + 1;
+        l.completion_tokens = 1;
+        add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, &l.base);
     }
     put(f, &s, "pairs");
 }
@@ -275,11 +289,19 @@ static int run(char **out, const char *cmd)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int report(char **out, const char *args)
+/* `pre oaif args 2>&1` (pre: a wrapper such as "timeout 20", or ""). */
+static int oaif(char **out, const char *pre, const char *args)
 {
     char cmd[2000];
-    snprintf(cmd, sizeof cmd, "%s report %s 2>&1", tp_bin("services/oaif/oaif"), args);
+    snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", pre, tp_bin("services/oaif/oaif"), args);
     return run(out, cmd);
+}
+
+static int report(char **out, const char *args)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "report %s", args);
+    return oaif(out, "", cmd);
 }
 
 static char *slurp(const char *path)
@@ -574,6 +596,61 @@ static void test_chromium_draws_every_chart_and_shows_the_records(void **state)
     free(dom);
 }
 
+/* `oaif status --run r1`: the run's view from the same records. */
+static void test_status_shows_the_run(void **state)
+{
+    (void)state;
+    char *out;
+    int rc = oaif(&out, "timeout 20", "status --run r1 --json");
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    json_error_t je;
+    json_t *v = json_loads(out, 0, &je);
+    if (!v)
+        fail_msg("not one JSON object (%s):\n%s", je.text, out);
+    json_t *t = json_object_get(v, "train");
+    assert_int_equal((int)num(t, "steps"), NSTEPS);
+    assert_int_equal((int)num(t, "step"), NSTEPS);
+    assert_int_equal((int)num(t, "policy_version"), (NSTEPS - 1) / 2);
+    near(num(t, "loss"), step_loss(NSTEPS), "loss");
+    /* steps 2..6 trained 5 x 4 pairs in the 5 s after step 1 */
+    near(num(t, "pairs_per_s_recent"), 4.0, "recent pairs/s");
+    json_t *e = json_object_get(v, "last_eval");
+    assert_int_equal((int)num(e, "version"), 3);
+    near(num(e, "win_rate"), 0.625, "win rate");
+    near(num(e, "win_rate_lo"), 0.5, "win rate lo");
+    near(num(e, "win_rate_hi"), 0.75, "win rate hi");
+    assert_int_equal((int)num(e, "evaluations"), 4); /* v2 twice; not the other run's */
+    json_t *sp = json_object_get(v, "spend");
+    near(num(sp, "cost"), (0 + 1 + 2 + 3 + 4 + 5 + 6) / 8.0, "spend");
+    assert_int_equal((int)num(sp, "labels"), 7);
+    assert_int_equal((int)num(sp, "prompt_tokens"), 10 * 21 + 7);
+    assert_int_equal((int)num(v, "pairs"), 7);
+    json_decref(v);
+    free(out);
+    /* The table, once when not on a terminal */
+    rc = oaif(&out, "timeout 20", "status --run r1");
+    assert_int_equal(rc, 0);
+    if (!strstr(out, "step 6   policy v2   loss 0.3931") ||
+        !strstr(out, "last evaluation v3 (annotate-eval, 16 prompts): win rate 0.625 [0.500, "
+                     "0.750], LC 0.581") ||
+        !strstr(out, "spend 2.6250 over 7 judgements of 7 pairs"))
+        fail_msg("the view:\n%s", out);
+    free(out);
+    /* On a terminal (script(1) gives it one) it redraws every --interval until SIGINT. */
+    char cmd[1000];
+    snprintf(cmd, sizeof cmd,
+             "timeout -s INT 2 script -qfec '%s status --run r1 --interval 200ms' /dev/null 2>&1",
+             tp_bin("services/oaif/oaif"));
+    rc = run(&out, cmd);
+    int draws = 0;
+    for (const char *p = strstr(out, "\033[H\033[2J"); p; p = strstr(p + 1, "\033[H\033[2J"))
+        draws++;
+    if (draws < 3)
+        fail_msg("%d redraws in 2 s at 200 ms (exit %d):\n%s", draws, rc, out);
+    free(out);
+}
+
 static void test_bad_usage_is_named(void **state)
 {
     struct rmfx *f = *state;
@@ -603,6 +680,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_page_embeds_the_records),
         cmocka_unit_test(test_chromium_draws_every_chart_and_shows_the_records),
+        cmocka_unit_test(test_status_shows_the_run),
         cmocka_unit_test(test_bad_usage_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

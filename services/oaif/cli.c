@@ -284,16 +284,23 @@ int cli_ledger_scan(struct cli_ledger *l, Oaif__V1__RecordKind kind,
                     void (*fn)(void *ctx, const Oaif__V1__Record *rec), void *ctx)
 {
     uint64_t after = 0;
+    return cli_ledger_scan_from(l, kind, &after, fn, ctx);
+}
+
+int cli_ledger_scan_from(struct cli_ledger *l, Oaif__V1__RecordKind kind, uint64_t *after,
+                         void (*fn)(void *ctx, const Oaif__V1__Record *rec), void *ctx)
+{
     for (bool more = true; more;) {
         Oaif__V1__Envelope *env = NULL;
-        int rc = bus_client_scan(l->client, kind, after, 1000, l->timeout_ms, &env);
+        int rc = bus_client_scan(l->client, kind, *after, 1000, l->timeout_ms, &env);
         if (rc)
             return cli_ledger_failed(l, rc);
         const Oaif__V1__Records *r = env->records;
         for (size_t i = 0; i < r->n_records; i++)
             fn(ctx, r->records[i]);
         more = r->more;
-        after = r->next_seq;
+        if (r->next_seq > *after)
+            *after = r->next_seq;
         oaif__v1__envelope__free_unpacked(env, NULL);
     }
     return 0;

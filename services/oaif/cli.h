@@ -117,6 +117,11 @@ int cli_ledger_failed(const struct cli_ledger *l, int rc);
 int cli_ledger_scan(struct cli_ledger *l, Oaif__V1__RecordKind kind,
                     void (*fn)(void *ctx, const Oaif__V1__Record *rec), void *ctx);
 
+/* The same for the records committed after sequence number *after only, which it advances past
+ * the last one read: called again, it reads what was committed since (a live view). */
+int cli_ledger_scan_from(struct cli_ledger *l, Oaif__V1__RecordKind kind, uint64_t *after,
+                         void (*fn)(void *ctx, const Oaif__V1__Record *rec), void *ctx);
+
 /* ---- input files ---------------------------------------------------------------------------- */
 
 /* A record or request packed for the bus: its id and its bytes, both malloc'd. */

@@ -12,7 +12,7 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-    {"status", cmd_status, "[--json]", "workers, queues, dead letters, rates, records"},
+    {"status", cmd_status, "[--run NAME] [--json]", "queues, workers, records; a run's live view"},
     {"import", cmd_import, "prompts FILE.jsonl", "add prompts to the ledger (all checked first)"},
     {"export", cmd_export, "KIND", "records of a kind as JSONL on stdout"},
     {"keys", cmd_keys, "NAME [--dir DIR]", "make a CURVE key pair"},
