@@ -10,7 +10,8 @@
 #        online-short   online DPO, the judge told "Prefer shorter responses."
 #      each followed by `oaif audit` (no pair used twice);
 #   4. evaluation of every policy against the SFT model on the eval split: task accuracy, win
-#      rate judged by the noise-free rules judge (both orders), mean length; and the table.
+#      rate judged by the noise-free rules judge (both orders), mean length; and the table;
+#   5. the online run's report (oaif report), its path printed.
 #
 #   deploy/demo.sh [--quick] [--steps N] [--eval N]
 #     --quick   a short run for CI's smoke test (about 2 minutes on 2 cores): fewer steps, a
@@ -132,7 +133,24 @@ awk -v h="$nhabit" -v a="${hacc[sft]}" -v n="$neval" 'BEGIN {
     printf "else, would win %.1f%% on the whole split (50%% + %d / (2 x %d)).\n",
         100 * (0.5 + h * (1 - a) / (2 * n)), h * (1 - a) + 0.5, n }'
 echo
+# The online run's report: its ledger again (no workers), `oaif report`, its path.
+report() {
+    say "5. the report of the online run"
+    local d=data/demo/online
+    rm -f "$d/endpoints"
+    $oaif up --data "$d" --samplers 0 --annotators 0 --clients 'tcp://127.0.0.1:*' \
+        --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/up-report.log" 2>&1 &
+    up_pid=$!
+    for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
+    BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints") \
+        $oaif report --run online --out "$d/report.html" >/dev/null
+    kill -INT $up_pid
+    wait $up_pid || true
+    up_pid=
+    say "   report: $here/$d/report.html (opens offline in any browser)"
+}
 if [ "$quick" -eq 1 ]; then
+    report
     say "done (quick: the claims below are checked by the full demo only)"
     exit 0
 fi
@@ -147,4 +165,5 @@ check "online beats offline DPO at the same label budget (win rate against SFT)"
     "${win[online]} > ${win[offline]}"
 check "length control: 'Prefer shorter responses.' cuts mean length by >= 30% vs the default, accuracy >= SFT" \
     "${len[online-short]} <= 0.7 * ${len[online]} && ${acc[online-short]} >= ${acc[sft]}"
+report
 say "done"

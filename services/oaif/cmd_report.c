@@ -9,9 +9,9 @@
  * object (<script id="oaif-data">): EvalResult (one per version and judge, the latest record when
  * written twice), Checkpoint (the step of each policy version), TrainStep (metrics, pairs, what
  * was set aside), Label (the judge's numbers for each step's pairs), Strength (by Strength.run)
- * and Pair (the sample answers: the evaluator keeps its answers in the ledger's request replies,
- * not in records, so the table shows the run's training samples at version 0 and at the newest
- * version, on the same prompts). The page is report/report.html with Chart.js
+ * and Pair (the sample answers: the evaluator keeps none in its records, so the table shows the
+ * Pair records the sampler committed for the run, at version 0 and at the newest version, on the
+ * same prompts). The page is report/report.html with Chart.js
  * (vendor/chartjs/chart.umd.min.js) and report/report.js put in at its markers; all three are
  * compiled into the binary (embed.cmake), so the report works from a fresh build and in the
  * image with nothing installed beside it. The file is written through a temporary file renamed
@@ -309,10 +309,11 @@ static json_t *samples_json(const struct gather *g, int n)
     }
     char note[512];
     snprintf(note, sizeof note,
-             "The evaluator keeps its answers in the ledger's request replies, not in records; "
-             "shown here are the run's training samples (the first response of its Pair records): "
-             "policy version 0 (the baseline) against version %u, the newest sampled, on the same "
-             "prompts (%zu of %zu such prompts).",
+             "The evaluator keeps no answers in its EvalResult records; shown here are the first "
+             "responses of the Pair records the sampler committed for this run (the trainer's "
+             "samples, and the evaluator's where it sampled under the run): policy version 0 "
+             "(the baseline) against version %u, the newest sampled, on the same prompts (%zu of "
+             "%zu such prompts).",
              g->newest, json_array_size(rows), json_array_size(g->newest_rows));
     return json_pack("{s:s, s:i, s:I, s:o}", "note", note, "baseline_version", 0, "policy_version",
                      (json_int_t)g->newest, "rows", rows);
