@@ -526,12 +526,12 @@ static int cmp_eval(const void *a, const void *b)
 static void sort_evals(json_t *evals)
 {
     size_t n = json_array_size(evals);
-    json_t **v = calloc(n ? n : 1, sizeof *v);
+    json_t **v = calloc(n ? n : 1, sizeof(json_t *));
     if (!v)
         return;
     for (size_t i = 0; i < n; i++)
         v[i] = json_incref(json_array_get(evals, i));
-    qsort(v, n, sizeof *v, cmp_eval);
+    qsort(v, n, sizeof(json_t *), cmp_eval);
     json_array_clear(evals);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(evals, v[i]);
