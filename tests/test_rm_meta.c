@@ -106,6 +106,72 @@ static void test_j_bad(void **state)
     assert_int_equal(trainer_rm_meta_j(1, 3, r, &J, NULL), ERR_OK);
 }
 
+/* The set's digest covers every field: a response, a prompt, k and the version each change it. */
+static void test_set_digest(void **state)
+{
+    (void)state;
+    char p0[] = "q0", p1[] = "q1", r[4][8] = {"a", "b", "c", "d"};
+    char *prompts[2] = {p0, p1}, *resp[4] = {r[0], r[1], r[2], r[3]};
+    struct trainer_rm_meta_set s = {
+        .policy_version = 3, .k = 2, .nprompts = 2, .prompts = prompts, .responses = resp};
+    trainer_rm_meta_set_digest(&s);
+    char first[65];
+    memcpy(first, s.digest, sizeof first);
+    assert_int_equal(strlen(first), 64);
+    trainer_rm_meta_set_digest(&s);
+    assert_string_equal(s.digest, first);
+    r[3][0] = 'e';
+    trainer_rm_meta_set_digest(&s);
+    assert_string_not_equal(s.digest, first);
+    r[3][0] = 'd';
+    /* the same texts split differently between prompts and responses */
+    char *swapped[2] = {p1, p0};
+    s.prompts = swapped;
+    trainer_rm_meta_set_digest(&s);
+    assert_string_not_equal(s.digest, first);
+    s.prompts = prompts;
+    s.policy_version = 4;
+    trainer_rm_meta_set_digest(&s);
+    assert_string_not_equal(s.digest, first);
+}
+
+static void test_validate(void **state)
+{
+    (void)state;
+    struct trainer_rm_meta_opts o = {.on = true,
+                                     .lr = 1.0f,
+                                     .k = 5,
+                                     .prompts = 8,
+                                     .batch = 2,
+                                     .temperature = 1.0f,
+                                     .max_new_tokens = 16,
+                                     .policy_version = -1,
+                                     .timeout_ms = 1000};
+    char err[256];
+    assert_int_equal(trainer_rm_meta_validate(&o, err, sizeof err), ERR_OK);
+    struct {
+        const char *flag;
+        struct trainer_rm_meta_opts o;
+    } bad[] = {{"--meta-lr", o},
+               {"--meta-k", o},
+               {"--meta-batch", o},
+               {"--meta-temperature", o},
+               {"--meta-policy-version", o}};
+    bad[0].o.lr = -1.0f;
+    bad[1].o.k = 1;
+    bad[2].o.batch = 0;
+    bad[3].o.temperature = 0.0f;
+    bad[4].o.policy_version = -2;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(trainer_rm_meta_validate(&bad[i].o, err, sizeof err), ERR_INVAL);
+        if (!strstr(err, bad[i].flag))
+            fail_msg("'%s' does not name %s", err, bad[i].flag);
+    }
+    o.on = false; /* off: nothing else is looked at */
+    o.k = 0;
+    assert_int_equal(trainer_rm_meta_validate(&o, err, sizeof err), ERR_OK);
+}
+
 /* ---- the step against PyTorch --------------------------------------------------------------- */
 
 struct ref {
@@ -331,6 +397,8 @@ int main(void)
         cmocka_unit_test(test_j_ties),
         cmocka_unit_test(test_j_finite_differences),
         cmocka_unit_test(test_j_bad),
+        cmocka_unit_test(test_set_digest),
+        cmocka_unit_test(test_validate),
         cmocka_unit_test_setup_teardown(test_j_at_theta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grad_at_adapted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_adamw, setup, teardown),
