@@ -16,7 +16,7 @@ PKGS=(build-essential cmake pkg-config git
       libcurl4-openssl-dev libcmocka-dev libopenblas-openmp-dev libmicrohttpd-dev
       libpcre2-dev libjansson-dev libyaml-dev
       clang-format  # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
-      chromium      # tests: test_report_procs opens oaif report's page headless
+      chromium libpng-dev  # tests: test_report_procs opens oaif report's page, decodes a screenshot
       prometheus)   # tests: promtool check metrics on every service (test_metrics_procs)
 deps_only=0
 for a in "$@"; do

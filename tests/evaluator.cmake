@@ -22,6 +22,12 @@ oaif_test(report_procs SOURCES ${OAIF_TEST_DIR}/test_report_procs.c ${OAIF_TEST_
           ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer PkgConfig::JANSSON m TIMEOUT 150
           LABEL integration)
 target_include_directories(test_report_procs PRIVATE ${OAIF_TEST_DIR})
+# libpng decodes the screenshot (optional: without it that part of the test says it is skipped).
+pkg_check_modules(PNG IMPORTED_TARGET libpng)
+if(PNG_FOUND)
+  target_compile_definitions(test_report_procs PRIVATE HAVE_PNG)
+  target_link_libraries(test_report_procs PRIVATE PkgConfig::PNG)
+endif()
 add_dependencies(test_report_procs ledger oaif)
 
 # Every service's /metrics through `promtool check metrics` and its /healthz, on a tiny live run.

@@ -23,6 +23,10 @@
 
 #include <cmocka.h>
 
+#ifdef HAVE_PNG
+#include <png.h>
+#endif
+
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -519,6 +523,81 @@ static void test_the_page_embeds_the_records(void **state)
     free(page);
 }
 
+/* What every Chromium run here is given: no GPU, no sandbox (tests may run as root), one CSS
+ * pixel a screen pixel, no scroll bars (they would take width from the layout). */
+#define CHROMIUM_FLAGS                                                                             \
+    "--headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars "                      \
+    "--force-device-scale-factor=1"
+#define PAGE_WIDTH 1300
+
+/* A screenshot of the whole page (as tall as its data-height says), decoded, and in it, where
+ * each chart's plot area stands (its canvas's data-plot), at least 50 coloured pixels: the charts
+ * are on the screen, not only in the page's own count (charts ids[0..n)). Needs libpng
+ * (HAVE_PNG); without it this part is skipped, said on stderr. */
+static void screenshot_not_blank(const struct rmfx *f, const char *chr, const char *html,
+                                 const char *dom, const char *const *ids, size_t n)
+{
+#ifdef HAVE_PNG
+    char v[64], shot[400], cmd[2000];
+    assert_true(tag_attr(dom, "<body", "data-height", v, sizeof v));
+    int height = atoi(v);
+    assert_true(height > 1000);
+    snprintf(shot, sizeof shot, "%s/shot.png", f->dir);
+    snprintf(cmd, sizeof cmd,
+             "timeout 60 %s " CHROMIUM_FLAGS " --window-size=%d,%d --user-data-dir=%s/chromium "
+             "--screenshot=%s file://%s >/dev/null 2>>%s/chromium.log",
+             chr, PAGE_WIDTH, height, f->dir, shot, html, f->dir);
+    assert_int_equal(system(cmd), 0);
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, shot))
+        fail_msg("%s: %s", shot, img.message);
+    img.format = PNG_FORMAT_RGB;
+    unsigned char *px = malloc(PNG_IMAGE_SIZE(img));
+    assert_non_null(px);
+    if (!png_image_finish_read(&img, NULL, px, 0, NULL))
+        fail_msg("%s: %s", shot, img.message);
+    assert_int_equal((int)img.width, PAGE_WIDTH);
+    for (size_t c = 0; c < n; c++) {
+        const char *id = ids[c];
+        char needle[64];
+        int x0, y0, x1, y1;
+        snprintf(needle, sizeof needle, "id=\"chart-%s\"", id);
+        if (!tag_attr(dom, needle, "data-plot", v, sizeof v) ||
+            sscanf(v, "%d,%d,%d,%d", &x0, &y0, &x1, &y1) != 4)
+            fail_msg("chart %s: no data-plot", id);
+        if (x0 < 0 || y0 < 0 || x1 > (int)img.width || y1 > (int)img.height || x1 <= x0 || y1 <= y0)
+            fail_msg("chart %s: plot area %s outside the %ux%u screenshot", id, v, img.width,
+                     img.height);
+        long coloured = 0;
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) {
+                const unsigned char *p = px + 3 * ((size_t)y * img.width + (size_t)x);
+                int hi = p[0] > p[1] ? (p[0] > p[2] ? p[0] : p[2]) : (p[1] > p[2] ? p[1] : p[2]);
+                int lo = p[0] < p[1] ? (p[0] < p[2] ? p[0] : p[2]) : (p[1] < p[2] ? p[1] : p[2]);
+                coloured += hi - lo > 40;
+            }
+        if (coloured < 50)
+            fail_msg("chart %s: %ld coloured pixels in its plot area (%s) of the screenshot", id,
+                     coloured, v);
+    }
+    /* and the page's left margin, where nothing is drawn, is blank: the count can fail */
+    long margin = 0;
+    for (unsigned y = 0; y < img.height; y++)
+        for (unsigned x = 0; x < 8; x++) {
+            const unsigned char *p = px + 3 * ((size_t)y * img.width + x);
+            margin += p[0] != p[1] || p[1] != p[2];
+        }
+    assert_int_equal(margin, 0);
+    free(px);
+#else
+    (void)f, (void)chr, (void)html, (void)dom, (void)ids, (void)n;
+    fprintf(stderr, "SKIPPED (the screenshot part): built without libpng (libpng-dev; "
+                    "deploy/setup.sh installs it)\n");
+#endif
+}
+
 static void test_chromium_draws_every_chart_and_shows_the_records(void **state)
 {
     struct rmfx *f = *state;
@@ -532,9 +611,9 @@ static void test_chromium_draws_every_chart_and_shows_the_records(void **state)
     write_report(f, "r1-chromium.html", html, sizeof html);
     char cmd[2000];
     snprintf(cmd, sizeof cmd,
-             "timeout 60 %s --headless --no-sandbox --disable-gpu --no-first-run "
+             "timeout 60 %s " CHROMIUM_FLAGS " --window-size=%d,1000 "
              "--user-data-dir=%s/chromium --dump-dom file://%s 2>%s/chromium.log",
-             chr, f->dir, html, f->dir);
+             chr, PAGE_WIDTH, f->dir, html, f->dir);
     char *dom;
     int rc = run(&dom, cmd);
     if (rc != 0 || !strstr(dom, "<body")) {
@@ -597,6 +676,10 @@ static void test_chromium_draws_every_chart_and_shows_the_records(void **state)
     cell_is(flip, "mean_sigma", 0.2, 4);
     /* The answer with markup is text in its cell, not an element. */
     assert_non_null(strstr(dom, "policy &lt;/script&gt;&lt;script&gt;document.title="));
+    const char *ids[sizeof charts / sizeof charts[0]];
+    for (size_t i = 0; i < sizeof charts / sizeof charts[0]; i++)
+        ids[i] = charts[i].id;
+    screenshot_not_blank(f, chr, html, dom, ids, sizeof ids / sizeof ids[0]);
     free(dom);
 }
 

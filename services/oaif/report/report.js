@@ -2,8 +2,9 @@
  * JSON of <script id="oaif-data">. Every number on the page comes from there; nothing is fetched.
  * When it is done the body's data-status is "ready" (every chart drew: each canvas has coloured
  * pixels inside its plot area, counted into data-painted) or "failed" (the reasons in #errors);
- * the title ends with the same word. tests/test_report_procs.c reads these through headless
- * Chromium. */
+ * the title ends with the same word; each canvas's data-plot says where its plot area stands on
+ * the page, and the body's data-height how tall the page is. tests/test_report_procs.c reads
+ * these through headless Chromium, and checks a screenshot at each data-plot. */
 (function () {
   'use strict';
   var D = JSON.parse(document.getElementById('oaif-data').textContent);
@@ -304,9 +305,17 @@
     for (var i = 0; i < px.length; i += 4)
       if (px[i + 3] > 0 && Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 40) n++;
     c.canvas.setAttribute('data-painted', n);
+    /* Where the plot area stands on the page, in CSS pixels (left, top, right, bottom), for a
+     * check of a screenshot that does not trust this count. */
+    var b = c.canvas.getBoundingClientRect();
+    c.canvas.setAttribute('data-plot', [Math.round(b.left + window.scrollX + a.left),
+                                        Math.round(b.top + window.scrollY + a.top),
+                                        Math.round(b.left + window.scrollX + a.right),
+                                        Math.round(b.top + window.scrollY + a.bottom)].join(','));
     if (n === 0) bad.push('chart ' + c.id + ' drew nothing in its plot area');
   });
   document.body.setAttribute('data-charts', charts.length);
+  document.body.setAttribute('data-height', Math.ceil(document.documentElement.scrollHeight));
   var errs = window.oaifErrors.concat(bad);
   document.getElementById('errors').textContent = errs.join('\n');
   document.body.setAttribute('data-status', errs.length ? 'failed' : 'ready');
