@@ -8,14 +8,15 @@
  * the judge's means over each step's labels, per-step counts of what was set aside and of
  * strength actions, the strength table, the CSV's rows); in Chromium the page raised no script
  * error and says "ready", every chart drew (each canvas has coloured pixels in its plot area, as
- * the page counts them into data-painted, and the number of its points), and the numbers the
- * tables show are the records' (the newest evaluation, each version's row, the strength table);
- * an answer that tries to close the script element is shown as text. `oaif status --run r1` from
- * the same records: step, version, loss, the pairs/s of the last steps, the last evaluation with
- * its interval, the spend of the run's pairs' labels (JSON and the table), and redrawn on a
- * terminal. Bad usage is named. Skipped,
- * saying why, only when no Chromium is installed (Debian's chromium; deploy/setup.sh installs
- * it). The ledger and the records' directory: tests/rmfixture.h (KEEP_LOGS=1 keeps the pages). */
+ * the page counts them into data-painted, and the number of its points; a decoded screenshot has
+ * coloured pixels where each plot area stands), and the numbers the tables show are the
+ * records' (the newest evaluation, each version's row, the strength table); an answer that tries to
+ * close the script element is shown as text. `oaif status --run r1` from the same records: step,
+ * version, loss, the pairs/s of the last steps, the last evaluation with its interval, the spend of
+ * the run's pairs' labels (JSON and the table), and redrawn on a terminal. Bad usage is named.
+ * Skipped, saying why, only when no Chromium is installed (Debian's chromium; deploy/setup.sh
+ * installs it). The ledger and the records' directory: tests/rmfixture.h (KEEP_LOGS=1 keeps the
+ * pages). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -562,7 +563,7 @@ static void screenshot_not_blank(const struct rmfx *f, const char *chr, const ch
     for (size_t c = 0; c < n; c++) {
         const char *id = ids[c];
         char needle[64];
-        int x0, y0, x1, y1;
+        int x0 = 0, y0 = 0, x1 = 0, y1 = 0;
         snprintf(needle, sizeof needle, "id=\"chart-%s\"", id);
         if (!tag_attr(dom, needle, "data-plot", v, sizeof v) ||
             sscanf(v, "%d,%d,%d,%d", &x0, &y0, &x1, &y1) != 4)
