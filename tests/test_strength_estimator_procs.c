@@ -162,7 +162,11 @@ static void start_scorer(struct fx *f, const char *ens, const char *members)
 static void start_estimator(struct fx *f, int k, const char *ens, const char *const *extra)
 {
     unsigned before = workers_of(f, "estimate");
-    snprintf(f->logs[k], sizeof f->logs[k], "%.200s/estimator%d.log", f->dir, k);
+    /* Through a local buffer: f->dir and f->logs are one object, which gcc's -Wrestrict flags
+     * once start_estimator is specialised for &F (RelWithDebInfo). */
+    char log[sizeof f->logs[k]];
+    snprintf(log, sizeof log, "%.200s/estimator%d.log", f->dir, k);
+    memcpy(f->logs[k], log, sizeof log);
     char *argv[40] = {(char *)tp_bin("services/strength-estimator/strength-estimator"),
                       "--clients",
                       f->cep,
