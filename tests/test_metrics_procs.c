@@ -6,8 +6,9 @@
  * holds the series a dashboard needs: the trainer's step, loss, pairs, staleness (the step and the
  * pairs moving while it trains), the judge's tokens, cost, latency and retries, the evaluator's
  * last win rate, the ledger's queues and workers; every oaif_* series that the Grafana dashboard
- * deploy/grafana-oaif.json queries is served by one of them. Skipped, saying why, only when
- * promtool is not installed (deploy/setup.sh installs it). */
+ * deploy/grafana-oaif.json queries is served by one of them. And `oaif up --metrics-port BASE`:
+ * each child on its own port, listed in a prometheus.yml that `promtool check config` accepts.
+ * Skipped, saying why, only when promtool is not installed (deploy/setup.sh installs it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,13 +16,16 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,12 +380,131 @@ static void test_every_service_serves_checked_metrics_and_health(void **state)
     assert_non_null(promtool(f, LEDGER, "# HELP x_count c\n# TYPE x_count counter\nx_count 1\n"));
 }
 
+/* The first of `n` consecutive ports on 127.0.0.1 that are free now. */
+static int free_ports(int n)
+{
+    for (int base = 20000 + (int)(getpid() % 2000) * 16; base < 60000; base += 16) {
+        int ok = 0;
+        for (int k = 0; k < n; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)(base + k)),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            ok += fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ok == n)
+            return base;
+    }
+    fail_msg("no %d free ports in a row", n);
+    return -1;
+}
+
+/* `oaif up --metrics-port BASE` with one of each worker and an evaluator: every child serves
+ * /metrics on its own port, listed in <data>/prometheus.yml, which `promtool check config`
+ * accepts; each target answers /healthz and passes `promtool check metrics`. */
+static void test_oaif_up_serves_every_childs_metrics(void **state)
+{
+    (void)state;
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIPPED: no promtool (Debian's prometheus package)\n");
+        skip();
+    }
+    struct fx f = {0};
+    snprintf(f.dir, sizeof f.dir, "/tmp/oaif-test-metrics-up-XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    char log[320], port[16], yml[320], cmd[800];
+    snprintf(log, sizeof log, "%s/up.log", f.dir);
+    snprintf(yml, sizeof yml, "%s/prometheus.yml", f.dir);
+    int base = free_ports(8);
+    snprintf(port, sizeof port, "%d", base);
+    char *argv[] = {(char *)tp_bin("services/oaif/oaif"),
+                    "up",
+                    "--data",
+                    f.dir,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--samplers",
+                    "1",
+                    "--annotators",
+                    "1",
+                    "--scorers",
+                    "1",
+                    "--estimators",
+                    "1",
+                    "--evaluators",
+                    "1",
+                    "--metrics-port",
+                    port,
+                    NULL};
+    pid_t up = tp_spawn(argv, log);
+    assert_true(up > 0);
+    for (int tries = 0; tries < 200 && access(yml, R_OK) != 0; tries++)
+        usleep(50000);
+    snprintf(cmd, sizeof cmd, "promtool check config %s >%s/check-config.txt 2>&1", yml, f.dir);
+    if (system(cmd) != 0) {
+        snprintf(log, sizeof log, "%s/check-config.txt", f.dir);
+        tp_log_tail(log, 2000);
+        fail_msg("promtool check config %s failed", yml);
+    }
+    /* seven children: the ledger, a sampler, a judge, a scorer, an estimator, the evaluation
+     * judge and an evaluator, on base .. base + 6, each named in the file */
+    FILE *fp = fopen(yml, "r");
+    assert_non_null(fp);
+    static char text[8192];
+    text[fread(text, 1, sizeof text - 1, fp)] = '\0';
+    fclose(fp);
+    for (int k = 0; k < 7; k++) {
+        char target[64];
+        snprintf(target, sizeof target, "\"127.0.0.1:%d\"", base + k);
+        if (!strstr(text, target))
+            fail_msg("%s lacks %s:\n%s", yml, target, text);
+        long st = 0;
+        char *h = NULL;
+        for (int tries = 0; tries < 200; tries++) { /* the child may still be starting */
+            CURL *c = curl_easy_init();
+            char url[64];
+            snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", base + k);
+            curl_easy_setopt(c, CURLOPT_URL, url);
+            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+            CURLcode rc = curl_easy_perform(c);
+            curl_easy_cleanup(c);
+            if (rc == CURLE_OK)
+                break;
+            usleep(50000);
+        }
+        h = get(base + k, "/healthz", &st);
+        if (st != 200)
+            fail_msg("127.0.0.1:%d/healthz: %ld", base + k, st);
+        free(h);
+        char *m = get(base + k, "/metrics", &st);
+        assert_int_equal(st, 200);
+        const char *problem = promtool(&f, LEDGER, m);
+        if (problem)
+            fail_msg("promtool check metrics on 127.0.0.1:%d:\n%s", base + k, problem);
+        free(m);
+    }
+    assert_non_null(strstr(text, "service: \"evaluator\", name: \"evaluator-1\""));
+    assert_int_equal(tp_stop(up, SIGINT), 0);
+    if (!getenv("KEEP_LOGS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "left %s\n", f.dir);
+    }
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_every_service_serves_checked_metrics_and_health, setup,
                                         teardown),
+        cmocka_unit_test(test_oaif_up_serves_every_childs_metrics),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -35,6 +35,7 @@ struct up_opts {
     int samplers, annotators, scorers, estimators;
     int evaluators; /* and with them one evaluation judge */
     bool train;
+    int metrics_port; /* -1: none; else the ledger's /metrics port, the others' the next ones */
 };
 
 #define O struct up_opts
@@ -60,6 +61,10 @@ static const struct cfg_option options[] = {
                         "judge."),
     CFG_BOOL_OPT(O, train, .key = "oaif.up.train", .flag = "--train",
                  .help = "Also the trainer, which runs the run file's run, then exits."),
+    CFG_INT_OPT(O, metrics_port, .key = "oaif.up.metrics_port", .def = "-1", .min = -1,
+                .max = 65535 - UP_MAX, .flag = "--metrics-port",
+                .help = "/metrics and /healthz on 127.0.0.1: the ledger on this port, each other "
+                        "service on the next ones, in <data>/prometheus.yml (-1: none)."),
     CFG_STRING_OPT(O, clients, .key = "oaif.up.clients_bind", .def = BUS_DEFAULT_CLIENTS,
                    .flag = "--clients",
                    .help = "Where the ledger listens for callers (port * picks a free one)."),
@@ -91,6 +96,7 @@ struct child {
     uint64_t started_ms, backoff_ms, restart_at_ms;
     int restarts;
     bool finishes; /* exit 0 means done (the trainer), not a crash */
+    char mport[12]; /* its --metrics-port, with oaif up --metrics-port */
 };
 
 /* Words given to every annotator-proxy or to the trainer as they are. */
@@ -158,7 +164,36 @@ static struct child *new_child(struct deployment *d, const char *name, const cha
         add(c, "--config");
         add(c, d->config);
     }
+    if (d->o->metrics_port >= 0) { /* the ledger on the base port, the others after it */
+        snprintf(c->mport, sizeof c->mport, "%d", d->o->metrics_port + d->n - 1);
+        add(c, "--metrics-port");
+        add(c, c->mport);
+    }
     return c;
+}
+
+/* <data>/prometheus.yml: a scrape job of every child's /metrics, labelled by service and name,
+ * for Prometheus and the dashboard deploy/grafana-oaif.json. Written through a temporary file. */
+static void write_prometheus(const struct deployment *d)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/prometheus.yml", d->o->data_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cli_error("oaif up", "warning: %s: %s", tmp, strerror(errno));
+        return;
+    }
+    fprintf(f, "# Written by oaif up --metrics-port: this deployment's /metrics.\n"
+               "scrape_configs:\n  - job_name: oaif\n    scrape_interval: 5s\n"
+               "    static_configs:\n");
+    for (int i = 0; i < d->n; i++)
+        fprintf(f,
+                "      - targets: [\"127.0.0.1:%s\"]\n"
+                "        labels: {service: \"%s\", name: \"%s\"}\n",
+                d->cs[i].mport, d->cs[i].name, d->cs[i].label);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        cli_error("oaif up", "warning: %s: %s", path, strerror(errno));
 }
 
 static void started(struct child *c)
@@ -449,6 +484,8 @@ static int up(struct deployment *d, const struct passthrough *annot,
     start_evaluators(d, annot);
     if (d->o->train)
         start_trainer(d, train);
+    if (d->o->metrics_port >= 0)
+        write_prometheus(d);
     printf("oaif up: ledger %s with %d sampler(s), %d annotator-proxy(s), %d reward-scorer(s), %d "
            "strength-estimator(s), %d evaluator(s)%s; logs in %s; Ctrl-C stops them\n",
            d->cep, d->o->samplers, d->o->annotators, d->o->scorers, d->o->estimators,
@@ -474,7 +511,11 @@ int cmd_up(int argc, char **argv)
     if (rc)
         return cli_exit_status(rc);
     int status = 0;
-    if (o.train && !config) {
+    if (o.metrics_port == 0) {
+        cli_error(verb, "--metrics-port 0: give the first of the ports the services take one "
+                        "after the other (or -1 for none)");
+        status = 2;
+    } else if (o.train && !config) {
         cli_error(verb, "--train needs the run file (--config RUN.yaml or OAIF_CONFIG)");
         status = 2;
     } else if (o.samplers + o.annotators + o.scorers + o.estimators + 2 +
