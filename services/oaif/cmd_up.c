@@ -95,7 +95,7 @@ struct child {
     pid_t pid;
     uint64_t started_ms, backoff_ms, restart_at_ms;
     int restarts;
-    bool finishes; /* exit 0 means done (the trainer), not a crash */
+    bool finishes;  /* exit 0 means done (the trainer), not a crash */
     char mport[12]; /* its --metrics-port, with oaif up --metrics-port */
 };
 
