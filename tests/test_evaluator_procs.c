@@ -489,10 +489,10 @@ static int setup(void **state)
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/oaif-evaluator-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->store, sizeof f->store, "%s/ckpt", f->dir);
+    snprintf(f->store, sizeof f->store, "%.200s/ckpt", f->dir);
     assert_int_equal(mkdir(f->store, 0755), 0);
-    snprintf(f->log, sizeof f->log, "%s/services.log", f->dir);
-    snprintf(f->ep, sizeof f->ep, "%s/endpoints", f->dir);
+    snprintf(f->log, sizeof f->log, "%.200s/services.log", f->dir);
+    snprintf(f->ep, sizeof f->ep, "%.200s/endpoints", f->dir);
     tp_watchdog(170, "evaluator_procs", f->log);
     start_ledger(f);
     f->zctx = zmq_ctx_new();

@@ -189,7 +189,7 @@ static void put_all(struct rmfx *f)
         add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_STEP, &t.base);
         for (int p = 0; p < PAIRS_PER_STEP; p++) {
             Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
-            snprintf(s.ids[s.n], sizeof s.ids[0], "label-%s", pids[st - 1][p]);
+            snprintf(s.ids[s.n], sizeof s.ids[0], "label-%.31s", pids[st - 1][p]);
             l.id = s.ids[s.n];
             l.pair_id = pids[st - 1][p];
             l.winner = OAIF__V1__WINNER__WINNER_FIRST;
@@ -199,7 +199,7 @@ static void put_all(struct rmfx *f)
             add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, &l.base);
             /* A strength for every pair: flip for the first of even steps, keep otherwise. */
             Oaif__V1__Strength sg = OAIF__V1__STRENGTH__INIT;
-            snprintf(s.ids[s.n], sizeof s.ids[0], "strength-%s", pids[st - 1][p]);
+            snprintf(s.ids[s.n], sizeof s.ids[0], "strength-%.31s", pids[st - 1][p]);
             sg.id = s.ids[s.n];
             sg.pair_id = pids[st - 1][p];
             sg.run = "r1";
