@@ -1,6 +1,6 @@
 /* test_rm_meta - MetaRM's step (services/trainer/rm_meta.h) without processes:
- *  - J(S) on hand-computed values, its gradient against central differences, ties (|d| = 0 has
- *    gradient 0), bad arguments;
+ *  - J(S) on hand-computed values, its gradient against central differences, ties (|d| = 0, or
+ *    one rounding apart, has gradient 0), bad arguments;
  *  - the step against the PyTorch reference (tests/rm_meta_reference.py, the committed fixture
  *    tests/fixtures/nn/rm_meta.safetensors) on the tiny ref_model: J, dJ/dr and dJ/dtheta;
  *    g = the Bradley-Terry gradient at theta + eta dJ/dtheta for every parameter, the weights
@@ -64,6 +64,13 @@ static void test_j_ties(void **state)
     assert_true(fabs(J - 2.0 / 16.0 * 6.0 * 0.5) < 1e-12);
     for (int i = 0; i < 4; i++)
         assert_true(dr[i] == 0.0f);
+    /* one rounding apart is still a tie (the same response in two rows of a batch); a real
+     * difference is not */
+    float near[2] = {0.3f, nextafterf(0.3f, 1.0f)}, apart[2] = {0.3f, 0.3001f};
+    assert_int_equal(trainer_rm_meta_j(1, 2, near, &J, dr), ERR_OK);
+    assert_true(dr[0] == 0.0f && dr[1] == 0.0f);
+    assert_int_equal(trainer_rm_meta_j(1, 2, apart, &J, dr), ERR_OK);
+    assert_true(dr[0] < 0.0f && dr[1] > 0.0f);
 }
 
 static void test_j_finite_differences(void **state)

@@ -45,8 +45,13 @@ int trainer_rm_meta_j(int P, int k, const float *r, double *J, float *dr)
                 double d = (double)rp[i] - (double)rp[j];
                 double s = 1.0 / (1.0 + exp(-fabs(d)));
                 sum += s;
-                /* d s(|d|) / d r_i = s (1 - s) sign(d); sign(0) = 0, as torch.abs */
-                double ds = s * (1.0 - s) * (double)((d > 0) - (d < 0));
+                /* d s(|d|) / d r_i = s (1 - s) sign(d); sign(0) = 0, as torch.abs. Rewards
+                 * within fp32 rounding of each other count as tied: identical responses in
+                 * other rows of a batch may differ in the last bit (the matrix kernels' blocking),
+                 * and sign() of that noise would be a full-size gradient. */
+                double tie = TRAINER_RM_META_TIE * (fabs((double)rp[i]) + fabs((double)rp[j]));
+                double sg = fabs(d) <= tie ? 0.0 : d > 0 ? 1.0 : -1.0;
+                double ds = s * (1.0 - s) * sg;
                 g[i] += ds;
                 g[j] -= ds;
             }

@@ -16,7 +16,9 @@
  *   theta  <- AdamW(theta, g)          (theta restored first; clipped and scheduled as usual)
  *
  * eta is --meta-lr; the outer rate alpha is --lr. At theta' = theta (eta 0) the step is the plain
- * one. |d| has no derivative at 0; as torch.abs, its gradient there is taken as 0.
+ * one. |d| has no derivative at 0; as torch.abs, its gradient there is taken as 0, and so it is
+ * for |d| <= TRAINER_RM_META_TIE (|r_i| + |r_j|): the same response in two rows of a batch can
+ * get rewards one rounding apart, whose sign is noise.
  *
  * Where S comes from (trainer_rm_meta_collect): the distinct prompts of the preference set's
  * training pairs (the questions the reward model is asked), ordered by the sha256 of their text
@@ -49,7 +51,8 @@
 #include "tokenizer.h"
 
 #define TRAINER_RM_META_K_MAX       64
-#define TRAINER_RM_META_PER_REQUEST 8 /* prompts per SampleRequest */
+#define TRAINER_RM_META_PER_REQUEST 8    /* prompts per SampleRequest */
+#define TRAINER_RM_META_TIE         1e-6 /* relative: rewards this close count as tied */
 
 /* The options of --meta (rm.h's struct trainer_rm_opts.meta; table trainer_rm_opts_spec). */
 struct trainer_rm_meta_opts {
