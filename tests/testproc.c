@@ -81,6 +81,36 @@ const char *tp_bin(const char *rel)
     return b;
 }
 
+pid_t tp_ledger(const char *dir, const char *log, const char *const *extra, const char *key,
+                char *out, size_t outlen)
+{
+    char db[512], ep[512];
+    snprintf(db, sizeof db, "%s/db", dir);
+    snprintf(ep, sizeof ep, "%s/endpoints", dir);
+    char *argv[32] = {(char *)tp_bin("services/ledger/ledger"),
+                      "--db",
+                      db,
+                      "--clients",
+                      "tcp://127.0.0.1:*",
+                      "--workers",
+                      "tcp://127.0.0.1:*",
+                      "--events",
+                      "",
+                      "--endpoints-file",
+                      ep};
+    int n = 11;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    unlink(ep);
+    pid_t pid = tp_spawn(argv, log);
+    if (pid > 0 && !tp_read_kv(ep, key, out, outlen, 10000)) {
+        tp_stop(pid, SIGKILL);
+        pid = -1;
+    }
+    return pid;
+}
+
 const char *tp_state(pid_t pid, char *buf, size_t len)
 {
     siginfo_t si = {0};

@@ -20,6 +20,12 @@ int tp_stop(pid_t pid, int sig);
 bool tp_read_kv(const char *path, const char *key, char *out, size_t outlen, int timeout_ms);
 /* Path of a built binary below the build directory, e.g. "services/ledger/ledger". */
 const char *tp_bin(const char *rel);
+/* Starts the ledger on loopback with free ports, its store in dir/db, no events, stderr appended
+ * to `log`, then `extra` flags (NULL-terminated; may be NULL); waits (10 s) for the endpoints
+ * file dir/endpoints to name `key` ("clients", "metrics_port", ...) and copies its value to out.
+ * Returns the pid, or -1 (a started ledger is killed). */
+pid_t tp_ledger(const char *dir, const char *log, const char *const *extra, const char *key,
+                char *out, size_t outlen);
 
 /* Copy the last `bytes` of the file at `path` to stderr (nothing if it cannot be read).
  * Async-signal-safe. */

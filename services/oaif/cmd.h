@@ -29,5 +29,6 @@ int cmd_strength(int argc, char **argv);
 int cmd_rm_features(int argc, char **argv); /* oaif rm features, from cmd_rm */
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_health(int argc, char **argv);
 
 #endif /* CMD_H */

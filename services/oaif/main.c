@@ -30,6 +30,7 @@ static const struct verb verbs[] = {
     {"strength", cmd_strength, "annotate --run NAME", "preference strength by the ensemble"},
     {"model", cmd_model, "init|info|generate DIR", "the engine's model tool"},
     {"config", cmd_config, "show [--service NAME]", "each service's effective configuration"},
+    {"health", cmd_health, "[URL]", "a service's /healthz: exit 0 when it answers 200"},
 };
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
 
