@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/test.sh - the whole test suite, from nothing: installs packages, builds, and runs every
 # test twice: a plain build, then one with -fsanitize=address,undefined. Then a Release build
-# (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo, and the static checks
-# (layering, the format of the changed lines, cppcheck).
+# (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo, the deployment (the
+# image and compose.yaml run for real, the Kubernetes manifests checked offline), and the static
+# checks (layering, the format of the changed lines, cppcheck).
 #   deploy/test.sh            everything
 #   deploy/test.sh --quick    the plain build's tests only
 #   FORMAT_BASE=origin/main deploy/test.sh    the format check covers every line changed since
@@ -35,6 +36,11 @@ BUILD_DIR=build-release BUILD_TYPE=Release deploy/setup.sh
 
 echo "== the demo, quick (a smoke test of the whole loop through real processes)"
 deploy/demo.sh --quick
+
+echo "== Docker Compose, for real (deploy/compose-test.sh: skipped only where dockerd cannot start)"
+deploy/compose-test.sh
+echo "== Kubernetes manifests and compose.yaml's variables, offline (deploy/k8s-check.sh)"
+deploy/k8s-check.sh
 
 echo "== static checks (layers: the engine and the task include only oaif_ground's headers)"
 # common/nn and common/task link oaif_ground alone (common/CMakeLists.txt): a header of theirs
