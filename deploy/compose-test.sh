@@ -98,7 +98,7 @@ cleanup() {
     # dockerd leaves its default network namespace mounted under the exec root
     umount "$scratch/exec/netns/default" 2>/dev/null
     rm -rf "$scratch"
-    say "$([ "$rc" -eq 0 ] && echo done || echo "failed (exit $rc)")"
+    say "$([ "$rc" -eq 0 ] && echo "done" || echo "failed (exit $rc)")"
     exit "$rc"
 }
 trap cleanup EXIT
