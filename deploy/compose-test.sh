@@ -39,7 +39,7 @@ build_dir=${BUILD_DIR:-build}
 image=oaif:compose-test
 project=oaifct
 steps1=6      # the run file's trainer.steps: the rules judge
-steps2=80     # extended after the swap: the fake OpenAI-compatible judge
+steps2=120    # extended after the swap: the fake OpenAI-compatible judge
 limit=${OAIF_COMPOSE_TEST_LIMIT:-180} # seconds for each phase of the run
 
 say() { printf '== compose-test: %s (%ds)\n' "$*" $(($(date +%s) - t_start)); }
@@ -88,6 +88,8 @@ cleanup() {
             done
         fi
         dc down -v --remove-orphans >/dev/null 2>&1
+        docker rm -f "${project}_restored" >/dev/null 2>&1
+        docker volume rm "${project}_restored" >/dev/null 2>&1
     fi
     [ -n "$fake_pid" ] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
     if [ -n "$dockerd_pid" ]; then
@@ -282,4 +284,25 @@ for c in $(dc ps -q annotator-proxy); do
     echo "  $name: $(docker logs "$c" 2>&1 | sed -n 's/.*totals: \([0-9]* judgements\).*/\1/p' |
         tail -1) since its last start"
 done
+
+# Backing up the ledger as the README says (stopped, its volume archived), then restoring the
+# archive into a new volume: a ledger started on it must pass the audit too.
+dc stop ledger >/dev/null 2>&1
+docker run --rm --user "$(id -u):$(id -g)" -v "${project}_ledger-data:/data/ledger:ro" \
+    -v "$scratch:/backup" "$image" tar -C /data -czf /backup/ledger.tgz ledger ||
+    fail "the backup of the ledger's volume"
+tar -tzf "$scratch/ledger.tgz" >"$scratch/ledger.list"
+grep -q '^ledger/CURRENT$' "$scratch/ledger.list" || fail "the backup holds no RocksDB"
+restored=${project}_restored
+docker volume create "$restored" >/dev/null
+chmod 755 "$scratch" # the image's user reads the archive (mktemp made the directory 0700)
+docker run --rm -v "$restored:/data/ledger" -v "$scratch:/backup:ro" "$image" \
+    tar -C /data -xzf /backup/ledger.tgz || fail "the restore"
+docker run -d --name "$restored" --network host -v "$restored:/data/ledger" "$image" ledger \
+    --db /data/ledger --clients tcp://127.0.0.1:15555 --workers tcp://127.0.0.1:15556 \
+    --events "" >/dev/null
+docker run --rm --network host "$image" oaif audit --clients tcp://127.0.0.1:15555 \
+    >"$scratch/audit2.out" 2>&1 || { cat "$scratch/audit2.out" >&2; fail "oaif audit (restored)"; }
+docker rm -f "$restored" >/dev/null
+say "the ledger backed up ($(du -k "$scratch/ledger.tgz" | cut -f1) KiB), restored, audited"
 say "passed"
