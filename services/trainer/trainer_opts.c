@@ -562,11 +562,19 @@ static const struct cfg_option rm_options[] = {
                      .max = 60000, .env = "RM_STEP_SLEEP", .flag = "--step-sleep",
                      .help = "A pause after each step (tests: a window to kill a member in)."),
     /* MetaRM (rm_meta.h). k = 5 responses as the paper; temperature 1, a little above the online
-     * trainer's 0.9, as the paper samples its meta set at a raised temperature. ETA_NOTE */
+     * trainer's 0.9, as the paper samples its meta set at a raised temperature. eta is the tiny
+     * model's: at the paper's 5e-6 the ascent step moves nothing. On the built-in task (members
+     * trained two epochs at lr 3e-4 on 3481 noisy pairs from the SFT model, the meta set 64
+     * prompts from the policy after 75 steps of online DPO, seeds 1 and 2), accuracy on 640
+     * noise-free pairs from that policy was 63.6% without MetaRM and 65.2%, 66.3%, 65.3%, 65.1%
+     * at eta 0.03, 0.1, 0.3, 1 (two seeds each, about 2 points of noise apiece), 58.3% at 10,
+     * where training collapses; the spread of r+ - r- there shrinks as eta grows (0.57 without,
+     * 0.48, 0.43, 0.28, 0.14, 0.01): 0.1 keeps most of the scale, two decades below the
+     * collapse. */
     CFG_BOOL_OPT(R, meta.on, .key = "oaif.rm.meta", .env = "RM_META", .flag = "--meta",
                  .help = "MetaRM: each step's gradient taken after an ascent step on the "
                          "difference loss of responses sampled from the current policy."),
-    CFG_FLOAT_OPT(R, meta.lr, .key = "oaif.rm.meta_lr", .def = "1e-2", .dmin = 0, .dmax = 100,
+    CFG_FLOAT_OPT(R, meta.lr, .key = "oaif.rm.meta_lr", .def = "0.1", .dmin = 0, .dmax = 100,
                   .env = "RM_META_LR", .flag = "--meta-lr",
                   .help = "eta of the ascent step theta + eta dJ/dtheta (the paper: 5e-6)."),
     CFG_INT_OPT(R, meta.k, .key = "oaif.rm.meta_k", .def = "5", .min = 2,
