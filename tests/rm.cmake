@@ -9,7 +9,9 @@ target_include_directories(test_rm_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_rm_procs ledger oaif)
 # MetaRM (services/trainer/rm_meta.h): J and its gradient, the step against the PyTorch fixture
 # of tests/rm_meta_reference.py.
-oaif_test(rm_meta SOURCES ${OAIF_TEST_DIR}/test_rm_meta.c LIBS oaif_trainer)
+oaif_test(rm_meta SOURCES ${OAIF_TEST_DIR}/test_rm_meta.c ${OAIF_TEST_DIR}/stfixture.c
+          LIBS oaif_trainer)
+target_include_directories(test_rm_meta PRIVATE ${OAIF_TEST_DIR})
 oaif_test(rm_meta_procs SOURCES ${OAIF_TEST_DIR}/test_rm_meta_procs.c ${OAIF_TEST_DIR}/rmfixture.c
           ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer TIMEOUT 300 LABEL integration)
 target_include_directories(test_rm_meta_procs PRIVATE ${OAIF_TEST_DIR})

@@ -31,6 +31,7 @@
 #include "loss.h"
 #include "model.h"
 #include "safetensors.h"
+#include "stfixture.h"
 
 #define DIR OAIF_FIXTURES "/nn"
 
@@ -40,26 +41,6 @@ struct ref {
     int B, T, V;
     int tok[64], len[8], plen[8];
 };
-
-/* A fixture tensor as a malloc'd fp32 array of exactly n values. */
-static float *fx_get(st_file_t *f, const char *name, size_t n)
-{
-    const struct st_tensor *t = st_find(f, name);
-    if (!t) {
-        fail_msg("fixture %s missing", name);
-        return NULL;
-    }
-    size_t numel = 1;
-    for (int i = 0; i < t->ndim; i++)
-        numel *= (size_t)t->shape[i];
-    assert_int_equal(numel, n);
-    float *p = malloc(n * sizeof(float));
-    assert_non_null(p);
-    char err[256];
-    if (st_read_f32(f, name, p, t->ndim, t->shape, err, sizeof err))
-        fail_msg("%s", err);
-    return p;
-}
 
 static int teardown(void **state)
 {
@@ -87,9 +68,9 @@ static int setup(void **state)
     r->B = (int)t->shape[0];
     r->T = (int)t->shape[1];
     r->V = nn_model_config(r->m)->vocab_size;
-    float *tok = fx_get(r->fx, "batch.tokens", (size_t)r->B * r->T);
-    float *len = fx_get(r->fx, "batch.lengths", (size_t)r->B);
-    float *pl = fx_get(r->fx, "batch.prompts", (size_t)r->B);
+    float *tok = stfx_get(r->fx, "batch.tokens", (size_t)r->B * r->T);
+    float *len = stfx_get(r->fx, "batch.lengths", (size_t)r->B);
+    float *pl = stfx_get(r->fx, "batch.prompts", (size_t)r->B);
     for (int i = 0; i < r->B * r->T; i++)
         r->tok[i] = (int)tok[i];
     for (int b = 0; b < r->B; b++) {
@@ -126,7 +107,7 @@ static void compare_grads(struct ref *r, const char *prefix)
     for (size_t i = 0; i < nn_model_num_tensors(r->m); i++) {
         const struct nn_tensor *t = nn_model_tensor(r->m, i);
         snprintf(name, sizeof name, "%s.grad.%s", prefix, t->name);
-        float *want = fx_get(r->fx, name, t->numel);
+        float *want = stfx_get(r->fx, name, t->numel);
         double gmax = 0.0;
         for (size_t j = 0; j < t->numel; j++)
             gmax = fmax(gmax, fabs(want[j]));
@@ -145,7 +126,7 @@ static void test_logits_logprobs_rewards_match_torch(void **state)
     float lp[8];
     forward(r, lp);
     const float *lg = nn_model_logits(r->m);
-    float *want = fx_get(r->fx, "logits", (size_t)r->B * r->T * r->V);
+    float *want = stfx_get(r->fx, "logits", (size_t)r->B * r->T * r->V);
     for (int b = 0; b < r->B; b++)
         for (int t = 0; t < r->len[b]; t++)
             for (int v = 0; v < r->V; v++) {
@@ -153,11 +134,11 @@ static void test_logits_logprobs_rewards_match_torch(void **state)
                 close_to("logit", lg[i], want[i], 1e-4, 1e-4);
             }
     free(want);
-    want = fx_get(r->fx, "seq_logp", (size_t)r->B);
+    want = stfx_get(r->fx, "seq_logp", (size_t)r->B);
     for (int b = 0; b < r->B; b++)
         close_to("seq_logp", lp[b], want[b], 1e-4, 1e-4);
     free(want);
-    want = fx_get(r->fx, "rewards", (size_t)r->B);
+    want = stfx_get(r->fx, "rewards", (size_t)r->B);
     for (int b = 0; b < r->B; b++)
         close_to("reward", nn_model_rewards(r->m)[b], want[b], 1e-4, 1e-4);
     free(want);
@@ -173,7 +154,7 @@ static void test_sft_loss_and_grads_match_torch(void **state)
     for (int b = 0; b < r->B; b++)
         ntok[b] = r->len[b] - r->plen[b];
     assert_int_equal(nn_loss_sft(r->B, lp, ntok, 0, dlp, &loss), ERR_OK);
-    float *want = fx_get(r->fx, "ce.loss", 1);
+    float *want = stfx_get(r->fx, "ce.loss", 1);
     close_to("ce.loss", loss, want[0], 0.0, 1e-5);
     free(want);
     nn_model_zero_grad(r->m);
@@ -187,7 +168,7 @@ static void test_dpo_loss_and_grads_match_torch(void **state)
     struct ref *r = *state;
     float lp[8], c[4], rj[4], rc[4], rr[4], dc[4], dr[4], dlp[8];
     forward(r, lp);
-    float *ref = fx_get(r->fx, "dpo.ref_logp", (size_t)r->B);
+    float *ref = stfx_get(r->fx, "dpo.ref_logp", (size_t)r->B);
     int N = r->B / 2;
     for (int i = 0; i < N; i++) {
         c[i] = lp[2 * i];
@@ -199,7 +180,7 @@ static void test_dpo_loss_and_grads_match_torch(void **state)
     struct nn_pref_opts o = {.kind = NN_PREF_DPO, .beta = 0.1f};
     struct nn_pref_stats st;
     assert_int_equal(nn_loss_pref(&o, N, c, rj, rc, rr, NULL, dc, dr, &st), ERR_OK);
-    float *want = fx_get(r->fx, "dpo.loss", 1);
+    float *want = stfx_get(r->fx, "dpo.loss", 1);
     close_to("dpo.loss", st.loss, want[0], 0.0, 1e-5);
     free(want);
     for (int i = 0; i < N; i++) {
@@ -226,12 +207,12 @@ static void test_reward_model_loss_and_grads_match_torch(void **state)
         c[i] = rw[2 * i];
         rj[i] = rw[2 * i + 1];
     }
-    float *margin = fx_get(r->fx, "rm.margin", (size_t)N);
+    float *margin = stfx_get(r->fx, "rm.margin", (size_t)N);
     struct nn_rm_opts o = {.label_smoothing = 0.1f, .center = 0.01f};
     struct nn_rm_stats st;
     assert_int_equal(nn_loss_rm(&o, N, c, rj, margin, NULL, dc, dr, &st), ERR_OK);
     free(margin);
-    float *want = fx_get(r->fx, "rm.loss", 1);
+    float *want = stfx_get(r->fx, "rm.loss", 1);
     close_to("rm.loss", st.loss, want[0], 0.0, 1e-5);
     free(want);
     for (int i = 0; i < N; i++) {
@@ -263,7 +244,7 @@ static void test_simcse_through_the_model_matches_torch(void **state)
     struct nn_simcse_opts o = {.mode = NN_CL_DIFFERENCES, .temperature = 0.5f};
     double loss;
     assert_int_equal(nn_loss_simcse(&o, r->B, C, h, h, dh, dh2, &loss, NULL), ERR_OK);
-    float *want = fx_get(r->fx, "simcse.loss", 1);
+    float *want = stfx_get(r->fx, "simcse.loss", 1);
     close_to("simcse.loss", loss, want[0], 0.0, 1e-5);
     free(want);
     for (int i = 0; i < N; i++)
@@ -284,7 +265,7 @@ static void test_simcse_through_the_model_matches_torch(void **state)
  * of the largest. */
 static void cl_compare(struct ref *r, const char *name, const float *got, size_t n)
 {
-    float *want = fx_get(r->fx, name, n);
+    float *want = stfx_get(r->fx, name, n);
     double wmax = 0.0, worst = 0.0;
     for (size_t i = 0; i < n; i++)
         wmax = fmax(wmax, fabs(want[i]));
@@ -311,8 +292,8 @@ enum { CL_N = 6, CL_D = 8, CL_K = 4, CL_ND = CL_N * CL_D, CL_KD = CL_K * CL_D, S
 static void test_simcse_matches_torch(void **state)
 {
     struct ref *r = *state;
-    float *h = fx_get(r->fx, "cl.h", CL_ND), *h2 = fx_get(r->fx, "cl.h2", CL_ND);
-    float *tie = fx_get(r->fx, "cl.tie", CL_ND), dh[CL_ND], dh2[CL_ND];
+    float *h = stfx_get(r->fx, "cl.h", CL_ND), *h2 = stfx_get(r->fx, "cl.h2", CL_ND);
+    float *tie = stfx_get(r->fx, "cl.tie", CL_ND), dh[CL_ND], dh2[CL_ND];
     const char *cases[][2] = {
         {"simcse", "responses"}, {"simcse", "differences"}, {"simcse_tie", "differences"}};
     for (int c = 0; c < 3; c++) {
@@ -337,8 +318,8 @@ static void test_simcse_matches_torch(void **state)
 static void test_swav_matches_torch(void **state)
 {
     struct ref *r = *state;
-    float *h = fx_get(r->fx, "cl.h", CL_ND), *h2 = fx_get(r->fx, "cl.h2", CL_ND);
-    float *C = fx_get(r->fx, "cl.C", CL_KD);
+    float *h = stfx_get(r->fx, "cl.h", CL_ND), *h2 = stfx_get(r->fx, "cl.h2", CL_ND);
+    float *C = stfx_get(r->fx, "cl.C", CL_KD);
     float dh[CL_ND], dh2[CL_ND], dC[CL_KD];
     static double work[1024];
     assert_true(nn_cl_work_size(CL_N, CL_D, CL_K) <= sizeof work);
@@ -370,7 +351,7 @@ static void test_swav_matches_torch(void **state)
 static void test_sinkhorn_matches_torch(void **state)
 {
     struct ref *r = *state;
-    float *s = fx_get(r->fx, "sinkhorn.scores", SK_NK), q[SK_NK];
+    float *s = stfx_get(r->fx, "sinkhorn.scores", SK_NK), q[SK_NK];
     assert_int_equal(nn_sinkhorn(5, 3, 0.05f, 3, s, q), ERR_OK);
     cl_compare(r, "sinkhorn.q", q, SK_NK);
     free(s);
@@ -415,8 +396,8 @@ static void test_c_written_checkpoint_loads_in_torch(void **state)
     const struct st_tensor *tt = st_find(f, "tokens");
     assert_non_null(tt);
     int B = (int)tt->shape[0], T = (int)tt->shape[1], V = cfg.vocab_size;
-    float *tokf = fx_get(f, "tokens", (size_t)B * T);
-    float *want = fx_get(f, "logits", (size_t)B * T * V);
+    float *tokf = stfx_get(f, "tokens", (size_t)B * T);
+    float *want = stfx_get(f, "logits", (size_t)B * T * V);
     int *tok = malloc((size_t)B * T * sizeof(int)), *len = malloc((size_t)B * sizeof(int));
     for (int i = 0; i < B * T; i++)
         tok[i] = (int)tokf[i];

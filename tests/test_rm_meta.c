@@ -26,6 +26,7 @@
 #include "rm.h"
 #include "rm_meta.h"
 #include "safetensors.h"
+#include "stfixture.h"
 
 #define DIR OAIF_FIXTURES "/nn"
 
@@ -192,28 +193,9 @@ struct ref {
     struct trainer_rm_batch b;
 };
 
-static float *fx_get(st_file_t *f, const char *name, size_t n)
-{
-    const struct st_tensor *t = st_find(f, name);
-    if (!t) {
-        fail_msg("fixture %s missing", name);
-        return NULL;
-    }
-    size_t numel = 1;
-    for (int i = 0; i < t->ndim; i++)
-        numel *= (size_t)t->shape[i];
-    assert_int_equal(numel, n);
-    float *p = malloc(n * sizeof(float));
-    assert_non_null(p);
-    char err[256];
-    if (st_read_f32(f, name, p, t->ndim, t->shape, err, sizeof err))
-        fail_msg("%s", err);
-    return p;
-}
-
 static void ints_of(st_file_t *f, const char *name, int *out, size_t n)
 {
-    float *v = fx_get(f, name, n);
+    float *v = stfx_get(f, name, n);
     for (size_t i = 0; i < n; i++)
         out[i] = (int)v[i];
     free(v);
@@ -247,7 +229,7 @@ static int setup(void **state)
     ints_of(r->fx, "meta.lengths", r->mlen, 10);
     ints_of(r->fx, "pairs.tokens", r->dtok, 32);
     ints_of(r->fx, "pairs.lengths", r->dlen, 4);
-    float *e = fx_get(r->fx, "eta", 1), *a = fx_get(r->fx, "alpha", 1);
+    float *e = stfx_get(r->fx, "eta", 1), *a = stfx_get(r->fx, "alpha", 1);
     r->eta = *e;
     r->alpha = *a;
     free(e);
@@ -277,7 +259,7 @@ static bool tensors_match(struct ref *r, const char *prefix, bool grads, bool ex
         const struct nn_tensor *t = nn_model_tensor(r->m, i);
         char name[256];
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        float *want = fx_get(r->fx, name, t->numel);
+        float *want = stfx_get(r->fx, name, t->numel);
         const float *got = grads ? t->grad : t->data;
         double mx = 0.0;
         for (size_t j = 0; j < t->numel; j++)
@@ -306,7 +288,7 @@ static void test_j_at_theta(void **state)
     float dr[10];
     double J;
     assert_int_equal(trainer_rm_meta_j(2, 5, nn_model_rewards(r->m), &J, dr), ERR_OK);
-    float *wj = fx_get(r->fx, "meta.J", 1), *wdr = fx_get(r->fx, "meta.dr", 10);
+    float *wj = stfx_get(r->fx, "meta.J", 1), *wdr = stfx_get(r->fx, "meta.dr", 10);
     assert_true(fabs(J - wj[0]) <= 1e-5 * fabs(wj[0]));
     for (int i = 0; i < 10; i++)
         if (fabs(dr[i] - wdr[i]) > 1e-6 + 1e-4 * fabs(wdr[i]))
@@ -332,7 +314,7 @@ static void test_grad_at_adapted(void **state)
     assert_int_equal(trainer_rm_meta_grad(r->m, r->loss, &r->mb, r->eta, &r->b, 1, r->scratch, &J,
                                           &pt, err, sizeof err),
                      ERR_OK);
-    float *wl = fx_get(r->fx, "meta.loss", 1);
+    float *wl = stfx_get(r->fx, "meta.loss", 1);
     assert_true(fabs(pt.total - wl[0]) <= 1e-5 * fabs(wl[0]));
     free(wl);
     tensors_match(r, "meta.g.", true, false);
@@ -370,9 +352,9 @@ static void test_step_adamw(void **state)
         const struct nn_tensor *t = nn_model_tensor(r->m, i);
         char name[256];
         snprintf(name, sizeof name, "meta.g.%s", t->name);
-        float *wg = fx_get(r->fx, name, t->numel);
+        float *wg = stfx_get(r->fx, name, t->numel);
         snprintf(name, sizeof name, "meta.after.%s", t->name);
-        float *wa = fx_get(r->fx, name, t->numel);
+        float *wa = stfx_get(r->fx, name, t->numel);
         double mx = 0.0;
         for (size_t j = 0; j < t->numel; j++)
             mx = fabs(wg[j]) > mx ? fabs(wg[j]) : mx;
