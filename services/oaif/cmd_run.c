@@ -1,29 +1,50 @@
 /* cmd_run.c - `oaif run RUN.yaml [--data DIR] [trainer options...]`: the trainer for one run
  * against the deployment `oaif up --data DIR` started, in the foreground. The trainer's log (its
  * configuration, every step, each checkpoint) goes to the deployment's logs/trainer.log, so the
- * terminal keeps the progress bar; Ctrl-C reaches the trainer, which stops at a clean point. */
+ * terminal keeps the progress bar; Ctrl-C reaches the trainer, which stops at a clean point.
+ * With oaif.run.rounds (--rounds R) the run goes in R rounds, the reward-model ensemble retrained
+ * before each (rounds.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cmd.h"
 #include "local.h"
+#include "rounds.h"
 
 #define RUN_ARGS_MAX 64
 
 struct run_opts {
     char *data_dir;
+    struct rounds_opts rounds;
 };
 
 static const struct cfg_option options[] = {
     CFG_STRING_OPT(struct run_opts, data_dir, .key = "oaif.run.data_dir", .def = "data/local",
                    .flag = "--data", .help = "The deployment's directory (as oaif up --data)."),
+    CFG_INT_OPT(struct run_opts, rounds.rounds, .key = "oaif.run.rounds", .def = "0", .min = 0,
+                .max = 1000, .flag = "--rounds",
+                .help = "Iterative rounds: trainer.steps cut into R rounds, the reward-model "
+                        "ensemble retrained on the run's pairs before each (0: one plain run)."),
+    CFG_BOOL_OPT(struct run_opts, rounds.meta, .key = "oaif.run.rounds_meta",
+                 .flag = "--rounds-meta",
+                 .help = "Retrain with MetaRM (oaif rm train --meta), the meta set sampled from "
+                         "the round's policy; else vanilla."),
+    CFG_INT_OPT(struct run_opts, rounds.members, .key = "oaif.run.rounds_members", .def = "4",
+                .min = 1, .max = 1024, .flag = "--rounds-members",
+                .help = "Members of the ensemble retrained each round (0 .. N-1)."),
+    CFG_INT_OPT(struct run_opts, rounds.jobs, .key = "oaif.run.rounds_jobs", .def = "2", .min = 1,
+                .max = 256, .flag = "--rounds-jobs",
+                .help = "Members trained at once, one oaif rm train process each."),
+    CFG_STRING_OPT(struct run_opts, rounds.baseline, .key = "oaif.run.rounds_baseline",
+                   .flag = "--rounds-baseline",
+                   .help = "A second ensemble retrained each round the other way (vanilla beside "
+                           "MetaRM), same pairs and seeds, scored beside."),
 };
 
 static const struct cfg_spec spec = {
@@ -39,23 +60,11 @@ static const struct cfg_spec spec = {
 /* Runs the trainer with av (NULL-terminated) until it exits; returns its exit status. */
 static int run_trainer(char **av)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        cli_error("oaif run", "fork: %s", strerror(errno));
+    pid_t pid = rounds_spawn(av, NULL);
+    if (pid < 0)
         return 1;
-    }
-    if (pid == 0) {
-        local_stop_with_parent(parent); /* `oaif run` killed: the trainer stops cleanly */
-        execv(av[0], av);
-        fprintf(stderr, "oaif run: cannot start %s: %s\n", av[0], strerror(errno));
-        _exit(127);
-    }
-    int st = 0;
     signal(SIGINT, SIG_IGN); /* the trainer gets Ctrl-C too, stops at a clean point */
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    return rounds_wait(pid);
 }
 
 int cmd_run(int argc, char **argv)
@@ -67,7 +76,7 @@ int cmd_run(int argc, char **argv)
     }
     /* --data (and --help) are ours; the rest is the run file, then the trainer's options. */
     bool mine[RUN_ARGS_MAX + 1];
-    char *ours[RUN_ARGS_MAX + 1], *pass[RUN_ARGS_MAX + 1], *av[RUN_ARGS_MAX + 8];
+    char *ours[RUN_ARGS_MAX + 3], *pass[RUN_ARGS_MAX + 1], *av[RUN_ARGS_MAX + 8];
     int nours = 0, npass = 0;
     const char *config = NULL;
     cli_mark_flags(&spec, argc, argv, mine);
@@ -78,6 +87,10 @@ int cmd_run(int argc, char **argv)
             config = argv[i];
         else
             pass[npass++] = argv[i];
+    }
+    if (config) { /* the run file holds oaif.run's keys too */
+        ours[nours++] = "--config";
+        ours[nours++] = (char *)config;
     }
     struct run_opts o = {0};
     int npos, rc = cli_load(verb, &spec, &o, nours, ours, 0, &npos);
@@ -102,7 +115,14 @@ int cmd_run(int argc, char **argv)
         setenv("LOG_FILE", logfile, 1);
         fprintf(stderr, "oaif run: the trainer's log (with its configuration): %s\n", logfile);
     }
-    if (!status) {
+    if (!status && o.rounds.rounds > 0) {
+        const struct rounds_run run = {.config = config,
+                                       .data_dir = o.data_dir,
+                                       .clients = cep,
+                                       .targs = pass,
+                                       .ntargs = npass};
+        status = rounds_run(&o.rounds, &run);
+    } else if (!status) {
         local_bin_path(bin, sizeof bin, "trainer");
         char *head[] = {bin, "--config", (char *)config, "--clients", cep};
         int n = (int)(sizeof head / sizeof head[0]);
