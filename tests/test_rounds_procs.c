@@ -5,7 +5,9 @@
  * member of "main" is retrained with MetaRM on the meta set of that round's policy and the member
  * of "base" the vanilla way, each published as a new version (v1, then v2) that the reward-scorer
  * loads; every round's record holds both ensembles' accuracy on the round's pairs and the policy's
- * evaluation, and the summary table lists the three rounds. Run again, it trains nothing more. */
+ * evaluation, and the summary table lists the three rounds. A first `oaif run`, stopped by SIGINT
+ * while round 1's first member trains (slowed down), leaves round 0 recorded and round 1 unbegun
+ * (exit 1, said); the next goes on from round 1. Run again at the end, it trains nothing more. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -127,9 +129,14 @@ static int teardown(void **state)
 /* Whether the file at path holds `needle`. */
 static bool file_has(const char *path, const char *needle)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "grep -qF -- '%s' %s 2>/dev/null", needle, path);
-    return system(cmd) == 0;
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return false;
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    text[n] = '\0';
+    return strstr(text, needle) != NULL;
 }
 
 /* The records of rounds.jsonl, one JSON object a line. */
@@ -152,21 +159,18 @@ static json_t *read_records(const struct rfx *f)
     return all;
 }
 
-/* Round r's record checked: its policy version, what it published, its two ensembles scored
- * (the newest members: v`version` of each, or none before any) and its evaluation. */
-static void check_round(const json_t *rec, int r, unsigned version)
+/* Round r's record checked: its policy version, what it published (one member of "main" and one
+ * of "base"), its two ensembles scored with the members published or, in round 0, said to be
+ * missing, and its evaluation. Returns the version of main's member (0 in round 0). */
+static unsigned check_round(const json_t *rec, int r)
 {
-    char want[64];
     assert_int_equal(json_integer_value(json_object_get(rec, "round")), r);
     assert_int_equal(json_integer_value(json_object_get(rec, "step_to")), r + 1);
     assert_int_equal(json_integer_value(json_object_get(rec, "policy_version")), r);
     const json_t *pub = json_object_get(rec, "published");
     assert_int_equal(json_is_true(json_object_get(rec, "retrained")), r > 0);
     assert_int_equal(json_array_size(pub), r > 0 ? 2 : 0);
-    for (size_t k = 0; k < json_array_size(pub); k++) {
-        snprintf(want, sizeof want, "%s/m0@v%u", k ? "base" : "main", version);
-        assert_string_equal(json_string_value(json_array_get(pub, k)), want);
-    }
+    unsigned version = 0;
     const json_t *ens = json_object_get(rec, "ensembles");
     assert_int_equal(json_array_size(ens), 2);
     for (size_t k = 0; k < 2; k++) {
@@ -180,17 +184,60 @@ static void check_round(const json_t *rec, int r, unsigned version)
         if (json_object_get(e, "error"))
             fail_msg("round %d, %s: %s", r, json_string_value(json_object_get(e, "ensemble")),
                      json_string_value(json_object_get(e, "error")));
+        const char *published = json_string_value(json_array_get(pub, k));
+        const char *name = k ? "base/m0@v" : "main/m0@v";
+        assert_non_null(published);
+        assert_int_equal(strncmp(published, name, strlen(name)), 0);
+        unsigned v = (unsigned)strtoul(published + strlen(name), NULL, 10);
+        if (k == 0)
+            version = v;
         assert_true(json_integer_value(json_object_get(e, "pairs")) > 0);
         assert_true(json_is_number(json_object_get(e, "accuracy")));
         const json_t *m0 = json_array_get(json_object_get(e, "members"), 0);
-        snprintf(want, sizeof want, "%s/m0@v%u", k ? "base" : "main", version);
-        assert_string_equal(json_string_value(json_object_get(m0, "model")), want);
+        assert_string_equal(json_string_value(json_object_get(m0, "model")), published);
     }
     const json_t *ev = json_object_get(rec, "eval");
     if (json_object_get(ev, "error"))
         fail_msg("round %d: eval: %s", r, json_string_value(json_object_get(ev, "error")));
     assert_int_equal(json_integer_value(json_object_get(ev, "version")), r + 1);
     assert_true(json_is_number(json_object_get(ev, "win_rate")));
+    return version;
+}
+
+/* `oaif run` stopped by SIGINT in round 1's retraining, one member at a time, slowed down: round
+ * 0 is recorded, round 1 not begun, and it says so. */
+static void stop_in_round_1(struct rfx *f)
+{
+    char cmd[2000], log[400], member[400], path[400];
+    snprintf(log, sizeof log, "%s/stopped-run.log", f->dir);
+    snprintf(member, sizeof member, "%s/logs/rounds-r1-main-m0.log", f->data);
+    snprintf(cmd, sizeof cmd,
+             "RM_STEP_SLEEP=300ms exec %s run %s --data %s --rounds-jobs 1 >>%s 2>&1",
+             tp_bin("services/oaif/oaif"), f->run, f->data, log);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    pid_t pid = tp_spawn(argv, NULL);
+    assert_true(pid > 0);
+    for (int i = 0; i < 1200 && !file_has(member, "rm "); i++) {
+        char st[200];
+        if (tp_state(pid, st, sizeof st)) {
+            tp_log_tail(log, 8000);
+            fail_msg("oaif run %s before round 1's retraining", st);
+        }
+        usleep(50000);
+    }
+    int st = tp_stop(pid, SIGINT);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 ||
+        !file_has(log, "stopped in round 1's reward-model training")) {
+        tp_log_tail(log, 8000);
+        fail_msg("oaif run stopped in round 1: want exit 1 and the reason");
+    }
+    snprintf(path, sizeof path, "%s/rounds/round-1.json", f->data);
+    assert_int_not_equal(access(path, F_OK), 0);
+    json_t *recs = read_records(f);
+    assert_int_equal(json_array_size(recs), 1);
+    json_decref(recs);
+    snprintf(path, sizeof path, "%s/logs/rounds-r1-base-m0.log", f->data);
+    assert_int_not_equal(access(path, F_OK), 0); /* one at a time: not started */
 }
 
 static void test_three_rounds_retrain_and_record(void **state)
@@ -198,20 +245,27 @@ static void test_three_rounds_retrain_and_record(void **state)
     struct rfx *f = *state;
     static char out[1 << 16];
     char args[1200], path[600];
+    stop_in_round_1(f);
     snprintf(args, sizeof args, "run %s --data %s", f->run, f->data);
     int rc = rmfx_oaif(out, sizeof out, args);
     if (rc != 0)
         fail_msg("oaif run (3 rounds): exit %d\n%s", rc, out);
     fprintf(stderr, "%s", out);
-    assert_non_null(strstr(out, "round 0/3: the policy is still the SFT model"));
+    assert_non_null(strstr(out, "rounds: 1 of 3 done"));
+    assert_null(strstr(out, "round 0/3:"));
     assert_non_null(strstr(out, "round 1/3: retraining 1 member(s) of 'main' with MetaRM"));
     assert_non_null(strstr(out, "round 2/3: online training to step 3"));
 
     json_t *recs = read_records(f);
     assert_int_equal(json_array_size(recs), 3);
+    unsigned v[3];
     for (int r = 0; r < 3; r++)
-        check_round(json_array_get(recs, (size_t)r), r, (unsigned)r);
+        v[r] = check_round(json_array_get(recs, (size_t)r), r);
     json_decref(recs);
+    /* republished between rounds: round 1's member (v1, or v2 when the stopped one resumed into a
+     * second version) and a newer one in round 2 */
+    assert_true(v[1] >= 1);
+    assert_true(v[2] > v[1]);
 
     /* MetaRM's meta set came from the round's policy; the vanilla member had none */
     snprintf(path, sizeof path, "%s/logs/rounds-r1-main-m0.log", f->data);
@@ -224,10 +278,12 @@ static void test_three_rounds_retrain_and_record(void **state)
 
     /* the reward-scorer loaded the republished member by itself */
     char logs[400];
-    snprintf(logs, sizeof logs, "%s/logs/*", f->data);
+    snprintf(logs, sizeof logs, "%s/logs/reward-scorer-1.log", f->data);
     bool loaded = false;
+    char newest[64];
+    snprintf(newest, sizeof newest, "main/m0@v%u loaded", v[2]);
     for (int i = 0; i < 200 && !loaded; i++) {
-        loaded = file_has(logs, "main/m0@v2 loaded");
+        loaded = file_has(logs, newest);
         if (!loaded)
             usleep(100000);
     }

@@ -70,9 +70,15 @@ static int exit_status(int st)
 int rounds_wait(pid_t pid)
 {
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0)
+    bool told = false;
+    for (;;) {
+        if (stop_requested && !told) /* a SIGINT for this process alone: the child's too */
+            told = kill(pid, SIGINT) == 0;
+        if (waitpid(pid, &st, 0) >= 0)
+            break;
         if (errno != EINTR)
             return 1;
+    }
     return exit_status(st);
 }
 
@@ -148,7 +154,7 @@ static void rounds_path(char *out, size_t len, const struct rounds_run *run, con
 /* Writes j (taken) to path through a temporary file and a rename. ERR_OK or ERR_IO (said). */
 static int write_json_file(const char *path, json_t *j)
 {
-    char tmp[4200];
+    char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0 ? ERR_OK : ERR_IO;
     if (rc)
@@ -266,6 +272,7 @@ static int retrain(const struct rounds_opts *o, const struct rounds_run *run,
                                       .member = k / nens};
     }
     int next = 0, running = 0, status = 0;
+    bool told = false;
     while (next < njobs || running > 0) {
         while (!status && !stop_requested && next < njobs && running < o->jobs) {
             if (start_member(&jobs[next], r, version, self, run, s)) {
@@ -277,6 +284,12 @@ static int retrain(const struct rounds_opts *o, const struct rounds_run *run,
         }
         if (!running)
             break;
+        if (stop_requested && !told) { /* the members stop after their step, resumable */
+            for (int k = 0; k < next; k++)
+                if (jobs[k].pid > 0)
+                    kill(jobs[k].pid, SIGINT);
+            told = true;
+        }
         int st = 0;
         pid_t pid = waitpid(-1, &st, 0);
         if (pid < 0) {
@@ -291,7 +304,7 @@ static int retrain(const struct rounds_opts *o, const struct rounds_run *run,
                 continue;
             running--;
             jobs[k].pid = 0;
-            if (exit_status(st) != 0) {
+            if (exit_status(st) != 0 && !stop_requested) {
                 cli_error(verb,
                           "round %d: oaif rm train of member %d of '%s' failed (exit %d); "
                           "its log: %s",
