@@ -39,7 +39,7 @@ build_dir=${BUILD_DIR:-build}
 image=oaif:compose-test
 project=oaifct
 steps1=6      # the run file's trainer.steps: the rules judge
-steps2=120    # extended after the swap: the fake OpenAI-compatible judge
+steps2=200    # extended after the swap: the fake OpenAI-compatible judge
 limit=${OAIF_COMPOSE_TEST_LIMIT:-180} # seconds for each phase of the run
 
 say() { printf '== compose-test: %s (%ds)\n' "$*" $(($(date +%s) - t_start)); }
@@ -255,9 +255,8 @@ say "each annotator-proxy served labels (judgements: $counts)"
 victim=$(cid annotator-proxy 2)
 say "docker kill $(docker inspect -f '{{.Name}}' "$victim")"
 docker kill "$victim" >/dev/null
-sleep 3
-docker start "$victim" >/dev/null # `docker kill` is a stop by hand: no restart policy applies
 sleep 2
+docker start "$victim" >/dev/null # `docker kill` is a stop by hand: no restart policy applies
 [ "$(docker inspect -f '{{.State.Status}}' "$run2")" = running ] ||
     fail "the run ended before the ledger could be killed"
 ledger=$(cid ledger)
