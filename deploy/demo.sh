@@ -3,15 +3,17 @@
 #
 #   1. set-up and build (deploy/setup.sh);
 #   2. SFT of the built-in policy (oaif sft; cached in data/checkpoints once trained);
-#   3. three runs, each on its own local deployment (oaif up: a ledger, a sampler and two
-#      annotator-proxies with the rules judge at 20% label noise) and with the same label budget:
+#   3. three runs, each on its own local deployment (oaif up: a ledger, a sampler, two
+#      annotator-proxies with the rules judge at 20% label noise, and an evaluator with its
+#      noise-free evaluation judge, which evaluates every 2nd policy version on 64 held-out
+#      prompts: demo.yaml's evaluator section) and with the same label budget:
 #        online         online DPO, the judge's default instruction
 #        offline        DPO on pairs sampled once from the SFT model (offline mode)
 #        online-short   online DPO, the judge told "Prefer shorter responses."
 #      each followed by `oaif audit` (no pair used twice);
 #   4. evaluation of every policy against the SFT model on the eval split: task accuracy, win
 #      rate judged by the noise-free rules judge (both orders), mean length; and the table;
-#   5. the online run's report (oaif report), its path printed.
+#   5. the online run's report (oaif report, its evaluations the evaluator's), its path printed.
 #
 #   deploy/demo.sh [--quick] [--steps N] [--eval N]
 #     --quick   a short run for CI's smoke test (about 2 minutes on 2 cores): fewer steps, a
@@ -25,7 +27,11 @@ neval=350
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) quick=1; steps=4; neval=60; extra=(--batch 8 --prompts-per-request 8); shift ;;
+    --quick)
+        quick=1; steps=4; neval=60; extra=(--batch 8 --prompts-per-request 8 --checkpoint-every 2)
+        # the evaluator: both versions, on 16 held-out prompts (the environment beats the run file)
+        export EVALUATOR_EVERY=1 EVALUATOR_PROMPTS=16
+        shift ;;
     --steps) steps=$2; shift 2 ;;
     --eval) neval=$2; shift 2 ;;
     *) echo "demo.sh: unknown option '$1' (try --quick, --steps N, --eval N)" >&2; exit 2 ;;
@@ -53,24 +59,50 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 up_pid=
 trap '[ -n "$up_pid" ] && kill -INT "$up_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
 
+# evcfg KEY: the evaluator's setting (demo.yaml's evaluator section, or the environment's)
+evcfg() {
+    $oaif config show --service evaluator --config deploy/runs/demo.yaml |
+        sed -n "s/^  $1: \([0-9]*\) .*/\1/p"
+}
+# wait_evals RUN: until the evaluator has recorded the EvalResult of the run's last version it
+# evaluates (the highest multiple of evaluator.every among its policy versions); the training
+# finishes before the evaluator does, and stopping the deployment would lose that evaluation.
+wait_evals() {
+    local run=$1 every last want t=$(date +%s)
+    every=$(evcfg every)
+    last=$($oaif export checkpoints | grep "\"run\":\"$run\"" | grep -o '"version":[0-9]*' |
+        cut -d: -f2 | sort -n | tail -1)
+    want=$(( ${last:-0} - ${last:-0} % every ))
+    [ "$want" -gt 0 ] || return 0
+    for _ in $(seq 600); do
+        $oaif export evals | grep "\"run\":\"$run\"" | grep -q "\"version\":$want," && break
+        sleep 0.5
+    done
+    say "   $run: evaluated: $($oaif export evals | grep -c "\"run\":\"$run\"") versions (waited $(( $(date +%s) - t )) s for v$want)"
+}
+
 run_one() { # name, extra trainer options...
     local name=$1
     shift
     local d=data/demo/$name
     rm -rf "$d"
     mkdir -p "$d"
-    $oaif up --data "$d" --config deploy/runs/demo.yaml --clients 'tcp://127.0.0.1:*' \
-        --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/up.log" 2>&1 &
+    $oaif up --data "$d" --config deploy/runs/demo.yaml --evaluators 1 \
+        --clients 'tcp://127.0.0.1:*' --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' \
+        >"$d/up.log" 2>&1 &
     local up=$!
     up_pid=$up
     for _ in $(seq 200); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
     export BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints")
     $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
+    # the evaluator's held-out prompts: the first evaluator.prompts of split eval in the ledger
+    $oaif task prompts --split eval --n "$(evcfg prompts)" --seed 1 | $oaif import prompts - >/dev/null
     say "   $name: ${steps} steps (logs in $d)"
     $oaif run deploy/runs/demo.yaml --data "$d" --run "$name" --steps "$steps" \
         --reference "$sft" --checkpoints "$d/checkpoints" --progress "${extra[@]}" "$@"
     $oaif audit >"$d/audit.txt" || { cat "$d/audit.txt"; exit 1; }
     say "   $name: $(tail -1 "$d/audit.txt")"
+    wait_evals "$name"
     kill -INT $up
     wait $up || true
     up_pid=
