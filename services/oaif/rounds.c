@@ -52,7 +52,7 @@ pid_t rounds_spawn(char *const *av, const char *log)
             }
             dup2(fd, 1);
             dup2(fd, 2);
-            setenv("LOG_FILE", log, 1); /* its log lines beside its output, not in ours */
+            unsetenv("LOG_FILE"); /* its log lines on its stderr, not in the trainer's log */
         }
         execv(av[0], av);
         fprintf(stderr, "%s: cannot start %s: %s\n", verb, av[0], strerror(errno));
