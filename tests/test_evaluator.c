@@ -115,6 +115,28 @@ static void test_summary_of_hand_made_judgements(void **state)
     assert_true(r.kl == s.kl && r.kl_se == s.kl_se);
     assert_string_equal(r.metrics[0]->name, "judge_failures");
     assert_true(r.metrics[0]->value == 1);
+    /* the reward ensemble's accuracy: recorded with its flag and pair count when measured, and
+     * flagged absent (rm_accuracy 0 cannot say so) when not */
+    Oaif__V1__Metric ms8[8], *mp8[8];
+    evaluator_result(&r, ms8, mp8, 8, &c, "run", "eval-run-v2-annotate-eval", "annotate-eval:rules",
+                     2, &s, 123);
+    assert_int_equal(r.n_metrics, 5);
+    assert_string_equal(r.metrics[4]->name, "has_rm_accuracy");
+    assert_true(r.metrics[4]->value == 0 && r.rm_accuracy == 0);
+    s.has_rm = true;
+    s.rm_accuracy = 0.75;
+    s.rm_pairs = 8;
+    evaluator_result(&r, ms8, mp8, 8, &c, "run", "eval-run-v2-annotate-eval", "annotate-eval:rules",
+                     2, &s, 123);
+    assert_int_equal(r.n_metrics, 6);
+    assert_true(r.metrics[4]->value == 1 && r.rm_accuracy == 0.75);
+    assert_string_equal(r.metrics[5]->name, "rm_pairs");
+    assert_true(r.metrics[5]->value == 8);
+    char rid[128];
+    c.rm_ensemble = "e"; /* borrowed: released before the table frees it */
+    assert_int_equal(evaluator_rm_id(rid, sizeof rid, &c, "run", 3, "p-1"), ERR_OK);
+    assert_string_equal(rid, "evl-run-v3-rm-e-p-1");
+    c.rm_ensemble = NULL;
     evaluator_config_release(&c);
 
     /* one answer without its log-probs: no KL at all rather than a KL of the others */

@@ -78,6 +78,13 @@ int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c,
     return fits(snprintf(out, len, "eval-%s-v%u-%s", run, version, c->judge_service), len);
 }
 
+int evaluator_rm_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                    uint32_t version, const char *pair_id)
+{
+    return fits(snprintf(out, len, "evl-%s-v%u-rm-%s-%s", run, version, c->rm_ensemble, pair_id),
+                len);
+}
+
 /* Whether `text` answers `reference` (a checkable answer of the built-in task's kinds). *checked
  * is false when the reference is not one. */
 static bool correct(const char *reference, const char *text, bool *checked)
@@ -198,6 +205,9 @@ void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1_
     metric(ms, mp, &nm, nm_max, "checked", (double)s->checked);
     metric(ms, mp, &nm, nm_max, "baseline_accuracy", s->baseline_accuracy);
     metric(ms, mp, &nm, nm_max, "has_kl", s->has_kl ? 1 : 0);
+    metric(ms, mp, &nm, nm_max, "has_rm_accuracy", s->has_rm ? 1 : 0);
+    if (s->has_rm)
+        metric(ms, mp, &nm, nm_max, "rm_pairs", (double)s->rm_pairs);
     out->id = (char *)id;
     out->version = version;
     out->baseline_version = (uint32_t)c->baseline;
@@ -224,4 +234,6 @@ void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1_
         out->kl = s->kl;
         out->kl_se = s->kl_se;
     }
+    if (s->has_rm)
+        out->rm_accuracy = s->rm_accuracy;
 }

@@ -46,6 +46,11 @@ struct evaluator_config {
     int batch;     /* prompts per sample request */
     int resamples; /* bootstrap resamples */
     int credit;    /* evaluate requests taken at once */
+    /* reward-model accuracy: the ensemble (NULL or "": none) served by score_service, on at most
+     * rm_pairs of the run's labeled pairs it held out (the share rm_holdout, as it trained) */
+    char *rm_ensemble, *score_service;
+    double rm_holdout;
+    int rm_pairs;
     int64_t rescan_ms;
     char *worker_name;
     char *metrics_bind;
@@ -76,6 +81,12 @@ int evaluator_judge_id(char *out, size_t len, const struct evaluator_config *c, 
 int evaluator_result_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
                         uint32_t version);
 
+/* The id of the score request of held-out pair `pair_id` at one version:
+ * "evl-<run>-v<version>-rm-<ensemble>-<pair id>" (per version: the ensemble may be retrained
+ * between versions, and a restarted evaluator asks the same ids). ERR_OK or ERR_TOOBIG. */
+int evaluator_rm_id(char *out, size_t len, const struct evaluator_config *c, const char *run,
+                    uint32_t version, const char *pair_id);
+
 /* One prompt of an evaluation. */
 struct evaluator_item {
     const char *reference;         /* NULL or "": nothing to check */
@@ -98,6 +109,10 @@ struct evaluator_summary {
     double mean_length, baseline_mean_length;        /* bytes */
     bool has_kl;                                     /* every item has its log-probs */
     double kl, kl_se; /* mean of lp_policy - lp_ref over the items, its SE */
+    /* not from the items: the reward ensemble's accuracy on held-out pairs, when measured */
+    bool has_rm;
+    double rm_accuracy;
+    size_t rm_pairs;
 };
 
 /* The numbers from items[0..n) (bootstrap of `resamples` draws under `seed`). ERR_OK; ERR_INVAL
@@ -107,7 +122,7 @@ int evaluator_summarize(const struct evaluator_item *items, size_t n, unsigned r
 
 /* The EvalResult of version v of run `run` from the summary (strings borrowed from c, run, judge
  * and id, which must outlive *out). Metrics: judge failures, checked prompts, baseline accuracy,
- * has_kl. */
+ * has_kl, has_rm_accuracy (rm_accuracy is 0 without it, proto3 cannot tell) and rm_pairs. */
 void evaluator_result(Oaif__V1__EvalResult *out, Oaif__V1__Metric *ms, Oaif__V1__Metric **mp,
                       size_t nm_max, const struct evaluator_config *c, const char *run,
                       const char *id, const char *judge, uint32_t version,

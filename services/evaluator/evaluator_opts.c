@@ -58,6 +58,21 @@ static const struct cfg_option options[] = {
     CFG_INT_OPT(O, credit, .key = "evaluator.credit", .def = "4", .min = 1, .max = 1024,
                 .env = "EVALUATOR_CREDIT", .flag = "--credit",
                 .help = "evaluate requests taken at once (evaluated one after another)."),
+    CFG_STRING_OPT(O, rm_ensemble, .key = "evaluator.rm_ensemble", .env = "EVALUATOR_RM_ENSEMBLE",
+                   .flag = "--rm-ensemble",
+                   .help = "A reward ensemble that score_service serves: the accuracy of its mean "
+                           "reward on the run's held-out labeled pairs, EvalResult.rm_accuracy "
+                           "(unset: not measured)."),
+    CFG_STRING_OPT(O, score_service, .key = "evaluator.score_service", .def = "score",
+                   .env = "EVALUATOR_SCORE_SERVICE", .flag = "--score-service",
+                   .help = "The service that scores them (a reward-scorer of that ensemble)."),
+    CFG_DOUBLE_OPT(O, rm_holdout, .key = "evaluator.rm_holdout", .def = "0.1", .dmin = 0.001,
+                   .dmax = 0.9, .env = "EVALUATOR_RM_HOLDOUT", .flag = "--rm-holdout",
+                   .help = "The share of the run's pairs the ensemble held out (its oaif rm train "
+                           "--holdout): the pairs it is measured on."),
+    CFG_INT_OPT(O, rm_pairs, .key = "evaluator.rm_pairs", .def = "256", .min = 1, .max = 1000000,
+                .env = "EVALUATOR_RM_PAIRS", .flag = "--rm-pairs",
+                .help = "At most this many of them (the first by pair id)."),
     CFG_DURATION_OPT(O, rescan_ms, .key = "evaluator.rescan_interval", .def = "10s", .min = 50,
                      .max = 86400000, .env = "EVALUATOR_RESCAN_INTERVAL", .flag = "--rescan",
                      .help = "How often the ledger's checkpoints are read even without an event "

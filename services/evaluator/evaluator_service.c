@@ -14,15 +14,18 @@
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
+#include "rm.h"
+#include "rm_data.h"
 
 #define QUERY_MS    5000 /* a record query (scan, get, put) */
 #define RETRY_MS    1000 /* a job that could not start (no prompts, no baseline) waits this long */
 #define ID_MAX      512
 #define REPLY_POLL  50 /* poll cap while requests of ours are in flight */
-#define KIND_POLICY 0u /* what a submitted id stands for (hmap value: index << 2 | kind, + 1) */
+#define KIND_POLICY 0u /* what a submitted id stands for (hmap value: index << 3 | kind, + 1) */
 #define KIND_BASE   1u
 #define KIND_JUDGE  2u
 #define KIND_REF    3u /* the reference's log-probabilities of the policy's answers */
+#define KIND_RM     4u /* the reward ensemble's scores of a held-out pair */
 
 /* A version to evaluate, and the evaluate request that asked for it (NULL: an event). */
 struct job {
@@ -42,6 +45,8 @@ struct current {
     double *lp_pol, *lp_ref;       /* log pi and log pi_ref of the policy's answers */
     bool *have_ref;
     char kl_failed[300]; /* why KL is missing ("": not) */
+    size_t rm_asked, rm_scored, rm_correct; /* held-out pairs scored by the reward ensemble */
+    char rm_failed[300];                    /* why rm_accuracy is missing ("": not) */
     Oaif__V1__Winner *winner;
     bool *judged;
     hmap_t *ids; /* outstanding request id -> (index << 2 | kind) + 1 */
@@ -324,7 +329,7 @@ static int submit(evaluator_service_t *s, const char *service, const char *id,
     if (!buf)
         return ERR_NOMEM;
     protobuf_c_message_pack(m, buf);
-    int rc = hmap_put(s->cur.ids, id, strlen(id), (void *)(uintptr_t)(((index << 2) | kind) + 1));
+    int rc = hmap_put(s->cur.ids, id, strlen(id), (void *)(uintptr_t)(((index << 3) | kind) + 1));
     if (!rc)
         rc = bus_client_submit(s->client, service, id, buf, n, 0, 0);
     free(buf);
@@ -440,6 +445,54 @@ static int submit_judgements(evaluator_service_t *s)
     return ERR_OK;
 }
 
+/* The reward ensemble scores the run's labeled pairs it held out (read as `oaif rm train` reads
+ * them: trainer_rm_data_load, the same hash of the pair id), the first rm_pairs by id, one score
+ * request a pair. What stops this leaves rm_accuracy out (the reason in rm_failed), not the
+ * evaluation. */
+static void submit_rm(evaluator_service_t *s)
+{
+    const struct evaluator_config *c = s->cfg;
+    struct current *cu = &s->cur;
+    struct trainer_rm_opts o;
+    memset(&o, 0, sizeof o);
+    o.run = cu->job->run;
+    o.holdout = c->rm_holdout;
+    struct trainer_rm_data d;
+    memset(&d, 0, sizeof d);
+    char err[256] = "";
+    int rc = trainer_rm_data_load(s->client, &o, QUERY_MS, &d, err, sizeof err);
+    if (rc) {
+        snprintf(cu->rm_failed, sizeof cu->rm_failed, "reading the run's labeled pairs: %s",
+                 err[0] ? err : err_str(rc));
+        return;
+    }
+    for (size_t i = 0; i < d.n && cu->rm_asked < (size_t)c->rm_pairs; i++) {
+        const struct trainer_rm_pair *p = &d.pairs[i];
+        if (!p->heldout)
+            continue;
+        char id[ID_MAX];
+        rc = evaluator_rm_id(id, sizeof id, c, cu->job->run, cu->job->version, p->id);
+        char *texts[2] = {p->chosen, p->rejected};
+        Oaif__V1__ScoreRequest rq = OAIF__V1__SCORE_REQUEST__INIT;
+        rq.prompt = p->prompt;
+        rq.texts = texts;
+        rq.n_texts = 2;
+        rq.pair_id = p->id;
+        if (!rc)
+            rc = submit(s, c->score_service, id, &rq.base, 0, KIND_RM);
+        if (rc) {
+            snprintf(cu->rm_failed, sizeof cu->rm_failed, "scoring pair %s: %s", p->id,
+                     err_str(rc));
+            break;
+        }
+        cu->rm_asked++;
+    }
+    if (!cu->rm_asked && !cu->rm_failed[0])
+        snprintf(cu->rm_failed, sizeof cu->rm_failed,
+                 "none of the run's %zu labeled pairs is held out at %.3f", d.n, c->rm_holdout);
+    trainer_rm_data_free(&d);
+}
+
 /* The evaluation's first failure ("what: detail") is kept; it fails once its requests are in. */
 static void fail_current(evaluator_service_t *s, const char *what, const char *detail)
 {
@@ -538,6 +591,50 @@ static void on_judge_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, si
         oaif__v1__annotate_reply__free_unpacked(ar, NULL);
 }
 
+/* The ensemble's rewards of one held-out pair's (chosen, rejected): correct when the members' mean
+ * reward ranks chosen first, as `oaif rm eval`'s ensemble row counts it. A failure is not the
+ * evaluation's: rm_accuracy is left out, with the reason. */
+static void on_rm_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp)
+{
+    struct current *cu = &s->cur;
+    const char *ens = s->cfg->rm_ensemble;
+    size_t el = strlen(ens);
+    Oaif__V1__ScoreReply *sr =
+        rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK
+            ? oaif__v1__score_reply__unpack(NULL, rp->payload.len, rp->payload.data)
+            : NULL;
+    if (!sr) {
+        if (!cu->rm_failed[0])
+            snprintf(cu->rm_failed, sizeof cu->rm_failed, "%s: %s", rp->id,
+                     rp->outcome == OAIF__V1__OUTCOME__OUTCOME_OK ? "not a ScoreReply" : rp->error);
+        return;
+    }
+    size_t m = sr->n_members;
+    bool ok = m > 0 && sr->n_scores == 2 * m;
+    for (size_t k = 0; ok && k < m; k++) /* members are named "<ensemble>/m<i>@v<version>" */
+        if (strncmp(sr->members[k], ens, el) != 0 || sr->members[k][el] != '/') {
+            if (!cu->rm_failed[0])
+                snprintf(cu->rm_failed, sizeof cu->rm_failed,
+                         "%s: member '%s' is not of ensemble '%s' (the score service serves "
+                         "another)",
+                         rp->id, sr->members[k], ens);
+            ok = false;
+        }
+    if (m > 0 && sr->n_scores != 2 * m && !cu->rm_failed[0])
+        snprintf(cu->rm_failed, sizeof cu->rm_failed, "%s: %zu scores for %zu members of 2 texts",
+                 rp->id, sr->n_scores, m);
+    if (ok) {
+        double d = 0;
+        for (size_t k = 0; k < m; k++)
+            d += sr->scores[k * 2] - sr->scores[k * 2 + 1];
+        cu->rm_scored++;
+        cu->rm_correct += d > 0;
+    } else if (!cu->rm_failed[0]) {
+        snprintf(cu->rm_failed, sizeof cu->rm_failed, "%s: a reply without members", rp->id);
+    }
+    oaif__v1__score_reply__free_unpacked(sr, NULL);
+}
+
 static void on_reply(void *ctx, const Oaif__V1__Reply *rp)
 {
     evaluator_service_t *s = ctx;
@@ -548,9 +645,11 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rp)
     if (!v)
         return; /* not ours (an earlier evaluation's) */
     cu->outstanding--;
-    size_t index = (size_t)((v - 1) >> 2);
-    unsigned kind = (unsigned)((v - 1) & 3);
-    if (kind == KIND_JUDGE)
+    size_t index = (size_t)((v - 1) >> 3);
+    unsigned kind = (unsigned)((v - 1) & 7);
+    if (kind == KIND_RM)
+        on_rm_reply(s, rp);
+    else if (kind == KIND_JUDGE)
         on_judge_reply(s, rp, index);
     else if (kind == KIND_REF)
         on_ref_reply(s, rp, index);
@@ -580,19 +679,29 @@ static void finish(evaluator_service_t *s)
     }
     if (cu->kl_failed[0])
         log_warn("v%u: no KL: %s", v, cu->kl_failed);
+    bool want_rm = c->rm_ensemble && *c->rm_ensemble;
+    if (want_rm && cu->rm_failed[0])
+        log_warn("v%u: no reward-model accuracy: %s", v, cu->rm_failed);
     if (!rc)
         rc = evaluator_summarize(items, cu->n, (unsigned)c->resamples, c->sample_seed ^ v, &sum,
                                  why, sizeof why);
     free(items);
+    if (!rc && want_rm && !cu->rm_failed[0] && cu->rm_asked && cu->rm_scored == cu->rm_asked) {
+        sum.has_rm = true;
+        sum.rm_pairs = cu->rm_scored;
+        sum.rm_accuracy = (double)cu->rm_correct / (double)cu->rm_scored;
+        log_info("v%u: ensemble %s: accuracy %.4f on %zu held-out pairs", v, c->rm_ensemble,
+                 sum.rm_accuracy, sum.rm_pairs);
+    }
     char id[ID_MAX], judge[300];
     if (!rc)
         rc = evaluator_result_id(id, sizeof id, c, cu->job->run, v);
     Oaif__V1__EvalResult er;
-    Oaif__V1__Metric ms[5], *mp[5];
+    Oaif__V1__Metric ms[8], *mp[8];
     uint8_t *buf = NULL;
     if (!rc) {
         snprintf(judge, sizeof judge, "%s:%s", c->judge_service, cu->judge);
-        evaluator_result(&er, ms, mp, 5, c, cu->job->run, id, judge, v, &sum, bus_now_ms());
+        evaluator_result(&er, ms, mp, 8, c, cu->job->run, id, judge, v, &sum, bus_now_ms());
         size_t n = oaif__v1__eval_result__get_packed_size(&er);
         buf = malloc(n ? n : 1);
         rc = buf ? ERR_OK : ERR_NOMEM;
@@ -711,6 +820,8 @@ static int start_next(evaluator_service_t *s)
         rc = submit_samples(s, true);
     if (rc)
         fail_current(s, "submitting the sample requests", err_str(rc));
+    else if (c->rm_ensemble && *c->rm_ensemble)
+        submit_rm(s);
     return ERR_OK;
 }
 

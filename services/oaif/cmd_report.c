@@ -111,16 +111,18 @@ static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
     }
     if (r->run && !strcmp(r->run, g->o->run) && (!g->o->judge || !strcmp(r->judge, g->o->judge))) {
         double base_acc = 0;
-        bool has_kl = r->kl != 0;
+        bool has_kl = r->kl != 0, has_rm = false;
         for (size_t i = 0; i < r->n_metrics; i++) {
             if (!strcmp(r->metrics[i]->name, "baseline_accuracy"))
                 base_acc = r->metrics[i]->value;
             else if (!strcmp(r->metrics[i]->name, "has_kl"))
                 has_kl = r->metrics[i]->value != 0;
+            else if (!strcmp(r->metrics[i]->name, "has_rm_accuracy"))
+                has_rm = r->metrics[i]->value != 0;
         }
         json_t *e = json_pack(
             "{s:s, s:I, s:I, s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, "
-            "s:f, s:f, s:f, s:b, s:f, s:f, s:I, s:I}",
+            "s:f, s:f, s:f, s:b, s:f, s:f, s:b, s:I, s:I}",
             "id", rec->id, "version", (json_int_t)r->version, "baseline_version",
             (json_int_t)r->baseline_version, "judge", r->judge, "win_rate", r->win_rate,
             "win_rate_se", r->win_rate_se, "win_rate_lo", r->win_rate_lo, "win_rate_hi",
@@ -128,8 +130,9 @@ static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
             (json_int_t)r->ties, "losses", (json_int_t)r->losses, "prompts", (json_int_t)r->prompts,
             "accuracy", r->accuracy, "accuracy_se", r->accuracy_se, "baseline_accuracy", base_acc,
             "mean_length", r->mean_length, "baseline_mean_length", r->baseline_mean_length, "kl",
-            r->kl, "has_kl", has_kl, "kl_se", r->kl_se, "rm_accuracy", r->rm_accuracy, "created_ms",
-            (json_int_t)r->created_ms, "seq", (json_int_t)rec->seq);
+            r->kl, "has_kl", has_kl, "kl_se", r->kl_se, "rm_accuracy", r->rm_accuracy,
+            "has_rm_accuracy", has_rm, "created_ms", (json_int_t)r->created_ms, "seq",
+            (json_int_t)rec->seq);
         /* The same version and judge written again: the latest record counts, in its place. */
         size_t i, n = json_array_size(g->evals);
         for (i = 0; i < n; i++) {

@@ -101,7 +101,9 @@
      ['lc_win_rate', last.lc_win_rate], ['wins', last.wins, 0], ['ties', last.ties, 0],
      ['losses', last.losses, 0], ['accuracy', last.accuracy], ['baseline_accuracy', last.baseline_accuracy],
      ['mean_length', last.mean_length, 1], ['baseline_mean_length', last.baseline_mean_length, 1],
-     ['kl', last.has_kl ? last.kl : null], ['prompts', last.prompts, 0]].forEach(function (c) {
+     ['kl', last.has_kl ? last.kl : null], ['prompts', last.prompts, 0]]
+    /* the reward ensemble's accuracy on held-out pairs, where the evaluator measured it */
+    .concat(last.has_rm_accuracy ? [['rm_accuracy', last.rm_accuracy]] : []).forEach(function (c) {
       head.appendChild(el('th', {}, c[0].replace(/_/g, ' ')));
       row.appendChild(el('td', {'data-k': c[0]}, typeof c[1] === 'string' ? c[1] : fmt(c[1], c[2])));
     });
@@ -111,13 +113,15 @@
     var all = el('table', {id: 'evals'});
     var cols = ['version', 'step', 'judge', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'lc_win_rate',
                 'accuracy', 'mean_length', 'kl'];
+    if (evals.some(function (e) { return e.has_rm_accuracy; }))
+      cols.push('rm_accuracy');
     var hr = el('tr');
     cols.forEach(function (c) { hr.appendChild(el('th', {}, c.replace(/_/g, ' '))); });
     all.appendChild(hr);
     evals.forEach(function (e) {
       var r = el('tr', {'data-version': e.version});
       cols.forEach(function (c) {
-        var v = c === 'kl' && !e.has_kl ? null : e[c];
+        var v = (c === 'kl' && !e.has_kl) || (c === 'rm_accuracy' && !e.has_rm_accuracy) ? null : e[c];
         var d = c === 'version' || c === 'step' ? 0 : c === 'mean_length' ? 1 : 4;
         r.appendChild(el('td', {'data-k': c}, typeof v === 'string' ? v : fmt(v, d)));
       });
