@@ -9,9 +9,10 @@ add_dependencies(test_compare_procs ledger oaif)
 
 # The evaluator with real processes on a tiny run: a ledger, a sampler, two judges, SIGKILLed once.
 oaif_test(evaluator_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_procs.c
-          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_evaluator oaif_nn TIMEOUT 200 LABEL integration)
+          ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/rmfixture.c LIBS oaif_evaluator oaif_nn
+          TIMEOUT 300 LABEL integration)
 target_include_directories(test_evaluator_procs PRIVATE ${OAIF_TEST_DIR})
-add_dependencies(test_evaluator_procs ledger sampler annotator-proxy evaluator)
+add_dependencies(test_evaluator_procs ledger sampler annotator-proxy evaluator reward-scorer oaif)
 
 # The evaluator's logic without sockets: request ids, one evaluation's numbers and record.
 oaif_test(evaluator SOURCES ${OAIF_TEST_DIR}/test_evaluator.c LIBS oaif_evaluator TIMEOUT 60)

@@ -13,7 +13,16 @@
  * none of the training judge) and the baseline's answers drawn once (sample requests: 3 batches
  * for each version and 3 for the baseline); an EvaluateRequest through the ledger for v2 answers
  * with the stored result, one for v3 evaluates it (with the baseline's answers from the ledger);
- * a request for another baseline fails permanently with the reason. */
+ * a request for another baseline fails permanently with the reason.
+ *
+ * Then the reward-model accuracy and `oaif eval --version`: labeled pairs of the run are put in the
+ * ledger, a two-member ensemble "e" is trained on them by `oaif rm train` (the SFT model as init,
+ * a quarter held out), a reward-scorer serves it, and an evaluator with --rm-ensemble e is asked
+ * for v1 by `oaif eval --version 1 --json` (the real binary, through the ledger): its
+ * EvalResult.rm_accuracy and rm_pairs equal what `oaif rm eval --split heldout` prints for the
+ * ensemble's mean on the same pairs, and the record in the ledger is the one printed; v2, evaluated
+ * before, is answered from its record (text mode, without a reward-model line); another baseline is
+ * refused with the evaluator's reason and exit status 1. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -38,6 +47,7 @@
 #include "ckpt.h"
 #include "err.h"
 #include "model.h"
+#include "rmfixture.h"
 #include "task.h"
 #include "testproc.h"
 
@@ -47,7 +57,7 @@
 struct fx {
     char dir[256], store[300], log[300], ep[300];
     char cep[256], wep[256], eep[256];
-    pid_t ledger, sampler, judge_train, judge_eval, evaluator;
+    pid_t ledger, sampler, judge_train, judge_eval, evaluator, scorer;
     void *zctx;
     bus_client_t *c;
 };
@@ -139,9 +149,13 @@ static void start_judge(struct fx *f, pid_t *pid, const char *service)
 
 /* With named_run, --run test; else the evaluator follows each checkpoint's run (also "test"), and
  * must ask the very same questions. */
-static void start_evaluator(struct fx *f, bool named_run)
+static void start_evaluator_with(struct fx *f, bool named_run, const char *rm_ensemble)
 {
-    const char *const args[] = {"--seed",
+    const char *const args[] = {"--rm-ensemble",
+                                rm_ensemble ? rm_ensemble : "",
+                                "--rm-holdout",
+                                "0.25",
+                                "--seed",
                                 "5",
                                 "--every",
                                 "2",
@@ -162,6 +176,11 @@ static void start_evaluator(struct fx *f, bool named_run)
                                 NULL};
     f->evaluator = start(f, "services/evaluator/evaluator", args, true);
     wait_workers(f, "evaluate", 1);
+}
+
+static void start_evaluator(struct fx *f, bool named_run)
+{
+    start_evaluator_with(f, named_run, NULL);
 }
 
 /* A tiny random policy of `version` in the store, recorded in the ledger. */
@@ -483,6 +502,153 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* NPAIRS labeled pairs of run "test" (a right and a wrong answer; the label picks the right one
+ * but for every 5th pair) in one put. */
+#define NPAIRS 48
+static void put_labeled_pairs(struct fx *f)
+{
+    static const char *const good[] = {"42", "7", "yes", "blue", "100", "no"};
+    static const char *const bad[] = {"I do not know", "maybe later", "x",
+                                      "hmm, 12 or so", "?",           "the answer is unclear"};
+    static char ids[NPAIRS][32], pr[NPAIRS][64];
+    Oaif__V1__Record rec[2 * NPAIRS], *rp[2 * NPAIRS];
+    uint8_t *bufs[2 * NPAIRS];
+    size_t n = 0;
+    for (int i = 0; i < NPAIRS; i++) {
+        snprintf(ids[i], sizeof ids[i], "test-pair-%03d", i);
+        snprintf(pr[i], sizeof pr[i], "Question %d: what is it?", i);
+        Oaif__V1__Response r0 = OAIF__V1__RESPONSE__INIT, r1 = OAIF__V1__RESPONSE__INIT;
+        r0.text = (char *)good[i % 6];
+        r1.text = (char *)bad[(i / 6) % 6];
+        Oaif__V1__Response *rs[2] = {&r0, &r1};
+        Oaif__V1__Pair p = OAIF__V1__PAIR__INIT;
+        p.id = ids[i];
+        p.prompt = pr[i];
+        p.responses = rs;
+        p.n_responses = 2;
+        p.run = "test";
+        p.policy_version = 1;
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_PAIR, ids[i], &p.base);
+        rp[n] = &rec[n];
+        n++;
+        bool first = i % 5 != 0;
+        Oaif__V1__Label l = OAIF__V1__LABEL__INIT;
+        l.id = ids[i];
+        l.pair_id = ids[i];
+        l.winner = first ? OAIF__V1__WINNER__WINNER_FIRST : OAIF__V1__WINNER__WINNER_SECOND;
+        l.prob_first = first ? 1.0 : 0.0;
+        l.judge = "rules:test";
+        rmfx_pack(&rec[n], &bufs[n], OAIF__V1__RECORD_KIND__RECORD_KIND_LABEL, ids[i], &l.base);
+        rp[n] = &rec[n];
+        n++;
+    }
+    assert_int_equal(bus_client_put(f->c, "test-labeled-pairs", rp, n, true, 10000), ERR_OK);
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+}
+
+/* The number after "KEY": in a JSON text (the first one), or NAN. */
+static double json_num(const char *text, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(text, k);
+    return p ? strtod(p + strlen(k), NULL) : NAN;
+}
+
+static void test_rm_accuracy_through_oaif_eval_version(void **state)
+{
+    struct fx *f = *state;
+    static char out[1 << 16];
+    char args[1200], rmdir_[300], sft[400];
+    snprintf(rmdir_, sizeof rmdir_, "%.200s/rm", f->dir);
+    assert_int_equal(mkdir(rmdir_, 0755), 0);
+    assert_int_equal(
+        ckpt_dir(sft, sizeof sft, f->store, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT, 0),
+        ERR_OK);
+    setenv("BUS_CLIENTS_ENDPOINT", f->cep, 1);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    put_labeled_pairs(f);
+    for (int m = 0; m < 2; m++) {
+        snprintf(args, sizeof args,
+                 "rm train --run test --init %s --checkpoints %s --batch 8 --epochs 1 --lr 3e-3 "
+                 "--warmup 2 --holdout 0.25 --ensemble e --member %d --seed %d",
+                 sft, rmdir_, m, m + 3);
+        int rc = rmfx_oaif(out, sizeof out, args);
+        if (rc != 0)
+            fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    }
+    /* what `oaif rm eval` says of the ensemble's mean on the held-out pairs */
+    snprintf(args, sizeof args,
+             "rm eval --run test --ensemble e --checkpoints %s --holdout 0.25 --split heldout "
+             "--json",
+             rmdir_);
+    int rc = rmfx_oaif_stdout(out, sizeof out, args);
+    if (rc != 0)
+        fail_msg("oaif %s: exit %d:\n%s", args, rc, out);
+    const char *mean = strstr(out, "\"model\":\"e/mean\"");
+    assert_non_null(mean);
+    double want_acc = json_num(mean, "accuracy"), want_pairs = json_num(mean, "pairs");
+    print_message("oaif rm eval: ensemble mean accuracy %.4f on %.0f held-out pairs\n", want_acc,
+                  want_pairs);
+    assert_true(want_pairs >= 4);
+
+    f->scorer = start(f, "services/reward-scorer/reward-scorer",
+                      (const char *const[]){"--ensemble", "e", "--checkpoint-dir", rmdir_,
+                                            "--threads", "1", NULL},
+                      true);
+    wait_workers(f, "score", 1);
+    if (f->evaluator > 0)
+        tp_stop(f->evaluator, SIGTERM);
+    start_evaluator_with(f, true, "e");
+
+    rc = rmfx_oaif_stdout(out, sizeof out, "eval --version 1 --run test --json --wait 60s");
+    if (rc != 0)
+        fail_msg("oaif eval --version 1: exit %d:\n%s", rc, out);
+    print_message("oaif eval --version 1 --json: %.300s\n", out);
+    Oaif__V1__EvalResult *r1 = eval_result(f, 1);
+    assert_non_null(r1);
+    check_result(r1, 1);
+    bool has_rm = false;
+    double rm_pairs = 0;
+    for (size_t i = 0; i < r1->n_metrics; i++) {
+        if (!strcmp(r1->metrics[i]->name, "has_rm_accuracy"))
+            has_rm = r1->metrics[i]->value == 1;
+        if (!strcmp(r1->metrics[i]->name, "rm_pairs"))
+            rm_pairs = r1->metrics[i]->value;
+    }
+    assert_true(has_rm);
+    assert_true(rm_pairs == want_pairs);
+    /* rm eval prints 4 decimals */
+    assert_true(fabs(r1->rm_accuracy - want_acc) < 6e-5);
+    /* what was printed is the record */
+    assert_true(json_num(out, "rm_accuracy") == r1->rm_accuracy);
+    assert_true(json_num(out, "win_rate") == r1->win_rate || r1->win_rate == 0);
+    assert_int_equal((int)json_num(out, "version"), 1);
+    oaif__v1__eval_result__free_unpacked(r1, NULL);
+
+    /* v2 was evaluated before the ensemble: answered from its record, no reward-model line */
+    Oaif__V1__EvalResult *r2 = eval_result(f, 2);
+    assert_non_null(r2);
+    assert_int_equal(rmfx_oaif_stdout(out, sizeof out, "eval --version 2 --run test"), 0);
+    char want[128];
+    snprintf(want, sizeof want, "win rate     %.4f  95%% [%.4f, %.4f]", r2->win_rate,
+             r2->win_rate_lo, r2->win_rate_hi);
+    if (!strstr(out, want))
+        fail_msg("'%s' not in:\n%s", want, out);
+    assert_null(strstr(out, "RM accuracy"));
+    oaif__v1__eval_result__free_unpacked(r2, NULL);
+
+    /* refused by the evaluator: exit 1 with its reason */
+    rc = rmfx_oaif(out, sizeof out, "eval --version 3 --run test --baseline 1 --wait 30s");
+    assert_int_equal(rc, 1);
+    if (!strstr(out, "baseline_version: this evaluator compares with version 0"))
+        fail_msg("no reason in:\n%s", out);
+    int st = tp_stop(f->evaluator, SIGTERM);
+    f->evaluator = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int setup(void **state)
 {
     struct fx *f = &F;
@@ -493,7 +659,7 @@ static int setup(void **state)
     assert_int_equal(mkdir(f->store, 0755), 0);
     snprintf(f->log, sizeof f->log, "%.200s/services.log", f->dir);
     snprintf(f->ep, sizeof f->ep, "%.200s/endpoints", f->dir);
-    tp_watchdog(170, "evaluator_procs", f->log);
+    tp_watchdog(290, "evaluator_procs", f->log);
     start_ledger(f);
     f->zctx = zmq_ctx_new();
     struct bus_client_opts o = {.endpoint = f->cep};
@@ -505,7 +671,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    pid_t *ps[] = {&f->evaluator, &f->judge_eval, &f->judge_train, &f->sampler, &f->ledger};
+    pid_t *ps[] = {&f->evaluator,   &f->scorer,  &f->judge_eval,
+                   &f->judge_train, &f->sampler, &f->ledger};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
         if (*ps[i] > 0)
             tp_stop(*ps[i], SIGTERM);
@@ -527,6 +694,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evaluator_survives_sigkill_and_judges_nothing_twice),
+        cmocka_unit_test(test_rm_accuracy_through_oaif_eval_version),
     };
     return cmocka_run_group_tests_name("evaluator_procs", tests, setup, teardown);
 }
