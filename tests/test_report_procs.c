@@ -10,7 +10,8 @@
  * error and says "ready", every chart drew (each canvas has coloured pixels in its plot area, as
  * the page counts them into data-painted, and the number of its points; a decoded screenshot has
  * coloured pixels where each plot area stands), and the numbers the tables show are the
- * records' (the newest evaluation, each version's row, the strength table); an answer that tries to
+ * records' (the newest evaluation, each version's row, the reward-model accuracy where one record
+ * has it and not where the others lack it, the strength table); an answer that tries to
  * close the script element is shown as text. `oaif status --run r1` from the same records: step,
  * version, loss, the pairs/s of the last steps, the last evaluation with its interval, the spend of
  * the run's pairs' labels (JSON and the table), and redrawn on a terminal. Bad usage is named.
@@ -95,7 +96,7 @@ static double label_latency(int s, int p)
 static void put_all(struct rmfx *f)
 {
     static struct recs s;
-    Oaif__V1__Metric ms[8][2], *mp[8][2];
+    Oaif__V1__Metric ms[8][3], *mp[8][3];
     for (size_t i = 0; i < NEVS; i++) {
         Oaif__V1__EvalResult e = OAIF__V1__EVAL_RESULT__INIT;
         snprintf(s.ids[s.n], sizeof s.ids[0], "eval-%s-v%u-annotate-eval%s", evs[i].run,
@@ -126,6 +127,14 @@ static void put_all(struct rmfx *f)
         mp[i][1] = &ms[i][1];
         e.metrics = mp[i];
         e.n_metrics = 2;
+        if (i == 2) { /* v3 measured the reward ensemble; the others did not */
+            e.rm_accuracy = 0.8125;
+            oaif__v1__metric__init(&ms[i][2]);
+            ms[i][2].name = "has_rm_accuracy";
+            ms[i][2].value = 1;
+            mp[i][2] = &ms[i][2];
+            e.n_metrics = 3;
+        }
         add(&s, OAIF__V1__RECORD_KIND__RECORD_KIND_EVAL, &e.base);
         if (i == 2)
             put(f, &s, "evals-1"); /* v2's second record is committed after its first */
@@ -667,10 +676,15 @@ static void test_chromium_draws_every_chart_and_shows_the_records(void **state)
     cell_is(latest, "baseline_accuracy", 0.1875, 4);
     cell_is(latest, "mean_length", 36.5, 1);
     cell_is(latest, "kl", 1.35, 4);
+    cell_is(latest, "rm_accuracy", 0.8125, 4);
     const char *v2 = strstr(dom, "<tr data-version=\"2\">");
     assert_non_null(v2);
     cell_is(v2, "win_rate", 0.25, 4);
     cell_is(v2, "lc_win_rate", 0.239, 4);
+    char rm2[64]; /* v2 has no reward-model accuracy: its cell shows none, not a 0 */
+    cell(v2, "rm_accuracy", rm2, sizeof rm2);
+    assert_null(strstr(rm2, "0.0000"));
+    cell_is(strstr(dom, "<tr data-version=\"3\">"), "rm_accuracy", 0.8125, 4);
     const char *flip = strstr(dom, "<tr data-action=\"flip\">");
     assert_non_null(flip);
     cell_is(flip, "n", 3, 0);
