@@ -44,7 +44,7 @@ struct current {
     Oaif__V1__Response **pol_resp; /* the policy's answers as the sampler gave them (tokens) */
     double *lp_pol, *lp_ref;       /* log pi and log pi_ref of the policy's answers */
     bool *have_ref;
-    char kl_failed[300]; /* why KL is missing ("": not) */
+    char kl_failed[300];                    /* why KL is missing ("": not) */
     size_t rm_asked, rm_scored, rm_correct; /* held-out pairs scored by the reward ensemble */
     char rm_failed[300];                    /* why rm_accuracy is missing ("": not) */
     Oaif__V1__Winner *winner;
