@@ -129,7 +129,7 @@ static size_t parse_csv(char *text, struct row *rows, size_t cap)
     while ((line = strtok_r(NULL, "\n", &save))) {
         assert_true(n < cap);
         struct row *r = &rows[n++];
-        char *f[7];
+        char *f[7] = {0};
         int k = 0;
         for (char *p = line; k < 7; k++) { /* empty fields are fields: no strtok here */
             f[k] = p;
