@@ -37,12 +37,14 @@
 #     --steps N        steps of 16 pairs of each online run (default 40: 640 trained pairs);
 #     --pairs-steps N  steps of 32 pairs sampled for each level's ensemble (default 110);
 #     --eval N         eval prompts per policy (default 350, the demo's);
-#     --keep-data      reuse the ensembles of an earlier study (data/strength-study) and redo 3-4.
+#     --keep-data      reuse the ensembles of an earlier study (data/strength-study) and redo 3-4;
+#     --tables         print the tables of an earlier study again (4 only).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 quick=0
 keep=0
+tables=0
 seeds=5
 steps=40
 pair_steps=110
@@ -55,8 +57,9 @@ while [ $# -gt 0 ]; do
     --pairs-steps) pair_steps=$2; shift 2 ;;
     --eval) neval=$2; shift 2 ;;
     --keep-data) keep=1; shift ;;
+    --tables) keep=1; tables=1; shift ;;
     *) echo "strength-study.sh: unknown option '$1' (try --quick, --seeds N, --steps N," \
-        "--pairs-steps N, --eval N, --keep-data)" >&2; exit 2 ;;
+        "--pairs-steps N, --eval N, --keep-data, --tables)" >&2; exit 2 ;;
     esac
 done
 if [ "$seeds" -lt 2 ] || [ "$seeds" -gt 10 ]; then
@@ -85,8 +88,10 @@ run_file=deploy/runs/strength-study.yaml
 rmdir=$d/reward
 export REWARD_SCORER_CHECKPOINT_DIR=$rmdir
 
-if [ "$keep" -eq 1 ] && [ -f "$d/ensembles.done" ]; then
-    rm -rf "$d"/runs "$d"/res-*.txt "$d"/logs/arm-*
+if [ "$tables" -eq 1 ]; then
+    [ -f "$d/res-40.txt" ] || { echo "strength-study.sh: no finished study in $d" >&2; exit 1; }
+elif [ "$keep" -eq 1 ] && [ -f "$d/ensembles.done" ]; then
+    rm -rf "$d"/runs "$d"/res-*.txt
 else
     keep=0
     rm -rf "$d"
@@ -190,7 +195,12 @@ arm() {
 }
 
 say "3. online DPO, $steps steps of 16 pairs, with and without denoising: $seeds paired seeds"
-for n in $levels; do
+levels_run=$levels
+if [ "$tables" -eq 1 ]; then
+    say "   kept from the earlier study ($d)"
+    levels_run=
+fi
+for n in $levels_run; do
     for s in $(seq "$seeds"); do
         (arm "$n" "$s" "plain-$n-s$s") &
         a=$!
@@ -223,9 +233,9 @@ for n in $levels; do
     echo "Strength of the $n%-noise pairs from the SFT model by their 4-member ensemble (oaif strength"
     echo "annotate over all of them, 90% the members' training pairs):"
     cat "$d/strength-$n.txt"
-    awk "$phi_awk"' BEGIN { printf "The ensemble mean against the noise-free labels: %.1f%% (best member %.1f%%); the AUC\n", 100 * a, 100 * b
-        printf "that accuracy implies: %.3f; an AUC of 0.85 needs %.1f%%.\n", Phi(sqrt(2) * iPhi(a)), 100 * Phi(iPhi(0.85) / sqrt(2)) }' \
-        a="$acc" b="$best"
+    awk -v a="$acc" -v b="$best" "$phi_awk"' BEGIN {
+        printf "The ensemble mean against the noise-free labels: %.1f%% (best member %.1f%%); the AUC\n", 100 * a, 100 * b
+        printf "that accuracy implies: %.3f; an AUC of 0.85 needs %.1f%%.\n", Phi(sqrt(2) * iPhi(a)), 100 * Phi(iPhi(0.85) / sqrt(2)) }' 
 done
 echo
 echo "Online DPO against SFT ($neval eval prompts, greedy answers, the noise-free rules judge): the"
