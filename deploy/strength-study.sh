@@ -269,10 +269,11 @@ check() { # description, awk condition
 auc=$(sed -n 's/.*ROC AUC of -mu for them: \([0-9.]*\).*/\1/p' "$d/strength-25.txt")
 check "-mu separates the flipped labels at 25% noise with ROC AUC >= 0.85 (measured $auc)" \
     "$auc >= 0.85"
-read -r mw lw hw ma la ha <"$d/diff-25.txt"
-check "denoising is no worse at 25%: the win rate's interval reaches 0 or above (diff $mw, [$lw, $hw])" \
+points() { awk -v m="$1" -v l="$2" -v h="$3" 'BEGIN { printf "%+.1f points, [%+.1f, %+.1f]", 100 * m, 100 * l, 100 * h }'; }
+read -r mw lw hw _ <"$d/diff-25.txt"
+check "denoising is no worse at 25%: the win rate's interval reaches 0 or above ($(points "$mw" "$lw" "$hw"))" \
     "$hw >= 0"
-read -r mw lw hw ma la ha <"$d/diff-40.txt"
-check "denoising is better at 40%: the win rate's interval is above 0 (diff $mw, [$lw, $hw])" \
+read -r mw lw hw _ <"$d/diff-40.txt"
+check "denoising is better at 40%: the win rate's interval is above 0 ($(points "$mw" "$lw" "$hw"))" \
     "$lw > 0"
 say "done (every log and table under $d)"
