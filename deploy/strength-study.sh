@@ -100,7 +100,7 @@ mkdir -p "$d/logs" "$d/runs"
 # One deployment serves one run: each has its own directory, and its `oaif up` pid in
 # DIR/up.pid, so that the exit trap stops every deployment still up, those of the runs that go
 # side by side in subshells included.
-trap 'for f in "$d"/up.pid "$d"/runs/*/up.pid; do [ -f "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done
+trap 'for f in "$d"/pairs-*/up.pid "$d"/runs/*/up.pid; do [ -f "$f" ] && kill -INT "$(cat "$f")" 2>/dev/null; done
     wait 2>/dev/null || true' EXIT
 # up DIR NOISE NOISE_SEED [oaif up options...]: starts it, waits for its endpoints, points the
 # commands that follow at its ledger and imports the train prompts.
@@ -114,7 +114,8 @@ up() {
     echo $! >"$dir/up.pid"
     for _ in $(seq 300); do [ -s "$dir/endpoints" ] && break; sleep 0.1; done
     [ -s "$dir/endpoints" ] || { tail -20 "$dir/up.log"; return 1; }
-    export BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$dir/endpoints")
+    BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$dir/endpoints")
+    export BUS_CLIENTS_ENDPOINT
     $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
 }
 down() { # DIR
