@@ -61,7 +61,8 @@ $oaif up --data "$d" --config deploy/runs/rounds-study.yaml --clients 'tcp://127
     --workers 'tcp://127.0.0.1:*' --events 'tcp://127.0.0.1:*' >"$d/logs/up.log" 2>&1 &
 up_pid=$!
 for _ in $(seq 300); do [ -s "$d/endpoints" ] && break; sleep 0.1; done
-export BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints")
+BUS_CLIENTS_ENDPOINT=$(sed -n 's/^clients=//p' "$d/endpoints")
+export BUS_CLIENTS_ENDPOINT
 $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/dev/null
 
 say "3. the rounds (oaif run; the members' logs: $d/logs/rounds-*)"
