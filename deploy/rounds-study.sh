@@ -67,7 +67,7 @@ $oaif task prompts --split train --n 2000 --seed 1 | $oaif import prompts - >/de
 
 say "3. the rounds (oaif run; the members' logs: $d/logs/rounds-*)"
 $oaif run deploy/runs/rounds-study.yaml --data "$d" "${extra[@]}" 2>&1 | tee "$d/run.txt" |
-    sed -n 's/^round \([0-9]\)/   round \1/p' || { tail -20 "$d/run.txt"; exit 1; }
+    sed -nu 's/^round \([0-9]\)/   round \1/p' || { tail -20 "$d/run.txt"; exit 1; }
 kill -INT "$up_pid"
 wait "$up_pid" || true
 up_pid=

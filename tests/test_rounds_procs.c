@@ -7,7 +7,8 @@
  * loads; every round's record holds both ensembles' accuracy on the round's pairs and the policy's
  * evaluation, and the summary table lists the three rounds. A first `oaif run`, stopped by SIGINT
  * while round 1's first member trains (slowed down), leaves round 0 recorded and round 1 unbegun
- * (exit 1, said); the next goes on from round 1. Run again at the end, it trains nothing more. */
+ * (exit 1, said); the next goes on from round 1. Run again at the end, it trains nothing more;
+ * more rounds than steps, or the served ensemble as the baseline, are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +303,16 @@ static void test_three_rounds_retrain_and_record(void **state)
         fail_msg("oaif run again: exit %d\n%s", rc, out);
     snprintf(path, sizeof path, "%s/logs/rounds-r3-main-m0.log", f->data);
     assert_int_not_equal(access(path, F_OK), 0);
+
+    /* bad rounds: more than trainer.steps, the baseline the served ensemble; refused, named */
+    snprintf(args, sizeof args, "run %s --data %s --rounds 4", f->run, f->data);
+    rc = rmfx_oaif(out, sizeof out, args);
+    if (rc != 2 || !strstr(out, "oaif.run.rounds is 4 but trainer.steps is 3"))
+        fail_msg("--rounds 4 of 3 steps: exit %d\n%s", rc, out);
+    snprintf(args, sizeof args, "run %s --data %s --rounds-baseline main", f->run, f->data);
+    rc = rmfx_oaif(out, sizeof out, args);
+    if (rc != 2 || !strstr(out, "oaif.run.rounds_baseline 'main' is the served ensemble"))
+        fail_msg("--rounds-baseline main: exit %d\n%s", rc, out);
 }
 
 int main(void)
