@@ -41,14 +41,20 @@ static int health(struct fx *f, const char *const *words)
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-health-XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!f)
         return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-health-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
     snprintf(f->log, sizeof f->log, "%s/log", f->dir);
     f->ledger = tp_ledger(f->dir, f->log, (const char *[]){"--metrics-port", "0", NULL},
                           "metrics_port", f->mport, sizeof f->mport);
-    if (f->ledger <= 0)
+    if (f->ledger <= 0) {
+        free(f);
         return -1;
+    }
     tp_watchdog(60, "health", f->log);
     *state = f;
     return 0;
