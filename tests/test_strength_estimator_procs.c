@@ -50,6 +50,7 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpmetrics.h"
 
 #define MAX_EST 4
 
@@ -423,11 +424,6 @@ static void check_flip_decision(const Oaif__V1__EstimateReply *r, const double *
 
 /* ---- metrics ------------------------------------------------------------------------------ */
 
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    return buf_append(ud, ptr, size * nmemb) ? 0 : size * nmemb;
-}
-
 /* The value of the series line starting with `prefix` in estimator k's /metrics; -1 if none. */
 static double est_metric(struct fx *f, int k, const char *prefix)
 {
@@ -445,29 +441,7 @@ static double est_metric(struct fx *f, int k, const char *prefix)
             usleep(50000);
     }
     assert_true(port[0]);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%s/metrics", port);
-    buf_t b;
-    buf_init(&b, 0);
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    char *text = buf_steal(&b);
-    assert_non_null(text);
-    double v = -1;
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, prefix, strlen(prefix))) {
-            const char *sp = strchr(p + strlen(prefix), ' ');
-            v = sp ? atof(sp + 1) : -1;
-            break;
-        }
-    free(text);
-    return v;
+    return tp_metric(atoi(port), prefix);
 }
 
 /* ---- the tests ---------------------------------------------------------------------------- */

@@ -38,6 +38,7 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpmetrics.h"
 
 #ifndef TEST_WATCHDOG_S
 #define TEST_WATCHDOG_S 300
@@ -521,11 +522,6 @@ static void test_required_strength_waits_then_audit_lists_actions(void **state)
     assert_true(drops >= (size_t)drop && flips >= (size_t)flip);
 }
 
-static size_t collect(char *data, size_t size, size_t n, void *ctx)
-{
-    return buf_append(ctx, data, size * n) == ERR_OK ? size * n : 0;
-}
-
 /* The value of the series starting with `prefix` on the trainer's /metrics, whose port its log
  * names (-1 when absent). */
 static double trainer_metric(struct fx *f, const char *prefix)
@@ -544,29 +540,7 @@ static double trainer_metric(struct fx *f, const char *prefix)
             usleep(50000);
     }
     assert_true(port > 0);
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    buf_t b;
-    buf_init(&b, 0);
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    char *text = buf_steal(&b);
-    assert_non_null(text);
-    double v = -1;
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, prefix, strlen(prefix))) {
-            const char *sp = strchr(p + strlen(prefix), ' ');
-            v = sp ? atof(sp + 1) : -1;
-            break;
-        }
-    free(text);
-    return v;
+    return tp_metric(port, prefix);
 }
 
 static void test_advisory_strength_trains_through_an_estimator_that_is_down(void **state)
