@@ -1,20 +1,31 @@
-/* bench_nn.c - engine throughput, side by side with PyTorch (bench_nn_torch.py) on the same
- * shapes and thread count. Not a test (not registered in ctest).
+/* bench_nn.c - the engine's training step against the machine's limit and against PyTorch
+ * (bench_nn_torch.py), in the same run, under both OpenBLAS kernel settings. Not a test (not
+ * registered in ctest).
  *
- *   build/tests/bench/bench_nn [--threads N] [--steps N] [--no-torch] [--quick] [--blas-native]
- *                              [--repeat N]
+ *   build/tests/bench/bench_nn [--threads N] [--steps N] [--repeat N] [--no-torch] [--quick]
+ *                              [--coretype NAME] [--one]
  *
- * OpenBLAS picks its kernels at load time from OPENBLAS_CORETYPE when that is set (it may be
- * preset, e.g. to Haswell, which on an AVX-512 machine is about half the speed); --blas-native
- * re-runs the bench with it removed, so OpenBLAS detects the CPU itself. Both print the core.
+ * Kernel settings: OpenBLAS picks its kernels at load time from OPENBLAS_CORETYPE when that is
+ * set (it may be preset, e.g. to Haswell, which on an AVX-512 machine is about half the speed).
+ * The bench measures with the setting it was started with, then re-executes itself with
+ * OPENBLAS_CORETYPE removed, so OpenBLAS detects the CPU's own kernels, and prints both. With
+ * OPENBLAS_CORETYPE unset it measures the native kernels only, unless --coretype NAME asks for a
+ * preset pass first. --one measures the current setting only.
  *
- * Every number is the best of --repeat runs (3), engine and PyTorch interleaved: the machine may
- * be shared, and the best run is the one least disturbed.
- * Training: tokens/s of one full step (forward, SFT cross-entropy over all tokens, backward,
- * global-norm clipping, AdamW) on shape S (6 layers, width 384, 6 heads, vocab 8192, T 256,
- * batch 4) and the built-in demo shape (nn_config_default: 4 layers, width 128, 4 heads, vocab
- * 259 bytes, T 128, batch 4). Decoding: new tokens/s at batch 1 and 32 with the KV cache on a
- * ~14M-parameter model (shape S, tied embeddings), 16-token prompts, 128 new tokens, greedy. */
+ * For each shape (S: 6 layers, width 384, 6 heads, vocab 8192, T 256, batch 4, and the built-in
+ * demo shape) it prints:
+ *   FLOPs   the step's matrix FLOPs: forward, backward (input and weight gradients) of every
+ *           linear layer and the LM head, and the attention products counted on the causal
+ *           triangle only (q k^T and P v forward; four products backward)
+ *   sgemm   the rate of cblas_sgemm on the step's own linear-layer GEMMs (the same shapes and
+ *           transposes as the engine's calls, each once per layer), measured in this run
+ *   limit   FLOPs / sgemm rate: the step time if every matrix FLOP ran at that rate and nothing
+ *           else took time; the engine's fraction of it is limit / engine time
+ *   engine  one full step (forward, SFT cross-entropy over all tokens, backward, global-norm
+ *           clipping, AdamW), the median of --repeat runs of --steps steps after a warm-up step
+ *   PyTorch the same step (bench_nn_torch.py), 1 thread and N threads, the median of --repeat
+ *           runs interleaved with the engine's; ratio = engine tokens/s / PyTorch tokens/s
+ * Medians because the machine may be shared; the ratios come from runs of the same minutes. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -28,15 +39,21 @@
 #include "loss.h"
 #include "model.h"
 #include "optim.h"
-#include "sample.h"
 
 #ifndef BENCH_DIR
 #define BENCH_DIR "tests/bench"
 #endif
 
+#define MAX_REPEAT 32
+
 struct shape {
     const char *name;
     int layers, hidden, heads, kv_heads, inter, vocab, T, B;
+};
+
+/* One setting's results for one shape, carried across the re-execution in argv. */
+struct result {
+    double flops, rate, engine, torch1, torchn; /* FLOP, FLOP/s, tokens/s x3 */
 };
 
 static double now(void)
@@ -46,7 +63,19 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void shape_config(const struct shape *s, struct nn_config *c, bool tie)
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void shape_config(const struct shape *s, struct nn_config *c)
 {
     nn_config_default(c);
     c->num_hidden_layers = s->layers;
@@ -56,18 +85,99 @@ static void shape_config(const struct shape *s, struct nn_config *c, bool tie)
     c->intermediate_size = s->inter;
     c->vocab_size = s->vocab;
     c->max_position_embeddings = s->T > 256 ? s->T : 256;
-    c->tie_word_embeddings = tie;
+    c->tie_word_embeddings = false;
     if (s->vocab != 259) {
         c->bos_token_id = c->eos_token_id = c->pad_token_id = -1;
         snprintf(c->tokenizer, sizeof c->tokenizer, "bpe");
     }
 }
 
-/* Engine training tokens/s; -1 on failure. */
+/* The linear-layer GEMMs of one step, as the engine calls them (common/nn/model.c matmul and
+ * matmul_bwd): y [N, out] = x [N, in] w^T; dx [N, in] = dy w; dw [out, in] += dy^T x. */
+struct gemm {
+    int in, out, count; /* count: layers that have it */
+};
+
+static int step_gemms(const struct shape *s, struct gemm *g)
+{
+    int D = s->hidden / s->heads, W = s->heads * D + 2 * s->kv_heads * D;
+    int n = 0;
+    g[n++] = (struct gemm){s->hidden, W, s->layers};
+    g[n++] = (struct gemm){s->heads * D, s->hidden, s->layers};
+    g[n++] = (struct gemm){s->hidden, 2 * s->inter, s->layers};
+    g[n++] = (struct gemm){s->inter, s->hidden, s->layers};
+    g[n++] = (struct gemm){s->hidden, s->vocab, 1};
+    return n;
+}
+
+/* The step's matrix FLOPs; *linear gets the linear layers' share. */
+static double step_flops(const struct shape *s, double *linear)
+{
+    struct gemm g[8];
+    int n = step_gemms(s, g);
+    double N = (double)s->B * s->T, lin = 0.0;
+    for (int i = 0; i < n; i++)
+        lin += 3.0 * 2.0 * N * g[i].in * g[i].out * g[i].count; /* y, dx, dw */
+    double D = (double)s->hidden / s->heads, tri = (double)s->T * (s->T + 1) / 2.0;
+    double att = 6.0 * 2.0 * s->B * s->heads * D * tri * s->layers; /* 2 fwd + 4 bwd products */
+    *linear = lin;
+    return lin + att;
+}
+
+/* FLOP/s of cblas_sgemm on the step's linear GEMMs: the best of `reps` passes over all of them. */
+static double sgemm_rate(const struct shape *s, int reps)
+{
+    struct gemm g[8];
+    int n = step_gemms(s, g), N = s->B * s->T;
+    size_t big = 0;
+    for (int i = 0; i < n; i++) {
+        size_t a = (size_t)g[i].in * g[i].out;
+        big = a > big ? a : big;
+        big = (size_t)N * g[i].in > big ? (size_t)N * g[i].in : big;
+        big = (size_t)N * g[i].out > big ? (size_t)N * g[i].out : big;
+    }
+    float *x = malloc(big * sizeof(float)), *w = malloc(big * sizeof(float));
+    float *y = malloc(big * sizeof(float)), *dw = malloc(big * sizeof(float));
+    float *dx = malloc(big * sizeof(float)); /* never fed back: values stay normal, no denormals */
+    if (!x || !w || !y || !dw || !dx) {
+        free(x), free(w), free(y), free(dw), free(dx);
+        return -1;
+    }
+    uint64_t r = 3;
+    for (size_t i = 0; i < big; i++) {
+        x[i] = nn_rng_normal(&r);
+        w[i] = 0.02f * nn_rng_normal(&r);
+        dw[i] = 0.0f;
+    }
+    double lin = 0.0;
+    step_flops(s, &lin);
+    double best = 1e30;
+    for (int rep = 0; rep <= reps; rep++) { /* pass 0 warms up */
+        double t0 = now();
+        for (int i = 0; i < n; i++) {
+            int in = g[i].in, out = g[i].out;
+            for (int c = 0; c < g[i].count; c++) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in,
+                            0.0f, y, out);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, y, out, w,
+                            in, 0.0f, dx, in);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, y, out, x,
+                            in, 1.0f, dw, in);
+            }
+        }
+        double dt = now() - t0;
+        if (rep > 0 && dt < best)
+            best = dt;
+    }
+    free(x), free(w), free(y), free(dw), free(dx);
+    return lin / best;
+}
+
+/* Engine training tokens/s over `steps` steps after a warm-up step; -1 on failure. */
 static double train_engine(const struct shape *s, int steps, size_t *nparams)
 {
     struct nn_config c;
-    shape_config(s, &c, false);
+    shape_config(s, &c);
     nn_model_t *m = NULL;
     char err[256];
     if (nn_model_new(&m, &c, err, sizeof err)) {
@@ -139,47 +249,56 @@ static double train_torch(const struct shape *s, int steps, int threads)
     return tps;
 }
 
-static double decode_engine(const struct shape *s, int B, int new_tokens)
+static void print_ratio(double e, double t)
 {
-    struct nn_config c;
-    shape_config(s, &c, true);
-    nn_model_t *m = NULL;
-    if (nn_model_new(&m, &c, NULL, 0))
-        return -1;
-    nn_model_init_random(m, 2, 0.02f);
-    enum { PL = 16 };
-    int *prompt = malloc((size_t)B * PL * sizeof(int)),
-        *out = malloc((size_t)B * new_tokens * sizeof(int));
-    int *ntok = malloc((size_t)B * sizeof(int));
-    const int **pp = malloc((size_t)B * sizeof(int *));
-    int *pl = malloc((size_t)B * sizeof(int));
-    uint64_t r = 9;
-    for (int i = 0; i < B * PL; i++)
-        prompt[i] = (int)(nn_rng_next(&r) % (uint64_t)s->vocab);
-    for (int b = 0; b < B; b++) {
-        pp[b] = prompt + b * PL;
-        pl[b] = PL;
-    }
-    struct nn_sample_opts o = {.max_new_tokens = new_tokens, .eos_token_id = -1};
-    double t0 = now();
-    nn_sample(m, B, (const int *const *)pp, pl, &o, out, ntok, NULL);
-    double dt = now() - t0;
-    long total = 0;
-    for (int b = 0; b < B; b++)
-        total += ntok[b];
-    free(prompt);
-    free(out);
-    free(ntok);
-    free(pp);
-    free(pl);
-    nn_model_destroy(&m);
-    return (double)total / dt;
+    if (t > 0)
+        printf(" %6.2fx", e / t);
+    else
+        printf(" %7s", "n/a");
+}
+
+static void print_tps(double t)
+{
+    if (t > 0)
+        printf(" %9.0f", t);
+    else
+        printf(" %9s", "n/a");
+}
+
+static const struct shape shapes[] = {
+    {"S", 6, 384, 6, 6, 1024, 8192, 256, 4},
+    {"demo", 4, 128, 4, 2, 352, 259, 128, 4},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+/* The summary row of one setting and shape. */
+static void print_row(const char *core, const char *shape, const struct result *r, int threads)
+{
+    double tokens = 0;
+    for (int i = 0; i < NSHAPES; i++)
+        if (!strcmp(shapes[i].name, shape))
+            tokens = (double)shapes[i].B * shapes[i].T;
+    double limit = r->flops / r->rate; /* seconds per step */
+    printf("%-10s %-5s %7.1f %7.1f %8.3f %8.0f %8.0f %5.0f%%", core, shape, r->flops / 1e9,
+           r->rate / 1e9, limit, tokens / limit, r->engine, 100.0 * r->engine * limit / tokens);
+    print_tps(r->torch1);
+    print_tps(r->torchn);
+    print_ratio(r->engine, r->torch1);
+    print_ratio(r->engine, r->torchn);
+    printf("   (%d threads)\n", threads);
+}
+
+static void print_header(void)
+{
+    printf("%-10s %-5s %7s %7s %8s %8s %8s %6s %9s %9s %7s %7s\n", "core", "shape", "GFLOP",
+           "GFLOP/s", "limit s", "limit", "engine", "of lim", "torch 1", "torch N", "vs 1", "vs N");
 }
 
 int main(int argc, char **argv)
 {
     int threads = omp_get_max_threads(), steps = 3, repeat = 3;
-    bool torch = true, quick = false;
+    bool torch = true, quick = false, one = false;
+    const char *coretype = NULL, *prev = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -187,74 +306,116 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc)
             repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--coretype") && i + 1 < argc)
+            coretype = argv[++i];
+        else if (!strcmp(argv[i], "--prev") && i + 1 < argc)
+            prev = argv[++i]; /* internal: the first setting's results */
         else if (!strcmp(argv[i], "--no-torch"))
             torch = false;
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
-        else if (!strcmp(argv[i], "--blas-native")) {
-            if (getenv("OPENBLAS_CORETYPE")) { /* too late for this process: start again */
-                unsetenv("OPENBLAS_CORETYPE");
-                execv("/proc/self/exe", argv);
-                perror("bench_nn: re-executing without OPENBLAS_CORETYPE");
-                return 1;
-            }
-        } else {
-            fprintf(stderr, "usage: bench_nn [--threads N] [--steps N] [--no-torch] [--quick] "
-                            "[--blas-native] [--repeat N]\n");
+        else if (!strcmp(argv[i], "--one"))
+            one = true;
+        else {
+            fprintf(stderr, "usage: bench_nn [--threads N] [--steps N] [--repeat N] [--no-torch] "
+                            "[--quick] [--coretype NAME] [--one]\n");
             return 2;
         }
     }
-    if (threads < 1 || steps < 1 || repeat < 1)
+    if (threads < 1 || steps < 1 || repeat < 1 || repeat > MAX_REPEAT) {
+        fprintf(stderr, "bench_nn: --threads and --steps >= 1, --repeat in [1, %d]\n", MAX_REPEAT);
         return 2;
+    }
+    if (coretype && !prev &&
+        (!getenv("OPENBLAS_CORETYPE") || strcmp(getenv("OPENBLAS_CORETYPE"), coretype))) {
+        /* OpenBLAS read the variable when it loaded: too late for this process, start again */
+        setenv("OPENBLAS_CORETYPE", coretype, 1);
+        execv("/proc/self/exe", argv);
+        perror("bench_nn: re-executing with OPENBLAS_CORETYPE");
+        return 1;
+    }
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     const char *ct = getenv("OPENBLAS_CORETYPE");
-    printf("BLAS: %s\n", openblas_get_config());
-    printf("OpenBLAS core: %s (OPENBLAS_CORETYPE %s)\n", openblas_get_corename(),
-           ct ? ct : "unset: detected from the CPU");
-    if (ct)
-        printf(
-            "note: OPENBLAS_CORETYPE is preset; --blas-native runs with the CPU's own kernels\n");
-    printf("threads: %d (OpenMP and OpenBLAS; PyTorch set to the same)\n\n", threads);
-    const struct shape shapes[] = {
-        {"S", 6, 384, 6, 6, 1024, 8192, 256, 4},
-        {"demo", 4, 128, 4, 2, 352, 259, 128, 4},
-    };
-    printf("training step (fwd + bwd + clip + AdamW), tokens/s\n");
-    printf("%-6s %10s %12s %12s %8s\n", "shape", "params", "engine", "pytorch", "ratio");
-    for (size_t i = quick ? 1 : 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    char core[64];
+    snprintf(core, sizeof core, "%s", openblas_get_corename());
+    if (!prev)
+        printf("BLAS: %s\nthreads: %d (OpenMP and OpenBLAS; PyTorch N = the same)\n",
+               openblas_get_config(), threads);
+    printf("\nOpenBLAS core: %s (OPENBLAS_CORETYPE %s%s)\n", core, ct ? ct : "unset",
+           ct ? ", preset" : ": detected from the CPU");
+    printf("%-5s %8s %8s %9s %9s %9s %9s %9s %7s %7s\n", "shape", "params", "GFLOP", "sgemm GF/s",
+           "limit t/s", "engine", "of limit", "torch 1", "torch N", "vs N");
+    fflush(stdout);
+    struct result res[NSHAPES];
+    memset(res, 0, sizeof res);
+    for (int i = quick ? 1 : 0; i < NSHAPES; i++) {
+        const struct shape *s = &shapes[i];
         size_t np = 0;
-        double e = -1, t = -1;
-        for (int r = 0; r < repeat;
-             r++) { /* interleaved, best of `repeat`: the machine is shared */
-            double x = train_engine(&shapes[i], steps, &np);
-            e = x > e ? x : e;
-            x = torch ? train_torch(&shapes[i], steps, threads) : -1;
-            t = x > t ? x : t;
+        double e[MAX_REPEAT], t1[MAX_REPEAT], tn[MAX_REPEAT], rt[MAX_REPEAT];
+        for (int r = 0; r < repeat; r++) { /* interleaved: the machine may be shared */
+            rt[r] = sgemm_rate(s, 2);
+            e[r] = train_engine(s, steps, &np);
+            t1[r] = torch ? train_torch(s, steps, 1) : -1;
+            tn[r] = torch && threads > 1 ? train_torch(s, steps, threads) : t1[r];
         }
-        if (t > 0)
-            printf("%-6s %9.2fM %12.0f %12.0f %7.2fx\n", shapes[i].name, (double)np / 1e6, e, t,
-                   e / t);
-        else
-            printf("%-6s %9.2fM %12.0f %12s %8s\n", shapes[i].name, (double)np / 1e6, e, "n/a",
-                   "n/a");
+        double lin;
+        struct result *o = &res[i];
+        o->flops = step_flops(s, &lin);
+        o->rate = median(rt, repeat);
+        o->engine = median(e, repeat);
+        o->torch1 = median(t1, repeat);
+        o->torchn = median(tn, repeat);
+        double limit_tps = (double)s->B * s->T / (o->flops / o->rate);
+        printf("%-5s %7.2fM %8.1f %9.1f %9.0f %9.0f %8.0f%%", s->name, (double)np / 1e6,
+               o->flops / 1e9, o->rate / 1e9, limit_tps, o->engine, 100.0 * o->engine / limit_tps);
+        print_tps(o->torch1);
+        print_tps(o->torchn);
+        print_ratio(o->engine, o->torchn);
+        printf("\n");
         fflush(stdout);
     }
-    struct nn_config c;
-    shape_config(&shapes[0], &c, true);
-    printf("\ndecoding with the KV cache (shape S, tied: %.1fM parameters), 16-token prompts, "
-           "greedy\n",
-           (double)nn_config_num_params(&c) / 1e6);
-    printf("%-6s %12s\n", "batch", "tokens/s");
-    const int batches[2] = {1, 32};
-    for (int i = 0; i < 2; i++) {
-        double d = -1;
-        for (int r = 0; r < repeat; r++) {
-            double x = decode_engine(&shapes[0], batches[i], quick ? 16 : 128);
-            d = x > d ? x : d;
+    /* results so far: "core:shape:flops:rate:engine:torch1:torchn;..." */
+    char mine[1024] = "";
+    for (int i = quick ? 1 : 0; i < NSHAPES; i++) {
+        size_t k = strlen(mine);
+        snprintf(mine + k, sizeof mine - k, "%s:%s:%.6g:%.6g:%.6g:%.6g:%.6g;", core, shapes[i].name,
+                 res[i].flops, res[i].rate, res[i].engine, res[i].torch1, res[i].torchn);
+    }
+    if (!one && !prev && ct) { /* now the CPU's own kernels */
+        unsetenv("OPENBLAS_CORETYPE");
+        char **args = calloc((size_t)argc + 3, sizeof *args);
+        if (!args)
+            return 1;
+        int n = 0;
+        for (int i = 0; i < argc; i++) {
+            if (!strcmp(argv[i], "--coretype") && i + 1 < argc) {
+                i++;
+                continue;
+            }
+            args[n++] = argv[i];
         }
-        printf("%-6d %12.1f\n", batches[i], d);
-        fflush(stdout);
+        args[n++] = "--prev";
+        args[n++] = mine;
+        execv("/proc/self/exe", args);
+        perror("bench_nn: re-executing without OPENBLAS_CORETYPE");
+        return 1;
+    }
+    if (!prev)
+        return 0;
+    /* both settings, side by side */
+    printf("\nsummary (limit = matrix FLOPs / sgemm rate of this run; of lim = engine / limit; "
+           "vs = engine / PyTorch, same run)\n");
+    print_header();
+    char all[2048];
+    snprintf(all, sizeof all, "%s%s", prev, mine);
+    for (char *save = NULL, *rec = strtok_r(all, ";", &save); rec;
+         rec = strtok_r(NULL, ";", &save)) {
+        char c[64], sh[16];
+        struct result r;
+        if (sscanf(rec, "%63[^:]:%15[^:]:%lf:%lf:%lf:%lf:%lf", c, sh, &r.flops, &r.rate, &r.engine,
+                   &r.torch1, &r.torchn) == 7)
+            print_row(c, sh, &r, threads);
     }
     return 0;
 }
