@@ -31,6 +31,7 @@ struct hreq {
     size_t nsecrets;
     double tokens;
     int64_t deadline_ms;
+    http_permanent_fn permanent;
     http_done_fn done;
     void *user;
     int64_t t_submit;
@@ -368,6 +369,7 @@ int http_client_submit(http_client_t *c, const struct http_request *req, http_do
     r->user = user;
     r->tokens = req->tokens > 0 ? req->tokens : 0;
     r->deadline_ms = req->deadline_ms;
+    r->permanent = req->permanent;
     r->retry_after_ms = -1;
     buf_init(&r->resp, c->cfg.max_response_bytes);
     const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
@@ -545,7 +547,9 @@ static void on_attempt_done(http_client_t *c, struct hreq *r, CURLcode cc)
         }
         excerpt(ex, sizeof ex, r->resp.data ? r->resp.data : "", r->resp.len);
         snprintf(why, sizeof why, "HTTP %ld%s%s", status, ex[0] ? ": " : "", ex);
-        bool retry = status_retryable(status);
+        /* the body may say a retryable status is final (a 429 for spent credits) */
+        bool retry = status_retryable(status) &&
+                     !(r->permanent && r->permanent(status, r->resp.data, r->resp.len));
         retry_or_fail(c, r, retry ? ERR_AGAIN : ERR_REMOTE, status, why, retry);
         return;
     }

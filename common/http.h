@@ -61,6 +61,10 @@ struct http_config http_config_default(void);
 /* Checks a configuration; on ERR_INVAL writes the reason (naming the field) to why. */
 int http_config_validate(const struct http_config *cfg, char *why, size_t whylen);
 
+/* Says whether an error answer (status, body) is final although its status is one that is
+ * retried (408, 409, 429, 5xx): e.g. a 429 whose body says the credits are spent. */
+typedef bool (*http_permanent_fn)(long status, const char *body, size_t len);
+
 /* One request. Everything is copied by http_client_submit(); nothing is borrowed after. */
 struct http_request {
     const char *method;         /* "POST" (default when NULL or body != NULL) or "GET" */
@@ -71,9 +75,10 @@ struct http_request {
     size_t body_len;
     const char *const *secrets; /* strings never to appear in an error (API keys) */
     size_t nsecrets;
-    double tokens;       /* estimated tokens, charged to the tokens-per-minute bucket */
-    int64_t deadline_ms; /* absolute, http_now_ms() clock; 0: none. No attempt starts
-                            after it; the request then fails with ERR_TIMEOUT */
+    double tokens;               /* estimated tokens, charged to the tokens-per-minute bucket */
+    int64_t deadline_ms;         /* absolute, http_now_ms() clock; 0: none. No attempt starts
+                                    after it; the request then fails with ERR_TIMEOUT */
+    http_permanent_fn permanent; /* NULL: the status alone decides */
 };
 
 /* What a finished request reports. Everything is borrowed until the callback returns. */

@@ -20,28 +20,94 @@
 static const char ONE_TWO[2][16] = {"1", "2"};
 static const char M_M[2][16] = {"m", "M"};
 
-static void test_verdict_parser(void **state)
+/* The verdict of text under grammar spec: the choice, or -1 (with why checked non-empty). */
+static int verdict_of(const char *spec, const char *text, const char answers[2][16])
+{
+    struct wire_grammar g;
+    char why[256] = "";
+    assert_int_equal(wire_grammar_parse(spec, &g, why, sizeof why), ERR_OK);
+    struct wire_answer a = {.text = (char *)text};
+    struct wire_verdict v;
+    if (wire_find_verdict(&a, &g, answers, &v, why, sizeof why) != ERR_OK) {
+        assert_true(why[0]);
+        return -1;
+    }
+    return v.choice;
+}
+
+static void test_verdict_grammars(void **state)
 {
     (void)state;
-    assert_int_equal(wire_verdict("1", ONE_TWO), 0);
-    assert_int_equal(wire_verdict("2", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("  2\n", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("\"1\"", ONE_TWO), 0);
-    assert_int_equal(wire_verdict("**2**", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("2. Response 2 is better", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("12", ONE_TWO), -1);
-    assert_int_equal(wire_verdict("Response 1 is more helpful", ONE_TWO), -1);
-    assert_int_equal(wire_verdict("Thinking...\nPreferred Response=2", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("preferred response: 1.", ONE_TWO), 0);
+    /* alone: the whole answer is the token */
+    assert_int_equal(verdict_of("alone", "1", ONE_TWO), 0);
+    assert_int_equal(verdict_of("alone", "  2\n", ONE_TWO), 1);
+    assert_int_equal(verdict_of("alone", "\"1\"", ONE_TWO), 0);
+    assert_int_equal(verdict_of("alone", "**2**", ONE_TWO), 1);
+    assert_int_equal(verdict_of("alone", "2.", ONE_TWO), 1);
+    assert_int_equal(verdict_of("alone", "12", ONE_TWO), -1);
+    assert_int_equal(verdict_of("alone", "2. Response 2 is better", ONE_TWO), -1);
+    assert_int_equal(verdict_of("alone", "Response 1 is more helpful", ONE_TWO), -1);
+    assert_int_equal(verdict_of("alone", "", ONE_TWO), -1);
+    assert_int_equal(verdict_of("alone", "m", M_M), 0);
+    assert_int_equal(verdict_of("alone", "M", M_M), 1);
+    assert_int_equal(verdict_of("alone", "model", M_M), -1);
+    /* last-line: only the final line counts; a numbered list before it does not */
+    const char *ll = "last-line Preferred Response=";
+    assert_int_equal(verdict_of(ll,
+                                "1. Accuracy: both fine.\n2. Clarity: the second.\n"
+                                "Preferred Response=2",
+                                ONE_TWO),
+                     1);
+    assert_int_equal(verdict_of(ll,
+                                "Response 2 claims 7, which is wrong.\n\n**Preferred "
+                                "Response = 1**\n",
+                                ONE_TWO),
+                     0);
+    assert_int_equal(verdict_of(ll, "2", ONE_TWO), 1);
+    assert_int_equal(verdict_of(ll, "preferred response: 1.", ONE_TWO), -1); /* ':' is not '=' */
+    assert_int_equal(verdict_of("last-line Preferred:", "preferred: 1.", ONE_TWO), 0);
+    assert_int_equal(verdict_of(ll, "Preferred Response=1\nbecause it is right", ONE_TWO), -1);
+    assert_int_equal(verdict_of(ll, "Both are fine.", ONE_TWO), -1);
+    assert_int_equal(verdict_of(ll, "Preferred Response=12", ONE_TWO), -1);
+    /* marker: anywhere, the last one wins */
+    assert_int_equal(verdict_of("marker Preferred Response=",
+                                "Preferred Response=1 at first, but Preferred Response = 2 now.",
+                                ONE_TWO),
+                     1);
+    assert_int_equal(verdict_of("marker Preferred Response=", "no verdict", ONE_TWO), -1);
+    /* json */
     assert_int_equal(
-        wire_verdict("Preferred Response=1 at first, but Preferred Response = 2", ONE_TWO), 1);
-    assert_int_equal(wire_verdict("Both are fine.", ONE_TWO), -1);
-    assert_int_equal(wire_verdict("", ONE_TWO), -1);
-    assert_int_equal(wire_verdict(NULL, ONE_TWO), -1);
-    /* alpaca_eval identifiers are case-sensitive */
-    assert_int_equal(wire_verdict("m", M_M), 0);
-    assert_int_equal(wire_verdict("M", M_M), 1);
-    assert_int_equal(wire_verdict("model", M_M), -1);
+        verdict_of("json preferred", "{\"reason\":\"x\",\"preferred\":\"2\"}", ONE_TWO), 1);
+    assert_int_equal(verdict_of("json preferred", "```json\n{\"preferred\": 1}\n```", ONE_TWO), 0);
+    assert_int_equal(verdict_of("json preferred", "{\"preferred\":\"3\"}", ONE_TWO), -1);
+    assert_int_equal(verdict_of("json preferred", "Preferred: 1", ONE_TWO), -1);
+    /* reasoning in <think> is skipped; one never closed is no verdict */
+    assert_int_equal(verdict_of(ll, "<think>Preferred Response=1? no.</think>\n2", ONE_TWO), 1);
+    assert_int_equal(verdict_of("alone", "<think>hmm</think>1", ONE_TWO), 0);
+    assert_int_equal(verdict_of(ll, "<think>so Preferred Response=1", ONE_TWO), -1);
+    /* bad grammars */
+    struct wire_grammar g;
+    char why[160];
+    assert_int_equal(wire_grammar_parse("last-line", &g, why, sizeof why), ERR_INVAL);
+    assert_non_null(strstr(why, "PREFIX"));
+    assert_int_equal(wire_grammar_parse("alone x", &g, why, sizeof why), ERR_INVAL);
+    assert_int_equal(wire_grammar_parse("first", &g, why, sizeof why), ERR_INVAL);
+    assert_non_null(strstr(why, "unknown grammar"));
+    assert_int_equal(wire_grammar_parse("last-line Preferred: ", &g, why, sizeof why), ERR_OK);
+    char back[96];
+    wire_grammar_str(&g, back, sizeof back);
+    assert_string_equal(back, "last-line Preferred:");
+}
+
+/* Parses body and finds its verdict under spec. */
+static int parse_and_find(enum wire_format f, const char *body, const char *spec,
+                          struct wire_answer *a, struct wire_verdict *v)
+{
+    char why[256];
+    assert_int_equal(wire_parse(f, body, strlen(body), a, NULL, why, sizeof why), ERR_OK);
+    struct wire_grammar g;
+    assert_int_equal(wire_grammar_parse(spec, &g, why, sizeof why), ERR_OK);
+    return wire_find_verdict(a, &g, ONE_TWO, v, why, sizeof why);
 }
 
 static void test_prob_first_is_the_softmax_of_two_logprobs(void **state)
@@ -68,17 +134,21 @@ static void test_openai_answer_with_logprobs(void **state)
 {
     (void)state;
     struct wire_answer a;
-    char why[256];
-    assert_int_equal(
-        wire_parse(WIRE_OPENAI, openai_lp, strlen(openai_lp), ONE_TWO, &a, why, sizeof why),
-        ERR_OK);
+    struct wire_verdict v;
+    assert_int_equal(parse_and_find(WIRE_OPENAI, openai_lp, "alone", &a, &v), ERR_OK);
     assert_string_equal(a.text, "2");
     assert_null(a.refusal);
-    assert_true(a.has_logprobs);
+    assert_false(a.truncated);
+    assert_int_equal(v.choice, 1);
+    assert_true(v.has_logprobs);
+    assert_int_equal(v.lp_index, 0);
+    assert_string_equal(v.lp_token, "2");
+    assert_int_equal(v.line, 1);
+    assert_int_equal(v.column, 1);
     /* " 1" and "1" are the same answer: their probabilities add */
-    assert_float_equal(a.lp[0], log(exp(-2.0) + exp(-3.0)), 1e-12);
-    assert_float_equal(a.lp[1], -0.2, 1e-12);
-    double p = wire_prob_first(a.lp);
+    assert_float_equal(v.lp[0], log(exp(-2.0) + exp(-3.0)), 1e-12);
+    assert_float_equal(v.lp[1], -0.2, 1e-12);
+    double p = wire_prob_first(v.lp);
     assert_float_equal(p, (exp(-2.0) + exp(-3.0)) / (exp(-2.0) + exp(-3.0) + exp(-0.2)), 1e-12);
     assert_int_equal(a.prompt_tokens, 120);
     assert_int_equal(a.completion_tokens, 1);
@@ -94,33 +164,55 @@ static void test_openai_logprob_missing_token_gets_an_upper_bound(void **state)
         "\"1\",\"logprob\":-0.10536051565782628,\"top_logprobs\":[{\"token\":\"1\",\"logprob\":"
         "-0.10536051565782628}]}]}}]}";
     struct wire_answer a;
-    char why[256];
-    assert_int_equal(wire_parse(WIRE_OPENAI, body, strlen(body), ONE_TWO, &a, why, sizeof why),
-                     ERR_OK);
-    assert_true(a.has_logprobs);
-    assert_float_equal(wire_prob_first(a.lp), 0.9, 1e-9);
+    struct wire_verdict v;
+    assert_int_equal(parse_and_find(WIRE_OPENAI, body, "alone", &a, &v), ERR_OK);
+    assert_true(v.has_logprobs);
+    assert_float_equal(wire_prob_first(v.lp), 0.9, 1e-9);
     assert_int_equal(a.prompt_tokens, 0); /* no usage field */
     wire_answer_free(&a);
 }
 
-static void test_openai_answer_position_is_the_first_answer_token(void **state)
+/* A judge that reasons first: "Response 2" comes before the verdict "1". The probability is the
+ * verdict token's, not the first "1"/"2" token's (the old reading gave P(first) = 0.02). */
+static void test_openai_logprobs_come_from_the_verdict_token(void **state)
 {
     (void)state;
-    /* "Preferred Response=2": the probability comes from the position that generated "2" */
     const char *body =
-        "{\"choices\":[{\"message\":{\"content\":\"Preferred Response=2\"},\"logprobs\":{"
-        "\"content\":[{\"token\":\"Preferred\",\"logprob\":-0.01,\"top_logprobs\":[{\"token\":"
-        "\"1\",\"logprob\":-6}]},{\"token\":\" Response\",\"logprob\":0,\"top_logprobs\":[]},"
-        "{\"token\":\"=\",\"logprob\":0,\"top_logprobs\":[]},{\"token\":\"2\",\"logprob\":-0.5,"
-        "\"top_logprobs\":[{\"token\":\"2\",\"logprob\":-0.5},{\"token\":\"1\",\"logprob\":-1.5}"
-        "]}]}}]}";
+        "{\"choices\":[{\"message\":{\"content\":\"Response 2 claims 7.\\nPreferred Response=1\"},"
+        "\"logprobs\":{\"content\":["
+        "{\"token\":\"Response\",\"logprob\":-0.1,\"top_logprobs\":[]},"
+        "{\"token\":\" 2\",\"logprob\":-0.02,\"top_logprobs\":[{\"token\":\" 2\",\"logprob\":"
+        "-0.02},{\"token\":\" 1\",\"logprob\":-3.9}]},"
+        "{\"token\":\" claims\",\"logprob\":-0.3,\"top_logprobs\":[]},"
+        "{\"token\":\" 7.\\n\",\"logprob\":-0.3,\"top_logprobs\":[]},"
+        "{\"token\":\"Preferred\",\"logprob\":-0.01,\"top_logprobs\":[]},"
+        "{\"token\":\" Response\",\"logprob\":0,\"top_logprobs\":[]},"
+        "{\"token\":\"=\",\"logprob\":0,\"top_logprobs\":[]},"
+        "{\"token\":\"1\",\"logprob\":-0.2231435513142097,\"top_logprobs\":[{\"token\":\"1\","
+        "\"logprob\":-0.2231435513142097},{\"token\":\"2\",\"logprob\":-1.6094379124341003}]}"
+        "]},\"finish_reason\":\"stop\"}]}";
     struct wire_answer a;
-    char why[256];
-    assert_int_equal(wire_parse(WIRE_OPENAI, body, strlen(body), ONE_TWO, &a, why, sizeof why),
+    struct wire_verdict v;
+    assert_int_equal(parse_and_find(WIRE_OPENAI, body, "last-line Preferred Response=", &a, &v),
                      ERR_OK);
-    assert_true(a.has_logprobs);
-    assert_float_equal(a.lp[0], -1.5, 1e-12);
-    assert_float_equal(a.lp[1], -0.5, 1e-12);
+    assert_int_equal(v.choice, 0);
+    assert_true(v.has_logprobs);
+    assert_int_equal(v.lp_index, 7);
+    assert_int_equal(v.line, 2);
+    assert_int_equal(v.column, 20);
+    assert_float_equal(wire_prob_first(v.lp), 0.8, 1e-9);
+    wire_answer_free(&a);
+
+    /* tokens that do not spell the text: the verdict stands, without a soft probability */
+    const char *off =
+        "{\"choices\":[{\"message\":{\"content\":\"Preferred Response=1\"},\"logprobs\":{"
+        "\"content\":[{\"token\":\"Something\",\"logprob\":-0.1},{\"token\":\"1\",\"logprob\":-0.1}"
+        "]}}]}";
+    assert_int_equal(parse_and_find(WIRE_OPENAI, off, "last-line Preferred Response=", &a, &v),
+                     ERR_OK);
+    assert_int_equal(v.choice, 0);
+    assert_false(v.has_logprobs);
+    assert_non_null(strstr(v.lp_note, "do not spell"));
     wire_answer_free(&a);
 }
 
@@ -128,29 +220,112 @@ static void test_openai_without_logprobs_and_refusals(void **state)
 {
     (void)state;
     struct wire_answer a;
+    struct wire_verdict v;
     char why[256];
     const char *plain = "{\"choices\":[{\"message\":{\"content\":\"1\"},\"logprobs\":null}],"
                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}";
-    assert_int_equal(wire_parse(WIRE_OPENAI, plain, strlen(plain), ONE_TWO, &a, why, sizeof why),
-                     ERR_OK);
-    assert_false(a.has_logprobs);
+    assert_int_equal(parse_and_find(WIRE_OPENAI, plain, "alone", &a, &v), ERR_OK);
+    assert_false(v.has_logprobs);
+    assert_int_equal(v.lp_index, -1);
     assert_string_equal(a.text, "1");
     wire_answer_free(&a);
 
     const char *refused = "{\"choices\":[{\"message\":{\"content\":null,\"refusal\":\"I can't\"}"
                           ",\"finish_reason\":\"stop\"}]}";
-    assert_int_equal(
-        wire_parse(WIRE_OPENAI, refused, strlen(refused), ONE_TWO, &a, why, sizeof why), ERR_OK);
+    assert_int_equal(wire_parse(WIRE_OPENAI, refused, strlen(refused), &a, NULL, why, sizeof why),
+                     ERR_OK);
     assert_string_equal(a.refusal, "I can't");
     assert_string_equal(a.text, "");
     wire_answer_free(&a);
 
     const char *filtered = "{\"choices\":[{\"message\":{\"content\":\"\"},\"finish_reason\":"
                            "\"content_filter\"}]}";
-    assert_int_equal(
-        wire_parse(WIRE_OPENAI, filtered, strlen(filtered), ONE_TWO, &a, why, sizeof why), ERR_OK);
+    assert_int_equal(wire_parse(WIRE_OPENAI, filtered, strlen(filtered), &a, NULL, why, sizeof why),
+                     ERR_OK);
     assert_non_null(a.refusal);
     wire_answer_free(&a);
+}
+
+/* Cut-off answers, reasoning fields and cached tokens, in both formats. */
+static void test_truncation_reasoning_and_cache_usage(void **state)
+{
+    (void)state;
+    struct wire_answer a;
+    char why[256];
+    const char *cut = "{\"choices\":[{\"message\":{\"content\":\"Let me compare. Response 1\"},"
+                      "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":900,"
+                      "\"completion_tokens\":16,\"prompt_tokens_details\":{\"cached_tokens\":768},"
+                      "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}";
+    assert_int_equal(wire_parse(WIRE_OPENAI, cut, strlen(cut), &a, NULL, why, sizeof why), ERR_OK);
+    assert_true(a.truncated);
+    assert_string_equal(a.finish, "length");
+    assert_int_equal(a.prompt_tokens, 900);
+    assert_int_equal(a.cached_tokens, 768);
+    wire_answer_free(&a);
+
+    const char *reasoning =
+        "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"2\",\"reasoning_"
+        "content\":"
+        "\"Preferred Response=1 would be wrong\"},\"finish_reason\":\"stop\"}]}";
+    assert_int_equal(
+        wire_parse(WIRE_OPENAI, reasoning, strlen(reasoning), &a, NULL, why, sizeof why), ERR_OK);
+    assert_string_equal(a.text, "2");
+    assert_true(a.reasoning);
+    wire_answer_free(&a);
+
+    const char *acut = "{\"type\":\"message\",\"content\":[{\"type\":\"thinking\",\"thinking\":"
+                       "\"Preferred: 1\",\"signature\":\"abc\"},{\"type\":\"text\",\"text\":\"Lo"
+                       "oking at\"}],\"stop_reason\":\"max_tokens\",\"usage\":{\"input_tokens\":10,"
+                       "\"cache_read_input_tokens\":1000,\"cache_creation_input_tokens\":200,"
+                       "\"output_tokens\":64}}";
+    assert_int_equal(wire_parse(WIRE_ANTHROPIC, acut, strlen(acut), &a, NULL, why, sizeof why),
+                     ERR_OK);
+    assert_true(a.truncated);
+    assert_true(a.reasoning);
+    assert_string_equal(a.text, "Looking at");
+    assert_int_equal(a.prompt_tokens, 1210);
+    assert_int_equal(a.cached_tokens, 1000);
+    assert_int_equal(a.cache_write_tokens, 200);
+    wire_answer_free(&a);
+}
+
+/* Error bodies: spent credits and bad keys are permanent, whatever the status; rate limits and
+ * overload are not. */
+static void test_error_bodies_are_classified_by_meaning(void **state)
+{
+    (void)state;
+    char kind[48];
+    const char *quota = "{\"error\":{\"message\":\"You exceeded your current quota, please check "
+                        "your plan and billing details.\",\"type\":\"insufficient_quota\","
+                        "\"param\":null,\"code\":\"insufficient_quota\"}}";
+    assert_true(wire_error_permanent(quota, strlen(quota), kind, sizeof kind));
+    assert_string_equal(kind, "insufficient_quota");
+    const char *key = "{\"error\":{\"message\":\"Incorrect API key provided: sk-...\",\"type\":"
+                      "\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}";
+    assert_true(wire_error_permanent(key, strlen(key), kind, sizeof kind));
+    assert_string_equal(kind, "invalid_api_key");
+    const char *auth = "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\","
+                       "\"message\":\"invalid x-api-key\"}}";
+    assert_true(wire_error_permanent(auth, strlen(auth), kind, sizeof kind));
+    const char *rate = "{\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\","
+                       "\"code\":\"rate_limit_exceeded\"}}";
+    assert_false(wire_error_permanent(rate, strlen(rate), kind, sizeof kind));
+    const char *over = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+                       "\"Overloaded\"}}";
+    assert_false(wire_error_permanent(over, strlen(over), kind, sizeof kind));
+    assert_false(wire_error_permanent("<html>", 6, kind, sizeof kind));
+    /* inside a 200 */
+    struct wire_answer a;
+    char why[256];
+    bool perm = false;
+    assert_int_equal(wire_parse(WIRE_OPENAI, quota, strlen(quota), &a, &perm, why, sizeof why),
+                     ERR_PROTO);
+    assert_true(perm);
+    assert_non_null(strstr(why, "insufficient_quota"));
+    assert_int_equal(wire_parse(WIRE_ANTHROPIC, over, strlen(over), &a, &perm, why, sizeof why),
+                     ERR_PROTO);
+    assert_false(perm);
+    assert_non_null(strstr(why, "overloaded_error"));
 }
 
 static void test_anthropic_answer(void **state)
@@ -162,19 +337,21 @@ static void test_anthropic_answer(void **state)
         "}],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":300,\"output_tokens\":4,"
         "\"cache_read_input_tokens\":20}}";
     struct wire_answer a;
+    struct wire_verdict v;
     char why[256];
-    assert_int_equal(wire_parse(WIRE_ANTHROPIC, body, strlen(body), ONE_TWO, &a, why, sizeof why),
+    assert_int_equal(parse_and_find(WIRE_ANTHROPIC, body, "last-line Preferred Response=", &a, &v),
                      ERR_OK);
     assert_string_equal(a.text, "Preferred Response=2");
-    assert_int_equal(wire_verdict(a.text, ONE_TWO), 1);
-    assert_false(a.has_logprobs);
+    assert_int_equal(v.choice, 1);
+    assert_false(v.has_logprobs);
     assert_int_equal(a.prompt_tokens, 320);
+    assert_int_equal(a.cached_tokens, 20);
     assert_int_equal(a.completion_tokens, 4);
     wire_answer_free(&a);
 
     const char *refusal = "{\"content\":[],\"stop_reason\":\"refusal\"}";
     assert_int_equal(
-        wire_parse(WIRE_ANTHROPIC, refusal, strlen(refusal), ONE_TWO, &a, why, sizeof why), ERR_OK);
+        wire_parse(WIRE_ANTHROPIC, refusal, strlen(refusal), &a, NULL, why, sizeof why), ERR_OK);
     assert_non_null(a.refusal);
     wire_answer_free(&a);
 }
@@ -194,9 +371,8 @@ static void test_malformed_answers_are_proto_errors(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         struct wire_answer a;
         char why[256] = "";
-        assert_int_equal(
-            wire_parse(WIRE_OPENAI, bad[i], strlen(bad[i]), ONE_TWO, &a, why, sizeof why),
-            ERR_PROTO);
+        assert_int_equal(wire_parse(WIRE_OPENAI, bad[i], strlen(bad[i]), &a, NULL, why, sizeof why),
+                         ERR_PROTO);
         assert_true(why[0]);
         assert_null(a.text);
     }
@@ -204,20 +380,24 @@ static void test_malformed_answers_are_proto_errors(void **state)
     char why[256];
     const char *no_content = "{\"type\":\"message\"}";
     assert_int_equal(
-        wire_parse(WIRE_ANTHROPIC, no_content, strlen(no_content), ONE_TWO, &a, why, sizeof why),
+        wire_parse(WIRE_ANTHROPIC, no_content, strlen(no_content), &a, NULL, why, sizeof why),
         ERR_PROTO);
     assert_non_null(strstr(why, "content"));
     /* bytes that are not UTF-8 */
     const char junk[] = {'{', '"', 'a', '"', ':', '"', (char)0xff, '"', '}'};
-    assert_int_equal(wire_parse(WIRE_OPENAI, junk, sizeof junk, ONE_TWO, &a, why, sizeof why),
+    assert_int_equal(wire_parse(WIRE_OPENAI, junk, sizeof junk, &a, NULL, why, sizeof why),
                      ERR_PROTO);
 }
 
 static void test_build_openai_and_anthropic_bodies(void **state)
 {
     (void)state;
-    struct wire_params p = {
-        .model = "gpt-x", .temperature = 0, .max_tokens = 8, .logprobs = true, .top_logprobs = 5};
+    struct wire_params p = {.model = "gpt-x",
+                            .temperature = 0,
+                            .send_temperature = true,
+                            .max_tokens = 8,
+                            .logprobs = true,
+                            .top_logprobs = 5};
     char *body = NULL;
     assert_int_equal(wire_build(WIRE_OPENAI, &p, "sys", "user text", &body), ERR_OK);
     json_t *j = json_loads(body, 0, NULL);
@@ -244,6 +424,35 @@ static void test_build_openai_and_anthropic_bodies(void **state)
     json_decref(j);
     free(body);
 
+    /* a reasoning model: max_completion_tokens, no temperature, no log-probs, an effort */
+    struct wire_params r = {.model = "o4-mini",
+                            .max_tokens = 2048,
+                            .limit_field = WIRE_LIMIT_MAX_COMPLETION_TOKENS,
+                            .reasoning_effort = "low",
+                            .json_object = true};
+    assert_int_equal(wire_build(WIRE_OPENAI, &r, NULL, "u", &body), ERR_OK);
+    j = json_loads(body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_completion_tokens")), 2048);
+    assert_null(json_object_get(j, "max_tokens"));
+    assert_null(json_object_get(j, "temperature"));
+    assert_null(json_object_get(j, "logprobs"));
+    assert_string_equal(json_string_value(json_object_get(j, "reasoning_effort")), "low");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "response_format"), "type")),
+        "json_object");
+    json_decref(j);
+    free(body);
+    /* Anthropic always says max_tokens; extended thinking has its budget */
+    r.thinking_budget = 1024;
+    assert_int_equal(wire_build(WIRE_ANTHROPIC, &r, NULL, "u", &body), ERR_OK);
+    j = json_loads(body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_tokens")), 2048);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "thinking"), "budget_tokens")), 1024);
+    assert_null(json_object_get(j, "response_format"));
+    json_decref(j);
+    free(body);
+
     /* invalid UTF-8 in a response is bad input, not a crash */
     assert_int_equal(wire_build(WIRE_OPENAI, &p, NULL, "bad \xff byte", &body), ERR_INVAL);
     assert_null(body);
@@ -252,8 +461,12 @@ static void test_build_openai_and_anthropic_bodies(void **state)
 static void test_shipped_templates_load_and_render(void **state)
 {
     (void)state;
-    static const char *const files[] = {"helpful.txt", "helpful_short.txt", "alpaca_eval.txt"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const files[] = {"helpful.txt", "helpful_short.txt", "alpaca_eval.txt",
+                                        "helpful_cot.txt", "helpful_json.txt"};
+    static const char *const grammars[] = {
+        "last-line Preferred Response=", "last-line Preferred Response=", "alone",
+        "last-line Preferred:", "json preferred"};
+    for (size_t i = 0; i < 5; i++) {
         char path[512], why[256];
         snprintf(path, sizeof path, "%s/%s", JUDGE_TEMPLATES, files[i]);
         struct template *t = NULL;
@@ -270,11 +483,14 @@ static void test_shipped_templates_load_and_render(void **state)
         assert_non_null(p4);
         assert_non_null(p5);
         assert_true(p4 < p5);
-        if (strcmp(t->answers[0], "1") == 0) {
+        char g[96];
+        wire_grammar_str(&t->verdict, g, sizeof g);
+        assert_string_equal(g, grammars[i]);
+        if (i < 2) {
             size_t n = strlen(user);
             assert_true(n > 19);
             assert_string_equal(user + n - 19, "Preferred Response=");
-        } else {
+        } else if (i == 2) {
             assert_string_equal(t->answers[0], "m");
             assert_string_equal(t->answers[1], "M");
         }
@@ -335,6 +551,10 @@ static void test_bad_templates_name_file_and_line(void **state)
         {"@user\n{{#instruction}}{{prompt}}{{response_1}}{{response_2}}", "never closed"},
         {"@user\n{{/instruction}}{{prompt}}{{response_1}}{{response_2}}", "without"},
         {"@user\n{{prompt}}\n@user\n{{response_1}}{{response_2}}", "inline:3: a second @user"},
+        {"# c\n@verdict last-line\n@user\n{{prompt}}{{response_1}}{{response_2}}",
+         "inline:2: @verdict last-line needs its PREFIX"},
+        {"@verdict firstish\n@user\n{{prompt}}{{response_1}}{{response_2}}",
+         "inline:1: @verdict: unknown grammar"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct template *t = NULL;
@@ -385,11 +605,13 @@ static void test_excerpt_is_short_and_printable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_verdict_parser),
+        cmocka_unit_test(test_verdict_grammars),
         cmocka_unit_test(test_prob_first_is_the_softmax_of_two_logprobs),
         cmocka_unit_test(test_openai_answer_with_logprobs),
         cmocka_unit_test(test_openai_logprob_missing_token_gets_an_upper_bound),
-        cmocka_unit_test(test_openai_answer_position_is_the_first_answer_token),
+        cmocka_unit_test(test_openai_logprobs_come_from_the_verdict_token),
+        cmocka_unit_test(test_truncation_reasoning_and_cache_usage),
+        cmocka_unit_test(test_error_bodies_are_classified_by_meaning),
         cmocka_unit_test(test_openai_without_logprobs_and_refusals),
         cmocka_unit_test(test_anthropic_answer),
         cmocka_unit_test(test_malformed_answers_are_proto_errors),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -54,9 +55,10 @@ struct annotator {
     struct annotator_config cfg; /* its settings; name points to `name`, the other strings are
                                     NULL (the copies below) */
     struct http_config http_cfg;
-    char *name, *base_url, *model, *url, *anthropic_version, *template_path;
-    char *key_source; /* "annotator.api_key", "env NAME" or NULL: for describe() */
-    char *key;        /* the API key; NULL: none */
+    char *name, *base_url, *model, *url, *anthropic_version, *template_path, *reasoning_effort;
+    enum wire_limit_field limit_field; /* the auto setting resolved */
+    char *key_source;                  /* "annotator.api_key", "env NAME" or NULL: for describe() */
+    char *key;                         /* the API key; NULL: none */
     char **headers;
     size_t nheaders;
     struct template *tpl;
@@ -75,6 +77,11 @@ const struct cfg_choice annotator_backend_names[] = {
     {"anthropic", ANNOTATOR_BACKEND_ANTHROPIC},
     {"rules", ANNOTATOR_BACKEND_RULES},
     {"reward-model", ANNOTATOR_BACKEND_REWARD_MODEL},
+    {NULL, 0}};
+const struct cfg_choice annotator_limit_field_names[] = {
+    {"auto", ANNOTATOR_LIMIT_AUTO},
+    {"max_tokens", ANNOTATOR_LIMIT_MAX_TOKENS},
+    {"max_completion_tokens", ANNOTATOR_LIMIT_MAX_COMPLETION_TOKENS},
     {NULL, 0}};
 const struct cfg_choice annotator_orders_names[] = {
     {"both", ANNOTATOR_ORDERS_BOTH}, {"random", ANNOTATOR_ORDERS_RANDOM_ONE}, {NULL, 0}};
@@ -236,10 +243,19 @@ static int validate(const struct annotator_config *cfg, char *why, size_t whylen
         bad = "top_logprobs: must be in 1..20";
     else if (cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC && !is_set(cfg->anthropic_version))
         bad = "anthropic_version: required";
+    else if (cfg->thinking_budget < 0 ||
+             (cfg->backend == ANNOTATOR_BACKEND_ANTHROPIC && cfg->thinking_budget > 0 &&
+              (cfg->thinking_budget < 1024 || cfg->thinking_budget >= cfg->max_tokens)))
+        bad = "thinking_budget: 0 (off), or at least 1024 and less than max_tokens";
+    else if (cfg->limit_field < ANNOTATOR_LIMIT_AUTO ||
+             cfg->limit_field > ANNOTATOR_LIMIT_MAX_COMPLETION_TOKENS)
+        bad = "max_tokens_field: must be auto, max_tokens or max_completion_tokens";
     else if (!(cfg->tie_band >= 0 && cfg->tie_band <= 0.5))
         bad = "tie_band: must be in [0, 0.5]";
     else if (!(cfg->price_input_per_mtok >= 0) || !(cfg->price_output_per_mtok >= 0))
         bad = "price: must be >= 0";
+    else if (isnan(cfg->price_cached_input_per_mtok) || isnan(cfg->price_cache_write_per_mtok))
+        bad = "price of cached tokens: not a number";
     else if (cfg->orders != ANNOTATOR_ORDERS_BOTH && cfg->orders != ANNOTATOR_ORDERS_RANDOM_ONE)
         bad = "orders: must be both or random";
     else if (cfg->backend == ANNOTATOR_BACKEND_RULES && !cfg->rules)
@@ -255,6 +271,24 @@ static int validate(const struct annotator_config *cfg, char *why, size_t whylen
         return ERR_OK;
     snprintf(why, whylen, "annotator.%s", bad);
     return ERR_INVAL;
+}
+
+/* The completion limit's field: the option, or by default max_completion_tokens where it is
+ * required or preferred (OpenAI's own API, which deprecated max_tokens and whose reasoning
+ * models reject it; any reasoning model), max_tokens for the other OpenAI-compatible servers,
+ * some of which know no other. */
+static enum wire_limit_field limit_field_of(const struct annotator_config *cfg, const char *url)
+{
+    if (cfg->limit_field == ANNOTATOR_LIMIT_MAX_TOKENS || cfg->backend != ANNOTATOR_BACKEND_OPENAI)
+        return WIRE_LIMIT_MAX_TOKENS;
+    if (cfg->limit_field == ANNOTATOR_LIMIT_MAX_COMPLETION_TOKENS || cfg->reasoning_model)
+        return WIRE_LIMIT_MAX_COMPLETION_TOKENS;
+    const char *host = url ? strstr(url, "://") : NULL;
+    host = host ? host + 3 : "";
+    size_t hl = strcspn(host, ":/");
+    static const char oa[] = "api.openai.com";
+    return hl == sizeof oa - 1 && strncasecmp(host, oa, hl) == 0 ? WIRE_LIMIT_MAX_COMPLETION_TOKENS
+                                                                 : WIRE_LIMIT_MAX_TOKENS;
 }
 
 /* The template option as a file: a path as is (it has a '/' or ends in .txt); a bare NAME is
@@ -299,6 +333,7 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
     a->cfg.name = a->cfg.base_url = a->cfg.model = NULL;
     a->cfg.api_key = a->cfg.api_key_env = NULL;
     a->cfg.template_name = a->cfg.template_dir = a->cfg.anthropic_version = NULL;
+    a->cfg.reasoning_effort = NULL;
     a->cfg.extra_headers.items = NULL;
     a->cfg.extra_headers.n = 0;
     a->http_cfg = http_opts_config(&cfg->http);
@@ -307,7 +342,10 @@ int annotator_new(annotator_t **out, const struct annotator_config *cfg, char *w
         a->base_url = dup_opt(base_url_of(cfg));
         a->model = dup_opt(cfg->model);
         a->anthropic_version = dup_opt(cfg->anthropic_version);
-        if (!a->base_url || !a->model || (cfg->anthropic_version && !a->anthropic_version)) {
+        a->reasoning_effort = dup_opt(cfg->reasoning_effort);
+        a->limit_field = limit_field_of(cfg, a->base_url);
+        if (!a->base_url || !a->model || (cfg->anthropic_version && !a->anthropic_version) ||
+            (cfg->reasoning_effort && !a->reasoning_effort)) {
             rc = ERR_NOMEM;
             goto out_destroy;
         }
@@ -423,6 +461,7 @@ void annotator_destroy(annotator_t **pa)
     free(a->url);
     free(a->anthropic_version);
     free(a->template_path);
+    free(a->reasoning_effort);
     free(a);
     *pa = NULL;
 }
@@ -561,6 +600,84 @@ static void finish(annotator_t *a, struct judgement *j)
     judgement_free(j);
 }
 
+/* The price of a million tokens of one kind: its own rate, or the input price when unset. */
+static double rate_or_input(const annotator_t *a, double rate)
+{
+    return rate >= 0 ? rate : a->cfg.price_input_per_mtok;
+}
+
+/* Records the usage of an answer: tokens, cost (cache reads and writes at their own rates), and
+ * the correction of the tokens-per-minute bucket. */
+static void order_usage(annotator_t *a, struct order *o, const struct wire_answer *ans)
+{
+    struct annotator_order_result *r = &o->res;
+    r->prompt_tokens = ans->prompt_tokens;
+    r->completion_tokens = ans->completion_tokens;
+    r->cached_tokens = ans->cached_tokens;
+    r->cache_write_tokens = ans->cache_write_tokens;
+    unsigned cached = ans->cached_tokens + ans->cache_write_tokens <= ans->prompt_tokens
+                          ? ans->cached_tokens + ans->cache_write_tokens
+                          : ans->prompt_tokens;
+    r->cost = (ans->prompt_tokens - cached) * a->cfg.price_input_per_mtok / 1e6 +
+              ans->cached_tokens * rate_or_input(a, a->cfg.price_cached_input_per_mtok) / 1e6 +
+              ans->cache_write_tokens * rate_or_input(a, a->cfg.price_cache_write_per_mtok) / 1e6 +
+              ans->completion_tokens * a->cfg.price_output_per_mtok / 1e6;
+    if (ans->prompt_tokens || ans->completion_tokens)
+        http_client_charge_tokens(a->http, (double)ans->prompt_tokens + ans->completion_tokens -
+                                               o->est_tokens);
+}
+
+/* Reads the verdict of a parsed answer into the order's result, or fails the order. Refusals,
+ * answers cut off and answers without a verdict are permanent failures unless
+ * retry_unparseable says to ask again. */
+static void order_verdict(annotator_t *a, struct order *o, const struct wire_answer *ans)
+{
+    char why[256], ex[240];
+    bool permanent = !a->cfg.retry_unparseable;
+    if (ans->refusal) {
+        wire_excerpt(ex, sizeof ex, ans->refusal);
+        order_fail(a, o, ERR_REMOTE, ANNOTATOR_FAIL_REFUSAL, permanent, "refusal: %s", ex);
+        return;
+    }
+    if (ans->truncated) {
+        wire_excerpt(ex, sizeof ex, ans->text);
+        order_fail(a, o, ERR_PROTO, ANNOTATOR_FAIL_PARSE, permanent,
+                   "the answer was cut off (%s %s after %u completion tokens%s; raise "
+                   "annotator.max_tokens): '%s'",
+                   a->wire == WIRE_OPENAI ? "finish_reason" : "stop_reason", ans->finish,
+                   ans->completion_tokens, ans->reasoning ? ", reasoning included" : "", ex);
+        return;
+    }
+    struct wire_verdict v;
+    if (wire_find_verdict(ans, &a->tpl->verdict, a->tpl->answers, &v, why, sizeof why)) {
+        char g[96];
+        wire_grammar_str(&a->tpl->verdict, g, sizeof g);
+        order_fail(a, o, ERR_PROTO, ANNOTATOR_FAIL_PARSE, permanent, "no verdict (@verdict %s): %s",
+                   g, why);
+        return;
+    }
+    struct annotator_order_result *r = &o->res;
+    r->verdict_line = v.line;
+    r->verdict_column = v.column;
+    r->lp_index = v.lp_index;
+    snprintf(r->lp_token, sizeof r->lp_token, "%s", v.lp_token);
+    snprintf(r->lp_note, sizeof r->lp_note, "%s", v.lp_note);
+    snprintf(r->verdict, sizeof r->verdict, "%s", a->tpl->answers[v.choice]);
+    if (v.has_logprobs) {
+        r->has_logprobs = true;
+        r->prob_first = wire_prob_first(v.lp);
+    } else {
+        r->prob_first = v.choice == 0 ? 1.0 : 0.0;
+    }
+}
+
+/* The http client's test of an error body: credits spent or a bad key are final. */
+static bool answer_permanent(long status, const char *body, size_t len)
+{
+    (void)status;
+    return wire_error_permanent(body, len, NULL, 0);
+}
+
 /* An HTTP order finished: parse the answer into the order's result. */
 static void on_http_done(void *user, const struct http_response *resp)
 {
@@ -569,6 +686,7 @@ static void on_http_done(void *user, const struct http_response *resp)
     annotator_t *a = j->a;
     o->res.attempts = resp->attempts;
     o->res.latency_ms = resp->latency_ms;
+    o->res.lp_index = -1;
     a->tot.calls++;
     if (resp->rc) {
         enum annotator_failure f = resp->rc == ERR_NOMEM    ? ANNOTATOR_FAIL_LOCAL
@@ -576,43 +694,23 @@ static void on_http_done(void *user, const struct http_response *resp)
                                    : resp->rc == ERR_TOOBIG ? ANNOTATOR_FAIL_PARSE
                                    : resp->rc == ERR_INVAL  ? ANNOTATOR_FAIL_LOCAL
                                                             : ANNOTATOR_FAIL_TRANSPORT;
-        order_fail(a, o, resp->rc, f, resp->permanent, "%s", resp->error);
+        char kind[48] = "";
+        bool final = resp->status != 0 &&
+                     wire_error_permanent(resp->body, resp->body_len, kind, sizeof kind);
+        order_fail(a, o, resp->rc, f, resp->permanent || final, "%s%s%s%s", resp->error,
+                   kind[0] ? " (" : "", kind, kind[0] ? ": not retried)" : "");
     } else {
         struct wire_answer ans;
         char why[256], ex[240];
-        int rc =
-            wire_parse(a->wire, resp->body, resp->body_len, a->tpl->answers, &ans, why, sizeof why);
+        bool final = false;
+        int rc = wire_parse(a->wire, resp->body, resp->body_len, &ans, &final, why, sizeof why);
         if (rc) {
             wire_excerpt(ex, sizeof ex, resp->body);
             order_fail(a, o, rc, rc == ERR_NOMEM ? ANNOTATOR_FAIL_LOCAL : ANNOTATOR_FAIL_PARSE,
-                       false, "unparseable answer: %s; body: %s", why, ex);
+                       final, "unparseable answer: %s; body: %s", why, ex);
         } else {
-            o->res.prompt_tokens = ans.prompt_tokens;
-            o->res.completion_tokens = ans.completion_tokens;
-            o->res.cost = ans.prompt_tokens * a->cfg.price_input_per_mtok / 1e6 +
-                          ans.completion_tokens * a->cfg.price_output_per_mtok / 1e6;
-            if (ans.prompt_tokens || ans.completion_tokens)
-                http_client_charge_tokens(a->http, (double)ans.prompt_tokens +
-                                                       ans.completion_tokens - o->est_tokens);
-            int v = wire_verdict(ans.text, a->tpl->answers);
-            if (ans.refusal) {
-                wire_excerpt(ex, sizeof ex, ans.refusal);
-                order_fail(a, o, ERR_REMOTE, ANNOTATOR_FAIL_REFUSAL, false, "refusal: %s", ex);
-            } else if (ans.has_logprobs) {
-                o->res.has_logprobs = true;
-                o->res.prob_first = wire_prob_first(ans.lp);
-                if (v < 0)
-                    v = ans.lp[0] >= ans.lp[1] ? 0 : 1;
-                snprintf(o->res.verdict, sizeof o->res.verdict, "%s", a->tpl->answers[v]);
-            } else if (v < 0) {
-                wire_excerpt(ex, sizeof ex, ans.text);
-                order_fail(a, o, ERR_PROTO, ANNOTATOR_FAIL_PARSE, false,
-                           "no verdict (%s or %s) in the answer: '%s'", a->tpl->answers[0],
-                           a->tpl->answers[1], ex);
-            } else {
-                o->res.prob_first = v == 0 ? 1.0 : 0.0;
-                snprintf(o->res.verdict, sizeof o->res.verdict, "%s", a->tpl->answers[v]);
-            }
+            order_usage(a, o, &ans);
+            order_verdict(a, o, &ans);
             wire_answer_free(&ans);
         }
     }
@@ -645,12 +743,21 @@ static int order_prepare(annotator_t *a, struct order *o, const struct annotator
     int rc = template_render(a->tpl, req->instruction, req->prompt, r1, r2,
                              a->cfg.strip_special_tokens, &sys, &user);
     if (!rc) {
+        /* reasoning models take neither a temperature nor log-probs; Anthropic's extended
+         * thinking takes no temperature either */
+        bool reasoning =
+            a->cfg.reasoning_model || (a->wire == WIRE_ANTHROPIC && a->cfg.thinking_budget > 0);
         struct wire_params wp = {
             .model = a->model,
             .temperature = a->cfg.temperature,
+            .send_temperature = !reasoning,
             .max_tokens = (unsigned)a->cfg.max_tokens,
-            .logprobs = a->cfg.logprobs,
+            .limit_field = a->limit_field,
+            .logprobs = a->cfg.logprobs && !reasoning,
             .top_logprobs = (unsigned)a->cfg.top_logprobs,
+            .reasoning_effort = a->reasoning_effort,
+            .thinking_budget = (unsigned)a->cfg.thinking_budget,
+            .json_object = a->cfg.json_mode && a->tpl->verdict.mode == WIRE_VERDICT_JSON,
         };
         rc = wire_build(a->wire, &wp, sys, user, &o->body);
         /* about four bytes a token, plus the answer */
@@ -675,6 +782,7 @@ static void order_submit(annotator_t *a, struct order *o, const struct annotator
         .nsecrets = a->key ? 1 : 0,
         .tokens = o->est_tokens,
         .deadline_ms = req->deadline_ms,
+        .permanent = answer_permanent,
     };
     int rc = http_client_submit(a->http, &hr, on_http_done, o);
     free(o->body);
@@ -890,6 +998,14 @@ void annotator_cache_key(const annotator_t *a, const struct annotator_request *r
                  a->cfg.max_tokens, (int)a->cfg.logprobs, a->cfg.top_logprobs,
                  (int)a->cfg.strip_special_tokens);
         key_str(&s, num);
+        /* what else changes the question: only when set, so that older keys stay valid */
+        if (a->cfg.reasoning_model || a->reasoning_effort || a->cfg.thinking_budget ||
+            a->limit_field != WIRE_LIMIT_MAX_TOKENS) {
+            snprintf(num, sizeof num, "reasoning=%d effort=%s budget=%d field=%d",
+                     (int)a->cfg.reasoning_model, a->reasoning_effort ? a->reasoning_effort : "",
+                     a->cfg.thinking_budget, (int)a->limit_field);
+            key_str(&s, num);
+        }
         key_str(&s, a->wire == WIRE_ANTHROPIC ? a->anthropic_version : "");
         key_field(&s, a->tpl->digest, sizeof a->tpl->digest);
     }
@@ -935,18 +1051,27 @@ void annotator_describe(const annotator_t *a, char *out, size_t len)
                  annotator_backend_name(c->backend), c->tie_band);
         return;
     }
+    char grammar[96];
+    wire_grammar_str(&a->tpl->verdict, grammar, sizeof grammar);
     snprintf(out, len,
              "judge %s: backend %s, url %s, model %s, api key %s%s, template %s (answers %s/%s), "
-             "temperature %g, max_tokens %d, logprobs %s (top %d), orders %s, tie_band %g, "
-             "price in/out per Mtok %g/%g, in flight %u, attempts %u, timeouts connect %ld ms "
-             "total %ld ms, limits %g req/min %g tok/min",
+             "verdict %s, temperature %g, %s %d, reasoning model %s, logprobs %s (top %d), "
+             "orders %s, tie_band %g, retry unparseable %s, price in/cached/cache write/out "
+             "per Mtok %g/%g/%g/%g, in flight %u, attempts %u, timeouts connect %ld ms total "
+             "%ld ms, limits %g req/min %g tok/min",
              a->name, annotator_backend_name(c->backend), a->url, a->model,
              a->key ? "set from " : "none", a->key_source ? a->key_source : "", a->template_path,
-             a->tpl->answers[0], a->tpl->answers[1], c->temperature, c->max_tokens,
-             a->wire == WIRE_OPENAI && c->logprobs ? "on" : "off", c->top_logprobs,
-             annotator_orders_name(c->orders), c->tie_band, c->price_input_per_mtok,
-             c->price_output_per_mtok, h->max_in_flight, h->max_attempts, h->connect_timeout_ms,
-             h->total_timeout_ms, h->requests_per_minute, h->tokens_per_minute);
+             a->tpl->answers[0], a->tpl->answers[1], grammar, c->temperature,
+             a->limit_field == WIRE_LIMIT_MAX_COMPLETION_TOKENS ? "max_completion_tokens"
+                                                                : "max_tokens",
+             c->max_tokens, c->reasoning_model ? "yes" : "no",
+             a->wire == WIRE_OPENAI && c->logprobs && !c->reasoning_model ? "on" : "off",
+             c->top_logprobs, annotator_orders_name(c->orders), c->tie_band,
+             c->retry_unparseable ? "yes" : "no", c->price_input_per_mtok,
+             rate_or_input(a, c->price_cached_input_per_mtok),
+             rate_or_input(a, c->price_cache_write_per_mtok), c->price_output_per_mtok,
+             h->max_in_flight, h->max_attempts, h->connect_timeout_ms, h->total_timeout_ms,
+             h->requests_per_minute, h->tokens_per_minute);
 }
 
 int annotator_request_from_pb(const Oaif__V1__AnnotateRequest *pb, struct annotator_request *req,

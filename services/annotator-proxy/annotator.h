@@ -60,7 +60,8 @@ enum annotator_failure {
     ANNOTATOR_FAIL_NONE = 0,
     ANNOTATOR_FAIL_TRANSPORT, /* connect, timeout, connection closed (after the retries) */
     ANNOTATOR_FAIL_HTTP,      /* an HTTP error status (after the retries for retryable ones) */
-    ANNOTATOR_FAIL_PARSE,     /* the answer is not the wire format, or has no verdict */
+    ANNOTATOR_FAIL_PARSE,     /* the answer is not the wire format, has no verdict in the
+                                 template's place, or was cut off at the token limit */
     ANNOTATOR_FAIL_REFUSAL,   /* the model refused */
     ANNOTATOR_FAIL_BACKEND,   /* the rules / reward-model function reported an error */
     ANNOTATOR_FAIL_LOCAL,     /* out of memory, bad request fields */
@@ -97,6 +98,14 @@ typedef int (*annotator_rules_fn)(void *user, const struct annotator_request *re
 typedef int (*annotator_score_fn)(void *user, annotator_t *a, uint64_t ticket,
                                   const struct annotator_request *req);
 
+/* Which request field carries the completion limit (openai backend). */
+enum annotator_limit_field {
+    ANNOTATOR_LIMIT_AUTO = 0, /* max_completion_tokens for api.openai.com and for reasoning
+                                 models, max_tokens for other servers (vLLM, llama.cpp, Ollama) */
+    ANNOTATOR_LIMIT_MAX_TOKENS,
+    ANNOTATOR_LIMIT_MAX_COMPLETION_TOKENS,
+};
+
 /* The public endpoints the HTTP backends use when annotator.base_url is not set. */
 #define ANNOTATOR_OPENAI_URL    "https://api.openai.com/v1"
 #define ANNOTATOR_ANTHROPIC_URL "https://api.anthropic.com/v1"
@@ -122,15 +131,27 @@ struct annotator_config {
     char *template_dir;
     double temperature;
     int max_tokens;
-    bool logprobs;    /* openai: ask for log-probs; an answer without them falls back to the
-                         parsed verdict */
+    enum annotator_limit_field limit_field; /* openai: which field carries max_tokens */
+    bool reasoning_model;   /* a reasoning model (OpenAI o-series, gpt-5, DeepSeek-R1 ...): no
+                               temperature and no log-probs are sent, and the auto limit field is
+                               max_completion_tokens */
+    char *reasoning_effort; /* openai: sent as reasoning_effort when set */
+    int thinking_budget;    /* anthropic: extended thinking's budget_tokens; 0: off */
+    bool json_mode;         /* openai, with a `json` verdict template: ask for a JSON object */
+    bool retry_unparseable; /* a refusal, an answer without a verdict or one cut off is a
+                               transient failure (asked again) instead of a permanent one */
+    bool logprobs;    /* openai: ask for log-probs; an answer without them at the verdict's token
+                         falls back to the parsed verdict */
     int top_logprobs; /* 1..20 */
     char *anthropic_version;
-    struct cfg_strlist extra_headers; /* "Name: value" sent with every call (not secret) */
-    bool strip_special_tokens;        /* remove <|...|>, <s>, [INST] from inserted texts */
-    double price_input_per_mtok;      /* cost of a million prompt tokens */
-    double price_output_per_mtok;     /* cost of a million completion tokens */
-    struct http_opts http;            /* annotator.http.*: the HTTP client (httpopts.h) */
+    struct cfg_strlist extra_headers;   /* "Name: value" sent with every call (not secret) */
+    bool strip_special_tokens;          /* remove <|...|>, <s>, [INST] from inserted texts */
+    double price_input_per_mtok;        /* cost of a million prompt tokens */
+    double price_cached_input_per_mtok; /* ... of those read from the prompt cache; < 0: the
+                                           input price */
+    double price_cache_write_per_mtok;  /* ... of those written to it; < 0: the input price */
+    double price_output_per_mtok;       /* cost of a million completion tokens */
+    struct http_opts http;              /* annotator.http.*: the HTTP client (httpopts.h) */
     /* all */
     enum annotator_orders orders; /* openai, anthropic; rules and reward-model have no position
                                      bias and make one call */
@@ -146,6 +167,7 @@ struct annotator_config {
  * them; {NULL, 0}-ended. */
 extern const struct cfg_choice annotator_backend_names[];
 extern const struct cfg_choice annotator_orders_names[];
+extern const struct cfg_choice annotator_limit_field_names[];
 
 /* Parses "openai" "anthropic" "rules" "reward-model"; ERR_INVAL for anything else. */
 int annotator_backend_parse(const char *s, enum annotator_backend *out);
@@ -161,7 +183,13 @@ struct annotator_order_result {
     bool has_logprobs;
     char verdict[32]; /* the answer token parsed ("1", "M"), the rules verdict, or the
                          reward difference ("+0.73") */
+    unsigned verdict_line, verdict_column; /* HTTP backends: where the verdict stood in the
+                                              answer (1-based); 0 when none was found */
+    char lp_token[32]; /* the token whose log-probs gave prob_first ("" without) ... */
+    int lp_index;      /* ... its position in the answer's log-probs (-1 without) */
+    char lp_note[128]; /* log-probs came but were not usable at the verdict: why */
     unsigned prompt_tokens, completion_tokens;
+    unsigned cached_tokens, cache_write_tokens; /* of prompt_tokens */
     double cost;
     double latency_ms;
     unsigned attempts; /* HTTP attempts */
@@ -172,8 +200,10 @@ struct annotator_outcome {
     int rc;                         /* ERR_OK: a judgement; else the failure */
     enum annotator_failure failure; /* ANNOTATOR_FAIL_NONE when rc == ERR_OK */
     const char *error;              /* why (never NULL on failure; no secrets), else NULL */
-    bool permanent;                 /* failed for a reason a retry cannot fix (bad request,
-                                       4xx other than 408/409/429) */
+    bool permanent;                 /* failed for a reason a retry cannot fix: a bad request,
+                                       4xx other than 408/409/429, a 429 or error saying the
+                                       credits are spent or the key is invalid; a refusal, no
+                                       verdict or a cut-off answer unless retry_unparseable */
     const char *judge;              /* the judge id */
     const char *pair_id;            /* from the request ("" if none) */
     enum annotator_winner winner;

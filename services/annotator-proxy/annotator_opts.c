@@ -71,6 +71,36 @@ static const struct cfg_option options[] = {
     CFG_INT_OPT(O, judge.max_tokens, .key = "annotator.max_tokens", .def = "16", .min = 1,
                 .max = 100000, .env = "ANNOTATOR_MAX_TOKENS", .flag = "--max-tokens",
                 .help = "Completion tokens per judge call."),
+    CFG_ENUM_OPT(O, judge.limit_field, .key = "annotator.max_tokens_field", .def = "auto",
+                 .choices = annotator_limit_field_names, .env = "ANNOTATOR_MAX_TOKENS_FIELD",
+                 .flag = "--max-tokens-field",
+                 .help = "openai: the field carrying max_tokens: max_tokens, "
+                         "max_completion_tokens (OpenAI's o-series and gpt-5 take only this), or "
+                         "auto (max_completion_tokens for api.openai.com and reasoning models, "
+                         "max_tokens for other servers)."),
+    CFG_BOOL_OPT(O, judge.reasoning_model, .key = "annotator.reasoning_model", .def = "false",
+                 .env = "ANNOTATOR_REASONING_MODEL", .flag = "--reasoning-model",
+                 .help = "The judge is a reasoning model: send no temperature and no log-probs "
+                         "(such models reject them), and max_completion_tokens by default. Give "
+                         "it a max_tokens that leaves room for the reasoning."),
+    CFG_STRING_OPT(O, judge.reasoning_effort, .key = "annotator.reasoning_effort",
+                   .env = "ANNOTATOR_REASONING_EFFORT", .flag = "--reasoning-effort",
+                   .help = "openai: reasoning_effort sent to a reasoning model (e.g. low, "
+                           "medium, high); unset: not sent."),
+    CFG_INT_OPT(O, judge.thinking_budget, .key = "annotator.thinking_budget", .def = "0", .min = 0,
+                .max = 100000, .env = "ANNOTATOR_THINKING_BUDGET", .flag = "--thinking-budget",
+                .help = "anthropic: extended thinking's budget_tokens (>= 1024, below "
+                        "max_tokens); 0: off."),
+    CFG_BOOL_OPT(O, judge.json_mode, .key = "annotator.json_mode", .def = "true",
+                 .env = "ANNOTATOR_JSON_MODE", .flag = "--json-mode",
+                 .help = "openai, with a template whose verdict is json: ask the server for a "
+                         "JSON object (response_format json_object)."),
+    CFG_BOOL_OPT(O, judge.retry_unparseable, .key = "annotator.retry_unparseable", .def = "false",
+                 .env = "ANNOTATOR_RETRY_UNPARSEABLE", .flag = "--retry-unparseable",
+                 .help = "Ask again after a refusal, an answer without a verdict in the "
+                         "template's place, or one cut off at max_tokens. Off: such a judgement "
+                         "fails for good, since a judge at temperature 0 gives the same answer "
+                         "again (and bills it); turn it on for a sampled judge."),
     CFG_BOOL_OPT(O, judge.logprobs, .key = "annotator.logprobs", .def = "true",
                  .env = "ANNOTATOR_LOGPROBS", .flag = "--logprobs",
                  .help = "openai: ask for log-probs (a soft probability from the two answer "
@@ -93,6 +123,19 @@ static const struct cfg_option options[] = {
                    .def = "0", .dmin = 0, .dmax = 1e9, .env = "ANNOTATOR_PRICE_INPUT_PER_MTOK",
                    .flag = "--price-input",
                    .help = "Cost of a million prompt tokens (the cost unit is yours)."),
+    CFG_DOUBLE_OPT(O, judge.price_cached_input_per_mtok,
+                   .key = "annotator.price_cached_input_per_mtok", .def = "-1", .dmin = -1,
+                   .dmax = 1e9, .env = "ANNOTATOR_PRICE_CACHED_INPUT_PER_MTOK",
+                   .flag = "--price-cached-input",
+                   .help = "Cost of a million prompt tokens read from the provider's prompt "
+                           "cache (OpenAI cached_tokens, Anthropic cache_read_input_tokens); -1: "
+                           "the input price."),
+    CFG_DOUBLE_OPT(O, judge.price_cache_write_per_mtok,
+                   .key = "annotator.price_cache_write_per_mtok", .def = "-1", .dmin = -1,
+                   .dmax = 1e9, .env = "ANNOTATOR_PRICE_CACHE_WRITE_PER_MTOK",
+                   .flag = "--price-cache-write",
+                   .help = "Cost of a million prompt tokens written to the prompt cache "
+                           "(Anthropic cache_creation_input_tokens); -1: the input price."),
     CFG_DOUBLE_OPT(O, judge.price_output_per_mtok, .key = "annotator.price_output_per_mtok",
                    .def = "0", .dmin = 0, .dmax = 1e9, .env = "ANNOTATOR_PRICE_OUTPUT_PER_MTOK",
                    .flag = "--price-output", .help = "Cost of a million completion tokens."),

@@ -172,9 +172,16 @@ int template_parse(struct template **out, const char *name, const char *text, si
                     memcpy(t->answers[1], a2, strlen(a2) + 1);
                 }
                 cur = PART_NONE;
+            } else if (strncmp(d, "@verdict", 8) == 0 && (d[8] == ' ' || d[8] == '\t')) {
+                char vwhy[160];
+                if (wire_grammar_parse(d + 9, &t->verdict, vwhy, sizeof vwhy)) {
+                    snprintf(why, whylen, "%s:%d: %s", name, line_of(text, i), vwhy);
+                    rc = ERR_INVAL;
+                }
+                cur = PART_NONE;
             } else {
                 snprintf(why, whylen,
-                         "%s:%d: unknown directive '%.40s' (known: @answers, "
+                         "%s:%d: unknown directive '%.40s' (known: @answers, @verdict, "
                          "@system, @user)",
                          name, line_of(text, i), d);
                 rc = ERR_INVAL;

@@ -6,6 +6,18 @@
  * File format (UTF-8 text):
  *   # comment lines (only before the first section)
  *   @answers 1 2        the first-response and second-response answer tokens (default "1 2")
+ *   @verdict GRAMMAR    where the judge must write its verdict (default "alone"): one of
+ *                         alone              the whole answer is the token ("1", "**1**")
+ *                         last-line PREFIX   the last non-empty line is "PREFIX token", e.g.
+ *                                            `@verdict last-line Preferred:` for a judge that
+ *                                            reasons first and ends with "Preferred: 1" (the
+ *                                            token alone on that line also counts)
+ *                         marker PREFIX      "PREFIX token" anywhere, the last one wins
+ *                         json KEY           a JSON object {"KEY": "1", ...}
+ *                       (wire.h has the details). The soft probability is read from the log-probs
+ *                       of the token that wrote the verdict, nowhere else; an answer without a
+ *                       verdict in its place, or cut off at the token limit, is a failed judgement
+ *                       (never a label). The prompt must tell the judge the same rule.
  *   @system             the lines after it, up to the next section, are the system message
  *   @user               the lines after it, to the end or the next section, are the user message
  * Placeholders: {{prompt}} {{response_1}} {{response_2}} {{instruction}}; a block
@@ -21,6 +33,7 @@
 #include <stdint.h>
 
 #include "sha256.h"
+#include "wire.h"
 
 #define TEMPLATE_ANSWER_MAX 16 /* bytes of an answer token, NUL included */
 
@@ -30,6 +43,7 @@ struct template
     char *system;                         /* NULL when the file has no @system part */
     char *user;                           /* never NULL */
     char answers[2][TEMPLATE_ANSWER_MAX]; /* [0] means response 1 is better */
+    struct wire_grammar verdict;          /* where the judge writes the verdict (@verdict) */
     uint8_t digest[SHA256_DIGEST_LEN];    /* sha256 of the file's bytes: template identity */
 };
 

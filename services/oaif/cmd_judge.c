@@ -123,6 +123,17 @@ static void print_text(const struct annotator_outcome *o, double tie_band)
             printf("; tokens %u+%u; cost %.6g; latency %.1f ms; attempts %u", x->prompt_tokens,
                    x->completion_tokens, x->cost, x->latency_ms, x->attempts);
         printf("\n");
+        if (x->verdict_line) /* where the verdict stood, and which token gave the probability */
+            printf("              verdict at line %u, column %u; probability from %s%s%s%s\n",
+                   x->verdict_line, x->verdict_column,
+                   x->has_logprobs ? "the log-probs of token \"" : "none (no log-probs",
+                   x->has_logprobs ? x->lp_token : (x->lp_note[0] ? ": " : ""),
+                   x->has_logprobs ? "\"" : x->lp_note, x->has_logprobs ? "" : ")");
+        if (x->has_logprobs)
+            printf("              (position %d of the answer's log-probs)\n", x->lp_index);
+        if (x->cached_tokens || x->cache_write_tokens)
+            printf("              prompt tokens from the cache %u, written to it %u\n",
+                   x->cached_tokens, x->cache_write_tokens);
     }
     if (o->rc == ERR_OK)
         printf("disagreement  %.4f%s\n", o->disagreement,
@@ -147,6 +158,20 @@ static void print_json(const struct annotator_outcome *o)
                               (json_int_t)x->prompt_tokens, "completion_tokens",
                               (json_int_t)x->completion_tokens, "cost", x->cost, "latency_ms",
                               x->latency_ms, "attempts", (json_int_t)x->attempts));
+        json_t *last = json_array_get(orders, json_array_size(orders) - 1);
+        if (last && x->verdict_line) {
+            json_object_set_new(last, "verdict_line", json_integer(x->verdict_line));
+            json_object_set_new(last, "verdict_column", json_integer(x->verdict_column));
+            json_object_set_new(last, "logprob_token",
+                                x->has_logprobs ? json_string(x->lp_token) : json_null());
+            json_object_set_new(last, "logprob_index", json_integer(x->lp_index));
+            if (x->lp_note[0])
+                json_object_set_new(last, "logprob_note", json_string(x->lp_note));
+        }
+        if (last) {
+            json_object_set_new(last, "cached_tokens", json_integer(x->cached_tokens));
+            json_object_set_new(last, "cache_write_tokens", json_integer(x->cache_write_tokens));
+        }
     }
     json_t *j = json_pack(
         "{s:s, s:b, s:o, s:I, s:I, s:f, s:f}", "judge", o->judge, "ok", o->rc == ERR_OK, "orders",
