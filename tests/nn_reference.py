@@ -3,6 +3,7 @@
 compares against, so CI needs no PyTorch.
 
     /usr/bin/python3 tests/nn_reference.py            # regenerate tests/fixtures/nn/*
+    /usr/bin/python3 tests/nn_reference.py --rope     # only tests/fixtures/nn/rope/*
 
 1. ref_model/: a tiny Llama (grouped-query attention, untied head, reward head) with random
    weights, as config.json + model.safetensors (F32, Hugging Face names).
@@ -12,7 +13,13 @@ compares against, so CI needs no PyTorch.
    losses (SimCSE, SwAV, Sinkhorn-Knopp) on fixed random features and prototypes ("cl.*": loss
    and the gradient of every input, both instance modes), and SimCSE on the model's last hidden
    states with the gradient of every parameter.
-3. c_model_logits.safetensors: logits of c_model/ (a checkpoint WRITTEN BY THE C ENGINE,
+3. rope/: rotary scaling as Hugging Face defines it (llama3, linear, dynamic NTK): for each type a
+   config.json and, in rope_logits.safetensors, the logits of a tiny model with head dim 128
+   (weights from a splitmix64 formula the C test repeats, so none are committed) on batches of
+   T 16, 256 and 1024. The frequencies are written here from the published formulas (Meta's
+   apply_scaling for llama3, per frequency in Python floats), not from the C code.
+   `nn_reference.py --rope` writes only these.
+4. c_model_logits.safetensors: logits of c_model/ (a checkpoint WRITTEN BY THE C ENGINE,
    regenerated with `OAIF_NN_WRITE_FIXTURES=1 build/tests/test_nn_reference`) on a fixed batch,
    computed here after loading it, so the C test checks that the two agree in both directions.
 
@@ -173,12 +180,14 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(P, cfg, tokens, lengths):
-    """tokens [B, T] long. Returns logits [B, T, V], final hidden [B, T, C], rewards [B] or None."""
+def forward(P, cfg, tokens, lengths, inv_freq=None):
+    """tokens [B, T] long. Returns logits [B, T, V], final hidden [B, T, C], rewards [B] or None.
+    inv_freq: the rotary inverse frequencies [D/2] (default: plain RoPE of rope_theta)."""
     B, Tn = tokens.shape
     C, H, KVH = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D, eps = C // H, cfg["rms_norm_eps"]
-    inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+    if inv_freq is None:
+        inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
     freqs = torch.outer(torch.arange(Tn, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos()[None, None], emb.sin()[None, None]
@@ -313,7 +322,147 @@ def contrastive_fixtures(fx):
                    f"cl.swav.{mode}.dh2": db, f"cl.swav.{mode}.dC": dc})
 
 
+# ---------------------------------------------------------------------------------------------
+# rotary scaling (rope_scaling in config.json)
+
+ROPE_BASE = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "float32",
+    "vocab_size": 32, "hidden_size": 256, "intermediate_size": 128, "num_hidden_layers": 2,
+    "num_attention_heads": 2, "num_key_value_heads": 1, "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+    "oaif_tokenizer": "bpe",
+}
+# Llama 3.1's rope_scaling on its head dim 128 and theta; linear and dynamic NTK at factor 4,
+# dynamic's original context 256 so that T 1024 grows the base.
+ROPE_CASES = {
+    "llama3": {"rope_theta": 500000.0, "max_position_embeddings": 16384,
+               "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0,
+                                "original_max_position_embeddings": 8192}},
+    "linear": {"rope_theta": 10000.0, "max_position_embeddings": 4096,
+               "rope_scaling": {"type": "linear", "factor": 4.0}},
+    "dynamic": {"rope_theta": 10000.0, "max_position_embeddings": 256,
+                "rope_scaling": {"rope_type": "dynamic", "factor": 4.0}},
+}
+ROPE_T = [16, 256, 1024]
+ROPE_SEED = 20240723
+ROPE_POS = 16  # logits kept per row: the last position and every (len / 16)-th before it
+M64 = (1 << 64) - 1
+
+
+def splitmix_params(cfg, seed):
+    """The weights, in Hugging Face order: each value from splitmix64 (the engine's nn_rng_next),
+    u = top 24 bits / 2^24; matrices (u - 0.5) x 2^-2 (the embedding x 1), norms 1 + (u - 0.5) / 4
+    rounded to fp32. The C test fills its model with the same sequence."""
+    C, V, F = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    H, KVH = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = C // H
+    state = seed
+    out = {}
+    for n in names(cfg):
+        if n.endswith("norm.weight"):
+            shape = (C,)
+        elif n == "model.embed_tokens.weight":
+            shape = (V, C)
+        elif "k_proj" in n or "v_proj" in n:
+            shape = (KVH * D, C)
+        elif "q_proj" in n:
+            shape = (H * D, C)
+        elif "o_proj" in n:
+            shape = (C, H * D)
+        elif "down_proj" in n:
+            shape = (C, F)
+        else:
+            shape = (F, C)
+        vals = []
+        for _ in range(math.prod(shape)):
+            state = (state + 0x9E3779B97F4A7C15) & M64
+            z = state
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+            z ^= z >> 31
+            vals.append((z >> 40) / 16777216.0 - 0.5)
+        t = torch.tensor(vals, dtype=torch.float32).reshape(shape)
+        if len(shape) == 1:
+            t = t * 0.25 + 1.0  # fp32 arithmetic, rounded as the C float expression
+        elif n != "model.embed_tokens.weight":
+            t = t * 0.25
+        out[n] = t
+    return out
+
+
+def rope_inv_freq(cfg, seq_len):
+    """Inverse frequencies [D/2] (float64) for a sequence of seq_len tokens run alone.
+    Plain: 1 / theta^(2i/D) in fp32 as transformers computes it. linear: / factor. dynamic NTK:
+    past the original context (max_position_embeddings) the base becomes
+    theta x (factor x seq_len / original - (factor - 1))^(D / (D - 2)). llama3: Meta's
+    apply_scaling, frequency by frequency."""
+    D = cfg["hidden_size"] // cfg["num_attention_heads"]
+    rs = cfg.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type", "default"))
+    base = cfg["rope_theta"]
+    if kind == "dynamic":
+        orig = cfg["max_position_embeddings"]
+        if seq_len > orig:
+            base = base * ((rs["factor"] * seq_len / orig) - (rs["factor"] - 1)) ** (D / (D - 2))
+    expo = torch.arange(0, D, 2, dtype=torch.float32) / D
+    inv = 1.0 / (torch.tensor(base, dtype=torch.float32) ** expo)
+    if kind == "linear":
+        inv = inv / rs["factor"]
+    elif kind == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        scaled = []
+        for f in inv.tolist():
+            wavelen = 2 * math.pi / f
+            if wavelen < old / hi:
+                scaled.append(f)
+            elif wavelen > old / lo:
+                scaled.append(f / factor)
+            else:
+                smooth = (old / wavelen - lo) / (hi - lo)
+                scaled.append((1 - smooth) * f / factor + smooth * f)
+        return torch.tensor(scaled, dtype=torch.float64)
+    return inv.to(torch.float64)
+
+
+def rope_fixtures():
+    rdir = os.path.join(OUT, "rope")
+    fx = {}
+    for case, extra in ROPE_CASES.items():
+        cfg = dict(ROPE_BASE, **extra)
+        os.makedirs(os.path.join(rdir, case), exist_ok=True)
+        with open(os.path.join(rdir, case, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+        P = {n: v.to(torch.float64) for n, v in splitmix_params(cfg, ROPE_SEED).items()}
+        for Tn in ROPE_T:
+            g = torch.Generator().manual_seed(Tn)
+            lens = [Tn, max(ROPE_POS, Tn - Tn // 4 - 3)]
+            tok = torch.randint(3, cfg["vocab_size"], (2, Tn), generator=g)
+            pos = torch.zeros(2, ROPE_POS, dtype=torch.long)
+            logits = torch.zeros(2, ROPE_POS, cfg["vocab_size"], dtype=torch.float64)
+            for b, n in enumerate(lens):
+                tok[b, n:] = 0
+                # each row alone, with the frequencies of its own length
+                with torch.no_grad():
+                    lg, _, _ = forward(P, cfg, tok[b:b + 1, :n], [n], rope_inv_freq(cfg, n))
+                step = max(1, n // ROPE_POS)
+                pos[b] = torch.tensor([n - 1 - k * step for k in range(ROPE_POS)])
+                logits[b] = lg[0, pos[b]]
+            key = f"{case}.T{Tn}"
+            fx.update({key + ".tokens": tok.to(torch.float32),
+                       key + ".lengths": torch.tensor(lens, dtype=torch.float32),
+                       key + ".pos": pos.to(torch.float32), key + ".logits": logits})
+    st_write(os.path.join(rdir, "rope_logits.safetensors"), fx,
+             {"generator": "nn_reference.py", "seed": str(ROPE_SEED)})
+    print("rope fixtures written to", rdir)
+
+
 def main():
+    if "--rope" in sys.argv[1:]:
+        rope_fixtures()
+        return
     torch.set_grad_enabled(True)
     os.makedirs(os.path.join(OUT, "ref_model"), exist_ok=True)
     cfg = CONFIG
@@ -385,6 +534,7 @@ def main():
 
     contrastive_fixtures(fx)
     st_write(os.path.join(OUT, "ref_fixtures.safetensors"), fx, {"generator": "nn_reference.py"})
+    rope_fixtures()
 
     # The C-written checkpoint, loaded here: its logits on a fixed batch.
     cdir = os.path.join(OUT, "c_model")

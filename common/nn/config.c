@@ -2,8 +2,10 @@
  * Loading follows transformers' LlamaConfig defaults for optional keys (max_position_embeddings
  * 2048, rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false, bos 1, eos 2, pad none),
  * so that one config.json means one model here and there. Features this engine does not
- * implement (attention or MLP biases, another activation, a head_dim other than hidden/heads)
- * are refused by name rather than silently ignored. */
+ * implement (attention or MLP biases, another activation, a head_dim other than hidden/heads, a
+ * rope_scaling type other than linear, dynamic and llama3) are refused by name rather than
+ * silently ignored. rope_scaling (or transformers 5's rope_parameters) is read as
+ * modeling_rope_utils reads it: "rope_type", or the older "type". */
 #include "config.h"
 
 #include <errno.h>
@@ -19,7 +21,6 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "log.h"
 #include "tokenizer.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -53,6 +54,57 @@ void nn_config_default(struct nn_config *c)
     c->pad_token_id = TOK_BYTE_PAD;
     c->reward_head = false;
     snprintf(c->tokenizer, sizeof c->tokenizer, "byte");
+}
+
+/* The rope_scaling fields of an already sized config. */
+static int validate_rope(const struct nn_config *c, const char *pfx, char *err, size_t errlen)
+{
+    const struct nn_rope_scaling *r = &c->rope_scaling;
+    if (r->type == NN_ROPE_DEFAULT)
+        return ERR_OK;
+    if (r->type != NN_ROPE_LINEAR && r->type != NN_ROPE_DYNAMIC && r->type != NN_ROPE_LLAMA3) {
+        seterr(err, errlen, "%srope_scaling type %d is not one this engine implements", pfx,
+               (int)r->type);
+        return ERR_INVAL;
+    }
+    const char *tn = nn_rope_type_name(r->type);
+    if (!(r->factor >= 1.0f) || !isfinite(r->factor)) {
+        seterr(err, errlen, "%srope_scaling (%s) factor is %g, must be a finite number >= 1", pfx,
+               tn, (double)r->factor);
+        return ERR_INVAL;
+    }
+    if (r->type == NN_ROPE_LLAMA3) {
+        if (!(r->low_freq_factor > 0.0f) || !isfinite(r->high_freq_factor) ||
+            !(r->high_freq_factor > r->low_freq_factor)) {
+            seterr(err, errlen,
+                   "%srope_scaling (llama3) low_freq_factor %g and high_freq_factor %g: need 0 < "
+                   "low < high",
+                   pfx, (double)r->low_freq_factor, (double)r->high_freq_factor);
+            return ERR_INVAL;
+        }
+    }
+    if (r->type != NN_ROPE_LINEAR && r->original_max_position_embeddings <= 0) {
+        seterr(err, errlen,
+               "%srope_scaling (%s) original_max_position_embeddings is %d, must be "
+               "positive",
+               pfx, tn, r->original_max_position_embeddings);
+        return ERR_INVAL;
+    }
+    if (r->type == NN_ROPE_DYNAMIC) {
+        if (r->original_max_position_embeddings > c->max_position_embeddings) {
+            seterr(err, errlen,
+                   "%srope_scaling (dynamic) original context %d is past max_position_embeddings "
+                   "%d",
+                   pfx, r->original_max_position_embeddings, c->max_position_embeddings);
+            return ERR_INVAL;
+        }
+        if (c->hidden_size / c->num_attention_heads > NN_ROPE_DYNAMIC_MAX_HEAD_DIM) {
+            seterr(err, errlen, "%srope_scaling (dynamic) needs a head dim of at most %d, not %d",
+                   pfx, NN_ROPE_DYNAMIC_MAX_HEAD_DIM, c->hidden_size / c->num_attention_heads);
+            return ERR_INVAL;
+        }
+    }
+    return ERR_OK;
 }
 
 /* Validation with a prefix ("path: " or "") for the messages. */
@@ -96,6 +148,9 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
                (double)c->rope_theta);
         return ERR_INVAL;
     }
+    int rc = validate_rope(c, pfx, err, errlen);
+    if (rc)
+        return rc;
     const struct {
         const char *name;
         int id;
@@ -253,11 +308,97 @@ static int check_unsupported(const json_t *root, const struct nn_config *c, cons
                path, c->hidden_size / c->num_attention_heads);
         return ERR_INVAL;
     }
-    const json_t *rs = json_object_get(root, "rope_scaling");
-    if (rs && !json_is_null(rs))
-        log_warn("%s: rope_scaling is ignored (plain rotary positions); quality drops past the "
-                 "original context length",
-                 path);
+    return ERR_OK;
+}
+
+/* rope_scaling: {"rope_type" (or "type"): ..., "factor": ..., ...} or null; transformers 5
+ * writes it as rope_parameters, with rope_theta inside. The keys each type needs are required
+ * (transformers raises a KeyError without them); dynamic moves the context limit to
+ * max_position_embeddings x factor (transformers has none, the frequencies just keep growing). */
+static int get_rope(const json_t *root, struct nn_config *n, const char *path, char *err,
+                    size_t errlen)
+{
+    const char *field = "rope_scaling";
+    const json_t *rs = json_object_get(root, field);
+    if (!rs || json_is_null(rs)) {
+        field = "rope_parameters";
+        rs = json_object_get(root, field);
+    }
+    if (!rs || json_is_null(rs))
+        return ERR_OK;
+    if (!json_is_object(rs)) {
+        seterr(err, errlen, "%s: \"%s\" must be an object or null", path, field);
+        return ERR_INVAL;
+    }
+    const char *tkey = "rope_type";
+    const json_t *tv = json_object_get(rs, tkey);
+    if (!tv) {
+        tkey = "type";
+        tv = json_object_get(rs, tkey);
+    }
+    if (!json_is_string(tv)) {
+        seterr(err, errlen, "%s: \"%s\" has no \"rope_type\" (or \"type\") string", path, field);
+        return ERR_INVAL;
+    }
+    const char *type = json_string_value(tv);
+    struct nn_rope_scaling r = {0};
+    if (!strcmp(type, "default"))
+        r.type = NN_ROPE_DEFAULT;
+    else if (!strcmp(type, "linear"))
+        r.type = NN_ROPE_LINEAR;
+    else if (!strcmp(type, "dynamic"))
+        r.type = NN_ROPE_DYNAMIC;
+    else if (!strcmp(type, "llama3"))
+        r.type = NN_ROPE_LLAMA3;
+    else {
+        seterr(err, errlen,
+               "%s: \"%s\" %s \"%.40s\" is not supported (this engine implements \"linear\", "
+               "\"dynamic\" and \"llama3\"; it would compute other rotary frequencies than "
+               "transformers)",
+               path, field, tkey, type);
+        return ERR_INVAL;
+    }
+    int rc = get_float(rs, "rope_theta", &n->rope_theta, path, err, errlen);
+    if (rc && rc != ERR_NOTFOUND)
+        return rc;
+    const struct {
+        const char *key;
+        float *dst;
+        bool need;
+    } fl[] = {{"factor", &r.factor, r.type != NN_ROPE_DEFAULT},
+              {"low_freq_factor", &r.low_freq_factor, r.type == NN_ROPE_LLAMA3},
+              {"high_freq_factor", &r.high_freq_factor, r.type == NN_ROPE_LLAMA3}};
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
+        if (!fl[i].need)
+            continue;
+        rc = get_float(rs, fl[i].key, fl[i].dst, path, err, errlen);
+        if (rc == ERR_NOTFOUND)
+            seterr(err, errlen, "%s: \"%s\" (%s) needs \"%s\"", path, field, type, fl[i].key);
+        if (rc)
+            return ERR_INVAL;
+    }
+    if (r.type == NN_ROPE_LLAMA3) {
+        rc = get_int(rs, "original_max_position_embeddings", &r.original_max_position_embeddings,
+                     path, err, errlen);
+        if (rc == ERR_NOTFOUND)
+            seterr(err, errlen, "%s: \"%s\" (llama3) needs \"original_max_position_embeddings\"",
+                   path, field);
+        if (rc)
+            return ERR_INVAL;
+    }
+    if (r.type == NN_ROPE_DYNAMIC && r.factor >= 1.0f && isfinite(r.factor)) {
+        double ctx = floor((double)n->max_position_embeddings * r.factor);
+        if (ctx > 2147483647.0) {
+            seterr(err, errlen,
+                   "%s: \"%s\" (dynamic) max_position_embeddings %d x factor %g is too long a "
+                   "context",
+                   path, field, n->max_position_embeddings, (double)r.factor);
+            return ERR_INVAL;
+        }
+        r.original_max_position_embeddings = n->max_position_embeddings;
+        n->max_position_embeddings = (int)ctx;
+    }
+    n->rope_scaling = r;
     return ERR_OK;
 }
 
@@ -355,6 +496,9 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
     rc = check_unsupported(root, &n, path, err, errlen);
     if (rc)
         goto out_root;
+    rc = get_rope(root, &n, path, err, errlen);
+    if (rc)
+        goto out_root;
     char pfx[512];
     snprintf(pfx, sizeof pfx, "%s: ", path);
     rc = validate(&n, pfx, err, errlen);
@@ -386,6 +530,33 @@ static json_t *token_json(int id)
     return id >= 0 ? json_integer(id) : json_null();
 }
 
+/* rope_scaling as transformers writes it (null without one); dynamic puts its original context
+ * back into max_position_embeddings. Nonzero when out of memory. */
+static int rope_json(const struct nn_config *c, json_t *root)
+{
+    const struct nn_rope_scaling *r = &c->rope_scaling;
+    if (r->type == NN_ROPE_DEFAULT)
+        return json_object_set_new(root, "rope_scaling", json_null());
+    json_t *o = json_pack("{s:s, s:f}", "rope_type", nn_rope_type_name(r->type), "factor",
+                          float_for_json(r->factor));
+    if (o && r->type == NN_ROPE_LLAMA3 &&
+        (json_object_set_new(o, "low_freq_factor", json_real(float_for_json(r->low_freq_factor))) ||
+         json_object_set_new(o, "high_freq_factor",
+                             json_real(float_for_json(r->high_freq_factor))) ||
+         json_object_set_new(o, "original_max_position_embeddings",
+                             json_integer(r->original_max_position_embeddings)))) {
+        json_decref(o);
+        return -1;
+    }
+    if (o && r->type == NN_ROPE_DYNAMIC &&
+        json_object_set_new(root, "max_position_embeddings",
+                            json_integer(r->original_max_position_embeddings))) {
+        json_decref(o);
+        return -1;
+    }
+    return o ? json_object_set_new(root, "rope_scaling", o) : -1;
+}
+
 int nn_config_save(const struct nn_config *c, const char *path, char *err, size_t errlen)
 {
     if (!c || !path) {
@@ -409,6 +580,10 @@ int nn_config_save(const struct nn_config *c, const char *path, char *err, size_
         "pad_token_id", token_json(c->pad_token_id), "attention_bias", 0, "mlp_bias", 0,
         "initializer_range", 0.02, "oaif_reward_head", (int)c->reward_head, "oaif_tokenizer",
         c->tokenizer);
+    if (root && rope_json(c, root)) {
+        json_decref(root);
+        root = NULL;
+    }
     if (!root) {
         seterr(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
@@ -470,6 +645,63 @@ out_free:
     free(tmp);
     free(text);
     return rc;
+}
+
+/* ---------------------------------------------------------------- rope */
+
+const char *nn_rope_type_name(enum nn_rope_type t)
+{
+    switch (t) {
+    case NN_ROPE_LINEAR:
+        return "linear";
+    case NN_ROPE_DYNAMIC:
+        return "dynamic";
+    case NN_ROPE_LLAMA3:
+        return "llama3";
+    default:
+        return "default";
+    }
+}
+
+bool nn_config_rope_grows(const struct nn_config *c, int seq_len)
+{
+    return c->rope_scaling.type == NN_ROPE_DYNAMIC &&
+           seq_len > c->rope_scaling.original_max_position_embeddings;
+}
+
+/* In fp32 throughout, step for step as modeling_rope_utils: _compute_default_rope_parameters
+ * (1 / base^(2i/D)), then _compute_linear_scaling_rope_parameters (/ factor),
+ * _compute_dynamic_ntk_parameters (base x (factor x seq_len / original - (factor - 1))^(D/(D-2))
+ * for seq_len past the original) or _compute_llama3_parameters (by wavelength 2 pi / inv_freq). */
+void nn_config_rope_inv_freq(const struct nn_config *c, int seq_len, float *inv)
+{
+    const struct nn_rope_scaling *r = &c->rope_scaling;
+    int D = c->hidden_size / c->num_attention_heads, half = D / 2;
+    float base = c->rope_theta;
+    if (nn_config_rope_grows(c, seq_len)) {
+        float s = r->factor * (float)seq_len / (float)r->original_max_position_embeddings -
+                  (r->factor - 1.0f);
+        base = base * powf(s, (float)D / (float)(D - 2));
+    }
+    for (int i = 0; i < half; i++)
+        inv[i] = 1.0f / powf(base, (float)(2 * i) / (float)D);
+    if (r->type == NN_ROPE_LINEAR) {
+        for (int i = 0; i < half; i++)
+            inv[i] /= r->factor;
+    } else if (r->type == NN_ROPE_LLAMA3) {
+        float old = (float)r->original_max_position_embeddings;
+        float low_wl = old / r->low_freq_factor, high_wl = old / r->high_freq_factor;
+        float span = r->high_freq_factor - r->low_freq_factor;
+        for (int i = 0; i < half; i++) {
+            float wl = (float)(2.0 * M_PI) / inv[i];
+            if (wl > low_wl) {
+                inv[i] /= r->factor; /* low frequencies: interpolated as linear */
+            } else if (!(wl < high_wl)) {
+                float sm = (old / wl - r->low_freq_factor) / span;
+                inv[i] = (1.0f - sm) * inv[i] / r->factor + sm * inv[i];
+            } /* high frequencies: unchanged */
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- size */

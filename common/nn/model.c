@@ -164,6 +164,9 @@ int nn_model_new(nn_model_t **out, const struct nn_config *cfg, char *err, size_
         set_err(err, errlen, "must be positive", "rms_norm_eps/rope_theta");
         return ERR_INVAL;
     }
+    /* rope scaling's parameters (and dynamic's head dim cap) as config.c checks them */
+    if (cfg->rope_scaling.type != NN_ROPE_DEFAULT && nn_config_validate(cfg, err, errlen))
+        return ERR_INVAL;
     nn_model_t *m = calloc(1, sizeof *m);
     if (!m)
         return ERR_NOMEM;
@@ -227,9 +230,12 @@ int nn_model_new(nn_model_t **out, const struct nn_config *cfg, char *err, size_
     m->rope_sin = m->rope_cos + (size_t)m->Tmax * half;
     for (size_t i = 0; i < m->ntensors; i++)
         m->tensors[i].data = m->params + m->tensors[i].offset;
-    /* As Hugging Face (fp32): inv_freq = 1 / theta^(2i/D), angle = pos * inv_freq. */
-    for (int i = 0; i < half; i++) {
-        float inv = 1.0f / powf(cfg->rope_theta, (float)(2 * i) / (float)m->D);
+    /* As Hugging Face (fp32): inv_freq from the config's rope scaling (nn_config_rope_inv_freq;
+     * dynamic NTK's frequencies for rows past its original context are computed per row, see
+     * rope_grown), angle = pos * inv_freq. The sin table is scratch for inv_freq first. */
+    nn_config_rope_inv_freq(cfg, 0, m->rope_sin);
+    for (int i = half - 1; i >= 0; i--) {
+        float inv = m->rope_sin[i];
         for (int t = 0; t < m->Tmax; t++) {
             float a = (float)t * inv;
             m->rope_cos[(size_t)t * half + i] = cosf(a);
@@ -743,7 +749,26 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
     }
 }
 
-/* Rotate (or un-rotate the gradient of) q and k of every row of a [B, T, W] buffer. */
+/* Rotate the q and k heads at `row` for position t of a dynamic-NTK sequence of seq_len tokens
+ * past the original context: transformers recomputes inv_freq from the sequence length seen
+ * (max(position_ids) + 1 of the forward call), so the frequencies are computed here rather than
+ * read from the model's table. The config caps the head dim (NN_ROPE_DYNAMIC_MAX_HEAD_DIM). */
+static void rope_grown(const nn_model_t *m, float *row, int seq_len, int t, bool inv)
+{
+    float cs[NN_ROPE_DYNAMIC_MAX_HEAD_DIM / 2], sn[NN_ROPE_DYNAMIC_MAX_HEAD_DIM / 2];
+    int half = m->D / 2;
+    nn_config_rope_inv_freq(&m->cfg, seq_len, cs);
+    for (int i = 0; i < half; i++) {
+        float a = (float)t * cs[i];
+        cs[i] = cosf(a);
+        sn[i] = sinf(a);
+    }
+    rope_apply(row, m->H + m->KVH, m->D, cs, sn, inv);
+}
+
+/* Rotate (or un-rotate the gradient of) q and k of every row of a [B, T, W] buffer. A dynamic-NTK
+ * row longer than the original context gets the frequencies of its own length, as transformers
+ * gives that sequence run alone (so a row's results do not depend on the batch's padding). */
 static void rope_rows(const nn_model_t *m, float *qkv, bool inv)
 {
     int B = m->B, T = m->T, half = m->D / 2;
@@ -752,6 +777,10 @@ static void rope_rows(const nn_model_t *m, float *qkv, bool inv)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float *row = qkv + ((size_t)b * T + t) * m->W;
+            if (nn_config_rope_grows(&m->cfg, m->len[b])) {
+                rope_grown(m, row, m->len[b], t, inv);
+                continue;
+            }
             const float *cs = m->rope_cos + (size_t)t * half, *sn = m->rope_sin + (size_t)t * half;
             rope_apply(row, m->H + m->KVH, m->D, cs, sn, inv);
         }
@@ -1073,6 +1102,7 @@ struct nn_kv_cache {
     float *lastn;            /* [B, C] compacted normed rows */
     float *lg;               /* [B, V] compacted logits */
     int *crow, *cpos, *ctok; /* [DEC_CHUNK] */
+    const int *counts;       /* [B] the current nn_model_decode's counts (dynamic NTK) */
 };
 
 int nn_kv_cache_new(nn_kv_cache_t **out, const nn_model_t *m, int B, int T)
@@ -1161,9 +1191,12 @@ static void decode_chunk(nn_model_t *m, nn_kv_cache_t *c, int N)
         matmul(c->qkv, c->xn, layer_w(m, m->params, l, LT_Q), N, C, W, 0.0f);
         for (int i = 0; i < N; i++) {
             float *row = c->qkv + (size_t)i * W;
-            int t = c->cpos[i];
-            rope_apply(row, m->H + m->KVH, D, m->rope_cos + (size_t)t * half,
-                       m->rope_sin + (size_t)t * half, false);
+            int t = c->cpos[i], r = c->crow[i], seq_len = c->pos[r] + c->counts[r];
+            if (nn_config_rope_grows(&m->cfg, seq_len))
+                rope_grown(m, row, seq_len, t, false); /* the call's length, as transformers */
+            else
+                rope_apply(row, m->H + m->KVH, D, m->rope_cos + (size_t)t * half,
+                           m->rope_sin + (size_t)t * half, false);
             size_t at = ((size_t)c->crow[i] * T + t) * KVD;
             memcpy(kc + at, row + QD, (size_t)KVD * sizeof(float));
             memcpy(vc + at, row + QD + KVD, (size_t)KVD * sizeof(float));
@@ -1213,6 +1246,7 @@ int nn_model_decode(nn_model_t *m, nn_kv_cache_t *c, const int *tokens, const in
                 return ERR_INVAL;
     }
     int N = 0;
+    c->counts = counts;
     for (int b = 0; b < B; b++) {
         for (int j = 0; j < counts[b]; j++) {
             c->crow[N] = b;
