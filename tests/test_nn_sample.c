@@ -1,6 +1,7 @@
 /* test_nn_sample.c - generation: greedy follows the full forward's argmax and is deterministic,
  * a seed reproduces a sample and rows do not depend on each other, EOS and stop strings stop,
- * the budget and the position limit hold; token selection frequencies under top-k / top-p. */
+ * the budget and the position limit hold; token selection frequencies under top-k / top-p; the
+ * log-probs sampling returns equal a teacher-forced forward's. */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -216,6 +217,66 @@ static void test_token_frequencies_under_top_k_and_top_p(void **state)
     assert_int_equal(nn_sample_logits(lg, 4, 2.0f, 1, 1.0f, &rng, probs, idx), 0);
 }
 
+/* Sum over row b's new tokens of log softmax at temperature 1, from a teacher-forced forward's
+ * logits over prompt + response (in double; a row that reached the context end has its last
+ * token predicted by the last position, so the forward takes the first Tmax tokens). */
+static double forced_logprob(nn_model_t *m, const int *prompt, int plen, const int *gen, int ng)
+{
+    int Tmax = nn_model_config(m)->max_position_embeddings, T = plen + ng < Tmax ? plen + ng : Tmax;
+    int tok[64];
+    memcpy(tok, prompt, (size_t)plen * sizeof(int));
+    memcpy(tok + plen, gen, (size_t)(T - plen) * sizeof(int));
+    assert_int_equal(nn_model_reserve(m, 1, T, false), ERR_OK);
+    struct nn_batch b = {.B = 1, .T = T, .tokens = tok, .lengths = &T};
+    assert_int_equal(nn_model_forward(m, &b, NULL), ERR_OK);
+    const float *lg = nn_model_logits(m);
+    double sum = 0.0;
+    for (int k = 0; k < ng; k++) {
+        const float *x = lg + (size_t)(plen + k - 1) * V;
+        double z = 0.0;
+        for (int v = 0; v < V; v++)
+            z += exp((double)x[v]);
+        sum += (double)x[gen[k]] - log(z);
+    }
+    return sum;
+}
+
+/* The log-probs sampling returns are the temperature-1 log-probs of the chosen tokens, equal to
+ * a teacher-forced forward's within fp32 rounding: greedy, temperature 1, and temperatures and
+ * filters other than 1 (which choose differently but must still report the policy's own
+ * probability, as DPO needs), including a row cut by the context end. */
+static void test_logprobs_equal_teacher_forced(void **state)
+{
+    (void)state;
+    nn_model_t *m = model();
+    static const int P3[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+    const int *const prompts[4] = {P0, P1, P2, P3};
+    const int plen[4] = {4, 1, 7, 18};
+    const struct {
+        float temp, top_p;
+        int top_k;
+    } cases[] = {{0.0f, 1.0f, 0}, {1.0f, 1.0f, 0}, {0.7f, 0.8f, 0}, {1.6f, 1.0f, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct nn_sample_opts o = opts(cases[c].temp, 11 + c);
+        o.top_p = cases[c].top_p;
+        o.top_k = cases[c].top_k;
+        int tok[4 * MAXN], n[4], tok2[4 * MAXN], n2[4];
+        double lp[4];
+        assert_int_equal(nn_sample_logp(m, 4, prompts, plen, &o, tok, n, NULL, lp), ERR_OK);
+        /* the same tokens as without log-probs */
+        assert_int_equal(nn_sample(m, 4, prompts, plen, &o, tok2, n2, NULL), ERR_OK);
+        assert_memory_equal(n, n2, sizeof n);
+        assert_int_equal(n[3], 7); /* 18 + 7 > 24 positions: cut by the context end */
+        for (int b = 0; b < 4; b++) {
+            assert_memory_equal(tok + b * MAXN, tok2 + b * MAXN, (size_t)n[b] * sizeof(int));
+            double ref = forced_logprob(m, prompts[b], plen[b], tok + b * MAXN, n[b]);
+            assert_true(ref < 0.0);
+            assert_float_equal(lp[b], ref, 1e-5 * n[b] * (1.0 + fabs(ref) / n[b]));
+        }
+    }
+    nn_model_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_stop_string_stops_a_row),
         cmocka_unit_test(test_position_limit_and_bad_arguments),
         cmocka_unit_test(test_token_frequencies_under_top_k_and_top_p),
+        cmocka_unit_test(test_logprobs_equal_teacher_forced),
     };
     return cmocka_run_group_tests_name("nn_sample", tests, NULL, NULL);
 }

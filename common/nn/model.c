@@ -941,6 +941,12 @@ const float *nn_model_rewards(const nn_model_t *m)
     return m->have_fwd && m->cfg.reward_head ? m->rewards : NULL;
 }
 
+float nn_logsumexp(const float *x, int n)
+{
+    float mx = row_max(x, n), sum = row_exp_sum(x, n, mx);
+    return mx + logf(fmaxf(sum, 1.0f)); /* the max term is 1 */
+}
+
 int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, int *ntok)
 {
     if (!m->have_logits || !logp)
@@ -958,9 +964,7 @@ int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, in
         for (int t = 0; t < T; t++) {
             if (t < m->plen[b] - 1 || t >= m->len[b] - 1)
                 continue;
-            const float *row = m->logits + ((size_t)b * T + t) * V;
-            float mx = row_max(row, V), sum = row_exp_sum(row, V, mx);
-            m->lse[(size_t)b * T + t] = mx + logf(fmaxf(sum, 1.0f)); /* the max term is 1 */
+            m->lse[(size_t)b * T + t] = nn_logsumexp(m->logits + ((size_t)b * T + t) * V, V);
         }
     }
     for (int b = 0; b < B; b++) {

@@ -115,6 +115,10 @@ const float *nn_model_rewards(const nn_model_t *m);
  * nn_model_backward's dlogp. ERR_INVAL if the forward had no logits. */
 int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, int *ntok);
 
+/* log sum_i exp(x[i]) over x[0, n), n >= 1: the normalizer of a log-softmax, computed as
+ * nn_model_seq_logprobs computes it (so log-probs taken elsewhere from logits agree with it). */
+float nn_logsumexp(const float *x, int n);
+
 /* Set every gradient to zero (ERR_INVAL if not reserved for training). */
 int nn_model_zero_grad(nn_model_t *m);
 /* Back-propagate `in` through the last forward and ADD to the gradients (so successive calls

@@ -136,6 +136,13 @@ static bool stop_hit(const struct nn_sample_opts *o, int id, char *tail, size_t 
 int nn_sample(nn_model_t *m, int B, const int *const *prompts, const int *prompt_lens,
               const struct nn_sample_opts *o, int *tokens, int *ntok, int *finish)
 {
+    return nn_sample_logp(m, B, prompts, prompt_lens, o, tokens, ntok, finish, NULL);
+}
+
+int nn_sample_logp(nn_model_t *m, int B, const int *const *prompts, const int *prompt_lens,
+                   const struct nn_sample_opts *o, int *tokens, int *ntok, int *finish,
+                   double *logprob)
+{
     if (B < 1 || !prompts || !prompt_lens || !o || !tokens || !ntok || o->max_new_tokens < 1 ||
         o->nstop < 0 || (o->nstop > 0 && (!o->stop || !o->token_bytes)))
         return ERR_INVAL;
@@ -183,6 +190,8 @@ int nn_sample(nn_model_t *m, int B, const int *const *prompts, const int *prompt
         if (finish)
             finish[b] = NN_FINISH_LENGTH;
         rng[b] = o->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(b + 1));
+        if (logprob)
+            logprob[b] = 0.0;
     }
     rc = nn_model_decode(m, kc, feed, counts, maxp, logits);
     while (!rc) {
@@ -191,8 +200,11 @@ int nn_sample(nn_model_t *m, int B, const int *const *prompts, const int *prompt
             counts[b] = 0;
             if (!active[b])
                 continue;
-            int id = nn_sample_logits(logits + (size_t)b * V, V, o->temperature, o->top_k, o->top_p,
-                                      &rng[b], probs, idx);
+            const float *lg = logits + (size_t)b * V;
+            int id =
+                nn_sample_logits(lg, V, o->temperature, o->top_k, o->top_p, &rng[b], probs, idx);
+            if (logprob) /* temperature 1, the full vocabulary: the policy's own probability */
+                logprob[b] += (double)lg[id] - (double)nn_logsumexp(lg, V);
             tokens[(size_t)b * N + ntok[b]++] = id;
             int why = -1;
             if (id == o->eos_token_id)

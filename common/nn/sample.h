@@ -43,6 +43,13 @@ struct nn_sample_opts {
  * ERR_NOMEM. */
 int nn_sample(nn_model_t *m, int B, const int *const *prompts, const int *prompt_lens,
               const struct nn_sample_opts *o, int *tokens, int *ntok, int *finish);
+/* nn_sample, and logprob[b] = the sum over row b's new tokens of log softmax(logits)[token] at
+ * temperature 1 under the model, whatever temperature, top-k or top-p chose them: the policy's
+ * log-probability of the response, what a teacher-forced forward over prompt + response gives
+ * (nn_model_seq_logprobs), taken from the logits the decoder computed anyway. */
+int nn_sample_logp(nn_model_t *m, int B, const int *const *prompts, const int *prompt_lens,
+                   const struct nn_sample_opts *o, int *tokens, int *ntok, int *finish,
+                   double *logprob);
 
 /* Draw one token from logits [V] (not modified) with the given temperature / top_k / top_p and
  * random stream *rng. Scratch: probs [V] floats and idx [V] ints. Greedy (argmax, lowest id on

@@ -716,10 +716,11 @@ static const char *token_bytes(void *ctx, int id, size_t *len)
     return tok_token_bytes(ctx, id, len);
 }
 
-/* Sum of log p(response token | prefix) for each row: teacher-forced forwards over chunks of
- * rows. Rows are prompt (plen[b]) + generated (ntok[b]) tokens; a row that reached the context
- * end has one token more than the model has positions: its last token is predicted by the last
- * position, so the forward runs over the first Tmax tokens. */
+/* Sum of log p(response token | prefix) for each row of a score request (given tokens; sampled
+ * rows take theirs from nn_sample_logp): teacher-forced forwards over chunks of rows. Rows are
+ * prompt (plen[b]) + generated (ntok[b]) tokens; a row that reached the context end has one
+ * token more than the model has positions: its last token is predicted by the last position, so
+ * the forward runs over the first Tmax tokens. */
 static int score_rows(nn_model_t *m, int B, const int *const *prompts, const int *plen,
                       const int *gen, int N, const int *ntok, double *logp)
 {
@@ -868,8 +869,8 @@ static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
     double t0 = now_s();
     if (req->n_score) /* the given tokens instead of sampled ones */
         rc = given_tokens(req, mc->vocab_size, N, gen, ntok, fin, why, whylen);
-    else
-        rc = nn_sample(pol->model, B, rows, plen, &so, gen, ntok, fin);
+    else /* the log-probs from the decoder's own logits: no second forward */
+        rc = nn_sample_logp(pol->model, B, rows, plen, &so, gen, ntok, fin, logp);
     if (rc && req->n_score)
         goto out; /* why says which token */
     if (rc) {
@@ -877,7 +878,8 @@ static int run_builtin(struct policy *pol, const Oaif__V1__SampleRequest *req,
         goto out;
     }
     double t1 = now_s();
-    rc = score_rows(pol->model, B, rows, plen, gen, N, ntok, logp);
+    if (req->n_score)
+        rc = score_rows(pol->model, B, rows, plen, gen, N, ntok, logp);
     if (rc) {
         snprintf(why, whylen, "version %u: scoring the responses failed (%s)", pol->version,
                  err_str(rc));

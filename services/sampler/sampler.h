@@ -156,7 +156,8 @@ struct sampler_result {
     size_t n_records;
     uint64_t tokens;      /* generated tokens over all responses */
     double gen_seconds;   /* generation (engine call or remote calls) */
-    double score_seconds; /* the scoring forward (built-in) */
+    double score_seconds; /* a score request's teacher-forced forward (built-in; sampling takes
+                             the log-probs from the decoder's logits: 0) */
     /* storage behind the fields above */
     Oaif__V1__Pair *pair_store;
     Oaif__V1__Pair **pair_ptrs;

@@ -10,8 +10,9 @@
  * max-new new tokens (128), the same seed every time, so the three rows do the same decoding
  * (the bench checks they generate the same number of tokens):
  *   engine    nn_sample on the P x n rows (the templated prompts), in this process
- *   library   sampler_run in this process: the engine call, the scoring forward (the sum of
- *             log-probs), decoding the texts, building and packing the reply and pair records
+ *   library   sampler_run in this process: the engine call (nn_sample_logp: the responses'
+ *             log-probs from the decoder's logits, no second forward), decoding the texts,
+ *             building and packing the reply and pair records
  *   service   a SampleRequest through the ledger to a `sampler` process and back, the pair
  *             records committed with the reply (the ledger runs with --sync=false unless --sync)
  * Each is the best of --repeat runs (3), interleaved: the machine may be shared. The overhead
@@ -434,11 +435,11 @@ int main(int argc, char **argv)
     printf("%-46s %10s %12s %11s %7s\n", "", "s/request", "responses/s", "tokens/s", "ratio");
     printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "engine: nn_sample (raw batched decoding)", best_e,
            R / best_e, (double)tok_e / best_e, 1.0);
-    printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "library: sampler_run (+ scoring, reply)", best_l,
+    printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "library: sampler_run (+ texts, reply)", best_l,
            R / best_l, (double)tok_l / best_l, best_l / best_e);
     printf("%-46s %10.3f %12.1f %11.0f %7.2f\n", "service: SampleRequest via the ledger", best_s,
            R / best_s, (double)tok_s / best_s, best_s / best_e);
-    printf("\nlibrary time: generation %.3f s, scoring forward %.3f s, the rest %.3f s\n", best_gen,
+    printf("\nlibrary time: generation %.3f s, scoring %.3f s, the rest %.3f s\n", best_gen,
            best_score, best_l - best_gen - best_score);
     printf("service overhead ratio (service / engine): %.2f\n", best_s / best_e);
     printf("tokens per request: engine %llu, library %llu, service %llu (policy version %u)%s\n",
