@@ -31,3 +31,12 @@ if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/bench/bench_judge.c)
   target_compile_definitions(bench_judge PRIVATE ${_judge_test_defs})
   add_dependencies(bench_judge fake_judge)
 endif()
+
+# the judges against replies as the providers' references show them (issue 18): an in-process
+# server replaying tests/fixtures/judge-replies/, kept apart from the fake judge
+oaif_test(judge_conformance SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_judge_conformance.c
+          ${CMAKE_CURRENT_LIST_DIR}/judge_conformance_server.c
+          LIBS oaif_annotator oaif_sampler PkgConfig::MHD PkgConfig::JANSSON Threads::Threads
+          TIMEOUT 60)
+target_compile_definitions(test_judge_conformance PRIVATE ${_judge_test_defs}
+                           JUDGE_REPLIES="${CMAKE_CURRENT_LIST_DIR}/fixtures/judge-replies")

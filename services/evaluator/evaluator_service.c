@@ -532,11 +532,18 @@ static void on_ref_reply(evaluator_service_t *s, const Oaif__V1__Reply *rp, size
                                                                   : rp->error);
         return;
     }
-    for (size_t i = 0; i < sr->n_pairs && b + i < cu->n; i++)
-        if (sr->pairs[i]->n_responses) {
-            cu->lp_ref[b + i] = sr->pairs[i]->responses[0]->logprob;
-            cu->have_ref[b + i] = true;
+    for (size_t i = 0; i < sr->n_pairs && b + i < cu->n; i++) {
+        if (!sr->pairs[i]->n_responses)
+            continue;
+        if (!sr->pairs[i]->responses[0]->logprob_known) { /* 0 would read as probability 1 */
+            if (!cu->kl_failed[0])
+                snprintf(cu->kl_failed, sizeof cu->kl_failed,
+                         "the reference's score of answer %zu carries no log-prob", b + i);
+            continue;
         }
+        cu->lp_ref[b + i] = sr->pairs[i]->responses[0]->logprob;
+        cu->have_ref[b + i] = true;
+    }
     oaif__v1__sample_reply__free_unpacked(sr, NULL);
 }
 
@@ -673,7 +680,14 @@ static void finish(evaluator_service_t *s)
         items[i].baseline = cu->base[i];
         items[i].judged = cu->judged[i];
         items[i].winner = cu->winner[i];
-        items[i].has_logprobs = cu->pol_resp[i] && cu->have_ref[i];
+        /* a remote policy's server may have sent no log-probs: then KL is not known */
+        items[i].has_logprobs =
+            cu->pol_resp[i] && cu->pol_resp[i]->logprob_known && cu->have_ref[i];
+        if (cu->pol_resp[i] && !cu->pol_resp[i]->logprob_known && !cu->kl_failed[0])
+            snprintf(cu->kl_failed, sizeof cu->kl_failed,
+                     "the policy's answer %zu carries no log-prob (its sampler's server sent "
+                     "none)",
+                     i);
         items[i].lp_policy = cu->lp_pol[i];
         items[i].lp_ref = cu->lp_ref[i];
     }

@@ -676,6 +676,7 @@ static int result_build(struct sampler_result *r, const char *request_id,
             d->text = src->text;
             d->num_tokens = src->num_tokens;
             d->logprob = src->logprob;
+            d->logprob_known = src->has_logprob;
             d->finish = src->finish;
             d->policy_version = r->version;
             d->token_ids = src->token_ids;

@@ -183,26 +183,41 @@ int sampler_remote_parse(const char *body, size_t len, struct sampler_response *
         snprintf(why, whylen, "choices[0].finish_reason '%.40s' is not stop or length", fr);
         goto out;
     }
-    /* log-probs: legacy completions format, logprobs.token_logprobs (the first may be null) */
+    /* log-probs: the legacy completions format (OpenAI, vLLM), logprobs.token_logprobs whose
+     * first may be null; or one entry per token with its own logprob: llama.cpp's
+     * logprobs.content[] (OpenAI chat style) and its native completion_probabilities[] */
     json_t *lp = json_object_get(c, "logprobs");
     json_t *tl = json_is_object(lp) ? json_object_get(lp, "token_logprobs") : NULL;
+    const char *field = "choices[0].logprobs.token_logprobs";
+    const char *member = NULL; /* NULL: the array holds numbers; else each entry's member */
+    if (!json_is_array(tl) && json_is_object(lp) && json_is_array(json_object_get(lp, "content"))) {
+        tl = json_object_get(lp, "content");
+        field = "choices[0].logprobs.content";
+        member = "logprob";
+    } else if (!json_is_array(tl) &&
+               json_is_array(json_object_get(root, "completion_probabilities"))) {
+        tl = json_object_get(root, "completion_probabilities");
+        field = "completion_probabilities";
+        member = "logprob";
+    }
     size_t lp_tokens = 0;
     if (json_is_array(tl)) {
         double sum = 0.0;
         size_t i;
-        json_t *v;
-        json_array_foreach(tl, i, v)
+        json_t *e;
+        json_array_foreach(tl, i, e)
         {
+            json_t *v = member ? json_object_get(e, member) : e;
             if (json_is_number(v)) {
                 double x = json_number_value(v);
                 if (!isfinite(x)) {
-                    snprintf(why, whylen, "choices[0].logprobs.token_logprobs[%zu] is not finite",
-                             i);
+                    snprintf(why, whylen, "%s[%zu] is not finite", field, i);
                     goto out;
                 }
                 sum += x;
-            } else if (!json_is_null(v)) {
-                snprintf(why, whylen, "choices[0].logprobs.token_logprobs[%zu] is not a number", i);
+            } else if (member || !json_is_null(v)) {
+                snprintf(why, whylen, "%s[%zu]%s%s is not a number", field, i, member ? "." : "",
+                         member ? member : "");
                 goto out;
             }
         }
