@@ -28,6 +28,10 @@ const char *err_str(int rc)
         return "try again";
     case ERR_REMOTE:
         return "remote error";
+    case ERR_CORRUPT:
+        return "data corrupted";
+    case ERR_NOSPACE:
+        return "no space left";
     default:
         return "unknown error";
     }

@@ -16,6 +16,8 @@ enum {
     ERR_EXISTS = -9,   /* already there */
     ERR_AGAIN = -10,   /* try again later (transient remote failure, rate limit) */
     ERR_REMOTE = -11,  /* the remote side answered with an error */
+    ERR_CORRUPT = -12, /* stored data failed its checksum or is damaged: never "absent" */
+    ERR_NOSPACE = -13, /* the disk (or a quota) is full */
 };
 
 /* A static string naming rc ("out of memory", ...); never NULL. */

@@ -1,9 +1,13 @@
 /* kv.c - see kv.h. The only file that includes <rocksdb/c.h>. */
 #include "kv.h"
 
+#include <fcntl.h>
+#include <inttypes.h>
 #include <rocksdb/c.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "log.h"
@@ -22,7 +26,20 @@ struct kv {
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[KV_MAX_CF + 1]; /* [0] default, then the caller's */
     int ncf;
+    /* What kv_reopen needs to open the store again. */
+    char *path;
+    const char *names[KV_MAX_CF + 1];
+    const rocksdb_options_t *cfopts[KV_MAX_CF + 1];
+    int wm_fd; /* the commit watermark file, or -1 */
 };
+
+/* The commit watermark: the sequence number of the last synced write, kept in a file beside
+ * RocksDB's own (path/OAIF-COMMITTED, rewritten in place after each synced kv_write). A
+ * write-ahead log cut short at a record boundary, or deleted, replays without a complaint; the
+ * store then opens at a sequence number below the watermark, which kv_open refuses. The file is
+ * not fsync'd: after a power loss it may be older than the store, never newer, so it can miss
+ * a loss but not invent one. */
+#define WATERMARK "OAIF-COMMITTED"
 
 struct kv_batch {
     rocksdb_writebatch_t *wb;
@@ -47,6 +64,78 @@ struct kv_iter {
     rocksdb_iterator_t *it;
 };
 
+/* RocksDB's Status strings start with the code's name ("Corruption: ", "IO error: No space
+ * left on device..."); a full disk may also surface as the background error that stopped
+ * writes, which names the original error. */
+static int status_rc(const char *err)
+{
+    if (strncmp(err, "Corruption", 10) == 0 || strstr(err, "orruption") ||
+        strstr(err, "checksum mismatch"))
+        return ERR_CORRUPT;
+    if (strstr(err, "No space left") || strstr(err, "NoSpace") || strstr(err, "Disk quota"))
+        return ERR_NOSPACE;
+    return ERR_IO;
+}
+
+static int watermark_check(kv_t *kv)
+{
+    char fn[4200];
+    snprintf(fn, sizeof fn, "%s/" WATERMARK, kv->path);
+    kv->wm_fd = open(fn, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (kv->wm_fd < 0) {
+        log_error("kv: %s: cannot open the commit watermark", fn);
+        return ERR_IO;
+    }
+    char buf[32] = {0};
+    ssize_t n = pread(kv->wm_fd, buf, sizeof buf - 1, 0);
+    uint64_t seq = kv_sequence(kv);
+    unsigned long long wm = 0;
+    if (n > 0 && sscanf(buf, "%llu", &wm) == 1 && wm > seq) {
+        log_error("kv: open %s: the store is damaged, refusing to start: it holds writes up to "
+                  "sequence number %" PRIu64 " but %llu were committed (%s): the write-ahead log "
+                  "(*.log) was cut short or removed (README, \"Reliability\": restore a backup, "
+                  "or `ledger --repair` and accept the loss)",
+                  kv->path, seq, wm, fn);
+        return ERR_CORRUPT;
+    }
+    return ERR_OK;
+}
+
+static void watermark_write(kv_t *kv)
+{
+    if (kv->wm_fd < 0)
+        return;
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%020" PRIu64 "\n", kv_sequence(kv));
+    if (pwrite(kv->wm_fd, buf, (size_t)n, 0) != n)
+        log_warn("kv: %s: the commit watermark could not be written", kv->path);
+}
+
+static int open_db(kv_t *kv)
+{
+    char *err = NULL;
+    kv->db = rocksdb_open_column_families(kv->opts, kv->path, kv->ncf, kv->names, kv->cfopts,
+                                          kv->cf, &err);
+    if (!err) {
+        int rc = watermark_check(kv);
+        if (!rc)
+            watermark_write(kv);
+        return rc;
+    }
+    int rc = status_rc(err);
+    if (rc == ERR_CORRUPT)
+        log_error("kv: open %s: the store is damaged, refusing to start: %s (RocksDB's log "
+                  "%s/LOG names the file; README, \"Reliability\": restore a backup, or "
+                  "`ledger --repair` and lose what was damaged)",
+                  kv->path, err, kv->path);
+    else
+        log_error("kv: open %s: %s", kv->path, err);
+    rocksdb_free(err);
+    kv->db = NULL;
+    memset(kv->cf, 0, sizeof kv->cf);
+    return rc;
+}
+
 int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf)
 {
     *out = NULL;
@@ -55,9 +144,19 @@ int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf)
     kv_t *kv = calloc(1, sizeof *kv);
     if (!kv)
         return ERR_NOMEM;
+    kv->wm_fd = -1;
     kv->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(kv->opts, 1);
     rocksdb_options_set_create_missing_column_families(kv->opts, 1);
+    /* Damage is an error, never an absence. paranoid_checks: a corrupt file found at open or in
+     * the background stops the store instead of being skipped. WAL recovery: a torn last
+     * record is what a crash in the middle of a write leaves (that commit was never
+     * acknowledged: its fsync had not returned), so it is dropped; anything damaged before the
+     * end (kTolerateCorruptedTailRecords stops only at the tail) fails the open. A log cut
+     * short at a record boundary looks like one never written: the ledger's commit watermark
+     * (the watermark, above) catches that. */
+    rocksdb_options_set_paranoid_checks(kv->opts, 1);
+    rocksdb_options_set_wal_recovery_mode(kv->opts, 0 /* kTolerateCorruptedTailRecords */);
     rocksdb_options_increase_parallelism(kv->opts, 2);
     rocksdb_options_set_max_background_jobs(kv->opts, 2);
     /* Point lookups of absent ids (idempotency checks) should not touch disk. */
@@ -74,28 +173,72 @@ int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf)
     kv->append_opts = rocksdb_options_create_copy(kv->opts);
     rocksdb_options_set_memtable_vector_rep(kv->append_opts);
 
-    const char *names[KV_MAX_CF + 1];
-    const rocksdb_options_t *cfopts[KV_MAX_CF + 1];
-    names[0] = "default";
-    cfopts[0] = kv->opts;
+    kv->names[0] = "default";
+    kv->cfopts[0] = kv->opts;
     for (int i = 0; i < ncf; i++) {
-        names[i + 1] = cfs[i].name;
-        cfopts[i + 1] = cfs[i].append_only ? kv->append_opts : kv->opts;
+        kv->names[i + 1] = cfs[i].name; /* the caller's strings: static names */
+        kv->cfopts[i + 1] = cfs[i].append_only ? kv->append_opts : kv->opts;
     }
     kv->ncf = ncf + 1;
-    char *err = NULL;
-    kv->db = rocksdb_open_column_families(kv->opts, path, kv->ncf, names, cfopts, kv->cf, &err);
-    if (err) {
-        log_error("kv: open %s: %s", path, err);
-        rocksdb_free(err);
+    kv->path = strdup(path);
+    int rc = kv->path ? open_db(kv) : ERR_NOMEM;
+    if (rc) {
         kv_close(&kv);
-        return ERR_IO;
+        return rc;
     }
     kv->wsync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(kv->wsync, 1);
     kv->wnosync = rocksdb_writeoptions_create();
     kv->ropts = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(kv->ropts, 1);
     *out = kv;
+    return ERR_OK;
+}
+
+static void close_db(kv_t *kv)
+{
+    if (kv->wm_fd >= 0)
+        close(kv->wm_fd);
+    kv->wm_fd = -1;
+    if (!kv->db)
+        return;
+    for (int i = 0; i < kv->ncf; i++)
+        if (kv->cf[i])
+            rocksdb_column_family_handle_destroy(kv->cf[i]);
+    memset(kv->cf, 0, sizeof kv->cf);
+    rocksdb_close(kv->db);
+    kv->db = NULL;
+}
+
+int kv_reopen(kv_t *kv)
+{
+    close_db(kv);
+    return open_db(kv);
+}
+
+uint64_t kv_sequence(kv_t *kv)
+{
+    return kv->db ? rocksdb_get_latest_sequence_number(kv->db) : 0;
+}
+
+int kv_repair(const char *path)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    if (!o)
+        return ERR_NOMEM;
+    rocksdb_options_set_paranoid_checks(o, 1);
+    char *err = NULL;
+    rocksdb_repair_db(o, path, &err);
+    rocksdb_options_destroy(o);
+    if (err) {
+        log_error("kv: repair %s: %s", path, err);
+        rocksdb_free(err);
+        return ERR_IO;
+    }
+    /* What was lost is accepted: the next open starts a new watermark. */
+    char fn[4200];
+    snprintf(fn, sizeof fn, "%s/" WATERMARK, path);
+    unlink(fn);
     return ERR_OK;
 }
 
@@ -104,12 +247,8 @@ void kv_close(kv_t **pkv)
     if (!pkv || !*pkv)
         return;
     kv_t *kv = *pkv;
-    if (kv->db) {
-        for (int i = 0; i < kv->ncf; i++)
-            if (kv->cf[i])
-                rocksdb_column_family_handle_destroy(kv->cf[i]);
-        rocksdb_close(kv->db);
-    }
+    close_db(kv);
+    free(kv->path);
     if (kv->wsync)
         rocksdb_writeoptions_destroy(kv->wsync);
     if (kv->wnosync)
@@ -139,14 +278,15 @@ int kv_get(kv_t *kv, int cf, const void *key, size_t klen, void **val, size_t *v
     *vlen = 0;
     rocksdb_column_family_handle_t *h = handle(kv, cf);
     if (!h)
-        return ERR_INVAL;
+        return kv->db ? ERR_INVAL : ERR_IO;
     char *err = NULL;
     size_t n = 0;
     char *v = rocksdb_get_cf(kv->db, kv->ropts, h, key, klen, &n, &err);
     if (err) {
-        log_error("kv: get: %s", err);
+        int rc = status_rc(err);
+        log_error("kv: get from %s in %s: %s", kv->names[cf + 1], kv->path, err);
         rocksdb_free(err);
-        return ERR_IO;
+        return rc;
     }
     if (!v)
         return ERR_NOTFOUND;
@@ -254,6 +394,8 @@ int kv_write(kv_t *kv, kv_batch_t *b, bool sync)
         struct kv_op *op = &b->ops[i];
         rocksdb_column_family_handle_t *h = handle(kv, op->cf);
         if (!h) {
+            if (!kv->db)
+                return ERR_IO; /* closed by a kv_reopen that failed */
             log_error("kv: write: column family %d does not exist", op->cf);
             return ERR_INVAL;
         }
@@ -268,10 +410,15 @@ int kv_write(kv_t *kv, kv_batch_t *b, bool sync)
     char *err = NULL;
     rocksdb_write(kv->db, sync ? kv->wsync : kv->wnosync, b->wb, &err);
     if (err) {
-        log_error("kv: write of %d ops: %s", b->nops, err);
+        int rc = status_rc(err);
+        /* A full disk is logged once by the caller, which retries. */
+        if (rc != ERR_NOSPACE)
+            log_error("kv: write of %d ops to %s: %s", b->nops, kv->path, err);
         rocksdb_free(err);
-        return ERR_IO;
+        return rc;
     }
+    if (sync)
+        watermark_write(kv);
     return ERR_OK;
 }
 
@@ -341,9 +488,10 @@ int kv_iter_status(const kv_iter_t *it)
     char *err = NULL;
     rocksdb_iter_get_error(it->it, &err);
     if (err) {
+        int rc = status_rc(err);
         log_error("kv: iterator: %s", err);
         rocksdb_free(err);
-        return ERR_IO;
+        return rc;
     }
     return ERR_OK;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct kv kv_t;
 typedef struct kv_batch kv_batch_t;
@@ -20,11 +21,30 @@ struct kv_cf {
     bool append_only;
 };
 
+/* Errors: every call that reads or writes the store returns ERR_CORRUPT when RocksDB found
+ * damage (a checksum mismatch in a table or the write-ahead log): that is never reported as
+ * ERR_NOTFOUND. ERR_NOSPACE when the disk is full, ERR_IO for other store errors. */
+
 /* Open the store at `path`, creating it and any of the `ncf` column families `cfs` that are
  * missing ("default" is always there and need not be named). Column family i of `cfs` is
- * addressed as cf = i afterwards. On success *out owns the store (kv_close). ERR_IO with the
- * reason logged (e.g. the store is locked by another process). */
+ * addressed as cf = i afterwards; the names must outlive the store. On success *out owns the
+ * store (kv_close). ERR_CORRUPT (the store is damaged: it does not open; the log says what and
+ * where) or ERR_IO with the reason logged (e.g. the store is locked by another process). A torn
+ * last record of the write-ahead log (a crash during a write) is dropped; damage before it is
+ * ERR_CORRUPT. */
 int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf);
+
+/* Close and open the store again, as kv_open did: after a write failed for lack of space,
+ * RocksDB refuses every write until it is reopened. No batch may be in kv_write and no iterator
+ * open. On failure the store stays closed (every call returns ERR_IO); call it again. */
+int kv_reopen(kv_t *kv);
+
+/* The sequence number of the last write the store holds (RocksDB's, one per op). */
+uint64_t kv_sequence(kv_t *kv);
+
+/* RocksDB's repair of the store at `path` (not open): keeps every record it can read, moves
+ * damaged files to path/lost. ERR_OK or ERR_IO (logged). */
+int kv_repair(const char *path);
 
 /* Flush and close; sets *kv to NULL. Accepts kv == NULL and *kv == NULL. */
 void kv_close(kv_t **kv);

@@ -2,6 +2,7 @@
 #include "ledger.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,15 +324,29 @@ static void put_counter(ledger_t *l, const char *name, uint64_t v)
     kv_batch_put(l->g->batch, CF_META, name, strlen(name), b, 8);
 }
 
-static uint64_t get_counter(ledger_t *l, const char *name)
+/* The counter, or 0 if it was never written; *rc is set to a store error (damage included). */
+static uint64_t get_counter(ledger_t *l, const char *name, int *rc)
 {
     void *v = NULL;
     size_t n = 0;
     uint64_t x = 0;
-    if (kv_get(l->kv, CF_META, name, strlen(name), &v, &n) == ERR_OK && n == 8)
+    int r = kv_get(l->kv, CF_META, name, strlen(name), &v, &n);
+    if (r == ERR_OK && n == 8)
         x = rd_be64(v);
+    else if (r != ERR_NOTFOUND && !*rc)
+        *rc = r == ERR_OK ? ERR_CORRUPT : r;
     free(v);
     return x;
+}
+
+/* The error code a client gets for a store error: damage is never reported as an absence. */
+static Oaif__V1__ErrorCode store_code(int rc)
+{
+    if (rc == ERR_CORRUPT)
+        return OAIF__V1__ERROR_CODE__ERROR_CODE_CORRUPT;
+    if (rc == ERR_NOSPACE)
+        return OAIF__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    return OAIF__V1__ERROR_CODE__ERROR_CODE_INTERNAL;
 }
 
 /* The request is finished (DONE or FAILED): persist it; waiters are answered after commit. */
@@ -429,8 +444,15 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
     if (!exists) {
         void *v = NULL;
         size_t vn = 0;
-        exists = kv_get(l->kv, kind_cf(k), rec->id, idlen, &v, &vn) == ERR_OK;
+        int rc = kv_get(l->kv, kind_cf(k), rec->id, idlen, &v, &vn);
         free(v);
+        if (rc != ERR_OK && rc != ERR_NOTFOUND) {
+            /* Unknown whether it exists: the count would be wrong, and if_absent unkept. */
+            snprintf(why, whylen, "%s record '%.256s': store read failed: %s", kinds_name(k),
+                     rec->id, err_str(rc));
+            return rc;
+        }
+        exists = rc == ERR_OK;
     }
     if (exists && if_absent)
         return ERR_EXISTS;
@@ -520,8 +542,8 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
         free(v);
         if (!st) {
             bus_send_error(l->clients, m->rid, m->rid_len, corr,
-                           OAIF__V1__ERROR_CODE__ERROR_CODE_INTERNAL, s->id,
-                           "submit %s: the stored request is unreadable", s->id);
+                           OAIF__V1__ERROR_CODE__ERROR_CODE_CORRUPT, s->id,
+                           "submit %s: the stored request is damaged (not a RequestState)", s->id);
             return;
         }
         /* Finished long ago: the stored reply, at once (it is durable). */
@@ -536,9 +558,8 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
         return;
     }
     if (rc != ERR_NOTFOUND) {
-        bus_send_error(l->clients, m->rid, m->rid_len, corr,
-                       OAIF__V1__ERROR_CODE__ERROR_CODE_INTERNAL, s->id,
-                       "submit %s: store read failed", s->id);
+        bus_send_error(l->clients, m->rid, m->rid_len, corr, store_code(rc), s->id,
+                       "submit %s: store read failed: %s", s->id, err_str(rc));
         return;
     }
     if (!valid_name(s->service)) {
@@ -597,9 +618,15 @@ static void on_put(ledger_t *l, struct bus_msg *m)
     int klen = snprintf(key, sizeof key, "put/%s", p->id);
     void *v = NULL;
     size_t vn = 0;
-    bool dup = staged(l, key, (size_t)klen) ||
-               kv_get(l->kv, CF_REQUESTS, key, (size_t)klen, &v, &vn) == ERR_OK;
+    bool dup = staged(l, key, (size_t)klen);
+    int grc = dup ? ERR_NOTFOUND : kv_get(l->kv, CF_REQUESTS, key, (size_t)klen, &v, &vn);
     free(v);
+    dup = dup || grc == ERR_OK;
+    if (grc != ERR_OK && grc != ERR_NOTFOUND) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr, store_code(grc), p->id,
+                       "put %s: store read failed: %s", p->id, err_str(grc));
+        return;
+    }
     if (!dup) {
         char why[256];
         /* Validate everything first: a put is all or nothing. */
@@ -618,6 +645,12 @@ static void on_put(ledger_t *l, struct bus_msg *m)
         }
         for (size_t i = 0; i < p->n_records; i++) {
             int rc = stage_record(l, p->records[i], p->if_absent, why, sizeof why);
+            if (rc == ERR_CORRUPT || rc == ERR_IO || rc == ERR_NOSPACE) {
+                /* Not recorded as done: the client's retry writes the put again. */
+                bus_send_error(l->clients, m->rid, m->rid_len, corr, store_code(rc), p->id,
+                               "put %s: record %zu: %s", p->id, i, why);
+                return;
+            }
             if (rc && rc != ERR_EXISTS)
                 log_error("ledger: put %s: %s", p->id, why);
         }
@@ -669,13 +702,24 @@ static void on_get(ledger_t *l, struct bus_msg *m)
         void *v = NULL;
         size_t vn = 0;
         Oaif__V1__Record *r = NULL;
-        if (kv_get(l->kv, kind_cf(k), g->ids[i], strlen(g->ids[i]), &v, &vn) == ERR_OK)
-            r = oaif__v1__record__unpack(NULL, vn, v);
+        int rc = kv_get(l->kv, kind_cf(k), g->ids[i], strlen(g->ids[i]), &v, &vn);
+        if (rc == ERR_OK && !(r = oaif__v1__record__unpack(NULL, vn, v)))
+            rc = ERR_CORRUPT;
         free(v);
-        if (r)
+        if (rc == ERR_OK) {
             recs[out.n_records++] = r;
-        else
+        } else if (rc == ERR_NOTFOUND) {
             missing[out.n_missing++] = g->ids[i];
+        } else {
+            /* Damage is never an absence: the whole answer is an error. */
+            bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr, store_code(rc), g->ids[i],
+                           "get: %s record '%.256s': %s", kinds_name(k), g->ids[i], err_str(rc));
+            for (size_t j = 0; j < out.n_records; j++)
+                oaif__v1__record__free_unpacked(recs[j], NULL);
+            free(recs);
+            free(missing);
+            return;
+        }
     }
     out.records = recs;
     out.missing = missing;
@@ -719,6 +763,8 @@ static void on_scan(ledger_t *l, struct bus_msg *m)
     start[0] = (uint8_t)k;
     be64(start + 1, s->after_seq + 1);
     uint64_t last = s->after_seq;
+    int serr = ERR_OK; /* a store error: the scan is an error, not a shorter answer */
+    char swhere[320] = "the index";
     for (kv_iter_seek(it, start, 9); kv_iter_valid(it); kv_iter_next(it)) {
         size_t kn, vn;
         const uint8_t *key = kv_iter_key(it, &kn);
@@ -733,12 +779,17 @@ static void on_scan(ledger_t *l, struct bus_msg *m)
         void *v = NULL;
         size_t rn = 0;
         last = seq;
-        if (kv_get(l->kv, kind_cf(k), id, vn, &v, &rn) != ERR_OK)
-            continue;
-        Oaif__V1__Record *r = oaif__v1__record__unpack(NULL, rn, v);
+        int rc = kv_get(l->kv, kind_cf(k), id, vn, &v, &rn);
+        if (rc == ERR_NOTFOUND)
+            continue; /* not possible: a record is written with its index entry */
+        Oaif__V1__Record *r = rc ? NULL : oaif__v1__record__unpack(NULL, rn, v);
         free(v);
-        if (!r)
-            continue;
+        if (!r) {
+            serr = rc ? rc : ERR_CORRUPT;
+            snprintf(swhere, sizeof swhere, "record '%.*s' (seq %" PRIu64 ")",
+                     (int)(vn > 256 ? 256 : vn), id, seq);
+            break;
+        }
         if (r->seq != seq) { /* overwritten later: it appears at its newer seq */
             oaif__v1__record__free_unpacked(r, NULL);
             continue;
@@ -756,7 +807,18 @@ static void on_scan(ledger_t *l, struct bus_msg *m)
         recs[out.n_records++] = r;
         bytes += rn;
     }
+    if (!serr)
+        serr = kv_iter_status(it);
     kv_iter_destroy(&it);
+    if (serr) {
+        bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr, store_code(serr), NULL,
+                       "scan of %s after seq %" PRIu64 ": %s: %s", kinds_name(k), last, swhere,
+                       err_str(serr));
+        for (size_t i = 0; i < out.n_records; i++)
+            oaif__v1__record__free_unpacked(recs[i], NULL);
+        free(recs);
+        return;
+    }
     out.records = recs;
     out.next_seq = last;
     Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
@@ -799,14 +861,19 @@ static void on_lookup(ledger_t *l, struct bus_msg *m)
         void *v = NULL;
         size_t vn = 0;
         Oaif__V1__RequestState *st = NULL;
-        if (kv_get(l->kv, CF_REQUESTS, id, strlen(id), &v, &vn) == ERR_OK)
-            st = oaif__v1__request_state__unpack(NULL, vn, v);
+        int rc = kv_get(l->kv, CF_REQUESTS, id, strlen(id), &v, &vn);
+        if (rc == ERR_OK && !(st = oaif__v1__request_state__unpack(NULL, vn, v)))
+            rc = ERR_CORRUPT;
         free(v);
-        if (st) {
+        if (rc == ERR_OK) {
             owned[out.n_requests] = true;
             sts[out.n_requests++] = st;
-        } else {
+        } else if (rc == ERR_NOTFOUND) {
             missing[out.n_missing++] = (char *)id;
+        } else {
+            bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr, store_code(rc), id,
+                           "lookup: request '%.256s': %s", id, err_str(rc));
+            goto out_owned;
         }
     }
     out.requests = sts;
@@ -815,6 +882,7 @@ static void on_lookup(ledger_t *l, struct bus_msg *m)
     env.body_case = OAIF__V1__ENVELOPE__BODY_RECORDS;
     env.records = &out;
     send_now(l, m, &env);
+out_owned:
     for (size_t i = 0; i < out.n_requests; i++)
         if (owned[i])
             oaif__v1__request_state__free_unpacked(sts[i], NULL);
@@ -1483,7 +1551,12 @@ static int recover(ledger_t *l)
     for (int k = 1; k < NKINDS; k++) {
         char cname[32];
         snprintf(cname, sizeof cname, "count/%s", kinds_name(k));
-        l->count[k] = get_counter(l, cname);
+        int crc = ERR_OK;
+        l->count[k] = get_counter(l, cname, &crc);
+        if (crc) {
+            log_error("ledger: counter %s: %s", cname, err_str(crc));
+            return crc;
+        }
         kv_iter_t *it = kv_iter_new(l->kv, CF_SEQIDX);
         if (!it)
             return ERR_NOMEM;
@@ -1501,10 +1574,16 @@ static int recover(ledger_t *l)
             if (kn == 9 && p[0] == (uint8_t)k)
                 l->seq[k] = rd_be64(p + 1);
         }
+        crc = kv_iter_status(it);
         kv_iter_destroy(&it);
+        if (crc)
+            return crc;
     }
-    l->requests_total = get_counter(l, "requests_total");
-    l->dead_letters = get_counter(l, "dead_letters");
+    int crc = ERR_OK;
+    l->requests_total = get_counter(l, "requests_total", &crc);
+    l->dead_letters = get_counter(l, "dead_letters", &crc);
+    if (crc)
+        return crc;
     kv_iter_t *it = kv_iter_new(l->kv, CF_PENDING);
     if (!it)
         return ERR_NOMEM;
@@ -1514,12 +1593,18 @@ static int recover(ledger_t *l)
         const char *id = kv_iter_key(it, &kn);
         void *v = NULL;
         size_t vn = 0;
-        if (kv_get(l->kv, CF_REQUESTS, id, kn, &v, &vn) != ERR_OK)
+        int grc = kv_get(l->kv, CF_REQUESTS, id, kn, &v, &vn);
+        if (grc == ERR_NOTFOUND)
             continue;
-        Oaif__V1__RequestState *st = oaif__v1__request_state__unpack(NULL, vn, v);
+        Oaif__V1__RequestState *st = grc ? NULL : oaif__v1__request_state__unpack(NULL, vn, v);
         free(v);
-        if (!st)
-            continue;
+        if (!st) {
+            /* An open request that cannot be read would be lost without a word. */
+            log_error("ledger: open request '%.*s' in %s: %s", (int)(kn > 256 ? 256 : kn), id,
+                      l->cfg.db_path, grc ? err_str(grc) : "not a RequestState (damaged)");
+            kv_iter_destroy(&it);
+            return grc ? grc : ERR_CORRUPT;
+        }
         struct service *s = service_get(l, st->service);
         struct req *r = calloc(1, sizeof *r);
         if (!s || !r) {

@@ -42,6 +42,7 @@ struct ledger_config {
     char *curve_allow;      /* allow-list file or directory of client public keys; NULL: none */
     struct cfg_strlist allowed_keys; /* more allowed public keys, Z85 (main.c) */
     char *endpoints_file;            /* main.c writes the bound endpoints there once listening */
+    bool repair;                     /* main.c: repair the store (kv_repair) and exit */
     struct bus_curve curve;          /* not an option: on, every socket is a CURVE server */
 };
 

@@ -59,6 +59,10 @@ static const struct cfg_option options[] = {
     CFG_STRLIST_OPT(O, allowed_keys, .key = "ledger.allowed_keys", .def = NULL,
                     .env = "LEDGER_ALLOWED_KEYS", .flag = "--allow-key",
                     .help = "Allowed public keys (Z85), in addition to the path."),
+    CFG_BOOL_OPT(O, repair, .key = "ledger.repair", .def = "false", .flag = "--repair",
+                 .help =
+                     "Repair a damaged store (RocksDB's RepairDB: keeps what it can read, "
+                     "moves damaged files to DIR/lost), then exit. Losses: README, Reliability."),
     CFG_STRING_OPT(O, endpoints_file, .key = "ledger.endpoints_file", .def = NULL,
                    .env = "LEDGER_ENDPOINTS_FILE", .flag = "--endpoints-file",
                    .help = "Write the bound endpoints there once listening."),

@@ -78,6 +78,16 @@ int main(int argc, char **argv)
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
     cfg_log(&ledger_opts_spec, &cfg);
+    if (cfg.repair) {
+        /* Not while a ledger runs: RocksDB's lock makes the repair fail then. */
+        rc = kv_repair(cfg.db_path);
+        if (!rc)
+            log_info("repaired %s: what could be read is kept, damaged files are in %s/lost; "
+                     "start the ledger and compare `oaif status` with what you expect",
+                     cfg.db_path, cfg.db_path);
+        ledger_config_release(&cfg);
+        return rc ? 1 : 0;
+    }
     if (check_config(&cfg)) {
         ledger_config_release(&cfg);
         return 2;
