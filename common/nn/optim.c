@@ -119,12 +119,24 @@ void nn_adamw_set_steps(nn_adamw_t *o, long t)
     o->t = t;
 }
 
-double nn_grad_norm(const float *g, size_t n)
+/* sum of g[i]^2 in double: vectorized (8 doubles a lane set on AVX-512); the scalar loop was
+ * compute-bound, 4x slower than the memory-bound scaling pass after it */
+NN_VEC static double sum_squares(const float *g, size_t n)
 {
     double s = 0.0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * g[i];
+        s += (double)g[i] * (double)g[i];
+    return s;
+}
+
+double nn_grad_norm(const float *g, size_t n)
+{
+    size_t chunk = 1u << 16;
+    double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t c0 = 0; c0 < n; c0 += chunk)
+        s += sum_squares(g + c0, c0 + chunk < n ? chunk : n - c0);
     return sqrt(s);
 }
 
