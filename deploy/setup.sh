@@ -18,6 +18,10 @@ PKGS=(build-essential cmake pkg-config git
       clang-format  # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
       chromium libpng-dev  # tests: test_report_procs opens oaif report's page, decodes a screenshot
       prometheus)   # tests: promtool check metrics on every service (test_metrics_procs)
+# tests/test_nn_gguf reads exported GGUF files with an npm package (below); Debian's nodejs and
+# npm unless a node is already there (NodeSource's bundles its own npm, which Debian's conflicts
+# with)
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 deps_only=0
 for a in "$@"; do
     case "$a" in
@@ -44,5 +48,14 @@ fi
 BUILD_DIR=${BUILD_DIR:-build}
 SANITIZE=${SANITIZE:-}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+# The independent GGUF reader of tests/test_nn_gguf (Hugging Face's @huggingface/gguf), once per
+# build directory; without it (offline) that test skips its reader and says so.
+if [ ! -f "$here/$BUILD_DIR/npm/node_modules/@huggingface/gguf/package.json" ] &&
+    command -v npm >/dev/null 2>&1; then
+    mkdir -p "$here/$BUILD_DIR/npm"
+    npm install --silent --no-audit --no-fund --prefix "$here/$BUILD_DIR/npm" \
+        @huggingface/gguf@0.4.6 >/dev/null ||
+        echo "setup: npm install @huggingface/gguf failed: test_nn_gguf will skip its reader" >&2
+fi
 cmake -S "$here" -B "$here/$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DSANITIZE="$SANITIZE" >/dev/null
 cmake --build "$here/$BUILD_DIR" -j"$(nproc)"

@@ -1,4 +1,4 @@
-/* nn_cli.c - `model init|info|generate`. */
+/* nn_cli.c - `model init|info|generate|export`. */
 #include "nn_cli.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "err.h"
+#include "gguf.h"
 #include "model.h"
 #include "sample.h"
 #include "tokenizer.h"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
                "                 [--seed S] [--std X]\n"
                "  model info DIR [--tensors]\n"
                "  model generate DIR --prompt TEXT [--max-new N] [--temperature T]\n"
-               "                 [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--raw]\n");
+               "                 [--top-p P] [--top-k K] [--seed S] [--stop STR]... [--raw]\n"
+               "  model export DIR OUT.gguf --format gguf [--dtype f32|f16] [--name NAME]\n");
 }
 
 /* Parse an int option value; names the option on error. */
@@ -167,6 +169,18 @@ static int cmd_info(int argc, char **argv, FILE *out, FILE *errf)
         return 1;
     }
     const struct nn_config *c = nn_model_config(m);
+    const struct nn_rope_scaling *r = &c->rope_scaling;
+    char rope[160] = "none";
+    if (r->type != NN_ROPE_DEFAULT)
+        snprintf(rope, sizeof rope, "%s, factor %g", nn_rope_type_name(r->type), (double)r->factor);
+    if (r->type == NN_ROPE_LLAMA3)
+        snprintf(rope + strlen(rope), sizeof rope - strlen(rope),
+                 ", low/high_freq_factor %g/%g, original context %d", (double)r->low_freq_factor,
+                 (double)r->high_freq_factor, r->original_max_position_embeddings);
+    if (r->type == NN_ROPE_DYNAMIC)
+        snprintf(rope + strlen(rope), sizeof rope - strlen(rope),
+                 ", plain up to %d tokens (context %d)", r->original_max_position_embeddings,
+                 c->max_position_embeddings);
     fprintf(out,
             "model %s\n"
             "  vocab_size              %d\n"
@@ -178,6 +192,7 @@ static int cmd_info(int argc, char **argv, FILE *out, FILE *errf)
             "  max_position_embeddings %d\n"
             "  rms_norm_eps            %g\n"
             "  rope_theta              %g\n"
+            "  rope_scaling            %s\n"
             "  tie_word_embeddings     %s\n"
             "  reward_head             %s\n"
             "  bos/eos/pad             %d/%d/%d\n"
@@ -185,7 +200,7 @@ static int cmd_info(int argc, char **argv, FILE *out, FILE *errf)
             "  parameters              %zu (%.2fM)\n",
             dir, c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
             c->num_attention_heads, c->hidden_size / c->num_attention_heads, c->num_key_value_heads,
-            c->max_position_embeddings, (double)c->rms_norm_eps, (double)c->rope_theta,
+            c->max_position_embeddings, (double)c->rms_norm_eps, (double)c->rope_theta, rope,
             c->tie_word_embeddings ? "true" : "false", c->reward_head ? "true" : "false",
             c->bos_token_id, c->eos_token_id, c->pad_token_id, c->tokenizer, nn_model_num_params(m),
             (double)nn_model_num_params(m) / 1e6);
@@ -347,6 +362,67 @@ out_err:
     return rc ? 1 : 0;
 }
 
+/* model export: the checkpoint as a GGUF file for llama.cpp and Ollama (gguf.h). */
+static int cmd_export(int argc, char **argv, FILE *out, FILE *errf)
+{
+    const char *dir = NULL, *dst = NULL, *format = NULL, *dtype = "f16", *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char **opt = !strcmp(argv[i], "--format")  ? &format
+                           : !strcmp(argv[i], "--dtype") ? &dtype
+                           : !strcmp(argv[i], "--name")  ? &name
+                                                         : NULL;
+        if (opt && i + 1 < argc)
+            *opt = argv[++i];
+        else if (!opt && argv[i][0] != '-' && !dir)
+            dir = argv[i];
+        else if (!opt && argv[i][0] != '-' && !dst)
+            dst = argv[i];
+        else {
+            fprintf(errf, "model export: unknown or incomplete argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!dir || !dst || !format) {
+        usage(errf);
+        return 2;
+    }
+    if (strcmp(format, "gguf")) {
+        fprintf(errf, "model export: --format '%s': only gguf is written\n", format);
+        return 2;
+    }
+    if (strcmp(dtype, "f32") && strcmp(dtype, "f16")) {
+        fprintf(errf, "model export: --dtype '%s': f32 or f16\n", dtype);
+        return 2;
+    }
+    char err[512], tj[4096], nm[256];
+    nn_model_t *m = NULL;
+    if (nn_checkpoint_load(&m, dir, err, sizeof err)) {
+        fprintf(errf, "model export: %s\n", err);
+        return 1;
+    }
+    const struct nn_config *c = nn_model_config(m);
+    snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
+    if (!name) { /* the directory's last component */
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        const char *s = dir + n;
+        while (s > dir && s[-1] != '/')
+            s--;
+        snprintf(nm, sizeof nm, "%.*s", (int)(dir + n - s), s);
+        name = nm;
+    }
+    int rc = nn_gguf_write(m, strcmp(c->tokenizer, "bpe") ? NULL : tj, name,
+                           strcmp(dtype, "f16") ? NN_GGUF_F32 : NN_GGUF_F16, dst, err, sizeof err);
+    if (rc)
+        fprintf(errf, "model export: %s\n", err);
+    else
+        fprintf(out, "model export: %s -> %s (GGUF, %s%s)\n", dir, dst, dtype,
+                c->reward_head ? "; the reward head is left out" : "");
+    nn_model_destroy(&m);
+    return rc ? 1 : 0;
+}
+
 int nn_cli_run(int argc, char **argv, FILE *out, FILE *errf)
 {
     if (argc < 2) {
@@ -359,6 +435,8 @@ int nn_cli_run(int argc, char **argv, FILE *out, FILE *errf)
         return cmd_info(argc, argv, out, errf);
     if (!strcmp(argv[1], "generate"))
         return cmd_generate(argc, argv, out, errf);
+    if (!strcmp(argv[1], "export"))
+        return cmd_export(argc, argv, out, errf);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(out);
         return 0;

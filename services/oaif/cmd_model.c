@@ -1,6 +1,7 @@
-/* cmd_model.c - `oaif model init|info|generate`: the engine's model tool (common/nn/nn_cli.h): a
- * model with random weights in a given shape, a description of a checkpoint (its config and,
- * with --tensors, every tensor's shape), and text generated from one. Checkpoints are a Hugging
+/* cmd_model.c - `oaif model init|info|generate|export`: the engine's model tool
+ * (common/nn/nn_cli.h): a model with random weights in a given shape, a description of a
+ * checkpoint (its config and, with --tensors, every tensor's shape), text generated from one,
+ * and one written as GGUF for llama.cpp. Checkpoints are a Hugging
  * Face config.json and model.safetensors in a directory. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@ static const char summary[] =
     "  init      a model with random weights, in the built-in policy's shape unless told\n"
     "  info      its configuration and parameter count (--tensors: every tensor's shape)\n"
     "  generate  text from it (greedy unless --temperature; the tokenizer's template unless\n"
-    "            --raw)\n";
+    "            --raw)\n"
+    "  export    a GGUF file for llama.cpp and Ollama (--format gguf, --dtype f16|f32)\n";
 
 int cmd_model(int argc, char **argv)
 {
