@@ -1676,6 +1676,8 @@ static void apply_defaults(struct loader *L)
         note_origin(L, o);
         if (o->def)
             apply_text(L, o, o->def, where);
+        else if (o->type == CFG_ENUM && o->choices && o->choices[0].name)
+            *(int *)field(o, L->conf) = o->choices[0].value; /* cfg.h: the first choice */
     }
 }
 

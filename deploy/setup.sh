@@ -17,7 +17,9 @@ PKGS=(build-essential cmake pkg-config git
       libpcre2-dev libjansson-dev libyaml-dev
       clang-format  # clang-format 14 and clang-format-diff-14: deploy/format-check.sh
       chromium libpng-dev  # tests: test_report_procs opens oaif report's page, decodes a screenshot
-      prometheus)   # tests: promtool check metrics on every service (test_metrics_procs)
+      prometheus   # tests: promtool check metrics on every service (test_metrics_procs)
+      clang libclang-rt-14-dev libomp-dev)  # tests/fuzz/smoke.sh: libFuzzer targets (clang's
+                                            # fuzzer runtime; OpenMP for the engine under clang)
 # tests/test_nn_gguf reads exported GGUF files with an npm package (below); Debian's nodejs and
 # npm unless a node is already there (NodeSource's bundles its own npm, which Debian's conflicts
 # with)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deploy/test.sh - the whole test suite, from nothing: installs packages, builds, and runs every
-# test twice: a plain build, then one with -fsanitize=address,undefined. Then a Release build
+# test twice: a plain build, then one with -fsanitize=address,undefined. Then the fuzz smoke
+# (tests/fuzz/smoke.sh: each libFuzzer target for 15 s, clang), a Release build
 # (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo, the deployment (the
 # image and compose.yaml run for real, the Kubernetes manifests checked offline), and the static
 # checks (layering, the format of the changed lines, cppcheck).
@@ -30,6 +31,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 LSAN_OPTIONS=suppressions=$here/tests/lsan.supp:print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
+
+echo "== fuzz smoke (tests/fuzz/smoke.sh: clang's libFuzzer, every decoder of outside bytes)"
+FUZZ_BUILD=$here/build-fuzz tests/fuzz/smoke.sh
 
 echo "== Release build (compiled only)"
 BUILD_DIR=build-release BUILD_TYPE=Release deploy/setup.sh
