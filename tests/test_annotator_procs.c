@@ -940,6 +940,12 @@ static void test_oaif_judge_try_prints_the_verdict(void **state)
     assert_non_null(strstr(out, "order A,B     P(shown first better) = 0.1000"));
     assert_non_null(strstr(out, "order B,A     P(shown first better) = 0.9000"));
     assert_non_null(strstr(out, "(log-probs)"));
+    /* where the verdict stood, and the token its probability came from */
+    assert_non_null(strstr(out, "verdict at line 1, column 1; probability from the log-probs of "
+                                "token \"2\""));
+    assert_non_null(strstr(out, "verdict at line 1, column 1; probability from the log-probs of "
+                                "token \"1\""));
+    assert_non_null(strstr(out, "(position 0 of the answer's log-probs)"));
     assert_non_null(strstr(out, "disagreement  0.0000"));
     assert_non_null(strstr(out, "tokens        "));
     assert_non_null(strstr(out, "cost          "));
