@@ -362,21 +362,57 @@ static int start(struct run *r)
     rc = load_tokenizer(r, c->sft_dir);
     if (rc)
         return rc;
-    /* The SFT model is policy version 0 of this run's ledger. */
-    Oaif__V1__Checkpoint *have = NULL;
-    rc = ckpt_find_policy(r->cl, 0, 10000, &have);
-    if (rc == ERR_NOTFOUND) {
-        char path[2048], sha[65];
-        snprintf(path, sizeof path, "%s/%s", c->sft_dir, NN_CKPT_WEIGHTS);
-        if (ckpt_file_sha256(path, sha, err, sizeof err)) {
+    /* The SFT model is policy version 0 of this run's ledger; offline from another model, that
+     * model is (the sampler serves version 0 to offline sample requests). */
+    const char *v0 = c->sft_dir;
+    if (c->offline_from && *c->offline_from) {
+        nn_model_t *other = NULL;
+        if (!c->offline) {
+            log_error("trainer: trainer.offline_from (%s) is for offline runs: add --offline",
+                      c->offline_from);
+            return ERR_INVAL;
+        }
+        rc = nn_checkpoint_load(&other, c->offline_from, err, sizeof err);
+        if (!rc && nn_model_config(other)->vocab_size != nn_model_config(r->ref)->vocab_size) {
+            snprintf(err, sizeof err,
+                     "vocabulary of %d tokens, the SFT model's %d: not the same "
+                     "tokenizer",
+                     nn_model_config(other)->vocab_size, nn_model_config(r->ref)->vocab_size);
+            rc = ERR_INVAL;
+        }
+        nn_model_destroy(&other);
+        if (rc) {
+            log_error("trainer: trainer.offline_from %s: %s", c->offline_from, err);
+            return rc;
+        }
+        v0 = c->offline_from;
+    }
+    char v0_sha[65];
+    {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", v0, NN_CKPT_WEIGHTS);
+        if (ckpt_file_sha256(path, v0_sha, err, sizeof err)) {
             log_error("trainer: %s", err);
             return ERR_IO;
         }
+    }
+    Oaif__V1__Checkpoint *have = NULL;
+    rc = ckpt_find_policy(r->cl, 0, 10000, &have);
+    if (!rc && c->offline_from && *c->offline_from && strcmp(have->sha256, v0_sha) != 0) {
+        /* Resumed, version 0 must be the model the earlier pairs came from. */
+        log_error("trainer: this deployment's version 0 (%s) is not trainer.offline_from %s "
+                  "(sha256 %.12s..., the ledger's %.12s...): offline from another model needs a "
+                  "deployment of its own",
+                  have->path, c->offline_from, v0_sha, have->sha256);
+        oaif__v1__checkpoint__free_unpacked(have, NULL);
+        return ERR_INVAL;
+    }
+    if (rc == ERR_NOTFOUND) {
         Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
         ck.version = 0;
         ck.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT;
-        ck.path = (char *)c->sft_dir;
-        ck.sha256 = sha;
+        ck.path = (char *)v0;
+        ck.sha256 = v0_sha;
         ck.created_ms = bus_now_ms();
         ck.run = (char *)c->run;
         rc = ckpt_publish(r->cl, &ck, 10000);

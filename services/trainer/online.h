@@ -12,7 +12,8 @@
  * lost to a crash is redone and `oaif audit` can prove that no pair is used in two steps.
  * One run per ledger: checkpoint versions are the run's. Offline mode samples every pair from
  * the SFT model (version 0) and otherwise runs the same code: online and offline compare at the
- * same label budget. */
+ * same label budget. With offline_from, version 0 is that other model: the pairs come from it,
+ * the policy starts from the SFT model and is held to it. */
 #ifndef TRAINER_ONLINE_H
 #define TRAINER_ONLINE_H
 
@@ -62,6 +63,7 @@ struct trainer_online_config {
     int top_k, max_new_tokens;
     char *instruction; /* for the judge ("" : none) */
     bool offline;
+    char *offline_from; /* offline: the checkpoint the pairs come from (NULL: the SFT model) */
     uint64_t seed;
     int max_prompts;      /* train prompts read from the ledger (0: all) */
     int builtin_prompts;  /* none in the ledger: put this many built-in ones there (0: fail) */

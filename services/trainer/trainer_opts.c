@@ -128,6 +128,13 @@ static const struct cfg_option options[] = {
     CFG_BOOL_OPT(O, offline, .key = "trainer.offline", .def = "false", .env = "TRAINER_OFFLINE",
                  .flag = "--offline",
                  .help = "Sample every pair from the SFT model (offline DPO)."),
+    CFG_STRING_OPT(O, offline_from, .key = "trainer.offline_from", .env = "TRAINER_OFFLINE_FROM",
+                   .flag = "--offline-from",
+                   .help = "With --offline: sample every pair from this checkpoint instead, a "
+                           "model other than the SFT model, as the OAIF paper's offline data "
+                           "were. It is published as the deployment's version 0 (what its "
+                           "sampler and evaluator take for version 0); the policy still starts "
+                           "from, and is held to, the SFT model."),
     CFG_INT_OPT(O, max_prompts, .key = "trainer.max_prompts", .def = "0", .min = 0,
                 .max = 100000000, .env = "TRAINER_MAX_PROMPTS", .flag = "--max-prompts",
                 .help = "Train prompts read from the ledger (0: all)."),
