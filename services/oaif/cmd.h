@@ -12,6 +12,7 @@
 
 int cmd_status(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_import_evals(int argc, char **argv); /* oaif import evals, from cmd_import */
 int cmd_export(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_task(int argc, char **argv);
