@@ -9,9 +9,9 @@
  * counts: the one of --version, or of the highest version evaluated, by --judge when the run has
  * several judges (the latest record when one was written twice). For every setting after the
  * first: per seed, both win rates with their intervals and accuracies, and B - A; over the seeds,
- * the mean difference in win rate and in accuracy with a paired-t and a paired-bootstrap 95%
- * interval (evalstats.h); a "finding" only when both exclude zero. Seeds one side lacks are named
- * and left out. --json: one JSON object.
+ * the mean difference in win rate, in accuracy and in mean length with a paired-t and a
+ * paired-bootstrap 95% interval (evalstats.h); a "finding" only when both exclude zero. Seeds one
+ * side lacks are named and left out. --json: one JSON object.
  *
  * Exit status 0 done, 1 the ledger failed, 2 bad usage or no pair to compare (the reason said). */
 #include <fnmatch.h>
@@ -222,10 +222,11 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
     size_t cap = a->n < b->n ? a->n : b->n, np = 0;
     double *wa = calloc(cap + 1, sizeof *wa), *wb = calloc(cap + 1, sizeof *wb);
     double *aa = calloc(cap + 1, sizeof *aa), *ab = calloc(cap + 1, sizeof *ab);
+    double *la = calloc(cap + 1, sizeof *la), *lb = calloc(cap + 1, sizeof *lb);
     const struct member **pa = calloc(cap + 1, sizeof(struct member *));
     const struct member **pb = calloc(cap + 1, sizeof(struct member *));
     json_t *unpaired = json_array();
-    int status = wa && wb && aa && ab && pa && pb && unpaired ? 0 : 1;
+    int status = wa && wb && aa && ab && la && lb && pa && pb && unpaired ? 0 : 1;
     for (size_t i = 0; !status && i < a->n; i++) {
         size_t j = 0;
         while (j < b->n && strcmp(a->m[i].key, b->m[j].key) != 0)
@@ -240,6 +241,8 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
         wb[np] = b->m[j].r->win_rate;
         aa[np] = a->m[i].r->accuracy;
         ab[np] = b->m[j].r->accuracy;
+        la[np] = a->m[i].r->mean_length;
+        lb[np] = b->m[j].r->mean_length;
         np++;
     }
     for (size_t j = 0; !status && j < b->n; j++) {
@@ -253,24 +256,26 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
         cli_error(verb, "'%s' and '%s' share no seed: nothing to pair", a->arg, b->arg);
         status = 2;
     }
-    struct evalstats_paired pw, pacc;
+    struct evalstats_paired pw, pacc, plen;
     if (!status && (evalstats_paired(wa, wb, np, (unsigned)o->resamples, o->seed, &pw) ||
-                    evalstats_paired(aa, ab, np, (unsigned)o->resamples, o->seed + 1, &pacc))) {
-        cli_error(verb, "'%s' against '%s': a win rate or accuracy is not a number", b->arg,
+                    evalstats_paired(aa, ab, np, (unsigned)o->resamples, o->seed + 1, &pacc) ||
+                    evalstats_paired(la, lb, np, (unsigned)o->resamples, o->seed + 2, &plen))) {
+        cli_error(verb, "'%s' against '%s': a win rate, accuracy or length is not a number", b->arg,
                   a->arg);
         status = 2;
     }
     if (!status && o->json) {
         json_t *rows = json_array();
         for (size_t i = 0; i < np; i++)
-            json_array_append_new(rows, json_pack("{s:s, s:o, s:o, s:f, s:f}", "seed", pa[i]->key,
-                                                  "a", side_json(pa[i]->r), "b",
-                                                  side_json(pb[i]->r), "d_win_rate", wb[i] - wa[i],
-                                                  "d_accuracy", ab[i] - aa[i]));
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:o, s:O, s:o, s:o}", "a", a->arg, "b", b->arg,
-                                        "seeds", rows, "unpaired", unpaired, "win_rate",
-                                        paired_json(&pw), "accuracy", paired_json(&pacc)));
+            json_array_append_new(rows,
+                                  json_pack("{s:s, s:o, s:o, s:f, s:f, s:f}", "seed", pa[i]->key,
+                                            "a", side_json(pa[i]->r), "b", side_json(pb[i]->r),
+                                            "d_win_rate", wb[i] - wa[i], "d_accuracy",
+                                            ab[i] - aa[i], "d_mean_length", lb[i] - la[i]));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:o, s:O, s:o, s:o, s:o}", "a", a->arg, "b", b->arg, "seeds",
+                           rows, "unpaired", unpaired, "win_rate", paired_json(&pw), "accuracy",
+                           paired_json(&pacc), "mean_length", paired_json(&plen)));
     } else if (!status) {
         printf("B = %s against A = %s: %zu seed%s paired\n", b->arg, a->arg, np,
                np == 1 ? "" : "s");
@@ -288,6 +293,7 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
         }
         print_paired("win rate", &pw);
         print_paired("accuracy", &pacc);
+        print_paired("length", &plen);
         for (size_t i = 0; i < json_array_size(unpaired); i++)
             printf("left out (its seed has no partner): %s\n",
                    json_string_value(json_array_get(unpaired, i)));
@@ -298,6 +304,8 @@ static int compare_two(const char *verb, const struct compare_opts *o, const str
     free(wb);
     free(aa);
     free(ab);
+    free(la);
+    free(lb);
     free(pa);
     free(pb);
     return status;
