@@ -11,7 +11,10 @@
  * was set aside), Label (the judge's numbers for each step's pairs), Strength (by Strength.run)
  * and Pair (the sample answers: the evaluator keeps none in its records, so the table shows the
  * Pair records the sampler committed for the run, at version 0 and at the newest version, on the
- * same prompts). The page is report/report.html with Chart.js
+ * same prompts). With --runs, the evaluations of other runs too (names or patterns with '*', each
+ * a setting: `oaif import evals` gathers runs of several deployments in one ledger), drawn on one
+ * chart of win rate against the baseline: each setting's mean over its runs at each policy
+ * version and their range. The page is report/report.html with Chart.js
  * (vendor/chartjs/chart.umd.min.js) and report/report.js put in at its markers; all three are
  * compiled into the binary (embed.cmake), so the report works from a fresh build and in the
  * image with nothing installed beside it. The file is written through a temporary file renamed
@@ -20,6 +23,7 @@
  * Exit status 0 written, 1 the ledger or the file failed, 2 bad usage or nothing of the run in
  * the ledger (the reason said). */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -41,7 +45,7 @@ extern const size_t report_html_len, report_js_len, report_chartjs_len;
 
 struct report_opts {
     struct cli_conn conn;
-    char *run, *out, *features, *judge;
+    char *run, *out, *features, *judge, *runs;
     int samples;
 };
 
@@ -54,6 +58,10 @@ static const struct cfg_option options[] = {
                    .help = "The HTML file written; required."),
     CFG_STRING_OPT(O, features, .key = "oaif.report.features", .flag = "--features",
                    .help = "A CSV of `oaif rm features` to plot (pc1, pc2 of each response)."),
+    CFG_STRING_OPT(O, runs, .key = "oaif.report.runs", .flag = "--runs",
+                   .help = "Settings drawn beside the run on one win-rate chart: run names or "
+                           "patterns with '*', comma-separated (\"online-s*,offline-s*\"); each "
+                           "its runs' mean win rate at each version and their range."),
     CFG_STRING_OPT(O, judge, .key = "oaif.report.judge", .flag = "--judge",
                    .help = "Only evaluations by this judge (EvalResult.judge); default all."),
     CFG_INT_OPT(O, samples, .key = "oaif.report.samples", .def = "8", .min = 0, .max = 1000,
@@ -89,6 +97,7 @@ struct gather {
     const struct report_opts *o;
     size_t bad;        /* records that did not unpack */
     json_t *evals;     /* array, commit order, one per (version, judge) */
+    json_t *series;    /* --runs: pattern -> [{run, version, judge, win_rate}], commit order */
     hmap_t *ckpt_step; /* "v<version>" -> step + 1 (as a pointer-sized integer) */
     json_t *steps;     /* array of step objects, commit order */
     hmap_t *pair_step; /* pair id -> step index + 1 */
@@ -101,6 +110,28 @@ struct gather {
     json_t *newest_rows; /* [{prompt_id, prompt, policy}] */
 };
 
+/* --runs: r under each setting whose pattern matches its run. */
+static void add_series(struct gather *g, const Oaif__V1__EvalResult *r)
+{
+    const char *p = g->o->runs;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char pat[256];
+        snprintf(pat, sizeof pat, "%.*s", (int)(len < sizeof pat ? len : sizeof pat - 1), p);
+        if (pat[0] && fnmatch(pat, r->run, 0) == 0) {
+            json_t *arr = json_object_get(g->series, pat);
+            if (!arr && json_object_set_new(g->series, pat, arr = json_array()))
+                arr = NULL;
+            json_t *e =
+                json_pack("{s:s, s:I, s:s, s:f}", "run", r->run, "version", (json_int_t)r->version,
+                          "judge", r->judge, "win_rate", r->win_rate);
+            if (!arr || !e || json_array_append_new(arr, e))
+                g->bad++;
+        }
+        p += len + (p[len] == ',');
+    }
+}
+
 static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
 {
     struct gather *g = ctx;
@@ -109,6 +140,8 @@ static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
         g->bad++;
         return;
     }
+    if (r->run && g->o->runs && (!g->o->judge || !strcmp(r->judge, g->o->judge)))
+        add_series(g, r);
     if (r->run && !strcmp(r->run, g->o->run) && (!g->o->judge || !strcmp(r->judge, g->o->judge))) {
         double base_acc = 0;
         bool has_kl = r->kl != 0, has_rm = false;
@@ -544,6 +577,7 @@ static void sort_evals(json_t *evals)
 static void gather_free(struct gather *g)
 {
     json_decref(g->evals);
+    json_decref(g->series);
     json_decref(g->steps);
     json_decref(g->mu);
     json_decref(g->sigma);
@@ -576,6 +610,7 @@ int cmd_report(int argc, char **argv)
     }
     struct gather g = {.o = &o,
                        .evals = json_array(),
+                       .series = json_object(),
                        .steps = json_array(),
                        .mu = json_array(),
                        .sigma = json_array(),
@@ -584,8 +619,8 @@ int cmd_report(int argc, char **argv)
                        .ckpt_step = hmap_new(),
                        .pair_step = hmap_new(),
                        .base = hmap_new()};
-    if (!status && (!g.evals || !g.steps || !g.mu || !g.sigma || !g.act || !g.newest_rows ||
-                    !g.ckpt_step || !g.pair_step || !g.base))
+    if (!status && (!g.evals || !g.series || !g.steps || !g.mu || !g.sigma || !g.act ||
+                    !g.newest_rows || !g.ckpt_step || !g.pair_step || !g.base))
         status = 1;
     json_t *features = NULL;
     if (!status && o.features && o.features[0] && !(features = features_json(verb, o.features)))
@@ -622,14 +657,14 @@ int cmd_report(int argc, char **argv)
         eval_steps(&g);
         sort_evals(g.evals);
         json_t *data = json_pack(
-            "{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:O, s:o, s:o, s:o}", "run",
-            o.run, "ledger", o.conn.clients_endpoint, "generated_ms", (json_int_t)bus_now_ms(),
-            "counts", "evals", (json_int_t)json_array_size(g.evals), "steps",
-            (json_int_t)json_array_size(g.steps), "checkpoints", (json_int_t)g.nckpt, "strengths",
-            (json_int_t)g.nstrengths, "labels", (json_int_t)g.nlabels, "pairs",
-            (json_int_t)g.npairs, "evals", g.evals, "steps", g.steps, "strengths",
-            strengths_json(&g), "features", features ? features : json_null(), "samples",
-            samples_json(&g, o.samples));
+            "{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:O, s:O, s:O, s:o, s:o, s:o}",
+            "run", o.run, "ledger", o.conn.clients_endpoint, "generated_ms",
+            (json_int_t)bus_now_ms(), "counts", "evals", (json_int_t)json_array_size(g.evals),
+            "steps", (json_int_t)json_array_size(g.steps), "checkpoints", (json_int_t)g.nckpt,
+            "strengths", (json_int_t)g.nstrengths, "labels", (json_int_t)g.nlabels, "pairs",
+            (json_int_t)g.npairs, "evals", g.evals, "series", g.series, "steps", g.steps,
+            "strengths", strengths_json(&g), "features", features ? features : json_null(),
+            "samples", samples_json(&g, o.samples));
         features = NULL;
         rc = data ? render(&b, data) : ERR_NOMEM;
         if (rc == ERR_INVAL)

@@ -139,13 +139,18 @@
     judges.forEach(function (j, k) {
       var es = evals.filter(function (e) { return e.judge === j; });
       var c = COLORS[(2 * k) % COLORS.length], suffix = judges.length > 1 ? ' (' + j + ')' : '';
-      wr.push({label: '95% interval' + suffix, data: xy(es, ex, function (e) { return e.win_rate_hi; }),
-               color: c, borderWidth: 0, pointRadius: 0, fill: false});
-      wr.push({label: '95% interval (lower bound)' + suffix, legend: false, data: xy(es, ex, function (e) { return e.win_rate_lo; }),
-               color: c, borderWidth: 0, pointRadius: 0, fill: '-1'});
+      /* the trainer's own evaluations record no interval (prompts 0): no band at 0 for them */
+      var banded = es.filter(function (e) { return e.prompts > 0; });
+      if (banded.length) {
+        wr.push({label: '95% interval' + suffix, data: xy(banded, ex, function (e) { return e.win_rate_hi; }),
+                 color: c, borderWidth: 0, pointRadius: 0, fill: false});
+        wr.push({label: '95% interval (lower bound)' + suffix, legend: false, data: xy(banded, ex, function (e) { return e.win_rate_lo; }),
+                 color: c, borderWidth: 0, pointRadius: 0, fill: '-1'});
+      }
       wr.push({label: 'win rate' + suffix, data: xy(es, ex, function (e) { return e.win_rate; }), color: c});
-      wr.push({label: 'LC win rate' + suffix, data: xy(es, ex, function (e) { return e.lc_win_rate; }),
-               color: COLORS[(2 * k + 1) % COLORS.length], borderDash: [5, 3]});
+      if (banded.length)
+        wr.push({label: 'LC win rate' + suffix, data: xy(banded, ex, function (e) { return e.lc_win_rate; }),
+                 color: COLORS[(2 * k + 1) % COLORS.length], borderDash: [5, 3]});
     });
     chart(g, 'winrate', 'Win rate against the baseline', {type: 'line', data: {datasets: wr},
           options: {scales: {x: {type: 'linear', title: {display: true, text: exTitle}},
@@ -159,6 +164,34 @@
       options: linear(exTitle, 'accuracy')});
   } else {
     missing(g, 'No evaluations: no win-rate or accuracy chart.');
+  }
+  /* --runs: settings side by side, each the mean over its runs (seeds) at each policy version
+   * and, shaded, their range. */
+  var settings = Object.keys(D.series || {});
+  if (settings.length) {
+    var sr = [];
+    settings.forEach(function (pat, k) {
+      var byV = {};
+      D.series[pat].forEach(function (e) { (byV[e.version] = byV[e.version] || []).push(e.win_rate); });
+      var vs = Object.keys(byV).map(Number).sort(function (a, b) { return a - b; });
+      var row = function (f) { return vs.map(function (v) { return {x: v, y: f(byV[v])}; }); };
+      var runs = {};
+      D.series[pat].forEach(function (e) { runs[e.run] = 1; });
+      var c = COLORS[k % COLORS.length], nr = Object.keys(runs).length;
+      sr.push({label: 'range ' + pat, legend: false, color: c, borderWidth: 0, pointRadius: 0, fill: false,
+               data: row(function (w) { return Math.max.apply(null, w); })});
+      sr.push({label: 'range (lower bound) ' + pat, legend: false, color: c, borderWidth: 0, pointRadius: 0,
+               fill: '-1', data: row(function (w) { return Math.min.apply(null, w); })});
+      sr.push({label: pat + ' (mean of ' + nr + ' run' + (nr === 1 ? '' : 's') + ')', color: c,
+               data: row(function (w) { return w.reduce(function (a, b) { return a + b; }, 0) / w.length; })});
+    });
+    chart(g, 'winrate-runs', 'Win rate against the baseline, by setting', {type: 'line', data: {datasets: sr},
+          options: {scales: {x: {type: 'linear', title: {display: true, text: 'policy version'}},
+                             y: {title: {display: true, text: 'win rate'}}},
+                    plugins: {legend: {labels: {filter: function (item, data) {
+                      return data.datasets[item.datasetIndex].legend !== false; }}}}}},
+          'Each setting (oaif report --runs): the mean win rate of its runs at each policy version, ' +
+          'shaded from the lowest to the highest of them.');
   }
   var lenSets = [];
   if (evals.length) {
