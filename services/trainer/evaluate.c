@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "err.h"
+#include "evalstats.h"
 #include "policy.h"
 #include "rules.h"
 #include "sample.h"
@@ -350,12 +351,37 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     return rc;
 }
 
+/* The 95% interval of a win rate with ties as 1/2: evalstats' percentile bootstrap of the mean
+ * outcome over rows (1 a win, 1/2 a tie, 0 a loss), as the evaluator records it. Most answers tie
+ * under the rules judge, so the outcome has three values and a binomial interval on the wins
+ * alone would not be the win rate's. The bootstrap needs only the counts; a fixed seed gives the
+ * same interval for the same counts. Without rows: the point 0.5. */
+static void tally_interval(int wins, int ties, int losses, double *lo, double *hi)
+{
+    size_t n = (size_t)wins + (size_t)ties + (size_t)losses;
+    double *x = n ? malloc(n * sizeof *x) : NULL;
+    struct evalstats_winrate w;
+    *lo = *hi = 0.5;
+    if (!x)
+        return;
+    for (size_t i = 0; i < n; i++)
+        x[i] = i < (size_t)wins ? 1 : i < (size_t)wins + (size_t)ties ? 0.5 : 0;
+    if (evalstats_win_rate(x, n, 2000, 1, &w) == ERR_OK) {
+        *lo = w.rate.lo;
+        *hi = w.rate.hi;
+    }
+    free(x);
+}
+
 static void print_tally_json(FILE *f, const char *name, const struct trainer_tally *t)
 {
+    double lo, hi;
+    tally_interval(t->wins, t->ties, t->losses, &lo, &hi);
     fprintf(f,
             "\"%s\":{\"n\":%d,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,"
+            "\"win_rate_lo\":%.4f,\"win_rate_hi\":%.4f,"
             "\"policy_accuracy\":%.4f,\"sft_accuracy\":%.4f}",
-            name, t->n, t->wins, t->ties, t->losses, trainer_tally_win_rate(t),
+            name, t->n, t->wins, t->ties, t->losses, trainer_tally_win_rate(t), lo, hi,
             t->n ? (double)t->policy_correct / t->n : 0, t->n ? (double)t->sft_correct / t->n : 0);
 }
 
@@ -372,12 +398,15 @@ static void print_tally_row(FILE *f, const char *name, const struct trainer_tall
 
 static void print_json(FILE *f, const struct trainer_comparison *c, double temperature)
 {
+    double lo, hi;
+    tally_interval(c->wins, c->ties, c->losses, &lo, &hi);
     fprintf(f,
             "{\"n\":%d,\"draws\":%d,\"temperature\":%g,\"policy_accuracy\":%.4f,\"sft_"
             "accuracy\":%.4f,\"policy_length\":%.2f,"
-            "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,",
+            "\"sft_length\":%.2f,\"wins\":%d,\"ties\":%d,\"losses\":%d,\"win_rate\":%.4f,"
+            "\"win_rate_lo\":%.4f,\"win_rate_hi\":%.4f,",
             c->n, c->draws, temperature, c->policy.accuracy, c->sft.accuracy, c->policy.mean_length,
-            c->sft.mean_length, c->wins, c->ties, c->losses, c->win_rate);
+            c->sft.mean_length, c->wins, c->ties, c->losses, c->win_rate, lo, hi);
     struct trainer_tally habit = trainer_tally_habit(c, true), rest = trainer_tally_habit(c, false);
     print_tally_json(f, "habit", &habit);
     fputc(',', f);
