@@ -13,6 +13,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "buscheck.h"
 #include "err.h"
 #include "log.h"
 
@@ -294,6 +295,9 @@ int bus_recv(void *sock, bool router, struct bus_msg *m)
     m->rid_len = 0;
     m->error[0] = '\0';
     m->bytes = 0;
+    m->code = OAIF__V1__ERROR_CODE__ERROR_CODE_PROTOCOL;
+    m->corr = 0;
+    m->user[0] = '\0';
     zmq_msg_t frame;
     zmq_msg_init(&frame);
     if (router) {
@@ -320,11 +324,29 @@ int bus_recv(void *sock, bool router, struct bus_msg *m)
         return zerr();
     }
     m->bytes = zmq_msg_size(&frame);
+    const char *user = zmq_msg_gets(&frame, "User-Id");
+    if (user && strlen(user) < sizeof m->user)
+        memcpy(m->user, user, strlen(user) + 1);
     size_t extra = drain(sock);
     if (extra) {
         zmq_msg_close(&frame);
         snprintf(m->error, sizeof m->error,
                  "malformed message: %zu frames after the envelope (one frame expected)", extra);
+        return ERR_PROTO;
+    }
+    /* The bytes first: protobuf-c would cut a string at a NUL and keep bytes that are not
+     * UTF-8, and would allocate every element of a huge repeated field. */
+    char why[200];
+    int wrc = bus_check_wire(&oaif__v1__envelope__descriptor, zmq_msg_data(&frame), m->bytes, why,
+                             sizeof why);
+    if (wrc) {
+        m->corr = bus_peek_varint(zmq_msg_data(&frame), m->bytes, 2);
+        m->code = wrc == ERR_INVAL    ? OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID
+                  : wrc == ERR_TOOBIG ? OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG
+                                      : OAIF__V1__ERROR_CODE__ERROR_CODE_PROTOCOL;
+        zmq_msg_close(&frame);
+        snprintf(m->error, sizeof m->error, "malformed envelope (%zu bytes): %s%s", m->bytes,
+                 wrc == ERR_PROTO ? "not a protobuf oaif.v1.Envelope: " : "", why);
         return ERR_PROTO;
     }
     Oaif__V1__Envelope *env =
@@ -336,6 +358,7 @@ int bus_recv(void *sock, bool router, struct bus_msg *m)
                  m->bytes);
         return ERR_PROTO;
     }
+    m->corr = env->corr;
     if (env->version != BUS_PROTOCOL_VERSION) {
         snprintf(m->error, sizeof m->error,
                  "protocol version %u is not supported (this peer speaks version %d)",

@@ -73,13 +73,19 @@ struct bus_msg {
     uint8_t rid[BUS_ROUTING_ID_MAX]; /* ROUTER only: the peer's routing id */
     size_t rid_len;
     Oaif__V1__Envelope *env; /* NULL when malformed; free with bus_msg_clear */
-    char error[160];         /* why it is malformed */
+    char error[256];         /* why it is malformed */
+    int code;                /* malformed: the Oaif__V1__ErrorCode to answer with */
+    uint64_t corr;           /* malformed: the envelope's corr if it could be read, else 0 */
     size_t bytes;            /* size of the envelope frame */
+    char user[41];           /* CURVE: the peer's public key (Z85, the ZAP user id); else "" */
 };
 
-/* Receive one message without blocking. ERR_OK: a well-formed envelope in m->env.
- * ERR_PROTO: malformed (m->error says why; m->rid is set for ROUTERs so an Error can be sent
- * back). ERR_AGAIN: nothing to read. ERR_INTR, ERR_IO. `router`: the socket is a ROUTER. */
+/* Receive one message without blocking. ERR_OK: a well-formed envelope in m->env: one frame,
+ * a protobuf Envelope of this protocol version with a body, every string in it valid UTF-8
+ * without NUL and every repeated field within BUS_REPEATED_MAX (buscheck.h, checked on the
+ * wire bytes before unpacking). ERR_PROTO: malformed (m->error says why, m->code and m->corr
+ * what to answer with; m->rid is set for ROUTERs so an Error can be sent back). ERR_AGAIN:
+ * nothing to read. ERR_INTR, ERR_IO. `router`: the socket is a ROUTER. */
 int bus_recv(void *sock, bool router, struct bus_msg *m);
 void bus_msg_clear(struct bus_msg *m);
 

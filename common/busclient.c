@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "buscheck.h"
 #include "err.h"
 #include "hmap.h"
 #include "log.h"
@@ -51,8 +52,13 @@ static void pend_free(struct pend *p)
 int bus_client_new(bus_client_t **out, void *zctx, const struct bus_client_opts *o)
 {
     *out = NULL;
+    char why[300];
     if (!o->endpoint)
         return ERR_INVAL;
+    if (bus_endpoint_check(o->endpoint, why, sizeof why)) {
+        log_error("client: %s", why);
+        return ERR_INVAL;
+    }
     bus_client_t *c = calloc(1, sizeof *c);
     if (!c)
         return ERR_NOMEM;
@@ -144,6 +150,9 @@ int bus_client_submit(bus_client_t *c, const char *service, const char *id, cons
                       size_t len, unsigned lease_ms, unsigned max_attempts)
 {
     if (!service || !*service || !id || !*id)
+        return ERR_INVAL;
+    /* The ledger would refuse it; say so now, with the reason in bus_client_last_error. */
+    if (bus_check_id(id, BUS_ID_MAX, "submit: id", c->last_error, sizeof c->last_error))
         return ERR_INVAL;
     size_t idlen = strlen(id);
     if (hmap_get(c->pending, id, idlen))
@@ -412,6 +421,12 @@ int bus_client_call(bus_client_t *c, const char *service, const char *id, const 
 int bus_client_put(bus_client_t *c, const char *put_id, Oaif__V1__Record **records, size_t n,
                    bool if_absent, int timeout_ms)
 {
+    if (bus_check_id(put_id, BUS_ID_MAX, "put: id", c->last_error, sizeof c->last_error))
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (bus_check_id(records[i]->id, BUS_RECORD_ID_MAX, "put: record id", c->last_error,
+                         sizeof c->last_error))
+            return ERR_INVAL;
     Oaif__V1__Put p = OAIF__V1__PUT__INIT;
     p.id = (char *)put_id;
     p.records = records;

@@ -7,6 +7,23 @@
 
 #include "err.h"
 
+static const struct cfg_option bus_options[] = {
+    BUS_OPT_CLIENTS(struct bus_opts, clients_endpoint),
+    BUS_OPT_WORKERS(struct bus_opts, workers_endpoint),
+    BUS_OPT_EVENTS(struct bus_opts, events_endpoint),
+    BUS_OPT_LEDGER_KEY(struct bus_opts, ledger_public_key),
+    BUS_OPT_HEARTBEAT(struct bus_opts, heartbeat_ms),
+    BUS_OPT_MAX_MESSAGE(struct bus_opts, max_message),
+};
+
+const struct cfg_spec bus_opts_spec = {
+    .name = "bus",
+    .summary = "The options every service shares: where the ledger is, and how to talk to it.",
+    .options = bus_options,
+    .n_options = sizeof bus_options / sizeof bus_options[0],
+    .conf_size = sizeof(struct bus_opts),
+};
+
 int bus_opts_client(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
                     bus_client_t **out, char *why, size_t whylen)
 {
@@ -45,7 +62,15 @@ int bus_opts_worker(const struct bus_opts *b, const struct bus_curve *curve, voi
                     const char *service, unsigned credit, const char *name, bus_worker_t **out,
                     char *why, size_t whylen)
 {
+    return bus_opts_worker_variant(b, curve, zctx, service, credit, name, NULL, out, why, whylen);
+}
+
+int bus_opts_worker_variant(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
+                            const char *service, unsigned credit, const char *name,
+                            const char *variant, bus_worker_t **out, char *why, size_t whylen)
+{
     struct bus_worker_opts wo = {
+        .variant = variant,
         .endpoint = b->workers_endpoint,
         .service = service,
         .credit = credit,

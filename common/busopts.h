@@ -35,16 +35,16 @@ struct bus_opts {
 
 /* clang-format off */
 #define BUS_OPT_CLIENTS(T, m)                                                                     \
-    CFG_STRING_OPT(T, m, .key = "bus.clients_endpoint", .def = BUS_DEFAULT_CLIENTS,               \
+    CFG_STRING_OPT(T, m, .key = "bus.clients_endpoint", .flags = CFG_ENDPOINT, .def = BUS_DEFAULT_CLIENTS,               \
                    .env = "BUS_CLIENTS_ENDPOINT", .flag = "--clients",                            \
                    .old_env = "OAIF_LEDGER", .old_flag = "--ledger",                              \
                    .help = "The ledger's endpoint for callers.")
 #define BUS_OPT_WORKERS(T, m)                                                                     \
-    CFG_STRING_OPT(T, m, .key = "bus.workers_endpoint", .def = BUS_DEFAULT_WORKERS,               \
+    CFG_STRING_OPT(T, m, .key = "bus.workers_endpoint", .flags = CFG_ENDPOINT, .def = BUS_DEFAULT_WORKERS,               \
                    .env = "BUS_WORKERS_ENDPOINT", .flag = "--workers",                            \
                    .help = "The ledger's endpoint for workers.")
 #define BUS_OPT_EVENTS(T, m)                                                                      \
-    CFG_STRING_OPT(T, m, .key = "bus.events_endpoint", .def = BUS_DEFAULT_EVENTS,                 \
+    CFG_STRING_OPT(T, m, .key = "bus.events_endpoint", .flags = CFG_ENDPOINT, .def = BUS_DEFAULT_EVENTS,                 \
                    .env = "BUS_EVENTS_ENDPOINT", .flag = "--events",                              \
                    .help = "The ledger's event publisher (empty: none; records are rescanned).")
 #define BUS_OPT_LEDGER_KEY(T, m)                                                                  \
@@ -70,6 +70,10 @@ struct bus_opts {
                  .help = "ZMQ_MAXMSGSIZE: a larger frame drops its connection.")
 /* clang-format on */
 
+/* Every bus option above in one table (over struct bus_opts): the keys the shared `bus` section of
+ * a run file may hold, whichever service reads it (cfg.c refuses any other). */
+extern const struct cfg_spec bus_opts_spec;
+
 /* Connecting from the options, the same way in every worker service. Each returns ERR_OK with
  * *out owned by the caller, or an error with `why` naming the option and the endpoint
  * ("bus.clients_endpoint tcp://...: cannot connect (...)"). `curve` is the process's CURVE
@@ -89,5 +93,10 @@ int bus_opts_events(const struct bus_opts *b, const struct bus_curve *curve, voi
 int bus_opts_worker(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
                     const char *service, unsigned credit, const char *name, bus_worker_t **out,
                     char *why, size_t whylen);
+
+/* The same, announcing `variant` (a judge's identity, busworker.h) in its Ready. */
+int bus_opts_worker_variant(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
+                            const char *service, unsigned credit, const char *name,
+                            const char *variant, bus_worker_t **out, char *why, size_t whylen);
 
 #endif /* BUSOPTS_H */

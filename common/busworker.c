@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "buscheck.h"
 #include "err.h"
 #include "log.h"
 
@@ -17,6 +20,10 @@ struct bus_worker {
     char *endpoint;
     char *service;
     char *name;
+    char *variant;
+    uint8_t rid[17];     /* the routing id, kept across reconnects */
+    uint64_t ready_corr; /* the corr of the last Ready: an Error echoing it is a refusal */
+    char refused[512];
     unsigned credit;
     int hb_ms;
     struct bus_curve curve;
@@ -51,7 +58,9 @@ static int send_ready(bus_worker_t *w)
     r.service = w->service;
     r.credit = w->credit;
     r.name = w->name;
+    r.variant = w->variant;
     Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
+    env.corr = ++w->ready_corr;
     env.body_case = OAIF__V1__ENVELOPE__BODY_READY;
     env.ready = &r;
     return send_env(w, &env);
@@ -69,6 +78,8 @@ static int connect_sock(bus_worker_t *w)
     int rc = bus_setup_socket(w->sock, false, ZMQ_DEALER, w->max_msg, &w->curve);
     int zero = 0;
     zmq_setsockopt(w->sock, ZMQ_IMMEDIATE, &zero, sizeof zero);
+    if (!rc && zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, w->rid, sizeof w->rid) != 0)
+        rc = ERR_INVAL;
     if (!rc && zmq_connect(w->sock, w->endpoint) != 0) {
         log_error("worker: connect %s: %s", w->endpoint, zmq_strerror(zmq_errno()));
         rc = ERR_INVAL;
@@ -82,8 +93,13 @@ static int connect_sock(bus_worker_t *w)
 int bus_worker_new(bus_worker_t **out, void *zctx, const struct bus_worker_opts *o)
 {
     *out = NULL;
+    char why[300];
     if (!o->endpoint || !o->service || !*o->service || o->credit == 0)
         return ERR_INVAL;
+    if (bus_endpoint_check(o->endpoint, why, sizeof why)) {
+        log_error("worker %s: %s", o->service, why);
+        return ERR_INVAL;
+    }
     bus_worker_t *w = calloc(1, sizeof *w);
     if (!w)
         return ERR_NOMEM;
@@ -94,12 +110,21 @@ int bus_worker_new(bus_worker_t **out, void *zctx, const struct bus_worker_opts 
     w->endpoint = strdup(o->endpoint);
     w->service = strdup(o->service);
     w->name = strdup(o->name ? o->name : name);
+    w->variant = strdup(o->variant ? o->variant : "");
+    /* A routing id no other peer can guess (the ledger binds leases to it); never starting with
+     * a zero byte, which libzmq reserves. */
+    w->rid[0] = 'w';
+    if (getrandom(w->rid + 1, sizeof w->rid - 1, 0) != (ssize_t)(sizeof w->rid - 1)) {
+        uint64_t x = bus_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)w;
+        for (size_t i = 1; i < sizeof w->rid; i++, x = x * 6364136223846793005ull + 1)
+            w->rid[i] = (uint8_t)(x >> 56);
+    }
     w->credit = o->credit;
     w->hb_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
     w->max_msg = o->max_msg;
     if (o->curve)
         w->curve = *o->curve;
-    if (!w->endpoint || !w->service || !w->name) {
+    if (!w->endpoint || !w->service || !w->name || !w->variant) {
         bus_worker_destroy(&w);
         return ERR_NOMEM;
     }
@@ -129,6 +154,7 @@ void bus_worker_destroy(bus_worker_t **pw)
     free(w->endpoint);
     free(w->service);
     free(w->name);
+    free(w->variant);
     free(w);
     *pw = NULL;
 }
@@ -136,6 +162,11 @@ void bus_worker_destroy(bus_worker_t **pw)
 void *bus_worker_socket(bus_worker_t *w)
 {
     return w->sock;
+}
+
+const char *bus_worker_refusal(const bus_worker_t *w)
+{
+    return w->refused;
 }
 
 unsigned bus_worker_reconnects(const bus_worker_t *w)
@@ -205,6 +236,12 @@ static void handle(bus_worker_t *w, struct bus_msg *m, struct bus_req **req)
         send_ready(w);
         break;
     case OAIF__V1__ENVELOPE__BODY_ERROR:
+        if (env->corr && env->corr == w->ready_corr) {
+            snprintf(w->refused, sizeof w->refused, "%s", env->error->message);
+            log_error("worker %s: the ledger refused this worker: %s", w->service,
+                      env->error->message);
+            break;
+        }
         log_warn("worker %s: ledger error: %s", w->service, env->error->message);
         break;
     default:
@@ -226,6 +263,8 @@ int bus_worker_recv(bus_worker_t *w, int timeout_ms, struct bus_req **req)
             bus_msg_clear(&m);
             if (*req)
                 return ERR_OK;
+            if (w->refused[0])
+                return ERR_REMOTE;
             continue;
         }
         if (rc == ERR_PROTO) {

@@ -3,8 +3,10 @@
  * receives leased requests, and answers each with a result or an error. Heartbeats both ways
  * every `heartbeat_ms`; when the ledger is silent for 3 intervals the worker reconnects with a
  * fresh socket and says READY again, so a restarted ledger gets its workers back by itself.
- * Results for requests received before a reconnect are still delivered (the ledger accepts
- * a result from any worker while the request is open). Single-threaded: one thread owns it. */
+ * A worker keeps one routing id (random, per process) across reconnects, so results for requests
+ * received before a reconnect are still delivered: the ledger takes a result only from the
+ * worker holding the request's lease (or the one whose lease just ended), and with CURVE only
+ * under the same key. Single-threaded: one thread owns it. */
 #ifndef BUSWORKER_H
 #define BUSWORKER_H
 
@@ -24,6 +26,9 @@ struct bus_worker_opts {
     int heartbeat_ms;              /* 0: 1000 */
     const struct bus_curve *curve; /* NULL or !on: plaintext */
     size_t max_msg;                /* 0: BUS_DEFAULT_MAX_MSG */
+    const char *variant; /* what the answers depend on (a judge's identity), announced in Ready:
+                          * the ledger refuses a worker whose service is served with another;
+                          * NULL or "": none */
 };
 
 /* One leased request; owned by the caller after bus_worker_recv (bus_req_free). */
@@ -46,7 +51,9 @@ void bus_worker_destroy(bus_worker_t **w);
 
 /* Wait up to `timeout_ms` (-1: forever) for the next request, keeping heartbeats and
  * reconnection going meanwhile. ERR_OK: *req is set. ERR_TIMEOUT: nothing came.
- * ERR_INTR: a signal. Other messages (heartbeats, disconnects) are handled inside. */
+ * ERR_INTR: a signal. ERR_REMOTE: the ledger refused this worker's Ready (another variant on
+ * its service, a bad name): bus_worker_refusal says why, and the worker should stop. Other
+ * messages (heartbeats, disconnects) are handled inside. */
 int bus_worker_recv(bus_worker_t *w, int timeout_ms, struct bus_req **req);
 
 /* Answer request `id` with `payload` and records to commit atomically with the reply
@@ -63,6 +70,8 @@ void *bus_worker_socket(bus_worker_t *w);
 int bus_worker_tick(bus_worker_t *w);
 /* Milliseconds until the next tick is due (for poll timeouts). */
 int bus_worker_next_tick_ms(const bus_worker_t *w);
+/* Why the ledger refused this worker ("" while it has not). */
+const char *bus_worker_refusal(const bus_worker_t *w);
 /* Reconnections so far (tests). */
 unsigned bus_worker_reconnects(const bus_worker_t *w);
 

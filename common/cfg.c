@@ -16,6 +16,8 @@
 
 #include <yaml.h>
 
+#include "buscheck.h"
+#include "busopts.h"
 #include "err.h"
 #include "log.h"
 
@@ -864,7 +866,10 @@ static void expectation(const struct cfg_option *o, char *out, size_t outlen)
         snprintf(out, outlen, "true or false");
         return;
     case CFG_STRING:
-        snprintf(out, outlen, "a string");
+        snprintf(out, outlen,
+                 (o->flags & CFG_ENDPOINT) ? "a ZeroMQ endpoint (tcp://HOST:PORT, "
+                                             "PORT a number from 0 to 65535 or *)"
+                                           : "a string");
         return;
     case CFG_STRLIST:
         snprintf(out, outlen, "a list of strings");
@@ -929,9 +934,13 @@ static int parse_value(const struct cfg_option *o, const char *text, union val *
     }
     case CFG_BOOL:
         return parse_bool(text, &v->b) ? ERR_OK : ERR_INVAL;
-    case CFG_STRING:
+    case CFG_STRING: {
+        char why[300];
+        if ((o->flags & CFG_ENDPOINT) && bus_endpoint_check(text, why, sizeof why))
+            return ERR_INVAL; /* libzmq would wrap the port: 70000 binds 4464 */
         v->s = dup_s(text);
         return v->s ? ERR_OK : ERR_NOMEM;
+    }
     case CFG_ENUM: {
         char t[CFG_MAX_KEY];
         if (!trim_into(text, t, sizeof t))
@@ -1324,6 +1333,29 @@ static void check_unknown(struct loader *L, const struct cfg_node *map, const ch
     }
 }
 
+/* The `bus` section is shared by every service (busopts.h): its keys are checked against the
+ * whole bus table, whichever service reads the file, so a typo there is an error like anywhere
+ * else instead of a service waiting forever on a default endpoint. */
+static void check_bus_section(struct loader *L, const struct cfg_node *s)
+{
+    if (s->kind != CFG_NODE_MAP) {
+        emit(&L->sink, "%s:%d:%d: %s: expected a mapping, got %s", s->file, s->line, s->col, s->key,
+             kind_name(s->kind));
+        return;
+    }
+    for (size_t i = 0; i < s->n_kids; i++) {
+        const struct cfg_node *k = s->kids[i];
+        char path[CFG_MAX_KEY * 2];
+        snprintf(path, sizeof path, "bus.%s", k->key);
+        if (spec_has_key(L->spec, path) || spec_has_key(&bus_opts_spec, path))
+            continue;
+        char hint[CFG_MAX_KEY + 32];
+        suggest_key(&bus_opts_spec, path, hint, sizeof hint);
+        emit(&L->sink, "%s:%d:%d: %s: unknown option%s", k->file, k->key_line, k->key_col, path,
+             hint);
+    }
+}
+
 static bool owns(const struct cfg_spec *spec, const char *section)
 {
     for (size_t i = 0; spec->sections && spec->sections[i]; i++)
@@ -1390,6 +1422,10 @@ static void apply_file(struct loader *L, const cfg_doc_t *doc)
     }
     for (size_t i = 0; i < root->n_kids; i++) {
         const struct cfg_node *s = root->kids[i];
+        if (strcmp(s->key, "bus") == 0 && !owns(L->spec, s->key) && !cfg_node_is_null(s)) {
+            check_bus_section(L, s);
+            continue;
+        }
         if (!owns(L->spec, s->key) || cfg_node_is_null(s))
             continue;
         if (s->kind != CFG_NODE_MAP)

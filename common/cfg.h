@@ -119,10 +119,12 @@ struct cfg_strlist {
 };
 
 enum {
-    CFG_SECRET = 1u << 0, /* CFG_STRING only: masked as *** in logs and renders; may also be given
-                           * as the file holding it: run file key "<key>_file", environment
-                           * "<env>_FILE", flag "<flag>-file"; the value is the file's contents
-                           * with surrounding whitespace trimmed (at most 64 KiB, not empty). */
+    CFG_ENDPOINT = 1u << 1, /* CFG_STRING only: a ZeroMQ endpoint; for tcp:// its port must be a
+                             * number from 0 to 65535 or * (bus_endpoint_check, buscheck.h) */
+    CFG_SECRET = 1u << 0,   /* CFG_STRING only: masked as *** in logs and renders; may also be given
+                             * as the file holding it: run file key "<key>_file", environment
+                             * "<env>_FILE", flag "<flag>-file"; the value is the file's contents
+                             * with surrounding whitespace trimmed (at most 64 KiB, not empty). */
 };
 
 /* One option. Write tables with designated initializers and the typed helpers below, which

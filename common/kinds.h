@@ -6,6 +6,8 @@
 #ifndef KINDS_H
 #define KINDS_H
 
+#include <stdbool.h>
+
 #include "oaif.pb-c.h"
 
 /* One past the last named kind: arrays indexed by kind have KINDS_COUNT entries. */
@@ -18,5 +20,10 @@ const char *kinds_name(Oaif__V1__RecordKind kind);
 /* The kind named `name`, plural or singular ("pairs" or "pair"), into *kind.
  * Returns ERR_OK, or ERR_NOTFOUND (and *kind untouched) if no kind has that name. */
 int kinds_parse(const char *name, Oaif__V1__RecordKind *kind);
+
+/* May a worker of `service` attach records of `kind` to its results? The services oaif runs
+ * ("sample", "annotate", "score", "estimate", "evaluate") write only their own kinds (the
+ * table in kinds.c); a service not in the table (a test's, an extension's) may write any kind. */
+bool kinds_service_writes(const char *service, Oaif__V1__RecordKind kind);
 
 #endif /* KINDS_H */

@@ -10,3 +10,8 @@ oaif_test(cli SOURCES ${OAIF_TEST_DIR}/test_cli.c ${OAIF_TEST_DIR}/testproc.c
           LIBS oaif_runtime oaif_task TIMEOUT 120 LABEL integration)
 target_include_directories(test_cli PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_cli ledger oaif)
+oaif_test(ledger_hostile_procs SOURCES ${OAIF_TEST_DIR}/test_ledger_hostile_procs.c
+          ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/tpmetrics.c LIBS oaif_runtime TIMEOUT 120
+          LABEL integration)
+target_include_directories(test_ledger_hostile_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_ledger_hostile_procs ledger echo_worker)

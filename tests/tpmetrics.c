@@ -1,4 +1,4 @@
-/* tpmetrics.c - one series off a service's /metrics (tpmetrics.h). */
+/* tpmetrics.c - one series off a service's /metrics, or any GET (tpmetrics.h). */
 #include "tpmetrics.h"
 
 #include <setjmp.h>
@@ -20,20 +20,28 @@ static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
     return buf_append(ud, ptr, size * nmemb) ? 0 : size * nmemb;
 }
 
-double tp_metric(int port, const char *prefix)
+long tp_http_get(int port, const char *path, buf_t *out)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    buf_t b;
-    buf_init(&b, 0);
+    char url[300];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     CURL *h = curl_easy_init();
     assert_non_null(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
-    assert_int_equal(curl_easy_perform(h), CURLE_OK);
+    long code = 0;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(h);
+    return code;
+}
+
+double tp_metric(int port, const char *prefix)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    assert_int_equal(tp_http_get(port, "/metrics", &b), 200);
     char *text = buf_steal(&b);
     assert_non_null(text);
     double v = -1;

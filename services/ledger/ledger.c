@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
+#include "buscheck.h"
 #include "err.h"
 #include "hmap.h"
 #include "kinds.h"
@@ -27,6 +29,15 @@ enum {
 };
 
 #define NKINDS KINDS_COUNT
+
+/* What one message may ask for (README, Guarantees: Reliability). Each is refused with an Error
+ * naming the limit rather than allowed to stall the loop: a Get of ten million ids would hold
+ * every other peer for seconds. */
+#define GET_IDS_MAX     10000        /* ids per Get or Lookup */
+#define PUT_RECORDS_MAX 10000        /* records per Put or Result */
+#define SERVICES_MAX    256          /* service names a ledger knows (each is a /metrics series) */
+#define TURN_BYTES_MAX  (256u << 20) /* message bytes handled per loop turn */
+#define BAD_LOG_MS      10000 /* one warning line per this many ms for what peers can repeat */
 
 static int kind_cf(int kind)
 {
@@ -55,6 +66,10 @@ struct req {
     size_t reply_len;
     uint64_t submitted_ms, finished_ms;
     struct worker *worker;  /* LEASED: the lessee */
+    uint64_t lessee;        /* LEASED: peer_hash of the lessee (routing id + CURVE key); 0 none */
+    uint64_t prev_lessee;   /* the lessee whose lease ended last: its late result is accepted */
+    bool recovered;         /* re-queued at start and not leased since: any worker of its
+                             * service may deliver (its lessee before the restart is unknown) */
     uint64_t deadline_mono; /* LEASED: lease end */
     struct waiter *waiters;
     struct req *qnext; /* queue link */
@@ -67,6 +82,7 @@ struct worker {
     size_t rid_len;
     struct service *svc;
     char name[64];
+    char user[41]; /* CURVE: its public key, from Ready; its messages must keep it */
     unsigned capacity, inflight;
     uint64_t last_recv, last_send; /* monotonic ms */
 };
@@ -74,6 +90,7 @@ struct worker {
 #define RATE_SLOTS 10
 struct service {
     char *name;
+    char *variant; /* what its workers announced in Ready (a judge's identity); NULL: none */
     struct req *qhead, *qtail;
     uint64_t queued, inflight, completed, failed, redelivered;
     unsigned rr; /* round-robin start among workers */
@@ -148,6 +165,13 @@ struct ledger {
     uint64_t seq[NKINDS];   /* last seq per kind */
     uint64_t count[NKINDS]; /* records per kind */
     uint64_t requests_total, dead_letters, dropped;
+    uint64_t refused_results; /* results from a peer that held no lease on the request */
+    size_t max_record;      /* bytes of one record: ledger.max_record_size, <= a quarter message */
+    size_t reply_max;       /* bytes of one answer: bus.max_message_size less the frame's */
+    size_t scan_page_bytes; /* a scan page stops past this: SCAN_MAX_BYTES, <= a quarter message */
+    struct bus_ratelog bad_log[2];  /* bad messages from clients, workers */
+    struct bus_ratelog forged_log;  /* refused results */
+    struct bus_ratelog refused_log; /* refused Ready (variant, key, limit) */
     bool counters_dirty;
     uint64_t start_mono, last_timer_mono;
     double commit_ms[COMMIT_RING];
@@ -206,12 +230,16 @@ static void queue_out(ledger_t *l, void *sock, const uint8_t *rid, size_t rid_le
     o->to = lease ? lease->worker : NULL;
 }
 
-static struct service *service_get(ledger_t *l, const char *name)
+/* The service named `name`, created if new, unless SERVICES_MAX are known (NULL; recover()
+ * passes creating_anyway: what is stored is served). */
+static struct service *service_get_ex(ledger_t *l, const char *name, bool creating_anyway)
 {
     size_t n = strlen(name);
     struct service *s = hmap_get(l->services, name, n);
     if (s)
         return s;
+    if (hmap_count(l->services) >= SERVICES_MAX && !creating_anyway)
+        return NULL;
     s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -224,8 +252,38 @@ static struct service *service_get(ledger_t *l, const char *name)
     return s;
 }
 
+static struct service *service_get(ledger_t *l, const char *name)
+{
+    return service_get_ex(l, name, false);
+}
+
+/* " (N more since the last warning)" after a rate-limited warning, or "". */
+static const char *held_note(uint64_t held, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (held)
+        snprintf(buf, len, " (%llu more since the last warning)", (unsigned long long)held);
+    return buf;
+}
+
+/* A peer as a lease remembers it: its routing id and, with CURVE, its public key (FNV-1a). A
+ * result counts only from the peer that holds the lease, so it cannot be forged by another. */
+static uint64_t peer_hash(const uint8_t *rid, size_t rid_len, const char *user)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < rid_len; i++)
+        h = (h ^ rid[i]) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (const char *p = user; p && *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 static void enqueue(struct service *s, struct req *r, bool front)
 {
+    if (r->lessee) /* the lease ended: its holder may still answer, once */
+        r->prev_lessee = r->lessee;
+    r->lessee = 0;
     r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_QUEUED;
     r->worker = NULL;
     if (front) {
@@ -375,8 +433,9 @@ static void finish(ledger_t *l, struct req *r, Oaif__V1__RequestPhase phase)
         s->failed++;
         l->dead_letters++;
         put_counter(l, "dead_letters", l->dead_letters);
+        char shown[300];
         log_warn("ledger: request %s (%s) failed after %u attempts: %s", r->id, s->name,
-                 r->attempts, r->last_error ? r->last_error : "");
+                 r->attempts, bus_escape(r->last_error, shown, sizeof shown));
     }
     persist_req(l, r);
     if (!grow((void **)&l->g->finished, &l->g->afin, l->g->nfin + 1, sizeof *l->g->finished))
@@ -493,14 +552,49 @@ static int stage_record(ledger_t *l, const Oaif__V1__Record *rec, bool if_absent
 
 static bool valid_name(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 64)
+    return bus_name_ok(s);
+}
+
+/* A record a peer asks to store (Put, or attached to a Result): a known kind, an id, a size
+ * within ledger.max_record_size. ERR_OK, or ERR_INVAL / ERR_TOOBIG with why. */
+static int check_record(const ledger_t *l, const Oaif__V1__Record *rec, char *why, size_t whylen)
+{
+    int k = (int)rec->kind;
+    if (k <= 0 || k >= NKINDS) {
+        snprintf(why, whylen, "record kind %d is not known", k);
+        return ERR_INVAL;
+    }
+    int rc = bus_check_id(rec->id, BUS_RECORD_ID_MAX, "record id", why, whylen);
+    if (rc)
+        return rc;
+    if (rec->data.len > l->max_record) {
+        snprintf(why, whylen,
+                 "%s record '%s' is %zu bytes, over the limit of %zu "
+                 "(ledger.max_record_size, at most a quarter of bus.max_message_size)",
+                 kinds_name(k), rec->id, rec->data.len, l->max_record);
+        return ERR_TOOBIG;
+    }
+    return ERR_OK;
+}
+
+/* The ids of a Get or Lookup: at most GET_IDS_MAX, each an id. */
+static bool check_ids(ledger_t *l, struct bus_msg *m, const char *what, char **ids, size_t n)
+{
+    char why[300];
+    if (n > GET_IDS_MAX) {
+        bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG, NULL,
+                       "%s: %zu ids, over the limit of %d per message (ask in parts)", what, n,
+                       GET_IDS_MAX);
         return false;
+    }
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.'))
+        if (bus_check_id(ids[i], BUS_RECORD_ID_MAX, "id", why, sizeof why)) {
+            bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                           OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL, "%s: ids[%zu]: %s", what,
+                           i, why);
             return false;
+        }
     }
     return true;
 }
@@ -522,9 +616,16 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
     Oaif__V1__Submit *s = m->env->submit;
     uint64_t corr = m->env->corr;
     size_t idlen = s->id ? strlen(s->id) : 0;
-    if (idlen == 0 || idlen > 256) {
-        bus_send_error(l->clients, m->rid, m->rid_len, corr, OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID,
-                       s->id, "submit: id must be 1 to 256 bytes (got %zu)", idlen);
+    char why[300];
+    if (bus_check_id(s->id, BUS_ID_MAX, "submit: id", why, sizeof why) ||
+        (strncmp(s->id, "put/", 4) == 0 &&
+         snprintf(why, sizeof why,
+                  "submit: id '%s': ids beginning with put/ are the ledger's "
+                  "(the records of a Put)",
+                  s->id) > 0)) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, idlen <= BUS_ID_MAX ? s->id : NULL,
+                       "%s", why);
         return;
     }
     struct req *r = hmap_get(l->reqs, s->id, idlen);
@@ -577,6 +678,14 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
         return;
     }
     struct service *svc = service_get(l, s->service);
+    if (!svc && hmap_count(l->services) >= SERVICES_MAX) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, s->id,
+                       "submit %s: service '%s' would be one more than the %d services a ledger "
+                       "serves",
+                       s->id, s->service, SERVICES_MAX);
+        return;
+    }
     r = calloc(1, sizeof *r);
     if (!svc || !r) {
         free(r);
@@ -591,8 +700,14 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
     memcpy(r->payload, s->payload.data, s->payload.len);
     r->len = s->payload.len;
     r->svc = svc;
+    /* A client's own values, within the ledger's limits: a request cannot hold a worker for a
+     * week or be retried forever. */
     r->max_attempts = s->max_attempts ? s->max_attempts : (uint32_t)l->cfg.max_attempts;
-    r->lease_ms = s->lease_ms ? s->lease_ms : l->cfg.lease_ms;
+    if (r->max_attempts > (unsigned)l->cfg.max_attempts_limit)
+        r->max_attempts = (unsigned)l->cfg.max_attempts_limit;
+    r->lease_ms = s->lease_ms ? s->lease_ms : (unsigned)l->cfg.lease_ms;
+    if (r->lease_ms > l->cfg.lease_limit_ms)
+        r->lease_ms = (unsigned)l->cfg.lease_limit_ms;
     r->submitted_ms = bus_now_ms();
     enqueue(svc, r, false);
     add_waiter(r, m->rid, m->rid_len);
@@ -607,10 +722,18 @@ static void on_put(ledger_t *l, struct bus_msg *m)
     Oaif__V1__Put *p = m->env->put;
     uint64_t corr = m->env->corr;
     size_t idlen = p->id ? strlen(p->id) : 0;
-    if (idlen == 0 || idlen > 256) {
+    char cwhy[300];
+    if (bus_check_id(p->id, BUS_ID_MAX, "put: id", cwhy, sizeof cwhy)) {
         bus_send_error(l->clients, m->rid, m->rid_len, corr,
-                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, p->id,
-                       "put: id must be 1 to 256 bytes (got %zu)", idlen);
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, idlen <= BUS_ID_MAX ? p->id : NULL,
+                       "%s", cwhy);
+        return;
+    }
+    if (p->n_records > PUT_RECORDS_MAX) {
+        bus_send_error(l->clients, m->rid, m->rid_len, corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG, p->id,
+                       "put %s: %zu records, over the limit of %d per put (put in parts)", p->id,
+                       p->n_records, PUT_RECORDS_MAX);
         return;
     }
     /* A put is idempotent by its id: it is recorded as a finished request of service "put". */
@@ -631,15 +754,12 @@ static void on_put(ledger_t *l, struct bus_msg *m)
         char why[256];
         /* Validate everything first: a put is all or nothing. */
         for (size_t i = 0; i < p->n_records; i++) {
-            const Oaif__V1__Record *rec = p->records[i];
-            int k = (int)rec->kind;
-            size_t n = rec->id ? strlen(rec->id) : 0;
-            if (k <= 0 || k >= NKINDS || n == 0 || n > 512) {
+            int rc = check_record(l, p->records[i], why, sizeof why);
+            if (rc) {
                 bus_send_error(l->clients, m->rid, m->rid_len, corr,
-                               OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, p->id,
-                               "put %s: record %zu: %s", p->id, i,
-                               (k <= 0 || k >= NKINDS) ? "unknown record kind"
-                                                       : "id must be 1 to 512 bytes");
+                               rc == ERR_TOOBIG ? OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG
+                                                : OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID,
+                               p->id, "put %s: record %zu: %s", p->id, i, why);
                 return;
             }
         }
@@ -674,6 +794,15 @@ static void on_put(ledger_t *l, struct bus_msg *m)
 static int send_now(ledger_t *l, struct bus_msg *m, Oaif__V1__Envelope *env)
 {
     env->corr = m->env->corr;
+    size_t n = oaif__v1__envelope__get_packed_size(env);
+    if (n > l->reply_max) {
+        /* The transport would drop it and the client would ask again forever. */
+        return bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                              OAIF__V1__ERROR_CODE__ERROR_CODE_TOO_BIG, NULL,
+                              "the answer would be %zu bytes, over the %zu of one reply "
+                              "(bus.max_message_size): ask for fewer ids",
+                              n, l->reply_max);
+    }
     int rc = bus_send(l->clients, m->rid, m->rid_len, env);
     if (rc && rc != ERR_NOTFOUND)
         log_warn("ledger: answer to a client not sent: %s", err_str(rc));
@@ -684,6 +813,8 @@ static void on_get(ledger_t *l, struct bus_msg *m)
 {
     Oaif__V1__Get *g = m->env->get;
     int k = (int)g->kind;
+    if (!check_ids(l, m, "get", g->ids, g->n_ids))
+        return;
     if (k <= 0 || k >= NKINDS) {
         bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
                        OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL,
@@ -735,7 +866,7 @@ static void on_get(ledger_t *l, struct bus_msg *m)
 
 #define SCAN_DEFAULT   1000
 #define SCAN_MAX       100000
-#define SCAN_MAX_BYTES (8u << 20)
+#define SCAN_MAX_BYTES (8u << 20) /* a page's records stop past this (or a quarter message) */
 
 static void on_scan(ledger_t *l, struct bus_msg *m)
 {
@@ -770,7 +901,7 @@ static void on_scan(ledger_t *l, struct bus_msg *m)
         const uint8_t *key = kv_iter_key(it, &kn);
         if (kn != 9 || key[0] != (uint8_t)k)
             break;
-        if (out.n_records >= limit || bytes >= SCAN_MAX_BYTES) {
+        if (out.n_records >= limit || bytes >= l->scan_page_bytes) {
             out.more = 1;
             break;
         }
@@ -833,6 +964,8 @@ static void on_scan(ledger_t *l, struct bus_msg *m)
 static void on_lookup(ledger_t *l, struct bus_msg *m)
 {
     Oaif__V1__Lookup *q = m->env->lookup;
+    if (!check_ids(l, m, "lookup", q->ids, q->n_ids))
+        return;
     Oaif__V1__Records out = OAIF__V1__RECORDS__INIT;
     Oaif__V1__RequestState **sts = calloc(q->n_ids + 1, sizeof *sts);
     Oaif__V1__RequestState *mem = calloc(q->n_ids + 1, sizeof *mem);
@@ -977,19 +1110,79 @@ static void send_to_worker(ledger_t *l, struct worker *w, Oaif__V1__Envelope *en
         w->last_send = bus_mono_ms();
 }
 
+/* A Ready that cannot be taken: an Error echoing its corr (busworker stops with it), and a
+ * warning at most every BAD_LOG_MS (a peer can send Ready in a loop). */
+static void refuse_ready(ledger_t *l, struct bus_msg *m, Oaif__V1__ErrorCode code, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+static void refuse_ready(ledger_t *l, struct bus_msg *m, Oaif__V1__ErrorCode code, const char *fmt,
+                         ...)
+{
+    char text[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr, code, NULL, "ready: %s", text);
+    uint64_t held = 0;
+    char note[64];
+    if (bus_ratelog_ok(&l->refused_log, bus_mono_ms(), &held))
+        log_warn("ledger: a worker's Ready refused: %s%s", text,
+                 held_note(held, note, sizeof note));
+}
+
+/* Workers registered for s, other than `except`. */
+static size_t service_workers(ledger_t *l, const struct service *s, const struct worker *except)
+{
+    size_t n = 0, pos = 0;
+    void *v;
+    while (hmap_next(l->wk, &pos, NULL, NULL, &v))
+        n += ((struct worker *)v)->svc == s && v != except;
+    return n;
+}
+
 static void on_ready(ledger_t *l, struct bus_msg *m)
 {
     Oaif__V1__Ready *r = m->env->ready;
+    char why[300], shown[200];
     if (!valid_name(r->service) || r->credit == 0 || r->credit > 100000) {
-        bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr,
-                       OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, NULL,
-                       "ready: service must be 1-64 characters of [a-z0-9._-] and credit 1-100000");
+        refuse_ready(l, m, OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID,
+                     "service '%s' must be 1-64 characters of [a-z0-9._-] and credit 1-100000 "
+                     "(got %u)",
+                     bus_escape(r->service, shown, sizeof shown), r->credit);
+        return;
+    }
+    const char *variant = r->variant ? r->variant : "";
+    if (*variant && bus_check_id(variant, BUS_ID_MAX, "variant", why, sizeof why)) {
+        refuse_ready(l, m, OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, "%s", why);
         return;
     }
     struct worker *w = worker_find(l, m->rid, m->rid_len);
     struct service *s = service_get(l, r->service);
-    if (!s)
+    if (!s) {
+        refuse_ready(l, m, OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID,
+                     "service '%s' would be one more than the %d services a ledger serves",
+                     r->service, SERVICES_MAX);
         return;
+    }
+    /* One service, one variant (a judge's identity): workers that answer differently never
+     * share a queue. The first worker sets it; another may change it only once the service is
+     * idle (no other worker, nothing queued or leased), and that is logged. */
+    const char *have = s->variant ? s->variant : "";
+    if (strcmp(have, variant) != 0) {
+        if (s->variant && (s->queued || s->inflight || service_workers(l, s, w))) {
+            refuse_ready(l, m, OAIF__V1__ERROR_CODE__ERROR_CODE_DENIED,
+                         "service '%s' is served by workers announcing '%s'; this worker "
+                         "announces '%s': one service never mixes them (stop those first, or "
+                         "serve another service name)",
+                         s->name, have, variant);
+            return;
+        }
+        if (s->variant)
+            log_warn("ledger: service '%s' is now served by '%s' (was '%s')", s->name, variant,
+                     have);
+        free(s->variant);
+        s->variant = *variant ? strdup(variant) : NULL;
+    }
     if (w && w->svc != s) {
         worker_remove(l, w, "re-registered for another service");
         w = NULL;
@@ -1003,12 +1196,58 @@ static void on_ready(ledger_t *l, struct bus_msg *m)
         memcpy(w->rid, m->rid, m->rid_len);
         w->rid_len = m->rid_len;
         w->svc = s;
-        log_info("ledger: worker %s ready for '%s' with credit %u", r->name ? r->name : "?",
-                 s->name, r->credit);
+        memcpy(w->user, m->user, sizeof w->user);
+        log_info("ledger: worker %s ready for '%s'%s%s with credit %u",
+                 bus_escape(r->name ? r->name : "?", shown, sizeof shown), s->name,
+                 *variant ? " as " : "", variant, r->credit);
     }
-    snprintf(w->name, sizeof w->name, "%s", r->name ? r->name : "");
+    bus_escape(r->name ? r->name : "", w->name, sizeof w->name);
     w->capacity = r->credit;
     w->last_recv = bus_mono_ms();
+}
+
+/* Did the sender of a result (hash `who`, worker w or NULL) hold r's lease? The current lessee;
+ * the one whose lease ended last (a late answer, README: Guarantees); or, for a request
+ * re-queued at start and not leased since, any worker of its service. */
+static bool result_allowed(const struct req *r, const struct worker *w, uint64_t who)
+{
+    if (r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED && r->lessee == who)
+        return true;
+    if (r->prev_lessee == who)
+        return true;
+    return r->recovered && w && w->svc == r->svc;
+}
+
+/* The lessee's attempt failed (its error, or a result that could not be taken): retry, or fail
+ * the request when it is permanent or out of attempts. */
+static void attempt_failed(ledger_t *l, struct req *r, const char *error, bool permanent)
+{
+    set_error(r, error);
+    if (permanent || r->attempts >= r->max_attempts) {
+        finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED);
+        return;
+    }
+    struct service *s = r->svc;
+    s->inflight--;
+    if (r->worker && r->worker->inflight)
+        r->worker->inflight--;
+    enqueue(s, r, false);
+    persist_req(l, r);
+}
+
+/* A result that is not taken: counted, a warning at most every BAD_LOG_MS, an Error back. */
+static void refuse_result(ledger_t *l, struct bus_msg *m, const struct worker *w,
+                          const struct req *r, const char *why)
+{
+    l->refused_results++;
+    uint64_t held = 0;
+    char note[64];
+    if (bus_ratelog_ok(&l->forged_log, bus_mono_ms(), &held))
+        log_warn("ledger: result for %s (%s) from worker %s refused: %s%s", r->id, r->svc->name,
+                 w ? w->name : "(never said Ready)", why, held_note(held, note, sizeof note));
+    bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr,
+                   OAIF__V1__ERROR_CODE__ERROR_CODE_DENIED, r->id, "result for %s refused: %s",
+                   r->id, why);
 }
 
 static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
@@ -1020,8 +1259,36 @@ static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
         log_debug("ledger: late result for %s ignored", res->id ? res->id : "");
         return;
     }
+    uint64_t who = peer_hash(m->rid, m->rid_len, m->user);
+    bool lessee = r->phase == OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED && r->lessee == who;
+    if (!lessee && !result_allowed(r, w, who)) {
+        refuse_result(l, m, w, r, "this worker holds no lease on it");
+        return;
+    }
     if (res->ok) {
-        char why[256];
+        char why[300], msg[400];
+        /* All or nothing: records a peer could not write, or a kind its service does not
+         * write, fail the attempt (the request goes to another worker). */
+        for (size_t i = 0; i < res->n_records; i++) {
+            const Oaif__V1__Record *rec = res->records[i];
+            int rc = res->n_records > PUT_RECORDS_MAX ? ERR_TOOBIG
+                                                      : check_record(l, rec, why, sizeof why);
+            if (rc == ERR_TOOBIG && res->n_records > PUT_RECORDS_MAX)
+                snprintf(why, sizeof why, "%zu records, over the limit of %d", res->n_records,
+                         PUT_RECORDS_MAX);
+            if (!rc && !kinds_service_writes(r->svc->name, rec->kind)) {
+                snprintf(why, sizeof why, "service '%s' does not write %s records (kinds.c)",
+                         r->svc->name, kinds_name(rec->kind));
+                rc = ERR_INVAL;
+            }
+            if (rc) {
+                snprintf(msg, sizeof msg, "record %zu: %s", i, why);
+                refuse_result(l, m, w, r, msg);
+                if (lessee)
+                    attempt_failed(l, r, msg, false);
+                return;
+            }
+        }
         for (size_t i = 0; i < res->n_records; i++) {
             int rc = stage_record(l, res->records[i], false, why, sizeof why);
             if (rc && rc != ERR_EXISTS)
@@ -1054,19 +1321,10 @@ static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
         finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE);
         return;
     }
-    if (r->phase != OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED || r->worker != w)
+    if (!lessee)
         return; /* an error from a stale lessee changes nothing */
-    set_error(r, res->error && *res->error ? res->error : "worker failed without a reason");
-    if (res->permanent || r->attempts >= r->max_attempts) {
-        finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_FAILED);
-        return;
-    }
-    struct service *s = r->svc;
-    s->inflight--;
-    if (w && w->inflight)
-        w->inflight--;
-    enqueue(s, r, false);
-    persist_req(l, r);
+    attempt_failed(l, r, res->error && *res->error ? res->error : "worker failed without a reason",
+                   res->permanent);
 }
 
 /* A worker we do not know (we restarted, or declared it dead): make it say READY again. */
@@ -1083,6 +1341,20 @@ static void ask_to_register(ledger_t *l, struct bus_msg *m)
 static void on_worker(ledger_t *l, struct bus_msg *m)
 {
     struct worker *w = worker_find(l, m->rid, m->rid_len);
+    if (w && strcmp(w->user, m->user) != 0) {
+        /* Another CURVE key on this worker's routing id (a handover): not that worker. */
+        l->dropped++;
+        uint64_t held = 0;
+        char note[64];
+        if (bus_ratelog_ok(&l->refused_log, bus_mono_ms(), &held))
+            log_warn("ledger: a message on worker %s's routing id from another CURVE key "
+                     "refused%s",
+                     w->name, held_note(held, note, sizeof note));
+        bus_send_error(l->workers, m->rid, m->rid_len, m->env->corr,
+                       OAIF__V1__ERROR_CODE__ERROR_CODE_DENIED, NULL,
+                       "this routing id belongs to a worker with another key");
+        return;
+    }
     if (w)
         w->last_recv = bus_mono_ms();
     switch (m->env->body_case) {
@@ -1204,6 +1476,8 @@ static void dispatch(ledger_t *l)
             r->attempts++;
             r->phase = OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_LEASED;
             r->worker = w;
+            r->lessee = peer_hash(w->rid, w->rid_len, w->user);
+            r->recovered = false;
             r->deadline_mono = bus_mono_ms() + r->lease_ms;
             /* Not persisted: the request is already durable as open, and recover() re-queues
              * every open request. A ledger crash thus forgets the attempt in progress; a
@@ -1420,6 +1694,7 @@ int ledger_poll(ledger_t *l, int timeout_ms)
             return rc;
     }
     int budget = l->cfg.batch_max;
+    size_t turn_bytes = 0;
     bool more = true;
     while (more && budget > 0) {
         more = false;
@@ -1431,12 +1706,19 @@ int ledger_poll(ledger_t *l, int timeout_ms)
                 continue;
             more = true;
             budget--;
+            turn_bytes += m.bytes;
+            if (turn_bytes > TURN_BYTES_MAX)
+                budget = 0; /* the rest waits for the next turn: timers, commits, /healthz */
             if (r == ERR_PROTO) {
                 l->dropped++;
-                log_warn("ledger: %s sent a bad message: %s", s == 0 ? "a client" : "a worker",
-                         m.error);
-                bus_send_error(sock, m.rid, m.rid_len, 0,
-                               OAIF__V1__ERROR_CODE__ERROR_CODE_PROTOCOL, NULL, "%s", m.error);
+                uint64_t held = 0;
+                char note[64];
+                if (bus_ratelog_ok(&l->bad_log[s], bus_mono_ms(), &held))
+                    log_warn("ledger: %s sent a bad message: %s%s",
+                             s == 0 ? "a client" : "a worker", m.error,
+                             held_note(held, note, sizeof note));
+                bus_send_error(sock, m.rid, m.rid_len, m.corr, (Oaif__V1__ErrorCode)m.code, NULL,
+                               "%s", m.error);
                 continue;
             }
             if (r != ERR_OK)
@@ -1605,7 +1887,7 @@ static int recover(ledger_t *l)
             kv_iter_destroy(&it);
             return grc ? grc : ERR_CORRUPT;
         }
-        struct service *s = service_get(l, st->service);
+        struct service *s = service_get_ex(l, st->service, true);
         struct req *r = calloc(1, sizeof *r);
         if (!s || !r) {
             free(r);
@@ -1635,6 +1917,7 @@ static int recover(ledger_t *l)
             r->redeliveries++;
             s->redelivered++;
         }
+        r->recovered = true;
         enqueue(s, r, false);
         oaif__v1__request_state__free_unpacked(st, NULL);
         n++;
@@ -1649,12 +1932,23 @@ static int recover(ledger_t *l)
 static int bind_sock(ledger_t *l, void **sock, int type, const char *ep, char *bound,
                      size_t boundlen)
 {
+    char why[300];
+    if (bus_endpoint_check(ep, why, sizeof why)) {
+        log_error("ledger: %s", why);
+        return ERR_INVAL;
+    }
     *sock = zmq_socket(l->zctx, type);
     if (!*sock)
         return ERR_IO;
     int rc = bus_setup_socket(*sock, true, type, l->cfg.max_msg, &l->cfg.curve);
     if (rc)
         return rc;
+    if (sock == &l->workers) {
+        /* A worker keeps its routing id across reconnects (busworker.c), and its new connection
+         * takes over the old one: its leases, and its late results, stay its own. */
+        int one = 1;
+        zmq_setsockopt(*sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    }
     if (zmq_bind(*sock, ep) != 0) {
         log_error("ledger: bind %s: %s", ep, zmq_strerror(zmq_errno()));
         return ERR_IO;
@@ -1679,6 +1973,17 @@ int ledger_new(ledger_t **out, const struct ledger_config *cfg, void *zctx)
     }
     l->zctx = zctx;
     l->start_mono = bus_mono_ms();
+    size_t msg = cfg->max_msg ? cfg->max_msg : BUS_DEFAULT_MAX_MSG;
+    l->reply_max = msg > 8192 ? msg - 4096 : msg;
+    l->max_record = cfg->max_record && cfg->max_record < msg / 4 ? cfg->max_record : msg / 4;
+    l->scan_page_bytes = SCAN_MAX_BYTES < msg / 4 ? SCAN_MAX_BYTES : msg / 4;
+    /* A limit under the default would refuse the default itself. */
+    if (l->cfg.max_attempts_limit < l->cfg.max_attempts)
+        l->cfg.max_attempts_limit = l->cfg.max_attempts;
+    if (l->cfg.lease_limit_ms < l->cfg.lease_ms)
+        l->cfg.lease_limit_ms = l->cfg.lease_ms;
+    l->bad_log[0].every_ms = l->bad_log[1].every_ms = BAD_LOG_MS;
+    l->forged_log.every_ms = l->refused_log.every_ms = BAD_LOG_MS;
     l->reqs = hmap_new();
     l->services = hmap_new();
     l->wk = hmap_new();
@@ -1786,6 +2091,7 @@ void ledger_destroy(ledger_t **pl)
         pos = 0;
         while (hmap_next(l->services, &pos, NULL, NULL, &v)) {
             free(((struct service *)v)->name);
+            free(((struct service *)v)->variant);
             free(v);
         }
         hmap_destroy(&l->services);

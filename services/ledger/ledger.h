@@ -32,6 +32,9 @@ struct ledger_config {
     int metrics_port;       /* its port; 0 any free one, -1 no server (main.c) */
     int64_t lease_ms;       /* default lease of a request */
     int max_attempts;       /* default attempts before a request fails */
+    int64_t lease_limit_ms; /* the longest lease a client may ask for (longer: this) */
+    int max_attempts_limit; /* the most attempts a client may ask for (more: this) */
+    size_t max_record;      /* bytes of one record (Put, Result); at most a quarter of max_msg */
     int64_t heartbeat_ms;   /* worker heartbeat interval */
     int liveness;           /* silent intervals before a worker is dead */
     size_t max_msg;         /* ZMQ_MAXMSGSIZE */
