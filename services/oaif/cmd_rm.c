@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
+#include "nn_threads.h"
 #include "reward_scorer.h"
 #include "rm.h"
 #include "rmset.h"
@@ -456,6 +457,7 @@ int cmd_rm(int argc, char **argv)
             cli_error(verb, "%s", err);
             status = 2;
         } else {
+            nn_threads_setup(verb, o.rm.threads); /* may execute the program again */
             status = run(&o);
         }
         cfg_release(&spec, &o);

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
+#include "nn_threads.h"
 #include "sft.h"
 #include "trainer_opts.h"
 
@@ -160,6 +161,7 @@ int cmd_sft(int argc, char **argv)
             cli_error(verb, "%s", err);
             status = 2;
         } else {
+            nn_threads_setup(verb, o.sft.threads); /* may execute the program again */
             status = run(&o);
         }
         cfg_release(&spec, &o);

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "nn_threads.h"
 #include "reward_scorer_opts.h"
 #include "reward_scorer_service.h"
 
@@ -38,13 +39,10 @@ int main(int argc, char **argv)
     int rc = reward_scorer_config_load(&cfg, argc, argv, NULL); /* defaults < file < env < flags */
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
+    /* before any thread: the engine's threads (may execute the program again, so before the
+     * configuration's log), then signals */
+    nn_threads_setup("reward-scorer", cfg.threads);
     cfg_log(&reward_scorer_opts_spec, &cfg);
-    /* before any thread: the engine's thread count, then signals */
-    if (cfg.threads > 0) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", cfg.threads);
-        setenv("OMP_NUM_THREADS", n, 1);
-    }
     struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART: EINTR wakes poll */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);

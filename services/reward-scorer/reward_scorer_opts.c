@@ -5,6 +5,7 @@
 
 #include "busopts.h"
 #include "ckpt.h"
+#include "nn_threads.h"
 
 #define O struct reward_scorer_config
 static const struct cfg_option options[] = {
@@ -35,9 +36,7 @@ static const struct cfg_option options[] = {
                 .flag = "--max-tokens-per-text",
                 .help = "Tokens per text (prompt, response, EOS), at most the model's context; "
                         "a longer response is cut, keeping EOS last."),
-    CFG_INT_OPT(O, threads, .key = "reward_scorer.threads", .def = "0", .min = 0, .max = 1024,
-                .env = "REWARD_SCORER_THREADS", .flag = "--threads",
-                .help = "OpenMP threads of the engine (0: OMP_NUM_THREADS or every core)."),
+    NN_OPT_THREADS(O, threads, "reward_scorer.threads", "REWARD_SCORER_THREADS"),
     CFG_DURATION_OPT(O, rescan_ms, .key = "reward_scorer.rescan_interval", .def = "10s", .min = 50,
                      .max = 86400000, .env = "REWARD_SCORER_RESCAN_INTERVAL", .flag = "--rescan",
                      .help = "How often the ledger's checkpoints are read even without an event "

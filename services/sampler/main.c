@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "nn_threads.h"
 #include "sampler_opts.h"
 #include "sampler_service.h"
 
@@ -38,13 +39,10 @@ int main(int argc, char **argv)
     int rc = sampler_config_load(&cfg, argc, argv, NULL); /* defaults < file < env < flags */
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
+    /* before any thread: the engine's threads (may execute the program again, so before the
+     * configuration's log), libcurl's global state, then signals */
+    nn_threads_setup("sampler", cfg.threads);
     cfg_log(&sampler_opts_spec, &cfg);
-    /* before any thread: the engine's thread count, libcurl's global state, then signals */
-    if (cfg.threads > 0) {
-        char n[16];
-        snprintf(n, sizeof n, "%d", cfg.threads);
-        setenv("OMP_NUM_THREADS", n, 1);
-    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("curl_global_init failed");
         sampler_config_release(&cfg);

@@ -6,6 +6,7 @@
 #include "busopts.h"
 #include "ckpt.h"
 #include "httpopts.h"
+#include "nn_threads.h"
 
 static const struct cfg_choice backends[] = {
     {"builtin", SAMPLER_BACKEND_BUILTIN}, {"remote", SAMPLER_BACKEND_REMOTE}, {NULL, 0}};
@@ -65,9 +66,7 @@ static const struct cfg_option options[] = {
                 .flag = "--max-new-tokens-limit",
                 .help = "The largest max_new_tokens a request "
                         "may ask."),
-    CFG_INT_OPT(O, threads, .key = "sampler.threads", .def = "0", .min = 0, .max = 1024,
-                .env = "SAMPLER_THREADS", .flag = "--threads",
-                .help = "OpenMP threads of the engine (0: OMP_NUM_THREADS or every core)."),
+    NN_OPT_THREADS(O, threads, "sampler.threads", "SAMPLER_THREADS"),
     CFG_DURATION_OPT(O, rescan_ms, .key = "sampler.rescan_interval", .def = "10s", .min = 50,
                      .max = 86400000, .env = "SAMPLER_RESCAN_INTERVAL", .flag = "--rescan",
                      .help = "How often the ledger's checkpoints are read even without an event "

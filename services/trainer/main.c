@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "nn_threads.h"
 #include "online.h"
 #include "trainer_opts.h"
 
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     int rc = trainer_opts_load(&c, argc, argv, NULL, NULL);
     if (rc)
         return rc == CFG_HELP ? 0 : 2;
+    nn_threads_setup("trainer", c.threads); /* first: it may execute the program again */
     cfg_log(&trainer_opts_spec, &c);
     struct bus_curve curve;
     char why[600];

@@ -70,6 +70,7 @@ struct trainer_online_config {
     int64_t lease_ms;     /* per sample / annotate request (0: the ledger's default) */
     bool progress;        /* a progress bar on stderr */
     int stop_after_steps; /* tests: return after this many steps of this process (0: off) */
+    int threads;          /* the engine's threads (nn_threads.h; 0: OMP_NUM_THREADS or all) */
     struct trainer_strength_config strength;
     char *metrics_bind; /* the HTTP server of /metrics and /healthz (main.c) */
     int metrics_port;   /* -1: none */

@@ -116,6 +116,7 @@ struct trainer_rm_opts {
     char *checkpoint_dir;
     int checkpoint_every;  /* steps */
     int64_t step_sleep_ms; /* tests: a pause after each step, a window to kill a member in */
+    int threads;           /* the engine's threads (nn_threads.h; 0: OMP_NUM_THREADS or all) */
     struct trainer_rm_meta_opts meta; /* MetaRM (rm_meta.h) */
 };
 

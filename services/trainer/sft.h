@@ -79,6 +79,7 @@ struct trainer_sft_opts {
     bool progress;    /* a progress bar on stderr even when it is not a terminal */
     bool no_progress; /* no progress bar even on a terminal (wins over progress); neither: a bar
                        * when stderr is a terminal */
+    int threads;      /* the engine's threads (nn_threads.h; 0: OMP_NUM_THREADS or all) */
 };
 
 struct trainer_sft_result {

@@ -7,6 +7,7 @@
 #include "busopts.h"
 #include "ckpt.h"
 #include "err.h"
+#include "nn_threads.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x) /* the text of a macro's value */
@@ -178,6 +179,7 @@ static const struct cfg_option options[] = {
     CFG_INT_OPT(O, stop_after_steps, .key = "trainer.stop_after_steps", .def = "0", .min = 0,
                 .max = 10000000, .env = "TRAINER_STOP_AFTER_STEPS", .flag = "--stop-after-steps",
                 .help = "Exit after this many steps of this process (tests)."),
+    NN_OPT_THREADS(O, threads, "trainer.threads", "TRAINER_THREADS"),
 };
 #undef O
 
@@ -301,6 +303,7 @@ static const struct cfg_option sft_options[] = {
     CFG_BOOL_OPT(S, no_progress, .key = "oaif.sft.no_progress", .flag = "--no-progress",
                  .help = "No progress bar, even on a terminal (default: a bar when stderr is "
                          "one)."),
+    NN_OPT_THREADS(S, threads, "oaif.sft.threads", "SFT_THREADS"),
 };
 #undef S
 
@@ -568,6 +571,7 @@ static const struct cfg_option rm_options[] = {
     CFG_DURATION_OPT(R, step_sleep_ms, .key = "oaif.rm.step_sleep", .def = "0", .min = 0,
                      .max = 60000, .env = "RM_STEP_SLEEP", .flag = "--step-sleep",
                      .help = "A pause after each step (tests: a window to kill a member in)."),
+    NN_OPT_THREADS(R, threads, "oaif.rm.threads", "RM_THREADS"),
     /* MetaRM (rm_meta.h). k = 5 responses as the paper; temperature 1, a little above the online
      * trainer's 0.9, as the paper samples its meta set at a raised temperature. eta is the tiny
      * model's: at the paper's 5e-6 the ascent step moves nothing. On the built-in task (members
