@@ -50,14 +50,19 @@ fi
 BUILD_DIR=${BUILD_DIR:-build}
 SANITIZE=${SANITIZE:-}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
-# The independent GGUF reader of tests/test_nn_gguf (Hugging Face's @huggingface/gguf), once per
-# build directory; without it (offline) that test skips its reader and says so.
-if [ ! -f "$here/$BUILD_DIR/npm/node_modules/@huggingface/gguf/package.json" ] &&
-    command -v npm >/dev/null 2>&1; then
-    mkdir -p "$here/$BUILD_DIR/npm"
-    npm install --silent --no-audit --no-fund --prefix "$here/$BUILD_DIR/npm" \
-        @huggingface/gguf@0.4.6 >/dev/null ||
-        echo "setup: npm install @huggingface/gguf failed: test_nn_gguf will skip its reader" >&2
+# tests/test_nn_gguf's independent GGUF reader (Hugging Face's @huggingface/gguf) and llama.cpp
+# itself (node-llama-cpp with its prebuilt x64 binary, 85 MB; the other platforms' optional
+# packages left out), once per build directory; without them (offline) that test skips those
+# parts and says so.
+npm_dir="$here/$BUILD_DIR/npm"
+if command -v npm >/dev/null 2>&1 &&
+    { [ ! -f "$npm_dir/node_modules/@huggingface/gguf/package.json" ] ||
+        [ ! -f "$npm_dir/node_modules/node-llama-cpp/package.json" ]; }; then
+    mkdir -p "$npm_dir"
+    npm install --silent --no-audit --no-fund --omit=optional --ignore-scripts \
+        --prefix "$npm_dir" @huggingface/gguf@0.4.6 node-llama-cpp@3.22.1 \
+        @node-llama-cpp/linux-x64@3.22.1 >/dev/null ||
+        echo "setup: npm install failed: test_nn_gguf will skip the GGUF reader and llama.cpp" >&2
 fi
 cmake -S "$here" -B "$here/$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DSANITIZE="$SANITIZE" >/dev/null
 cmake --build "$here/$BUILD_DIR" -j"$(nproc)"

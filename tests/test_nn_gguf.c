@@ -5,8 +5,10 @@
  * file came from (read there from model.safetensors), q and k permuted as llama.cpp's converter
  * does. Models: the byte tokenizer with GQA, an untied head, a reward head (left out) and linear
  * rope scaling, in F32 and F16; Llama 3's byte-level BPE (tests/fixtures/tokenizer/bytelevel)
- * with llama3 rope scaling (rope_freqs.weight); SmolLM's Digits + ByteLevel in F16. Skipped, with
- * the reason, where node or the package is missing.
+ * with llama3 rope scaling (rope_freqs.weight); SmolLM's Digits + ByteLevel in F32 and F16. Skipped, with
+ * the reason, where node or the package is missing. Where node-llama-cpp is installed too (npm,
+ * a prebuilt llama.cpp), llama.cpp runs each F32 file: its logits on a token sequence match the
+ * engine's within fp32 rounding and its tokenization of a text is the engine's.
  * Also without node: the F16 rounding on chosen values, the header's first fields, and what is
  * refused (dynamic NTK, a SentencePiece-style tokenizer.json). */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
@@ -16,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +31,11 @@
 #include "err.h"
 #include "gguf.h"
 #include "model.h"
+#include "tokenizer.h"
 
 #define TOKDIR  OAIF_FIXTURES "/tokenizer"
 #define CHECKJS OAIF_FIXTURES "/../gguf_check.js"
+#define LLAMAJS OAIF_FIXTURES "/../gguf_llama.mjs"
 #define NPMDIR  OAIF_BIN_DIR "/npm"
 
 struct tmp {
@@ -70,7 +75,7 @@ static nn_model_t *make_model(const struct tmp *t, const char *name, struct nn_c
     nn_model_t *m = NULL;
     if (nn_model_new(&m, c, err, sizeof err))
         fail_msg("%s", err);
-    nn_model_init_random(m, 7, 0.3f);
+    nn_model_init_random(m, 7, 0.15f);
     /* norms away from 1, so a swapped norm would show */
     for (size_t i = 0; i < nn_model_num_tensors(m); i++) {
         const struct nn_tensor *x = nn_model_tensor(m, i);
@@ -103,6 +108,89 @@ static const char *reader_missing(void)
     return NULL;
 }
 
+/* The text whose tokens llama.cpp must give as ours: words, digits, accents, runs of spaces. */
+static const char TEXT[] = "Hello world! It's 2024, isn't it? 12345 caf\xc3\xa9 na\xc3\xafve\n\n"
+                           "  two  spaces\tand a tab.";
+#define NLOGIT 48 /* positions compared */
+
+/* llama.cpp (node-llama-cpp, gguf_llama.mjs) on the F32 file: its logits at every position of a
+ * fixed token sequence against the engine's (fp32 both: 1e-4 absolute + 1e-4 relative), and its
+ * tokens for TEXT against ours. Skipped, saying why, without node-llama-cpp. */
+static void llama_cpp_check(nn_model_t *m, const char *path, const char *tokjson)
+{
+    struct stat st;
+    if (stat(NPMDIR "/node_modules/node-llama-cpp/package.json", &st) != 0) {
+        printf("llama.cpp comparison skipped: " NPMDIR "/node_modules/node-llama-cpp is missing "
+               "(deploy/setup.sh installs it)\n");
+        return;
+    }
+    const struct nn_config *c = nn_model_config(m);
+    int tok[NLOGIT], n = NLOGIT, span = c->vocab_size < 256 ? c->vocab_size : 256;
+    uint64_t rng = 11;
+    char cmd[1024], ids[NLOGIT * 8] = "";
+    for (int i = 0; i < NLOGIT; i++) {
+        tok[i] = (int)(nn_rng_next(&rng) % (uint64_t)span);
+        snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%d", i ? "," : "", tok[i]);
+    }
+    assert_int_equal(setenv("GGUF_TEXT", TEXT, 1), 0);
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' %s", LLAMAJS, NPMDIR, path, ids);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_error_t je;
+    json_t *out = json_loadf(p, 0, &je);
+    int status = pclose(p);
+    if (!out || status != 0)
+        fail_msg("gguf_llama.mjs on %s: exit status %d, %s", path, status, out ? "" : je.text);
+    assert_int_equal(nn_model_reserve(m, 1, n, false), ERR_OK);
+    struct nn_batch b = {.B = 1, .T = n, .tokens = tok, .lengths = &n};
+    assert_int_equal(nn_model_forward(m, &b, NULL), ERR_OK);
+    const float *lg = nn_model_logits(m);
+    const json_t *rows = json_object_get(out, "logits");
+    assert_int_equal(json_array_size(rows), n);
+    double worst = 0.0, big = 0.0;
+    for (int t = 0; t < n; t++) {
+        const json_t *row = json_array_get(rows, (size_t)t);
+        assert_int_equal(json_array_size(row), c->vocab_size);
+        for (int v = 0; v < c->vocab_size; v++) {
+            double want = lg[(size_t)t * c->vocab_size + v];
+            double got = json_number_value(json_array_get(row, (size_t)v));
+            double e = fabs(got - want) / (1e-4 + 1e-4 * fabs(want));
+            worst = fmax(worst, e);
+            big = fmax(big, fabs(want));
+            if (!(e <= 1.0))
+                fail_msg("%s: llama.cpp's logit [%d, %d] is %.7g, the engine's %.7g", path, t, v,
+                         got, want);
+        }
+    }
+    tok_t *tk = NULL;
+    char err[512];
+    if (tokjson) {
+        if (tok_load(&tk, tokjson, err, sizeof err))
+            fail_msg("%s", err);
+    } else {
+        tk = tok_new_byte();
+    }
+    assert_non_null(tk);
+    int *ours = NULL;
+    size_t nours = 0;
+    assert_int_equal(tok_encode(tk, TEXT, strlen(TEXT), 0, &ours, &nours, err, sizeof err), ERR_OK);
+    const json_t *theirs = json_object_get(out, "tokens");
+    bool same = json_array_size(theirs) == nours;
+    for (size_t i = 0; same && i < nours; i++)
+        same = json_integer_value(json_array_get(theirs, i)) == ours[i];
+    if (!same) {
+        char *s = json_dumps(theirs, JSON_COMPACT);
+        fail_msg("%s: llama.cpp tokenizes the text as %s, the engine in %zu tokens", path, s,
+                 nours);
+    }
+    printf("llama.cpp on %s: %d x %d logits within %.2f of the tolerance (largest |logit| %.2f), "
+           "the text in the same %zu tokens\n",
+           path, n, c->vocab_size, worst, big, nours);
+    free(ours);
+    tok_destroy(&tk);
+    json_decref(out);
+}
+
 /* Export m as dtype and have gguf_check.js read it back against ckpt. */
 static void export_and_check(nn_model_t *m, const char *ckpt, const char *tokjson,
                              enum nn_gguf_dtype dtype)
@@ -129,6 +217,8 @@ static void export_and_check(nn_model_t *m, const char *ckpt, const char *tokjso
     fflush(stdout);
     if (system(cmd) != 0)
         fail_msg("gguf_check.js refused %s", path);
+    if (dtype == NN_GGUF_F32)
+        llama_cpp_check(m, path, tokjson);
 }
 
 static void base_config(struct nn_config *c)
@@ -189,7 +279,7 @@ static void test_llama3_bpe(void **state)
     nn_model_destroy(&m);
 }
 
-static void test_smollm_bpe_f16(void **state)
+static void test_smollm_bpe(void **state)
 {
     struct nn_config c;
     base_config(&c);
@@ -198,6 +288,7 @@ static void test_smollm_bpe_f16(void **state)
     char ckpt[128], tj[192];
     nn_model_t *m = make_model(*state, "smollm", &c, "digits", ckpt, sizeof ckpt);
     snprintf(tj, sizeof tj, "%s/tokenizer.json", ckpt);
+    export_and_check(m, ckpt, tj, NN_GGUF_F32);
     export_and_check(m, ckpt, tj, NN_GGUF_F16);
     nn_model_destroy(&m);
 }
@@ -270,7 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_tokenizer_linear_rope_f32_f16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama3_bpe, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_smollm_bpe_f16, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smollm_bpe, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
