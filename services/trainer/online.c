@@ -18,6 +18,7 @@
 #include "evaluate.h"
 #include "hmap.h"
 #include "log.h"
+#include "nn_threads.h"
 #include "policy.h"
 #include "skip.h"
 #include "strength.h"
@@ -62,6 +63,10 @@ struct kept_record { /* a record to put with the next checkpoint */
     size_t len;
 };
 
+enum phase { PHASE_COMPUTE, PHASE_WAIT_SAMPLES, PHASE_WAIT_LABELS, PHASE_WAIT_STRENGTH, PHASES };
+static const char *const phase_names[PHASES] = {"compute", "wait_samples", "wait_labels",
+                                                "wait_strength"};
+
 struct run {
     const struct trainer_online_config *cfg;
     bus_client_t *cl;
@@ -96,6 +101,13 @@ struct run {
     metrics_gauge_t *m_step, *m_version, *m_loss, *m_margin, *m_accuracy, *m_kl, *m_staleness,
         *m_pairs_s;
     metrics_counter_t *m_pairs, *m_skipped[TRAINER_SKIP_COUNT];
+    /* Where the time since the last step went, by phase (enum phase): the engine's work (the
+     * reference log-probs of new pairs, the step; a checkpoint counts in the step after it),
+     * and the waits, each charged to the stage that held the pairs the next step lacked. */
+    double phase_s[PHASES];
+    metrics_counter_t *m_phase_s[PHASES];    /* their totals */
+    metrics_gauge_t *m_step_phase_s[PHASES]; /* the last step's */
+    metrics_gauge_t *m_threads;
     uint64_t t0_ms, last_print_ms;
     int rc; /* a fatal error seen in a callback */
 };
@@ -108,6 +120,28 @@ struct run {
 static uint64_t now_ms(void)
 {
     return bus_mono_ms();
+}
+
+/* Seconds on the monotonic clock, finer than now_ms: a step's phases add up from many short
+ * intervals (each poll, each reply's reference log-probs). */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* What the next step waits for while the trainer polls: the furthest stage that holds enough of
+ * the pairs it lacks (their estimates, else their labels), else the sampler. */
+static enum phase waiting_for(const struct run *r)
+{
+    size_t need = (size_t)r->cfg->batch > r->nready ? (size_t)r->cfg->batch - r->nready : 0;
+    size_t estimating = hmap_count(r->estimating), labeling = hmap_count(r->waiting);
+    if (need > 0 && estimating >= need)
+        return PHASE_WAIT_STRENGTH;
+    if (need > 0 && estimating + labeling >= need)
+        return PHASE_WAIT_LABELS;
+    return PHASE_WAIT_SAMPLES;
 }
 
 static int grow(void **arr, size_t *alloc, size_t need, size_t elem)
@@ -592,7 +626,10 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
         ws[k++] = w;
     }
     /* Reference log-probs, once per pair, with the frozen SFT model. */
-    if (k && trainer_logprobs(r->ref, tp, (int)k, r->cfg->step.micro, rc0, rc1)) {
+    double t_ref = now_s();
+    int ref_rc = k ? trainer_logprobs(r->ref, tp, (int)k, r->cfg->step.micro, rc0, rc1) : ERR_OK;
+    r->phase_s[PHASE_COMPUTE] += now_s() - t_ref;
+    if (ref_rc) {
         log_error("trainer: reference log-probs for %s failed", rep->id);
         for (size_t i = 0; i < k; i++) {
             skip(r, ws[i]->pair_id, TRAINER_SKIP_REFERENCE_FAILED);
@@ -1044,7 +1081,8 @@ static int checkpoint(struct run *r)
 
 /* ---- training ------------------------------------------------------------------------------ */
 
-static void progress(struct run *r, const struct trainer_step_stats *st, double pairs_s)
+static void progress(struct run *r, const struct trainer_step_stats *st, double pairs_s,
+                     const double *phase_s)
 {
     const struct trainer_online_config *c = r->cfg;
     uint64_t now = now_ms();
@@ -1081,12 +1119,17 @@ static void progress(struct run *r, const struct trainer_step_stats *st, double 
                  a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_SOFT],
                  a[OAIF__V1__STRENGTH_ACTION__STRENGTH_ACTION_DROP], r->sum.strength_failed);
     }
+    char waited[64] = "";
+    if (c->strength.enabled)
+        snprintf(waited, sizeof waited, " strength %.2fs", phase_s[PHASE_WAIT_STRENGTH]);
     run_log(r,
             "step %d/%d loss %.4f acc %.2f margin %+.3f kl %+.2f len %.0f/%.0f ties %" PRIu64
-            " stale %" PRIu64 " failed %" PRIu64 "%s %.1f pairs/s",
+            " stale %" PRIu64 " failed %" PRIu64 "%s %.1f pairs/s; compute %.2fs, waited for "
+            "samples %.2fs labels %.2fs%s",
             r->step, c->steps, st->pref.loss, st->pref.accuracy, st->pref.margin, st->kl,
             st->len_chosen, st->len_rejected, r->sum.ties, r->sum.stale, r->sum.failed, strength,
-            pairs_s);
+            pairs_s, phase_s[PHASE_COMPUTE], phase_s[PHASE_WAIT_SAMPLES],
+            phase_s[PHASE_WAIT_LABELS], waited);
 }
 
 static int train_step(struct run *r, double wait_s)
@@ -1135,8 +1178,18 @@ static int train_step(struct run *r, double wait_s)
     so.lr = nn_sched_lr(&c->sched, r->step);
     struct trainer_step_stats st;
     uint64_t t0 = now_ms();
+    double t_step = now_s();
     int rc = trainer_pref_step(r->policy, r->opt, tp, B, &so, &st);
     double train_s = (double)(now_ms() - t0) / 1000.0;
+    /* this step's phases: since the last step, and this step's own work */
+    r->phase_s[PHASE_COMPUTE] += now_s() - t_step;
+    double phase_s[PHASES];
+    for (int p = 0; p < PHASES; p++) {
+        phase_s[p] = r->phase_s[p];
+        r->phase_s[p] = 0;
+        metrics_counter_add(r->m_phase_s[p], phase_s[p]);
+        metrics_gauge_set(r->m_step_phase_s[p], phase_s[p]);
+    }
     free(tp);
     if (rc) {
         log_error("trainer: step %d failed: %s", r->step + 1, err_str(rc));
@@ -1185,6 +1238,11 @@ static int train_step(struct run *r, double wait_s)
     metrics_gauge_set(r->m_pairs_s, pairs_s);
     add_metric(ms, mp, &nm, "seconds_train", train_s);
     add_metric(ms, mp, &nm, "seconds_wait", wait_s);
+    add_metric(ms, mp, &nm, "seconds_compute", phase_s[PHASE_COMPUTE]);
+    add_metric(ms, mp, &nm, "seconds_wait_samples", phase_s[PHASE_WAIT_SAMPLES]);
+    add_metric(ms, mp, &nm, "seconds_wait_labels", phase_s[PHASE_WAIT_LABELS]);
+    if (c->strength.enabled)
+        add_metric(ms, mp, &nm, "seconds_wait_strength", phase_s[PHASE_WAIT_STRENGTH]);
     if (c->strength.enabled) {
         /* this step's pairs by the estimate applied to them (`oaif audit` adds them up), and
          * the run's pairs trained as labeled for want of one */
@@ -1254,10 +1312,12 @@ static int train_step(struct run *r, double wait_s)
     }
     memmove(r->ready, r->ready + B, (r->nready - (size_t)B) * sizeof *r->ready);
     r->nready -= (size_t)B;
-    progress(r, &st, pairs_s);
+    progress(r, &st, pairs_s, phase_s);
+    double t_ckpt = now_s();
     if (!rc &&
         (r->step % (c->checkpoint_every > 0 ? c->checkpoint_every : 1) == 0 || r->step >= c->steps))
         rc = checkpoint(r);
+    r->phase_s[PHASE_COMPUTE] += now_s() - t_ckpt; /* counted in the next step */
     return rc;
 }
 
@@ -1335,6 +1395,21 @@ static int register_progress_metrics(struct run *r)
         rc = metrics_counter_register(m, &r->m_skipped[w], "oaif_trainer_pairs_set_aside_total",
                                       "Pairs set aside untrained, by reason.", "reason",
                                       trainer_skip_name((enum trainer_skip)w), NULL);
+    for (int p = 0; !rc && p < PHASES; p++)
+        rc = metrics_counter_register(
+            m, &r->m_phase_s[p], "oaif_trainer_seconds_total",
+            "Seconds of the loop by phase: compute (reference log-probs, steps, checkpoints), or "
+            "waiting for the stage that held the pairs the next step lacked.",
+            "phase", phase_names[p], NULL);
+    for (int p = 0; !rc && p < PHASES; p++)
+        rc = metrics_gauge_register(m, &r->m_step_phase_s[p], "oaif_trainer_step_seconds",
+                                    "The last step's seconds by phase (as "
+                                    "oaif_trainer_seconds_total), since the step before.",
+                                    "phase", phase_names[p], NULL);
+    if (!rc)
+        rc = metrics_gauge_register(m, &r->m_threads, "oaif_trainer_threads",
+                                    "OpenMP threads of the engine (trainer.threads).", NULL);
+    metrics_gauge_set(r->m_threads, nn_threads_count());
     if (rc)
         log_error("trainer: registering the progress metrics: %s", err_str(rc));
     return rc;
@@ -1406,7 +1481,11 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
         }
         if (rc)
             break;
+        enum phase waits = waiting_for(&r);
+        double t_poll = now_s(), computed = r.phase_s[PHASE_COMPUTE];
         int got = bus_client_poll(r.cl, 200, on_reply, &r);
+        /* the poll's time, less the reference log-probs its replies computed */
+        r.phase_s[waits] += now_s() - t_poll - (r.phase_s[PHASE_COMPUTE] - computed);
         if (got == ERR_INTR)
             continue;
         if (got < 0) {
