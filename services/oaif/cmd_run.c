@@ -76,7 +76,7 @@ int cmd_run(int argc, char **argv)
     }
     /* --data (and --help) are ours; the rest is the run file, then the trainer's options. */
     bool mine[RUN_ARGS_MAX + 1];
-    char *ours[RUN_ARGS_MAX + 3], *pass[RUN_ARGS_MAX + 1], *av[RUN_ARGS_MAX + 8];
+    char *ours[RUN_ARGS_MAX + 3], *pass[RUN_ARGS_MAX + 3], *av[RUN_ARGS_MAX + 10];
     int nours = 0, npass = 0;
     const char *config = NULL;
     cli_mark_flags(&spec, argc, argv, mine);
@@ -96,8 +96,16 @@ int cmd_run(int argc, char **argv)
     int npos, rc = cli_load(verb, &spec, &o, nours, ours, 0, &npos);
     if (rc)
         return cli_exit_status(rc);
-    char epfile[4200], cep[256], bin[4400], logfile[4300];
+    char epfile[4200], cep[256], bin[4400], logfile[4300], thfile[4200], threads[16];
     snprintf(epfile, sizeof epfile, "%s/endpoints", o.data_dir);
+    /* The trainer's thread budget from `oaif up` (before the words given here, which win). */
+    snprintf(thfile, sizeof thfile, "%s/threads", o.data_dir);
+    if (local_read_kv(thfile, "trainer", threads, sizeof threads)) {
+        memmove(pass + 2, pass, (size_t)npass * sizeof *pass);
+        pass[0] = "--threads";
+        pass[1] = threads;
+        npass += 2;
+    }
     int status = 0;
     if (!config) {
         fprintf(stderr, "usage: oaif run RUN.yaml [--data DIR] [trainer options...]   "

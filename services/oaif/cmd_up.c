@@ -7,9 +7,18 @@
  * that exits with status 2 (bad configuration) stops everything with its log's last line. The
  * trainer exits 0 when its run is done and is not started again; the deployment stays up for `oaif
  * eval`, `oaif export` and the like. Ctrl-C (SIGINT) or SIGTERM stops the services in reverse
- * order: SIGTERM, then SIGKILL after 10 s. */
+ * order: SIGTERM, then SIGKILL after 10 s.
+ *
+ * Thread budgets: the services that compute (the trainer, the samplers, the reward-scorers) share
+ * the machine's cores (--threads) in proportion to their shares (--trainer-share, ...), each at
+ * least one thread; each is started with --threads N and OMP_NUM_THREADS=N, idle threads sleeping
+ * (OMP_WAIT_POLICY=PASSIVE unless set), and <data>/threads records them for `oaif run`, which gives
+ * the trainer its budget. Each spinning on all the cores, the sampler and the trainer slowed each
+ * other down (README, Performance). */
+#define _GNU_SOURCE /* sched_getaffinity: the CPUs this process may run on */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,6 +45,8 @@ struct up_opts {
     int evaluators; /* and with them one evaluation judge */
     bool train;
     int metrics_port; /* -1: none; else the ledger's /metrics port, the others' the next ones */
+    int threads;      /* cores the computing services share (0: the CPUs this process may use) */
+    int trainer_share, sampler_share, scorer_share;
 };
 
 #define O struct up_opts
@@ -65,6 +76,19 @@ static const struct cfg_option options[] = {
                 .max = 65535 - UP_MAX, .flag = "--metrics-port",
                 .help = "/metrics and /healthz on 127.0.0.1: the ledger on this port, each other "
                         "service on the next ones, in <data>/prometheus.yml (-1: none)."),
+    CFG_INT_OPT(O, threads, .key = "oaif.up.threads", .def = "0", .min = 0, .max = 4096,
+                .flag = "--threads",
+                .help = "Cores the services that compute (trainer, samplers, reward-scorers) "
+                        "share, by their shares, each at least 1 thread (0: the CPUs this "
+                        "process may run on)."),
+    CFG_INT_OPT(O, trainer_share, .key = "oaif.up.trainer_share", .def = "1", .min = 0, .max = 1000,
+                .flag = "--trainer-share",
+                .help = "The trainer's share of --threads (`oaif run`'s or --train's; counted "
+                        "whether or not it runs yet)."),
+    CFG_INT_OPT(O, sampler_share, .key = "oaif.up.sampler_share", .def = "1", .min = 0, .max = 1000,
+                .flag = "--sampler-share", .help = "Each sampler's share."),
+    CFG_INT_OPT(O, scorer_share, .key = "oaif.up.scorer_share", .def = "1", .min = 0, .max = 1000,
+                .flag = "--scorer-share", .help = "Each reward-scorer's share."),
     CFG_STRING_OPT(O, clients, .key = "oaif.up.clients_bind", .def = BUS_DEFAULT_CLIENTS,
                    .flag = "--clients",
                    .help = "Where the ledger listens for callers (port * picks a free one)."),
@@ -95,8 +119,9 @@ struct child {
     pid_t pid;
     uint64_t started_ms, backoff_ms, restart_at_ms;
     int restarts;
-    bool finishes;  /* exit 0 means done (the trainer), not a crash */
-    char mport[12]; /* its --metrics-port, with oaif up --metrics-port */
+    bool finishes;    /* exit 0 means done (the trainer), not a crash */
+    char mport[12];   /* its --metrics-port, with oaif up --metrics-port */
+    char threads[12]; /* its --threads and OMP_NUM_THREADS, for one that computes; else "" */
 };
 
 /* Words given to every annotator-proxy or to the trainer as they are. */
@@ -112,6 +137,8 @@ struct deployment {
     char bins[7][4400];                /* ledger, sampler, annotator-proxy, trainer, reward-scorer,
                                         * strength-estimator, evaluator */
     char cep[256], wep[256], eep[256]; /* the endpoints the ledger bound */
+    int cores;                         /* --threads, or the CPUs this process may run on */
+    int budget[3];                     /* threads of the trainer, a sampler, a reward-scorer */
     struct child cs[UP_MAX];
     int n;
 };
@@ -138,7 +165,12 @@ static pid_t spawn(struct child *c, const char *logdir)
         dup2(fd, 2);
         close(fd);
     }
-    setpgid(0, 0); /* Ctrl-C reaches `oaif up`, which stops the children in order */
+    setpgid(0, 0);       /* Ctrl-C reaches `oaif up`, which stops the children in order */
+    if (c->threads[0]) { /* libgomp reads these as it loads: the child need not execute again */
+        setenv("OMP_NUM_THREADS", c->threads, 1);
+        setenv("OMP_WAIT_POLICY", getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "PASSIVE",
+               1);
+    }
     local_stop_with_parent(parent);
     execvp(c->argv[0], c->argv);
     fprintf(stderr, "oaif up: cannot start %s: %s\n", c->argv[0], strerror(errno));
@@ -170,6 +202,45 @@ static struct child *new_child(struct deployment *d, const char *name, const cha
         add(c, c->mport);
     }
     return c;
+}
+
+/* A child that computes gets its budget of engine threads: --threads N (and, in spawn, the
+ * environment libgomp reads). */
+static void give_threads(struct child *c, int threads)
+{
+    snprintf(c->threads, sizeof c->threads, "%d", threads);
+    add(c, "--threads");
+    add(c, c->threads);
+}
+
+/* The budgets: the cores divided by the shares of the processes that compute (the trainer counted
+ * whether `oaif run` or --train starts it), rounded down, each at least 1 thread. */
+static void divide_cores(struct deployment *d)
+{
+    const struct up_opts *o = d->o;
+    cpu_set_t set;
+    d->cores = o->threads;
+    if (d->cores <= 0)
+        d->cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    const int share[3] = {o->trainer_share, o->sampler_share, o->scorer_share};
+    long total = share[0] + (long)o->samplers * share[1] + (long)o->scorers * share[2];
+    for (int k = 0; k < 3; k++) {
+        long b = total > 0 ? (long)d->cores * share[k] / total : 0;
+        d->budget[k] = b < 1 ? 1 : (int)b;
+    }
+}
+
+/* <data>/threads: the budgets, "service=threads" a line, for `oaif run` (the trainer's). */
+static void write_threads(const struct deployment *d)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/threads", d->o->data_dir);
+    FILE *f = fopen(path, "w");
+    if (!f ||
+        fprintf(f, "cores=%d\ntrainer=%d\nsampler=%d\nreward-scorer=%d\n", d->cores, d->budget[0],
+                d->budget[1], d->budget[2]) < 0 ||
+        fclose(f) != 0)
+        cli_error("oaif up", "warning: %s: %s", path, strerror(errno));
 }
 
 /* <data>/prometheus.yml: a scrape job of every child's /metrics, labelled by service and name,
@@ -343,6 +414,8 @@ static void start_workers(struct deployment *d, const struct passthrough *annot)
                 add(c, "--events");
                 add(c, d->eep);
             }
+            if (kind == 0 || kind == 2) /* the sampler and the reward-scorer compute */
+                give_threads(c, d->budget[kind == 0 ? 1 : 2]);
             if (kind >= 2) {
                 add(c, "--worker-name");
                 add(c, c->label);
@@ -395,6 +468,7 @@ static void start_trainer(struct deployment *d, const struct passthrough *train)
     c->finishes = true;
     add(c, "--clients");
     add(c, d->cep);
+    give_threads(c, d->budget[0]);
     for (int e = 0; e < train->n; e++)
         add(c, train->words[e]);
     c->pid = spawn(c, d->logdir);
@@ -478,6 +552,8 @@ static int up(struct deployment *d, const struct passthrough *annot,
                                          "evaluator"};
     for (int i = 0; i < 7; i++)
         local_bin_path(d->bins[i], sizeof d->bins[i], names[i]);
+    divide_cores(d);
+    write_threads(d);
     if (start_ledger(d))
         return 1;
     start_workers(d, annot);
@@ -490,6 +566,9 @@ static int up(struct deployment *d, const struct passthrough *annot,
            "strength-estimator(s), %d evaluator(s)%s; logs in %s; Ctrl-C stops them\n",
            d->cep, d->o->samplers, d->o->annotators, d->o->scorers, d->o->estimators,
            d->o->evaluators, d->o->train ? " and the trainer" : "", d->logdir);
+    printf("oaif up: engine threads of %d cores: the trainer %d, each sampler %d, each "
+           "reward-scorer %d\n",
+           d->cores, d->budget[0], d->budget[1], d->budget[2]);
     fflush(stdout);
     int status = supervise(d);
     fprintf(stderr, "oaif up: stopping\n");
