@@ -155,9 +155,8 @@ static void collect_text(json_t *j, buf_t *out)
         buf_append_str(out, json_string_value(j));
         buf_append(out, "\n", 1);
     } else if (json_is_array(j)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(j, i, v) collect_text(v, out);
+        for (size_t i = 0; i < json_array_size(j); i++)
+            collect_text(json_array_get(j, i), out);
     } else if (json_is_object(j)) {
         static const char *const keys[] = {"system", "messages", "content", "prompt", "text"};
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
