@@ -14,4 +14,4 @@ oaif_test(ledger_hostile_procs SOURCES ${OAIF_TEST_DIR}/test_ledger_hostile_proc
           ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/tpmetrics.c LIBS oaif_runtime TIMEOUT 120
           LABEL integration)
 target_include_directories(test_ledger_hostile_procs PRIVATE ${OAIF_TEST_DIR})
-add_dependencies(test_ledger_hostile_procs ledger echo_worker)
+add_dependencies(test_ledger_hostile_procs ledger echo_worker annotator-proxy)

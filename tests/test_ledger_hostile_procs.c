@@ -613,6 +613,43 @@ static void test_one_service_one_judge(void **state)
     bus_worker_destroy(&a2);
 }
 
+/* The same through the real annotator-proxy: a second proxy whose judge differs (another label
+ * noise) stops with the ledger's refusal instead of serving "annotate" beside the first. */
+static void test_second_judge_proxy_stops(void **state)
+{
+    struct fx *f = *state;
+    start_ledger(f, NULL);
+    char *a[] = {(char *)tp_bin("services/annotator-proxy/annotator-proxy"),
+                 "--clients",
+                 f->cep,
+                 "--workers",
+                 f->wep,
+                 "--backend",
+                 "rules",
+                 "--noise",
+                 "0",
+                 NULL};
+    pid_t first = tp_spawn(a, f->log);
+    assert_true(first > 0);
+    f->workers[f->nworkers++] = first;
+    usleep(500 * 1000);
+    a[8] = "0.2";
+    pid_t second = tp_spawn(a, f->log);
+    assert_true(second > 0);
+    char st[128];
+    uint64_t end = bus_mono_ms() + 10000;
+    while (!tp_state(second, st, sizeof st) && bus_mono_ms() < end)
+        usleep(20 * 1000);
+    assert_non_null(tp_state(second, st, sizeof st));
+    assert_int_not_equal(tp_stop(second, SIGKILL), 0);
+    assert_true(tp_alive(first));
+    size_t n;
+    char *log = read_log(f, &n);
+    assert_non_null(strstr(log, "the ledger refused this worker"));
+    assert_non_null(strstr(log, "rules/noise=0/"));
+    free(log);
+}
+
 /* ---- configuration ----------------------------------------------------------------------------
  */
 
@@ -679,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_huge_messages_refused_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_and_metrics_stay_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_service_one_judge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_judge_proxy_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bus_config_is_checked, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

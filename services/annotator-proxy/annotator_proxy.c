@@ -468,8 +468,15 @@ int annotator_proxy_new(annotator_proxy_t **out, const struct annotator_opts *o,
         }
         p->metrics_on = true;
     }
-    rc = bus_opts_worker(&o->bus, &p->curve, zctx, o->service, annotator_opts_credit(o),
-                         o->worker_name, &p->worker, why, whylen);
+    /* The judge's identity (its id and a hash of what its answers depend on: the cache key of
+     * an empty question), announced in Ready: the ledger never lets two judges share a service. */
+    struct annotator_request probe = {
+        .prompt = "", .responses = {"", ""}, .instruction = p->instruction};
+    char key[SHA256_HEX_LEN + 1], variant[160];
+    annotator_cache_key(p->judge, &probe, key);
+    snprintf(variant, sizeof variant, "%.120s %.16s", annotator_judge_id(p->judge), key);
+    rc = bus_opts_worker_variant(&o->bus, &p->curve, zctx, o->service, annotator_opts_credit(o),
+                                 o->worker_name, variant, &p->worker, why, whylen);
     if (rc)
         goto out_destroy;
     *out = p;
