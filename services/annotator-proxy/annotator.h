@@ -2,8 +2,11 @@
  * better, and how sure. Backends, chosen by configuration:
  *   openai        an OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp server,
  *                 Ollama, LiteLLM ...); with log-probs, p(first) is the softmax over the two answer
- *                 tokens, else the parsed verdict gives p in {0, 1/2, 1}
+ *                 tokens at the position of the token that wrote the verdict, else the parsed
+ *                 verdict gives p in {0, 1/2, 1}
  *   anthropic     the Messages API (parsed verdict)
+ * The verdict is found by the template's grammar (template.h, wire.h): an answer without one in
+ * its place, or cut off at the token limit, fails; reasoning text is never parsed.
  *   rules         a function supplied by the caller (the built-in task's simulated annotator)
  *   reward-model  a function supplied by the caller that scores both responses (the `score`
  *                 service); p = sigmoid(r_first - r_second)
