@@ -36,7 +36,7 @@ endif()
 # server replaying tests/fixtures/judge-replies/, kept apart from the fake judge
 oaif_test(judge_conformance SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_judge_conformance.c
           ${CMAKE_CURRENT_LIST_DIR}/judge_conformance_server.c
-          LIBS oaif_annotator oaif_sampler PkgConfig::MHD PkgConfig::JANSSON Threads::Threads
+          LIBS oaif_annotator oaif_sampler PkgConfig::MHD PkgConfig::JANSSON Threads::Threads z
           TIMEOUT 60)
 target_compile_definitions(test_judge_conformance PRIVATE ${_judge_test_defs}
                            JUDGE_REPLIES="${CMAKE_CURRENT_LIST_DIR}/fixtures/judge-replies")

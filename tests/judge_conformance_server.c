@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "buf.h"
 
@@ -23,6 +24,7 @@ struct jcs {
     pthread_mutex_t mu;
     struct queue q[2]; /* [0] ALPHA first, [1] the others */
     unsigned requests;
+    unsigned gzipped; /* replies sent gzip'd since the last jcs_script() */
     char *last_body;
 };
 
@@ -80,12 +82,49 @@ static void chunk_free(void *cls)
     free(c);
 }
 
+/* body gzip'd (a gzip member, as servers send with Content-Encoding: gzip); NULL on failure. */
+static char *gzip_body(const char *body, size_t len, size_t *outlen)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return NULL;
+    uLong cap = deflateBound(&zs, (uLong)len) + 32;
+    char *out = malloc(cap);
+    if (out) {
+        zs.next_in = (Bytef *)body;
+        zs.avail_in = (uInt)len;
+        zs.next_out = (Bytef *)out;
+        zs.avail_out = (uInt)cap;
+        if (deflate(&zs, Z_FINISH) == Z_STREAM_END) {
+            *outlen = zs.total_out;
+        } else {
+            free(out);
+            out = NULL;
+        }
+    }
+    deflateEnd(&zs);
+    return out;
+}
+
 /* Sends body (taken) with status; header is one more "Name: value" or NULL. */
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, char *body,
-                                 const char *header, bool chunked)
+                                 const char *header, bool chunked, bool gzip)
 {
     struct MHD_Response *resp = NULL;
     size_t len = strlen(body);
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding");
+    gzip = gzip && accept && strstr(accept, "gzip");
+    if (gzip) {
+        size_t zlen = 0;
+        char *z = gzip_body(body, len, &zlen);
+        free(body);
+        if (!z)
+            return MHD_NO;
+        body = z;
+        len = zlen;
+    }
     if (chunked) {
         struct chunks *c = malloc(sizeof *c);
         if (c) {
@@ -106,6 +145,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, c
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (gzip)
+        MHD_add_response_header(resp, "Content-Encoding", "gzip");
     /* the providers' extra headers, which a client must not mind */
     MHD_add_response_header(resp, "x-request-id", "req_7c1b2d3e4f5a6b7c8d9e0f1a2b3c4d5e");
     MHD_add_response_header(resp, "openai-processing-ms", "412");
@@ -136,14 +177,14 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, 
                                       "type", type, "param", param, "code");
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    return s ? send_body(conn, status, s, NULL, false) : MHD_NO;
+    return s ? send_body(conn, status, s, NULL, false, false) : MHD_NO;
 }
 
 static enum MHD_Result send_fixture(jcs_t *s, struct MHD_Connection *conn, unsigned status,
                                     const char *name)
 {
     char *b = read_fixture(s, name);
-    return b ? send_body(conn, status, b, NULL, false) : MHD_NO;
+    return b ? send_body(conn, status, b, NULL, false, false) : MHD_NO;
 }
 
 /* ---- what the providers check ------------------------------------------------------------- */
@@ -291,7 +332,13 @@ static enum MHD_Result answer(jcs_t *s, struct MHD_Connection *conn, const char 
     char *b = read_fixture(s, r.fixture);
     if (!b)
         return send_error(conn, 500, false, "server_error", NULL, "fixture missing");
-    return send_body(conn, r.status ? r.status : 200, b, r.header, r.chunked);
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding");
+    if (r.gzip && accept && strstr(accept, "gzip")) {
+        pthread_mutex_lock(&s->mu);
+        s->gzipped++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return send_body(conn, r.status ? r.status : 200, b, r.header, r.chunked, r.gzip);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -386,6 +433,7 @@ void jcs_script(jcs_t *s, const struct jcs_reply *ab, size_t nab, const struct j
     for (size_t i = 0; ba && i < nba && i < JCS_MAX_REPLIES; i++)
         s->q[1].r[s->q[1].n++] = ba[i];
     s->requests = 0;
+    s->gzipped = 0;
     free(s->last_body);
     s->last_body = NULL;
     pthread_mutex_unlock(&s->mu);
@@ -405,4 +453,12 @@ char *jcs_last_body(jcs_t *s)
     char *b = strdup(s->last_body ? s->last_body : "");
     pthread_mutex_unlock(&s->mu);
     return b;
+}
+
+unsigned jcs_gzipped(jcs_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = s->gzipped;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }

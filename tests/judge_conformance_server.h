@@ -26,6 +26,7 @@ struct jcs_reply {
     const char *fixture; /* a file of the fixture directory: the body */
     const char *header;  /* one more "Name: value" header, or NULL */
     bool chunked;        /* sent with Transfer-Encoding: chunked */
+    bool gzip;           /* sent with Content-Encoding: gzip when the request accepts it */
 };
 
 typedef struct jcs jcs_t;
@@ -47,6 +48,9 @@ void jcs_script(jcs_t *s, const struct jcs_reply *ab, size_t nab, const struct j
 
 /* Requests answered since the last jcs_script(). */
 unsigned jcs_requests(jcs_t *s);
+
+/* Replies sent gzip'd since the last jcs_script() (the client accepted gzip). */
+unsigned jcs_gzipped(jcs_t *s);
 
 /* A copy of the last request's body (malloc'd; "" if none). */
 char *jcs_last_body(jcs_t *s);

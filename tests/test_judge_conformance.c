@@ -127,10 +127,12 @@ static void test_reasoning_first_reads_the_verdict_token(void **state)
     base_config(&cfg, ANNOTATOR_BACKEND_OPENAI, "gpt-4o-2024-08-06", "helpful");
     struct jcs_reply ab = ok("openai_reasoning_first.ab.json");
     struct jcs_reply ba = ok("openai_reasoning_first.ba.json");
+    ab.gzip = true;
     ba.chunked = true;
     struct got g;
     judge(&cfg, &ab, 1, &ba, 1, &g);
     assert_label(&g, ANNOTATOR_WINNER_FIRST);
+    assert_int_equal(jcs_gzipped(srv), 1);
     assert_float_equal(g.o.prob_first, 0.85, 1e-9);
     assert_float_equal(g.o.disagreement, 0.1, 1e-9);
     const struct annotator_order_result *r = &g.o.orders[0];
@@ -346,6 +348,14 @@ static void test_errors_are_classified_by_meaning(void **state)
         ok("openai_cached.ab.json")};
     struct jcs_reply rl_ba[2] = {rl[0], ok("openai_cached.ba.json")};
     judge(&cfg, rl, 2, rl_ba, 2, &g);
+    assert_label(&g, ANNOTATOR_WINNER_FIRST);
+    assert_int_equal(g.o.orders[0].attempts, 2);
+    /* Retry-After in seconds, on a 503 */
+    struct jcs_reply un[2] = {
+        {.status = 503, .fixture = "openrouter_error_in_200.json", .header = "Retry-After: 0"},
+        ok("openai_cached.ab.json")};
+    struct jcs_reply un_ba[2] = {un[0], ok("openai_cached.ba.json")};
+    judge(&cfg, un, 2, un_ba, 2, &g);
     assert_label(&g, ANNOTATOR_WINNER_FIRST);
     assert_int_equal(g.o.orders[0].attempts, 2);
     /* an invalid key */

@@ -999,11 +999,12 @@ void annotator_cache_key(const annotator_t *a, const struct annotator_request *r
                  (int)a->cfg.strip_special_tokens);
         key_str(&s, num);
         /* what else changes the question: only when set, so that older keys stay valid */
+        bool json = a->cfg.json_mode && a->tpl->verdict.mode == WIRE_VERDICT_JSON;
         if (a->cfg.reasoning_model || a->reasoning_effort || a->cfg.thinking_budget ||
-            a->limit_field != WIRE_LIMIT_MAX_TOKENS) {
-            snprintf(num, sizeof num, "reasoning=%d effort=%s budget=%d field=%d",
+            a->limit_field != WIRE_LIMIT_MAX_TOKENS || json) {
+            snprintf(num, sizeof num, "reasoning=%d effort=%.40s budget=%d field=%d json=%d",
                      (int)a->cfg.reasoning_model, a->reasoning_effort ? a->reasoning_effort : "",
-                     a->cfg.thinking_budget, (int)a->limit_field);
+                     a->cfg.thinking_budget, (int)a->limit_field, (int)json);
             key_str(&s, num);
         }
         key_str(&s, a->wire == WIRE_ANTHROPIC ? a->anthropic_version : "");
