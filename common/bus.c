@@ -16,6 +16,7 @@
 #include "buscheck.h"
 #include "err.h"
 #include "log.h"
+#include "utf8.h"
 
 uint64_t bus_now_ms(void)
 {
@@ -405,15 +406,20 @@ int bus_send_error(void *sock, const uint8_t *rid, size_t rid_len, uint64_t corr
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    /* The text may quote a peer's bytes or be cut inside a UTF-8 sequence; a string that is not
+     * UTF-8 would make the whole Error undecodable (bus_recv refuses it). */
+    char *clean = utf8_clean(text, strlen(text));
     Oaif__V1__Error e = OAIF__V1__ERROR__INIT;
     e.code = code;
-    e.message = text;
+    e.message = clean ? clean : text;
     e.id = (char *)(id ? id : "");
     Oaif__V1__Envelope env = OAIF__V1__ENVELOPE__INIT;
     env.corr = corr;
     env.body_case = OAIF__V1__ENVELOPE__BODY_ERROR;
     env.error = &e;
-    return bus_send(sock, rid, rid_len, &env);
+    int rc = bus_send(sock, rid, rid_len, &env);
+    free(clean);
+    return rc;
 }
 
 /* ---- ZAP ----------------------------------------------------------------------------------- */

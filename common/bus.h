@@ -73,7 +73,7 @@ struct bus_msg {
     uint8_t rid[BUS_ROUTING_ID_MAX]; /* ROUTER only: the peer's routing id */
     size_t rid_len;
     Oaif__V1__Envelope *env; /* NULL when malformed; free with bus_msg_clear */
-    char error[256];         /* why it is malformed */
+    char error[384];         /* why it is malformed */
     int code;                /* malformed: the Oaif__V1__ErrorCode to answer with */
     uint64_t corr;           /* malformed: the envelope's corr if it could be read, else 0 */
     size_t bytes;            /* size of the envelope frame */

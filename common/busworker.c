@@ -13,6 +13,7 @@
 #include "buscheck.h"
 #include "err.h"
 #include "log.h"
+#include "utf8.h"
 
 struct bus_worker {
     void *zctx;
@@ -315,10 +316,15 @@ int bus_worker_reply(bus_worker_t *w, const char *id, const void *payload, size_
 
 int bus_worker_fail(bus_worker_t *w, const char *id, const char *error, bool permanent)
 {
+    /* A reason quoting what a judge or a model wrote may hold bytes that are not UTF-8, and the
+     * ledger refuses a message with such a string: it would never learn why. */
+    char *clean = utf8_clean(error ? error : "", error ? strlen(error) : 0);
     Oaif__V1__Result res = OAIF__V1__RESULT__INIT;
     res.id = (char *)id;
     res.ok = 0;
-    res.error = (char *)error;
+    res.error = clean ? clean : (char *)"worker failed (out of memory describing why)";
     res.permanent = permanent;
-    return send_result(w, &res);
+    int rc = send_result(w, &res);
+    free(clean);
+    return rc;
 }
