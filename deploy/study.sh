@@ -18,7 +18,10 @@
 #        short            online, the judge told "Prefer shorter responses."
 #        beta-low         online, beta 0.05
 #        beta-high        online, beta 0.2
-#      Two runs at a time (two cores); each run's EvalResults exported after its audit;
+#      --jobs runs at a time (the other model's SFT one of them), each in a session of its own
+#      (setsid): where the kernel shares the CPU between sessions (autogroup), as on a machine
+#      shared with other work, a run gets a session's share. Each run's EvalResults exported
+#      after its audit;
 #   3. one ledger for the study (data/study/ledger) into which every run's EvalResults are
 #      imported (oaif import evals), `oaif compare` for each claim (B - A over the paired seeds:
 #      the mean difference, its 95% paired t interval), and the table of claims: PASS when the
@@ -27,32 +30,61 @@
 #   4. the report: oaif report --runs with online, offline and offline-other, win rate against SFT
 #      over policy versions, mean over seeds and the seeds' range (data/study/report.html).
 #
-#   deploy/study.sh [--quick] [--seeds N] [--steps N] [--eval N] [--tables]
+#   deploy/study.sh [--quick] [--seeds N] [--steps N] [--eval N] [--jobs N] [--tables]
 #     --quick    CI's smoke test of the machinery (tiny SFT models, 4 steps of 8 pairs, 2 seeds,
 #                40 eval prompts): the table is printed, its verdicts mean nothing;
 #     --seeds N  paired seeds per setting (default 5);
-#     --steps N  steps of 32 pairs per run (default 50: 1,600 labels);
+#     --steps N  steps of 32 pairs per run (default 25: 800 labels, a third of the demo's; 40
+#                runs of them and the other model's SFT are about 3,100 core-seconds);
 #     --eval N   eval prompts per evaluation (default 350, the demo's);
+#     --jobs N   runs at a time (default 4: a run waits on its sampler, judge and trainer in
+#                turn, so two cores take more than two);
 #     --tables   steps 3-4 again on the runs of an earlier study.
 #   OAIF_BUILD=DIR: a build directory already built (default: deploy/setup.sh's build/).
 set -euo pipefail
 # shellcheck source=deploy/lib.sh
 . "$(dirname "$0")/lib.sh"
 lib_start study.sh
+
+# study.sh --arm NAME SEED [trainer options...]: one run on its own deployment (what step 2 runs in
+# a session of its own; the study's settings come in STUDY_*), audited, its EvalResults exported
+# to runs/NAME/evals.jsonl.
+if [ "${1:-}" = --arm ]; then
+    name=$2 s=$3 dir=$STUDY_DIR/runs/$2
+    shift 3
+    t0=$STUDY_T0
+    lib_build
+    export ANNOTATOR_RULES_SEED=$((100 + s)) # the judge's noise: paired by seed too
+    dep_up "$dir" deploy/runs/demo.yaml
+    # shellcheck disable=SC2086 # STUDY_EXTRA: options, split on purpose
+    $oaif run deploy/runs/demo.yaml --data "$dir" --run "$name" --seed "$s" \
+        --steps "$STUDY_STEPS" --reference "$STUDY_SFT" --checkpoints "$dir/policy" \
+        --eval-n "$STUDY_EVAL" $STUDY_EXTRA "$@" >"$dir/run.log" 2>&1 ||
+        { tail -20 "$dir/run.log" >&2; dep_down "$dir"; exit 1; }
+    $oaif audit >"$dir/audit.txt" || { cat "$dir/audit.txt" >&2; dep_down "$dir"; exit 1; }
+    $oaif export evals >"$dir/evals.jsonl" 2>>"$dir/run.log"
+    dep_down "$dir"
+    rm -rf "$dir/policy" # its records are exported; 40 runs of checkpoints would fill a disk
+    say "   $name done"
+    exit 0
+fi
+
 quick=0
 tables=0
 seeds=5
-steps=50
+steps=25
 neval=350
+jobs=4
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1; seeds=2; steps=4; neval=40; shift ;;
     --seeds) seeds=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --eval) neval=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --tables) tables=1; shift ;;
     *) echo "study.sh: unknown option '$1' (try --quick, --seeds N, --steps N, --eval N," \
-        "--tables)" >&2; exit 2 ;;
+        "--jobs N, --tables)" >&2; exit 2 ;;
     esac
 done
 if [ "$seeds" -lt 2 ]; then
@@ -62,12 +94,14 @@ fi
 
 say "1. set-up, build, the SFT model and the other model"
 lib_build
-extra=()
+extra=
+pairs=32
 if [ "$quick" -eq 1 ]; then
     d=data/study-quick
     sft_root=data/checkpoints-quick other_root=data/checkpoints-quick-seed2
     sft_opts=(--quick)
-    extra=(--batch 8 --prompts-per-request 8 --checkpoint-every 2)
+    pairs=8
+    extra="--batch 8 --prompts-per-request 8 --checkpoint-every 2"
 else
     d=data/study
     sft_root=data/checkpoints other_root=data/checkpoints-seed2
@@ -81,28 +115,16 @@ trap 'dep_down_all "$d"' EXIT
 if [ "$tables" -eq 0 ]; then
     rm -rf "$d"
     mkdir -p "$d/runs" "$d/logs"
-    # The other model trains beside the first runs (one core); offline-other runs come last.
-    $oaif sft "${sft_opts[@]}" --seed 2 --out "$other_root" >"$d/logs/sft-seed2.log" 2>&1 &
+    # The other model trains beside the first runs (one job); offline-other runs come last.
+    setsid -w "$oaif" sft "${sft_opts[@]}" --seed 2 --out "$other_root" \
+        >"$d/logs/sft-seed2.log" 2>&1 &
     other_pid=$!
 else
     [ -d "$d/runs" ] || { echo "study.sh: no earlier study in $d" >&2; exit 1; }
 fi
 
-# arm NAME SEED [trainer options...]: one run on its own deployment, audited, its EvalResults
-# exported to runs/NAME/evals.jsonl.
-arm() {
-    local name=$1 s=$2 dir=$d/runs/$1
-    shift 2
-    export ANNOTATOR_RULES_SEED=$((100 + s)) # the judge's noise: paired by seed too
-    dep_up "$dir" deploy/runs/demo.yaml
-    $oaif run deploy/runs/demo.yaml --data "$dir" --run "$name" --seed "$s" --steps "$steps" \
-        --reference "$sft" --checkpoints "$dir/policy" --eval-n "$neval" "${extra[@]}" "$@" \
-        >"$dir/run.log" 2>&1 || { tail -20 "$dir/run.log" >&2; return 1; }
-    $oaif audit >"$dir/audit.txt" || { cat "$dir/audit.txt" >&2; return 1; }
-    $oaif export evals >"$dir/evals.jsonl"
-    dep_down "$dir"
-    rm -rf "$dir/policy" # its records are exported; 40 runs of checkpoints would fill a disk
-}
+export STUDY_DIR=$d STUDY_SFT=$sft STUDY_STEPS=$steps STUDY_EVAL=$neval STUDY_EXTRA=$extra
+export STUDY_T0=$t0 OAIF_BUILD
 
 settings="online offline ipo slic short beta-low beta-high offline-other"
 opts_of() { # SETTING: its trainer options, one a line
@@ -119,7 +141,7 @@ opts_of() { # SETTING: its trainer options, one a line
 }
 
 if [ "$tables" -eq 0 ]; then
-    say "2. $(echo "$settings" | wc -w) settings x $seeds seeds, $steps steps of ${extra[1]:-32} pairs each, two at a time (logs in $d/runs)"
+    say "2. $(echo "$settings" | wc -w) settings x $seeds seeds, $steps steps of $pairs pairs each, $jobs at a time (logs in $d/runs)"
     running=1 # the other model's SFT, which takes a core
     failed=0
     for setting in $settings; do
@@ -133,9 +155,9 @@ if [ "$tables" -eq 0 ]; then
         fi
         for s in $(seq "$seeds"); do
             mapfile -t o < <(opts_of "$setting")
-            (arm "$setting-s$s" "$s" "${o[@]}" && say "   $setting-s$s done") &
+            setsid -w "$here/deploy/study.sh" --arm "$setting-s$s" "$s" "${o[@]}" &
             running=$((running + 1))
-            if [ "$running" -ge 2 ]; then
+            if [ "$running" -ge "$jobs" ]; then
                 wait -n || failed=$((failed + 1))
                 running=$((running - 1))
             fi
@@ -172,7 +194,7 @@ claim() {
     echo "Claims of the OAIF paper on the built-in task: B - A over $seeds paired seeds (oaif compare:"
     echo "each run's last evaluation, $neval eval prompts against the SFT model; the mean difference"
     echo "and its 95% paired t interval; PASS when the interval excludes 0 in the claimed direction,"
-    echo "for '=' when it includes 0). Runs of $steps steps of 32 pairs."
+    echo "for '=' when it includes 0). Runs of $steps steps of $pairs pairs."
     printf '%-58s %-11s %1s %12s %16s  %s\n' "claim (B against A)" metric "" "B - A" "95% interval" ""
     claim offline online win_rate ">" "online DPO beats offline DPO (SFT's own samples)"
     claim offline-other online win_rate ">" "online DPO beats offline DPO (another model's samples)"
