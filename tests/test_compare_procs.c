@@ -2,8 +2,12 @@
  * hand-made EvalResult records: three seeds of "online" and of "offline" (plus an unpaired fourth
  * seed and an older version that must not count), paired by the '*' of the patterns; the numbers
  * the verb prints (--json and the table) equal the paired differences and intervals computed by
- * hand; records that carry EvalResult.seed pair by it whatever the run names; a run judged by two
- * judges needs --judge; a setting with no evaluation and a missing argument are named. */
+ * hand (the mean length's too); records that carry EvalResult.seed pair by it whatever the run
+ * names; a run judged by two judges needs --judge; a setting with no evaluation and a missing
+ * argument are named. `oaif import evals`: runs of other ledgers, exported, whose records share
+ * one id (the trainer's own "eval-policy-v<N>"), come in under "<run>/<id>", once however often
+ * the file is imported, and compare as the originals; a bad line imports nothing and is named;
+ * `oaif report --runs` puts each setting's runs in the page's data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +75,7 @@ static void put_evals(struct fx *f)
         er[i].win_rate_lo = evs[i].win_rate - 0.05;
         er[i].win_rate_hi = evs[i].win_rate + 0.05;
         er[i].accuracy = evs[i].accuracy;
+        er[i].mean_length = 100 * evs[i].win_rate; /* its differences: 100 x the win rate's */
         er[i].prompts = 100;
         er[i].seed = evs[i].seed;
         size_t n = oaif__v1__eval_result__get_packed_size(&er[i]);
@@ -140,11 +145,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs `oaif compare ARGS --clients EP`, stdout and stderr into out; returns the exit status. */
-static int compare(char *out, size_t len, const char *args)
+/* Runs `oaif ARGS --clients EP`, stdout and stderr into out; returns the exit status. */
+static int oaif(char *out, size_t len, const char *args)
 {
     char cmd[2000];
-    snprintf(cmd, sizeof cmd, "%s compare %s --clients %s 2>&1", tp_bin("services/oaif/oaif"), args,
+    snprintf(cmd, sizeof cmd, "%s %s --clients %s 2>&1", tp_bin("services/oaif/oaif"), args,
              g->cep);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -152,6 +157,13 @@ static int compare(char *out, size_t len, const char *args)
     out[got] = '\0';
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int compare(char *out, size_t len, const char *args)
+{
+    char a[1800];
+    snprintf(a, sizeof a, "compare %s", args);
+    return oaif(out, len, a);
 }
 
 static double num(json_t *o, const char *path1, const char *key)
@@ -201,6 +213,9 @@ static void test_settings_pair_by_the_star_and_the_numbers_are_right(void **stat
     /* accuracy: +0.02 -0.02 0: no effect */
     assert_true(fabs(num(c, "accuracy", "mean")) < 1e-9);
     assert_true(json_is_false(json_object_get(json_object_get(c, "accuracy"), "finding")));
+    assert_true(fabs(num(c, "mean_length", "mean") + 10) < 1e-6);
+    assert_true(fabs(num(c, "mean_length", "t_lo") - 100 * num(c, "win_rate", "t_lo")) < 1e-6);
+    assert_true(fabs(num(json_array_get(seeds, 0), NULL, "d_mean_length") + 10) < 1e-6);
     json_decref(top);
 
     rc = compare(out, sizeof out, "'online-s*' 'offline-s*'");
@@ -259,12 +274,99 @@ static void test_two_judges_need_judge_and_bad_settings_are_named(void **state)
         fail_msg("exit %d:\n%s", rc, out);
 }
 
+static void test_import_evals_gathers_other_ledgers_runs(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    char path[400], cmd[600];
+    snprintf(path, sizeof path, "%s/evals.jsonl", g->dir);
+    /* As oaif export evals writes them (and one line as its data alone): four runs of two
+     * settings, each record named as the trainer names its own, the same in every run. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    static const struct {
+        const char *run;
+        double w, acc, len;
+    } rows[] = {{"imp-a-s1", 0.55, 0.60, 40},
+                {"imp-a-s2", 0.57, 0.62, 42},
+                {"imp-b-s1", 0.50, 0.58, 50},
+                {"imp-b-s2", 0.54, 0.60, 46}};
+    for (size_t i = 0; i < 4; i++)
+        fprintf(f,
+                "%s{\"id\":\"eval-policy-v000002\",\"version\":2,\"judge\":\"rules\","
+                "\"win_rate\":%g,\"wins\":3,\"ties\":7,\"accuracy\":%g,\"mean_length\":%g,"
+                "\"metrics\":[{\"name\":\"n\",\"value\":10},{\"name\":\"zero\"}],"
+                "\"created_ms\":1796608918543,\"run\":\"%s\"}%s\n",
+                i == 3 ? "" : "{\"kind\":\"evals\",\"id\":\"x\",\"seq\":1,\"data\":", rows[i].w,
+                rows[i].acc, rows[i].len, rows[i].run, i == 3 ? "" : "}");
+    fclose(f);
+    for (int twice = 0; twice < 2; twice++) {
+        snprintf(cmd, sizeof cmd, "import evals %s", path);
+        int rc = oaif(out, sizeof out, cmd);
+        if (rc != 0 || !strstr(out, "imported 4 evaluations"))
+            fail_msg("exit %d:\n%s", rc, out);
+    }
+    int rc = oaif(out, sizeof out, "export evals");
+    assert_int_equal(rc, 0);
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, "\"id\":\"imp-")); p++)
+        n++;
+    if (n != 4) /* once each, under <run>/<id>, however often imported */
+        fail_msg("%d imported records, not 4:\n%s", n, out);
+    if (!strstr(out, "\"id\":\"imp-b-s2/eval-policy-v000002\""))
+        fail_msg("no record imp-b-s2/eval-policy-v000002:\n%s", out);
+
+    rc = compare(out, sizeof out, "'imp-a-s*' 'imp-b-s*' --json");
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    json_t *top = json_loads(out, 0, NULL);
+    assert_non_null(top);
+    json_t *c = json_array_get(json_object_get(top, "comparisons"), 0);
+    assert_int_equal(json_array_size(json_object_get(c, "seeds")), 2);
+    assert_true(fabs(num(c, "win_rate", "mean") + 0.04) < 1e-9); /* -0.05, -0.03 */
+    assert_true(fabs(num(c, "accuracy", "mean") + 0.02) < 1e-9); /* -0.02, -0.02 */
+    assert_true(fabs(num(c, "mean_length", "mean") - 7) < 1e-9); /* +10, +4 */
+    json_decref(top);
+
+    /* oaif report --runs: each setting's runs in the page's data */
+    snprintf(cmd, sizeof cmd, "report --run imp-a-s1 --runs 'imp-a-s*,imp-b-s*' --out %s/r.html",
+             g->dir);
+    rc = oaif(out, sizeof out, cmd);
+    if (rc != 0)
+        fail_msg("exit %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd,
+             "grep -o '\"imp-b-s\\*\":\\[[^]]*\\]' %s/r.html | grep -o 'imp-b-s[12]\"' | sort -u | "
+             "wc -l",
+             g->dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int runs = 0;
+    assert_int_equal(fscanf(p, "%d", &runs), 1);
+    pclose(p);
+    assert_int_equal(runs, 2);
+
+    /* a bad line: nothing imported, the line and field named */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"id\":\"e1\",\"run\":\"imp-c-s1\",\"win_rate\":0.5}\n");
+    fprintf(f, "{\"id\":\"e2\",\"run\":\"imp-c-s2\",\"win_rate\":\"high\"}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "import evals %s", path);
+    rc = oaif(out, sizeof out, cmd);
+    if (rc != 1 || !strstr(out, "evals.jsonl:2") || !strstr(out, "\"win_rate\": expected a number"))
+        fail_msg("exit %d:\n%s", rc, out);
+    rc = compare(out, sizeof out, "'imp-c-s*' 'imp-a-s*'");
+    if (rc != 2 || !strstr(out, "no evaluation"))
+        fail_msg("exit %d:\n%s", rc, out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings_pair_by_the_star_and_the_numbers_are_right),
         cmocka_unit_test(test_records_with_seeds_pair_by_seed),
         cmocka_unit_test(test_two_judges_need_judge_and_bad_settings_are_named),
+        cmocka_unit_test(test_import_evals_gathers_other_ledgers_runs),
     };
     return cmocka_run_group_tests_name("compare_procs", tests, setup, teardown);
 }
