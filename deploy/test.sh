@@ -2,9 +2,9 @@
 # deploy/test.sh - the whole test suite, from nothing: installs packages, builds, and runs every
 # test twice: a plain build, then one with -fsanitize=address,undefined. Then the fuzz smoke
 # (tests/fuzz/smoke.sh: each libFuzzer target for 15 s, clang), a Release build
-# (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo, the deployment (the
-# image and compose.yaml run for real, the Kubernetes manifests checked offline), and the static
-# checks (layering, the format of the changed lines, cppcheck).
+# (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo and the study (quick),
+# the deployment (the image and compose.yaml run for real, the Kubernetes manifests checked
+# offline), and the static checks (layering, the format of the changed lines, cppcheck).
 #   deploy/test.sh            everything
 #   deploy/test.sh --quick    the plain build's tests only
 #   FORMAT_BASE=origin/main deploy/test.sh    the format check covers every line changed since
@@ -40,6 +40,8 @@ BUILD_DIR=build-release BUILD_TYPE=Release deploy/setup.sh
 
 echo "== the demo, quick (a smoke test of the whole loop through real processes)"
 deploy/demo.sh --quick
+echo "== the study, quick (deploy/study.sh: 16 runs of 4 steps, import, compare, the chart; ~2 min)"
+OAIF_BUILD=build deploy/study.sh --quick
 
 echo "== Docker Compose, for real (deploy/compose-test.sh: skipped only where dockerd cannot start)"
 deploy/compose-test.sh
