@@ -12,15 +12,21 @@
 #        online-short   online DPO, the judge told "Prefer shorter responses."
 #      each followed by `oaif audit` (no pair used twice);
 #   4. evaluation of every policy against the SFT model on the eval split: task accuracy, win
-#      rate judged by the noise-free rules judge (both orders), mean length; and the table;
+#      rate judged by the noise-free rules judge (both orders), mean length; the same on the
+#      questions where the SFT model has its habit and on the rest, each win rate with its 95%
+#      interval; the table, and the claims checked: the SFT band, the bar (online DPO wins >= 65%
+#      on the habit's questions and its interval on the rest reaches 50%: nothing lost), online
+#      against offline, length control;
 #   5. the online run's report (oaif report, its evaluations the evaluator's), its path printed.
 #
 #   deploy/demo.sh [--quick] [--steps N] [--eval N]
 #     --quick   a short run for CI's smoke test (about 2 minutes on 2 cores): fewer steps, a
 #               smaller evaluation, and no claims checked.
+#   OAIF_BUILD=DIR: a build directory already built (default: deploy/setup.sh's build/).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_start demo.sh
 quick=0
 steps=75
 neval=350
@@ -37,12 +43,8 @@ while [ $# -gt 0 ]; do
     *) echo "demo.sh: unknown option '$1' (try --quick, --steps N, --eval N)" >&2; exit 2 ;;
     esac
 done
-t0=$(date +%s)
-say() { printf '== [%3ds] %s\n' $(( $(date +%s) - t0 )) "$*"; }
-
 say "1. set-up and build"
-deploy/setup.sh >/dev/null
-oaif=$here/build/services/oaif/oaif
+lib_build
 
 say "2. SFT of the built-in policy (cached once trained)"
 if [ "$quick" -eq 1 ]; then
@@ -121,7 +123,7 @@ num() {
     if [ -n "${3:-}" ]; then j=$(echo "$j" | sed "s/.*\"$3\":{\([^}]*\)}.*/\1/"); else j=${j%%,\"habit\"*}; fi
     echo "$j" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"
 }
-declare -A acc win len wtl hacc hwin racc rwin
+declare -A acc win len wtl hacc hwin hlo hhi racc rwin rlo rhi
 for name in online offline online-short; do
     j=$($oaif eval --policy "$(newest $name)" --sft "$sft" --n "$neval" --json)
     acc[$name]=$(num "$j" policy_accuracy)
@@ -130,8 +132,12 @@ for name in online offline online-short; do
     wtl[$name]=$(num "$j" wins)-$(num "$j" ties)-$(num "$j" losses)
     hacc[$name]=$(num "$j" policy_accuracy habit)
     hwin[$name]=$(num "$j" win_rate habit)
+    hlo[$name]=$(num "$j" win_rate_lo habit)
+    hhi[$name]=$(num "$j" win_rate_hi habit)
     racc[$name]=$(num "$j" policy_accuracy rest)
     rwin[$name]=$(num "$j" win_rate rest)
+    rlo[$name]=$(num "$j" win_rate_lo rest)
+    rhi[$name]=$(num "$j" win_rate_hi rest)
     acc[sft]=$(num "$j" sft_accuracy)
     len[sft]=$(num "$j" sft_length)
     hacc[sft]=$(num "$j" sft_accuracy habit)
@@ -141,6 +147,7 @@ done
 win[sft]=0.5
 hwin[sft]=0.5
 rwin[sft]=0.5
+hlo[sft]=0.5 hhi[sft]=0.5 rlo[sft]=0.5 rhi[sft]=0.5
 wtl[sft]=-
 echo
 printf '%-14s %10s %22s %18s %13s\n' policy accuracy "win rate against SFT" "wins-ties-losses" \
@@ -152,13 +159,18 @@ for name in sft online offline online-short; do
 done
 echo
 echo "Split by question: the SFT model's habit (compare smaller, sort descending, maxmin smallest:"
-echo "$nhabit of $neval prompts), which imitation cannot fix and feedback can, and the rest."
-printf '%-14s %17s %17s %17s %17s\n' policy "habit: accuracy" "habit: win rate" "rest: accuracy" \
-    "rest: win rate"
+echo "$nhabit of $neval prompts), which imitation cannot fix and feedback can, and the rest; each"
+echo "win rate with its 95% interval (ties count 1/2: the percentile bootstrap of the mean outcome"
+echo "over prompts, evalstats' as the evaluator records it; most answers tie, so a binomial interval"
+echo "on the wins alone would not be the win rate's)."
+printf '%-14s %16s %24s %16s %24s\n' policy "habit: accuracy" "habit: win rate [95%]" \
+    "rest: accuracy" "rest: win rate [95%]"
 for name in sft online offline online-short; do
     awk -v n="$name" -v a="${hacc[$name]}" -v w="${hwin[$name]}" -v b="${racc[$name]}" \
-        -v r="${rwin[$name]}" \
-        'BEGIN { printf "%-14s %16.1f%% %16.1f%% %16.1f%% %16.1f%%\n", n, 100 * a, 100 * w, 100 * b, 100 * r }'
+        -v r="${rwin[$name]}" -v hl="${hlo[$name]}" -v hh="${hhi[$name]}" -v rl="${rlo[$name]}" \
+        -v rh="${rhi[$name]}" 'BEGIN {
+            printf "%-14s %15.1f%% %7.1f%% [%5.1f, %5.1f] %15.1f%% %7.1f%% [%5.1f, %5.1f]\n", n,
+                100 * a, 100 * w, 100 * hl, 100 * hh, 100 * b, 100 * r, 100 * rl, 100 * rh }'
 done
 awk -v h="$nhabit" -v a="${hacc[sft]}" -v n="$neval" 'BEGIN {
     printf "A policy that fixed every habit prompt the SFT model gets wrong, and changed nothing\n"
@@ -186,13 +198,16 @@ if [ "$quick" -eq 1 ]; then
     say "done (quick: the claims below are checked by the full demo only)"
     exit 0
 fi
-check() { # description, awk condition
-    if awk "BEGIN { exit !($2) }"; then echo "PASS  $1"; else echo "FAIL  $1"; fi
-}
+pct() { awk -v w="$1" -v l="$2" -v h="$3" 'BEGIN { printf "%.1f%% [%.1f, %.1f]", 100 * w, 100 * l, 100 * h }'; }
 check "the SFT policy is imperfect, in the intended band: 40% <= accuracy <= 75%" \
     "${acc[sft]} >= 0.40 && ${acc[sft]} <= 0.75"
-check "online DPO beats SFT: win rate >= 65% and higher accuracy" \
-    "${win[online]} >= 0.65 && ${acc[online]} > ${acc[sft]}"
+# The bar (issue 16): the whole split's win rate is 50% + (wins - losses) / 2n under a judge that
+# ties two right or two wrong answers, bounded by how the task is built; it is checked where the
+# SFT model has the flaw feedback can fix, and on the rest nothing may be lost.
+check "online DPO wins >= 65% against SFT on the habit's $nhabit questions: $(pct "${hwin[online]}" "${hlo[online]}" "${hhi[online]}")" \
+    "${hwin[online]} >= 0.65"
+check "online DPO loses nothing on the rest: its 95% interval reaches 50%: $(pct "${rwin[online]}" "${rlo[online]}" "${rhi[online]}")" \
+    "${rhi[online]} >= 0.5"
 check "online beats offline DPO at the same label budget (win rate against SFT)" \
     "${win[online]} > ${win[offline]}"
 check "length control: 'Prefer shorter responses.' cuts mean length by >= 30% vs the default, accuracy >= SFT" \

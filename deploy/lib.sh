@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deploy/lib.sh - what deploy/demo.sh and deploy/study.sh share; sourced, not run.
 #
 #   lib_start NAME         cd to the checkout, the clock for say, NAME for messages
@@ -15,7 +16,7 @@
 lib_start() {
     lib_name=$1
     here=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
-    cd "$here"
+    cd "$here" || exit 1
     t0=$(date +%s)
 }
 
@@ -57,9 +58,9 @@ dep_down() {
 
 dep_down_all() {
     local f
-    for f in $(find "$@" -name up.pid 2>/dev/null); do
+    while read -r f; do
         kill -INT "$(cat "$f")" 2>/dev/null || true
-    done
+    done < <(find "$@" -name up.pid 2>/dev/null)
     wait 2>/dev/null || true
 }
 
