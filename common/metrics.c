@@ -535,6 +535,7 @@ struct metrics_server {
     metrics_t *m;
     metrics_health_fn healthy;
     void *health_arg;
+    const char *(*why)(void *arg); /* NULL: the 503 says only "unhealthy" */
     int port;
 };
 
@@ -598,8 +599,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "GET, HEAD");
     if (is_health) {
         bool ok = !s->healthy || s->healthy(s->health_arg);
+        const char *why = ok || !s->why ? NULL : s->why(s->health_arg);
+        char text[300];
+        snprintf(text, sizeof text, "unhealthy%s%s\n", why ? ": " : "", why ? why : "");
         return ok ? reply_text(conn, MHD_HTTP_OK, "ok\n", NULL)
-                  : reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "unhealthy\n", NULL);
+                  : reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, text, NULL);
     }
     buf_t b;
     buf_init(&b, METRICS_MAX_RENDER);
@@ -612,6 +616,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     size_t len = b.len;
     return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf_steal(&b), len,
                  true, NULL);
+}
+
+void metrics_server_set_health_reason(metrics_server_t *s, const char *(*why)(void *arg))
+{
+    s->why = why;
 }
 
 int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_addr, int port,

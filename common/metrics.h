@@ -101,6 +101,10 @@ typedef bool (*metrics_health_fn)(void *arg);
 int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_addr, int port,
                          metrics_health_fn healthy, void *health_arg);
 
+/* Says why /healthz is unhealthy: `why` (called in the HTTP thread after `healthy` returned
+ * false, with its arg) returns a static string or NULL; the 503's body is "unhealthy: WHY\n". */
+void metrics_server_set_health_reason(metrics_server_t *s, const char *(*why)(void *arg));
+
 /* The port the server is bound to (the chosen one when started with port 0). */
 int metrics_server_port(const metrics_server_t *s);
 

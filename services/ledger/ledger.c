@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -173,6 +174,12 @@ struct ledger {
     struct bus_ratelog forged_log;  /* refused results */
     struct bus_ratelog refused_log; /* refused Ready (variant, key, limit) */
     bool counters_dirty;
+    /* Full disk: below ledger.min_free_space, new writes (Submit, Put) are refused with
+     * ERROR_CODE_UNAVAILABLE and the generation waits; RocksDB never sees the write fail (after
+     * a failed log write it refuses every write until reopened, and may abort when closed). */
+    bool full;
+    uint64_t full_since_mono, full_next_check, refused_full;
+    uint64_t free_bytes; /* at the last check */
     uint64_t start_mono, last_timer_mono;
     double commit_ms[COMMIT_RING];
     size_t ncommit;
@@ -395,6 +402,64 @@ static uint64_t get_counter(ledger_t *l, const char *name, int *rc)
         *rc = r == ERR_OK ? ERR_CORRUPT : r;
     free(v);
     return x;
+}
+
+/* Is there room for `need` more bytes above ledger.min_free_space (statvfs of the store)?
+ * The full state is entered when there is not, and left (logged once each) only with a
+ * quarter of min_free_space to spare, so that it does not flap. */
+static bool room_for(ledger_t *l, size_t need)
+{
+    if (!l->cfg.min_free)
+        return true;
+    struct statvfs sv;
+    if (statvfs(l->cfg.db_path, &sv) != 0)
+        return true; /* unknown: RocksDB will say */
+    l->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t now = bus_mono_ms();
+    l->full_next_check = now + 100;
+    /* The write-ahead log takes the batch, a memtable flush about as much again. */
+    uint64_t line = l->cfg.min_free + 2 * (uint64_t)need;
+    bool ok = l->free_bytes >= line;
+    if (!ok && !l->full) {
+        l->full = true;
+        l->full_since_mono = now;
+        log_error("ledger: the disk of %s is full: %" PRIu64 " bytes free, under "
+                  "ledger.min_free_space (%zu) and the write's %zu: new writes are refused "
+                  "(ERROR_CODE_UNAVAILABLE) until space returns; nothing acknowledged is lost",
+                  l->cfg.db_path, l->free_bytes, l->cfg.min_free, need);
+    } else if (l->full && l->free_bytes >= line + l->cfg.min_free / 4) {
+        l->full = false;
+        log_info("ledger: space is back on %s (%" PRIu64 " bytes free) after %.1f s; %" PRIu64
+                 " writes were refused; accepting writes",
+                 l->cfg.db_path, l->free_bytes, (double)(now - l->full_since_mono) / 1000.0,
+                 l->refused_full);
+        l->refused_full = 0;
+    }
+    return ok;
+}
+
+/* A new write of about `bytes` while the disk is full, or that would fill it, is answered at
+ * once with ERROR_CODE_UNAVAILABLE (the client may retry later), before it changes anything.
+ * Repeats of acknowledged writes are answered before this. The disk is looked at every 100 ms,
+ * and at every write when it is near the line. */
+static bool refuse_if_full(ledger_t *l, struct bus_msg *m, const char *what, const char *id,
+                           size_t bytes)
+{
+    if (!l->cfg.min_free)
+        return false;
+    size_t need = kv_batch_bytes(l->g->batch) + bytes;
+    uint64_t near = l->cfg.min_free + 2 * (uint64_t)need + (16u << 20);
+    if (l->full || l->free_bytes < near || bus_mono_ms() >= l->full_next_check)
+        room_for(l, need);
+    if (!l->full)
+        return false;
+    l->refused_full++;
+    bus_send_error(l->clients, m->rid, m->rid_len, m->env->corr,
+                   OAIF__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE, id,
+                   "%s %s: the ledger's disk is full (%" PRIu64 " bytes free in %s, "
+                   "ledger.min_free_space is %zu): writes are refused until space returns",
+                   what, id, l->free_bytes, l->cfg.db_path, l->cfg.min_free);
+    return true;
 }
 
 /* The error code a client gets for a store error: damage is never reported as an absence. */
@@ -663,6 +728,8 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
                        "submit %s: store read failed: %s", s->id, err_str(rc));
         return;
     }
+    if (refuse_if_full(l, m, "submit", s->id, idlen + s->payload.len))
+        return;
     if (!valid_name(s->service)) {
         bus_send_error(l->clients, m->rid, m->rid_len, corr,
                        OAIF__V1__ERROR_CODE__ERROR_CODE_INVALID, s->id,
@@ -750,6 +817,8 @@ static void on_put(ledger_t *l, struct bus_msg *m)
                        "put %s: store read failed: %s", p->id, err_str(grc));
         return;
     }
+    if (!dup && refuse_if_full(l, m, "put", p->id, oaif__v1__put__get_packed_size(p)))
+        return;
     if (!dup) {
         char why[256];
         /* Validate everything first: a put is all or nothing. */
@@ -1656,8 +1725,14 @@ static int commit_and_send(ledger_t *l)
         l->counters_dirty = false;
     }
     struct gen *g = l->g;
-    if (kv_batch_count(g->batch) == 0)
+    if (kv_batch_count(g->batch) == 0) {
+        if (l->full && bus_mono_ms() >= l->full_next_check)
+            room_for(l, 0); /* nothing waits: see whether space is back (for /healthz) */
         return flush_gen(l, g);
+    }
+    /* No room: the generation waits (its acks unsent) until there is. */
+    if (!room_for(l, kv_batch_bytes(g->batch)))
+        return ERR_OK;
     if (!l->cm.started) { /* no commit thread (it could not start): commit inline */
         double t0 = now_ms_f();
         int rc = kv_write(l->kv, g->batch, l->cfg.sync);
@@ -2176,6 +2251,9 @@ void ledger_update_metrics(ledger_t *l, struct metrics *m)
     if (!metrics_gauge_register(m, &g, "oaif_ledger_curve_denied",
                                 "Connections refused by the allow-list.", NULL))
         metrics_gauge_set(g, (double)bus_zap_denied(l->zap));
+    if (!metrics_gauge_register(m, &g, "oaif_ledger_disk_full",
+                                "1 while writes are refused for lack of disk space.", NULL))
+        metrics_gauge_set(g, l->full ? 1 : 0);
     ledger_status_free(st);
 }
 
@@ -2192,4 +2270,10 @@ const char *ledger_worker_endpoint(const ledger_t *l)
 const char *ledger_events_endpoint(const ledger_t *l)
 {
     return l->events_ep;
+}
+
+const char *ledger_unavailable(const ledger_t *l)
+{
+    return l->full ? "the disk of ledger.data_dir is full: writes are refused until space returns"
+                   : NULL;
 }

@@ -40,6 +40,7 @@ struct ledger_config {
     size_t max_msg;         /* ZMQ_MAXMSGSIZE */
     size_t max_request;     /* largest payload accepted in a Submit (error reply above) */
     bool sync;              /* fsync each group commit (false only for benchmarks) */
+    size_t min_free;        /* below this many free bytes on the store's disk, refuse writes */
     int batch_max;          /* most messages handled per loop turn */
     char *curve_secret_key; /* the ledger's key pair file: turns CURVE on (main.c loads it) */
     char *curve_allow;      /* allow-list file or directory of client public keys; NULL: none */
@@ -76,6 +77,10 @@ void ledger_destroy(ledger_t **l);
  * Fails only on local faults: ERR_IO (the store failed: nothing unsynced was acknowledged;
  * the process should exit and be restarted), ERR_NOMEM. A bad message gets an Error reply. */
 int ledger_poll(ledger_t *l, int timeout_ms);
+
+/* NULL while the ledger takes writes; else why it refuses them (the disk is full: new Submits
+ * and Puts get ERROR_CODE_UNAVAILABLE until space returns). For /healthz. */
+const char *ledger_unavailable(const ledger_t *l);
 
 /* The endpoints actually bound (after "tcp://127.0.0.1:0" they name the chosen port). */
 const char *ledger_client_endpoint(const ledger_t *l);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "buf.h"
@@ -19,6 +20,7 @@
 
 static volatile sig_atomic_t stop_requested;
 static atomic_ullong last_turn_ms;
+static _Atomic(const char *) unavailable; /* ledger_unavailable(), copied each turn */
 
 static void on_stop_signal(int sig)
 {
@@ -29,7 +31,14 @@ static void on_stop_signal(int sig)
 static bool healthy(void *arg)
 {
     (void)arg;
-    return bus_mono_ms() - atomic_load(&last_turn_ms) < 5000;
+    return bus_mono_ms() - atomic_load(&last_turn_ms) < 5000 && !atomic_load(&unavailable);
+}
+
+static const char *health_reason(void *arg)
+{
+    (void)arg;
+    const char *why = atomic_load(&unavailable);
+    return why ? why : "the ledger's loop has not turned for 5 s";
 }
 
 /* What follows from the options: sizes that must agree, and the CURVE key pair. */
@@ -48,7 +57,28 @@ static int check_config(struct ledger_config *c)
             return ERR_INVAL;
         }
     }
-    if (c->curve.on && !(c->curve_allow && *c->curve_allow) && c->allowed_keys.n == 0)
+    bool allow_list = (c->curve_allow && *c->curve_allow) || c->allowed_keys.n > 0;
+    if (allow_list && !c->curve.on) {
+        /* Without a key pair CURVE is off: the list would guard nothing, and anyone who can
+         * reach the ports could read and write the run. */
+        log_error("ledger.%s is set but ledger.curve_secret_key is not: without the ledger's "
+                  "key pair the sockets are plaintext and open to all; set "
+                  "ledger.curve_secret_key (`oaif keys ledger` makes one) or remove the "
+                  "allow-list",
+                  c->allowed_keys.n ? "allowed_keys" : "allowed_keys_path");
+        return ERR_INVAL;
+    }
+    for (size_t i = 0; i < c->allowed_keys.n; i++) {
+        const char *k = c->allowed_keys.items[i];
+        uint8_t raw[32];
+        if (strlen(k) != 40 || !zmq_z85_decode(raw, k)) {
+            log_error("ledger.allowed_keys[%zu]: '%.60s' is not a CURVE public key (40 "
+                      "characters of Z85, as in the .pub file `oaif keys` writes)",
+                      i, k);
+            return ERR_INVAL;
+        }
+    }
+    if (c->curve.on && !allow_list)
         log_warn("CURVE is on with no allowed keys: every client and worker will be refused");
     return ERR_OK;
 }
@@ -110,6 +140,8 @@ int main(int argc, char **argv)
         if (rc)
             log_error("metrics server on %s:%d: %s", cfg.metrics_bind, cfg.metrics_port,
                       err_str(rc));
+        else
+            metrics_server_set_health_reason(http, health_reason);
     }
     if (!rc) {
         log_info("listening: clients %s, workers %s, events %s, metrics %s:%d; store %s",
@@ -125,17 +157,32 @@ int main(int argc, char **argv)
             rc = ERR_OK;
         uint64_t now = bus_mono_ms();
         atomic_store(&last_turn_ms, now);
+        if (l)
+            atomic_store(&unavailable, ledger_unavailable(l));
         if (http && now >= next_metrics) {
             ledger_update_metrics(l, metrics);
             next_metrics = now + 500;
         }
     }
     metrics_server_stop(&http);
+    if (rc == ERR_NOSPACE) {
+        /* The disk filled under a write despite ledger.min_free_space (another process took
+         * the space between the check and the write). RocksDB now refuses every write and may
+         * abort while closing, so the store is left as a crash leaves it: everything
+         * acknowledged was synced before. */
+        log_error("the disk of %s filled during a commit: nothing of that commit was "
+                  "acknowledged; exiting without closing the store; restart the ledger once "
+                  "there is space (raise ledger.min_free_space to keep this from recurring)",
+                  cfg.db_path);
+        _exit(1);
+    }
     ledger_destroy(&l);
     metrics_destroy(&metrics);
     if (zctx)
         zmq_ctx_term(zctx);
     ledger_config_release(&cfg);
     log_info("exit: %s", err_str(rc));
-    return rc ? 1 : 0;
+    /* ERR_INVAL before the loop is bad configuration (an allow-list file that does not parse):
+     * 2, as for the options themselves. */
+    return rc == ERR_INVAL ? 2 : rc ? 1 : 0;
 }
