@@ -40,3 +40,4 @@ oaif_fuzz(import_prompts SOURCES ${_cli}/cli.c ${_cli}/prompts.c INCLUDES ${_cli
 oaif_fuzz(import_pairs SOURCES ${_cli}/pairs.c INCLUDES ${_cli} LIBS oaif_runtime
           PkgConfig::JANSSON)
 oaif_fuzz(ledger LIBS oaif_ledger)
+oaif_fuzz(buscheck LIBS oaif_runtime)

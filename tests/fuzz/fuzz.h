@@ -16,8 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* Writes data to a file `name` in this process's scratch directory (made on first use under
- * $TMPDIR or /tmp, removed at exit) and returns its path, valid until the next call with the
- * same name. Aborts when the file cannot be written: a fuzz run on a full disk is no run. */
+ * $TMPDIR, else /dev/shm, else /tmp; removed at exit) and returns its path, valid until the next
+ * call with the same name. Aborts when the file cannot be written: a fuzz run on a full disk is no
+ * run. */
 const char *fuzz_file(const char *name, const void *data, size_t size);
 
 /* The scratch directory itself (made on first use). */

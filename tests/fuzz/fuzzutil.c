@@ -32,8 +32,11 @@ const char *fuzz_dir(void)
 {
     if (scratch[0])
         return scratch;
+    /* every input is a file write: in memory (/dev/shm) when there is one */
     const char *tmp = getenv("TMPDIR");
-    snprintf(scratch, sizeof scratch, "%s/oaif-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!tmp || !*tmp)
+        tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(scratch, sizeof scratch, "%s/oaif-fuzz-XXXXXX", tmp);
     if (!mkdtemp(scratch)) {
         perror(scratch);
         abort();
