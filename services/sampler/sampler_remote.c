@@ -184,8 +184,8 @@ int sampler_remote_parse(const char *body, size_t len, struct sampler_response *
         goto out;
     }
     /* log-probs: the legacy completions format (OpenAI, vLLM), logprobs.token_logprobs whose
-     * first may be null; or one entry per token with its own logprob: llama.cpp's
-     * logprobs.content[] (OpenAI chat style) and its native completion_probabilities[] */
+     * first may be null; or llama.cpp's, one entry per token with its own logprob
+     * (logprobs.content[], in the OpenAI chat style) */
     json_t *lp = json_object_get(c, "logprobs");
     json_t *tl = json_is_object(lp) ? json_object_get(lp, "token_logprobs") : NULL;
     const char *field = "choices[0].logprobs.token_logprobs";
@@ -193,11 +193,6 @@ int sampler_remote_parse(const char *body, size_t len, struct sampler_response *
     if (!json_is_array(tl) && json_is_object(lp) && json_is_array(json_object_get(lp, "content"))) {
         tl = json_object_get(lp, "content");
         field = "choices[0].logprobs.content";
-        member = "logprob";
-    } else if (!json_is_array(tl) &&
-               json_is_array(json_object_get(root, "completion_probabilities"))) {
-        tl = json_object_get(root, "completion_probabilities");
-        field = "completion_probabilities";
         member = "logprob";
     }
     size_t lp_tokens = 0;

@@ -7,9 +7,9 @@
  * gives: text, finish_reason ("length" -> LENGTH; "stop" -> STOP when the server says a stop
  * string ended it: vLLM's stop_reason as a string, llama.cpp's stopped_word; else EOS), the sum
  * of the token log-probs when offered (the legacy logprobs.token_logprobs of OpenAI and vLLM,
- * llama.cpp's logprobs.content[].logprob, or its native completion_probabilities[].logprob;
- * has_logprob false when none came, so that the Response says its log-prob is unknown), and
- * usage.completion_tokens (else the number of log-prob tokens).
+ * or llama.cpp's logprobs.content[].logprob; has_logprob false when none came, so that the
+ * Response says its log-prob is unknown), and usage.completion_tokens (else the number of
+ * log-prob tokens).
  *
  * Not here: prompt templates and request checks (sampler.c). */
 #ifndef SAMPLER_REMOTE_H
