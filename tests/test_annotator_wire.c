@@ -51,6 +51,12 @@ static void test_verdict_grammars(void **state)
     assert_int_equal(verdict_of("alone", "m", M_M), 0);
     assert_int_equal(verdict_of("alone", "M", M_M), 1);
     assert_int_equal(verdict_of("alone", "model", M_M), -1);
+    /* alpaca_eval's chain of thought: an explanation naming both, then "Output: M" */
+    assert_int_equal(verdict_of("last-line Output:",
+                                "Output m is wrong about the year; M gets it right.\nOutput: M",
+                                M_M),
+                     1);
+    assert_int_equal(verdict_of("last-line Output:", "Output: model m", M_M), -1);
     /* last-line: only the final line counts; a numbered list before it does not */
     const char *ll = "last-line Preferred Response=";
     assert_int_equal(verdict_of(ll,
@@ -461,12 +467,16 @@ static void test_build_openai_and_anthropic_bodies(void **state)
 static void test_shipped_templates_load_and_render(void **state)
 {
     (void)state;
-    static const char *const files[] = {"helpful.txt", "helpful_short.txt", "alpaca_eval.txt",
-                                        "helpful_cot.txt", "helpful_json.txt"};
-    static const char *const grammars[] = {
-        "last-line Preferred Response=", "last-line Preferred Response=", "alone",
-        "last-line Preferred:", "json preferred"};
-    for (size_t i = 0; i < 5; i++) {
+    static const char *const files[] = {"helpful.txt",      "helpful_short.txt",
+                                        "alpaca_eval.txt",  "helpful_cot.txt",
+                                        "helpful_json.txt", "alpaca_eval_cot.txt"};
+    static const char *const grammars[] = {"last-line Preferred Response=",
+                                           "last-line Preferred Response=",
+                                           "alone",
+                                           "last-line Preferred:",
+                                           "json preferred",
+                                           "last-line Output:"};
+    for (size_t i = 0; i < 6; i++) {
         char path[512], why[256];
         snprintf(path, sizeof path, "%s/%s", JUDGE_TEMPLATES, files[i]);
         struct template *t = NULL;
@@ -490,7 +500,7 @@ static void test_shipped_templates_load_and_render(void **state)
             size_t n = strlen(user);
             assert_true(n > 19);
             assert_string_equal(user + n - 19, "Preferred Response=");
-        } else if (i == 2) {
+        } else if (i == 2 || i == 5) {
             assert_string_equal(t->answers[0], "m");
             assert_string_equal(t->answers[1], "M");
         }

@@ -50,7 +50,8 @@ static const struct cfg_option options[] = {
     CFG_STRING_OPT(O, judge.template_name, .key = "annotator.template", .def = "helpful",
                    .env = "ANNOTATOR_TEMPLATE", .flag = "--template",
                    .help = "Prompt template: a file path, or the name of one in template_dir "
-                           "(helpful, helpful_short, alpaca_eval)."),
+                           "(helpful, helpful_short, helpful_cot, helpful_json, alpaca_eval, "
+                           "alpaca_eval_cot)."),
     CFG_STRING_OPT(O, judge.template_dir, .key = "annotator.template_dir",
                    .def = OAIF_JUDGE_TEMPLATE_DIR, .env = "ANNOTATOR_TEMPLATE_DIR",
                    .flag = "--template-dir", .help = "Where template names are looked up."),
