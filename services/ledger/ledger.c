@@ -764,7 +764,8 @@ static void on_submit(ledger_t *l, struct bus_msg *m)
         req_free(r);
         return;
     }
-    memcpy(r->payload, s->payload.data, s->payload.len);
+    if (s->payload.len) /* an empty payload has no data (memcpy's source must not be NULL) */
+        memcpy(r->payload, s->payload.data, s->payload.len);
     r->len = s->payload.len;
     r->svc = svc;
     /* A client's own values, within the ledger's limits: a request cannot hold a worker for a
@@ -1384,7 +1385,8 @@ static void on_result(ledger_t *l, struct bus_msg *m, struct worker *w)
         }
         r->reply = malloc(res->payload.len ? res->payload.len : 1);
         if (r->reply) {
-            memcpy(r->reply, res->payload.data, res->payload.len);
+            if (res->payload.len) /* an empty payload has no data */
+                memcpy(r->reply, res->payload.data, res->payload.len);
             r->reply_len = res->payload.len;
         }
         finish(l, r, OAIF__V1__REQUEST_PHASE__REQUEST_PHASE_DONE);
@@ -1978,7 +1980,8 @@ static int recover(ledger_t *l)
             kv_iter_destroy(&it);
             return ERR_NOMEM;
         }
-        memcpy(r->payload, st->payload.data, st->payload.len);
+        if (st->payload.len) /* an empty payload has no data */
+            memcpy(r->payload, st->payload.data, st->payload.len);
         r->len = st->payload.len;
         r->svc = s;
         r->attempts = st->attempts;

@@ -75,8 +75,12 @@ static void walk(const struct cfg_node *n, int depth)
         fuzz_fail("a node of kind %d", (int)n->kind);
     }
     for (size_t i = 0; i < n->n_kids; i++) {
-        if (n->kind == CFG_NODE_MAP && (!n->kids[i]->key || !cfg_node_get(n, n->kids[i]->key)))
+        const char *key = n->kids[i]->key;
+        if (n->kind == CFG_NODE_MAP && !key)
             fuzz_fail("a map value without its key");
+        /* a key with a dot in it cannot be named by a dotted path */
+        if (n->kind == CFG_NODE_MAP && !strchr(key, '.') && !cfg_node_get(n, key))
+            fuzz_fail("map key \"%s\" not found by cfg_node_get", key);
         walk(n->kids[i], depth + 1);
     }
 }
