@@ -3,3 +3,8 @@ oaif_test(storage_procs SOURCES ${OAIF_TEST_DIR}/test_storage_procs.c ${OAIF_TES
           ${OAIF_TEST_DIR}/tpmetrics.c LIBS oaif_runtime TIMEOUT 120 LABEL integration)
 target_include_directories(test_storage_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_storage_procs ledger oaif)
+# What a careless user did: a directory as input, no ledger, keys twice, an allow-list alone.
+oaif_test(careless_procs SOURCES ${OAIF_TEST_DIR}/test_careless_procs.c ${OAIF_TEST_DIR}/testproc.c
+          LIBS oaif_runtime TIMEOUT 60 LABEL integration)
+target_include_directories(test_careless_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_careless_procs ledger oaif)

@@ -62,7 +62,7 @@ static const struct cfg_option options[] = {
                 .help = "Most messages handled per loop turn (one group commit)."),
     CFG_BOOL_OPT(O, sync, .key = "ledger.sync", .def = "true", .env = "LEDGER_SYNC",
                  .flag = "--sync", .help = "fsync every group commit (false: benchmarks only)."),
-    CFG_SIZE_OPT(O, min_free, .key = "ledger.min_free_space", .def = "256MiB", .min = 0,
+    CFG_SIZE_OPT(O, min_free, .key = "ledger.min_free_space", .def = "64MiB", .min = 0,
                  .max = 1LL << 50, .env = "LEDGER_MIN_FREE_SPACE", .flag = "--min-free-space",
                  .help = "Below this free space on the store's disk, new writes are refused "
                          "(ERROR_CODE_UNAVAILABLE) until space returns; 0: never."),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 #include "buf.h"
@@ -351,6 +352,13 @@ int cli_jsonl_read(const char *path, cli_jsonl_fn fn, void *ctx, char *err, size
     size_t lcap = 0;
     ssize_t len;
     int lineno = 0, rc = ERR_OK;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory, not a JSONL file", path);
+        if (f != stdin)
+            fclose(f);
+        return ERR_INVAL;
+    }
     while (!rc && (len = getline(&line, &lcap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -370,6 +378,11 @@ int cli_jsonl_read(const char *path, cli_jsonl_fn fn, void *ctx, char *err, size
             rc = fn(ctx, o, where, err, errlen);
         }
         json_decref(o);
+    }
+    /* getline's -1 is also a read error: not the end of the file. */
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "%s: read error after line %d: %s", path, lineno, strerror(errno));
+        rc = ERR_IO;
     }
     free(line);
     if (f != stdin)

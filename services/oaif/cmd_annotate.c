@@ -226,10 +226,23 @@ int cmd_annotate(int argc, char **argv)
     if (cli_jsonl_read(argv[0], add_pair, &pairs, err, sizeof err)) {
         cli_error(verb, "%s (nothing was sent)", err);
         status = 1;
+    } else if (pairs.list.n == 0) {
+        cli_error(verb, "%s: no pairs in it (nothing was sent)", argv[0]);
+        status = 1;
     }
     uint64_t t0 = bus_mono_ms();
     if (!status)
         status = cli_ledger_open(&l, verb, &o.conn);
+    if (!status) {
+        /* Submits are answered only by a ledger: without one the progress would sit at 0
+         * forever. Ask for its status first, within --timeout, as `oaif status` does. */
+        Oaif__V1__Envelope *env = NULL;
+        int prc = bus_client_status(l.client, l.timeout_ms, &env);
+        if (prc)
+            status = cli_ledger_failed(&l, prc);
+        if (env)
+            oaif__v1__envelope__free_unpacked(env, NULL);
+    }
     if (!status) {
         annotate_all(&l, &pairs.list, o.in_flight, o.quiet, &run);
         fprintf(stderr,

@@ -128,6 +128,9 @@ static int import_prompts(int argc, char **argv)
     if (cli_jsonl_read(argv[1], prompts_line, &recs, err, sizeof err)) {
         cli_error(verb, "%s (nothing was imported)", err);
         status = 1;
+    } else if (recs.n == 0) {
+        cli_error(verb, "%s: no prompts in it (nothing was imported)", argv[1]);
+        status = 1;
     }
     if (!status && !(view = calloc(recs.n ? recs.n : 1, sizeof *view))) {
         cli_error(verb, "out of memory");

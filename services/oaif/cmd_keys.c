@@ -1,6 +1,9 @@
 /* cmd_keys.c - `oaif keys NAME [--dir DIR]`: a new CURVE key pair, DIR/NAME.key (secret, mode 0600)
  * and DIR/NAME.key.pub, for the ledger (--curve-secret), a service or the CLI. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "cli.h"
@@ -8,16 +11,21 @@
 
 struct keys_opts {
     char *dir;
+    bool force;
 };
 
 static const struct cfg_option options[] = {
     CFG_STRING_OPT(struct keys_opts, dir, .key = "oaif.keys.dir", .def = ".", .flag = "--dir",
                    .help = "Where to write NAME.key and NAME.key.pub."),
+    CFG_BOOL_OPT(struct keys_opts, force, .key = "oaif.keys.force", .def = "false",
+                 .flag = "--force",
+                 .help = "Replace an existing pair (whoever holds the old one is locked out)."),
 };
 
 static const struct cfg_spec spec = {
     .name = "oaif keys NAME",
-    .summary = "Makes a CURVE key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.key.pub.",
+    .summary = "Makes a CURVE key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.key.pub.\n"
+               "An existing pair is kept (exit 1) unless --force.",
     .options = options,
     .n_options = sizeof options / sizeof options[0],
     .conf_size = sizeof(struct keys_opts),
@@ -43,6 +51,13 @@ int cmd_keys(int argc, char **argv)
     } else if (snprintf(path, sizeof path, "%s/%s.key", o.dir, argv[0]) >= (int)sizeof path) {
         cli_error(verb, "the path %s/%s.key is too long", o.dir, argv[0]);
         status = 2;
+    } else if (!o.force && (access(path, F_OK) == 0 || errno != ENOENT)) {
+        /* A second `oaif keys alice` would lock alice's services and allow-list entries out. */
+        cli_error(verb,
+                  "%s already exists: keeping it (--force replaces the pair, and every "
+                  "allow-list holding the old public key must then be updated)",
+                  path);
+        status = 1;
     } else if (bus_curve_save(&k, path, err, sizeof err)) {
         cli_error(verb, "%s", err);
         status = 1;

@@ -1,0 +1,172 @@
+/* test_careless_procs - what a careless user did, through the real `oaif` and `ledger`
+ * binaries: a directory given as the input file, `oaif annotate` with no ledger running, `oaif
+ * keys NAME` run twice, an allow-list without the ledger's secret key, a malformed allowed key.
+ * Each must fail clearly (exit status, and a message naming the problem), not succeed quietly,
+ * wait forever or overwrite. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testproc.h"
+
+struct fx {
+    char dir[256], err[300];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/oaif-test-careless-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->err, sizeof f->err, "%s/err", f->dir);
+    tp_watchdog(60, "careless", f->err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs `BIN ARGS` (BIN relative to the build directory), stdout and stderr to dir/out and
+ * dir/err; its exit status. */
+static int run(struct fx *f, const char *bin, const char *args)
+{
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s", tp_bin(bin), args, f->dir, f->err);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static bool err_has(struct fx *f, const char *needle)
+{
+    FILE *fp = fopen(f->err, "r");
+    if (!fp)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strstr(line, needle) != NULL;
+    fclose(fp);
+    if (!found)
+        tp_log_tail(f->err, 2000);
+    return found;
+}
+
+static void slurp(const char *path, char *out, size_t len)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(out, 1, len - 1, fp);
+    out[n] = '\0';
+    fclose(fp);
+}
+
+/* Before: "imported 0 prompts", exit 0. A read error is not the end of the file. */
+static void test_directory_as_input(void **state)
+{
+    struct fx *f = *state;
+    char args[600];
+    snprintf(args, sizeof args, "import prompts %s --clients tcp://127.0.0.1:1", f->dir);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(err_has(f, "is a directory"));
+    snprintf(args, sizeof args, "annotate %s --clients tcp://127.0.0.1:1", f->dir);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(err_has(f, "is a directory"));
+    /* an empty file imports nothing, and says so */
+    snprintf(args, sizeof args, "import prompts /dev/null --clients tcp://127.0.0.1:1");
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(err_has(f, "no prompts"));
+}
+
+/* Before: "0/6 labels" forever. Now the ledger's silence fails it after --timeout. */
+static void test_annotate_without_ledger(void **state)
+{
+    struct fx *f = *state;
+    char path[400], args[800];
+    snprintf(path, sizeof path, "%s/pairs.jsonl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"prompt\":\"2+2?\",\"response_a\":\"4\",\"response_b\":\"5\"}\n", fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "annotate %s --clients tcp://127.0.0.1:1 --timeout 1s --quiet",
+             path);
+    time_t t0 = time(NULL);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(time(NULL) - t0 < 15);
+    assert_true(err_has(f, "no answer from the ledger"));
+}
+
+/* Before: the second run replaced the pair without a word. */
+static void test_keys_twice(void **state)
+{
+    struct fx *f = *state;
+    char args[600], key[400], first[256], again[256];
+    snprintf(args, sizeof args, "keys alice --dir %s", f->dir);
+    snprintf(key, sizeof key, "%s/alice.key.pub", f->dir);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    slurp(key, first, sizeof first);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(err_has(f, "already exists"));
+    slurp(key, again, sizeof again);
+    assert_string_equal(first, again);
+    snprintf(args, sizeof args, "keys alice --dir %s --force", f->dir);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    slurp(key, again, sizeof again);
+    assert_string_not_equal(first, again);
+}
+
+/* Before: an allow-list without the ledger's key pair ran a plaintext ledger open to all, and
+ * a malformed allowed key exited 1 with "invalid argument". Both are configuration errors (2)
+ * that name the setting. */
+static void test_allow_list_without_key(void **state)
+{
+    struct fx *f = *state;
+    char args[1000];
+    snprintf(args, sizeof args, "keys ledger --dir %s", f->dir);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    const char *common = "--clients tcp://127.0.0.1:* --workers tcp://127.0.0.1:* --events ''";
+    snprintf(args, sizeof args, "--db %s/db %s --curve-allow %s/ledger.key.pub", f->dir, common,
+             f->dir);
+    assert_int_equal(run(f, "services/ledger/ledger", args), 2);
+    assert_true(err_has(f, "curve_secret_key is not"));
+    snprintf(args, sizeof args,
+             "--db %s/db %s --curve-secret %s/ledger.key --allow-key not-a-z85-key-at-all", f->dir,
+             common, f->dir);
+    assert_int_equal(run(f, "services/ledger/ledger", args), 2);
+    assert_true(err_has(f, "ledger.allowed_keys[0]: 'not-a-z85-key-at-all'"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_directory_as_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_annotate_without_ledger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allow_list_without_key, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
