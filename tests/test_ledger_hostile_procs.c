@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -436,6 +437,79 @@ static void test_results_only_from_the_lessee(void **state)
     free(log);
 }
 
+/* A DEALER with CURVE key `key` (server_key set) and routing id `rid`, as a hostile peer that
+ * learned a worker's routing id would make one. */
+static void *raw_curve_socket(struct fx *f, const char *ep, const struct bus_curve *key,
+                              const char *rid)
+{
+    void *s = zmq_socket(f->zctx, ZMQ_DEALER);
+    assert_int_equal(bus_setup_socket(s, false, ZMQ_DEALER, 0, key), ERR_OK);
+    assert_int_equal(zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, strlen(rid)), 0);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    f->raw[f->nraw++] = s;
+    return s;
+}
+
+/* With CURVE a worker is its key: another allowed key that takes over the worker's routing id
+ * (the workers socket hands a routing id over to its newest connection) is refused. */
+static void test_curve_binds_worker_to_key(void **state)
+{
+    struct fx *f = *state;
+    struct bus_curve server, a, b, caller;
+    char dir[300], path[400], err[256], server_key[400], server_pub[420];
+    assert_int_equal(bus_curve_generate(&server), ERR_OK);
+    assert_int_equal(bus_curve_generate(&a), ERR_OK);
+    assert_int_equal(bus_curve_generate(&b), ERR_OK);
+    assert_int_equal(bus_curve_generate(&caller), ERR_OK);
+    snprintf(dir, sizeof dir, "%s/allow", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(server_key, sizeof server_key, "%s/server.key", f->dir);
+    assert_int_equal(bus_curve_save(&server, server_key, err, sizeof err), ERR_OK);
+    snprintf(server_pub, sizeof server_pub, "%s.pub", server_key);
+    const struct bus_curve *allowed[] = {&a, &b, &caller};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/k%d.key", dir, i);
+        assert_int_equal(bus_curve_save(allowed[i], path, err, sizeof err), ERR_OK);
+    }
+    memcpy(a.server_key, server.public_key, 41);
+    memcpy(b.server_key, server.public_key, 41);
+    memcpy(caller.server_key, server.public_key, 41);
+    start_ledger(f,
+                 (const char *const[]){"--curve-secret", server_key, "--curve-allow", dir, NULL});
+    bus_client_destroy(&f->c);
+    struct bus_client_opts o = {
+        .endpoint = f->cep, .curve = &caller, .resend_ms = 300, .reannounce_ms = 500};
+    assert_int_equal(bus_client_new(&f->c, f->zctx, &o), ERR_OK);
+
+    void *wa = raw_curve_socket(f, f->wep, &a, "wk-1");
+    struct pb ready = {0};
+    pb_bytes(&ready, 1, "echo", 4);
+    pb_uint(&ready, 2, 1);
+    pb_bytes(&ready, 3, "a", 1);
+    struct pb e = envelope(0, 30, &ready);
+    raw_send(wa, &e);
+    struct got g = {.id = "cv"};
+    assert_int_equal(bus_client_submit(f->c, "echo", "cv", "real", 4, 0, 0), ERR_OK);
+    Oaif__V1__Envelope *req = NULL;
+    uint64_t end = bus_mono_ms() + 10000;
+    while (!req && bus_mono_ms() < end) {
+        bus_client_poll(f->c, 20, on_reply, &g);
+        req = raw_recv(wa, OAIF__V1__ENVELOPE__BODY_REQUEST, 50);
+    }
+    assert_non_null(req); /* key a holds the lease, under routing id wk-1 */
+    oaif__v1__envelope__free_unpacked(req, NULL);
+
+    void *wb = raw_curve_socket(f, f->wep, &b, "wk-1");
+    expect_error(wb, forged_result("cv", "forged"), 0, OAIF__V1__ERROR_CODE__ERROR_CODE_DENIED,
+                 "another key");
+    bus_client_poll(f->c, 500, on_reply, &g);
+    assert_int_equal(g.n, 0);
+    size_t n;
+    char *log = read_log(f, &n);
+    assert_non_null(strstr(log, "from another CURVE key refused"));
+    free(log);
+}
+
 /* A worker of a known service attaches only its service's kinds (common/kinds.c): a "sample"
  * worker that writes a checkpoint record fails its attempt instead of storing it. */
 static void test_worker_writes_only_its_kinds(void **state)
@@ -712,6 +786,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ids_are_printable_utf8_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results_only_from_the_lessee, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve_binds_worker_to_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_writes_only_its_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_messages_refused_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_and_metrics_stay_bounded, setup, teardown),
