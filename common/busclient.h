@@ -34,8 +34,10 @@ int bus_client_new(bus_client_t **out, void *zctx, const struct bus_client_opts 
 void bus_client_destroy(bus_client_t **c);
 
 /* Submit `payload` to `service` as request `id` (ids are unique per run; reuse one only to
- * mean "the same request"). lease_ms/max_attempts 0: the ledger's defaults. ERR_EXISTS if
- * this client already has `id` pending. The send is attempted at once and retried by poll. */
+ * mean "the same request"). lease_ms/max_attempts 0: the ledger's defaults (larger than its
+ * limits: cut to them). ERR_EXISTS if this client already has `id` pending; ERR_INVAL if `id` is
+ * not an id (printable UTF-8, at most BUS_ID_MAX bytes: buscheck.h), with the reason in
+ * bus_client_last_error. The send is attempted at once and retried by poll. */
 int bus_client_submit(bus_client_t *c, const char *service, const char *id, const void *payload,
                       size_t len, unsigned lease_ms, unsigned max_attempts);
 
@@ -61,7 +63,8 @@ int bus_client_call(bus_client_t *c, const char *service, const char *id, const 
 
 /* Synchronous queries. On ERR_OK *out is the answer envelope (free it as above):
  * put -> ack; get/scan/lookup -> records; status -> status. ERR_REMOTE: the ledger answered
- * with an Error (its message in bus_client_last_error). ERR_TIMEOUT. */
+ * with an Error (its message in bus_client_last_error). ERR_TIMEOUT. ERR_INVAL (put): its id or
+ * a record's is not an id (buscheck.h), with the reason in bus_client_last_error. */
 int bus_client_put(bus_client_t *c, const char *put_id, Oaif__V1__Record **records, size_t n,
                    bool if_absent, int timeout_ms);
 int bus_client_get(bus_client_t *c, Oaif__V1__RecordKind kind, const char *const *ids, size_t n,
