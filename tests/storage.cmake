@@ -8,3 +8,8 @@ oaif_test(careless_procs SOURCES ${OAIF_TEST_DIR}/test_careless_procs.c ${OAIF_T
           LIBS oaif_runtime TIMEOUT 60 LABEL integration)
 target_include_directories(test_careless_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_careless_procs ledger oaif)
+# A run that can never succeed stops: the trainer backs off and stops on repeated sample failures.
+oaif_test(trainer_backoff_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_backoff_procs.c
+          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer TIMEOUT 120 LABEL integration)
+target_include_directories(test_trainer_backoff_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_trainer_backoff_procs ledger sampler trainer oaif)

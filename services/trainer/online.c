@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +85,10 @@ struct run {
     uint64_t sample_seq;
     /* pipeline */
     int samples_inflight;
+    /* Sample requests that failed in a row (dead letters), and when the next may go out: each
+     * failure doubles the wait (SAMPLE_BACKOFF_*), a success resets it. */
+    unsigned sample_failures;
+    uint64_t sample_after_ms;
     hmap_t *waiting;    /* pair id -> struct waiting (label pending) */
     hmap_t *estimating; /* estimate request id -> struct estimating */
     struct labeled *ready;
@@ -120,6 +126,22 @@ struct run {
 static uint64_t now_ms(void)
 {
     return bus_mono_ms();
+}
+
+/* A run whose sample requests all fail must neither spin (before: 190,528 failed requests in 10
+ * minutes, resubmitted at once) nor wait forever: back off, and stop with the error. */
+#define SAMPLE_BACKOFF_BASE_MS 100
+#define SAMPLE_BACKOFF_CAP_MS  10000
+#define SAMPLE_FAILURES_MAX    8 /* in a row, no sample between: about 35 s of backing off */
+/* The sampler's (and the reward-scorer's) words for weights that are not the ones the ledger's
+ * checkpoint record names: the same request can never succeed, stop at the first. */
+#define CKPT_MISMATCH "the ledger's record says"
+
+/* `p` made absolute (it exists) into buf, for the ledger's records: a service started from
+ * another directory reads the same files. `p` itself when it cannot be resolved. */
+static const char *abs_path(const char *p, char *buf)
+{
+    return realpath(p, buf) ? buf : p;
 }
 
 /* Seconds on the monotonic clock, finer than now_ms: a step's phases add up from many short
@@ -445,7 +467,8 @@ static int start(struct run *r)
         Oaif__V1__Checkpoint ck = OAIF__V1__CHECKPOINT__INIT;
         ck.version = 0;
         ck.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT;
-        ck.path = (char *)v0;
+        char v0_abs[PATH_MAX];
+        ck.path = (char *)abs_path(v0, v0_abs);
         ck.sha256 = v0_sha;
         ck.created_ms = bus_now_ms();
         ck.run = (char *)c->run;
@@ -571,9 +594,33 @@ static void on_sampled(struct run *r, const Oaif__V1__Reply *rep)
 {
     r->samples_inflight--;
     if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
-        log_warn("trainer: sample request %s failed: %s", rep->id, rep->error);
+        const char *e = rep->error ? rep->error : "";
+        r->sample_failures++;
+        bool mismatch = strstr(e, CKPT_MISMATCH) != NULL;
+        if (mismatch || r->sample_failures >= SAMPLE_FAILURES_MAX) {
+            if (!r->rc)
+                log_error("trainer: stopping: %s: sample request %s failed: %s%s",
+                          mismatch ? "a checkpoint's weights are not what the ledger's record "
+                                     "names, so no sample request can succeed"
+                                   : "sample requests keep failing",
+                          rep->id, e,
+                          mismatch ? " (the sampler reads another file than the trainer wrote: "
+                                     "give every service of a deployment the same checkpoint "
+                                     "directory, see README, Reliability)"
+                                   : "");
+            r->rc = mismatch ? ERR_INVAL : ERR_REMOTE;
+            return;
+        }
+        unsigned shift = r->sample_failures - 1 < 16 ? r->sample_failures - 1 : 16;
+        uint64_t wait = (uint64_t)SAMPLE_BACKOFF_BASE_MS << shift;
+        if (wait > SAMPLE_BACKOFF_CAP_MS)
+            wait = SAMPLE_BACKOFF_CAP_MS;
+        r->sample_after_ms = now_ms() + wait;
+        log_warn("trainer: sample request %s failed (%u in a row; the next in %.1f s): %s", rep->id,
+                 r->sample_failures, (double)wait / 1000.0, e);
         return;
     }
+    r->sample_failures = 0;
     Oaif__V1__SampleReply *sr =
         oaif__v1__sample_reply__unpack(NULL, rep->payload.len, rep->payload.data);
     if (!sr) {
@@ -978,7 +1025,8 @@ static int checkpoint_records(struct run *r, uint32_t v, const char *dir, const 
     cr.version = v;
     cr.kind = OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_POLICY;
     cr.step = (uint64_t)r->step;
-    cr.path = (char *)dir;
+    char dir_abs[PATH_MAX];
+    cr.path = (char *)abs_path(dir, dir_abs);
     cr.sha256 = (char *)sha;
     cr.parent = r->version;
     cr.metrics = mp;
@@ -1474,7 +1522,7 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
         /* Keep sampling ahead, but not far: pairs sampled long before training go stale. */
         size_t pipeline = r.nready + hmap_count(r.waiting) + hmap_count(r.estimating) +
                           (size_t)r.samples_inflight * (size_t)cfg->prompts_per_request;
-        while (!rc && r.samples_inflight < cfg->inflight &&
+        while (!rc && now_ms() >= r.sample_after_ms && r.samples_inflight < cfg->inflight &&
                pipeline < (size_t)cfg->batch * 2 + (size_t)cfg->prompts_per_request) {
             rc = submit_sample(&r);
             pipeline += (size_t)cfg->prompts_per_request;
@@ -1490,6 +1538,10 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
             continue;
         if (got < 0) {
             rc = got;
+            break;
+        }
+        if (r.rc) { /* a reply said the run cannot go on (logged) */
+            rc = r.rc;
             break;
         }
         estimates_expire(&r);
