@@ -329,8 +329,14 @@ int bus_client_query(bus_client_t *c, Oaif__V1__Envelope *q, int timeout_ms,
         struct bus_msg m;
         int rc;
         while ((rc = bus_recv(c->sock, false, &m)) == ERR_OK || rc == ERR_PROTO) {
-            if (rc != ERR_OK)
-                continue;
+            if (rc != ERR_OK) {
+                if (m.corr != q->corr)
+                    continue;
+                /* Our answer, undecodable (a record id stored before ids had to be UTF-8):
+                 * asking again would get the same bytes, so say why now. */
+                snprintf(c->last_error, sizeof c->last_error, "the ledger's answer: %s", m.error);
+                return ERR_PROTO;
+            }
             Oaif__V1__Envelope *env = m.env;
             if (env->corr == q->corr && env->body_case != OAIF__V1__ENVELOPE__BODY_REPLY) {
                 if (env->body_case == OAIF__V1__ENVELOPE__BODY_ERROR) {

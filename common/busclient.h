@@ -63,7 +63,9 @@ int bus_client_call(bus_client_t *c, const char *service, const char *id, const 
 
 /* Synchronous queries. On ERR_OK *out is the answer envelope (free it as above):
  * put -> ack; get/scan/lookup -> records; status -> status. ERR_REMOTE: the ledger answered
- * with an Error (its message in bus_client_last_error). ERR_TIMEOUT. ERR_INVAL (put): its id or
+ * with an Error (its message in bus_client_last_error). ERR_PROTO: the answer came but is
+ * malformed (a string that is not UTF-8, stored before the ledger refused those; why in
+ * bus_client_last_error). ERR_TIMEOUT. ERR_INVAL (put): its id or
  * a record's is not an id (buscheck.h), with the reason in bus_client_last_error. */
 int bus_client_put(bus_client_t *c, const char *put_id, Oaif__V1__Record **records, size_t n,
                    bool if_absent, int timeout_ms);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -738,6 +739,61 @@ static void test_second_judge_proxy_stops(void **state)
     free(log);
 }
 
+/* A ledger that answers every query with a Records whose record id is not UTF-8, as a store
+ * written before the check would. */
+static void *bad_answerer(void *arg)
+{
+    void *router = arg;
+    uint8_t rid[256];
+    int n = zmq_recv(router, rid, sizeof rid, 0);
+    zmq_msg_t q;
+    zmq_msg_init(&q);
+    if (n > 0 && zmq_msg_recv(&q, router, 0) >= 0) {
+        Oaif__V1__Envelope *e =
+            oaif__v1__envelope__unpack(NULL, zmq_msg_size(&q), zmq_msg_data(&q));
+        struct pb rec = {0}, recs = {0};
+        pb_uint(&rec, 1, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT);
+        pb_bytes(&rec, 2, "old-\xff", 5);
+        pb_msg(&recs, 1, &rec);
+        struct pb ans = envelope(e ? e->corr : 0, 22, &recs);
+        zmq_send(router, rid, (size_t)n, ZMQ_SNDMORE);
+        zmq_send(router, ans.b, ans.n, 0);
+        free(ans.b);
+        if (e)
+            oaif__v1__envelope__free_unpacked(e, NULL);
+    }
+    zmq_msg_close(&q);
+    return NULL;
+}
+
+/* oaif's client says at once that its answer is undecodable, instead of asking again until its
+ * deadline (oaif export of a kind with such a record looked like a ledger that never answers). */
+static void test_client_names_an_undecodable_answer(void **state)
+{
+    struct fx *f = *state;
+    void *router = zmq_socket(f->zctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+    char ep[128];
+    size_t len = sizeof ep;
+    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bad_answerer, router), 0);
+    struct bus_client_opts o = {.endpoint = ep};
+    assert_int_equal(bus_client_new(&f->c, f->zctx, &o), ERR_OK);
+    Oaif__V1__Envelope *ans = NULL;
+    uint64_t t0 = bus_mono_ms();
+    assert_int_equal(
+        bus_client_scan(f->c, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, 0, 10, 10000, &ans),
+        ERR_PROTO);
+    assert_true(bus_mono_ms() - t0 < 5000);
+    assert_non_null(strstr(bus_client_last_error(f->c), "records.records[0].id"));
+    assert_non_null(strstr(bus_client_last_error(f->c), "UTF-8"));
+    pthread_join(t, NULL);
+    zmq_close(router);
+}
+
 /* ---- configuration ----------------------------------------------------------------------------
  */
 
@@ -806,6 +862,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logs_and_metrics_stay_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_service_one_judge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_judge_proxy_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_names_an_undecodable_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bus_config_is_checked, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
