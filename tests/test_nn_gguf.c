@@ -5,12 +5,12 @@
  * file came from (read there from model.safetensors), q and k permuted as llama.cpp's converter
  * does. Models: the byte tokenizer with GQA, an untied head, a reward head (left out) and linear
  * rope scaling, in F32 and F16; Llama 3's byte-level BPE (tests/fixtures/tokenizer/bytelevel)
- * with llama3 rope scaling (rope_freqs.weight); SmolLM's Digits + ByteLevel in F32 and F16. Skipped, with
- * the reason, where node or the package is missing. Where node-llama-cpp is installed too (npm,
- * a prebuilt llama.cpp), llama.cpp runs each F32 file: its logits on a token sequence match the
- * engine's within fp32 rounding and its tokenization of a text is the engine's.
- * Also without node: the F16 rounding on chosen values, the header's first fields, and what is
- * refused (dynamic NTK, a SentencePiece-style tokenizer.json). */
+ * with llama3 rope scaling (rope_freqs.weight); SmolLM's Digits + ByteLevel in F32 and F16.
+ * Skipped, with the reason, where node or the package is missing. Where node-llama-cpp is installed
+ * too (npm, a prebuilt llama.cpp), llama.cpp runs each F32 file: its logits on a token sequence
+ * match the engine's within fp32 rounding and its tokenization of a text is the engine's. Also
+ * without node: the F16 rounding on chosen values, the header's first fields, and what is refused
+ * (dynamic NTK, a SentencePiece-style tokenizer.json). */
 #include <setjmp.h> /* cmocka 1.1 needs these four first; keep <cmocka.h> */
 #include <stdarg.h> /* in its own block, or clang-format sorts it above them */
 #include <stddef.h>
@@ -31,6 +31,7 @@
 #include "err.h"
 #include "gguf.h"
 #include "model.h"
+#include "nn_cli.h"
 #include "tokenizer.h"
 
 #define TOKDIR  OAIF_FIXTURES "/tokenizer"
@@ -293,6 +294,38 @@ static void test_smollm_bpe(void **state)
     nn_model_destroy(&m);
 }
 
+/* The CLI: `model export DIR OUT --format gguf [--dtype]`, and its usage errors. */
+static void test_cli_export(void **state)
+{
+    struct tmp *t = *state;
+    struct nn_config c;
+    base_config(&c);
+    char ckpt[128], out[192], big[192];
+    nn_model_t *m = make_model(t, "cli", &c, NULL, ckpt, sizeof ckpt);
+    snprintf(out, sizeof out, "%s/cli.gguf", t->dir);
+    snprintf(big, sizeof big, "%s/cli32.gguf", t->dir);
+    FILE *devnull = fopen("/dev/null", "w");
+    assert_non_null(devnull);
+    char *f16[] = {"model", "export", ckpt, out, "--format", "gguf"};
+    char *f32[] = {"model", "export", ckpt, big, "--format", "gguf", "--dtype", "f32"};
+    char *nofmt[] = {"model", "export", ckpt, out};
+    char *badfmt[] = {"model", "export", ckpt, out, "--format", "onnx"};
+    char *baddt[] = {"model", "export", ckpt, out, "--format", "gguf", "--dtype", "q4"};
+    assert_int_equal(nn_cli_run(6, f16, devnull, devnull), 0);
+    assert_int_equal(nn_cli_run(8, f32, devnull, devnull), 0);
+    assert_int_equal(nn_cli_run(4, nofmt, devnull, devnull), 2);
+    assert_int_equal(nn_cli_run(6, badfmt, devnull, devnull), 2);
+    assert_int_equal(nn_cli_run(8, baddt, devnull, devnull), 2);
+    fclose(devnull);
+    struct stat s16, s32;
+    assert_int_equal(stat(out, &s16), 0);
+    assert_int_equal(stat(big, &s32), 0);
+    assert_int_equal(s16.st_mode & 0777, 0644);
+    /* F16 matrices take half the bytes: the file is a little over half the F32 one */
+    assert_true(s16.st_size < s32.st_size * 6 / 10 && s16.st_size > s32.st_size * 4 / 10);
+    nn_model_destroy(&m);
+}
+
 static void test_refused(void **state)
 {
     struct tmp *t = *state;
@@ -359,6 +392,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_rounding),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_byte_tokenizer_linear_rope_f32_f16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama3_bpe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smollm_bpe, setup, teardown),

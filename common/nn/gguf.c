@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -688,7 +689,8 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
         goto out;
     }
     rc = ERR_IO;
-    if (write_all(fd, h.p, h.n))
+    /* readable by others (Ollama's server runs as its own user); mkstemp made it 0600 */
+    if (fchmod(fd, 0644) != 0 || write_all(fd, h.p, h.n))
         goto ioerr;
     for (size_t i = 0; i < nt; i++) {
         if (write_tensor(fd, &ts[i]) ||
