@@ -10,6 +10,7 @@ target_include_directories(test_careless_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_careless_procs ledger oaif)
 # A run that can never succeed stops: the trainer backs off and stops on repeated sample failures.
 oaif_test(trainer_backoff_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_backoff_procs.c
-          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer TIMEOUT 120 LABEL integration)
+          ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/rmfixture.c LIBS oaif_trainer TIMEOUT 120
+          LABEL integration)
 target_include_directories(test_trainer_backoff_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_trainer_backoff_procs ledger sampler trainer oaif)

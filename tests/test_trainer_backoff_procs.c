@@ -28,7 +28,7 @@
 #include "checkpoint.h"
 #include "ckpt.h"
 #include "err.h"
-#include "model.h"
+#include "rmfixture.h"
 #include "testproc.h"
 
 struct fx {
@@ -36,24 +36,6 @@ struct fx {
     char cep[256], wep[256], eep[256];
     pid_t ledger, sampler, trainer;
 };
-
-static void make_model(const char *dir, unsigned seed)
-{
-    struct nn_config c;
-    nn_config_default(&c);
-    c.hidden_size = 32;
-    c.intermediate_size = 64;
-    c.num_hidden_layers = 1;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-    c.max_position_embeddings = 96;
-    nn_model_t *m = NULL;
-    char err[256];
-    assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
-    nn_model_init_random(m, seed, 0.02f);
-    assert_int_equal(nn_checkpoint_save(m, dir, err, sizeof err), ERR_OK);
-    nn_model_destroy(&m);
-}
 
 /* The ledger, 40 prompts, and version 0's record as a trainer elsewhere wrote it: the sha256
  * of our reference, at a path that does not exist here. */
@@ -73,7 +55,7 @@ static int setup(void **state)
     snprintf(f->osft, sizeof f->osft, "%s/sft-v000000", f->other);
     if (mkdir(f->mine, 0755) || mkdir(f->other, 0755))
         return -1;
-    make_model(f->sft, 5);
+    rmfx_tiny_model(f->sft, 96, 5, 0.02f);
     tp_watchdog(90, "trainer_backoff_procs", f->log);
     char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
                     "--db",
@@ -212,7 +194,7 @@ static int log_count(struct fx *f, const char *needle)
 static void test_wrong_model_stops_the_run(void **state)
 {
     struct fx *f = *state;
-    make_model(f->osft, 6);
+    rmfx_tiny_model(f->osft, 96, 6, 0.02f);
     start_sampler(f);
     double secs = 0;
     assert_int_not_equal(run_trainer(f, &secs), 0);
