@@ -230,7 +230,7 @@ static void tmp_remove(struct tmp *t)
 /* Loading `rope` fails with ERR_INVAL and a message containing each of `needles`. */
 static void expect_refused(const char *rope, const char *n1, const char *n2)
 {
-    struct tmp t;
+    struct tmp t = {0};
     struct nn_config c;
     char err[512] = "";
     tmp_write(&t, rope);
@@ -263,7 +263,7 @@ static void test_unsupported_and_incomplete_refused(void **state)
 
 static void load_ok(const char *rope, struct nn_config *c)
 {
-    struct tmp t;
+    struct tmp t = {0};
     char err[512];
     tmp_write(&t, rope);
     if (nn_config_load(c, t.path, err, sizeof err))
