@@ -26,8 +26,7 @@ struct kv {
     rocksdb_cache_t *cache;
     rocksdb_column_family_handle_t *cf[KV_MAX_CF + 1]; /* [0] default, then the caller's */
     int ncf;
-    /* What kv_reopen needs to open the store again. */
-    char *path;
+    char *path; /* for messages and the watermark */
     const char *names[KV_MAX_CF + 1];
     const rocksdb_options_t *cfopts[KV_MAX_CF + 1];
     int wm_fd; /* the commit watermark file, or -1 */
@@ -210,12 +209,6 @@ static void close_db(kv_t *kv)
     kv->db = NULL;
 }
 
-int kv_reopen(kv_t *kv)
-{
-    close_db(kv);
-    return open_db(kv);
-}
-
 uint64_t kv_sequence(kv_t *kv)
 {
     return kv->db ? rocksdb_get_latest_sequence_number(kv->db) : 0;
@@ -278,7 +271,7 @@ int kv_get(kv_t *kv, int cf, const void *key, size_t klen, void **val, size_t *v
     *vlen = 0;
     rocksdb_column_family_handle_t *h = handle(kv, cf);
     if (!h)
-        return kv->db ? ERR_INVAL : ERR_IO;
+        return ERR_INVAL;
     char *err = NULL;
     size_t n = 0;
     char *v = rocksdb_get_cf(kv->db, kv->ropts, h, key, klen, &n, &err);
@@ -394,8 +387,6 @@ int kv_write(kv_t *kv, kv_batch_t *b, bool sync)
         struct kv_op *op = &b->ops[i];
         rocksdb_column_family_handle_t *h = handle(kv, op->cf);
         if (!h) {
-            if (!kv->db)
-                return ERR_IO; /* closed by a kv_reopen that failed */
             log_error("kv: write: column family %d does not exist", op->cf);
             return ERR_INVAL;
         }

@@ -34,11 +34,6 @@ struct kv_cf {
  * ERR_CORRUPT. */
 int kv_open(kv_t **out, const char *path, const struct kv_cf *cfs, int ncf);
 
-/* Close and open the store again, as kv_open did: after a write failed for lack of space,
- * RocksDB refuses every write until it is reopened. No batch may be in kv_write and no iterator
- * open. On failure the store stays closed (every call returns ERR_IO); call it again. */
-int kv_reopen(kv_t *kv);
-
 /* The sequence number of the last write the store holds (RocksDB's, one per op). */
 uint64_t kv_sequence(kv_t *kv);
 
