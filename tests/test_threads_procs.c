@@ -88,7 +88,8 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
             "annotator:\n  backend: rules\n"
             "trainer:\n  run: threads\n  reference: %s\n  checkpoint_dir: %s/ckpt\n"
             "  steps: 100000\n  batch: 4\n  prompts_per_request: 4\n  checkpoint_every: 100000\n"
-            "  max_new_tokens: 8\n  warmup: 0\n  builtin_prompts: 40\n  metrics_port: 0\n",
+            "  max_new_tokens: 8\n  warmup: 0\n  builtin_prompts: 40\n  metrics_port: 0\n"
+            "  instruction: Prefer shorter responses.\n", /* fewer ties between random answers */
             sft, dir);
     assert_int_equal(fclose(f), 0);
     unsetenv("OMP_WAIT_POLICY"); /* the default: oaif up makes idle threads sleep */
@@ -119,7 +120,7 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
                     "--scorer-share",
                     "1",
                     NULL};
-    tp_watchdog(120, "threads_procs", log);
+    tp_watchdog(200, "threads_procs", log);
     pid_t up = tp_spawn(argv, log);
     assert_true(up > 0);
     /* 7 cores by shares 3 + 2 + 1: 7 * 3 / 6 = 3, 7 * 2 / 6 = 2, 7 * 1 / 6 = 1 */
@@ -149,9 +150,9 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
     /* the step line (every 10th) says where the time went; by then /metrics has its series (an
      * empty registry before the loop starts serves an empty page) */
     char rest[1024];
-    if (!wait_line(path, "step 10/100000 ", rest, sizeof rest, 60000)) {
+    if (!wait_line(path, "step 10/100000 ", rest, sizeof rest, 150000)) {
         tp_log_tail(path, 3000);
-        fail_msg("the trainer did not log step 10 in 60 s");
+        fail_msg("the trainer did not log step 10 in 150 s");
     }
     if (!strstr(rest, "; compute ") || !strstr(rest, "s, waited for samples ") ||
         !strstr(rest, "s labels "))
