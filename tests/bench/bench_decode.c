@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchstat.h"
 #include "config.h"
 #include "model.h"
 #include "sample.h"
@@ -41,25 +42,6 @@
 #define MAX_REPEAT 32
 
 enum { DIM = 288, LAYERS = 6, HEADS = 6, HIDDEN = 768, VOCAB = 32000, SEQ = 256 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* ---- the plain decoder ------------------------------------------------------------------- */
 
@@ -251,7 +233,7 @@ static void plain_forward(struct plain *w, int token, int pos)
 /* Greedy decoding of n new tokens after `first`; tokens/s. */
 static double plain_decode(struct plain *w, int first, int n, int *out)
 {
-    double t0 = now();
+    double t0 = bench_now();
     int tok = first;
     for (int pos = 0; pos < n; pos++) {
         plain_forward(w, tok, pos);
@@ -261,7 +243,7 @@ static double plain_decode(struct plain *w, int first, int n, int *out)
                 best = v;
         out[pos] = tok = best;
     }
-    return (double)n / (now() - t0);
+    return (double)n / (bench_now() - t0);
 }
 
 /* ---- the engine --------------------------------------------------------------------------- */
@@ -278,9 +260,9 @@ static double engine_decode(nn_model_t *m, int B, const int *first, int n, int *
         pl[b] = 1;
     }
     struct nn_sample_opts o = {.max_new_tokens = n, .eos_token_id = -1};
-    double t0 = now();
+    double t0 = bench_now();
     int rc = nn_sample(m, B, (const int *const *)pp, pl, &o, out, ntok, NULL);
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     long total = 0;
     for (int b = 0; b < B; b++)
         total += ntok[b];
@@ -365,7 +347,8 @@ int main(int argc, char **argv)
                 agree++;
         eb[k] = engine_decode(m, batch, first, n, eo);
     }
-    double me1 = median(e1, repeat), mp1 = median(p1, repeat), meb = median(eb, repeat);
+    double me1 = bench_median(e1, repeat), mp1 = bench_median(p1, repeat),
+           meb = bench_median(eb, repeat);
     printf("%-44s %7s %12s %8s\n", "decoder", "batch", "tokens/s", "vs plain");
     printf("%-44s %7d %12.1f %7.2fx\n", "plain C (run.c-style, OpenMP over rows)", 1, mp1, 1.0);
     printf("%-44s %7d %12.1f %7.2fx\n", "engine (nn_sample, KV cache)", 1, me1, me1 / mp1);

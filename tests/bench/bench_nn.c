@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchstat.h"
 #include "config.h"
 #include "loss.h"
 #include "model.h"
@@ -55,25 +56,6 @@ struct shape {
 struct result {
     double flops, rate, engine, torch1, torchn; /* FLOP, FLOP/s, tokens/s x3 */
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void shape_config(const struct shape *s, struct nn_config *c)
 {
@@ -153,7 +135,7 @@ static double sgemm_rate(const struct shape *s, int reps)
     step_flops(s, &lin);
     double best = 1e30;
     for (int rep = 0; rep <= reps; rep++) { /* pass 0 warms up */
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; i < n; i++) {
             int in = g[i].in, out = g[i].out;
             for (int c = 0; c < g[i].count; c++) {
@@ -165,7 +147,7 @@ static double sgemm_rate(const struct shape *s, int reps)
                             in, 1.0f, dw, in);
             }
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (rep > 0 && dt < best)
             best = dt;
     }
@@ -205,7 +187,7 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
     double t0 = 0.0;
     for (int it = 0; it <= steps; it++) {
         if (it == 1)
-            t0 = now(); /* step 0 warms up */
+            t0 = bench_now(); /* step 0 warms up */
         double loss;
         nn_model_zero_grad(m);
         nn_model_forward(m, &batch, NULL);
@@ -216,7 +198,7 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
         nn_grad_clip(nn_model_grads(m), n, 1.0f);
         nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), n, 1e-4f, &ao);
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     free(tok);
     free(len);
     free(ntok);
@@ -362,10 +344,10 @@ int main(int argc, char **argv)
         double lin;
         struct result *o = &res[i];
         o->flops = step_flops(s, &lin);
-        o->rate = median(rt, repeat);
-        o->engine = median(e, repeat);
-        o->torch1 = median(t1, repeat);
-        o->torchn = median(tn, repeat);
+        o->rate = bench_median(rt, repeat);
+        o->engine = bench_median(e, repeat);
+        o->torch1 = bench_median(t1, repeat);
+        o->torchn = bench_median(tn, repeat);
         double limit_tps = (double)s->B * s->T / (o->flops / o->rate);
         printf("%-5s %7.2fM %8.1f %9.1f %9.0f %9.0f %8.0f%%", s->name, (double)np / 1e6,
                o->flops / 1e9, o->rate / 1e9, limit_tps, o->engine, 100.0 * o->engine / limit_tps);
