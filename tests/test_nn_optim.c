@@ -93,6 +93,37 @@ static void test_clip_and_scale(void **state)
     assert_near(nn_grad_clip(g, 4, 0.0f), 0.5, 1e-6); /* 0: no clipping */
 }
 
+/* nn_adamw_step_clip gives the parameters and moments of nn_grad_clip then nn_adamw_step bit
+ * for bit, clipping or not, over three steps, and leaves the gradients as they were. */
+static void test_step_clip_is_clip_then_step(void **state)
+{
+    (void)state;
+    enum { N = 70000 }; /* more than one 64K chunk */
+    static float g[N], g2[N], pa[N], pb[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = 0.01f * (float)((i * 7919) % 201 - 100);
+        pa[i] = pb[i] = 0.001f * (float)(i % 97);
+    }
+    nn_adamw_t *a = nn_adamw_new(N), *b = nn_adamw_new(N);
+    assert_int_equal(nn_adamw_set_decay(a, 5, 100, false), ERR_OK);
+    assert_int_equal(nn_adamw_set_decay(b, 5, 100, false), ERR_OK);
+    struct nn_adamw_opts ao = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    const float clips[3] = {1.0f, 1e6f, 0.0f}; /* clipped, under the limit, off */
+    for (int step = 0; step < 3; step++) {
+        memcpy(g2, g, sizeof g);
+        double na = nn_grad_clip(g2, N, clips[step]), nb = -1.0;
+        assert_int_equal(nn_adamw_step(a, pa, g2, N, 1e-3f, &ao), ERR_OK);
+        assert_int_equal(nn_adamw_step_clip(b, pb, g, N, 1e-3f, clips[step], &ao, &nb), ERR_OK);
+        assert_true(na == nb && na > 1.0);
+        assert_memory_equal(pa, pb, sizeof pa);
+        assert_memory_equal(nn_adamw_m(a), nn_adamw_m(b), 2 * N * sizeof(float));
+    }
+    assert_true(g[1] == 0.01f * (float)((7919 % 201) - 100)); /* not scaled */
+    assert_int_equal(nn_adamw_step_clip(b, pb, g, N - 1, 1e-3f, 1.0f, &ao, NULL), ERR_INVAL);
+    nn_adamw_destroy(&a);
+    nn_adamw_destroy(&b);
+}
+
 static void test_schedules(void **state)
 {
     (void)state;
@@ -121,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_adamw_matches_reference),
         cmocka_unit_test(test_adamw_decoupled_decay),
         cmocka_unit_test(test_clip_and_scale),
+        cmocka_unit_test(test_step_clip_is_clip_then_step),
         cmocka_unit_test(test_schedules),
     };
     return cmocka_run_group_tests_name("nn_optim", tests, NULL, NULL);

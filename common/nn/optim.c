@@ -58,13 +58,13 @@ int nn_adamw_set_decay(nn_adamw_t *o, size_t off, size_t n, bool decay)
 #endif
 
 /* One AdamW update of n parameters; c1, c2 the bias corrections 1 / (1 - beta^t). */
-NN_VEC static void adamw_range(float *p, const float *g, float *m, float *v, const uint8_t *nd,
-                               size_t n, float b1, float b2, float eps, float lr, float wd,
-                               float c1, float c2)
+NN_VEC static void adamw_range(float *p, const float *g, float gs, float *m, float *v,
+                               const uint8_t *nd, size_t n, float b1, float b2, float eps, float lr,
+                               float wd, float c1, float c2)
 {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * gs; /* as the gradient scaled in place first: gs 1 is exact */
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
@@ -74,8 +74,9 @@ NN_VEC static void adamw_range(float *p, const float *g, float *m, float *v, con
     }
 }
 
-int nn_adamw_step(nn_adamw_t *o, float *params, const float *grads, size_t n, float lr,
-                  const struct nn_adamw_opts *opts)
+/* One AdamW step on the gradients times gs. */
+static int adamw_update(nn_adamw_t *o, float *params, const float *grads, float gs, size_t n,
+                        float lr, const struct nn_adamw_opts *opts)
 {
     if (n != o->n || !opts || !(opts->beta1 >= 0.0f && opts->beta1 < 1.0f) ||
         !(opts->beta2 >= 0.0f && opts->beta2 < 1.0f) || !(opts->eps > 0.0f))
@@ -88,10 +89,29 @@ int nn_adamw_step(nn_adamw_t *o, float *params, const float *grads, size_t n, fl
 #pragma omp parallel for schedule(static)
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         size_t end = c0 + chunk < n ? c0 + chunk : n;
-        adamw_range(params + c0, grads + c0, o->m + c0, o->v + c0, o->nodecay + c0, end - c0, b1,
-                    b2, eps, lr, wd, bc1, bc2);
+        adamw_range(params + c0, grads + c0, gs, o->m + c0, o->v + c0, o->nodecay + c0, end - c0,
+                    b1, b2, eps, lr, wd, bc1, bc2);
     }
     return ERR_OK;
+}
+
+int nn_adamw_step(nn_adamw_t *o, float *params, const float *grads, size_t n, float lr,
+                  const struct nn_adamw_opts *opts)
+{
+    return adamw_update(o, params, grads, 1.0f, n, lr, opts);
+}
+
+int nn_adamw_step_clip(nn_adamw_t *o, float *params, const float *grads, size_t n, float lr,
+                       float max_norm, const struct nn_adamw_opts *opts, double *norm)
+{
+    if (n != o->n)
+        return ERR_INVAL;
+    double nr = nn_grad_norm(grads, n);
+    if (norm)
+        *norm = nr;
+    /* nn_grad_clip's factor, applied inside the update's pass instead of a pass of its own */
+    float gs = max_norm > 0.0f && nr > max_norm ? (float)(max_norm / nr) : 1.0f;
+    return adamw_update(o, params, grads, gs, n, lr, opts);
 }
 
 size_t nn_adamw_size(const nn_adamw_t *o)

@@ -40,6 +40,13 @@ float *nn_adamw_v(nn_adamw_t *o);
 long nn_adamw_steps(const nn_adamw_t *o);
 void nn_adamw_set_steps(nn_adamw_t *o, long t);
 
+/* Clipping and the step in one: the same parameters and moments, bit for bit, as
+ * nn_grad_clip(grads, n, max_norm) (max_norm <= 0: no clipping) then nn_adamw_step, with one
+ * pass over memory fewer; grads are read, not scaled. *norm (may be NULL) = the global norm
+ * before clipping. ERR_INVAL as nn_adamw_step. */
+int nn_adamw_step_clip(nn_adamw_t *o, float *params, const float *grads, size_t n, float lr,
+                       float max_norm, const struct nn_adamw_opts *opts, double *norm);
+
 /* The global L2 norm of g [n] (accumulated in fp64). */
 double nn_grad_norm(const float *g, size_t n);
 /* If the global norm exceeds max_norm > 0, scale g by max_norm / norm. Returns the norm before

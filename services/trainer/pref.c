@@ -239,8 +239,8 @@ int trainer_pref_step(nn_model_t *policy, nn_adamw_t *opt, const struct trainer_
     if (!rc) {
         size_t np = nn_model_num_params(policy);
         float *g = nn_model_grads(policy);
-        acc.grad_norm = o->clip > 0 ? nn_grad_clip(g, np, o->clip) : nn_grad_norm(g, np);
-        rc = nn_adamw_step(opt, nn_model_params(policy), g, np, o->lr, &o->adamw);
+        rc = nn_adamw_step_clip(opt, nn_model_params(policy), g, np, o->lr, o->clip, &o->adamw,
+                                &acc.grad_norm);
     }
     if (!rc && st)
         *st = acc;

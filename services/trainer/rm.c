@@ -908,9 +908,7 @@ int trainer_rm_apply(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn
                      float lr, float clip, const struct nn_adamw_opts *ao, char *err, size_t errlen)
 {
     size_t np = nn_model_num_params(m);
-    if (clip > 0.0f)
-        nn_grad_clip(nn_model_grads(m), np, clip);
-    int rc = nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), np, lr, ao);
+    int rc = nn_adamw_step_clip(opt, nn_model_params(m), nn_model_grads(m), np, lr, clip, ao, NULL);
     size_t nproto;
     float *C = trainer_rm_loss_prototypes(loss, &nproto);
     if (!rc && C) {

@@ -490,10 +490,8 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
             seterr(err, errlen, "step %ld: %s", step + 1, err_str(rc));
             goto out;
         }
-        if (o->clip > 0.0f)
-            nn_grad_clip(nn_model_grads(m), np, o->clip);
-        rc = nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), np, nn_sched_lr(&sch, step),
-                           &ao);
+        rc = nn_adamw_step_clip(opt, nn_model_params(m), nn_model_grads(m), np,
+                                nn_sched_lr(&sch, step), o->clip, &ao, NULL);
         if (rc) {
             seterr(err, errlen, "step %ld: the optimizer: %s", step + 1, err_str(rc));
             goto out;

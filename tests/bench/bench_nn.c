@@ -195,8 +195,7 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
         nn_loss_sft(s->B, lp, ntok, 0, dlp, &loss);
         struct nn_bwd_in in = {.dlogp = dlp};
         nn_model_backward(m, &in);
-        nn_grad_clip(nn_model_grads(m), n, 1.0f);
-        nn_adamw_step(opt, nn_model_params(m), nn_model_grads(m), n, 1e-4f, &ao);
+        nn_adamw_step_clip(opt, nn_model_params(m), nn_model_grads(m), n, 1e-4f, 1.0f, &ao, NULL);
     }
     double dt = bench_now() - t0;
     free(tok);
