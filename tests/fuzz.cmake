@@ -41,3 +41,4 @@ oaif_fuzz(import_pairs SOURCES ${_cli}/pairs.c INCLUDES ${_cli} LIBS oaif_runtim
           PkgConfig::JANSSON)
 oaif_fuzz(ledger LIBS oaif_ledger)
 oaif_fuzz(buscheck LIBS oaif_runtime)
+oaif_fuzz(sampler_remote LIBS oaif_sampler)
