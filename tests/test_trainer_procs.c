@@ -3,7 +3,9 @@
  * The loop runs to the end with `oaif audit` clean; the trainer, the sampler and the ledger are
  * each SIGKILLed in the middle of a run and started again, and the run still ends with every
  * pair used in at most one step; stale pairs are set aside; a checkpoint that cannot be written
- * stops the trainer and publishes nothing. */
+ * stops the trainer and publishes nothing; offline from another model (trainer.offline_from)
+ * publishes that model as version 0, which the sampler serves, and is refused without --offline
+ * and on a deployment whose version 0 is another model. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,8 +121,8 @@ static void start_sampler(struct fx *f)
     f->sampler = tp_spawn(argv, f->log);
 }
 
-/* A tiny random "SFT" model: the loop's machinery does not need a good one. */
-static void make_sft(struct fx *f)
+/* A tiny random model at dir, its weights drawn from `seed`. */
+static void make_model(const char *dir, uint64_t seed)
 {
     struct nn_config c;
     nn_config_default(&c);
@@ -133,9 +135,15 @@ static void make_sft(struct fx *f)
     nn_model_t *m = NULL;
     char err[256];
     assert_int_equal(nn_model_new(&m, &c, err, sizeof err), ERR_OK);
-    nn_model_init_random(m, 5, 0.02f);
-    assert_int_equal(nn_checkpoint_save(m, f->sft, err, sizeof err), ERR_OK);
+    nn_model_init_random(m, seed, 0.02f);
+    assert_int_equal(nn_checkpoint_save(m, dir, err, sizeof err), ERR_OK);
     nn_model_destroy(&m);
+}
+
+/* A tiny random "SFT" model: the loop's machinery does not need a good one. */
+static void make_sft(struct fx *f)
+{
+    make_model(f->sft, 5);
 }
 
 static int setup_with(void **state, bool import)
@@ -514,6 +522,47 @@ static bool file_has(const char *path, const char *needle)
     return file_count(path, needle) > 0;
 }
 
+/* Offline from another model: without --offline the trainer refuses and publishes nothing; with
+ * it, the other model is version 0 (its path and sha256), the sampler loads it from there, the run
+ * ends with a clean audit; a second run asking for the SFT model as its offline source is refused
+ * on this deployment, whose version 0 is the other model. */
+static void test_offline_from_another_model(void **state)
+{
+    struct fx *f = *state;
+    char other[600], file[700], sha[65], err[256];
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    make_model(other, 6);
+    snprintf(file, sizeof file, "%s/model.safetensors", other);
+    assert_int_equal(ckpt_file_sha256(file, sha, err, sizeof err), ERR_OK);
+    const char *const alone[] = {"--offline-from", other, NULL};
+    assert_int_not_equal(wait_exit(start_trainer_with(f, "2", "2", "1", "2", alone), 60, f->log, f),
+                         0);
+    assert_true(file_has(f->log, "is for offline runs: add --offline"));
+    assert_int_equal(newest_version(f), -1); /* nothing published */
+
+    const char *const offline[] = {"--offline", "--offline-from", other, NULL};
+    assert_int_equal(wait_exit(start_trainer_with(f, "2", "2", "1", "2", offline), 90, f->log, f),
+                     0);
+    expect_clean_audit(2);
+    struct bus_client_opts o = {.endpoint = f->cep};
+    bus_client_t *c = NULL;
+    assert_int_equal(bus_client_new(&c, f->zctx, &o), ERR_OK);
+    Oaif__V1__Checkpoint *v0 = NULL;
+    assert_int_equal(ckpt_find_policy(c, 0, 2000, &v0), ERR_OK);
+    assert_string_equal(v0->path, other);
+    assert_string_equal(v0->sha256, sha);
+    oaif__v1__checkpoint__free_unpacked(v0, NULL);
+    bus_client_destroy(&c);
+    char loaded[800];
+    snprintf(loaded, sizeof loaded, "policy version 0 loaded from %s", other);
+    assert_true(file_has(f->log, loaded));
+
+    const char *const sft[] = {"--offline", "--offline-from", f->sft, "--run", "t2", NULL};
+    assert_int_not_equal(wait_exit(start_trainer_with(f, "4", "2", "1", "2", sft), 60, f->log, f),
+                         0);
+    assert_true(file_has(f->log, "offline from another model needs a deployment of its own"));
+}
+
 /* A checkpoint that cannot be written (a file stands where policy-v000001 is to be made) stops
  * the trainer with an error naming that path and the reason, and publishes nothing: the ledger
  * still holds only the SFT model, and no step is recorded. */
@@ -760,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_checkpoint_that_cannot_be_written_publishes_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_evaluated_checkpoints_keep_the_best, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_from_another_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builtin_prompts_when_the_ledger_has_none,
                                         setup_no_prompts, teardown),
         cmocka_unit_test(test_up_with_the_trainer),
