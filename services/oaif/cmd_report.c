@@ -143,11 +143,13 @@ static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
     if (r->run && g->o->runs && (!g->o->judge || !strcmp(r->judge, g->o->judge)))
         add_series(g, r);
     if (r->run && !strcmp(r->run, g->o->run) && (!g->o->judge || !strcmp(r->judge, g->o->judge))) {
-        double base_acc = 0;
+        double base_acc = 0, base_len = r->baseline_mean_length;
         bool has_kl = r->kl != 0, has_rm = false;
         for (size_t i = 0; i < r->n_metrics; i++) {
             if (!strcmp(r->metrics[i]->name, "baseline_accuracy"))
                 base_acc = r->metrics[i]->value;
+            else if (!strcmp(r->metrics[i]->name, "baseline_mean_length") && !base_len)
+                base_len = r->metrics[i]->value; /* the trainer's own records keep it there */
             else if (!strcmp(r->metrics[i]->name, "has_kl"))
                 has_kl = r->metrics[i]->value != 0;
             else if (!strcmp(r->metrics[i]->name, "has_rm_accuracy"))
@@ -162,10 +164,9 @@ static void collect_eval(void *ctx, const Oaif__V1__Record *rec)
             r->win_rate_hi, "lc_win_rate", r->lc_win_rate, "wins", (json_int_t)r->wins, "ties",
             (json_int_t)r->ties, "losses", (json_int_t)r->losses, "prompts", (json_int_t)r->prompts,
             "accuracy", r->accuracy, "accuracy_se", r->accuracy_se, "baseline_accuracy", base_acc,
-            "mean_length", r->mean_length, "baseline_mean_length", r->baseline_mean_length, "kl",
-            r->kl, "has_kl", has_kl, "kl_se", r->kl_se, "rm_accuracy", r->rm_accuracy,
-            "has_rm_accuracy", has_rm, "created_ms", (json_int_t)r->created_ms, "seq",
-            (json_int_t)rec->seq);
+            "mean_length", r->mean_length, "baseline_mean_length", base_len, "kl", r->kl, "has_kl",
+            has_kl, "kl_se", r->kl_se, "rm_accuracy", r->rm_accuracy, "has_rm_accuracy", has_rm,
+            "created_ms", (json_int_t)r->created_ms, "seq", (json_int_t)rec->seq);
         /* The same version and judge written again: the latest record counts, in its place. */
         size_t i, n = json_array_size(g->evals);
         for (i = 0; i < n; i++) {
