@@ -536,6 +536,7 @@ struct metrics_server {
     metrics_health_fn healthy;
     void *health_arg;
     const char *(*why)(void *arg); /* NULL: the 503 says only "unhealthy" */
+    metrics_health_fn live;        /* NULL: /livez answers as /healthz does */
     int port;
 };
 
@@ -593,11 +594,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     bool is_metrics = strcmp(url, "/metrics") == 0, is_health = strcmp(url, "/healthz") == 0;
-    if (!is_metrics && !is_health)
+    bool is_live = strcmp(url, "/livez") == 0;
+    if (!is_metrics && !is_health && !is_live)
         return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "GET, HEAD");
-    if (is_health) {
+    if (is_live && s->live)
+        return s->live(s->health_arg) ? reply_text(conn, MHD_HTTP_OK, "ok\n", NULL)
+                                      : reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                                   "not live\n", NULL);
+    if (is_health || is_live) {
         bool ok = !s->healthy || s->healthy(s->health_arg);
         const char *why = ok || !s->why ? NULL : s->why(s->health_arg);
         char text[300];
@@ -621,6 +627,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 void metrics_server_set_health_reason(metrics_server_t *s, const char *(*why)(void *arg))
 {
     s->why = why;
+}
+
+void metrics_server_set_liveness(metrics_server_t *s, metrics_health_fn live)
+{
+    s->live = live;
 }
 
 int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_addr, int port,

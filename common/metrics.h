@@ -94,7 +94,8 @@ typedef bool (*metrics_health_fn)(void *arg);
  * "127.0.0.1", "::", or "localhost"; no other names) and `port` (0: an ephemeral port; see
  * metrics_server_port). Routes: GET or HEAD /metrics -> 200 text/plain; version=0.0.4;
  * GET or HEAD /healthz -> 200 "ok\n" when `healthy` (NULL: always) returns true, else 503
- * "unhealthy\n"; other methods on those paths -> 405 with an Allow header; other paths -> 404.
+ * "unhealthy\n"; GET or HEAD /livez -> the same as /healthz unless metrics_server_set_liveness
+ * gave it a test of its own; other methods on those paths -> 405 with an Allow header; other paths -> 404.
  * One internal thread serves the requests. `m` must outlive the server.
  * On ERR_OK *out owns the running server; ERR_INVAL for a bad address or port; ERR_IO when the
  * address cannot be bound (in use, not local); ERR_NOMEM. */
@@ -104,6 +105,12 @@ int metrics_server_start(metrics_server_t **out, metrics_t *m, const char *bind_
 /* Says why /healthz is unhealthy: `why` (called in the HTTP thread after `healthy` returned
  * false, with its arg) returns a static string or NULL; the 503's body is "unhealthy: WHY\n". */
 void metrics_server_set_health_reason(metrics_server_t *s, const char *(*why)(void *arg));
+
+/* Gives /livez a test of its own (called like `healthy`, with the same arg): 200 "ok\n" or 503
+ * "not live\n". A service that is alive but should get no work (the ledger on a full disk) is
+ * unhealthy and live: an orchestrator takes it out of service on /healthz and restarts it only
+ * on /livez, since a restart frees no disk. */
+void metrics_server_set_liveness(metrics_server_t *s, metrics_health_fn live);
 
 /* The port the server is bound to (the chosen one when started with port 0). */
 int metrics_server_port(const metrics_server_t *s);

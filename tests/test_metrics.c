@@ -501,6 +501,50 @@ static void test_http_without_health_callback_is_healthy(void **state)
     metrics_destroy(&m);
 }
 
+static atomic_bool alive = true;
+
+static bool is_alive(void *arg)
+{
+    (void)arg;
+    return atomic_load(&alive);
+}
+
+/* /livez follows /healthz until a liveness test is set; then each answers by its own test, so
+ * an unhealthy but live service (the ledger on a full disk) is not restarted by its probe. */
+static void test_http_liveness(void **state)
+{
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_server_t *s = NULL;
+    assert_int_equal(metrics_server_start(&s, m, "127.0.0.1", 0, is_healthy, NULL), ERR_OK);
+    int port = metrics_server_port(s);
+    struct http_result r;
+    atomic_store(&healthy, false);
+    http("GET", port, "/livez", &r);
+    assert_int_equal(r.status, 503);
+    buf_free(&r.body);
+    metrics_server_set_liveness(s, is_alive);
+    http("GET", port, "/livez", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "ok\n");
+    buf_free(&r.body);
+    http("GET", port, "/healthz", &r);
+    assert_int_equal(r.status, 503);
+    buf_free(&r.body);
+    atomic_store(&alive, false);
+    http("GET", port, "/livez", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body.data, "not live\n");
+    buf_free(&r.body);
+    http("DELETE", port, "/livez", &r);
+    assert_int_equal(r.status, 405);
+    buf_free(&r.body);
+    atomic_store(&alive, true);
+    atomic_store(&healthy, true);
+    metrics_server_stop(&s);
+    metrics_destroy(&m);
+}
+
 static void test_http_bad_address_and_busy_port(void **state)
 {
     (void)state;
@@ -537,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_updates_are_exact),
         cmocka_unit_test(test_http_routes),
         cmocka_unit_test(test_http_without_health_callback_is_healthy),
+        cmocka_unit_test(test_http_liveness),
         cmocka_unit_test(test_http_bad_address_and_busy_port),
     };
     int rc = cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

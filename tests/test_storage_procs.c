@@ -374,6 +374,9 @@ static void test_disk_full(void **state)
     assert_int_equal(tp_http_get(port, "/healthz", &body), 503);
     assert_non_null(strstr(body.data, "full"));
     buf_reset(&body);
+    /* alive all the same: a liveness probe must not restart it, which frees no disk */
+    assert_int_equal(tp_http_get(port, "/livez", &body), 200);
+    buf_reset(&body);
     /* reads still work, and what was acknowledged is there */
     assert_int_equal(oaif(f, "export prompts"), 0);
     assert_int_equal(lines_of(out), 20);

@@ -28,10 +28,15 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
-static bool healthy(void *arg)
+static bool live(void *arg)
 {
     (void)arg;
-    return bus_mono_ms() - atomic_load(&last_turn_ms) < 5000 && !atomic_load(&unavailable);
+    return bus_mono_ms() - atomic_load(&last_turn_ms) < 5000;
+}
+
+static bool healthy(void *arg)
+{
+    return live(arg) && !atomic_load(&unavailable);
 }
 
 static const char *health_reason(void *arg)
@@ -140,8 +145,10 @@ int main(int argc, char **argv)
         if (rc)
             log_error("metrics server on %s:%d: %s", cfg.metrics_bind, cfg.metrics_port,
                       err_str(rc));
-        else
+        else {
             metrics_server_set_health_reason(http, health_reason);
+            metrics_server_set_liveness(http, live);
+        }
     }
     if (!rc) {
         log_info("listening: clients %s, workers %s, events %s, metrics %s:%d; store %s",
