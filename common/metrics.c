@@ -600,9 +600,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "GET, HEAD");
     if (is_live && s->live)
-        return s->live(s->health_arg) ? reply_text(conn, MHD_HTTP_OK, "ok\n", NULL)
-                                      : reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                                   "not live\n", NULL);
+        return s->live(s->health_arg)
+                   ? reply_text(conn, MHD_HTTP_OK, "ok\n", NULL)
+                   : reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not live\n", NULL);
     if (is_health || is_live) {
         bool ok = !s->healthy || s->healthy(s->health_arg);
         const char *why = ok || !s->why ? NULL : s->why(s->health_arg);
