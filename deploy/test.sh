@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/test.sh - the whole test suite, from nothing: installs packages, builds, and runs every
 # test twice: a plain build, then one with -fsanitize=address,undefined. Then the fuzz smoke
-# (tests/fuzz/smoke.sh: each libFuzzer target for 15 s, clang), a Release build
+# (tests/fuzz/smoke.sh: each libFuzzer target for 12 s, clang), a Release build
 # (compiled only: at -O3 GCC warns where the -O2 builds do not), the demo and the study (quick),
 # the deployment (the image and compose.yaml run for real, the Kubernetes manifests checked
 # offline), and the static checks (layering, the format of the changed lines, cppcheck).

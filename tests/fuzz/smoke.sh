@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # tests/fuzz/smoke.sh - the fuzz smoke test of CI (deploy/test.sh): builds the libFuzzer targets
 # with clang (tests/fuzz/targets.sh: fuzz_build), replays every committed crash regression
-# (tests/fuzz/regressions/<target>/), then fuzzes each target for FUZZ_SECONDS (default 15) from
+# (tests/fuzz/regressions/<target>/), then fuzzes each target for FUZZ_SECONDS (default 12) from
 # its committed seeds, in a scratch copy. Fails on any crash, and, clearly, when clang or its
 # fuzzer runtime is missing (never a silent skip). Prints the executions of each target.
-#   tests/fuzz/smoke.sh [TARGET...]       FUZZ_BUILD=build-fuzz FUZZ_SECONDS=15
-# About 2.5 minutes on 2 cores once built (8 targets); a long run is tests/fuzz/run.sh.
+#   tests/fuzz/smoke.sh [TARGET...]       FUZZ_BUILD=build-fuzz FUZZ_SECONDS=12
+# About 2.5 minutes on 2 cores once built (10 targets); a long run is tests/fuzz/run.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/fuzz/targets.sh
 . "$here/targets.sh"
 build=${FUZZ_BUILD:-$root/build-fuzz}
-seconds=${FUZZ_SECONDS:-15}
+seconds=${FUZZ_SECONDS:-12}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${FUZZ_TARGETS[@]}")
 echo "fuzz smoke: building the targets in $build"
