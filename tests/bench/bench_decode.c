@@ -337,7 +337,7 @@ int main(int argc, char **argv)
     uint64_t r = 11;
     for (int b = 0; b < batch; b++)
         first[b] = (int)(nn_rng_next(&r) % VOCAB);
-    double e1[MAX_REPEAT], eb[MAX_REPEAT], p1[MAX_REPEAT];
+    double e1[MAX_REPEAT] = {0}, eb[MAX_REPEAT] = {0}, p1[MAX_REPEAT] = {0};
     int agree = 0;
     for (int k = 0; k < repeat; k++) {
         e1[k] = engine_decode(m, 1, first, n, eo);

@@ -333,7 +333,8 @@ int main(int argc, char **argv)
     for (int i = quick ? 1 : 0; i < NSHAPES; i++) {
         const struct shape *s = &shapes[i];
         size_t np = 0;
-        double e[MAX_REPEAT], t1[MAX_REPEAT], tn[MAX_REPEAT], rt[MAX_REPEAT];
+        double e[MAX_REPEAT] = {0}, t1[MAX_REPEAT] = {0}, tn[MAX_REPEAT] = {0},
+               rt[MAX_REPEAT] = {0};
         for (int r = 0; r < repeat; r++) { /* interleaved: the machine may be shared */
             rt[r] = sgemm_rate(s, 2);
             e[r] = train_engine(s, steps, &np);
