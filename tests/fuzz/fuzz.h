@@ -9,6 +9,7 @@
 #ifndef FUZZ_H
 #define FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,9 @@ const char *fuzz_dir(void);
 
 /* A NUL-terminated malloc'd copy of data (never NULL: aborts when out of memory). */
 char *fuzz_strndup(const void *data, size_t size);
+
+/* Is s (up to its NUL) valid UTF-8? */
+bool fuzz_utf8(const char *s);
 
 /* Prints "fuzz invariant broken: <what>" to stderr and aborts. */
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -14,19 +14,6 @@
 #include "err.h"
 #include "fuzz.h"
 #include "oaif.pb-c.h"
-#include "utf8.h"
-
-static bool valid_utf8(const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
-}
 
 /* Every string of message m (and of the messages inside it) is valid UTF-8. */
 static void strings_valid(const ProtobufCMessage *m, int depth)
@@ -54,7 +41,7 @@ static void strings_valid(const ProtobufCMessage *m, int depth)
             const void *v = items[k];
             if (!v)
                 continue;
-            if (f->type == PROTOBUF_C_TYPE_STRING && !valid_utf8(v))
+            if (f->type == PROTOBUF_C_TYPE_STRING && !fuzz_utf8(v))
                 fuzz_fail("field %s.%s passed the walk but is not UTF-8", d->name, f->name);
             if (f->type == PROTOBUF_C_TYPE_MESSAGE)
                 strings_valid(v, depth + 1);
@@ -78,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char *s = fuzz_strndup(data, size);
     if (bus_check_id(s, BUS_ID_MAX, "fuzz id", why, sizeof why) == ERR_OK) {
-        if (!s[0] || strlen(s) > BUS_ID_MAX || !valid_utf8(s))
+        if (!s[0] || strlen(s) > BUS_ID_MAX || !fuzz_utf8(s))
             fuzz_fail("bus_check_id accepted %zu bytes that are not an id", strlen(s));
         for (const unsigned char *p = (const unsigned char *)s; *p; p++)
             if (*p < 0x20 || *p == 0x7f)
@@ -89,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bus_endpoint_check(s, why, sizeof why);
     char esc[64];
     const char *e = bus_escape(s, esc, sizeof esc);
-    if (e != esc || strlen(esc) >= sizeof esc || !valid_utf8(esc))
+    if (e != esc || strlen(esc) >= sizeof esc || !fuzz_utf8(esc))
         fuzz_fail("bus_escape wrote %zu bytes into %zu, or not UTF-8", strlen(esc), sizeof esc);
     for (const unsigned char *p = (const unsigned char *)esc; *p; p++)
         if (*p < 0x20 || *p == 0x7f)

@@ -12,19 +12,6 @@
 #include "fuzz.h"
 #include "oaif.pb-c.h"
 #include "pairs.h"
-#include "utf8.h"
-
-static bool valid_utf8(const char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (!k)
-            return false;
-        i += k;
-    }
-    return true;
-}
 
 static int on_row(void *ctx, const char *where, enum pairs_reason r, const char *msg,
                   struct pairs_item *it)
@@ -38,7 +25,7 @@ static int on_row(void *ctx, const char *where, enum pairs_reason r, const char 
         fuzz_fail("%s: a pair with a missing or empty response", where);
     if (!strcmp(it->chosen, it->rejected))
         fuzz_fail("%s: a pair of identical responses", where);
-    if (!valid_utf8(it->prompt) || !valid_utf8(it->chosen) || !valid_utf8(it->rejected))
+    if (!fuzz_utf8(it->prompt) || !fuzz_utf8(it->chosen) || !fuzz_utf8(it->rejected))
         fuzz_fail("%s: a pair that is not valid UTF-8", where);
     char id[PAIRS_ID_LEN + 1];
     pairs_id(id, "fuzz", it);

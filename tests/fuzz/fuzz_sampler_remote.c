@@ -11,7 +11,6 @@
 #include "err.h"
 #include "fuzz.h"
 #include "sampler_remote.h"
-#include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,13 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sampler_remote_parse(body, size, &r, why, sizeof why) == ERR_OK) {
         if (!r.text)
             fuzz_fail("sampler_remote_parse: ERR_OK without a text");
-        size_t n = strlen(r.text);
-        for (size_t i = 0; i < n;) {
-            size_t k = utf8_seq((const unsigned char *)r.text + i, n - i);
-            if (!k)
-                fuzz_fail("sampler_remote_parse: text not UTF-8 at byte %zu", i);
-            i += k;
-        }
+        if (!fuzz_utf8(r.text))
+            fuzz_fail("sampler_remote_parse: a text that is not UTF-8");
         if (r.has_logprob && !isfinite(r.logprob))
             fuzz_fail("sampler_remote_parse: log-prob %g", r.logprob);
         free(r.text);

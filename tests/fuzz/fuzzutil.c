@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "utf8.h"
 
 static char scratch[512];
 
@@ -66,6 +67,18 @@ char *fuzz_strndup(const void *data, size_t size)
         memcpy(s, data, size);
     s[size] = '\0';
     return s;
+}
+
+bool fuzz_utf8(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (!k)
+            return false;
+        i += k;
+    }
+    return true;
 }
 
 void fuzz_fail(const char *fmt, ...)
