@@ -31,14 +31,17 @@ for t in "${targets[@]}"; do
             continue
         fi
     fi
-    mkdir -p "$scratch/$t/corpus" "$scratch/$t/crashes"
+    # the crashing input outlives the scratch directory: CI keeps the build directory
+    crashes=$build/fuzz-smoke/$t
+    rm -rf "$crashes"
+    mkdir -p "$scratch/$t/corpus" "$crashes"
     # shellcheck disable=SC2046  # fuzz_flags is a list of flags
     if ! (cd "$scratch/$t" && "$bin" $(fuzz_flags "$t") -max_total_time="$seconds" \
-        -artifact_prefix="$scratch/$t/crashes/" -print_final_stats=1 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 \
         "$scratch/$t/corpus" "$here/corpus/$t" >"$scratch/$t.log" 2>&1); then
         tail -40 "$scratch/$t.log" >&2
-        echo "fuzz smoke: fuzz_$t crashed; the input: $(ls "$scratch/$t/crashes")" \
-            "(rerun: tests/fuzz/run.sh $t 60)" >&2
+        echo "fuzz smoke: fuzz_$t crashed; the input: $(find "$crashes" -type f) (replay:" \
+            "$bin FILE)" >&2
         failed+=("$t")
         continue
     fi
