@@ -1,12 +1,12 @@
 /* test_threads_procs.c - thread budgets (issue 21), with real processes:
  *
- * `oaif up --train --threads 7` with shares 3 (trainer), 2 (sampler), 1 (reward-scorer) gives the
- * trainer 3 engine threads, the sampler 2 and the reward-scorer 1: <data>/threads says so, and so
- * does each service's startup line, which reports what the OpenMP runtime has (omp_get_max_threads
- * after the environment was set before libgomp loaded), idle threads sleeping (OMP_WAIT_POLICY
- * PASSIVE, the default, here unset in the environment). The trainer's /metrics has its thread
- * count and the loop's time by phase (compute, waits for samples and labels), and its step lines
- * say them.
+ * `oaif up --train --threads 7 --divide` with shares 3 (trainer), 2 (sampler), 1 (reward-scorer)
+ * gives the trainer 3 engine threads, the sampler 2 and the reward-scorer 1: <data>/threads says
+ * so, and so does each service's startup line, which reports what the OpenMP runtime has
+ * (omp_get_max_threads after the environment was set before libgomp loaded), idle threads sleeping
+ * (OMP_WAIT_POLICY PASSIVE, the default, here unset in the environment). The trainer's /metrics has
+ * its thread count and the loop's time by phase (compute, waits for samples and labels), and its
+ * step lines say them.
  *
  * A service started directly with --threads and no OpenMP environment executes itself again with
  * it (nn_threads.h): its line says 2 threads, PASSIVE; an OMP_WAIT_POLICY of the user's is kept. */
@@ -113,6 +113,7 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
                     "1",
                     "--threads",
                     "7",
+                    "--divide",
                     "--trainer-share",
                     "3",
                     "--sampler-share",

@@ -5,17 +5,19 @@
 #      variant: today's default (2 spinning threads: OMP_WAIT_POLICY unset), the new default
 #      (idle threads sleep), a short spin before sleeping (GOMP_SPINCOUNT=10000), one thread;
 #   2. the online loop's pairs/s: the demo's run (deploy/runs/demo.yaml, its trainer settings,
-#      shortened to --loop-steps) on `oaif up` with one sampler and two rules judges, for each
-#      variant: today's, the new default (the cores divided: 1 + 1 on 2 cores), the trainer and
-#      the sampler each on every core but sleeping (`oaif up --threads 2x cores`), and the demo's
-#      own work-around (OMP_NUM_THREADS=1, today's build).
+#      stopped after --loop-seconds; a run on a busy machine may not finish a step, and today's
+#      default once failed every sample request on its 30 s lease) on `oaif up` with one sampler
+#      and two rules judges, pairs trained over the trainer's own seconds, for each
+#      variant: today's, the new default (the trainer and the sampler each on every core, idle
+#      threads sleeping), the cores divided between them (`oaif up --divide`: 1 + 1 on 2 cores),
+#      and the demo's own work-around (OMP_NUM_THREADS=1, today's build).
 #
 # The variants run interleaved (A B C A B C ...) and each row is the median of --reps runs, so that
 # whatever else runs on the machine weighs on all of them alike; the load average and the busiest
 # other processes are printed before and after, since the machine may be shared.
 #
 #   tests/bench/bench_threads.sh [--new DIR] [--old DIR] [--reps 3] [--sft-steps 100]
-#                                [--loop-steps 6] [--only sft|loop]
+#                                [--loop-seconds 120] [--only sft|loop]
 #     --new DIR  the build to measure (default build/)
 #     --old DIR  a build of today's default to compare with (default: the new build with
 #                OMP_WAIT_POLICY unset and no thread budget, which is today's behaviour; give a
@@ -23,14 +25,14 @@
 # Not a test: several minutes, and the numbers depend on the machine.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
-new=$here/build old='' reps=3 sft_steps=100 loop_steps=6 only=
+new=$here/build old='' reps=3 sft_steps=100 loop_seconds=120 only=
 while [ $# -gt 0 ]; do
     case "$1" in
     --new) new=$(cd "$2" && pwd); shift 2 ;;
     --old) old=$(cd "$2" && pwd); shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --sft-steps) sft_steps=$2; shift 2 ;;
-    --loop-steps) loop_steps=$2; shift 2 ;;
+    --loop-seconds) loop_seconds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     *) echo "bench_threads.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
@@ -114,8 +116,8 @@ bench_sft() {
 # trainer's summary line ("this process: N steps in S s, L pairs labeled, T trained").
 variants_loop=(
     "today (no budget, spinning)|$old|OAIF_THREADS_REEXEC=1|-"
-    "new default (divided, sleeping)|$new|-|-"
-    "each every core, sleeping|$new|-|--threads $(($(nproc) * 2))"
+    "new default (every core, sleeping)|$new|-|-"
+    "divided (oaif up --divide)|$new|-|--divide"
     "OMP_NUM_THREADS=1 (the demo's)|$old|OMP_NUM_THREADS=1 OAIF_THREADS_REEXEC=1|-"
 )
 loop_once() { # build, env words, up words, n: pairs/s
@@ -134,18 +136,23 @@ loop_once() { # build, env words, up words, n: pairs/s
     "$oaif" task prompts --split train --n 2000 --seed 1 |
         "$oaif" import prompts - --clients "$cep" >/dev/null
     env "${envw[@]}" "$oaif" run "$here/deploy/runs/demo.yaml" --data "$d" --run bench \
-        --steps "$loop_steps" --reference "$ref" --checkpoints "$d/checkpoints" >/dev/null 2>&1
+        --steps 100000 --reference "$ref" --checkpoints "$d/checkpoints" >/dev/null 2>&1 &
+    local run=$!
+    sleep "$loop_seconds"
+    # oaif run leaves Ctrl-C to the trainer (its child), which stops at a clean point and sums up
+    pkill -INT -P "$run" 2>/dev/null || true
+    wait "$run" 2>/dev/null || true
     kill -INT "$up"
     wait "$up" 2>/dev/null || true
     up=
     sed -n 's/.*this process: [0-9]* steps in \([0-9.]*\) s, [0-9]* pairs labeled, \([0-9]*\) trained.*/\2 \1/p' \
-        "$d/logs/trainer.log" | tail -1 | awk '{ printf "%.2f", $2 > 0 ? $1 / $2 : 0 }'
+        "$d/logs/trainer.log" | tail -1 | awk '{ printf "%.2f", ($2 > 0 ? $1 / $2 : 0) }'
     grep -h "threads: " "$d"/logs/*.log 2>/dev/null | sed 's/^.* INFO /     /' >"$d/threads.txt" || true
 }
 
 bench_loop() {
     [ -d "$ref" ] || { echo "no $ref: run oaif sft first (deploy/demo.sh makes it)" >&2; exit 1; }
-    echo "== the online loop, deploy/runs/demo.yaml --steps $loop_steps: pairs/s, median of $reps"
+    echo "== the online loop, deploy/runs/demo.yaml for $loop_seconds s: pairs/s, median of $reps"
     machine before
     declare -A res
     local n=0
