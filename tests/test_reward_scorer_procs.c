@@ -554,12 +554,15 @@ static void test_two_replicas_both_serve(void **state)
         assert_true(bus_client_poll(f->c, 100, on_reply, &got) >= 0);
     assert_int_equal(got, 12);
     double a = 0, b = 0;
-    for (int i = 0; i < 40 && a + b < 12; i++) { /* the counters reach /metrics every 500 ms */
+    for (int i = 0; i < 100 && a + b < 12; i++) { /* the counters reach /metrics every 500 ms */
         usleep(100000);
         a = scorer_metric(f, 0, ok) - before[0];
         b = scorer_metric(f, 1, ok) - before[1];
     }
-    assert_true(a + b == 12);
+    /* more than 12 is allowed: on a loaded machine a lease can run out while a replica scores,
+     * and the request is scored again by the other (at least once; the caller got one reply) */
+    if (a + b < 12)
+        fail_msg("the replicas scored %g and %g of 12 requests", a, b);
     if (!(a > 0 && b > 0))
         fail_msg("one replica did all the work: %g and %g requests", a, b);
     stop_scorers(f);
