@@ -101,8 +101,10 @@ static int start_refused(struct fx *f)
 static int oaif(struct fx *f, const char *words)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "%s %s --clients %s >%s/out 2>%s/err", tp_bin("services/oaif/oaif"),
-             words, f->ep, f->dir, f->dir);
+    /* --timeout 60s: the 5 s default is short for a 3 MB import on a loaded CI machine, and a
+     * timeout would read as the wrong error */
+    snprintf(cmd, sizeof cmd, "%s %s --clients %s --timeout 60s >%s/out 2>%s/err",
+             tp_bin("services/oaif/oaif"), words, f->ep, f->dir, f->dir);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
@@ -117,6 +119,12 @@ static bool file_has(const char *path, const char *needle)
     bool found = false;
     while (!found && fgets(line, sizeof line, fp))
         found = strstr(line, needle) != NULL;
+    if (!found) { /* say what was there instead */
+        rewind(fp);
+        fprintf(stderr, "%s has no '%s'; it holds:\n", path, needle);
+        while (fgets(line, sizeof line, fp))
+            fputs(line, stderr);
+    }
     fclose(fp);
     return found;
 }
