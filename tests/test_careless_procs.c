@@ -55,7 +55,8 @@ static int teardown(void **state)
 static int run(struct fx *f, const char *bin, const char *args)
 {
     char cmd[1500];
-    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s", tp_bin(bin), args, f->dir, f->err);
+    int n = snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s", tp_bin(bin), args, f->dir, f->err);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
     int st = system(cmd);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
