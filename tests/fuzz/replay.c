@@ -33,8 +33,11 @@ static uint8_t *slurp(const char *path, size_t *n)
     for (;;) {
         if (len == cap) {
             cap = cap ? 2 * cap : 4096;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
+            uint8_t *grown = realloc(buf, cap);
+            if (!grown)
+                free(buf);
+            assert_non_null(grown);
+            buf = grown;
         }
         size_t r = fread(buf + len, 1, cap - len, f);
         len += r;
