@@ -85,3 +85,62 @@ int bus_opts_worker_variant(const struct bus_opts *b, const struct bus_curve *cu
                  b->workers_endpoint ? b->workers_endpoint : "", err_str(rc));
     return rc;
 }
+
+/* ---- rescans ------------------------------------------------------------------------------ */
+
+#define RESCAN_SETTLE_FIRST_MS 250
+
+void bus_rescan_init(struct bus_rescan *r)
+{
+    r->next = 0;
+    r->settle = RESCAN_SETTLE_FIRST_MS;
+    r->now = true;
+}
+
+int bus_rescan_wait_ms(const struct bus_rescan *r, int cap)
+{
+    uint64_t now = bus_mono_ms();
+    if (r->now || r->next <= now)
+        return 0;
+    uint64_t left = r->next - now;
+    if (cap >= 0 && left > (uint64_t)cap)
+        return cap;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+void bus_rescan_drain(struct bus_rescan *r, void *sub)
+{
+    if (!sub)
+        return;
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int n = zmq_msg_recv(&m, sub, ZMQ_DONTWAIT);
+        zmq_msg_close(&m);
+        if (n < 0)
+            return;
+        r->now = true;
+    }
+}
+
+bool bus_rescan_due(struct bus_rescan *r)
+{
+    if (!r->now && bus_mono_ms() < r->next)
+        return false;
+    r->now = false;
+    return true;
+}
+
+void bus_rescan_done(struct bus_rescan *r, bool ok, uint64_t interval_ms, uint64_t retry_ms)
+{
+    uint64_t wait = interval_ms;
+    if (!ok) {
+        if (retry_ms < wait)
+            wait = retry_ms;
+    } else if (r->settle) {
+        if (r->settle < wait)
+            wait = r->settle;
+        r->settle = r->settle * 2 < interval_ms ? r->settle * 2 : 0;
+    }
+    r->next = bus_mono_ms() + wait;
+}

@@ -14,6 +14,7 @@
 #ifndef BUSOPTS_H
 #define BUSOPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,28 @@ int bus_opts_client(const struct bus_opts *b, const struct bus_curve *curve, voi
  * ERR_OK, when the options name no events endpoint. */
 int bus_opts_events(const struct bus_opts *b, const struct bus_curve *curve, void *zctx,
                     const char *topic, void **out, char *why, size_t whylen);
+
+/* When a service reads the ledger's records again: at once after it starts, after every event
+ * (a hint: the records say what is new), `retry_ms` after a failed read, and every `interval_ms`.
+ * A PUB socket drops what it sends before a SUB's connection is made (ZeroMQ's slow joiner), so
+ * an event published just after the start can be lost: until the interval is reached the reads
+ * also come 0.25, 0.5, 1, 2, 4 ... s apart, and a record published in that window waits at most
+ * about as long as the service has been up, not a whole interval. */
+struct bus_rescan {
+    uint64_t next;   /* when the next read is due (bus_mono_ms) */
+    uint64_t settle; /* the next gap while the subscription may not be live; 0: interval reached */
+    bool now;        /* an event came, or the service asked for a read */
+};
+
+void bus_rescan_init(struct bus_rescan *r); /* due at once */
+/* Milliseconds until the next read is due (0: due), at most `cap` (cap < 0: no cap). */
+int bus_rescan_wait_ms(const struct bus_rescan *r, int cap);
+/* Reads every waiting event on `sub` (NULL: none) and marks a read due when one came. */
+void bus_rescan_drain(struct bus_rescan *r, void *sub);
+/* Whether a read is due now; true clears the event mark (call bus_rescan_done after the read). */
+bool bus_rescan_due(struct bus_rescan *r);
+/* Schedules the next read after one that succeeded (ok) or failed. */
+void bus_rescan_done(struct bus_rescan *r, bool ok, uint64_t interval_ms, uint64_t retry_ms);
 
 /* A worker of `service` on the workers endpoint with `credit` and `name` (NULL or "": host:pid),
  * heart-beating at the options' interval (free with bus_worker_destroy). */

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "busclient.h"
+#include "busopts.h"
 #include "busworker.h"
 #include "err.h"
 #include "ledger.h"
@@ -391,6 +392,72 @@ static void test_worker_records_commit_with_reply(void **state)
     zmq_close(sub);
 }
 
+/* Milliseconds until r's next read (0: due now). */
+static uint64_t rescan_gap(const struct bus_rescan *r)
+{
+    uint64_t now = bus_mono_ms();
+    return r->next > now ? r->next - now : 0;
+}
+
+/* The rescan clock every service reading the ledger's records keeps (busopts.h): a record whose
+ * event was published before the subscription was live is read within the settle gaps, not one
+ * interval later; an event is a read at once; a failed read comes back after the retry. */
+static void test_rescans_catch_an_event_sent_before_the_subscription(void **state)
+{
+    struct fixture *f = *state;
+    bus_client_t *c = client(f);
+    struct bus_rescan r;
+    bus_rescan_init(&r);
+    assert_true(bus_rescan_due(&r)); /* at once after the start */
+
+    /* a record put before the subscriber connects: its event is lost to it */
+    Oaif__V1__Record rec;
+    Oaif__V1__Record *one[1] = {
+        mkrec(&rec, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, "ck-early", "early")};
+    assert_int_equal(bus_client_put(c, "early", one, 1, true, 2000), ERR_OK);
+    struct bus_opts bo = {.events_endpoint = (char *)ledger_events_endpoint(f->l)};
+    struct bus_curve off = {0};
+    void *sub = NULL;
+    char why[256];
+    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &sub, why, sizeof why),
+                     ERR_OK);
+    assert_non_null(sub);
+
+    /* the first read found nothing; the next ones come 0.25, 0.5, 1, 2 ... s apart, then at the
+     * interval (60 s); a failed read neither waits the interval nor moves the schedule on */
+    bus_rescan_done(&r, true, 60000, 1000);
+    assert_in_range(rescan_gap(&r), 200, 250);
+    assert_false(bus_rescan_due(&r));
+    bus_rescan_drain(&r, sub);
+    assert_false(r.now); /* the early record's event never reached this subscriber */
+    assert_int_equal(bus_rescan_wait_ms(&r, 50), 50);
+    usleep(260000);
+    assert_int_equal(bus_rescan_wait_ms(&r, 50), 0);
+    assert_true(bus_rescan_due(&r)); /* the read that finds ck-early, 0.25 s after the start */
+    bus_rescan_done(&r, false, 60000, 1000);
+    assert_in_range(rescan_gap(&r), 900, 1000);
+    uint64_t want[] = {500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        bus_rescan_done(&r, true, 60000, 1000);
+        assert_in_range(rescan_gap(&r), want[i] - 50, want[i]);
+    }
+
+    /* once the subscription is live, a new record's event makes a read due at once */
+    usleep(200000);
+    one[0] = mkrec(&rec, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, "ck-late", "late");
+    assert_int_equal(bus_client_put(c, "late", one, 1, true, 2000), ERR_OK);
+    zmq_pollitem_t it = {sub, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&it, 1, 2000), 1);
+    bus_rescan_drain(&r, sub);
+    assert_true(r.now);
+    assert_int_equal(bus_rescan_wait_ms(&r, 50), 0);
+    assert_true(bus_rescan_due(&r));
+    assert_false(r.now);
+    bus_rescan_drain(&r, NULL); /* no events endpoint: nothing to drain */
+    assert_false(r.now);
+    zmq_close(sub);
+}
+
 /* Send raw frames on a DEALER and return the Error the ledger answers with (or NULL). */
 static Oaif__V1__Envelope *raw_exchange(void *zctx, const char *ep, const void *const *frames,
                                         const size_t *lens, int n)
@@ -570,6 +637,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_error_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get_scan_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_records_commit_with_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rescans_catch_an_event_sent_before_the_subscription,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_gets_errors_and_ledger_keeps_serving, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restart_rebuilds_queues_from_store, setup, teardown),

@@ -71,8 +71,8 @@ struct evaluator_service {
     struct current cur;
     uint32_t max_queued; /* the highest version queued from the checkpoints */
     uint64_t ckpt_seq;   /* scan cursor over the checkpoint records */
-    uint64_t next_rescan, not_before;
-    bool rescan_now;
+    struct bus_rescan rescan; /* events are hints: the ledger's records say what is new */
+    uint64_t not_before;
     Oaif__V1__Prompt **prompts; /* the held-out prompts (unpacked, owned) */
     size_t nprompts;
     char base_sha[65];    /* the baseline checkpoint's sha256 ("" until read) */
@@ -122,19 +122,6 @@ static void job_free(struct job *j)
 }
 
 /* ---- records ------------------------------------------------------------------------------ */
-
-static void drain_events(evaluator_service_t *s)
-{
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int n = zmq_msg_recv(&m, s->sub, ZMQ_DONTWAIT);
-        zmq_msg_close(&m);
-        if (n < 0)
-            return;
-        s->rescan_now = true; /* a hint: the ledger's records say what is new */
-    }
-}
 
 /* Queues the policy versions published since the last scan that are due (every E-th, above the
  * baseline, of this run or of none). Returns false when the ledger could not be read. */
@@ -879,9 +866,7 @@ int evaluator_service_poll(evaluator_service_t *s, int timeout_ms)
     int tick = bus_worker_next_tick_ms(s->worker);
     if (t < 0 || tick < t)
         t = tick;
-    uint64_t now = bus_mono_ms();
-    int due = s->rescan_now ? 0 : s->next_rescan > now ? (int)(s->next_rescan - now) : 0;
-    t = due < t ? due : t;
+    t = bus_rescan_wait_ms(&s->rescan, t);
     if ((s->cur.job || s->head) && t > REPLY_POLL)
         t = REPLY_POLL; /* our own requests' replies arrive on the client socket */
     if (t < 0)
@@ -889,13 +874,9 @@ int evaluator_service_poll(evaluator_service_t *s, int timeout_ms)
     if (zmq_poll(items, n, t) < 0)
         return zmq_errno() == EINTR ? ERR_INTR : ERR_IO;
     bus_worker_tick(s->worker);
-    if (s->sub)
-        drain_events(s);
-    now = bus_mono_ms();
-    if (s->rescan_now || now >= s->next_rescan) {
-        s->rescan_now = false;
-        s->next_rescan = now + (rescan(s) ? (uint64_t)s->cfg->rescan_ms : RETRY_MS);
-    }
+    bus_rescan_drain(&s->rescan, s->sub);
+    if (bus_rescan_due(&s->rescan))
+        bus_rescan_done(&s->rescan, rescan(s), (uint64_t)s->cfg->rescan_ms, RETRY_MS);
     int rc;
     for (;;) {
         struct bus_req *req = NULL;
@@ -953,7 +934,7 @@ int evaluator_service_new(evaluator_service_t **out, const struct evaluator_conf
     if (!s)
         return ERR_NOMEM;
     s->cfg = cfg;
-    s->rescan_now = true;
+    bus_rescan_init(&s->rescan);
     s->st.last_version = -1;
     const struct bus_opts *bus = &cfg->bus;
     int rc = bus_curve_client(&s->curve, bus->curve_secret_key, bus->ledger_public_key,

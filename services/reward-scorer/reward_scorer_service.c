@@ -78,7 +78,7 @@ struct reward_scorer_service {
     pthread_t engine_th, loader_th;
     struct waiting *wq_head, *wq_tail;
     size_t nwaiting;
-    uint64_t next_rescan;
+    struct bus_rescan rescan;       /* events are hints: the ledger's records say what is new */
     uint64_t fail_since;            /* the first failed read of a streak (0: none) */
     struct reward_member_ref *plan; /* [PLAN_MAX] scratch of rescan() */
     struct reward_scorer_service_stats seen;
@@ -87,7 +87,6 @@ struct reward_scorer_service {
     bool engine_on, loader_on, mu_on, cv_on;
     bool busy;       /* a job is with the engine */
     bool scanned;    /* the ledger's checkpoints were read at least once */
-    bool rescan_now; /* an event came, or a load failed */
     bool wait_logged;
     size_t serving; /* members in memory, last logged */
 };
@@ -283,19 +282,6 @@ static bool rescan(reward_scorer_service_t *s)
     return ok;
 }
 
-static void drain_events(reward_scorer_service_t *s)
-{
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int n = zmq_msg_recv(&m, s->sub, ZMQ_DONTWAIT);
-        zmq_msg_close(&m);
-        if (n < 0)
-            return;
-        s->rescan_now = true; /* a hint: the ledger's records say what is new */
-    }
-}
-
 /* Whether requests should wait: the ledger not read yet, or a member with nothing in memory is
  * being loaded. */
 static bool must_wait(reward_scorer_service_t *s)
@@ -469,11 +455,7 @@ int reward_scorer_service_poll(reward_scorer_service_t *s, int timeout_ms)
     int tick = bus_worker_next_tick_ms(s->worker);
     if (t < 0 || tick < t)
         t = tick;
-    uint64_t now = bus_mono_ms();
-    int due = s->next_rescan > now ? (int)(s->next_rescan - now) : 0;
-    if (s->rescan_now)
-        due = 0;
-    t = due < t ? due : t;
+    t = bus_rescan_wait_ms(&s->rescan, t);
     if (s->wq_head && t > WAIT_POLL_MS)
         t = WAIT_POLL_MS;
     if (t < 0)
@@ -484,28 +466,22 @@ int reward_scorer_service_poll(reward_scorer_service_t *s, int timeout_ms)
     while (read(s->wake[0], buf, sizeof buf) > 0)
         ;
     bus_worker_tick(s->worker);
-    if (s->sub)
-        drain_events(s);
+    bus_rescan_drain(&s->rescan, s->sub);
 
     pthread_mutex_lock(&s->mu);
     struct job *done = s->done;
     s->done = NULL;
     if (s->replan) {
         s->replan = false;
-        s->rescan_now = true;
+        s->rescan.now = true;
     }
     pthread_mutex_unlock(&s->mu);
     if (done)
         finish_job(s, done);
 
-    now = bus_mono_ms();
-    if (s->rescan_now || now >= s->next_rescan) {
-        s->rescan_now = false;
-        uint64_t wait = (uint64_t)s->cfg->rescan_ms;
+    if (bus_rescan_due(&s->rescan)) {
         uint64_t retry = s->scanned ? RESCAN_RETRY_MS : FIRST_RETRY_MS;
-        if (!rescan(s) && wait > retry)
-            wait = retry;
-        s->next_rescan = bus_mono_ms() + wait;
+        bus_rescan_done(&s->rescan, rescan(s), (uint64_t)s->cfg->rescan_ms, retry);
     }
     int rc;
     for (;;) {
@@ -613,7 +589,7 @@ int reward_scorer_service_new(reward_scorer_service_t **out, const struct reward
         return ERR_NOMEM;
     s->cfg = cfg;
     s->wake[0] = s->wake[1] = -1;
-    s->rescan_now = true;
+    bus_rescan_init(&s->rescan);
     const struct bus_opts *bus = &cfg->bus;
     int rc = bus_curve_client(&s->curve, bus->curve_secret_key, bus->ledger_public_key,
                               "reward_scorer.curve_secret_key", why, whylen);

@@ -90,14 +90,14 @@ struct sampler_service {
     pthread_t engine_th, loader_th;
     struct waiting *wq_head, *wq_tail;
     size_t nwaiting;
-    uint64_t next_rescan;
+    struct bus_rescan rescan; /* events are hints: the ledger's records say what is new */
     int64_t serving; /* the newest version last logged */
     struct sampler_service_stats seen;
     struct series m;
     bool builtin, metrics_on;
     bool engine_on, loader_on, mu_on, cv_on;
     bool busy; /* a job is with the engine */
-    bool rescan_now, wait_logged;
+    bool wait_logged;
 };
 
 static void wake_main(sampler_service_t *s)
@@ -287,19 +287,6 @@ static bool rescan(sampler_service_t *s)
     return true;
 }
 
-static void drain_events(sampler_service_t *s)
-{
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int n = zmq_msg_recv(&m, s->sub, ZMQ_DONTWAIT);
-        zmq_msg_close(&m);
-        if (n < 0)
-            return;
-        s->rescan_now = true; /* a hint: the ledger's records say what is new */
-    }
-}
-
 /* ---- requests ----------------------------------------------------------------------------- */
 
 static void fail_request(sampler_service_t *s, const char *id, const char *why, bool permanent)
@@ -485,13 +472,8 @@ int sampler_service_poll(sampler_service_t *s, int timeout_ms)
     int tick = bus_worker_next_tick_ms(s->worker);
     if (t < 0 || tick < t)
         t = tick;
-    uint64_t now = bus_mono_ms();
-    if (s->builtin) {
-        int due = s->next_rescan > now ? (int)(s->next_rescan - now) : 0;
-        if (s->rescan_now)
-            due = 0;
-        t = due < t ? due : t;
-    }
+    if (s->builtin)
+        t = bus_rescan_wait_ms(&s->rescan, t);
     if (s->wq_head && t > WAIT_POLL_MS)
         t = WAIT_POLL_MS;
     if (t < 0)
@@ -502,8 +484,7 @@ int sampler_service_poll(sampler_service_t *s, int timeout_ms)
     while (read(s->wake[0], buf, sizeof buf) > 0)
         ;
     bus_worker_tick(s->worker);
-    if (s->sub)
-        drain_events(s);
+    bus_rescan_drain(&s->rescan, s->sub);
 
     pthread_mutex_lock(&s->mu);
     struct job *done = s->done;
@@ -512,14 +493,8 @@ int sampler_service_poll(sampler_service_t *s, int timeout_ms)
     if (done)
         finish_job(s, done);
 
-    now = bus_mono_ms();
-    if (s->builtin && (s->rescan_now || now >= s->next_rescan)) {
-        s->rescan_now = false;
-        uint64_t wait = (uint64_t)s->cfg->rescan_ms;
-        if (!rescan(s) && wait > RESCAN_RETRY_MS)
-            wait = RESCAN_RETRY_MS;
-        s->next_rescan = bus_mono_ms() + wait;
-    }
+    if (s->builtin && bus_rescan_due(&s->rescan))
+        bus_rescan_done(&s->rescan, rescan(s), (uint64_t)s->cfg->rescan_ms, RESCAN_RETRY_MS);
     int rc;
     for (;;) {
         struct bus_req *req = NULL;
@@ -627,7 +602,7 @@ int sampler_service_new(sampler_service_t **out, const struct sampler_config *cf
     s->cfg = cfg;
     s->wake[0] = s->wake[1] = -1;
     s->serving = -1;
-    s->rescan_now = true;
+    bus_rescan_init(&s->rescan);
     const struct bus_opts *bus = &cfg->bus;
     int rc = bus_curve_client(&s->curve, bus->curve_secret_key, bus->ledger_public_key,
                               "sampler.curve_secret_key", why, whylen);

@@ -61,8 +61,7 @@ struct strength_estimator_service {
     char members_key[MEMBERS_KEY_MAX];
     uint64_t ck_seq; /* checkpoint scan cursor */
     bool ck_read;    /* read at least once */
-    bool rescan_now; /* an event came */
-    uint64_t next_rescan;
+    struct bus_rescan rescan; /* events are hints: the ledger's records say what is new */
 
     /* the running distribution, from the ledger's Strength records */
     strength_dist_t *dist;
@@ -163,19 +162,6 @@ static int read_strengths(strength_estimator_service_t *s, int pages)
             break;
     }
     return ERR_OK;
-}
-
-static void drain_events(strength_estimator_service_t *s)
-{
-    for (;;) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int n = zmq_msg_recv(&m, s->sub, ZMQ_DONTWAIT);
-        zmq_msg_close(&m);
-        if (n < 0)
-            return;
-        s->rescan_now = true; /* a hint: the ledger's records say what is new */
-    }
 }
 
 /* ---- jobs --------------------------------------------------------------------------------- */
@@ -437,11 +423,9 @@ int strength_estimator_service_poll(strength_estimator_service_t *s, int timeout
     int tick = bus_worker_next_tick_ms(s->worker);
     if (t < 0 || tick < t)
         t = tick;
+    t = bus_rescan_wait_ms(&s->rescan, t);
     uint64_t now = bus_mono_ms();
-    uint64_t due = s->rescan_now ? now : s->next_rescan;
-    if (s->next_dist < due)
-        due = s->next_dist;
-    int left = due > now ? (int)(due - now) : 0;
+    int left = s->next_dist > now ? (int)(s->next_dist - now) : 0;
     t = left < t ? left : t;
     if (bus_client_pending(s->client) && t > PENDING_POLL_MS)
         t = PENDING_POLL_MS;
@@ -450,15 +434,12 @@ int strength_estimator_service_poll(strength_estimator_service_t *s, int timeout
     if (zmq_poll(items, n, t) < 0)
         return zmq_errno() == EINTR ? ERR_INTR : ERR_IO;
     bus_worker_tick(s->worker);
-    if (s->sub)
-        drain_events(s);
+    bus_rescan_drain(&s->rescan, s->sub);
 
-    now = bus_mono_ms();
-    if (s->rescan_now || now >= s->next_rescan) {
-        s->rescan_now = false;
+    if (bus_rescan_due(&s->rescan)) {
         bool was = s->ck_read;
         bool ok = rescan_members(s);
-        s->next_rescan = bus_mono_ms() + (ok ? (uint64_t)s->cfg->rescan_ms : RETRY_MS);
+        bus_rescan_done(&s->rescan, ok, (uint64_t)s->cfg->rescan_ms, RETRY_MS);
         if (ok && !was)
             start_waiting(s);
     }
@@ -579,7 +560,7 @@ int strength_estimator_service_new(strength_estimator_service_t **out,
     if (!s)
         return ERR_NOMEM;
     s->cfg = cfg;
-    s->rescan_now = true;
+    bus_rescan_init(&s->rescan);
     for (size_t m = 0; m < MEMBERS_MAX; m++)
         s->versions[m] = -1;
     const struct bus_opts *bus = &cfg->bus;
