@@ -23,6 +23,61 @@
 #define DROP_SITES 2     /* dropout sites per layer: attention output, MLP output */
 #define PAR_MIN    32768 /* elements below which an elementwise loop runs on one thread */
 
+/* Phase timers, for tests/bench/bench_nn_phases only (built with -DNN_PHASES; model.h): PHASE(name)
+ * adds the wall time since the previous mark to `name`. Marks sit between the calls of the
+ * forward and the backward, on the calling thread; in every other build they are nothing. */
+#ifdef NN_PHASES
+#include <time.h>
+
+#define PHASES_MAX 32
+static struct {
+    const char *name[PHASES_MAX];
+    double sec[PHASES_MAX];
+    int n;
+    double last;
+} phases;
+
+static double phase_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void phase_mark(const char *name)
+{
+    double now = phase_clock();
+    int i = 0;
+    while (i < phases.n && strcmp(phases.name[i], name))
+        i++;
+    if (i == phases.n && phases.n < PHASES_MAX)
+        phases.name[phases.n++] = name;
+    if (i < phases.n && phases.last > 0.0)
+        phases.sec[i] += now - phases.last;
+    phases.last = now;
+}
+
+void nn_phases_reset(void)
+{
+    memset(&phases, 0, sizeof phases);
+}
+
+int nn_phases_get(const char **names, double *sec, int max)
+{
+    int n = phases.n < max ? phases.n : max;
+    for (int i = 0; i < n; i++) {
+        names[i] = phases.name[i];
+        sec[i] = phases.sec[i];
+    }
+    return n;
+}
+#define PHASE_START() (phases.last = phase_clock())
+#define PHASE(name)   phase_mark(name)
+#else
+#define PHASE_START() ((void)0)
+#define PHASE(name)   ((void)0)
+#endif
+
 /* Offsets (floats) of one layer's tensors from the start of the layer. */
 enum { LT_Q, LT_K, LT_V, LT_O, LT_GATE, LT_UP, LT_DOWN, LT_LN1, LT_LN2, LT_COUNT };
 
@@ -869,6 +924,7 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
             m->tok[(size_t)b * T + t] = t < bt->lengths[b] ? bt->tokens[(size_t)b * T + t] : -1;
     }
     const float *P = m->params;
+    PHASE_START();
     /* embedding; pad rows are zero */
 #pragma omp parallel for schedule(static) if (BT * C >= PAR_MIN)
     for (size_t r = 0; r < BT; r++) {
@@ -878,6 +934,7 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
         else
             memset(m->resid + r * C, 0, (size_t)C * sizeof(float));
     }
+    PHASE("embedding");
     float eps = m->cfg.rms_norm_eps;
     for (int l = 0; l < m->L; l++) {
         float *x = m->resid + (size_t)l * BT * C, *xo = x + BT * C;
@@ -888,22 +945,34 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
         float *tmp = m->tmp;
         rmsnorm_fwd(xn1, m->rstd1 + (size_t)l * BT, x, layer_w(m, m->params, l, LT_LN1), (int)BT, C,
                     eps);
+        PHASE("rmsnorm");
         matmul(qkv, xn1, layer_w(m, m->params, l, LT_Q), (int)BT, C, m->W, 0.0f);
+        PHASE("gemm qkv");
         rope_rows(m, qkv, false);
+        PHASE("rotary");
         attention_fwd(m, atty, m->att_lse + (size_t)l * B * m->H * T, qkv);
+        PHASE("attention");
         matmul(tmp, atty, layer_w(m, m->params, l, LT_O), (int)BT, m->QD, C, 0.0f);
+        PHASE("gemm o");
         residual_add(m, xm, x, tmp, l, 0);
+        PHASE("residual");
         rmsnorm_fwd(xn2, m->rstd2 + (size_t)l * BT, xm, layer_w(m, m->params, l, LT_LN2), (int)BT,
                     C, eps);
+        PHASE("rmsnorm");
         matmul(gu, xn2, layer_w(m, m->params, l, LT_GATE), (int)BT, C, 2 * F, 0.0f);
+        PHASE("gemm gate+up");
 #pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
         for (size_t r = 0; r < BT; r++)
             row_swiglu(hm + r * F, gu + r * 2 * F, gu + r * 2 * F + F, F);
+        PHASE("swiglu");
         matmul(tmp, hm, layer_w(m, m->params, l, LT_DOWN), (int)BT, F, C, 0.0f);
+        PHASE("gemm down");
         residual_add(m, xo, xm, tmp, l, 1);
+        PHASE("residual");
     }
     rmsnorm_fwd(m->xf, m->rstdf, m->resid + (size_t)m->L * BT * C, P + m->off_norm, (int)BT, C,
                 eps);
+    PHASE("rmsnorm");
     for (int b = 0; b < B; b++) {
         const float *h = m->xf + ((size_t)b * T + m->len[b] - 1) * C;
         memcpy(m->last + (size_t)b * C, h, (size_t)C * sizeof(float));
@@ -914,8 +983,10 @@ int nn_model_forward(nn_model_t *m, const struct nn_batch *bt, const struct nn_f
             m->rewards[b] = (float)r;
         }
     }
+    PHASE("embedding"); /* the last hidden states and rewards: small */
     if (opts->logits)
         matmul(m->logits, m->xf, P + m->off_head, (int)BT, C, V, 0.0f);
+    PHASE("gemm head");
     m->have_fwd = true;
     m->have_logits = opts->logits;
     return ERR_OK;
@@ -1005,6 +1076,7 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
     const float *P = m->params;
     float *G = m->grads;
     float *dxf = m->dxn; /* [BT, C] */
+    PHASE_START();
     if (in->dlogp) {
         /* d logits = dlogp[b] * (onehot(next) - softmax) on response rows, 0 elsewhere */
 #pragma omp parallel for collapse(2) schedule(static)
@@ -1021,6 +1093,7 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
                 row[m->tok[r + 1]] += g;
             }
         }
+        PHASE("softmax grad of logits");
         matmul_bwd(dxf, G + m->off_head, m->logits, m->xf, P + m->off_head, (int)BT, C, V, 0.0f);
     } else {
         memset(dxf, 0, BT * C * sizeof(float));
@@ -1040,9 +1113,11 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
             }
         }
     }
+    PHASE("gemm head");
     memset(m->dres, 0, BT * C * sizeof(float));
     rmsnorm_bwd(m->dres, G + m->off_norm, dxf, m->resid + (size_t)m->L * BT * C, P + m->off_norm,
                 m->rstdf, (int)BT, C);
+    PHASE("rmsnorm");
     for (int l = m->L - 1; l >= 0; l--) {
         float *x = m->resid + (size_t)l * BT * C;
         float *xm = m->resid_mid + (size_t)l * BT * C;
@@ -1051,26 +1126,37 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
         float *gu = m->gu + (size_t)l * BT * 2 * F, *hm = m->hm + (size_t)l * BT * F;
         /* MLP branch */
         const float *db = residual_bwd(m, m->dtmp, m->dres, l, 1);
+        PHASE("residual");
         matmul_bwd(m->dh, layer_w(m, G, l, LT_DOWN), db, hm, layer_w(m, m->params, l, LT_DOWN),
                    (int)BT, F, C, 0.0f);
+        PHASE("gemm down");
 #pragma omp parallel for schedule(static) if (BT * F >= PAR_MIN)
         for (size_t r = 0; r < BT; r++)
             row_swiglu_bwd(m->dgu + r * 2 * F, m->dgu + r * 2 * F + F, m->dh + r * F,
                            gu + r * 2 * F, gu + r * 2 * F + F, F);
+        PHASE("swiglu");
         matmul_bwd(m->dxn, layer_w(m, G, l, LT_GATE), m->dgu, xn2,
                    layer_w(m, m->params, l, LT_GATE), (int)BT, C, 2 * F, 0.0f);
+        PHASE("gemm gate+up");
         rmsnorm_bwd(m->dres, layer_w(m, G, l, LT_LN2), m->dxn, xm, layer_w(m, m->params, l, LT_LN2),
                     m->rstd2 + (size_t)l * BT, (int)BT, C);
+        PHASE("rmsnorm");
         /* attention branch */
         db = residual_bwd(m, m->dtmp, m->dres, l, 0);
+        PHASE("residual");
         matmul_bwd(m->datty, layer_w(m, G, l, LT_O), db, atty, layer_w(m, m->params, l, LT_O),
                    (int)BT, m->QD, C, 0.0f);
+        PHASE("gemm o");
         attention_bwd(m, m->dqkv, m->datty, qkv, m->att_lse + (size_t)l * B * m->H * T);
+        PHASE("attention");
         rope_rows(m, m->dqkv, true);
+        PHASE("rotary");
         matmul_bwd(m->dxn, layer_w(m, G, l, LT_Q), m->dqkv, xn1, layer_w(m, m->params, l, LT_Q),
                    (int)BT, C, m->W, 0.0f);
+        PHASE("gemm qkv");
         rmsnorm_bwd(m->dres, layer_w(m, G, l, LT_LN1), m->dxn, x, layer_w(m, m->params, l, LT_LN1),
                     m->rstd1 + (size_t)l * BT, (int)BT, C);
+        PHASE("rmsnorm");
     }
     /* embedding: rows of one token id may repeat, so accumulate serially over positions */
     float *gE = G + m->off_embed;
@@ -1084,6 +1170,7 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
         for (int c = 0; c < C; c++)
             e[c] += d[c];
     }
+    PHASE("embedding");
     return ERR_OK;
 }
 

@@ -146,4 +146,12 @@ int nn_kv_cache_pos(const nn_kv_cache_t *c, int b);
 int nn_model_decode(nn_model_t *m, nn_kv_cache_t *c, const int *tokens, const int *counts, int n,
                     float *logits);
 
+#ifdef NN_PHASES
+/* Phase timers of a build with -DNN_PHASES (tests/bench/bench_nn_phases only): the wall seconds
+ * the forwards and backwards since the reset spent in each phase ("gemm qkv", "attention", ...;
+ * forward and backward together), in the order first seen; returns how many (<= max). */
+void nn_phases_reset(void);
+int nn_phases_get(const char **names, double *sec, int max);
+#endif
+
 #endif /* NN_MODEL_H */

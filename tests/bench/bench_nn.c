@@ -25,7 +25,13 @@
  *           clipping, AdamW), the median of --repeat runs of --steps steps after a warm-up step
  *   PyTorch the same step (bench_nn_torch.py), 1 thread and N threads, the median of --repeat
  *           runs interleaved with the engine's; ratio = engine tokens/s / PyTorch tokens/s
- * Medians because the machine may be shared; the ratios come from runs of the same minutes. */
+ * Medians because the machine may be shared; the ratios come from runs of the same minutes.
+ *
+ * bench_nn_phases is this file built with -DNN_PHASES against a copy of the engine with its phase
+ * timers on (model.h): where one step of shape S goes, phase by phase, with each GEMM phase's
+ * rate next to cblas_sgemm's measured in the same run:
+ *
+ *   build/tests/bench/bench_nn_phases [--threads N] [--steps N] [--coretype NAME] */
 #include <cblas.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -155,6 +161,10 @@ static double sgemm_rate(const struct shape *s, int reps)
     return lin / best;
 }
 
+/* Seconds outside the model's forward and backward, for bench_nn_phases: zeroing the gradients,
+ * the log-probs and the loss, clipping and AdamW. */
+static double t_zero, t_loss, t_adamw;
+
 /* Engine training tokens/s over `steps` steps after a warm-up step; -1 on failure. */
 static double train_engine(const struct shape *s, int steps, size_t *nparams)
 {
@@ -186,16 +196,26 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
     struct nn_adamw_opts ao = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
     double t0 = 0.0;
     for (int it = 0; it <= steps; it++) {
-        if (it == 1)
+        if (it == 1) {
             t0 = bench_now(); /* step 0 warms up */
-        double loss;
+            t_zero = t_loss = t_adamw = 0.0;
+#ifdef NN_PHASES
+            nn_phases_reset();
+#endif
+        }
+        double loss, a = bench_now();
         nn_model_zero_grad(m);
+        t_zero += bench_now() - a;
         nn_model_forward(m, &batch, NULL);
+        a = bench_now();
         nn_model_seq_logprobs(m, NULL, lp, ntok);
         nn_loss_sft(s->B, lp, ntok, 0, dlp, &loss);
+        t_loss += bench_now() - a;
         struct nn_bwd_in in = {.dlogp = dlp};
         nn_model_backward(m, &in);
+        a = bench_now();
         nn_adamw_step_clip(opt, nn_model_params(m), nn_model_grads(m), n, 1e-4f, 1.0f, &ao, NULL);
+        t_adamw += bench_now() - a;
     }
     double dt = bench_now() - t0;
     free(tok);
@@ -275,8 +295,87 @@ static void print_header(void)
            "GFLOP/s", "limit s", "limit", "engine", "of lim", "torch 1", "torch N", "vs 1", "vs N");
 }
 
+#ifdef NN_PHASES
+/* bench_nn_phases: one step of shape S, phase by phase. */
+static int phases_main(int argc, char **argv)
+{
+    int threads = omp_get_max_threads(), steps = 10;
+    const char *coretype = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--coretype") && i + 1 < argc)
+            coretype = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_nn_phases [--threads N] [--steps N] [--coretype NAME]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || steps < 1) {
+        fprintf(stderr, "bench_nn_phases: --threads and --steps >= 1\n");
+        return 2;
+    }
+    if (coretype &&
+        (!getenv("OPENBLAS_CORETYPE") || strcmp(getenv("OPENBLAS_CORETYPE"), coretype))) {
+        setenv("OPENBLAS_CORETYPE", coretype, 1); /* OpenBLAS reads it when it loads */
+        execv("/proc/self/exe", argv);
+        perror("bench_nn_phases: re-executing with OPENBLAS_CORETYPE");
+        return 1;
+    }
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    const struct shape *s = &shapes[0];
+    double rate = sgemm_rate(s, 2);
+    size_t np = 0;
+    double tps = train_engine(s, steps, &np);
+    if (rate <= 0 || tps <= 0)
+        return 1;
+    double step = (double)s->B * s->T / tps, lin = 0.0, all = step_flops(s, &lin);
+    printf("OpenBLAS core: %s, %d threads; shape %s (%.2fM parameters), %d steps after a warm-up\n",
+           openblas_get_corename(), threads, s->name, (double)np / 1e6, steps);
+    printf("step %.1f ms (%.0f tokens/s); sgemm %.1f GFLOP/s on the step's GEMMs, this run; "
+           "limit %.1f ms: %.0f%% of it\n\n",
+           1e3 * step, tps, rate / 1e9, 1e3 * all / rate, 100.0 * all / rate / step);
+    /* each GEMM phase's FLOPs: y, dx and dw of step_gemms' products, in its order */
+    struct gemm g[8];
+    step_gemms(s, g);
+    double N = (double)s->B * s->T;
+    const char *gname[] = {"gemm qkv", "gemm o", "gemm gate+up", "gemm down", "gemm head"};
+    const char *names[40];
+    double sec[40];
+    int n = nn_phases_get(names, sec, 36);
+    names[n] = "zero gradients", sec[n++] = t_zero;
+    names[n] = "log-probs and loss", sec[n++] = t_loss;
+    names[n] = "clipping and AdamW", sec[n++] = t_adamw;
+    printf("%-26s %10s %7s %8s %9s\n", "phase (forward + backward)", "ms / step", "share", "GFLOP",
+           "GFLOP/s");
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        double ms = 1e3 * sec[i] / steps, fl = 0.0;
+        for (int k = 0; k < 5; k++)
+            if (!strcmp(names[i], gname[k]))
+                fl = 3.0 * 2.0 * N * g[k].in * g[k].out * g[k].count;
+        if (!strcmp(names[i], "attention"))
+            fl = all - lin;
+        sum += ms;
+        printf("%-26s %10.1f %6.1f%%", names[i], ms, 100.0 * ms / (1e3 * step));
+        if (fl > 0)
+            printf(" %8.2f %9.1f", fl / 1e9, fl / (ms / 1e3) / 1e9);
+        printf("\n");
+    }
+    printf("%-26s %10.1f %6.1f%%  (the rest: the step's loop, timers)\n", "sum", sum,
+           100.0 * sum / (1e3 * step));
+    return 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef NN_PHASES
+    return phases_main(argc, argv);
+#endif
     int threads = omp_get_max_threads(), steps = 3, repeat = 3;
     bool torch = true, quick = false, one = false;
     const char *coretype = NULL, *prev = NULL;
