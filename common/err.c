@@ -1,5 +1,8 @@
-/* err.c - err_str(). */
+/* err.c - err_str() and err_fmt(). */
 #include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 const char *err_str(int rc)
 {
@@ -35,4 +38,14 @@ const char *err_str(int rc)
     default:
         return "unknown error";
     }
+}
+
+void err_fmt(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -3,6 +3,8 @@
 #ifndef ERR_H
 #define ERR_H
 
+#include <stddef.h>
+
 enum {
     ERR_OK = 0,
     ERR_NOMEM = -1,    /* out of memory */
@@ -22,5 +24,9 @@ enum {
 
 /* A static string naming rc ("out of memory", ...); never NULL. */
 const char *err_str(int rc);
+
+/* The printf-style message into err[errlen], cut to fit; nothing when err is NULL or errlen 0. The
+ * `char *err, size_t errlen` pair is how the engine and the trainer's functions say why. */
+void err_fmt(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* ERR_H */

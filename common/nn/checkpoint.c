@@ -12,19 +12,6 @@
 #include "err.h"
 #include "safetensors.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* dir + "/" + file into a malloc'd string, or NULL. */
 static char *join(const char *dir, const char *file)
 {
@@ -41,10 +28,10 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
         struct stat st;
         if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
             return ERR_OK;
-        seterr(err, errlen, "%s: exists and is not a directory", dir);
+        err_fmt(err, errlen, "%s: exists and is not a directory", dir);
         return ERR_IO;
     }
-    seterr(err, errlen, "%s: cannot create the directory: %s", dir, strerror(errno));
+    err_fmt(err, errlen, "%s: cannot create the directory: %s", dir, strerror(errno));
     return ERR_IO;
 }
 
@@ -56,7 +43,7 @@ int nn_checkpoint_save(const nn_model_t *m, const char *dir, char *err, size_t e
     char *cfg_path = join(dir, NN_CKPT_CONFIG), *w_path = join(dir, NN_CKPT_WEIGHTS);
     st_writer_t *w = st_writer_new();
     if (!cfg_path || !w_path || !w) {
-        seterr(err, errlen, "%s: out of memory", dir);
+        err_fmt(err, errlen, "%s: out of memory", dir);
         rc = ERR_NOMEM;
         goto out;
     }
@@ -72,7 +59,7 @@ int nn_checkpoint_save(const nn_model_t *m, const char *dir, char *err, size_t e
     if (!rc)
         rc = st_writer_set_metadata(w, "oaif_format", NN_CKPT_FORMAT);
     if (rc) {
-        seterr(err, errlen, "%s: preparing the tensors: %s", w_path, err_str(rc));
+        err_fmt(err, errlen, "%s: preparing the tensors: %s", w_path, err_str(rc));
         goto out;
     }
     rc = st_writer_write(w, w_path, err, errlen);
@@ -107,7 +94,7 @@ int nn_checkpoint_load(nn_model_t **out, const char *dir, char *err, size_t errl
     char *cfg_path = join(dir, NN_CKPT_CONFIG), *w_path = join(dir, NN_CKPT_WEIGHTS);
     int rc = ERR_NOMEM;
     if (!cfg_path || !w_path) {
-        seterr(err, errlen, "%s: out of memory", dir);
+        err_fmt(err, errlen, "%s: out of memory", dir);
         goto out;
     }
     rc = nn_config_load(&cfg, cfg_path, err, errlen);
@@ -130,7 +117,7 @@ int nn_checkpoint_save_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
                              size_t errlen)
 {
     if (nn_adamw_size(o) != nn_model_num_params(m)) {
-        seterr(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
+        err_fmt(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
                nn_adamw_size(o), nn_model_num_params(m));
         return ERR_INVAL;
     }
@@ -141,7 +128,7 @@ int nn_checkpoint_save_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
     char *path = join(dir, NN_CKPT_OPTIM), *names = malloc(nt * 2 * 96);
     st_writer_t *w = st_writer_new();
     if (!path || !names || !w) {
-        seterr(err, errlen, "%s: out of memory", dir);
+        err_fmt(err, errlen, "%s: out of memory", dir);
         rc = ERR_NOMEM;
         goto out;
     }
@@ -162,7 +149,7 @@ int nn_checkpoint_save_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
     if (!rc)
         rc = st_writer_set_metadata(w, "oaif_format", NN_CKPT_FORMAT);
     if (rc) {
-        seterr(err, errlen, "%s: preparing the tensors: %s", path, err_str(rc));
+        err_fmt(err, errlen, "%s: preparing the tensors: %s", path, err_str(rc));
         goto out;
     }
     rc = st_writer_write(w, path, err, errlen);
@@ -177,13 +164,13 @@ int nn_checkpoint_load_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
                              size_t errlen)
 {
     if (nn_adamw_size(o) != nn_model_num_params(m)) {
-        seterr(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
+        err_fmt(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
                nn_adamw_size(o), nn_model_num_params(m));
         return ERR_INVAL;
     }
     char *path = join(dir, NN_CKPT_OPTIM);
     if (!path) {
-        seterr(err, errlen, "%s: out of memory", dir);
+        err_fmt(err, errlen, "%s: out of memory", dir);
         return ERR_NOMEM;
     }
     st_file_t *f = NULL;
@@ -205,7 +192,7 @@ int nn_checkpoint_load_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
         char *end = NULL;
         long step = s ? strtol(s, &end, 10) : -1;
         if (!s || end == s || *end || step < 0) {
-            seterr(err, errlen, "%s: metadata 'step' is missing or not a count", path);
+            err_fmt(err, errlen, "%s: metadata 'step' is missing or not a count", path);
             rc = ERR_INVAL;
         } else {
             nn_adamw_set_steps(o, step);

@@ -23,19 +23,6 @@
 #include "err.h"
 #include "tokenizer.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void nn_config_default(struct nn_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -63,20 +50,20 @@ static int validate_rope(const struct nn_config *c, const char *pfx, char *err, 
     if (r->type == NN_ROPE_DEFAULT)
         return ERR_OK;
     if (r->type != NN_ROPE_LINEAR && r->type != NN_ROPE_DYNAMIC && r->type != NN_ROPE_LLAMA3) {
-        seterr(err, errlen, "%srope_scaling type %d is not one this engine implements", pfx,
+        err_fmt(err, errlen, "%srope_scaling type %d is not one this engine implements", pfx,
                (int)r->type);
         return ERR_INVAL;
     }
     const char *tn = nn_rope_type_name(r->type);
     if (!(r->factor >= 1.0f) || !isfinite(r->factor)) {
-        seterr(err, errlen, "%srope_scaling (%s) factor is %g, must be a finite number >= 1", pfx,
+        err_fmt(err, errlen, "%srope_scaling (%s) factor is %g, must be a finite number >= 1", pfx,
                tn, (double)r->factor);
         return ERR_INVAL;
     }
     if (r->type == NN_ROPE_LLAMA3) {
         if (!(r->low_freq_factor > 0.0f) || !isfinite(r->high_freq_factor) ||
             !(r->high_freq_factor > r->low_freq_factor)) {
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "%srope_scaling (llama3) low_freq_factor %g and high_freq_factor %g: need 0 < "
                    "low < high",
                    pfx, (double)r->low_freq_factor, (double)r->high_freq_factor);
@@ -84,7 +71,7 @@ static int validate_rope(const struct nn_config *c, const char *pfx, char *err, 
         }
     }
     if (r->type != NN_ROPE_LINEAR && r->original_max_position_embeddings <= 0) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%srope_scaling (%s) original_max_position_embeddings is %d, must be "
                "positive",
                pfx, tn, r->original_max_position_embeddings);
@@ -92,14 +79,14 @@ static int validate_rope(const struct nn_config *c, const char *pfx, char *err, 
     }
     if (r->type == NN_ROPE_DYNAMIC) {
         if (r->original_max_position_embeddings > c->max_position_embeddings) {
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "%srope_scaling (dynamic) original context %d is past max_position_embeddings "
                    "%d",
                    pfx, r->original_max_position_embeddings, c->max_position_embeddings);
             return ERR_INVAL;
         }
         if (c->hidden_size / c->num_attention_heads > NN_ROPE_DYNAMIC_MAX_HEAD_DIM) {
-            seterr(err, errlen, "%srope_scaling (dynamic) needs a head dim of at most %d, not %d",
+            err_fmt(err, errlen, "%srope_scaling (dynamic) needs a head dim of at most %d, not %d",
                    pfx, NN_ROPE_DYNAMIC_MAX_HEAD_DIM, c->hidden_size / c->num_attention_heads);
             return ERR_INVAL;
         }
@@ -112,7 +99,7 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
 {
 #define POSITIVE(field)                                                                            \
     if (c->field <= 0) {                                                                           \
-        seterr(err, errlen, "%s" #field " is %d, must be positive", pfx, c->field);                \
+        err_fmt(err, errlen, "%s" #field " is %d, must be positive", pfx, c->field);                \
         return ERR_INVAL;                                                                          \
     }
     POSITIVE(vocab_size)
@@ -124,27 +111,27 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
     POSITIVE(max_position_embeddings)
 #undef POSITIVE
     if (c->hidden_size % c->num_attention_heads) {
-        seterr(err, errlen, "%snum_attention_heads %d does not divide hidden_size %d", pfx,
+        err_fmt(err, errlen, "%snum_attention_heads %d does not divide hidden_size %d", pfx,
                c->num_attention_heads, c->hidden_size);
         return ERR_INVAL;
     }
     if ((c->hidden_size / c->num_attention_heads) % 2) {
-        seterr(err, errlen, "%shidden_size / num_attention_heads = %d is odd (rotary needs pairs)",
+        err_fmt(err, errlen, "%shidden_size / num_attention_heads = %d is odd (rotary needs pairs)",
                pfx, c->hidden_size / c->num_attention_heads);
         return ERR_INVAL;
     }
     if (c->num_attention_heads % c->num_key_value_heads) {
-        seterr(err, errlen, "%snum_key_value_heads %d does not divide num_attention_heads %d", pfx,
+        err_fmt(err, errlen, "%snum_key_value_heads %d does not divide num_attention_heads %d", pfx,
                c->num_key_value_heads, c->num_attention_heads);
         return ERR_INVAL;
     }
     if (!(c->rms_norm_eps > 0.0f) || !isfinite(c->rms_norm_eps)) {
-        seterr(err, errlen, "%srms_norm_eps is %g, must be positive and finite", pfx,
+        err_fmt(err, errlen, "%srms_norm_eps is %g, must be positive and finite", pfx,
                (double)c->rms_norm_eps);
         return ERR_INVAL;
     }
     if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta)) {
-        seterr(err, errlen, "%srope_theta is %g, must be positive and finite", pfx,
+        err_fmt(err, errlen, "%srope_theta is %g, must be positive and finite", pfx,
                (double)c->rope_theta);
         return ERR_INVAL;
     }
@@ -159,26 +146,26 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
                {"pad_token_id", c->pad_token_id}};
     for (size_t i = 0; i < 3; i++) {
         if (ids[i].id < -1 || ids[i].id >= c->vocab_size) {
-            seterr(err, errlen, "%s%s is %d, outside the vocabulary [0, %d) (-1: none)", pfx,
+            err_fmt(err, errlen, "%s%s is %d, outside the vocabulary [0, %d) (-1: none)", pfx,
                    ids[i].name, ids[i].id, c->vocab_size);
             return ERR_INVAL;
         }
     }
     if (memchr(c->tokenizer, '\0', sizeof c->tokenizer) == NULL ||
         (strcmp(c->tokenizer, "byte") != 0 && strcmp(c->tokenizer, "bpe") != 0)) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%stokenizer (oaif_tokenizer) is \"%.31s\", must be \"byte\" or \"bpe\"", pfx,
                c->tokenizer);
         return ERR_INVAL;
     }
     if (strcmp(c->tokenizer, "byte") == 0 && c->vocab_size < TOK_BYTE_VOCAB) {
-        seterr(err, errlen, "%svocab_size %d is too small for the byte tokenizer (needs %d)", pfx,
+        err_fmt(err, errlen, "%svocab_size %d is too small for the byte tokenizer (needs %d)", pfx,
                c->vocab_size, TOK_BYTE_VOCAB);
         return ERR_INVAL;
     }
     /* the parameter count must fit a size_t and the largest tensor an int index per row */
     if (nn_config_num_params(c) == 0) {
-        seterr(err, errlen, "%sthe model is too large to address", pfx);
+        err_fmt(err, errlen, "%sthe model is too large to address", pfx);
         return ERR_INVAL;
     }
     return ERR_OK;
@@ -187,7 +174,7 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
 int nn_config_validate(const struct nn_config *c, char *err, size_t errlen)
 {
     if (!c) {
-        seterr(err, errlen, "no config");
+        err_fmt(err, errlen, "no config");
         return ERR_INVAL;
     }
     return validate(c, "", err, errlen);
@@ -209,11 +196,11 @@ static int get_int(const json_t *root, const char *key, int *dst, const char *pa
     else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)))
         d = json_real_value(v);
     else {
-        seterr(err, errlen, "%s: \"%s\" must be an integer", path, key);
+        err_fmt(err, errlen, "%s: \"%s\" must be an integer", path, key);
         return ERR_INVAL;
     }
     if (d < -2147483648.0 || d > 2147483647.0) {
-        seterr(err, errlen, "%s: \"%s\" is out of range", path, key);
+        err_fmt(err, errlen, "%s: \"%s\" is out of range", path, key);
         return ERR_INVAL;
     }
     *dst = (int)d;
@@ -227,7 +214,7 @@ static int get_float(const json_t *root, const char *key, float *dst, const char
     if (!v)
         return ERR_NOTFOUND;
     if (!json_is_number(v)) {
-        seterr(err, errlen, "%s: \"%s\" must be a number", path, key);
+        err_fmt(err, errlen, "%s: \"%s\" must be a number", path, key);
         return ERR_INVAL;
     }
     *dst = (float)json_number_value(v);
@@ -241,7 +228,7 @@ static int get_bool(const json_t *root, const char *key, bool *dst, const char *
     if (!v)
         return ERR_NOTFOUND;
     if (!json_is_boolean(v)) {
-        seterr(err, errlen, "%s: \"%s\" must be true or false", path, key);
+        err_fmt(err, errlen, "%s: \"%s\" must be true or false", path, key);
         return ERR_INVAL;
     }
     *dst = json_is_true(v);
@@ -267,7 +254,7 @@ static int get_token_id(const json_t *root, const char *key, int *dst, const cha
         v = json_array_get(v, 0);
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2147483647) {
-        seterr(err, errlen, "%s: \"%s\" must be a non-negative integer, a list of them, or null",
+        err_fmt(err, errlen, "%s: \"%s\" must be a non-negative integer, a list of them, or null",
                path, key);
         return ERR_INVAL;
     }
@@ -283,18 +270,18 @@ static int check_unsupported(const json_t *root, const struct nn_config *c, cons
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(root, bools[i]);
         if (v && !json_is_false(v) && !json_is_null(v)) {
-            seterr(err, errlen, "%s: \"%s\" is set: biases are not supported", path, bools[i]);
+            err_fmt(err, errlen, "%s: \"%s\" is set: biases are not supported", path, bools[i]);
             return ERR_INVAL;
         }
     }
     const json_t *act = json_object_get(root, "hidden_act");
     if (act && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
-        seterr(err, errlen, "%s: \"hidden_act\" must be \"silu\" (SwiGLU)", path);
+        err_fmt(err, errlen, "%s: \"hidden_act\" must be \"silu\" (SwiGLU)", path);
         return ERR_INVAL;
     }
     const json_t *mt = json_object_get(root, "model_type");
     if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "llama") != 0)) {
-        seterr(err, errlen, "%s: \"model_type\" is %s%s%s, only \"llama\" is supported", path,
+        err_fmt(err, errlen, "%s: \"model_type\" is %s%s%s, only \"llama\" is supported", path,
                json_is_string(mt) ? "\"" : "",
                json_is_string(mt) ? json_string_value(mt) : "not a string",
                json_is_string(mt) ? "\"" : "");
@@ -304,7 +291,7 @@ static int check_unsupported(const json_t *root, const struct nn_config *c, cons
     if (hd && !json_is_null(hd) && c->num_attention_heads > 0 &&
         (!json_is_integer(hd) ||
          json_integer_value(hd) != c->hidden_size / c->num_attention_heads)) {
-        seterr(err, errlen, "%s: \"head_dim\" must equal hidden_size / num_attention_heads (%d)",
+        err_fmt(err, errlen, "%s: \"head_dim\" must equal hidden_size / num_attention_heads (%d)",
                path, c->hidden_size / c->num_attention_heads);
         return ERR_INVAL;
     }
@@ -327,7 +314,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
     if (!rs || json_is_null(rs))
         return ERR_OK;
     if (!json_is_object(rs)) {
-        seterr(err, errlen, "%s: \"%s\" must be an object or null", path, field);
+        err_fmt(err, errlen, "%s: \"%s\" must be an object or null", path, field);
         return ERR_INVAL;
     }
     const char *tkey = "rope_type";
@@ -337,7 +324,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
         tv = json_object_get(rs, tkey);
     }
     if (!json_is_string(tv)) {
-        seterr(err, errlen, "%s: \"%s\" has no \"rope_type\" (or \"type\") string", path, field);
+        err_fmt(err, errlen, "%s: \"%s\" has no \"rope_type\" (or \"type\") string", path, field);
         return ERR_INVAL;
     }
     const char *type = json_string_value(tv);
@@ -351,7 +338,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
     else if (!strcmp(type, "llama3"))
         r.type = NN_ROPE_LLAMA3;
     else {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: \"%s\" %s \"%.40s\" is not supported (this engine implements \"linear\", "
                "\"dynamic\" and \"llama3\"; it would compute other rotary frequencies than "
                "transformers)",
@@ -373,7 +360,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
             continue;
         rc = get_float(rs, fl[i].key, fl[i].dst, path, err, errlen);
         if (rc == ERR_NOTFOUND)
-            seterr(err, errlen, "%s: \"%s\" (%s) needs \"%s\"", path, field, type, fl[i].key);
+            err_fmt(err, errlen, "%s: \"%s\" (%s) needs \"%s\"", path, field, type, fl[i].key);
         if (rc)
             return ERR_INVAL;
     }
@@ -381,7 +368,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
         rc = get_int(rs, "original_max_position_embeddings", &r.original_max_position_embeddings,
                      path, err, errlen);
         if (rc == ERR_NOTFOUND)
-            seterr(err, errlen, "%s: \"%s\" (llama3) needs \"original_max_position_embeddings\"",
+            err_fmt(err, errlen, "%s: \"%s\" (llama3) needs \"original_max_position_embeddings\"",
                    path, field);
         if (rc)
             return ERR_INVAL;
@@ -389,7 +376,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
     if (r.type == NN_ROPE_DYNAMIC && r.factor >= 1.0f && isfinite(r.factor)) {
         double ctx = floor((double)n->max_position_embeddings * r.factor);
         if (ctx > 2147483647.0) {
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "%s: \"%s\" (dynamic) max_position_embeddings %d x factor %g is too long a "
                    "context",
                    path, field, n->max_position_embeddings, (double)r.factor);
@@ -405,34 +392,34 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
 int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errlen)
 {
     if (!c || !path) {
-        seterr(err, errlen, "nn_config_load: no config or no path");
+        err_fmt(err, errlen, "nn_config_load: no config or no path");
         return ERR_INVAL;
     }
     struct stat st;
     if (stat(path, &st) != 0) {
         int e = errno;
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        err_fmt(err, errlen, "%s: %s", path, strerror(e));
         return e == ENOENT ? ERR_NOTFOUND : ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", path);
+        err_fmt(err, errlen, "%s: not a regular file", path);
         return ERR_IO;
     }
     if (st.st_size > (off_t)16 << 20) {
-        seterr(err, errlen, "%s: %lld bytes is too large for a config.json", path,
+        err_fmt(err, errlen, "%s: %lld bytes is too large for a config.json", path,
                (long long)st.st_size);
         return ERR_TOOBIG;
     }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        seterr(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
+        err_fmt(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
                jerr.text);
         return ERR_PROTO;
     }
     int rc = ERR_OK;
     if (!json_is_object(root)) {
-        seterr(err, errlen, "%s: not a JSON object", path);
+        err_fmt(err, errlen, "%s: not a JSON object", path);
         rc = ERR_INVAL;
         goto out_root;
     }
@@ -462,7 +449,7 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         rc = get_int(root, required[i].key, required[i].dst, path, err, errlen);
         if (rc == ERR_NOTFOUND) {
-            seterr(err, errlen, "%s: required key \"%s\" is missing", path, required[i].key);
+            err_fmt(err, errlen, "%s: required key \"%s\" is missing", path, required[i].key);
             rc = ERR_INVAL;
         }
         if (rc)
@@ -487,7 +474,7 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
     const json_t *tk = json_object_get(root, "oaif_tokenizer");
     if (tk) {
         if (!json_is_string(tk) || strlen(json_string_value(tk)) >= sizeof n.tokenizer) {
-            seterr(err, errlen, "%s: \"oaif_tokenizer\" must be \"byte\" or \"bpe\"", path);
+            err_fmt(err, errlen, "%s: \"oaif_tokenizer\" must be \"byte\" or \"bpe\"", path);
             rc = ERR_INVAL;
             goto out_root;
         }
@@ -560,7 +547,7 @@ static int rope_json(const struct nn_config *c, json_t *root)
 int nn_config_save(const struct nn_config *c, const char *path, char *err, size_t errlen)
 {
     if (!c || !path) {
-        seterr(err, errlen, "nn_config_save: no config or no path");
+        err_fmt(err, errlen, "nn_config_save: no config or no path");
         return ERR_INVAL;
     }
     int rc = validate(c, "", err, errlen);
@@ -585,27 +572,27 @@ int nn_config_save(const struct nn_config *c, const char *path, char *err, size_
         root = NULL;
     }
     if (!root) {
-        seterr(err, errlen, "%s: out of memory", path);
+        err_fmt(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
     }
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(root);
     if (!text) {
-        seterr(err, errlen, "%s: out of memory", path);
+        err_fmt(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) {
         free(text);
-        seterr(err, errlen, "%s: out of memory", path);
+        err_fmt(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
     }
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
+        err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
                strerror(errno));
         rc = ERR_IO;
         goto out_free;
@@ -620,7 +607,7 @@ int nn_config_save(const struct nn_config *c, const char *path, char *err, size_
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            seterr(err, errlen, "%s: writing %s: %s", path, tmp, strerror(errno));
+            err_fmt(err, errlen, "%s: writing %s: %s", path, tmp, strerror(errno));
             rc = ERR_IO;
             break;
         }
@@ -628,15 +615,15 @@ int nn_config_save(const struct nn_config *c, const char *path, char *err, size_
         left -= (size_t)w;
     }
     if (!rc && fsync(fd) != 0) {
-        seterr(err, errlen, "%s: fsync %s: %s", path, tmp, strerror(errno));
+        err_fmt(err, errlen, "%s: fsync %s: %s", path, tmp, strerror(errno));
         rc = ERR_IO;
     }
     if (close(fd) != 0 && !rc) {
-        seterr(err, errlen, "%s: close %s: %s", path, tmp, strerror(errno));
+        err_fmt(err, errlen, "%s: close %s: %s", path, tmp, strerror(errno));
         rc = ERR_IO;
     }
     if (!rc && rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(errno));
+        err_fmt(err, errlen, "%s: rename from %s: %s", path, tmp, strerror(errno));
         rc = ERR_IO;
     }
     if (rc)

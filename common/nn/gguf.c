@@ -28,19 +28,6 @@ enum { GGML_F32 = 0, GGML_F16 = 1 };
 /* llama.cpp's token types */
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 unsigned short nn_f32_to_f16(float x)
 {
     uint32_t u;
@@ -289,13 +276,13 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
 {
     if (access(path, R_OK) != 0) {
         int e = errno;
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        err_fmt(err, errlen, "%s: %s", path, strerror(e));
         return e == ENOENT ? ERR_NOTFOUND : ERR_IO;
     }
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
-        seterr(err, errlen, "%s:%d: not valid JSON: %s", path, je.line, je.text);
+        err_fmt(err, errlen, "%s:%d: not valid JSON: %s", path, je.line, je.text);
         return ERR_PROTO;
     }
     *keep = root;
@@ -303,11 +290,11 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
     const json_t *vmap = json_object_get(model, "vocab");
     const json_t *merges = json_object_get(model, "merges");
     if (strcmp(step_type(model), "BPE") || !json_is_object(vmap) || !json_is_array(merges)) {
-        seterr(err, errlen, "%s: not a BPE tokenizer with a vocab and merges", path);
+        err_fmt(err, errlen, "%s: not a BPE tokenizer with a vocab and merges", path);
         return ERR_INVAL;
     }
     if (json_is_true(json_object_get(model, "byte_fallback"))) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: a SentencePiece-style BPE (byte_fallback): llama.cpp wants those as "
                "tokenizer.ggml.model \"llama\" with piece scores, which this exporter does not "
                "write",
@@ -316,7 +303,7 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
     }
     const char *pre = pre_name(json_object_get(root, "pre_tokenizer"));
     if (!pre) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: its pre_tokenizer is none whose llama.cpp name this exporter knows (GPT-2's "
                "ByteLevel, Llama 3's Split, SmolLM's Digits + ByteLevel); llama.cpp would split "
                "the text otherwise",
@@ -332,7 +319,7 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
     {
         json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
         if (id < 0 || id >= V) {
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "%s: token \"%.40s\" has id %lld, outside the model's vocabulary "
                    "of %d",
                    path, key, (long long)id, V);
@@ -351,7 +338,7 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
         const json_t *jid = json_object_get(val, "id"), *jc = json_object_get(val, "content");
         json_int_t id = json_is_integer(jid) ? json_integer_value(jid) : -1;
         if (id < 0 || id >= V || !json_is_string(jc)) {
-            seterr(err, errlen, "%s: added token %zu has no content or an id outside [0, %d)", path,
+            err_fmt(err, errlen, "%s: added token %zu has no content or an id outside [0, %d)", path,
                    i, V);
             return ERR_INVAL;
         }
@@ -374,7 +361,7 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
         }
         const json_t *a = json_array_get(val, 0), *b = json_array_get(val, 1);
         if (!json_is_string(a) || !json_is_string(b)) {
-            seterr(err, errlen, "%s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, i);
+            err_fmt(err, errlen, "%s: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, i);
             return ERR_INVAL;
         }
         size_t la = strlen(json_string_value(a)), lb = strlen(json_string_value(b));
@@ -611,14 +598,14 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
 {
     const struct nn_config *c = nn_model_config(m);
     if (c->rope_scaling.type == NN_ROPE_DYNAMIC) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: the model's rope_scaling is dynamic NTK, which llama.cpp does not implement "
                "(it would compute other logits past %d tokens); not exported",
                path, c->rope_scaling.original_max_position_embeddings);
         return ERR_INVAL;
     }
     if (!strcmp(c->tokenizer, "bpe") && !tokenizer_json) {
-        seterr(err, errlen, "%s: the model's tokenizer is bpe but no tokenizer.json was given",
+        err_fmt(err, errlen, "%s: the model's tokenizer is bpe but no tokenizer.json was given",
                path);
         return ERR_INVAL;
     }
@@ -635,7 +622,7 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
                  : vocab_bpe(&v, c->vocab_size, tokenizer_json, &tjson, err, errlen);
     if (rc) {
         if (rc == ERR_NOMEM)
-            seterr(err, errlen, "%s: out of memory", path);
+            err_fmt(err, errlen, "%s: out of memory", path);
         goto out;
     }
     int D = c->hidden_size / c->num_attention_heads;
@@ -683,7 +670,7 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
+        err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
                strerror(errno));
         rc = ERR_IO;
         goto out;
@@ -706,10 +693,10 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
     rc = ERR_OK;
     goto out;
 ioerr:
-    seterr(err, errlen, "%s: writing: %s", path, strerror(errno));
+    err_fmt(err, errlen, "%s: writing: %s", path, strerror(errno));
     goto out;
 nomem:
-    seterr(err, errlen, "%s: out of memory", path);
+    err_fmt(err, errlen, "%s: out of memory", path);
     rc = ERR_NOMEM;
 out:
     if (fd >= 0)

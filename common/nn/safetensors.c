@@ -56,19 +56,6 @@ struct st_writer {
     json_t *meta; /* object of strings */
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Bytes per element, or 0 for a dtype name the format does not define. */
 static size_t dtype_size(const char *name, enum st_dtype *kind)
 {
@@ -134,30 +121,30 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
                        size_t errlen)
 {
     if (!json_is_object(v)) {
-        seterr(err, errlen, "%s: tensor '%s': header entry is not a JSON object", s->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s': header entry is not a JSON object", s->path, name);
         return ERR_PROTO;
     }
     const json_t *jd = json_object_get(v, "dtype");
     const json_t *js = json_object_get(v, "shape");
     const json_t *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd)) {
-        seterr(err, errlen, "%s: tensor '%s': \"dtype\" is missing or not a string", s->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s': \"dtype\" is missing or not a string", s->path, name);
         return ERR_PROTO;
     }
     enum st_dtype kind = ST_OTHER;
     size_t esize = dtype_size(json_string_value(jd), &kind);
     if (esize == 0) {
-        seterr(err, errlen, "%s: tensor '%s': unknown dtype \"%.32s\"", s->path, name,
+        err_fmt(err, errlen, "%s: tensor '%s': unknown dtype \"%.32s\"", s->path, name,
                json_string_value(jd));
         return ERR_PROTO;
     }
     if (!json_is_array(js)) {
-        seterr(err, errlen, "%s: tensor '%s': \"shape\" is missing or not an array", s->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s': \"shape\" is missing or not an array", s->path, name);
         return ERR_PROTO;
     }
     size_t nd = json_array_size(js);
     if (nd > ST_MAX_DIMS) {
-        seterr(err, errlen, "%s: tensor '%s': %zu dimensions, at most %d supported", s->path, name,
+        err_fmt(err, errlen, "%s: tensor '%s': %zu dimensions, at most %d supported", s->path, name,
                nd, ST_MAX_DIMS);
         return ERR_PROTO;
     }
@@ -167,7 +154,7 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
     for (size_t i = 0; i < nd; i++) {
         uint64_t d;
         if (!json_uint(json_array_get(js, i), &d)) {
-            seterr(err, errlen, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
+            err_fmt(err, errlen, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
                    s->path, name, i);
             return ERR_PROTO;
         }
@@ -181,19 +168,19 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
         overflow = true;
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
         !json_uint(json_array_get(jo, 0), begin) || !json_uint(json_array_get(jo, 1), end)) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: tensor '%s': \"data_offsets\" is missing or not two non-negative integers",
                s->path, name);
         return ERR_PROTO;
     }
     if (*end < *begin || *end > data_len) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section of %zu bytes",
                s->path, name, (unsigned long long)*begin, (unsigned long long)*end, data_len);
         return ERR_PROTO;
     }
     if (overflow || numel * esize != *end - *begin) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: tensor '%s': data_offsets span %llu bytes but dtype %s x shape needs %s%llu",
                s->path, name, (unsigned long long)(*end - *begin), json_string_value(jd),
                overflow ? "more than " : "",
@@ -213,7 +200,7 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
 static int parse_metadata(st_file_t *s, const json_t *m, char *err, size_t errlen)
 {
     if (!json_is_object(m)) {
-        seterr(err, errlen, "%s: \"__metadata__\" is not a JSON object", s->path);
+        err_fmt(err, errlen, "%s: \"__metadata__\" is not a JSON object", s->path);
         return ERR_PROTO;
     }
     size_t n = json_object_size(m);
@@ -226,7 +213,7 @@ static int parse_metadata(st_file_t *s, const json_t *m, char *err, size_t errle
     json_object_foreach((json_t *)m, k, v)
     {
         if (!json_is_string(v)) {
-            seterr(err, errlen, "%s: \"__metadata__\" value for '%s' is not a string", s->path, k);
+            err_fmt(err, errlen, "%s: \"__metadata__\" value for '%s' is not a string", s->path, k);
             return ERR_PROTO;
         }
         s->meta_keys[s->n_meta] = strdup(k);
@@ -271,7 +258,7 @@ static int named_cmp(const void *a, const void *b)
 static int parse_header(st_file_t *s, char *err, size_t errlen)
 {
     if (s->map_len < 8) {
-        seterr(err, errlen, "%s: truncated: %zu bytes, a safetensors file has at least 8", s->path,
+        err_fmt(err, errlen, "%s: truncated: %zu bytes, a safetensors file has at least 8", s->path,
                s->map_len);
         return ERR_PROTO;
     }
@@ -279,17 +266,17 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | s->map[i];
     if (hlen > ST_MAX_HEADER) {
-        seterr(err, errlen, "%s: header length %llu is over the %llu-byte limit (not safetensors?)",
+        err_fmt(err, errlen, "%s: header length %llu is over the %llu-byte limit (not safetensors?)",
                s->path, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
         return ERR_PROTO;
     }
     if (hlen > s->map_len - 8) {
-        seterr(err, errlen, "%s: truncated: header length %llu but only %zu bytes follow", s->path,
+        err_fmt(err, errlen, "%s: truncated: header length %llu but only %zu bytes follow", s->path,
                (unsigned long long)hlen, s->map_len - 8);
         return ERR_PROTO;
     }
     if (hlen < 2) {
-        seterr(err, errlen, "%s: header length %llu is too small for a JSON object", s->path,
+        err_fmt(err, errlen, "%s: header length %llu is too small for a JSON object", s->path,
                (unsigned long long)hlen);
         return ERR_PROTO;
     }
@@ -299,14 +286,14 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     json_t *root =
         json_loadb((const char *)s->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        seterr(err, errlen, "%s: header is not valid JSON (byte %d): %s", s->path, jerr.position,
+        err_fmt(err, errlen, "%s: header is not valid JSON (byte %d): %s", s->path, jerr.position,
                jerr.text);
         return ERR_PROTO;
     }
     int rc = ERR_OK;
     struct span *spans = NULL;
     if (!json_is_object(root)) {
-        seterr(err, errlen, "%s: header is not a JSON object", s->path);
+        err_fmt(err, errlen, "%s: header is not a JSON object", s->path);
         rc = ERR_PROTO;
         goto out_root;
     }
@@ -342,14 +329,14 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     for (size_t i = 0; i < s->n; i++) {
         const char *nm = s->tensors[spans[i].idx].name;
         if (spans[i].begin < at) {
-            seterr(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s'",
+            err_fmt(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s'",
                    s->path, nm, (unsigned long long)spans[i].begin,
                    (unsigned long long)spans[i].end, prev ? prev : "?");
             rc = ERR_PROTO;
             goto out_spans;
         }
         if (spans[i].begin > at) {
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "%s: tensor '%s': data_offsets begin at %llu, leaving a gap after byte %llu",
                    s->path, nm, (unsigned long long)spans[i].begin, (unsigned long long)at);
             rc = ERR_PROTO;
@@ -359,7 +346,7 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
         prev = nm;
     }
     if (at != data_len) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "%s: the tensors cover %llu bytes of a %zu-byte data section (trailing bytes)",
                s->path, (unsigned long long)at, data_len);
         rc = ERR_PROTO;
@@ -397,31 +384,31 @@ int st_open(st_file_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
     if (!path) {
-        seterr(err, errlen, "st_open: no path");
+        err_fmt(err, errlen, "st_open: no path");
         return ERR_INVAL;
     }
     st_file_t *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
-        seterr(err, errlen, "%s: out of memory", path);
+        err_fmt(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
     }
     int rc = ERR_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        seterr(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        err_fmt(err, errlen, "%s: cannot open: %s", path, strerror(e));
         rc = e == ENOENT ? ERR_NOTFOUND : ERR_IO;
         goto out_free;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        seterr(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        err_fmt(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         rc = ERR_IO;
         goto out_fd;
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", path);
+        err_fmt(err, errlen, "%s: not a regular file", path);
         rc = ERR_IO;
         goto out_fd;
     }
@@ -429,7 +416,7 @@ int st_open(st_file_t **out, const char *path, char *err, size_t errlen)
     if (s->map_len > 0) {
         void *m = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
-            seterr(err, errlen, "%s: cannot map %zu bytes: %s", path, s->map_len, strerror(errno));
+            err_fmt(err, errlen, "%s: cannot map %zu bytes: %s", path, s->map_len, strerror(errno));
             rc = ERR_IO;
             goto out_fd;
         }
@@ -438,7 +425,7 @@ int st_open(st_file_t **out, const char *path, char *err, size_t errlen)
     close(fd);
     rc = parse_header(s, err, errlen);
     if (rc == ERR_NOMEM)
-        seterr(err, errlen, "%s: out of memory reading the header", path);
+        err_fmt(err, errlen, "%s: out of memory reading the header", path);
     if (rc)
         goto out_free;
     *out = s;
@@ -529,16 +516,16 @@ int st_read_f32(const st_file_t *f, const char *name, float *dst, int ndim, cons
                 char *err, size_t errlen)
 {
     if (!f || !name) {
-        seterr(err, errlen, "st_read_f32: no file or no name");
+        err_fmt(err, errlen, "st_read_f32: no file or no name");
         return ERR_INVAL;
     }
     if ((ndim > 0 && !shape) || ndim < 0) {
-        seterr(err, errlen, "%s: tensor '%s': bad expected shape (ndim %d)", f->path, name, ndim);
+        err_fmt(err, errlen, "%s: tensor '%s': bad expected shape (ndim %d)", f->path, name, ndim);
         return ERR_INVAL;
     }
     const struct st_tensor *t = st_find(f, name);
     if (!t) {
-        seterr(err, errlen, "%s: tensor '%s' not found", f->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s' not found", f->path, name);
         return ERR_NOTFOUND;
     }
     bool same = t->ndim == ndim;
@@ -554,7 +541,7 @@ int st_read_f32(const st_file_t *f, const char *name, float *dst, int ndim, cons
         for (int i = 0; i < ndim && i < ST_MAX_DIMS && b < sizeof want; i++)
             b += (size_t)snprintf(want + b, sizeof want - b, "%s%lld", i ? ", " : "",
                                   (long long)shape[i]);
-        seterr(err, errlen, "%s: tensor '%s': shape [%s], expected [%s]", f->path, name, got, want);
+        err_fmt(err, errlen, "%s: tensor '%s': shape [%s], expected [%s]", f->path, name, got, want);
         return ERR_INVAL;
     }
     const unsigned char *p = t->data;
@@ -575,7 +562,7 @@ int st_read_f32(const st_file_t *f, const char *name, float *dst, int ndim, cons
             dst[i] = bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
         break;
     default:
-        seterr(err, errlen, "%s: tensor '%s': dtype %s cannot be read as float (F32, F16, BF16)",
+        err_fmt(err, errlen, "%s: tensor '%s': dtype %s cannot be read as float (F32, F16, BF16)",
                f->path, name, t->dtype_name);
         return ERR_INVAL;
     }
@@ -767,7 +754,7 @@ static void sync_parent_dir(const char *path)
 int st_writer_write(st_writer_t *w, const char *path, char *err, size_t errlen)
 {
     if (!w || !path) {
-        seterr(err, errlen, "st_writer_write: no writer or no path");
+        err_fmt(err, errlen, "st_writer_write: no writer or no path");
         return ERR_INVAL;
     }
     qsort(w->e, w->n, sizeof *w->e, wentry_cmp);
@@ -775,21 +762,21 @@ int st_writer_write(st_writer_t *w, const char *path, char *err, size_t errlen)
     size_t hlen = 0;
     int rc = build_header(w, &hdr, &hlen);
     if (rc) {
-        seterr(err, errlen, "%s: out of memory building the header", path);
+        err_fmt(err, errlen, "%s: out of memory building the header", path);
         return rc;
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) {
         free(hdr);
-        seterr(err, errlen, "%s: out of memory", path);
+        err_fmt(err, errlen, "%s: out of memory", path);
         return ERR_NOMEM;
     }
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        seterr(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
+        err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
                strerror(errno));
         rc = ERR_IO;
         goto out_free;
@@ -804,19 +791,19 @@ int st_writer_write(st_writer_t *w, const char *path, char *err, size_t errlen)
         bad = w->e[i].nbytes && write_all(fd, w->e[i].data, w->e[i].nbytes);
     }
     if (bad) {
-        seterr(err, errlen, "%s: writing %s to %s: %s", path, what, tmp, strerror(errno));
+        err_fmt(err, errlen, "%s: writing %s to %s: %s", path, what, tmp, strerror(errno));
         rc = ERR_IO;
         goto out_unlink;
     }
     if (fsync(fd) != 0) {
-        seterr(err, errlen, "%s: fsync %s: %s", path, tmp, strerror(errno));
+        err_fmt(err, errlen, "%s: fsync %s: %s", path, tmp, strerror(errno));
         rc = ERR_IO;
         goto out_unlink;
     }
     int cr = close(fd);
     fd = -1;
     if (cr != 0 || rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: %s %s: %s", path, cr ? "close" : "rename from", tmp,
+        err_fmt(err, errlen, "%s: %s %s: %s", path, cr ? "close" : "rename from", tmp,
                strerror(errno));
         rc = ERR_IO;
         goto out_unlink;

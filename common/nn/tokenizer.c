@@ -114,19 +114,6 @@ struct tok {
 
 enum { TF_SPECIAL = 1, TF_ADDED = 2 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------- small helpers */
 
 static char *memdup0(const void *p, size_t n)
@@ -561,7 +548,7 @@ static int bpe_piece(const tok_t *t, struct bpe *w, const char *s, size_t n, str
                 if (!(t->fuse_unk && m > 0 && w->id[m - 1] == t->unk_id))
                     w->id[m++] = t->unk_id;
             } else {
-                seterr(err, errlen,
+                err_fmt(err, errlen,
                        "text byte 0x%02x (in \"%.*s\") has no token, no byte fallback and no "
                        "unk token",
                        u[i], (int)(n < 40 ? n : 40), s);
@@ -620,7 +607,7 @@ static int run_split(const struct step *st, const struct pieces *in, struct piec
             if (m < 0) {
                 PCRE2_UCHAR msg[160];
                 pcre2_get_error_message(m, msg, sizeof msg);
-                seterr(err, errlen, "pre-tokenizer regex failed: %s", (const char *)msg);
+                err_fmt(err, errlen, "pre-tokenizer regex failed: %s", (const char *)msg);
                 return ERR_INVAL;
             }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -812,7 +799,7 @@ static int encode(const tok_t *t, const char *text, size_t len, unsigned flags, 
     *ids = NULL;
     *n = 0;
     if (!t || (!text && len)) {
-        seterr(err, errlen, "tok_encode: no tokenizer or no text");
+        err_fmt(err, errlen, "tok_encode: no tokenizer or no text");
         return ERR_INVAL;
     }
     struct ids out = {0};
@@ -865,7 +852,7 @@ static int encode(const tok_t *t, const char *text, size_t len, unsigned flags, 
     }
     if (rc) {
         if (rc == ERR_NOMEM)
-            seterr(err, errlen, "out of memory encoding %zu bytes", len);
+            err_fmt(err, errlen, "out of memory encoding %zu bytes", len);
         free(out.v);
         return rc;
     }
@@ -887,13 +874,13 @@ int tok_encode_prompt(const tok_t *t, const char *prompt, unsigned flags, int **
     *ids = NULL;
     *n = 0;
     if (!t || !prompt) {
-        seterr(err, errlen, "tok_encode_prompt: no tokenizer or no prompt");
+        err_fmt(err, errlen, "tok_encode_prompt: no tokenizer or no prompt");
         return ERR_INVAL;
     }
     char *text = NULL;
     int rc = tok_render_prompt(t, prompt, &text);
     if (rc) {
-        seterr(err, errlen, "out of memory rendering the prompt");
+        err_fmt(err, errlen, "out of memory rendering the prompt");
         return rc;
     }
     struct plain plain;
@@ -1222,7 +1209,7 @@ static struct step *new_step(struct loader *L, enum step_kind kind, const char *
 {
     tok_t *t = L->t;
     if (t->n_steps == TOK_MAX_STEPS) {
-        seterr(L->err, L->errlen, "%s: %s: more than %d normalizer/pre-tokenizer steps", L->path,
+        err_fmt(L->err, L->errlen, "%s: %s: more than %d normalizer/pre-tokenizer steps", L->path,
                where, TOK_MAX_STEPS);
         return NULL;
     }
@@ -1244,7 +1231,7 @@ static int compile_pattern(struct loader *L, struct step *s, const json_t *pat, 
 {
     const char *rx = jstr(pat, "Regex"), *lit = jstr(pat, "String");
     if (!rx && !lit) {
-        seterr(L->err, L->errlen,
+        err_fmt(L->err, L->errlen,
                "%s: %s: \"pattern\" must be {\"Regex\": ...} or {\"String\": ...}", L->path, where);
         return ERR_INVAL;
     }
@@ -1256,7 +1243,7 @@ static int compile_pattern(struct loader *L, struct step *s, const json_t *pat, 
     if (!s->re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
-        seterr(L->err, L->errlen, "%s: %s: regex /%.80s/ at offset %zu: %s", L->path, where, p,
+        err_fmt(L->err, L->errlen, "%s: %s: regex /%.80s/ at offset %zu: %s", L->path, where, p,
                (size_t)off, (const char *)msg);
         return ERR_INVAL;
     }
@@ -1270,7 +1257,7 @@ static int parse_normalizer(struct loader *L, const json_t *n)
         return ERR_OK;
     const char *type = jstr(n, "type");
     if (!type) {
-        seterr(L->err, L->errlen, "%s: normalizer has no \"type\"", L->path);
+        err_fmt(L->err, L->errlen, "%s: normalizer has no \"type\"", L->path);
         return ERR_INVAL;
     }
     if (strcmp(type, "Sequence") == 0) {
@@ -1293,7 +1280,7 @@ static int parse_normalizer(struct loader *L, const json_t *n)
         const char *from = jstr(json_object_get(n, "pattern"), "String");
         const char *to = jstr(n, "content");
         if (!from || !to || !*from) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: normalizer Replace: only a non-empty {\"String\": ...} pattern and a "
                    "string content are supported",
                    L->path);
@@ -1310,7 +1297,7 @@ static int parse_normalizer(struct loader *L, const json_t *n)
                  type);
         return ERR_OK;
     }
-    seterr(L->err, L->errlen, "%s: unsupported normalizer type \"%s\"", L->path, type);
+    err_fmt(L->err, L->errlen, "%s: unsupported normalizer type \"%s\"", L->path, type);
     return ERR_INVAL;
 }
 
@@ -1320,7 +1307,7 @@ static int parse_pre_tokenizer(struct loader *L, const json_t *p)
         return ERR_OK;
     const char *type = jstr(p, "type");
     if (!type) {
-        seterr(L->err, L->errlen, "%s: pre_tokenizer has no \"type\"", L->path);
+        err_fmt(L->err, L->errlen, "%s: pre_tokenizer has no \"type\"", L->path);
         return ERR_INVAL;
     }
     int rc = ERR_OK;
@@ -1340,7 +1327,7 @@ static int parse_pre_tokenizer(struct loader *L, const json_t *p)
         const char *beh = jstr(p, "behavior");
         if (jbool(p, "invert", false) || !beh ||
             (strcmp(beh, "Isolated") != 0 && strcmp(beh, "Removed") != 0)) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: pre_tokenizer Split: behavior \"%s\"%s is not supported (Isolated or "
                    "Removed, not inverted)",
                    L->path, beh ? beh : "?", jbool(p, "invert", false) ? " inverted" : "");
@@ -1392,7 +1379,7 @@ static int parse_pre_tokenizer(struct loader *L, const json_t *p)
         s->flag = jbool(p, "split", true);
         return rc;
     }
-    seterr(L->err, L->errlen, "%s: unsupported pre_tokenizer type \"%s\"", L->path, type);
+    err_fmt(L->err, L->errlen, "%s: unsupported pre_tokenizer type \"%s\"", L->path, type);
     return ERR_INVAL;
 }
 
@@ -1400,7 +1387,7 @@ static int add_dec_replace(struct loader *L, const char *from, const char *to)
 {
     tok_t *t = L->t;
     if (t->n_dec_rep == TOK_MAX_REPLACES) {
-        seterr(L->err, L->errlen, "%s: decoder: more than %d Replace steps", L->path,
+        err_fmt(L->err, L->errlen, "%s: decoder: more than %d Replace steps", L->path,
                TOK_MAX_REPLACES);
         return ERR_INVAL;
     }
@@ -1422,7 +1409,7 @@ static int parse_decoder(struct loader *L, const json_t *d)
         return ERR_OK;
     const char *type = jstr(d, "type");
     if (!type) {
-        seterr(L->err, L->errlen, "%s: decoder has no \"type\"", L->path);
+        err_fmt(L->err, L->errlen, "%s: decoder has no \"type\"", L->path);
         return ERR_INVAL;
     }
     tok_t *t = L->t;
@@ -1451,7 +1438,7 @@ static int parse_decoder(struct loader *L, const json_t *d)
         const char *from = jstr(json_object_get(d, "pattern"), "String");
         const char *to = jstr(d, "content");
         if (!from || !*from || !to) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: decoder Replace: only a non-empty {\"String\": ...} pattern is supported",
                    L->path);
             return ERR_INVAL;
@@ -1463,7 +1450,7 @@ static int parse_decoder(struct loader *L, const json_t *d)
         json_int_t start = json_integer_value(json_object_get(d, "start"));
         json_int_t stop = json_integer_value(json_object_get(d, "stop"));
         if (!content || start < 0 || start > 64 || stop != 0) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: decoder Strip: only stripping a leading string (stop 0) is supported",
                    L->path);
             return ERR_INVAL;
@@ -1479,7 +1466,7 @@ static int parse_decoder(struct loader *L, const json_t *d)
             rc = set_dec_strip(L, " ", 1);
         return rc;
     }
-    seterr(L->err, L->errlen, "%s: unsupported decoder type \"%s\"", L->path, type);
+    err_fmt(L->err, L->errlen, "%s: unsupported decoder type \"%s\"", L->path, type);
     return ERR_INVAL;
 }
 
@@ -1686,11 +1673,11 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
     tok_t *t = L->t;
     const json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab) || json_object_size(vocab) == 0) {
-        seterr(L->err, L->errlen, "%s: model.vocab is missing, empty or not an object", L->path);
+        err_fmt(L->err, L->errlen, "%s: model.vocab is missing, empty or not an object", L->path);
         return ERR_INVAL;
     }
     if (added && !json_is_array(added)) {
-        seterr(L->err, L->errlen, "%s: added_tokens is not an array", L->path);
+        err_fmt(L->err, L->errlen, "%s: added_tokens is not an array", L->path);
         return ERR_INVAL;
     }
     int max_id = -1;
@@ -1700,7 +1687,7 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
     {
         int id = json_id(v);
         if (id < 0) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: model.vocab[\"%.60s\"]: id must be an integer in [0, %d)", L->path, k,
                    TOK_MAX_ID);
             return ERR_INVAL;
@@ -1714,7 +1701,7 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
         int id = json_id(json_object_get(v, "id"));
         const char *content = jstr(v, "content");
         if (id < 0 || !content || !*content) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: added_tokens[%zu]: needs an integer \"id\" in [0, %d) and a non-empty "
                    "\"content\"",
                    L->path, i, TOK_MAX_ID);
@@ -1730,7 +1717,7 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
     {
         int id = json_id(v);
         if (t->str[id]) {
-            seterr(L->err, L->errlen, "%s: model.vocab: id %d is given to \"%.60s\" and \"%.60s\"",
+            err_fmt(L->err, L->errlen, "%s: model.vocab: id %d is given to \"%.60s\" and \"%.60s\"",
                    L->path, id, t->str[id], k);
             return ERR_INVAL;
         }
@@ -1767,12 +1754,12 @@ static int load_merges(struct loader *L, const json_t *model)
     tok_t *t = L->t;
     const json_t *merges = json_object_get(model, "merges");
     if (merges && !json_is_array(merges)) {
-        seterr(L->err, L->errlen, "%s: model.merges is not an array", L->path);
+        err_fmt(L->err, L->errlen, "%s: model.merges is not an array", L->path);
         return ERR_INVAL;
     }
     size_t n = json_array_size(merges);
     if (n > (size_t)INT32_MAX / 4) {
-        seterr(L->err, L->errlen, "%s: model.merges: too many merges (%zu)", L->path, n);
+        err_fmt(L->err, L->errlen, "%s: model.merges: too many merges (%zu)", L->path, n);
         return ERR_INVAL;
     }
     t->mcap = pow2_at_least(2 * n + 1);
@@ -1808,7 +1795,7 @@ static int load_merges(struct loader *L, const json_t *model)
             bl = strlen(b);
         }
         if (!a || !al || !bl) {
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: model.merges[%zu]: must be \"a b\" or [\"a\", \"b\"] with non-empty "
                    "tokens",
                    L->path, i);
@@ -1830,7 +1817,7 @@ static int load_merges(struct loader *L, const json_t *model)
         if (ia < 0 || ib < 0 || ir < 0) {
             const char *which = ia < 0 ? a : ib < 0 ? b : joined;
             int wl = (int)(ia < 0 ? al : ib < 0 ? bl : al + bl);
-            seterr(L->err, L->errlen,
+            err_fmt(L->err, L->errlen,
                    "%s: model.merges[%zu] (\"%.*s\" + \"%.*s\"): \"%.*s\" is not in the vocabulary",
                    L->path, i, (int)(al < 60 ? al : 60), a, (int)(bl < 60 ? bl : 60), b,
                    wl < 120 ? wl : 120, which);
@@ -1848,12 +1835,12 @@ static int load_model(struct loader *L, const json_t *root)
     tok_t *t = L->t;
     const json_t *model = json_object_get(root, "model");
     if (!json_is_object(model)) {
-        seterr(L->err, L->errlen, "%s: no \"model\" object (not a tokenizer.json?)", L->path);
+        err_fmt(L->err, L->errlen, "%s: no \"model\" object (not a tokenizer.json?)", L->path);
         return ERR_INVAL;
     }
     const char *type = jstr(model, "type");
     if (type ? strcmp(type, "BPE") != 0 : !json_object_get(model, "merges")) {
-        seterr(L->err, L->errlen, "%s: unsupported model type \"%s\" (only BPE)", L->path,
+        err_fmt(L->err, L->errlen, "%s: unsupported model type \"%s\" (only BPE)", L->path,
                type ? type : "(none)");
         return ERR_INVAL;
     }
@@ -1861,7 +1848,7 @@ static int load_model(struct loader *L, const json_t *root)
     for (int k = 0; k < 2; k++) {
         const char *s = jstr(model, keys[k]);
         if (s && *s) {
-            seterr(L->err, L->errlen, "%s: model.%s is not supported", L->path, keys[k]);
+            err_fmt(L->err, L->errlen, "%s: model.%s is not supported", L->path, keys[k]);
             return ERR_INVAL;
         }
     }
@@ -1876,7 +1863,7 @@ static int load_model(struct loader *L, const json_t *root)
     if (unk) {
         t->unk_id = vmap_get(t, unk, strlen(unk));
         if (t->unk_id < 0) {
-            seterr(L->err, L->errlen, "%s: model.unk_token \"%.60s\" is not in the vocabulary",
+            err_fmt(L->err, L->errlen, "%s: model.unk_token \"%.60s\" is not in the vocabulary",
                    L->path, unk);
             return ERR_INVAL;
         }
@@ -1895,28 +1882,28 @@ int tok_load(tok_t **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
     if (!path) {
-        seterr(err, errlen, "tok_load: no path");
+        err_fmt(err, errlen, "tok_load: no path");
         return ERR_INVAL;
     }
     struct stat st;
     if (stat(path, &st) != 0) {
         int e = errno;
-        seterr(err, errlen, "%s: %s", path, strerror(e));
+        err_fmt(err, errlen, "%s: %s", path, strerror(e));
         return e == ENOENT ? ERR_NOTFOUND : ERR_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "%s: not a regular file", path);
+        err_fmt(err, errlen, "%s: not a regular file", path);
         return ERR_IO;
     }
     if (st.st_size > TOK_MAX_FILE) {
-        seterr(err, errlen, "%s: %lld bytes is too large for a tokenizer.json", path,
+        err_fmt(err, errlen, "%s: %lld bytes is too large for a tokenizer.json", path,
                (long long)st.st_size);
         return ERR_TOOBIG;
     }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        seterr(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
+        err_fmt(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
                jerr.text);
         return ERR_PROTO;
     }
@@ -1924,7 +1911,7 @@ int tok_load(tok_t **out, const char *path, char *err, size_t errlen)
     struct loader L = {.t = t, .path = path, .err = err, .errlen = errlen};
     int rc = t ? ERR_OK : ERR_NOMEM;
     if (!rc && !json_is_object(root)) {
-        seterr(err, errlen, "%s: not a JSON object", path);
+        err_fmt(err, errlen, "%s: not a JSON object", path);
         rc = ERR_INVAL;
     }
     if (!rc) {
@@ -1947,7 +1934,7 @@ int tok_load(tok_t **out, const char *path, char *err, size_t errlen)
     json_decref(root);
     if (rc) {
         if (rc == ERR_NOMEM)
-            seterr(err, errlen, "%s: out of memory", path);
+            err_fmt(err, errlen, "%s: out of memory", path);
         tok_destroy(&t);
         return rc;
     }

@@ -21,19 +21,6 @@
 #define ANSWER_BATCH 64 /* prompts per nn_sample call */
 #define TERSE_BYTES  12 /* a response this short or shorter counts as terse */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Write j (taken; NULL: out of memory) to f as one compact JSON line. ERR_OK, or ERR_IO with
  * errno set by the failed write (ENOMEM when j is NULL). */
 static int write_json_line(FILE *f, json_t *j)
@@ -62,7 +49,7 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
 {
     *texts = NULL;
     if (n < 1 || max_new < 1) {
-        seterr(err, errlen, "answers: n = %d and max_new = %d must be at least 1", n, max_new);
+        err_fmt(err, errlen, "answers: n = %d and max_new = %d must be at least 1", n, max_new);
         return ERR_INVAL;
     }
     char **out = calloc((size_t)n, sizeof *out);
@@ -78,7 +65,7 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
             rc = tok_encode_prompt(tk, ps[b0 + b].text, tok_wants_bos(tk) ? TOK_ADD_BOS : 0,
                                    &ids[b], &np, err, errlen);
             if (!rc && (np < 1 || np >= (size_t)Tmax)) {
-                seterr(err, errlen, "answers: prompt %s is %zu tokens, the context %d",
+                err_fmt(err, errlen, "answers: prompt %s is %zu tokens, the context %d",
                        ps[b0 + b].id, np, Tmax);
                 rc = ERR_TOOBIG;
             }
@@ -96,14 +83,14 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
             .max_new_tokens = max_new,
             .eos_token_id = tok_eos_id(tk)};
         if (!rc && (rc = nn_sample(m, B, (const int *const *)ids, plen, &so, gen, ngen, NULL)))
-            seterr(err, errlen, "answers: sampling: %s", err_str(rc));
+            err_fmt(err, errlen, "answers: sampling: %s", err_str(rc));
         for (int b = 0; !rc && b < B; b++) {
             char *text = NULL;
             size_t tl = 0;
             rc = tok_decode(tk, gen + (size_t)b * max_new, (size_t)ngen[b], TOK_SKIP_SPECIAL, &text,
                             &tl);
             if (rc) {
-                seterr(err, errlen, "answers: decoding: %s", err_str(rc));
+                err_fmt(err, errlen, "answers: decoding: %s", err_str(rc));
                 break;
             }
             /* valid UTF-8 (a sampled byte may not be), leading whitespace gone */
@@ -126,7 +113,7 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
     if (rc) {
         trainer_answers_free(out, n);
         if (rc == ERR_NOMEM)
-            seterr(err, errlen, "out of memory");
+            err_fmt(err, errlen, "out of memory");
         return rc;
     }
     *texts = out;
@@ -138,13 +125,13 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
 {
     memset(out, 0, sizeof *out);
     if (n < 1 || max_new < 1) {
-        seterr(err, errlen, "evaluation: n = %d and max_new = %d must be at least 1", n, max_new);
+        err_fmt(err, errlen, "evaluation: n = %d and max_new = %d must be at least 1", n, max_new);
         return ERR_INVAL;
     }
     struct task_prompt *ps = NULL;
     int rc = task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &ps);
     if (rc) {
-        seterr(err, errlen, "evaluation: the built-in eval split: %s", err_str(rc));
+        err_fmt(err, errlen, "evaluation: the built-in eval split: %s", err_str(rc));
         return rc;
     }
     char **texts = NULL;
@@ -157,7 +144,7 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
         struct task_check ck;
         rc = task_check(p, texts[i], tl, &ck);
         if (rc) {
-            seterr(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
+            err_fmt(err, errlen, "evaluation: checking %s: %s", p->id, err_str(rc));
             break;
         }
         if (samples &&
@@ -165,7 +152,7 @@ int trainer_eval_task(nn_model_t *m, const tok_t *tk, uint64_t task_seed, int n,
                                                "family", task_family_name(p->family), "prompt",
                                                p->text, "response", texts[i], tl, "reference",
                                                p->answer, "correct", ck.correct))) {
-            seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
+            err_fmt(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
             rc = ERR_IO;
             break;
         }
@@ -268,7 +255,7 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     int draws = dec ? dec->draws : 1;
     if (dec && (dec->temperature < 0 || draws < 1 || (dec->temperature == 0 && draws != 1) ||
                 !(dec->top_p > 0 && dec->top_p <= 1))) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "evaluation: temperature %g, top_p %g and %d draws: draws must be at least 1, "
                "and 1 when greedy (temperature 0); top_p in (0, 1]",
                dec->temperature, dec->top_p, draws);
@@ -276,14 +263,14 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     }
     enum rules_pref pref = RULES_PREFER_NONE;
     if (instruction && *instruction && rules_instruction_parse(instruction, &pref)) {
-        seterr(err, errlen, "evaluation: the rules judge does not understand the instruction '%s'",
+        err_fmt(err, errlen, "evaluation: the rules judge does not understand the instruction '%s'",
                instruction);
         return ERR_INVAL;
     }
     struct task_prompt *set = NULL, *ps = NULL;
     int rc = n >= 1 ? task_prompt_set(task_seed, TASK_SPLIT_EVAL, (size_t)n, &set) : ERR_INVAL;
     if (rc) {
-        seterr(err, errlen, "evaluation: the built-in eval split (n = %d): %s", n, err_str(rc));
+        err_fmt(err, errlen, "evaluation: the built-in eval split (n = %d): %s", n, err_str(rc));
         return rc;
     }
     /* draw j of prompt i is row i * draws + j, for both models */
@@ -313,7 +300,7 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
                 rc = rules_judge(&rc0, &ps[i], pref, ps[i].id, b[i], strlen(b[i]), a[i],
                                  strlen(a[i]), &v2);
             if (rc) {
-                seterr(err, errlen, "evaluation: judging %s: %s", ps[i].id, err_str(rc));
+                err_fmt(err, errlen, "evaluation: judging %s: %s", ps[i].id, err_str(rc));
                 break;
             }
             double p = 0.5 * (v1.p_first + (1.0 - v2.p_first));
@@ -336,7 +323,7 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
             }
             if (samples && write_sample(samples, &ps[i], t == &none ? "?" : task_question_name(q),
                                         i % draws, a[i], ca[i], b[i], cb[i], p)) {
-                seterr(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
+                err_fmt(err, errlen, "evaluation: writing the answers: %s", strerror(errno));
                 rc = ERR_IO;
             }
         }
@@ -453,15 +440,15 @@ static void print_table(FILE *f, const struct trainer_comparison *c, double temp
 int trainer_eval_validate(const struct trainer_eval_opts *o, char *err, size_t errlen)
 {
     if (!o->policy || !*o->policy) {
-        seterr(err, errlen, "--policy DIR is required");
+        err_fmt(err, errlen, "--policy DIR is required");
         return ERR_INVAL;
     }
     if (!o->sft || !*o->sft) {
-        seterr(err, errlen, "--sft DIR is empty");
+        err_fmt(err, errlen, "--sft DIR is empty");
         return ERR_INVAL;
     }
     if (o->decode.temperature <= 0 && o->decode.draws != 1) {
-        seterr(err, errlen, "--draws %d needs --temperature above 0: greedy answers do not vary",
+        err_fmt(err, errlen, "--draws %d needs --temperature above 0: greedy answers do not vary",
                o->decode.draws);
         return ERR_INVAL;
     }
@@ -483,14 +470,14 @@ int trainer_eval_run(const struct trainer_eval_opts *o, FILE *out, char *err, si
     if (!rc)
         rc = trainer_tokenizer(&tk, nn_model_config(s), o->sft, err, errlen);
     if (!rc && o->samples && !(samples = fopen(o->samples, "w"))) {
-        seterr(err, errlen, "%s: %s", o->samples, strerror(errno));
+        err_fmt(err, errlen, "%s: %s", o->samples, strerror(errno));
         rc = ERR_IO;
     }
     if (!rc)
         rc = trainer_compare(p, s, tk, TRAINER_TASK_SEED, o->n, o->max_new, &o->decode,
                              o->instruction, samples, &c, err, errlen);
     if (samples && fclose(samples) && !rc) {
-        seterr(err, errlen, "%s: write error", o->samples);
+        err_fmt(err, errlen, "%s: write error", o->samples);
         rc = ERR_IO;
     }
     if (!rc && o->json)

@@ -26,19 +26,6 @@
 
 #define STATE_FORMAT 1
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -63,7 +50,7 @@ int trainer_rm_validate(const struct trainer_rm_opts *o, char *err, size_t errle
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        seterr(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                          \
         return ERR_INVAL;                                                                          \
     } while (0)
     bool ds = o->dataset && *o->dataset, run = o->run && *o->run;
@@ -249,7 +236,7 @@ static int encode_all(const tok_t *tk, const struct trainer_rm_data *d, bool wan
         char *rendered = NULL, why[256];
         int rc = tok_encode_prompt(tk, p->prompt, flags, &pids, &np, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "pair %s: the prompt: %s", p->id, why);
+            err_fmt(err, errlen, "pair %s: the prompt: %s", p->id, why);
             return rc;
         }
         if (np < 1 || np + 1 + (size_t)ne > (size_t)max_len) {
@@ -272,7 +259,7 @@ static int encode_all(const tok_t *tk, const struct trainer_rm_data *d, bool wan
             free(s->c);
             free(s->r);
             s->c = s->r = NULL;
-            seterr(err, errlen, "pair %s: the responses: %s", p->id, err_str(rc));
+            err_fmt(err, errlen, "pair %s: the responses: %s", p->id, err_str(rc));
             return rc;
         }
         s->plen = (int)np;
@@ -457,7 +444,7 @@ static int fresh_model(struct rm_run *r, char *err, size_t errlen)
     } else {
         rc = nn_checkpoint_load(&sft, o->init_dir, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "--init %s: %s", o->init_dir, why);
+            err_fmt(err, errlen, "--init %s: %s", o->init_dir, why);
             return rc;
         }
         c = *nn_model_config(sft);
@@ -465,7 +452,7 @@ static int fresh_model(struct rm_run *r, char *err, size_t errlen)
     c.reward_head = true;
     rc = nn_model_new(&r->m, &c, why, sizeof why);
     if (rc) {
-        seterr(err, errlen, "the reward model: %s", why);
+        err_fmt(err, errlen, "the reward model: %s", why);
         nn_model_destroy(&sft);
         return rc;
     }
@@ -519,7 +506,7 @@ static int make_settings(struct rm_run *r, const struct trainer_rm_data *d, char
         snprintf(path, sizeof path, "%s/%s", o->init_dir, NN_CKPT_WEIGHTS);
         int rc = ckpt_file_sha256(path, sha, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "--init: %s", why);
+            err_fmt(err, errlen, "--init: %s", why);
             return access(path, F_OK) ? ERR_NOTFOUND : rc;
         }
         init = json_pack("{s:s}", "sha256", sha);
@@ -549,7 +536,7 @@ static int make_settings(struct rm_run *r, const struct trainer_rm_data *d, char
                                           JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17))
                              : NULL;
     if (!text) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     uint8_t h[SHA256_DIGEST_LEN];
@@ -687,7 +674,7 @@ static int save_swav(struct rm_run *r, const char *dir, char *err, size_t errlen
     if (!rc)
         rc = st_writer_write(w, path, err, errlen);
     else
-        seterr(err, errlen, "%s: %s", path, err_str(rc));
+        err_fmt(err, errlen, "%s: %s", path, err_str(rc));
     st_writer_destroy(&w);
     return rc;
 }
@@ -711,7 +698,7 @@ static int load_swav(struct rm_run *r, const char *dir, char *err, size_t errlen
         rc = st_read_f32(f, "exp_avg_sq", nn_adamw_v(r->popt), 2, shape, err, errlen);
     const char *step = rc ? NULL : st_metadata(f, "step");
     if (!rc && !step) {
-        seterr(err, errlen, "%s: no \"step\" in its metadata", path);
+        err_fmt(err, errlen, "%s: no \"step\" in its metadata", path);
         rc = ERR_PROTO;
     }
     if (!rc)
@@ -728,13 +715,13 @@ static int write_checkpoint(struct rm_run *r, bool final, char *err, size_t errl
     char dir[4096], path[4400], sha[65];
     int rc = version_dir(r, v, dir, sizeof dir);
     if (rc) {
-        seterr(err, errlen, "%s: path too long", r->o->checkpoint_dir);
+        err_fmt(err, errlen, "%s: path too long", r->o->checkpoint_dir);
         return rc;
     }
     rc = trainer_make_dirs(dir, err, errlen);
     snprintf(path, sizeof path, "%s/%s", dir, TRAINER_RM_STATE);
     if (!rc && unlink(path) != 0 && errno != ENOENT) { /* no stale progress beside new weights */
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        err_fmt(err, errlen, "%s: %s", path, strerror(errno));
         rc = ERR_IO;
     }
     if (!rc)
@@ -756,7 +743,7 @@ static int write_checkpoint(struct rm_run *r, bool final, char *err, size_t errl
         st ? json_dumps(st, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(st);
     if (!text) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     rc = trainer_write_file(path, text, strlen(text), err, errlen);
@@ -836,7 +823,7 @@ static int try_resume(struct rm_run *r, uint32_t v, json_t *state, bool *done, c
         rc = ERR_INVAL;
     }
     if (rc) {
-        seterr(err, errlen, "resuming from %s: %s", dir, why);
+        err_fmt(err, errlen, "resuming from %s: %s", dir, why);
         return rc;
     }
     nn_model_destroy(&r->m);
@@ -866,14 +853,14 @@ static int setup_training(struct rm_run *r, char *err, size_t errlen)
     r->target = malloc((size_t)r->B * sizeof(float));
     if (!r->opt || !r->perm || !r->batch || !r->tokens || !r->lens || !r->plens || !r->margin ||
         !r->target) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     int rc = set_decay(r->opt, r->m);
     if (!rc)
         rc = nn_model_reserve(r->m, (int)rows, r->maxT, true);
     if (rc) {
-        seterr(err, errlen, "reserving a batch of %zu x %d tokens: %s", rows, r->maxT, err_str(rc));
+        err_fmt(err, errlen, "reserving a batch of %zu x %d tokens: %s", rows, r->maxT, err_str(rc));
         return rc;
     }
     rc = trainer_rm_loss_new(&r->loss, r->m, &r->lo, r->B, r->seed, err, errlen);
@@ -883,7 +870,7 @@ static int setup_training(struct rm_run *r, char *err, size_t errlen)
     if (trainer_rm_loss_prototypes(r->loss, &nproto)) {
         r->popt = nn_adamw_new(nproto);
         if (!r->popt || nn_adamw_set_decay(r->popt, 0, nproto, false)) {
-            seterr(err, errlen, "out of memory");
+            err_fmt(err, errlen, "out of memory");
             return ERR_NOMEM;
         }
     }
@@ -897,7 +884,7 @@ int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_
 {
     int rc = trainer_rm_loss_run(loss, b, step_seed, pt);
     if (rc) {
-        seterr(err, errlen, "%s%s", err_str(rc),
+        err_fmt(err, errlen, "%s%s", err_str(rc),
                rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
         return rc;
     }
@@ -919,7 +906,7 @@ int trainer_rm_apply(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn
             rc = nn_swav_normalize((int)(nproto / (size_t)D), D, C);
     }
     if (rc)
-        seterr(err, errlen, "the optimizer: %s", err_str(rc));
+        err_fmt(err, errlen, "the optimizer: %s", err_str(rc));
     return rc;
 }
 
@@ -941,7 +928,7 @@ static int train_step(struct rm_run *r, const struct nn_sched *sch, struct train
                      : trainer_rm_step(r->loss, r->m, r->opt, r->popt, &b, step_seed(r, r->step),
                                        lr, r->o->clip, &r->o->adamw, pt, why, sizeof why);
     if (rc) {
-        seterr(err, errlen, "step %ld: %s", r->step + 1, why);
+        err_fmt(err, errlen, "step %ld: %s", r->step + 1, why);
         return rc;
     }
     r->step++;
@@ -979,7 +966,7 @@ int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_
     trainer_rm_loss_opts_of(o, &r.lo);
     json_t *state = NULL;
     if (trainer_rm_stem(r.stem, sizeof r.stem, o->ensemble, o->member)) {
-        seterr(err, errlen, "--ensemble: too long");
+        err_fmt(err, errlen, "--ensemble: too long");
         return ERR_TOOBIG;
     }
     /* The tokenizer and the sequences come first: the step count is part of the fingerprint's
@@ -999,7 +986,7 @@ int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_
         rc = encode_all(r.tok, data, true, max_len, &r.held, &r.nheld, &res->too_long,
                         &res->truncated, err, errlen);
     if (!rc && r.ntrain == 0) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "no pair to train on (%zu pairs, %zu held out, %zu with a prompt too "
                "long for --max-len %d)",
                data->n, data->counts.heldout, res->too_long, max_len);
@@ -1052,7 +1039,7 @@ int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_
         char why[512];
         rc = nn_checkpoint_load_optim(r.m, r.opt, res->dir, why, sizeof why);
         if (rc)
-            seterr(err, errlen, "resuming from %s: %s", res->dir, why);
+            err_fmt(err, errlen, "resuming from %s: %s", res->dir, why);
         if (!rc)
             rc = load_swav(&r, res->dir, err, errlen);
         if (!rc)
@@ -1094,7 +1081,7 @@ int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_
             struct trainer_rm_epoch *ep = &res->epoch[e];
             rc = evaluate(&r, ep);
             if (rc) {
-                seterr(err, errlen, "epoch %d: evaluating: %s", e + 1, err_str(rc));
+                err_fmt(err, errlen, "epoch %d: evaluating: %s", e + 1, err_str(rc));
                 break;
             }
             ep->train_loss = r.ep_n ? r.ep_loss / (double)r.ep_n : 0.0;

@@ -14,19 +14,6 @@
 #include "rm.h"
 #include "sha256.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- J and the step ----------------------------------------------------------------------- */
 
 int trainer_rm_meta_j(int P, int k, const float *r, double *J, float *dr)
@@ -66,7 +53,7 @@ int trainer_rm_meta_validate(const struct trainer_rm_meta_opts *o, char *err, si
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        seterr(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                          \
         return ERR_INVAL;                                                                          \
     } while (0)
     if (!o->on)
@@ -102,7 +89,7 @@ int trainer_rm_meta_grad(nn_model_t *m, trainer_rm_loss_t *loss,
     struct nn_fwd_opts fo = {.logits = false};
     int rc = nn_model_forward(m, &nb, &fo);
     if (rc) {
-        seterr(err, errlen, "the meta batch's forward: %s", err_str(rc));
+        err_fmt(err, errlen, "the meta batch's forward: %s", err_str(rc));
         return rc;
     }
     size_t np = nn_model_num_params(m);
@@ -110,7 +97,7 @@ int trainer_rm_meta_grad(nn_model_t *m, trainer_rm_loss_t *loss,
     double j = 0.0;
     rc = trainer_rm_meta_j(mb->P, mb->k, nn_model_rewards(m), &j, dr);
     if (rc) {
-        seterr(err, errlen, "the meta batch's rewards are not finite (lower --lr or --meta-lr)");
+        err_fmt(err, errlen, "the meta batch's rewards are not finite (lower --lr or --meta-lr)");
         return rc;
     }
     if (J)
@@ -120,7 +107,7 @@ int trainer_rm_meta_grad(nn_model_t *m, trainer_rm_loss_t *loss,
     if (!rc)
         rc = nn_model_backward(m, &in);
     if (rc) {
-        seterr(err, errlen, "the meta batch's backward: %s", err_str(rc));
+        err_fmt(err, errlen, "the meta batch's backward: %s", err_str(rc));
         return rc;
     }
     float *w = nn_model_params(m);
@@ -131,7 +118,7 @@ int trainer_rm_meta_grad(nn_model_t *m, trainer_rm_loss_t *loss,
     rc = trainer_rm_loss_run(loss, b, step_seed, pt);
     memcpy(w, saved, np * sizeof(float));
     if (rc)
-        seterr(err, errlen, "the loss at the adapted weights: %s%s", err_str(rc),
+        err_fmt(err, errlen, "the loss at the adapted weights: %s%s", err_str(rc),
                rc == ERR_INVAL ? " (a non-finite loss: lower --lr or --meta-lr)" : "");
     return rc;
 }
@@ -219,14 +206,14 @@ int trainer_rm_meta_new(trainer_rm_meta_t **out, const struct trainer_rm_meta_se
 {
     *out = NULL;
     if (!set || !o->on) {
-        seterr(err, errlen, "%s", set ? "a meta set without --meta" : "--meta without a meta set");
+        err_fmt(err, errlen, "%s", set ? "a meta set without --meta" : "--meta without a meta set");
         return ERR_INVAL;
     }
     int rc = trainer_rm_meta_validate(o, err, errlen);
     if (rc)
         return rc;
     if (set->k != o->k || set->nprompts < 1) {
-        seterr(err, errlen, "the meta set has %zu prompts of %d responses, --meta-k is %d",
+        err_fmt(err, errlen, "the meta set has %zu prompts of %d responses, --meta-k is %d",
                set->nprompts, set->k, o->k);
         return ERR_INVAL;
     }
@@ -239,7 +226,7 @@ int trainer_rm_meta_new(trainer_rm_meta_t **out, const struct trainer_rm_meta_se
     }
     if (!t || !t->seq || !t->len || !t->perm) {
         trainer_rm_meta_destroy(&t);
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     t->o = *o;
@@ -252,7 +239,7 @@ int trainer_rm_meta_new(trainer_rm_meta_t **out, const struct trainer_rm_meta_se
     for (size_t p = 0; p < set->nprompts; p++) {
         rc = encode_prompt(t, tk, set, p, max_len);
         if (rc < 0) {
-            seterr(err, errlen, "the meta set's prompt %zu: %s", p, err_str(rc));
+            err_fmt(err, errlen, "the meta set's prompt %zu: %s", p, err_str(rc));
             trainer_rm_meta_destroy(&t);
             return rc;
         }
@@ -262,7 +249,7 @@ int trainer_rm_meta_new(trainer_rm_meta_t **out, const struct trainer_rm_meta_se
             t->nprompts++;
     }
     if (!t->nprompts) {
-        seterr(err, errlen, "every prompt of the meta set is too long for --max-len %d", max_len);
+        err_fmt(err, errlen, "every prompt of the meta set is too long for --max-len %d", max_len);
         trainer_rm_meta_destroy(&t);
         return ERR_INVAL;
     }
@@ -281,12 +268,12 @@ int trainer_rm_meta_reserve(trainer_rm_meta_t *t, nn_model_t *m, char *err, size
     t->lens = malloc(rows * sizeof(int));
     t->scratch = malloc((nn_model_num_params(m) + rows) * sizeof(float));
     if (!t->tokens || !t->lens || !t->scratch) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     int rc = nn_model_reserve(m, (int)rows, t->maxT, true);
     if (rc)
-        seterr(err, errlen, "reserving a meta batch of %zu x %d tokens: %s", rows, t->maxT,
+        err_fmt(err, errlen, "reserving a meta batch of %zu x %d tokens: %s", rows, t->maxT,
                err_str(rc));
     return rc;
 }
@@ -450,7 +437,7 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
     if (c->rc)
         return;
     if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
-        seterr(c->err, c->errlen, "sample request %s failed: %s", rep->id,
+        err_fmt(c->err, c->errlen, "sample request %s failed: %s", rep->id,
                rep->error ? rep->error : "(no reason)");
         c->rc = ERR_REMOTE;
         return;
@@ -459,14 +446,14 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
         oaif__v1__sample_reply__unpack(NULL, rep->payload.len, rep->payload.data);
     struct trainer_rm_meta_set *s = c->set;
     if (!sr || sr->n_pairs != q->n) {
-        seterr(c->err, c->errlen, "sample request %s: the reply is not a SampleReply of %zu pairs",
+        err_fmt(c->err, c->errlen, "sample request %s: the reply is not a SampleReply of %zu pairs",
                rep->id, q->n);
         c->rc = ERR_PROTO;
     }
     for (size_t i = 0; !c->rc && i < q->n; i++) {
         const Oaif__V1__Pair *p = sr->pairs[i];
         if (p->n_responses != (size_t)s->k) {
-            seterr(c->err, c->errlen, "sample request %s: pair %zu has %zu responses, not %d",
+            err_fmt(c->err, c->errlen, "sample request %s: pair %zu has %zu responses, not %d",
                    rep->id, i, p->n_responses, s->k);
             c->rc = ERR_PROTO;
             break;
@@ -476,7 +463,7 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
             char **slot = &s->responses[(q->first + i) * (size_t)s->k + (size_t)r];
             *slot = strdup(text);
             if (!*slot) {
-                seterr(c->err, c->errlen, "out of memory");
+                err_fmt(c->err, c->errlen, "out of memory");
                 c->rc = ERR_NOMEM;
                 break;
             }
@@ -538,7 +525,7 @@ static int sample_all(bus_client_t *cl, const struct trainer_rm_meta_opts *o, st
             rc = bus_client_submit(cl, "sample", c->reqs[i].id, buf, len, 0, 0);
         free(buf);
         if (rc && rc != ERR_EXISTS) {
-            seterr(c->err, c->errlen, "submitting sample request %s: %s", c->reqs[i].id,
+            err_fmt(c->err, c->errlen, "submitting sample request %s: %s", c->reqs[i].id,
                    err_str(rc));
             return rc;
         }
@@ -548,7 +535,7 @@ static int sample_all(bus_client_t *cl, const struct trainer_rm_meta_opts *o, st
     while (c->pending && !c->rc) {
         uint64_t now = bus_now_ms();
         if (now >= deadline) {
-            seterr(c->err, c->errlen,
+            err_fmt(c->err, c->errlen,
                    "the sampler answered %zu of %zu meta-set requests within %.1f s (is a "
                    "sampler serving policy v%u? --meta-timeout)",
                    c->nreqs - c->pending, c->nreqs, (double)o->timeout_ms / 1000.0,
@@ -558,7 +545,7 @@ static int sample_all(bus_client_t *cl, const struct trainer_rm_meta_opts *o, st
         uint64_t left = deadline - now;
         int rc = bus_client_poll(cl, left > 1000 ? 1000 : (int)left, on_reply, c);
         if (rc < 0) {
-            seterr(c->err, c->errlen, "waiting for the sampler: %s", err_str(rc));
+            err_fmt(c->err, c->errlen, "waiting for the sampler: %s", err_str(rc));
             return rc;
         }
     }
@@ -577,18 +564,18 @@ int trainer_rm_meta_collect(bus_client_t *cl, const struct trainer_rm_meta_opts 
     rc = ckpt_find_policy(cl, o->policy_version, timeout_ms, &ck);
     if (rc == ERR_NOTFOUND) {
         if (o->policy_version < 0)
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "the meta set: the ledger has no policy checkpoint (publish the "
                    "SFT model first: oaif sft)");
         else
-            seterr(err, errlen,
+            err_fmt(err, errlen,
                    "--meta-policy-version %ld: the ledger has no policy "
                    "checkpoint of that version",
                    o->policy_version);
         return rc;
     }
     if (rc) {
-        seterr(err, errlen, "the meta set: looking the policy up in the ledger: %s", err_str(rc));
+        err_fmt(err, errlen, "the meta set: looking the policy up in the ledger: %s", err_str(rc));
         return rc;
     }
     out->policy_version = ck->version;
@@ -597,12 +584,12 @@ int trainer_rm_meta_collect(bus_client_t *cl, const struct trainer_rm_meta_opts 
     size_t nk = 0;
     rc = meta_prompts(d, &ks, &nk);
     if (rc) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return rc;
     }
     if (!nk) {
         free(ks);
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "the meta set: the preference set has no training pair to take "
                "prompts from");
         return ERR_NOTFOUND;
@@ -622,7 +609,7 @@ int trainer_rm_meta_collect(bus_client_t *cl, const struct trainer_rm_meta_opts 
         if (!(out->prompts[p] = strdup(ks[p].text)))
             rc = ERR_NOMEM;
     if (rc)
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
     for (size_t i = 0; !rc && i < nreqs; i++) {
         c.reqs[i].first = i * TRAINER_RM_META_PER_REQUEST;
         c.reqs[i].n = out->nprompts - c.reqs[i].first < TRAINER_RM_META_PER_REQUEST

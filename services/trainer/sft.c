@@ -25,19 +25,6 @@
 #define SORT_WINDOW     16 /* batches whose sequences are grouped by length (less padding) */
 #define SETTINGS_FORMAT 1
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -50,12 +37,12 @@ static double now_s(void)
 int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t errlen)
 {
     if (!o) {
-        seterr(err, errlen, "no options");
+        err_fmt(err, errlen, "no options");
         return ERR_INVAL;
     }
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        seterr(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                          \
         return ERR_INVAL;                                                                          \
     } while (0)
     if (o->steps < 1 || o->steps > 100000000L)
@@ -136,7 +123,7 @@ static int encode_pair(const tok_t *tk, const char *prompt, const char *response
         goto out;
     rc = tok_render_prompt(tk, prompt, &rendered);
     if (rc) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         goto out;
     }
     size_t rl = strlen(rendered), l = strlen(response);
@@ -145,7 +132,7 @@ static int encode_pair(const tok_t *tk, const char *prompt, const char *response
     text = malloc(l + 2);
     if (!text) {
         rc = ERR_NOMEM;
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         goto out;
     }
     snprintf(text, l + 2, "%s%s", sep ? " " : "", response);
@@ -155,7 +142,7 @@ static int encode_pair(const tok_t *tk, const char *prompt, const char *response
     int eos = tok_eos_id(tk);
     size_t total = np + nr + (eos >= 0 ? 1 : 0);
     if (np < 1 || np + 1 > (size_t)max_len) {
-        seterr(err, errlen,
+        err_fmt(err, errlen,
                "the prompt is %zu tokens; with max_len %d it leaves no room for a "
                "response",
                np, max_len);
@@ -168,7 +155,7 @@ static int encode_pair(const tok_t *tk, const char *prompt, const char *response
     s->ids = malloc((size_t)s->len * sizeof(int));
     if (!s->ids) {
         rc = ERR_NOMEM;
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         goto out;
     }
     memcpy(s->ids, pids, np * sizeof(int));
@@ -239,7 +226,7 @@ static int load_seqs(const struct trainer_sft_opts *o, const tok_t *tk, size_t w
     if (o->data_path) {
         rc = task_jsonl_read(o->data_path, &pairs, &np, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "%s", why);
+            err_fmt(err, errlen, "%s", why);
             if (rc == ERR_IO && access(o->data_path, F_OK) != 0)
                 rc = ERR_NOTFOUND;
             return rc;
@@ -248,14 +235,14 @@ static int load_seqs(const struct trainer_sft_opts *o, const tok_t *tk, size_t w
         np = want;
         rc = task_demo_pairs(o->task_seed, np, &o->demo, &pairs);
         if (rc) {
-            seterr(err, errlen, "the built-in demonstrations: %s", err_str(rc));
+            err_fmt(err, errlen, "the built-in demonstrations: %s", err_str(rc));
             return rc;
         }
     }
     struct seq *s = calloc(np, sizeof *s);
     if (!s) {
         task_pairs_free(&pairs, np);
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     for (size_t i = 0; i < np; i++) {
@@ -263,7 +250,7 @@ static int load_seqs(const struct trainer_sft_opts *o, const tok_t *tk, size_t w
         rc = encode_pair(tk, pairs[i].prompt, pairs[i].response, o->max_len, &s[i], &cut, why,
                          sizeof why);
         if (rc) {
-            seterr(err, errlen, "%s: pair %zu%s%s%s: %s",
+            err_fmt(err, errlen, "%s: pair %zu%s%s%s: %s",
                    o->data_path ? o->data_path : "built-in demonstrations", i + 1,
                    pairs[i].id ? " (id \"" : "", pairs[i].id ? pairs[i].id : "",
                    pairs[i].id ? "\")" : "", why);
@@ -383,7 +370,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
     if (o->init_dir) {
         rc = nn_checkpoint_load(&m, o->init_dir, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "--init %s: %s", o->init_dir, why);
+            err_fmt(err, errlen, "--init %s: %s", o->init_dir, why);
             goto out;
         }
     } else {
@@ -391,7 +378,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         trainer_builtin_config(&c);
         rc = nn_model_new(&m, &c, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "the built-in model: %s", why);
+            err_fmt(err, errlen, "the built-in model: %s", why);
             goto out;
         }
         nn_model_init_random(m, o->seed, TRAINER_BUILTIN_INIT_STD);
@@ -410,7 +397,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         goto out;
     if (nseq == 0) {
         rc = ERR_INVAL;
-        seterr(err, errlen, "no training pairs");
+        err_fmt(err, errlen, "no training pairs");
         goto out;
     }
     /* The loss's denominator: B times the mean response tokens (EOS included) of the data, so
@@ -435,14 +422,14 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
     losses = malloc((size_t)o->steps * sizeof(double));
     if (!sched || !opt || !tokens || !lens || !plens || !ntok || !logp || !dlogp || !losses) {
         rc = ERR_NOMEM;
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         goto out;
     }
     rc = set_decay(opt, m);
     if (!rc)
         rc = nn_model_reserve(m, B, Tb, true);
     if (rc) {
-        seterr(err, errlen, "reserving a batch of %d x %d tokens: %s", B, Tb, err_str(rc));
+        err_fmt(err, errlen, "reserving a batch of %d x %d tokens: %s", B, Tb, err_str(rc));
         goto out;
     }
     struct nn_sched sch = {.kind = NN_SCHED_COSINE,
@@ -487,18 +474,18 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
             rc = nn_model_backward(m, &bi);
         }
         if (rc) {
-            seterr(err, errlen, "step %ld: %s", step + 1, err_str(rc));
+            err_fmt(err, errlen, "step %ld: %s", step + 1, err_str(rc));
             goto out;
         }
         rc = nn_adamw_step_clip(opt, nn_model_params(m), nn_model_grads(m), np,
                                 nn_sched_lr(&sch, step), o->clip, &ao, NULL);
         if (rc) {
-            seterr(err, errlen, "step %ld: the optimizer: %s", step + 1, err_str(rc));
+            err_fmt(err, errlen, "step %ld: the optimizer: %s", step + 1, err_str(rc));
             goto out;
         }
         if (!isfinite(loss)) {
             rc = ERR_INVAL;
-            seterr(err, errlen, "step %ld: the loss is %g (lower the learning rate)", step + 1,
+            err_fmt(err, errlen, "step %ld: the loss is %g (lower the learning rate)", step + 1,
                    loss);
             goto out;
         }
@@ -538,7 +525,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         if (o->eval_samples) {
             samples = fopen(o->eval_samples, "w");
             if (!samples) {
-                seterr(err, errlen, "%s: %s", o->eval_samples, strerror(errno));
+                err_fmt(err, errlen, "%s: %s", o->eval_samples, strerror(errno));
                 rc = ERR_IO;
                 goto out;
             }
@@ -546,7 +533,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         rc = trainer_eval_task(m, tk, o->task_seed, o->eval_n, o->eval_max_new, samples, &res->eval,
                                err, errlen);
         if (samples && fclose(samples) && !rc) {
-            seterr(err, errlen, "%s: write error", o->eval_samples);
+            err_fmt(err, errlen, "%s: write error", o->eval_samples);
             rc = ERR_IO;
         }
         if (rc)
@@ -708,20 +695,20 @@ int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome
         return rc;
     const char *root = o->root;
     if (!root || !*root) {
-        seterr(err, errlen, "no checkpoint root (--out)");
+        err_fmt(err, errlen, "no checkpoint root (--out)");
         return ERR_INVAL;
     }
     rc = ckpt_dir(out->dir, sizeof out->dir, root, OAIF__V1__CHECKPOINT_KIND__CHECKPOINT_KIND_SFT,
                   0);
     if (rc) {
-        seterr(err, errlen, "%s: path too long", root);
+        err_fmt(err, errlen, "%s: path too long", root);
         return rc;
     }
     char data_sha[65] = "", init_sha[65] = "", why[512], path[4200];
     if (o->data_path) {
         rc = ckpt_file_sha256(o->data_path, data_sha, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "%s", why);
+            err_fmt(err, errlen, "%s", why);
             return access(o->data_path, F_OK) ? ERR_NOTFOUND : rc;
         }
     }
@@ -729,13 +716,13 @@ int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome
         snprintf(path, sizeof path, "%s/%s", o->init_dir, NN_CKPT_WEIGHTS);
         rc = ckpt_file_sha256(path, init_sha, why, sizeof why);
         if (rc) {
-            seterr(err, errlen, "--init: %s", why);
+            err_fmt(err, errlen, "--init: %s", why);
             return access(path, F_OK) ? ERR_NOTFOUND : rc;
         }
     }
     json_t *settings = settings_json(o, data_sha, init_sha);
     if (!settings) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         return ERR_NOMEM;
     }
     if (!o->force && cache_hit(out->dir, settings, out)) {
@@ -753,7 +740,7 @@ int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome
         goto out;
     snprintf(path, sizeof path, "%s/%s", out->dir, TRAINER_SFT_SETTINGS);
     if (unlink(path) != 0 && errno != ENOENT) { /* no stale settings beside new weights */
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        err_fmt(err, errlen, "%s: %s", path, strerror(errno));
         rc = ERR_IO;
         goto out;
     }
@@ -770,7 +757,7 @@ int trainer_sft_run(const struct trainer_sft_opts *o, struct trainer_sft_outcome
     char *text =
         doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
     if (!text) {
-        seterr(err, errlen, "out of memory");
+        err_fmt(err, errlen, "out of memory");
         rc = ERR_NOMEM;
         goto out;
     }
