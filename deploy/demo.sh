@@ -55,8 +55,8 @@ else
     $oaif sft --out "$sft_root"
 fi
 sft=$sft_root/sft-v000000
-# From here several processes share 2 cores: one OpenMP thread each avoids oversubscription.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# From here several processes share the cores: `oaif up` gives each engine service its thread
+# budget and idle threads sleep (README, thread budgets), so nothing is set here.
 
 up_pid=
 trap '[ -n "$up_pid" ] && kill -INT "$up_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
