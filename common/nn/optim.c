@@ -69,7 +69,7 @@ NN_VEC static void adamw_range(float *p, const float *g, float gs, float *m, flo
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        float pi = nd[i] ? p[i] : p[i] - wd * p[i];
+        float pi = p[i] - (nd[i] ? 0.0f : wd) * p[i]; /* arithmetic, not a select: vectorizes */
         p[i] = pi - lr * (mi * c1) / (sqrtf(vi * c2) + eps);
     }
 }
