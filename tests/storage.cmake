@@ -9,8 +9,12 @@ oaif_test(careless_procs SOURCES ${OAIF_TEST_DIR}/test_careless_procs.c ${OAIF_T
 target_include_directories(test_careless_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_careless_procs ledger oaif)
 # A run that can never succeed stops: the trainer backs off and stops on repeated sample failures.
+# A judge that always ties (the fake judge answering "1" in both orders) stops the run too.
 oaif_test(trainer_backoff_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_backoff_procs.c
-          ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/rmfixture.c LIBS oaif_trainer TIMEOUT 120
-          LABEL integration)
+          ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/rmfixture.c ${OAIF_TEST_DIR}/fake_judge_run.c
+          LIBS oaif_trainer PkgConfig::JANSSON TIMEOUT 120 LABEL integration)
 target_include_directories(test_trainer_backoff_procs PRIVATE ${OAIF_TEST_DIR})
-add_dependencies(test_trainer_backoff_procs ledger sampler trainer oaif)
+target_compile_definitions(test_trainer_backoff_procs PRIVATE
+                           FAKE_JUDGE_BIN="$<TARGET_FILE:fake_judge>"
+                           JUDGE_TEMPLATES="${CMAKE_SOURCE_DIR}/services/annotator-proxy/templates")
+add_dependencies(test_trainer_backoff_procs ledger sampler trainer oaif annotator-proxy fake_judge)

@@ -5,7 +5,10 @@
  * sha256 check: before, the trainer resubmitted at once forever (190,528 failed requests in 10
  * minutes after deploy/demo.sh then deploy/chaos.sh); now it stops at the first with an error
  * that says what to do. Holding nothing, the requests fail as not found: the trainer backs off
- * (doubling waits) and stops after SAMPLE_FAILURES_MAX failures in a row. */
+ * (doubling waits) and stops after SAMPLE_FAILURES_MAX failures in a row. A judge that always
+ * ties (answering "1" in both orders: position bias cancels to a tie) gives no pair to train on:
+ * before, the trainer waited forever while every label was paid for; now it warns, then stops at
+ * trainer.max_unusable_labels. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,13 +31,15 @@
 #include "checkpoint.h"
 #include "ckpt.h"
 #include "err.h"
+#include "fake_judge_run.h"
 #include "rmfixture.h"
 #include "testproc.h"
 
 struct fx {
     char dir[256], log[300], ep[300], mine[300], other[300], sft[320], osft[320];
     char cep[256], wep[256], eep[256];
-    pid_t ledger, sampler, trainer;
+    pid_t ledger, sampler, trainer, proxy;
+    struct fake_judge fj;
 };
 
 /* The ledger, 40 prompts, and version 0's record as a trainer elsewhere wrote it: the sha256
@@ -112,6 +117,9 @@ static int teardown(void **state)
         tp_stop(f->trainer, SIGKILL);
     if (f->sampler > 0)
         tp_stop(f->sampler, SIGTERM);
+    if (f->proxy > 0)
+        tp_stop(f->proxy, SIGTERM);
+    fake_judge_stop(&f->fj);
     if (f->ledger > 0)
         tp_stop(f->ledger, SIGTERM);
     char cmd[300];
@@ -123,7 +131,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static void start_sampler(struct fx *f)
+/* A sampler reading checkpoints from `dir`. */
+static void start_sampler_in(struct fx *f, const char *dir)
 {
     char *argv[] = {(char *)tp_bin("services/sampler/sampler"),
                     "--clients",
@@ -133,7 +142,7 @@ static void start_sampler(struct fx *f)
                     "--events",
                     f->eep,
                     "--checkpoint-dir",
-                    f->other,
+                    (char *)dir,
                     "--heartbeat",
                     "200ms",
                     NULL};
@@ -141,8 +150,14 @@ static void start_sampler(struct fx *f)
     assert_true(f->sampler > 0);
 }
 
-/* Runs the trainer to its end; its exit status, and the seconds it took into *secs. */
-static int run_trainer(struct fx *f, double *secs)
+static void start_sampler(struct fx *f)
+{
+    start_sampler_in(f, f->other);
+}
+
+/* Runs the trainer to its end with the NULL-terminated extra flags; its exit status, and the
+ * seconds it took into *secs. */
+static int run_trainer_with(struct fx *f, const char *const *extra, double *secs)
 {
     char *argv[] = {(char *)tp_bin("services/trainer/trainer"),
                     "--ledger",
@@ -163,7 +178,13 @@ static int run_trainer(struct fx *f, double *secs)
                     "1",
                     "--max-new-tokens",
                     "8",
+                    NULL,
+                    NULL,
+                    NULL,
+                    NULL,
                     NULL};
+    for (int i = 0, n = 19; extra && extra[i] && n < 23; i++)
+        argv[n++] = (char *)extra[i];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     f->trainer = tp_spawn(argv, f->log);
@@ -175,6 +196,11 @@ static int run_trainer(struct fx *f, double *secs)
     *secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
+}
+
+static int run_trainer(struct fx *f, double *secs)
+{
+    return run_trainer_with(f, NULL, secs);
 }
 
 static int log_count(struct fx *f, const char *needle)
@@ -219,11 +245,54 @@ static void test_failing_samples_back_off_then_stop(void **state)
     assert_int_equal(log_count(f, "in a row; the next in"), 7);
 }
 
+/* The sampler reads the right model (where the trainer's reference is); the only judge always
+ * says "1": the annotator asks both orders, the verdicts disagree, every label is a tie. */
+static void test_a_judge_that_always_ties_stops_the_run(void **state)
+{
+    struct fx *f = *state;
+    start_sampler_in(f, f->mine);
+    const char *bias[] = {"--mode", "bias", NULL};
+    assert_int_equal(fake_judge_start(&f->fj, bias), 0);
+    char *argv[] = {(char *)tp_bin("services/annotator-proxy/annotator-proxy"),
+                    "--clients",
+                    f->cep,
+                    "--workers",
+                    f->wep,
+                    "--heartbeat",
+                    "200ms",
+                    "--backend",
+                    "openai",
+                    "--template-dir",
+                    JUDGE_TEMPLATES,
+                    "--base-url",
+                    f->fj.base_url,
+                    "--model",
+                    "judge-1",
+                    NULL};
+    f->proxy = tp_spawn(argv, f->log);
+    assert_true(f->proxy > 0);
+    const char *extra[] = {"--max-unusable-labels", "40", NULL};
+    double secs = 0;
+    assert_int_not_equal(run_trainer_with(f, extra, &secs), 0);
+    assert_true(secs < 60);
+    /* warned at 4 batches (16) and 32, stopped at 40; no step was ever taken */
+    assert_int_equal(log_count(f, "trainer: the last 16 labels gave no pair to train on (the "
+                                  "last: a tie); the run stops at 40"),
+                     1);
+    assert_int_equal(log_count(f, "trainer: the last 32 labels gave no pair"), 1);
+    assert_int_equal(log_count(f, "trainer: stopping: the last 40 labels gave no pair to train "
+                                  "on (the last: a tie; trainer.max_unusable_labels 40)"),
+                     1);
+    assert_int_equal(log_count(f, "step 1/3"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wrong_model_stops_the_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_samples_back_off_then_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_judge_that_always_ties_stops_the_run, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

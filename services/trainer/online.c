@@ -89,6 +89,11 @@ struct run {
      * failure doubles the wait (SAMPLE_BACKOFF_*), a success resets it. */
     unsigned sample_failures;
     uint64_t sample_after_ms;
+    /* Labels in a row that gave no pair (ties, no verdict, failed judgements): a judge that
+     * always ties or always fails would otherwise be paid forever for a run that never steps.
+     * Warned about at 4 batches and each doubling after; the run stops at max_unusable_labels. */
+    uint64_t unusable, unusable_next_warn;
+    bool unusable_warned;
     hmap_t *waiting;    /* pair id -> struct waiting (label pending) */
     hmap_t *estimating; /* estimate request id -> struct estimating */
     struct labeled *ready;
@@ -877,6 +882,40 @@ static void estimates_expire(struct run *r)
     free(due);
 }
 
+/* Counts a label that gave no pair (usable false) or resets the count; warns at 4 batches in a
+ * row and each doubling after, and stops the run at the configured limit. */
+static void count_unusable(struct run *r, bool usable, const char *why)
+{
+    if (usable) {
+        if (r->unusable_warned)
+            log_info("trainer: a label gave a pair again, after %" PRIu64 " that did not",
+                     r->unusable);
+        r->unusable = 0;
+        r->unusable_next_warn = 0;
+        r->unusable_warned = false;
+        return;
+    }
+    r->unusable++;
+    if (!r->unusable_next_warn)
+        r->unusable_next_warn = 4 * (uint64_t)r->cfg->batch;
+    uint64_t limit = (uint64_t)r->cfg->max_unusable_labels;
+    if (limit && r->unusable >= limit) {
+        if (!r->rc)
+            log_error("trainer: stopping: the last %" PRIu64 " labels gave no pair to train on "
+                      "(the last: %s; trainer.max_unusable_labels %" PRIu64 "). Check the judge: "
+                      "`oaif judge try` shows what it answers",
+                      r->unusable, why, limit);
+        r->rc = ERR_REMOTE;
+    } else if (r->unusable >= r->unusable_next_warn) {
+        log_warn("trainer: the last %" PRIu64 " labels gave no pair to train on (the last: %s); "
+                 "the run stops at %" PRIu64 " (trainer.max_unusable_labels; 0: never). Is the "
+                 "judge answering? `oaif judge try` shows what it says",
+                 r->unusable, why, limit);
+        r->unusable_next_warn *= 2;
+        r->unusable_warned = true;
+    }
+}
+
 static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
 {
     const char *pair_id = rep->id + 2; /* "a-<pair id>" */
@@ -887,6 +926,7 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
         log_warn("trainer: judging %s failed: %s", pair_id, rep->error);
         skip(r, pair_id, TRAINER_SKIP_FAILED);
         waiting_free(w);
+        count_unusable(r, false, "a failed judgement");
         return;
     }
     Oaif__V1__AnnotateReply *ar =
@@ -899,7 +939,9 @@ static void on_labeled(struct run *r, const Oaif__V1__Reply *rep)
         skip(r, pair_id,
              win == OAIF__V1__WINNER__WINNER_TIE ? TRAINER_SKIP_TIE : TRAINER_SKIP_NO_VERDICT);
         waiting_free(w);
+        count_unusable(r, false, win == OAIF__V1__WINNER__WINNER_TIE ? "a tie" : "no verdict");
     } else {
+        count_unusable(r, true, NULL);
         struct labeled l = {
             .w = w, .chosen = win == OAIF__V1__WINNER__WINNER_FIRST ? 0 : 1, .disagreement = dis};
         if (r->cfg->strength.enabled)

@@ -55,6 +55,11 @@ static const struct cfg_option options[] = {
     CFG_INT_OPT(O, max_staleness, .key = "trainer.max_staleness", .def = "1", .min = 0, .max = 1000,
                 .env = "TRAINER_MAX_STALENESS", .flag = "--max-staleness",
                 .help = "Pairs more versions behind than this are recorded as stale."),
+    CFG_INT_OPT(O, max_unusable_labels, .key = "trainer.max_unusable_labels", .def = "5000",
+                .min = 0, .max = 1000000000, .env = "TRAINER_MAX_UNUSABLE_LABELS",
+                .flag = "--max-unusable-labels",
+                .help = "Stop when this many labels in a row gave no pair to train on: ties, no "
+                        "verdict, failed judgements (0: never). A warning comes at 4 batches."),
     CFG_INT_OPT(O, checkpoint_every, .key = "trainer.checkpoint_every", .def = "10", .min = 1,
                 .max = 1000000, .env = "TRAINER_CHECKPOINT_EVERY", .flag = "--checkpoint-every",
                 .help = "Steps between checkpoints (and one at the end)."),
