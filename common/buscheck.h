@@ -32,6 +32,14 @@
 /* Elements of one repeated field of one message (the ledger's scans return at most this many
  * records; its own per-command caps are lower). */
 #define BUS_REPEATED_MAX 100000
+/* What one message may ask of the ledger, which refuses more with an Error naming the limit
+ * (ERROR_CODE_TOO_BIG) rather than hold every other peer while it works: ids per Get or Lookup,
+ * records per Put or Result (one put is one write batch: about 7 us a small record here, so
+ * 50,000 prompts hold the ledger's loop about 0.35 s, under a heartbeat interval). Clients that
+ * may have more split them (oaif import), or check their configuration against them (the
+ * trainer's checkpoint put). */
+#define BUS_GET_IDS_MAX     10000
+#define BUS_PUT_RECORDS_MAX 50000
 /* Messages nested deeper than this are refused (the envelope is 3 deep). */
 #define BUS_NEST_MAX 16
 

@@ -7,7 +7,7 @@ add_dependencies(test_storage_procs ledger oaif)
 oaif_test(careless_procs SOURCES ${OAIF_TEST_DIR}/test_careless_procs.c ${OAIF_TEST_DIR}/testproc.c
           LIBS oaif_runtime TIMEOUT 60 LABEL integration)
 target_include_directories(test_careless_procs PRIVATE ${OAIF_TEST_DIR})
-add_dependencies(test_careless_procs ledger oaif)
+add_dependencies(test_careless_procs ledger oaif trainer)
 # A run that can never succeed stops: the trainer backs off and stops on repeated sample failures.
 # A judge that always ties (the fake judge answering "1" in both orders) stops the run too.
 oaif_test(trainer_backoff_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_backoff_procs.c

@@ -1,6 +1,7 @@
 /* test_careless_procs - what a careless user did, through the real `oaif` and `ledger`
  * binaries: a directory given as the input file, `oaif annotate` with no ledger running, `oaif
- * keys NAME` run twice, an allow-list without the ledger's secret key, a malformed allowed key.
+ * keys NAME` run twice, an allow-list without the ledger's secret key, a malformed allowed key,
+ * an import larger than one put, a trainer whose checkpoints would not fit one put.
  * Each must fail clearly (exit status, and a message naming the problem), not succeed quietly,
  * wait forever or overwrite. */
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +163,70 @@ static void test_allow_list_without_key(void **state)
     assert_true(err_has(f, "ledger.allowed_keys[0]: 'not-a-z85-key-at-all'"));
 }
 
+/* Before: 60,000 short prompts went in 4 MB chunks of about 50,000 records, over the ledger's
+ * records a put: "over the limit of 10000 per put", nothing imported. Now chunks are cut by count
+ * too. */
+static void test_a_large_import_goes_in_parts(void **state)
+{
+    struct fx *f = *state;
+    char path[400], ep[400], db[400], log[400], cep[256], args[1200];
+    snprintf(path, sizeof path, "%s/many.jsonl", f->dir);
+    snprintf(ep, sizeof ep, "%s/endpoints", f->dir);
+    snprintf(db, sizeof db, "%s/db", f->dir);
+    snprintf(log, sizeof log, "%s/ledger.log", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 60000; i++)
+        fprintf(fp, "{\"id\":\"p%d\",\"prompt\":\"q\",\"reference\":\"r\",\"split\":\"train\"}\n",
+                i);
+    fclose(fp);
+    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
+                    "--db",
+                    db,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--endpoints-file",
+                    ep,
+                    NULL};
+    pid_t ledger = tp_spawn(argv, log);
+    assert_true(ledger > 0);
+    assert_true(tp_read_kv(ep, "clients", cep, sizeof cep, 10000));
+    snprintf(args, sizeof args, "import prompts %s --clients %s --timeout 60s", path, cep);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    char out[4096];
+    snprintf(args, sizeof args, "%s/out", f->dir);
+    slurp(args, out, sizeof out);
+    assert_non_null(strstr(out, "imported 60000 prompts"));
+    snprintf(args, sizeof args, "status --clients %s", cep);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    snprintf(args, sizeof args, "%s/out", f->dir);
+    slurp(args, out, sizeof out);
+    if (!strstr(out, "60000") && !strstr(out, "60,000"))
+        fail_msg("oaif status does not count 60000 prompts: %s", out);
+    assert_int_equal(tp_stop(ledger, SIGTERM), 0);
+}
+
+/* Before: the trainer ran for hours and failed at its first checkpoint, whose one atomic put
+ * (every step and trained pair since the last) was over the ledger's records a put. Now it is
+ * refused at the start, with the largest checkpoint_every that fits. */
+static void test_checkpoints_too_far_apart(void **state)
+{
+    struct fx *f = *state;
+    char args[1200];
+    snprintf(args, sizeof args,
+             "--ledger tcp://127.0.0.1:1 --reference %s/none --checkpoints %s/ck --batch 128 "
+             "--checkpoint-every 1000",
+             f->dir, f->dir);
+    assert_int_not_equal(run(f, "services/trainer/trainer", args), 0);
+    assert_true(err_has(f, "trainer.checkpoint_every 1000 x (trainer.batch 128 + 1) + 2 = 129002 "
+                           "records would go in one checkpoint's put, over the ledger's 50000 a "
+                           "put: checkpoint at most every 387 steps at this batch"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_annotate_without_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_without_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_large_import_goes_in_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_too_far_apart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,8 @@ enum {
 /* What one message may ask for (README, Guarantees: Reliability). Each is refused with an Error
  * naming the limit rather than allowed to stall the loop: a Get of ten million ids would hold
  * every other peer for seconds. */
-#define GET_IDS_MAX     10000        /* ids per Get or Lookup */
-#define PUT_RECORDS_MAX 10000        /* records per Put or Result */
+#define GET_IDS_MAX     BUS_GET_IDS_MAX     /* ids per Get or Lookup (buscheck.h) */
+#define PUT_RECORDS_MAX BUS_PUT_RECORDS_MAX /* records per Put or Result */
 #define SERVICES_MAX    256          /* service names a ledger knows (each is a /metrics series) */
 #define TURN_BYTES_MAX  (256u << 20) /* message bytes handled per loop turn */
 #define BAD_LOG_MS      10000 /* one warning line per this many ms for what peers can repeat */

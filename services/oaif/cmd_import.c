@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buscheck.h"
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
@@ -62,10 +63,13 @@ static void records_digest(const struct import_rec *recs, size_t n, char out[25]
     cli_hex(out, h, 12);
 }
 
-#define IMPORT_CHUNK_BYTES (4u << 20)
+#define IMPORT_CHUNK_BYTES   (4u << 20)
+#define IMPORT_CHUNK_RECORDS (BUS_PUT_RECORDS_MAX / 2) /* room for a group past it */
 
-/* Puts the records in chunks of about IMPORT_CHUNK_BYTES, each one atomic and if_absent, with ids
- * "import-<what>-<digest>-<chunk>". Returns the exit status; *sent: whether any chunk went in. */
+/* Puts the records in chunks of about IMPORT_CHUNK_BYTES and at most IMPORT_CHUNK_RECORDS (the
+ * ledger takes BUS_PUT_RECORDS_MAX a put), each one atomic and if_absent, with ids
+ * "import-<what>-<digest>-<chunk>"; a group (a pair's records) is never split. Returns the exit
+ * status; *sent: whether any chunk went in. */
 static int put_chunks(struct cli_ledger *l, const char *what, const struct import_rec *recs,
                       size_t n, bool *sent)
 {
@@ -76,8 +80,9 @@ static int put_chunks(struct cli_ledger *l, const char *what, const struct impor
     *sent = false;
     while (i < n && !status) {
         size_t start = i, bytes = 0;
-        while (i < n &&
-               (i == start || !recs[i].group_start || bytes + recs[i].len < IMPORT_CHUNK_BYTES))
+        while (i < n && (i == start || !recs[i].group_start ||
+                         (bytes + recs[i].len < IMPORT_CHUNK_BYTES &&
+                          i - start < IMPORT_CHUNK_RECORDS)))
             bytes += recs[i++].len + 64;
         size_t cnt = i - start;
         Oaif__V1__Record *rv = calloc(cnt, sizeof *rv);

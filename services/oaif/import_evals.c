@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buscheck.h"
 #include "cli.h"
 #include "cmd.h"
 #include "err.h"
@@ -187,6 +188,11 @@ int cmd_import_evals(int argc, char **argv)
     }
     if (!status && recs.n == 0) {
         cli_error(verb, "%s: no EvalResult to import", argv[1]);
+        status = 1;
+    }
+    if (!status && recs.n > BUS_PUT_RECORDS_MAX) {
+        cli_error(verb, "%s: %zu EvalResults, over the %d one atomic put takes (nothing was "
+                  "imported): split the file", argv[1], recs.n, BUS_PUT_RECORDS_MAX);
         status = 1;
     }
     if (!status && (!(rv = calloc(recs.n, sizeof *rv)) || !(rp = calloc(recs.n, sizeof *rp)))) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buscheck.h"
 #include "busclient.h"
 #include "checkpoint.h"
 #include "ckpt.h"
@@ -1543,6 +1544,18 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
     r.t0_ms = now_ms();
     if (cfg->batch < 1 || cfg->prompts_per_request < 1 || cfg->inflight < 1 || cfg->steps < 0) {
         log_error("trainer: batch, prompts_per_request and inflight must be at least 1");
+        return ERR_INVAL;
+    }
+    /* A checkpoint is one atomic put of every step and trained pair since the last one, and the
+     * ledger takes BUS_PUT_RECORDS_MAX records a put: refused here, before any work, rather than
+     * at the first checkpoint after hours of training. */
+    uint64_t per_put = (uint64_t)cfg->checkpoint_every * ((uint64_t)cfg->batch + 1) + 2;
+    if (per_put > BUS_PUT_RECORDS_MAX) {
+        log_error("trainer: trainer.checkpoint_every %d x (trainer.batch %d + 1) + 2 = %" PRIu64
+                  " records would go in one checkpoint's put, over the ledger's %d a put: "
+                  "checkpoint at most every %d steps at this batch",
+                  cfg->checkpoint_every, cfg->batch, per_put, BUS_PUT_RECORDS_MAX,
+                  (BUS_PUT_RECORDS_MAX - 2) / (cfg->batch + 1));
         return ERR_INVAL;
     }
     struct bus_client_opts bo = {.endpoint = cfg->ledger, .curve = cfg->curve};
