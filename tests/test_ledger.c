@@ -32,6 +32,7 @@ struct fixture {
     bus_client_t *clients[4]; /* closed by teardown, so a failed assertion cannot leak them */
     bus_worker_t *workers[4];
     int nc, nw;
+    void *subs[2]; /* closed by teardown: an open socket would hang zmq_ctx_term after a failure */
 };
 
 static void *ledger_thread(void *arg)
@@ -87,6 +88,9 @@ static int teardown(void **state)
         bus_client_destroy(&f->clients[i]);
     for (int i = 0; i < f->nw; i++)
         bus_worker_destroy(&f->workers[i]);
+    for (int i = 0; i < 2; i++)
+        if (f->subs[i])
+            zmq_close(f->subs[i]);
     stop_ledger(f);
     zmq_ctx_term(f->zctx);
     char cmd[300];
@@ -410,17 +414,27 @@ static void test_rescans_catch_an_event_sent_before_the_subscription(void **stat
     bus_rescan_init(&r);
     assert_true(bus_rescan_due(&r)); /* at once after the start */
 
-    /* a record put before the subscriber connects: its event is lost to it */
+    /* a record whose event went out before the subscriber connected: lost to it. A first
+     * subscriber, connected before the put, sees the event go out (the first after it
+     * subscribed: with ZMQ_IMMEDIATE on SUB sockets, as bus_setup_socket set it before, that one
+     * never arrived); only then the second one, the service's, connects */
+    struct bus_opts bo = {.events_endpoint = (char *)ledger_events_endpoint(f->l)};
+    struct bus_curve off = {0};
+    char why[256];
+    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[0], why,
+                                     sizeof why),
+                     ERR_OK);
+    usleep(200000); /* let the subscription reach the publisher */
     Oaif__V1__Record rec;
     Oaif__V1__Record *one[1] = {
         mkrec(&rec, OAIF__V1__RECORD_KIND__RECORD_KIND_CHECKPOINT, "ck-early", "early")};
     assert_int_equal(bus_client_put(c, "early", one, 1, true, 2000), ERR_OK);
-    struct bus_opts bo = {.events_endpoint = (char *)ledger_events_endpoint(f->l)};
-    struct bus_curve off = {0};
-    void *sub = NULL;
-    char why[256];
-    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &sub, why, sizeof why),
+    zmq_pollitem_t it0 = {f->subs[0], 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&it0, 1, 5000), 1); /* the first event after it subscribed */
+    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[1], why,
+                                     sizeof why),
                      ERR_OK);
+    void *sub = f->subs[1];
     assert_non_null(sub);
 
     /* the first read found nothing; the next ones come 0.25, 0.5, 1, 2 ... s apart, then at the
@@ -455,7 +469,6 @@ static void test_rescans_catch_an_event_sent_before_the_subscription(void **stat
     assert_false(r.now);
     bus_rescan_drain(&r, NULL); /* no events endpoint: nothing to drain */
     assert_false(r.now);
-    zmq_close(sub);
 }
 
 /* Send raw frames on a DEALER and return the Error the ledger answers with (or NULL). */
