@@ -219,7 +219,7 @@ static void test_checkpoints_too_far_apart(void **state)
     char args[1200];
     snprintf(args, sizeof args,
              "--ledger tcp://127.0.0.1:1 --reference %s/none --checkpoints %s/ck --batch 128 "
-             "--checkpoint-every 1000",
+             "--checkpoint-every 1000 --steps 2000",
              f->dir, f->dir);
     assert_int_not_equal(run(f, "services/trainer/trainer", args), 0);
     assert_true(err_has(f, "trainer.checkpoint_every 1000 x (trainer.batch 128 + 1) + 2 = 129002 "

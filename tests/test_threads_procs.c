@@ -87,7 +87,7 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
     fprintf(f,
             "annotator:\n  backend: rules\n"
             "trainer:\n  run: threads\n  reference: %s\n  checkpoint_dir: %s/ckpt\n"
-            "  steps: 100000\n  batch: 4\n  prompts_per_request: 4\n  checkpoint_every: 100000\n"
+            "  steps: 100000\n  batch: 4\n  prompts_per_request: 4\n  checkpoint_every: 9000\n"
             "  max_new_tokens: 8\n  warmup: 0\n  builtin_prompts: 40\n  metrics_port: 0\n"
             "  instruction: Prefer shorter responses.\n", /* fewer ties between random answers */
             sft, dir);

@@ -1549,12 +1549,14 @@ int trainer_online_run(const struct trainer_online_config *cfg, void *zctx,
     /* A checkpoint is one atomic put of every step and trained pair since the last one, and the
      * ledger takes BUS_PUT_RECORDS_MAX records a put: refused here, before any work, rather than
      * at the first checkpoint after hours of training. */
-    uint64_t per_put = (uint64_t)cfg->checkpoint_every * ((uint64_t)cfg->batch + 1) + 2;
+    int apart = cfg->checkpoint_every < cfg->steps ? cfg->checkpoint_every : cfg->steps;
+    uint64_t per_put = (uint64_t)apart * ((uint64_t)cfg->batch + 1) + 2; /* and one at the end */
     if (per_put > BUS_PUT_RECORDS_MAX) {
-        log_error("trainer: trainer.checkpoint_every %d x (trainer.batch %d + 1) + 2 = %" PRIu64
+        log_error("trainer: %s %d x (trainer.batch %d + 1) + 2 = %" PRIu64
                   " records would go in one checkpoint's put, over the ledger's %d a put: "
                   "checkpoint at most every %d steps at this batch",
-                  cfg->checkpoint_every, cfg->batch, per_put, BUS_PUT_RECORDS_MAX,
+                  apart == cfg->checkpoint_every ? "trainer.checkpoint_every" : "trainer.steps",
+                  apart, cfg->batch, per_put, BUS_PUT_RECORDS_MAX,
                   (BUS_PUT_RECORDS_MAX - 2) / (cfg->batch + 1));
         return ERR_INVAL;
     }
