@@ -38,3 +38,9 @@ oaif_test(metrics_procs SOURCES ${OAIF_TEST_DIR}/test_metrics_procs.c ${OAIF_TES
 target_include_directories(test_metrics_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_metrics_procs ledger sampler annotator-proxy reward-scorer strength-estimator
                  evaluator trainer oaif)
+
+# An evaluator on a ledger of 300,000 training prompts keeps its heartbeats while it reads them.
+oaif_test(evaluator_load_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_load_procs.c
+          ${OAIF_TEST_DIR}/testproc.c LIBS oaif_runtime TIMEOUT 180 LABEL integration)
+target_include_directories(test_evaluator_load_procs PRIVATE ${OAIF_TEST_DIR})
+add_dependencies(test_evaluator_load_procs ledger evaluator)

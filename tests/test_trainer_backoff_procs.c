@@ -203,19 +203,6 @@ static int run_trainer(struct fx *f, double *secs)
     return run_trainer_with(f, NULL, secs);
 }
 
-static int log_count(struct fx *f, const char *needle)
-{
-    FILE *fp = fopen(f->log, "r");
-    if (!fp)
-        return 0;
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof line, fp))
-        n += strstr(line, needle) != NULL;
-    fclose(fp);
-    return n;
-}
-
 /* Another model where the sampler looks: permanent, the run stops at the first failure. */
 static void test_wrong_model_stops_the_run(void **state)
 {
@@ -225,9 +212,10 @@ static void test_wrong_model_stops_the_run(void **state)
     double secs = 0;
     assert_int_not_equal(run_trainer(f, &secs), 0);
     assert_true(secs < 30);
-    assert_int_equal(log_count(f, "trainer: stopping: a checkpoint's weights are not what"), 1);
-    assert_true(log_count(f, "the ledger's record says") >= 1);
-    assert_true(log_count(f, "trainer: sample request") <= 2);
+    assert_int_equal(tp_log_count(f->log, "trainer: stopping: a checkpoint's weights are not what"),
+                     1);
+    assert_true(tp_log_count(f->log, "the ledger's record says") >= 1);
+    assert_true(tp_log_count(f->log, "trainer: sample request") <= 2);
 }
 
 /* No model where the sampler looks: each failure doubles the wait (0.1 s, 0.2 s, ...), and
@@ -238,11 +226,11 @@ static void test_failing_samples_back_off_then_stop(void **state)
     start_sampler(f);
     double secs = 0;
     assert_int_not_equal(run_trainer(f, &secs), 0);
-    assert_int_equal(log_count(f, "trainer: stopping: sample requests keep failing"), 1);
+    assert_int_equal(tp_log_count(f->log, "trainer: stopping: sample requests keep failing"), 1);
     /* 7 waits of 0.1 to 6.4 s: 12.7 s; the 8th failure stops it */
     assert_true(secs > 12.0);
     assert_true(secs < 60);
-    assert_int_equal(log_count(f, "in a row; the next in"), 7);
+    assert_int_equal(tp_log_count(f->log, "in a row; the next in"), 7);
 }
 
 /* The sampler reads the right model (where the trainer's reference is); the only judge always
@@ -276,14 +264,16 @@ static void test_a_judge_that_always_ties_stops_the_run(void **state)
     assert_int_not_equal(run_trainer_with(f, extra, &secs), 0);
     assert_true(secs < 60);
     /* warned at 4 batches (16) and 32, stopped at 40; no step was ever taken */
-    assert_int_equal(log_count(f, "trainer: the last 16 labels gave no pair to train on (the "
+    assert_int_equal(tp_log_count(f->log,
+                                  "trainer: the last 16 labels gave no pair to train on (the "
                                   "last: a tie); the run stops at 40"),
                      1);
-    assert_int_equal(log_count(f, "trainer: the last 32 labels gave no pair"), 1);
-    assert_int_equal(log_count(f, "trainer: stopping: the last 40 labels gave no pair to train "
+    assert_int_equal(tp_log_count(f->log, "trainer: the last 32 labels gave no pair"), 1);
+    assert_int_equal(tp_log_count(f->log,
+                                  "trainer: stopping: the last 40 labels gave no pair to train "
                                   "on (the last: a tie; trainer.max_unusable_labels 40)"),
                      1);
-    assert_int_equal(log_count(f, "step 1/3"), 0);
+    assert_int_equal(tp_log_count(f->log, "step 1/3"), 0);
 }
 
 int main(void)

@@ -203,3 +203,16 @@ void tp_watchdog(int seconds, const char *what, const char *log)
     sigaction(SIGALRM, &sa, NULL);
     alarm((unsigned)seconds);
 }
+
+int tp_log_count(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    fclose(fp);
+    return n;
+}

@@ -27,6 +27,9 @@ const char *tp_bin(const char *rel);
 pid_t tp_ledger(const char *dir, const char *log, const char *const *extra, const char *key,
                 char *out, size_t outlen);
 
+/* Lines of the file at `path` that hold `needle` (0 if it cannot be read). */
+int tp_log_count(const char *path, const char *needle);
+
 /* Copy the last `bytes` of the file at `path` to stderr (nothing if it cannot be read).
  * Async-signal-safe. */
 void tp_log_tail(const char *path, long bytes);

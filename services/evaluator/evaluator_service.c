@@ -21,6 +21,7 @@
 #define RETRY_MS    1000 /* a job that could not start (no prompts, no baseline) waits this long */
 #define ID_MAX      512
 #define REPLY_POLL  50 /* poll cap while requests of ours are in flight */
+#define LOAD_SLICE_MS 100 /* prompt pages read in one poll turn, at most this long */
 #define KIND_POLICY 0u /* what a submitted id stands for (hmap value: index << 3 | kind, + 1) */
 #define KIND_BASE   1u
 #define KIND_JUDGE  2u
@@ -71,6 +72,7 @@ struct evaluator_service {
     struct current cur;
     uint32_t max_queued; /* the highest version queued from the checkpoints */
     uint64_t ckpt_seq;   /* scan cursor over the checkpoint records */
+    uint64_t prompt_seq; /* scan cursor over the prompt records (load_prompts) */
     struct bus_rescan rescan; /* events are hints: the ledger's records say what is new */
     uint64_t not_before;
     Oaif__V1__Prompt **prompts; /* the held-out prompts (unpacked, owned) */
@@ -160,28 +162,30 @@ static bool rescan(evaluator_service_t *s)
     return true;
 }
 
-/* The first N prompts of the split. Fewer will do (said once): the ledger may hold fewer held-out
- * prompts than asked for; they are read again at each start until N are there. ERR_NOTFOUND when
- * there is none yet. */
+/* The first N prompts of the split, read on from a cursor a few pages a turn: at most
+ * LOAD_SLICE_MS of the poll loop, since a ledger of millions of prompts would otherwise hold it
+ * for seconds, and a worker silent for three heartbeat intervals reconnects and loses its leases.
+ * ERR_AGAIN: pages remain (call again next turn); ERR_OK: N held, or the ledger had no more:
+ * fewer will do (said once), and later calls read on from the cursor, so prompts added later
+ * join the evaluations that start after them; ERR_NOTFOUND: none of the split yet. */
 static int load_prompts(evaluator_service_t *s)
 {
     const struct evaluator_config *c = s->cfg;
-    if (s->nprompts == (size_t)c->prompts)
+    size_t want = (size_t)c->prompts;
+    if (s->nprompts == want)
         return ERR_OK;
-    for (size_t i = 0; i < s->nprompts; i++)
-        oaif__v1__prompt__free_unpacked(s->prompts[i], NULL);
-    s->nprompts = 0;
-    if (!s->prompts && !(s->prompts = calloc((size_t)c->prompts, sizeof(Oaif__V1__Prompt *))))
+    if (!s->prompts && !(s->prompts = calloc(want, sizeof(Oaif__V1__Prompt *))))
         return ERR_NOMEM;
-    uint64_t after = 0;
-    for (bool more = true; more && s->nprompts < (size_t)c->prompts;) {
+    uint64_t t0 = bus_mono_ms();
+    for (;;) {
         Oaif__V1__Envelope *env = NULL;
-        int rc = bus_client_scan(s->client, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT, after, 1000,
-                                 QUERY_MS, &env);
+        int rc = bus_client_scan(s->client, OAIF__V1__RECORD_KIND__RECORD_KIND_PROMPT,
+                                 s->prompt_seq, 1000, QUERY_MS, &env);
         if (rc)
             return rc;
         const Oaif__V1__Records *r = env->records;
-        for (size_t i = 0; i < r->n_records && s->nprompts < (size_t)c->prompts; i++) {
+        size_t i = 0;
+        for (; i < r->n_records && s->nprompts < want; i++) {
             Oaif__V1__Prompt *p =
                 oaif__v1__prompt__unpack(NULL, r->records[i]->data.len, r->records[i]->data.data);
             if (p && !strcmp(p->split, c->split))
@@ -189,13 +193,20 @@ static int load_prompts(evaluator_service_t *s)
             else if (p)
                 oaif__v1__prompt__free_unpacked(p, NULL);
         }
-        more = r->more;
-        after = r->next_seq;
+        /* the cursor: past the last record looked at (all of the page, unless N came first) */
+        s->prompt_seq = i < r->n_records ? r->records[i - 1]->seq : r->next_seq;
+        bool more = r->more;
         oaif__v1__envelope__free_unpacked(env, NULL);
+        if (s->nprompts == want)
+            return ERR_OK;
+        if (!more)
+            break;
+        if (bus_mono_ms() - t0 >= LOAD_SLICE_MS)
+            return ERR_AGAIN;
     }
     if (s->nprompts == 0)
         return ERR_NOTFOUND;
-    if (s->nprompts < (size_t)c->prompts && !s->few_logged) {
+    if (!s->few_logged) {
         log_warn("only %zu prompts of split '%s' in the ledger (evaluator.prompts is %d): "
                  "evaluating on those; versions evaluated after more arrive use more",
                  s->nprompts, c->split, c->prompts);
@@ -776,6 +787,13 @@ static int start_next(evaluator_service_t *s)
         return ERR_OK;
     }
     rc = load_prompts(s);
+    if (rc == ERR_AGAIN) { /* more pages: back to the front, read on next turn */
+        j->next = s->head;
+        s->head = j;
+        if (!s->tail)
+            s->tail = j;
+        return ERR_OK;
+    }
     if (!rc && !s->base_sha[0]) {
         Oaif__V1__Checkpoint *ck = NULL;
         rc = ckpt_find_policy(s->client, c->baseline, QUERY_MS, &ck);
