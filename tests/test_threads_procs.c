@@ -218,12 +218,67 @@ static void test_a_service_sets_its_environment_itself(void **state)
     rm_dir(dir);
 }
 
+/* The default, without --divide: each service its share over the largest share of the cores,
+ * since the trainer and the samplers mostly take turns. No compute service is started: the
+ * budgets are in <data>/threads as soon as the ledger is up. */
+static void test_oaif_up_shares_the_cores_by_default(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/oaif-test-threads-shared-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char log[300], path[400], v[256];
+    snprintf(log, sizeof log, "%s/up.log", dir);
+    tp_watchdog(60, "threads_procs (shared)", log);
+    char *argv[] = {(char *)tp_bin("services/oaif/oaif"),
+                    "up",
+                    "--data",
+                    dir,
+                    "--clients",
+                    "tcp://127.0.0.1:*",
+                    "--workers",
+                    "tcp://127.0.0.1:*",
+                    "--events",
+                    "tcp://127.0.0.1:*",
+                    "--samplers",
+                    "0",
+                    "--annotators",
+                    "0",
+                    "--threads",
+                    "6",
+                    "--trainer-share",
+                    "3",
+                    "--sampler-share",
+                    "2",
+                    "--scorer-share",
+                    "1",
+                    NULL};
+    pid_t up = tp_spawn(argv, log);
+    assert_true(up > 0);
+    /* up (its signal handlers set) once the endpoints are written */
+    snprintf(path, sizeof path, "%s/endpoints", dir);
+    assert_true(tp_read_kv(path, "clients", v, sizeof v, 10000));
+    /* 6 cores, shares 3, 2, 1 over the largest (3): 6, 4, 2 */
+    snprintf(path, sizeof path, "%s/threads", dir);
+    assert_true(tp_read_kv(path, "cores", v, sizeof v, 10000));
+    assert_string_equal(v, "6");
+    assert_true(tp_read_kv(path, "trainer", v, sizeof v, 1000));
+    assert_string_equal(v, "6");
+    assert_true(tp_read_kv(path, "sampler", v, sizeof v, 1000));
+    assert_string_equal(v, "4");
+    assert_true(tp_read_kv(path, "reward-scorer", v, sizeof v, 1000));
+    assert_string_equal(v, "2");
+    assert_int_equal(tp_stop(up, SIGINT), 0);
+    tp_watchdog(0, NULL, NULL);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_service_sets_its_environment_itself),
         cmocka_unit_test(test_oaif_up_gives_each_service_its_budget),
+        cmocka_unit_test(test_oaif_up_shares_the_cores_by_default),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -354,8 +354,8 @@ static int take_passthrough(const char *flag, int *argc, char **argv, struct pas
     return 0;
 }
 
-/* Starts the ledger and waits (10 s at most) for the endpoints it bound. Returns 0, or 1 after
- * saying why it did not come up. */
+/* Starts the ledger and waits (10 s at most) for the endpoints it bound. Returns 0; 1 after
+ * saying why it did not come up; -1 when a stop signal came first. */
 static int start_ledger(struct deployment *d)
 {
     struct child *l = new_child(d, "ledger", "ledger", d->bins[0]);
@@ -388,6 +388,12 @@ static int start_ledger(struct deployment *d)
             struct timespec ts = {0, 50000000};
             nanosleep(&ts, NULL);
         }
+    }
+    if (!up && up_stop) { /* Ctrl-C while it started: what was asked, not a failure */
+        stop_all(d->cs, d->n);
+        fprintf(stderr, "oaif up: stopped before the ledger was up\n");
+        unlink(d->epfile);
+        return -1;
     }
     if (!up) {
         stop_all(d->cs, d->n);
@@ -569,8 +575,9 @@ static int up(struct deployment *d, const struct passthrough *annot,
         local_bin_path(d->bins[i], sizeof d->bins[i], names[i]);
     divide_cores(d);
     write_threads(d);
-    if (start_ledger(d))
-        return 1;
+    int lrc = start_ledger(d);
+    if (lrc)
+        return lrc < 0 ? 0 : 1;
     start_workers(d, annot);
     start_evaluators(d, annot);
     if (d->o->train)
