@@ -586,6 +586,54 @@ static void test_restart_rebuilds_queues_from_store(void **state)
     wait_replies(c, &g, 2, 5000); /* the client re-announces; the new ledger answers */
 }
 
+/* A service's variant (a judge's identity) survives a restart: requests queued for judge A are
+ * not handed to a worker of judge B that registers first after the restart. */
+static void test_restart_keeps_the_services_judge(void **state)
+{
+    struct fixture *f = *state;
+    struct bus_worker_opts o = {.endpoint = ledger_worker_endpoint(f->l),
+                                .service = "annotate",
+                                .credit = 1,
+                                .heartbeat_ms = 200,
+                                .variant = "rules/judge-a"};
+    /* the fixture owns the workers: teardown closes them whatever fails */
+    bus_worker_t **a = &f->workers[f->nw++], **b = &f->workers[f->nw++];
+    bus_worker_t **a2 = &f->workers[f->nw++];
+    assert_int_equal(bus_worker_new(a, f->zctx, &o), ERR_OK);
+    struct bus_req *r = NULL;
+    assert_int_equal(bus_worker_recv(*a, 300, &r), ERR_TIMEOUT); /* registered */
+    bus_worker_destroy(a);
+    bus_client_t *c = client(f);
+    assert_int_equal(bus_client_submit(c, "annotate", "label-1", "x", 1, 0, 0), ERR_OK);
+    for (int i = 0; i < 20; i++)
+        bus_client_poll(c, 50, NULL, NULL); /* acked: durable */
+    char cep[256], wep[256];
+    snprintf(cep, sizeof cep, "%s", ledger_client_endpoint(f->l));
+    snprintf(wep, sizeof wep, "%s", ledger_worker_endpoint(f->l));
+    stop_ledger(f);
+    assert_int_equal(ledger_config_set(&f->cfg.client_bind, cep), ERR_OK);
+    assert_int_equal(ledger_config_set(&f->cfg.worker_bind, wep), ERR_OK);
+    start_ledger(f);
+    o.endpoint = wep;
+    o.variant = "openai/judge-b";
+    assert_int_equal(bus_worker_new(b, f->zctx, &o), ERR_OK);
+    int brc = bus_worker_recv(*b, 3000, &r);
+    if (brc == ERR_OK)
+        bus_req_free(&r);
+    assert_int_equal(brc, ERR_REMOTE);
+    assert_non_null(strstr(bus_worker_refusal(*b), "rules/judge-a"));
+    o.variant = "rules/judge-a";
+    assert_int_equal(bus_worker_new(a2, f->zctx, &o), ERR_OK);
+    assert_int_equal(bus_worker_recv(*a2, 3000, &r), ERR_OK);
+    char id[64];
+    snprintf(id, sizeof id, "%s", r->id);
+    bus_worker_reply(*a2, r->id, "y", 1, NULL, 0);
+    bus_req_free(&r);
+    assert_string_equal(id, "label-1");
+    struct got g = {0};
+    wait_replies(c, &g, 1, 5000);
+}
+
 static void count_reply(void *ctx, const Oaif__V1__Reply *r)
 {
     (void)r;
@@ -650,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_error_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_get_scan_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_records_commit_with_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_the_services_judge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rescans_catch_an_event_sent_before_the_subscription,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_gets_errors_and_ledger_keeps_serving, setup,

@@ -389,6 +389,23 @@ static void put_counter(ledger_t *l, const char *name, uint64_t v)
     kv_batch_put(l->g->batch, CF_META, name, strlen(name), b, 8);
 }
 
+/* A service's variant (a judge's identity), kept in the store with the generation being filled,
+ * so that after a restart the requests queued for one judge are not served by another: meta key
+ * "variant/<service>", removed when the variant is none. */
+#define VARIANT_PREFIX "variant/"
+
+static void put_variant(ledger_t *l, const char *service, const char *variant)
+{
+    char key[sizeof VARIANT_PREFIX + BUS_NAME_MAX];
+    int n = snprintf(key, sizeof key, VARIANT_PREFIX "%s", service);
+    if (n < 0 || (size_t)n >= sizeof key)
+        return; /* not possible: service names are checked to BUS_NAME_MAX */
+    if (variant && *variant)
+        kv_batch_put(l->g->batch, CF_META, key, (size_t)n, variant, strlen(variant));
+    else
+        kv_batch_delete(l->g->batch, CF_META, key, (size_t)n);
+}
+
 /* The counter, or 0 if it was never written; *rc is set to a store error (damage included). */
 static uint64_t get_counter(ledger_t *l, const char *name, int *rc)
 {
@@ -1251,6 +1268,7 @@ static void on_ready(ledger_t *l, struct bus_msg *m)
                      have);
         free(s->variant);
         s->variant = *variant ? strdup(variant) : NULL;
+        put_variant(l, s->name, variant);
     }
     if (w && w->svc != s) {
         worker_remove(l, w, "re-registered for another service");
@@ -2003,6 +2021,46 @@ static int recover(ledger_t *l)
     kv_iter_destroy(&it);
     if (n)
         log_info("ledger: recovered %zu open requests from the store", n);
+    /* the services' variants */
+    it = rc ? NULL : kv_iter_new(l->kv, CF_META);
+    if (!rc && !it)
+        return ERR_NOMEM;
+    size_t plen = strlen(VARIANT_PREFIX);
+    for (kv_iter_seek(it, VARIANT_PREFIX, plen); !rc && it && kv_iter_valid(it); kv_iter_next(it)) {
+        size_t kn = 0, vn = 0;
+        const char *k = kv_iter_key(it, &kn);
+        const char *v = kv_iter_value(it, &vn);
+        if (kn <= plen || memcmp(k, VARIANT_PREFIX, plen) != 0)
+            break;
+        char name[BUS_NAME_MAX + 1], var[BUS_ID_MAX + 1];
+        if (kn - plen > BUS_NAME_MAX || vn == 0 || vn > BUS_ID_MAX) {
+            log_error("ledger: the stored variant of '%.*s' is damaged", (int)(kn - plen),
+                      k + plen);
+            rc = ERR_CORRUPT;
+            break;
+        }
+        memcpy(name, k + plen, kn - plen);
+        name[kn - plen] = '\0';
+        memcpy(var, v, vn);
+        var[vn] = '\0';
+        struct service *sv = service_get(l, name);
+        if (!sv) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        free(sv->variant);
+        sv->variant = strdup(var);
+        if (!sv->variant) {
+            rc = ERR_NOMEM;
+            break;
+        }
+        log_info("ledger: service '%s' is served by '%s' (from the store)", name, var);
+    }
+    if (it) {
+        if (!rc)
+            rc = kv_iter_status(it);
+        kv_iter_destroy(&it);
+    }
     return rc;
 }
 
