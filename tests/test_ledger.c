@@ -559,13 +559,9 @@ static void test_bad_input_gets_errors_and_ledger_keeps_serving(void **state)
     oaif__v1__envelope__free_unpacked(ans, NULL);
 }
 
-static void test_restart_rebuilds_queues_from_store(void **state)
+/* Waits for c's acks (durable), then restarts the ledger on the same ports. */
+static void restart_after_acks(struct fixture *f, bus_client_t *c)
 {
-    struct fixture *f = *state;
-    bus_client_t *c = client(f);
-    assert_int_equal(bus_client_submit(c, "later", "kept-1", "a", 1, 0, 0), ERR_OK);
-    assert_int_equal(bus_client_submit(c, "later", "kept-2", "b", 1, 0, 0), ERR_OK);
-    /* Wait for the acks (durable), then restart the ledger on the same ports. */
     for (int i = 0; i < 20; i++)
         bus_client_poll(c, 50, NULL, NULL);
     char cep[256], wep[256];
@@ -575,6 +571,15 @@ static void test_restart_rebuilds_queues_from_store(void **state)
     assert_int_equal(ledger_config_set(&f->cfg.client_bind, cep), ERR_OK);
     assert_int_equal(ledger_config_set(&f->cfg.worker_bind, wep), ERR_OK);
     start_ledger(f);
+}
+
+static void test_restart_rebuilds_queues_from_store(void **state)
+{
+    struct fixture *f = *state;
+    bus_client_t *c = client(f);
+    assert_int_equal(bus_client_submit(c, "later", "kept-1", "a", 1, 0, 0), ERR_OK);
+    assert_int_equal(bus_client_submit(c, "later", "kept-2", "b", 1, 0, 0), ERR_OK);
+    restart_after_acks(f, c);
     bus_worker_t *w = worker(f, "later", 2);
     for (int i = 0; i < 2; i++) {
         struct bus_req *r = NULL;
@@ -605,16 +610,8 @@ static void test_restart_keeps_the_services_judge(void **state)
     bus_worker_destroy(a);
     bus_client_t *c = client(f);
     assert_int_equal(bus_client_submit(c, "annotate", "label-1", "x", 1, 0, 0), ERR_OK);
-    for (int i = 0; i < 20; i++)
-        bus_client_poll(c, 50, NULL, NULL); /* acked: durable */
-    char cep[256], wep[256];
-    snprintf(cep, sizeof cep, "%s", ledger_client_endpoint(f->l));
-    snprintf(wep, sizeof wep, "%s", ledger_worker_endpoint(f->l));
-    stop_ledger(f);
-    assert_int_equal(ledger_config_set(&f->cfg.client_bind, cep), ERR_OK);
-    assert_int_equal(ledger_config_set(&f->cfg.worker_bind, wep), ERR_OK);
-    start_ledger(f);
-    o.endpoint = wep;
+    restart_after_acks(f, c);
+    o.endpoint = ledger_worker_endpoint(f->l);
     o.variant = "openai/judge-b";
     assert_int_equal(bus_worker_new(b, f->zctx, &o), ERR_OK);
     int brc = bus_worker_recv(*b, 3000, &r);
