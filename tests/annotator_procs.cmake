@@ -1,6 +1,6 @@
 # annotator-proxy (issue 4) with real processes: the ledger, annotator-proxy replicas, the fake
 # judge and `oaif judge try`.
-oaif_test(annotator_procs SOURCES ${OAIF_TEST_DIR}/test_annotator_procs.c ${OAIF_TEST_DIR}/testproc.c
+oaif_test(annotator_procs SOURCES ${OAIF_TEST_DIR}/test_annotator_procs.c ${OAIF_TEST_DIR}/tpbus.c ${OAIF_TEST_DIR}/testproc.c
           ${OAIF_TEST_DIR}/fake_judge_run.c LIBS oaif_runtime PkgConfig::JANSSON TIMEOUT 120
           LABEL integration)
 target_include_directories(test_annotator_procs PRIVATE ${OAIF_TEST_DIR})

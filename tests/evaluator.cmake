@@ -8,7 +8,7 @@ target_include_directories(test_compare_procs PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_compare_procs ledger oaif)
 
 # The evaluator with real processes on a tiny run: a ledger, a sampler, two judges, SIGKILLed once.
-oaif_test(evaluator_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_procs.c
+oaif_test(evaluator_procs SOURCES ${OAIF_TEST_DIR}/test_evaluator_procs.c ${OAIF_TEST_DIR}/tpbus.c
           ${OAIF_TEST_DIR}/testproc.c ${OAIF_TEST_DIR}/rmfixture.c LIBS oaif_evaluator oaif_nn
           TIMEOUT 300 LABEL integration)
 target_include_directories(test_evaluator_procs PRIVATE ${OAIF_TEST_DIR})

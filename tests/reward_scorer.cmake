@@ -3,7 +3,7 @@
 oaif_test(reward_scorer SOURCES ${OAIF_TEST_DIR}/test_reward_scorer.c LIBS oaif_reward_scorer
           TIMEOUT 120)
 
-oaif_test(reward_scorer_procs SOURCES ${OAIF_TEST_DIR}/test_reward_scorer_procs.c ${OAIF_TEST_DIR}/tpmetrics.c
+oaif_test(reward_scorer_procs SOURCES ${OAIF_TEST_DIR}/test_reward_scorer_procs.c ${OAIF_TEST_DIR}/tpbus.c ${OAIF_TEST_DIR}/tpmetrics.c
           ${OAIF_TEST_DIR}/testproc.c LIBS oaif_reward_scorer PkgConfig::CURL TIMEOUT 180
           LABEL integration)
 target_include_directories(test_reward_scorer_procs PRIVATE ${OAIF_TEST_DIR})

@@ -30,6 +30,7 @@
 #include "err.h"
 #include "fake_judge_run.h"
 #include "testproc.h"
+#include "tpbus.h"
 
 static const char *const KEY = "sk-proj-PROCTESTKEY-0123456789abcdefghijklmnop";
 
@@ -77,32 +78,11 @@ static void start_ledger(struct fx *f)
     assert_true(tp_read_kv(f->ep_file, "workers", f->wep, sizeof f->wep, 1000));
 }
 
-/* Workers of service `svc` the ledger knows. */
-static unsigned workers_of(struct fx *f, const char *svc)
-{
-    Oaif__V1__Envelope *env = NULL;
-    unsigned n = 0;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return 0;
-    for (size_t i = 0; i < env->status->n_services; i++)
-        if (!strcmp(env->status->services[i]->name, svc))
-            n = env->status->services[i]->workers;
-    oaif__v1__envelope__free_unpacked(env, NULL);
-    return n;
-}
-
-static void wait_workers(struct fx *f, const char *svc, unsigned n)
-{
-    for (int i = 0; i < 200 && workers_of(f, svc) != n; i++)
-        usleep(25000);
-    assert_int_equal(workers_of(f, svc), n);
-}
-
 /* Starts an annotator-proxy with the common flags and the NULL-terminated extra ones, and waits
  * until the ledger has one more annotate worker. */
 static pid_t start_proxy(struct fx *f, const char *const *extra)
 {
-    unsigned before = workers_of(f, "annotate");
+    unsigned before = tp_workers_of(f->c, "annotate");
     char tdir[400];
     snprintf(tdir, sizeof tdir, "%s", JUDGE_TEMPLATES);
     char *argv[64] = {(char *)tp_bin("services/annotator-proxy/annotator-proxy"),
@@ -133,7 +113,7 @@ static pid_t start_proxy(struct fx *f, const char *const *extra)
     pid_t p = tp_spawn(argv, f->proxy_log);
     assert_true(p > 0);
     f->proxies[f->nproxies++] = p;
-    wait_workers(f, "annotate", before + 1);
+    assert_true(tp_wait_workers(f->c, "annotate", before + 1, 15000));
     return p;
 }
 
@@ -146,7 +126,7 @@ static void stop_proxies(struct fx *f)
         assert_int_equal(WEXITSTATUS(st), 0);
     }
     f->nproxies = 0;
-    wait_workers(f, "annotate", 0);
+    assert_true(tp_wait_workers(f->c, "annotate", 0, 15000));
 }
 
 static int setup(void **state)
@@ -606,7 +586,7 @@ static void test_reward_model_through_the_score_service(void **state)
                      NULL};
     pid_t scorer = tp_spawn(sargv, scorer_log);
     assert_true(scorer > 0);
-    wait_workers(f, "score", 1);
+    assert_true(tp_wait_workers(f->c, "score", 1, 15000));
 
     /* what the ensemble says of the two responses, asked directly */
     struct ann a = {"pair-d", "Name a gas giant.", "Mars.", "Saturn.", NULL, NULL};
@@ -667,7 +647,7 @@ static void test_reward_model_through_the_score_service(void **state)
     int st = tp_stop(scorer, SIGTERM);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    wait_workers(f, "score", 0);
+    assert_true(tp_wait_workers(f->c, "score", 0, 15000));
 }
 
 /* ---- (e) the cache ------------------------------------------------------------------------ */

@@ -50,6 +50,7 @@
 #include "rmfixture.h"
 #include "task.h"
 #include "testproc.h"
+#include "tpbus.h"
 
 #define NEVAL  12 /* held-out prompts the evaluator uses */
 #define NTRAIN 5  /* training prompts it must leave alone */
@@ -89,39 +90,6 @@ static void start_ledger(struct fx *f)
     assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 10000));
 }
 
-/* The ledger's numbers for a service: workers, queued, completed. */
-static void service_status(struct fx *f, const char *svc, unsigned *workers, uint64_t *queued,
-                           uint64_t *completed)
-{
-    Oaif__V1__Envelope *env = NULL;
-    *workers = 0;
-    *queued = *completed = 0;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return;
-    for (size_t i = 0; i < env->status->n_services; i++) {
-        const Oaif__V1__ServiceStatus *s = env->status->services[i];
-        if (!strcmp(s->name, svc)) {
-            *workers = s->workers;
-            *queued = s->queued;
-            *completed = s->completed;
-        }
-    }
-    oaif__v1__envelope__free_unpacked(env, NULL);
-}
-
-static void wait_workers(struct fx *f, const char *svc, unsigned n)
-{
-    unsigned w = 0;
-    uint64_t q, c;
-    for (int i = 0; i < 750; i++) {
-        service_status(f, svc, &w, &q, &c);
-        if (w == n)
-            return;
-        usleep(20000);
-    }
-    fail_msg("service %s: %u workers, not %u", svc, w, n);
-}
-
 /* A worker process of `bin` on the ledger, with its events when `events`, and the extra flags. */
 static pid_t start(struct fx *f, const char *bin, const char *const *extra, bool events)
 {
@@ -144,7 +112,7 @@ static void start_judge(struct fx *f, pid_t *pid, const char *service)
 {
     *pid = start(f, "services/annotator-proxy/annotator-proxy",
                  (const char *const[]){"--backend", "rules", "--service", service, NULL}, false);
-    wait_workers(f, service, 1);
+    assert_true(tp_wait_workers(f->c, service, 1, 15000));
 }
 
 /* With named_run, --run test; else the evaluator follows each checkpoint's run (also "test"), and
@@ -175,7 +143,7 @@ static void start_evaluator_with(struct fx *f, bool named_run, const char *rm_en
                                 "test",
                                 NULL};
     f->evaluator = start(f, "services/evaluator/evaluator", args, true);
-    wait_workers(f, "evaluate", 1);
+    assert_true(tp_wait_workers(f->c, "evaluate", 1, 15000));
 }
 
 static void start_evaluator(struct fx *f, bool named_run)
@@ -433,7 +401,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     f->sampler =
         start(f, "services/sampler/sampler",
               (const char *const[]){"--checkpoint-dir", f->store, "--threads", "1", NULL}, true);
-    wait_workers(f, "sample", 1);
+    assert_true(tp_wait_workers(f->c, "sample", 1, 15000));
     start_judge(f, &f->judge_train, "annotate");
     start_evaluator(f, true);
 
@@ -441,7 +409,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     unsigned w;
     uint64_t queued = 0, done = 0;
     for (int i = 0; i < 3000 && queued < NEVAL; i++) {
-        service_status(f, "annotate-eval", &w, &queued, &done);
+        tp_service_status(f->c, "annotate-eval", &w, &queued, &done);
         usleep(20000);
     }
     assert_int_equal(queued, NEVAL);
@@ -451,7 +419,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
 
     start_judge(f, &f->judge_eval, "annotate-eval");
     for (int i = 0; i < 3000 && done < NEVAL; i++) {
-        service_status(f, "annotate-eval", &w, &queued, &done);
+        tp_service_status(f->c, "annotate-eval", &w, &queued, &done);
         usleep(20000);
     }
     assert_int_equal(done, NEVAL); /* judged by the judge, for no one (the asker is gone) */
@@ -461,11 +429,11 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     check_result(r4, 4);
     assert_null(eval_result(f, 1));
     assert_null(eval_result(f, 3));
-    service_status(f, "annotate-eval", &w, &queued, &done);
+    tp_service_status(f->c, "annotate-eval", &w, &queued, &done);
     assert_int_equal(done, 2 * NEVAL); /* each prompt once per version, the kill notwithstanding */
-    service_status(f, "annotate", &w, &queued, &done);
+    tp_service_status(f->c, "annotate", &w, &queued, &done);
     assert_int_equal(done, 0); /* the training judge was never asked */
-    service_status(f, "sample", &w, &queued, &done);
+    tp_service_status(f->c, "sample", &w, &queued, &done);
     /* v2's and v4's answers (3 batches each) and the reference's scoring of them (3 each), and
      * the baseline's answers once */
     assert_int_equal(done, 3 + 3 + 3 + 3 + 3);
@@ -485,7 +453,7 @@ static void test_evaluator_survives_sigkill_and_judges_nothing_twice(void **stat
     Oaif__V1__EvalResult *r3 = eval_result(f, 3);
     assert_non_null(r3);
     check_result(r3, 3);
-    service_status(f, "sample", &w, &queued, &done);
+    tp_service_status(f->c, "sample", &w, &queued, &done);
     assert_int_equal(done, 15 + 3 + 3); /* v3's answers and their scoring; not the baseline's */
     env = evaluate(f, "ask-other-baseline", 3, 1);
     assert_int_equal(env->reply->outcome, OAIF__V1__OUTCOME__OUTCOME_FAILED);
@@ -597,7 +565,7 @@ static void test_rm_accuracy_through_oaif_eval_version(void **state)
                       (const char *const[]){"--ensemble", "e", "--checkpoint-dir", rmdir_,
                                             "--threads", "1", NULL},
                       true);
-    wait_workers(f, "score", 1);
+    assert_true(tp_wait_workers(f->c, "score", 1, 15000));
     if (f->evaluator > 0)
         tp_stop(f->evaluator, SIGTERM);
     start_evaluator_with(f, true, "e");

@@ -35,6 +35,7 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpbus.h"
 #include "tokenizer.h"
 #include "tpmetrics.h"
 
@@ -85,30 +86,10 @@ static void start_ledger(struct fx *f)
     assert_true(tp_read_kv(f->ep_file, "events", f->eep, sizeof f->eep, 1000));
 }
 
-static unsigned workers_of(struct fx *f, const char *svc)
-{
-    Oaif__V1__Envelope *env = NULL;
-    unsigned n = 0;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return 0;
-    for (size_t i = 0; i < env->status->n_services; i++)
-        if (!strcmp(env->status->services[i]->name, svc))
-            n = env->status->services[i]->workers;
-    oaif__v1__envelope__free_unpacked(env, NULL);
-    return n;
-}
-
-static void wait_workers(struct fx *f, unsigned n)
-{
-    for (int i = 0; i < 750 && workers_of(f, "score") != n; i++)
-        usleep(20000);
-    assert_int_equal(workers_of(f, "score"), n);
-}
-
 /* Scorer `k` with the common flags and the NULL-terminated extra ones; its log is f->logs[k]. */
 static void start_scorer(struct fx *f, int k, const char *const *extra)
 {
-    unsigned before = workers_of(f, "score");
+    unsigned before = tp_workers_of(f->c, "score");
     char log[sizeof f->logs[k]];
     snprintf(log, sizeof log, "%.200s/scorer%d.log", f->dir, k);
     memcpy(f->logs[k], log, sizeof log);
@@ -133,7 +114,7 @@ static void start_scorer(struct fx *f, int k, const char *const *extra)
     argv[n] = NULL;
     f->scorers[k] = tp_spawn(argv, f->logs[k]);
     assert_true(f->scorers[k] > 0);
-    wait_workers(f, before + 1);
+    assert_true(tp_wait_workers(f->c, "score", before + 1, 15000));
 }
 
 static void stop_scorers(struct fx *f)
@@ -146,7 +127,7 @@ static void stop_scorers(struct fx *f)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    wait_workers(f, 0);
+    assert_true(tp_wait_workers(f->c, "score", 0, 15000));
 }
 
 static char *read_file(const char *path)
@@ -595,7 +576,7 @@ static int test_teardown(void **state)
             F.scorers[k] = 0;
             any = true;
         }
-    for (int i = 0; any && i < 300 && workers_of(&F, "score") != 0; i++)
+    for (int i = 0; any && i < 300 && tp_workers_of(F.c, "score") != 0; i++)
         usleep(20000);
     return 0;
 }

@@ -31,6 +31,7 @@
 #include "fake_completions.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpbus.h"
 
 struct fx {
     char dir[256], store[300];
@@ -75,26 +76,6 @@ static void start_ledger(struct fx *f)
     assert_true(tp_read_kv(f->ep_file, "events", f->eep, sizeof f->eep, 1000));
 }
 
-static unsigned workers_of(struct fx *f, const char *svc)
-{
-    Oaif__V1__Envelope *env = NULL;
-    unsigned n = 0;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return 0;
-    for (size_t i = 0; i < env->status->n_services; i++)
-        if (!strcmp(env->status->services[i]->name, svc))
-            n = env->status->services[i]->workers;
-    oaif__v1__envelope__free_unpacked(env, NULL);
-    return n;
-}
-
-static void wait_workers(struct fx *f, unsigned n)
-{
-    for (int i = 0; i < 750 && workers_of(f, "sample") != n; i++)
-        usleep(20000);
-    assert_int_equal(workers_of(f, "sample"), n);
-}
-
 /* A sampler with the common flags and the NULL-terminated extra ones. */
 static void start_sampler(struct fx *f, const char *const *extra)
 {
@@ -119,7 +100,7 @@ static void start_sampler(struct fx *f, const char *const *extra)
     argv[n] = NULL;
     f->sampler = tp_spawn(argv, f->sampler_log);
     assert_true(f->sampler > 0);
-    wait_workers(f, 1);
+    assert_true(tp_wait_workers(f->c, "sample", 1, 15000));
 }
 
 static void stop_sampler(struct fx *f)
@@ -128,7 +109,7 @@ static void stop_sampler(struct fx *f)
     f->sampler = 0;
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    wait_workers(f, 0);
+    assert_true(tp_wait_workers(f->c, "sample", 0, 15000));
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
@@ -455,7 +436,7 @@ static int test_teardown(void **state)
     if (F.sampler > 0) {
         tp_stop(F.sampler, SIGKILL);
         F.sampler = 0;
-        for (int i = 0; i < 300 && workers_of(&F, "sample") != 0; i++)
+        for (int i = 0; i < 300 && tp_workers_of(F.c, "sample") != 0; i++)
             usleep(20000);
     }
     return 0;

@@ -50,6 +50,7 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpbus.h"
 #include "tpmetrics.h"
 
 #define MAX_EST 4
@@ -115,24 +116,6 @@ static const Oaif__V1__ServiceStatus *service_of(const Oaif__V1__Envelope *env, 
     return NULL;
 }
 
-static unsigned workers_of(struct fx *f, const char *svc)
-{
-    Oaif__V1__Envelope *env = NULL;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return 0;
-    const Oaif__V1__ServiceStatus *s = service_of(env, svc);
-    unsigned n = s ? s->workers : 0;
-    oaif__v1__envelope__free_unpacked(env, NULL);
-    return n;
-}
-
-static void wait_workers(struct fx *f, const char *svc, unsigned n)
-{
-    for (int i = 0; i < 750 && workers_of(f, svc) != n; i++)
-        usleep(20000);
-    assert_int_equal(workers_of(f, svc), n);
-}
-
 static void start_scorer(struct fx *f, const char *ens, const char *members)
 {
     snprintf(f->scorer_log, sizeof f->scorer_log, "%.200s/scorer.log", f->dir);
@@ -156,13 +139,13 @@ static void start_scorer(struct fx *f, const char *ens, const char *members)
                     NULL};
     f->scorer = tp_spawn(argv, f->scorer_log);
     assert_true(f->scorer > 0);
-    wait_workers(f, "score", 1);
+    assert_true(tp_wait_workers(f->c, "score", 1, 15000));
 }
 
 /* Estimator `k` of ensemble `ens` with the NULL-terminated extra flags; its log is f->logs[k]. */
 static void start_estimator(struct fx *f, int k, const char *ens, const char *const *extra)
 {
-    unsigned before = workers_of(f, "estimate");
+    unsigned before = tp_workers_of(f->c, "estimate");
     /* Through a local buffer: f->dir and f->logs are one object, which gcc's -Wrestrict flags
      * once start_estimator is specialised for &F (RelWithDebInfo). */
     char log[sizeof f->logs[k]];
@@ -185,7 +168,7 @@ static void start_estimator(struct fx *f, int k, const char *ens, const char *co
     argv[n] = NULL;
     f->est[k] = tp_spawn(argv, f->logs[k]);
     assert_true(f->est[k] > 0);
-    wait_workers(f, "estimate", before + 1);
+    assert_true(tp_wait_workers(f->c, "estimate", before + 1, 15000));
 }
 
 /* Stops estimator k with sig (SIGTERM: it must exit 0) and waits until the ledger has
@@ -198,7 +181,7 @@ static void stop_estimator(struct fx *f, int k, int sig, unsigned left)
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), 0);
     }
-    wait_workers(f, "estimate", left);
+    assert_true(tp_wait_workers(f->c, "estimate", left, 15000));
 }
 
 /* ---- reward models ------------------------------------------------------------------------ */
@@ -862,7 +845,7 @@ static int test_teardown(void **state)
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             fprintf(stderr, "the scorer did not exit 0 on SIGTERM\n");
     }
-    for (int i = 0; i < 300 && (workers_of(&F, "score") || workers_of(&F, "estimate")); i++)
+    for (int i = 0; i < 300 && (tp_workers_of(F.c, "score") || tp_workers_of(F.c, "estimate")); i++)
         usleep(20000);
     return 0;
 }

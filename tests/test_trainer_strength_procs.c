@@ -38,6 +38,7 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
+#include "tpbus.h"
 #include "tpmetrics.h"
 
 #ifndef TEST_WATCHDOG_S
@@ -131,26 +132,6 @@ static void start_ledger(struct fx *f)
     assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 1000));
 }
 
-static unsigned workers_of(struct fx *f, const char *svc)
-{
-    Oaif__V1__Envelope *env = NULL;
-    if (bus_client_status(f->c, 3000, &env) != ERR_OK)
-        return 0;
-    unsigned n = 0;
-    for (size_t i = 0; i < env->status->n_services; i++)
-        if (!strcmp(env->status->services[i]->name, svc))
-            n = env->status->services[i]->workers;
-    oaif__v1__envelope__free_unpacked(env, NULL);
-    return n;
-}
-
-static void wait_workers(struct fx *f, const char *svc, unsigned n)
-{
-    for (int i = 0; i < 750 && workers_of(f, svc) != n; i++)
-        usleep(20000);
-    assert_int_equal(workers_of(f, svc), n);
-}
-
 /* The tiny random "SFT" model the sampler and the trainer start from. */
 static void make_sft(struct fx *f)
 {
@@ -241,8 +222,8 @@ static void start_workers(struct fx *f)
                       NULL};
     f->scorer = tp_spawn(scorer, f->log);
     assert_true(f->sampler > 0 && f->scorer > 0);
-    wait_workers(f, "sample", 1);
-    wait_workers(f, "score", 1);
+    assert_true(tp_wait_workers(f->c, "sample", 1, 15000));
+    assert_true(tp_wait_workers(f->c, "score", 1, 15000));
 }
 
 /* The estimator of ensemble "e": flip mu < 0, drop |mu| < drop_below. */
@@ -270,7 +251,7 @@ static void start_estimator(struct fx *f, const char *drop_below)
                     NULL};
     f->estimator = tp_spawn(argv, f->log);
     assert_true(f->estimator > 0);
-    wait_workers(f, "estimate", 1);
+    assert_true(tp_wait_workers(f->c, "estimate", 1, 15000));
 }
 
 /* The trainer of run "t": `steps` steps of 4 pairs, offline (every pair from the SFT model, so the

@@ -11,7 +11,7 @@ target_include_directories(test_evaluate PRIVATE ${OAIF_TEST_DIR})
 add_dependencies(test_evaluate oaif)
 # Preference strength in the online loop (issue 14): a ledger, sampler, reward-scorer,
 # strength-estimator and the trainer with trainer.strength.enabled; `oaif audit` lists the actions.
-oaif_test(trainer_strength_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_strength_procs.c ${OAIF_TEST_DIR}/tpmetrics.c
+oaif_test(trainer_strength_procs SOURCES ${OAIF_TEST_DIR}/test_trainer_strength_procs.c ${OAIF_TEST_DIR}/tpbus.c ${OAIF_TEST_DIR}/tpmetrics.c
           ${OAIF_TEST_DIR}/testproc.c LIBS oaif_trainer PkgConfig::CURL TIMEOUT 600
           LABEL integration)
 target_include_directories(test_trainer_strength_procs PRIVATE ${OAIF_TEST_DIR})
