@@ -169,10 +169,8 @@ static void test_allow_list_without_key(void **state)
 static void test_a_large_import_goes_in_parts(void **state)
 {
     struct fx *f = *state;
-    char path[400], ep[400], db[400], log[400], cep[256], args[1200];
+    char path[400], log[400], cep[256], args[1200];
     snprintf(path, sizeof path, "%s/many.jsonl", f->dir);
-    snprintf(ep, sizeof ep, "%s/endpoints", f->dir);
-    snprintf(db, sizeof db, "%s/db", f->dir);
     snprintf(log, sizeof log, "%s/ledger.log", f->dir);
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
@@ -180,21 +178,8 @@ static void test_a_large_import_goes_in_parts(void **state)
         fprintf(fp, "{\"id\":\"p%d\",\"prompt\":\"q\",\"reference\":\"r\",\"split\":\"train\"}\n",
                 i);
     fclose(fp);
-    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
-                    "--db",
-                    db,
-                    "--clients",
-                    "tcp://127.0.0.1:*",
-                    "--workers",
-                    "tcp://127.0.0.1:*",
-                    "--events",
-                    "tcp://127.0.0.1:*",
-                    "--endpoints-file",
-                    ep,
-                    NULL};
-    pid_t ledger = tp_spawn(argv, log);
+    pid_t ledger = tp_ledger(f->dir, log, NULL, "clients", cep, sizeof cep);
     assert_true(ledger > 0);
-    assert_true(tp_read_kv(ep, "clients", cep, sizeof cep, 10000));
     snprintf(args, sizeof args, "import prompts %s --clients %s --timeout 60s", path, cep);
     assert_int_equal(run(f, "services/oaif/oaif", args), 0);
     char out[4096];
@@ -207,6 +192,48 @@ static void test_a_large_import_goes_in_parts(void **state)
     slurp(args, out, sizeof out);
     if (!strstr(out, "60000") && !strstr(out, "60,000"))
         fail_msg("oaif status does not count 60000 prompts: %s", out);
+    assert_int_equal(tp_stop(ledger, SIGTERM), 0);
+}
+
+/* Before: a file holding one id twice with different prompts printed "imported 3 prompts", and
+ * the ledger kept the first and dropped the second without a word. Now that is refused, naming
+ * both; a line repeated exactly is skipped and counted. */
+static void test_one_id_twice_in_an_import(void **state)
+{
+    struct fx *f = *state;
+    char log[400], cep[256], args[1200], path[400], out[4096];
+    snprintf(log, sizeof log, "%s/ledger.log", f->dir);
+    pid_t ledger = tp_ledger(f->dir, log, NULL, "clients", cep, sizeof cep);
+    assert_true(ledger > 0);
+    snprintf(path, sizeof path, "%s/conflict.jsonl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"x\"}\n"
+          "{\"id\":\"a\",\"prompt\":\"y\"}\n",
+          fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "import prompts %s --clients %s", path, cep);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 1);
+    assert_true(err_has(f, "conflict.jsonl: prompt 3 has the id 'a' of prompt 1, with other "
+                           "contents (an id names one prompt; nothing was imported)"));
+    snprintf(path, sizeof path, "%s/repeated.jsonl", f->dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"x\"}\n"
+          "{\"id\":\"c\",\"prompt\":\"z\"}\n",
+          fp);
+    fclose(fp);
+    snprintf(args, sizeof args, "import prompts %s --clients %s", path, cep);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    snprintf(path, sizeof path, "%s/out", f->dir);
+    slurp(path, out, sizeof out);
+    assert_non_null(strstr(out, "imported 2 prompts"));
+    assert_non_null(strstr(out, "1 repeated line of the file skipped"));
+    snprintf(args, sizeof args, "export prompts --clients %s", cep);
+    assert_int_equal(run(f, "services/oaif/oaif", args), 0);
+    slurp(path, out, sizeof out);
+    assert_non_null(strstr(out, "\"text\":\"x\""));
+    assert_null(strstr(out, "\"text\":\"y\""));
     assert_int_equal(tp_stop(ledger, SIGTERM), 0);
 }
 
@@ -236,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_allow_list_without_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_large_import_goes_in_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_too_far_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_id_twice_in_an_import, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,6 +113,56 @@ static int put_chunks(struct cli_ledger *l, const char *what, const struct impor
 
 /* ---- oaif import prompts ------------------------------------------------------------------ */
 
+/* Drops the prompts whose id came earlier in the file with the same contents, and refuses one
+ * whose id came earlier with other contents (the ledger would keep the first and drop the second
+ * without a word). ERR_OK with *dropped set, or ERR_INVAL (or ERR_NOMEM) with err naming both;
+ * recs stays a list cli_packed_free frees either way. */
+static int dedupe_ids(struct cli_packed_list *recs, const char *file, size_t *dropped, char *err,
+                      size_t errlen)
+{
+    *dropped = 0;
+    hmap_t *seen = hmap_new();
+    size_t *where = calloc(recs->n ? recs->n : 1, sizeof *where); /* kept -> place in the file */
+    if (!seen || !where) {
+        hmap_destroy(&seen);
+        free(where);
+        return ERR_NOMEM;
+    }
+    size_t out = 0, i = 0;
+    int rc = ERR_OK;
+    for (; i < recs->n && !rc; i++) {
+        struct cli_packed *p = &recs->items[i];
+        size_t klen = strlen(p->id);
+        uintptr_t at = (uintptr_t)hmap_get(seen, p->id, klen);
+        if (at) {
+            const struct cli_packed *q = &recs->items[at - 1];
+            if (q->len == p->len && !memcmp(q->data, p->data, p->len)) {
+                free(p->id);
+                free(p->data);
+                (*dropped)++;
+                continue;
+            }
+            snprintf(err, errlen,
+                     "%s: prompt %zu has the id '%s' of prompt %zu, with other contents (an id "
+                     "names one prompt; nothing was imported)",
+                     file, i + 1, p->id, where[at - 1] + 1);
+            rc = ERR_INVAL;
+            break;
+        }
+        recs->items[out] = *p;
+        where[out] = i;
+        out++;
+        if (hmap_put(seen, recs->items[out - 1].id, klen, (void *)(uintptr_t)out))
+            rc = ERR_NOMEM;
+    }
+    for (size_t k = i; k < recs->n; k++) /* what was not looked at (after an error) */
+        recs->items[out++] = recs->items[k];
+    recs->n = out;
+    hmap_destroy(&seen);
+    free(where);
+    return rc;
+}
+
 static int import_prompts(int argc, char **argv)
 {
     static const char verb[] = "oaif import";
@@ -130,8 +180,12 @@ static int import_prompts(int argc, char **argv)
     struct import_rec *view = NULL;
     struct cli_ledger l = {0};
     int status = 0;
+    size_t dropped = 0;
     if (cli_jsonl_read(argv[1], prompts_line, &recs, err, sizeof err)) {
         cli_error(verb, "%s (nothing was imported)", err);
+        status = 1;
+    } else if ((rc = dedupe_ids(&recs, argv[1], &dropped, err, sizeof err))) {
+        cli_error(verb, "%s", rc == ERR_NOMEM ? "out of memory" : err);
         status = 1;
     } else if (recs.n == 0) {
         cli_error(verb, "%s: no prompts in it (nothing was imported)", argv[1]);
@@ -149,7 +203,11 @@ static int import_prompts(int argc, char **argv)
         status = cli_ledger_open(&l, verb, &o.conn);
     if (!status)
         status = put_chunks(&l, "prompts", view, recs.n, &sent);
-    if (!status)
+    if (!status && dropped)
+        printf("imported %zu prompts from %s (ids already present were kept; %zu repeated "
+               "line%s of the file skipped)\n",
+               recs.n, argv[1], dropped, dropped == 1 ? "" : "s");
+    else if (!status)
         printf("imported %zu prompts from %s (ids already present were kept)\n", recs.n, argv[1]);
     else if (sent)
         cli_error(verb, "import stopped; run the same command again to finish it");
