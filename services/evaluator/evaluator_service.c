@@ -767,6 +767,9 @@ static int start_next(evaluator_service_t *s)
     if (!s->head || bus_mono_ms() < s->not_before)
         return ERR_OK;
     struct job *j = s->head;
+    int prc = load_prompts(s);
+    if (prc == ERR_AGAIN)
+        return ERR_OK; /* more pages to read: the job waits at the front for the next turn */
     int rc;
     Oaif__V1__EvalResult *have = stored_result(s, j, &rc);
     if (rc) {
@@ -786,14 +789,7 @@ static int start_next(evaluator_service_t *s)
         job_free(j);
         return ERR_OK;
     }
-    rc = load_prompts(s);
-    if (rc == ERR_AGAIN) { /* more pages: back to the front, read on next turn */
-        j->next = s->head;
-        s->head = j;
-        if (!s->tail)
-            s->tail = j;
-        return ERR_OK;
-    }
+    rc = prc;
     if (!rc && !s->base_sha[0]) {
         Oaif__V1__Checkpoint *ck = NULL;
         rc = ckpt_find_policy(s->client, c->baseline, QUERY_MS, &ck);
