@@ -62,25 +62,11 @@ static int setup(void **state)
         return -1;
     rmfx_tiny_model(f->sft, 96, 5, 0.02f);
     tp_watchdog(90, "trainer_backoff_procs", f->log);
-    char *argv[] = {(char *)tp_bin("services/ledger/ledger"),
-                    "--db",
-                    f->dir,
-                    "--clients",
-                    "tcp://127.0.0.1:*",
-                    "--workers",
-                    "tcp://127.0.0.1:*",
-                    "--events",
-                    "tcp://127.0.0.1:*",
-                    "--heartbeat",
-                    "200ms",
-                    "--endpoints-file",
-                    f->ep,
-                    NULL};
-    char db[320];
-    snprintf(db, sizeof db, "%s/db", f->dir);
-    argv[2] = db;
-    f->ledger = tp_spawn(argv, f->log);
-    assert_true(tp_read_kv(f->ep, "clients", f->cep, sizeof f->cep, 10000));
+    f->ledger = tp_ledger(f->dir, f->log,
+                          (const char *const[]){"--events", "tcp://127.0.0.1:*", "--heartbeat",
+                                                "200ms", NULL},
+                          "clients", f->cep, sizeof f->cep);
+    assert_true(f->ledger > 0);
     assert_true(tp_read_kv(f->ep, "workers", f->wep, sizeof f->wep, 1000));
     assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 1000));
     char cmd[1200];
