@@ -62,10 +62,10 @@ static int setup(void **state)
         return -1;
     rmfx_tiny_model(f->sft, 96, 5, 0.02f);
     tp_watchdog(90, "trainer_backoff_procs", f->log);
-    f->ledger = tp_ledger(f->dir, f->log,
-                          (const char *const[]){"--events", "tcp://127.0.0.1:*", "--heartbeat",
-                                                "200ms", NULL},
-                          "clients", f->cep, sizeof f->cep);
+    f->ledger = tp_ledger(
+        f->dir, f->log,
+        (const char *const[]){"--events", "tcp://127.0.0.1:*", "--heartbeat", "200ms", NULL},
+        "clients", f->cep, sizeof f->cep);
     assert_true(f->ledger > 0);
     assert_true(tp_read_kv(f->ep, "workers", f->wep, sizeof f->wep, 1000));
     assert_true(tp_read_kv(f->ep, "events", f->eep, sizeof f->eep, 1000));
