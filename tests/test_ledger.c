@@ -421,9 +421,8 @@ static void test_rescans_catch_an_event_sent_before_the_subscription(void **stat
     struct bus_opts bo = {.events_endpoint = (char *)ledger_events_endpoint(f->l)};
     struct bus_curve off = {0};
     char why[256];
-    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[0], why,
-                                     sizeof why),
-                     ERR_OK);
+    assert_int_equal(
+        bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[0], why, sizeof why), ERR_OK);
     usleep(200000); /* let the subscription reach the publisher */
     Oaif__V1__Record rec;
     Oaif__V1__Record *one[1] = {
@@ -431,9 +430,8 @@ static void test_rescans_catch_an_event_sent_before_the_subscription(void **stat
     assert_int_equal(bus_client_put(c, "early", one, 1, true, 2000), ERR_OK);
     zmq_pollitem_t it0 = {f->subs[0], 0, ZMQ_POLLIN, 0};
     assert_int_equal(zmq_poll(&it0, 1, 5000), 1); /* the first event after it subscribed */
-    assert_int_equal(bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[1], why,
-                                     sizeof why),
-                     ERR_OK);
+    assert_int_equal(
+        bus_opts_events(&bo, &off, f->zctx, "checkpoints", &f->subs[1], why, sizeof why), ERR_OK);
     void *sub = f->subs[1];
     assert_non_null(sub);
 

@@ -35,8 +35,8 @@
 #include "err.h"
 #include "model.h"
 #include "testproc.h"
-#include "tpbus.h"
 #include "tokenizer.h"
+#include "tpbus.h"
 #include "tpmetrics.h"
 
 #define MAX_SCORERS 4

@@ -118,7 +118,7 @@ int nn_checkpoint_save_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
 {
     if (nn_adamw_size(o) != nn_model_num_params(m)) {
         err_fmt(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
-               nn_adamw_size(o), nn_model_num_params(m));
+                nn_adamw_size(o), nn_model_num_params(m));
         return ERR_INVAL;
     }
     int rc = ensure_dir(dir, err, errlen);
@@ -165,7 +165,7 @@ int nn_checkpoint_load_optim(const nn_model_t *m, nn_adamw_t *o, const char *dir
 {
     if (nn_adamw_size(o) != nn_model_num_params(m)) {
         err_fmt(err, errlen, "%s: optimizer state has %zu values, the model %zu parameters", dir,
-               nn_adamw_size(o), nn_model_num_params(m));
+                nn_adamw_size(o), nn_model_num_params(m));
         return ERR_INVAL;
     }
     char *path = join(dir, NN_CKPT_OPTIM);

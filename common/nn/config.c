@@ -51,43 +51,43 @@ static int validate_rope(const struct nn_config *c, const char *pfx, char *err, 
         return ERR_OK;
     if (r->type != NN_ROPE_LINEAR && r->type != NN_ROPE_DYNAMIC && r->type != NN_ROPE_LLAMA3) {
         err_fmt(err, errlen, "%srope_scaling type %d is not one this engine implements", pfx,
-               (int)r->type);
+                (int)r->type);
         return ERR_INVAL;
     }
     const char *tn = nn_rope_type_name(r->type);
     if (!(r->factor >= 1.0f) || !isfinite(r->factor)) {
         err_fmt(err, errlen, "%srope_scaling (%s) factor is %g, must be a finite number >= 1", pfx,
-               tn, (double)r->factor);
+                tn, (double)r->factor);
         return ERR_INVAL;
     }
     if (r->type == NN_ROPE_LLAMA3) {
         if (!(r->low_freq_factor > 0.0f) || !isfinite(r->high_freq_factor) ||
             !(r->high_freq_factor > r->low_freq_factor)) {
             err_fmt(err, errlen,
-                   "%srope_scaling (llama3) low_freq_factor %g and high_freq_factor %g: need 0 < "
-                   "low < high",
-                   pfx, (double)r->low_freq_factor, (double)r->high_freq_factor);
+                    "%srope_scaling (llama3) low_freq_factor %g and high_freq_factor %g: need 0 < "
+                    "low < high",
+                    pfx, (double)r->low_freq_factor, (double)r->high_freq_factor);
             return ERR_INVAL;
         }
     }
     if (r->type != NN_ROPE_LINEAR && r->original_max_position_embeddings <= 0) {
         err_fmt(err, errlen,
-               "%srope_scaling (%s) original_max_position_embeddings is %d, must be "
-               "positive",
-               pfx, tn, r->original_max_position_embeddings);
+                "%srope_scaling (%s) original_max_position_embeddings is %d, must be "
+                "positive",
+                pfx, tn, r->original_max_position_embeddings);
         return ERR_INVAL;
     }
     if (r->type == NN_ROPE_DYNAMIC) {
         if (r->original_max_position_embeddings > c->max_position_embeddings) {
             err_fmt(err, errlen,
-                   "%srope_scaling (dynamic) original context %d is past max_position_embeddings "
-                   "%d",
-                   pfx, r->original_max_position_embeddings, c->max_position_embeddings);
+                    "%srope_scaling (dynamic) original context %d is past max_position_embeddings "
+                    "%d",
+                    pfx, r->original_max_position_embeddings, c->max_position_embeddings);
             return ERR_INVAL;
         }
         if (c->hidden_size / c->num_attention_heads > NN_ROPE_DYNAMIC_MAX_HEAD_DIM) {
             err_fmt(err, errlen, "%srope_scaling (dynamic) needs a head dim of at most %d, not %d",
-                   pfx, NN_ROPE_DYNAMIC_MAX_HEAD_DIM, c->hidden_size / c->num_attention_heads);
+                    pfx, NN_ROPE_DYNAMIC_MAX_HEAD_DIM, c->hidden_size / c->num_attention_heads);
             return ERR_INVAL;
         }
     }
@@ -99,7 +99,7 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
 {
 #define POSITIVE(field)                                                                            \
     if (c->field <= 0) {                                                                           \
-        err_fmt(err, errlen, "%s" #field " is %d, must be positive", pfx, c->field);                \
+        err_fmt(err, errlen, "%s" #field " is %d, must be positive", pfx, c->field);               \
         return ERR_INVAL;                                                                          \
     }
     POSITIVE(vocab_size)
@@ -112,27 +112,27 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
 #undef POSITIVE
     if (c->hidden_size % c->num_attention_heads) {
         err_fmt(err, errlen, "%snum_attention_heads %d does not divide hidden_size %d", pfx,
-               c->num_attention_heads, c->hidden_size);
+                c->num_attention_heads, c->hidden_size);
         return ERR_INVAL;
     }
     if ((c->hidden_size / c->num_attention_heads) % 2) {
         err_fmt(err, errlen, "%shidden_size / num_attention_heads = %d is odd (rotary needs pairs)",
-               pfx, c->hidden_size / c->num_attention_heads);
+                pfx, c->hidden_size / c->num_attention_heads);
         return ERR_INVAL;
     }
     if (c->num_attention_heads % c->num_key_value_heads) {
         err_fmt(err, errlen, "%snum_key_value_heads %d does not divide num_attention_heads %d", pfx,
-               c->num_key_value_heads, c->num_attention_heads);
+                c->num_key_value_heads, c->num_attention_heads);
         return ERR_INVAL;
     }
     if (!(c->rms_norm_eps > 0.0f) || !isfinite(c->rms_norm_eps)) {
         err_fmt(err, errlen, "%srms_norm_eps is %g, must be positive and finite", pfx,
-               (double)c->rms_norm_eps);
+                (double)c->rms_norm_eps);
         return ERR_INVAL;
     }
     if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta)) {
         err_fmt(err, errlen, "%srope_theta is %g, must be positive and finite", pfx,
-               (double)c->rope_theta);
+                (double)c->rope_theta);
         return ERR_INVAL;
     }
     int rc = validate_rope(c, pfx, err, errlen);
@@ -147,20 +147,20 @@ static int validate(const struct nn_config *c, const char *pfx, char *err, size_
     for (size_t i = 0; i < 3; i++) {
         if (ids[i].id < -1 || ids[i].id >= c->vocab_size) {
             err_fmt(err, errlen, "%s%s is %d, outside the vocabulary [0, %d) (-1: none)", pfx,
-                   ids[i].name, ids[i].id, c->vocab_size);
+                    ids[i].name, ids[i].id, c->vocab_size);
             return ERR_INVAL;
         }
     }
     if (memchr(c->tokenizer, '\0', sizeof c->tokenizer) == NULL ||
         (strcmp(c->tokenizer, "byte") != 0 && strcmp(c->tokenizer, "bpe") != 0)) {
         err_fmt(err, errlen,
-               "%stokenizer (oaif_tokenizer) is \"%.31s\", must be \"byte\" or \"bpe\"", pfx,
-               c->tokenizer);
+                "%stokenizer (oaif_tokenizer) is \"%.31s\", must be \"byte\" or \"bpe\"", pfx,
+                c->tokenizer);
         return ERR_INVAL;
     }
     if (strcmp(c->tokenizer, "byte") == 0 && c->vocab_size < TOK_BYTE_VOCAB) {
         err_fmt(err, errlen, "%svocab_size %d is too small for the byte tokenizer (needs %d)", pfx,
-               c->vocab_size, TOK_BYTE_VOCAB);
+                c->vocab_size, TOK_BYTE_VOCAB);
         return ERR_INVAL;
     }
     /* the parameter count must fit a size_t and the largest tensor an int index per row */
@@ -255,7 +255,7 @@ static int get_token_id(const json_t *root, const char *key, int *dst, const cha
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2147483647) {
         err_fmt(err, errlen, "%s: \"%s\" must be a non-negative integer, a list of them, or null",
-               path, key);
+                path, key);
         return ERR_INVAL;
     }
     *dst = (int)json_integer_value(v);
@@ -282,9 +282,9 @@ static int check_unsupported(const json_t *root, const struct nn_config *c, cons
     const json_t *mt = json_object_get(root, "model_type");
     if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "llama") != 0)) {
         err_fmt(err, errlen, "%s: \"model_type\" is %s%s%s, only \"llama\" is supported", path,
-               json_is_string(mt) ? "\"" : "",
-               json_is_string(mt) ? json_string_value(mt) : "not a string",
-               json_is_string(mt) ? "\"" : "");
+                json_is_string(mt) ? "\"" : "",
+                json_is_string(mt) ? json_string_value(mt) : "not a string",
+                json_is_string(mt) ? "\"" : "");
         return ERR_INVAL;
     }
     const json_t *hd = json_object_get(root, "head_dim");
@@ -292,7 +292,7 @@ static int check_unsupported(const json_t *root, const struct nn_config *c, cons
         (!json_is_integer(hd) ||
          json_integer_value(hd) != c->hidden_size / c->num_attention_heads)) {
         err_fmt(err, errlen, "%s: \"head_dim\" must equal hidden_size / num_attention_heads (%d)",
-               path, c->hidden_size / c->num_attention_heads);
+                path, c->hidden_size / c->num_attention_heads);
         return ERR_INVAL;
     }
     return ERR_OK;
@@ -339,10 +339,10 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
         r.type = NN_ROPE_LLAMA3;
     else {
         err_fmt(err, errlen,
-               "%s: \"%s\" %s \"%.40s\" is not supported (this engine implements \"linear\", "
-               "\"dynamic\" and \"llama3\"; it would compute other rotary frequencies than "
-               "transformers)",
-               path, field, tkey, type);
+                "%s: \"%s\" %s \"%.40s\" is not supported (this engine implements \"linear\", "
+                "\"dynamic\" and \"llama3\"; it would compute other rotary frequencies than "
+                "transformers)",
+                path, field, tkey, type);
         return ERR_INVAL;
     }
     int rc = get_float(rs, "rope_theta", &n->rope_theta, path, err, errlen);
@@ -369,7 +369,7 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
                      path, err, errlen);
         if (rc == ERR_NOTFOUND)
             err_fmt(err, errlen, "%s: \"%s\" (llama3) needs \"original_max_position_embeddings\"",
-                   path, field);
+                    path, field);
         if (rc)
             return ERR_INVAL;
     }
@@ -377,9 +377,9 @@ static int get_rope(const json_t *root, struct nn_config *n, const char *path, c
         double ctx = floor((double)n->max_position_embeddings * r.factor);
         if (ctx > 2147483647.0) {
             err_fmt(err, errlen,
-                   "%s: \"%s\" (dynamic) max_position_embeddings %d x factor %g is too long a "
-                   "context",
-                   path, field, n->max_position_embeddings, (double)r.factor);
+                    "%s: \"%s\" (dynamic) max_position_embeddings %d x factor %g is too long a "
+                    "context",
+                    path, field, n->max_position_embeddings, (double)r.factor);
             return ERR_INVAL;
         }
         r.original_max_position_embeddings = n->max_position_embeddings;
@@ -407,14 +407,14 @@ int nn_config_load(struct nn_config *c, const char *path, char *err, size_t errl
     }
     if (st.st_size > (off_t)16 << 20) {
         err_fmt(err, errlen, "%s: %lld bytes is too large for a config.json", path,
-               (long long)st.st_size);
+                (long long)st.st_size);
         return ERR_TOOBIG;
     }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         err_fmt(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
-               jerr.text);
+                jerr.text);
         return ERR_PROTO;
     }
     int rc = ERR_OK;
@@ -593,7 +593,7 @@ int nn_config_save(const struct nn_config *c, const char *path, char *err, size_
     int fd = mkstemp(tmp);
     if (fd < 0) {
         err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
-               strerror(errno));
+                strerror(errno));
         rc = ERR_IO;
         goto out_free;
     }

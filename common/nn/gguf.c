@@ -295,19 +295,19 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
     }
     if (json_is_true(json_object_get(model, "byte_fallback"))) {
         err_fmt(err, errlen,
-               "%s: a SentencePiece-style BPE (byte_fallback): llama.cpp wants those as "
-               "tokenizer.ggml.model \"llama\" with piece scores, which this exporter does not "
-               "write",
-               path);
+                "%s: a SentencePiece-style BPE (byte_fallback): llama.cpp wants those as "
+                "tokenizer.ggml.model \"llama\" with piece scores, which this exporter does not "
+                "write",
+                path);
         return ERR_INVAL;
     }
     const char *pre = pre_name(json_object_get(root, "pre_tokenizer"));
     if (!pre) {
         err_fmt(err, errlen,
-               "%s: its pre_tokenizer is none whose llama.cpp name this exporter knows (GPT-2's "
-               "ByteLevel, Llama 3's Split, SmolLM's Digits + ByteLevel); llama.cpp would split "
-               "the text otherwise",
-               path);
+                "%s: its pre_tokenizer is none whose llama.cpp name this exporter knows (GPT-2's "
+                "ByteLevel, Llama 3's Split, SmolLM's Digits + ByteLevel); llama.cpp would split "
+                "the text otherwise",
+                path);
         return ERR_INVAL;
     }
     snprintf(v->pre, sizeof v->pre, "%s", pre);
@@ -320,9 +320,9 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
         json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
         if (id < 0 || id >= V) {
             err_fmt(err, errlen,
-                   "%s: token \"%.40s\" has id %lld, outside the model's vocabulary "
-                   "of %d",
-                   path, key, (long long)id, V);
+                    "%s: token \"%.40s\" has id %lld, outside the model's vocabulary "
+                    "of %d",
+                    path, key, (long long)id, V);
             return ERR_INVAL;
         }
         free(v->tok[id]);
@@ -338,8 +338,8 @@ static int vocab_bpe(struct vocab *v, int V, const char *path, json_t **keep, ch
         const json_t *jid = json_object_get(val, "id"), *jc = json_object_get(val, "content");
         json_int_t id = json_is_integer(jid) ? json_integer_value(jid) : -1;
         if (id < 0 || id >= V || !json_is_string(jc)) {
-            err_fmt(err, errlen, "%s: added token %zu has no content or an id outside [0, %d)", path,
-                   i, V);
+            err_fmt(err, errlen, "%s: added token %zu has no content or an id outside [0, %d)",
+                    path, i, V);
             return ERR_INVAL;
         }
         free(v->tok[id]);
@@ -599,14 +599,14 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
     const struct nn_config *c = nn_model_config(m);
     if (c->rope_scaling.type == NN_ROPE_DYNAMIC) {
         err_fmt(err, errlen,
-               "%s: the model's rope_scaling is dynamic NTK, which llama.cpp does not implement "
-               "(it would compute other logits past %d tokens); not exported",
-               path, c->rope_scaling.original_max_position_embeddings);
+                "%s: the model's rope_scaling is dynamic NTK, which llama.cpp does not implement "
+                "(it would compute other logits past %d tokens); not exported",
+                path, c->rope_scaling.original_max_position_embeddings);
         return ERR_INVAL;
     }
     if (!strcmp(c->tokenizer, "bpe") && !tokenizer_json) {
         err_fmt(err, errlen, "%s: the model's tokenizer is bpe but no tokenizer.json was given",
-               path);
+                path);
         return ERR_INVAL;
     }
     struct vocab v = {0};
@@ -671,7 +671,7 @@ int nn_gguf_write(const nn_model_t *m, const char *tokenizer_json, const char *n
     fd = mkstemp(tmp);
     if (fd < 0) {
         err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
-               strerror(errno));
+                strerror(errno));
         rc = ERR_IO;
         goto out;
     }

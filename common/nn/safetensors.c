@@ -128,24 +128,26 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
     const json_t *js = json_object_get(v, "shape");
     const json_t *jo = json_object_get(v, "data_offsets");
     if (!json_is_string(jd)) {
-        err_fmt(err, errlen, "%s: tensor '%s': \"dtype\" is missing or not a string", s->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s': \"dtype\" is missing or not a string", s->path,
+                name);
         return ERR_PROTO;
     }
     enum st_dtype kind = ST_OTHER;
     size_t esize = dtype_size(json_string_value(jd), &kind);
     if (esize == 0) {
         err_fmt(err, errlen, "%s: tensor '%s': unknown dtype \"%.32s\"", s->path, name,
-               json_string_value(jd));
+                json_string_value(jd));
         return ERR_PROTO;
     }
     if (!json_is_array(js)) {
-        err_fmt(err, errlen, "%s: tensor '%s': \"shape\" is missing or not an array", s->path, name);
+        err_fmt(err, errlen, "%s: tensor '%s': \"shape\" is missing or not an array", s->path,
+                name);
         return ERR_PROTO;
     }
     size_t nd = json_array_size(js);
     if (nd > ST_MAX_DIMS) {
         err_fmt(err, errlen, "%s: tensor '%s': %zu dimensions, at most %d supported", s->path, name,
-               nd, ST_MAX_DIMS);
+                nd, ST_MAX_DIMS);
         return ERR_PROTO;
     }
     /* numel with overflow checks: any product above SIZE_MAX / esize cannot fit the file */
@@ -155,7 +157,7 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
         uint64_t d;
         if (!json_uint(json_array_get(js, i), &d)) {
             err_fmt(err, errlen, "%s: tensor '%s': shape[%zu] is not a non-negative integer",
-                   s->path, name, i);
+                    s->path, name, i);
             return ERR_PROTO;
         }
         t->shape[i] = (int64_t)d;
@@ -169,22 +171,22 @@ static int parse_entry(const st_file_t *s, const char *name, const json_t *v, si
     if (!json_is_array(jo) || json_array_size(jo) != 2 ||
         !json_uint(json_array_get(jo, 0), begin) || !json_uint(json_array_get(jo, 1), end)) {
         err_fmt(err, errlen,
-               "%s: tensor '%s': \"data_offsets\" is missing or not two non-negative integers",
-               s->path, name);
+                "%s: tensor '%s': \"data_offsets\" is missing or not two non-negative integers",
+                s->path, name);
         return ERR_PROTO;
     }
     if (*end < *begin || *end > data_len) {
         err_fmt(err, errlen,
-               "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section of %zu bytes",
-               s->path, name, (unsigned long long)*begin, (unsigned long long)*end, data_len);
+                "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section of %zu bytes",
+                s->path, name, (unsigned long long)*begin, (unsigned long long)*end, data_len);
         return ERR_PROTO;
     }
     if (overflow || numel * esize != *end - *begin) {
         err_fmt(err, errlen,
-               "%s: tensor '%s': data_offsets span %llu bytes but dtype %s x shape needs %s%llu",
-               s->path, name, (unsigned long long)(*end - *begin), json_string_value(jd),
-               overflow ? "more than " : "",
-               overflow ? (unsigned long long)UINT64_MAX : (unsigned long long)(numel * esize));
+                "%s: tensor '%s': data_offsets span %llu bytes but dtype %s x shape needs %s%llu",
+                s->path, name, (unsigned long long)(*end - *begin), json_string_value(jd),
+                overflow ? "more than " : "",
+                overflow ? (unsigned long long)UINT64_MAX : (unsigned long long)(numel * esize));
         return ERR_PROTO;
     }
     t->name = strdup(name);
@@ -259,25 +261,26 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
 {
     if (s->map_len < 8) {
         err_fmt(err, errlen, "%s: truncated: %zu bytes, a safetensors file has at least 8", s->path,
-               s->map_len);
+                s->map_len);
         return ERR_PROTO;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | s->map[i];
     if (hlen > ST_MAX_HEADER) {
-        err_fmt(err, errlen, "%s: header length %llu is over the %llu-byte limit (not safetensors?)",
-               s->path, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+        err_fmt(err, errlen,
+                "%s: header length %llu is over the %llu-byte limit (not safetensors?)", s->path,
+                (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
         return ERR_PROTO;
     }
     if (hlen > s->map_len - 8) {
         err_fmt(err, errlen, "%s: truncated: header length %llu but only %zu bytes follow", s->path,
-               (unsigned long long)hlen, s->map_len - 8);
+                (unsigned long long)hlen, s->map_len - 8);
         return ERR_PROTO;
     }
     if (hlen < 2) {
         err_fmt(err, errlen, "%s: header length %llu is too small for a JSON object", s->path,
-               (unsigned long long)hlen);
+                (unsigned long long)hlen);
         return ERR_PROTO;
     }
     const unsigned char *data = s->map + 8 + hlen;
@@ -287,7 +290,7 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
         json_loadb((const char *)s->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         err_fmt(err, errlen, "%s: header is not valid JSON (byte %d): %s", s->path, jerr.position,
-               jerr.text);
+                jerr.text);
         return ERR_PROTO;
     }
     int rc = ERR_OK;
@@ -330,15 +333,15 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
         const char *nm = s->tensors[spans[i].idx].name;
         if (spans[i].begin < at) {
             err_fmt(err, errlen, "%s: tensor '%s': data_offsets [%llu, %llu] overlap tensor '%s'",
-                   s->path, nm, (unsigned long long)spans[i].begin,
-                   (unsigned long long)spans[i].end, prev ? prev : "?");
+                    s->path, nm, (unsigned long long)spans[i].begin,
+                    (unsigned long long)spans[i].end, prev ? prev : "?");
             rc = ERR_PROTO;
             goto out_spans;
         }
         if (spans[i].begin > at) {
             err_fmt(err, errlen,
-                   "%s: tensor '%s': data_offsets begin at %llu, leaving a gap after byte %llu",
-                   s->path, nm, (unsigned long long)spans[i].begin, (unsigned long long)at);
+                    "%s: tensor '%s': data_offsets begin at %llu, leaving a gap after byte %llu",
+                    s->path, nm, (unsigned long long)spans[i].begin, (unsigned long long)at);
             rc = ERR_PROTO;
             goto out_spans;
         }
@@ -347,8 +350,8 @@ static int parse_header(st_file_t *s, char *err, size_t errlen)
     }
     if (at != data_len) {
         err_fmt(err, errlen,
-               "%s: the tensors cover %llu bytes of a %zu-byte data section (trailing bytes)",
-               s->path, (unsigned long long)at, data_len);
+                "%s: the tensors cover %llu bytes of a %zu-byte data section (trailing bytes)",
+                s->path, (unsigned long long)at, data_len);
         rc = ERR_PROTO;
         goto out_spans;
     }
@@ -541,7 +544,8 @@ int st_read_f32(const st_file_t *f, const char *name, float *dst, int ndim, cons
         for (int i = 0; i < ndim && i < ST_MAX_DIMS && b < sizeof want; i++)
             b += (size_t)snprintf(want + b, sizeof want - b, "%s%lld", i ? ", " : "",
                                   (long long)shape[i]);
-        err_fmt(err, errlen, "%s: tensor '%s': shape [%s], expected [%s]", f->path, name, got, want);
+        err_fmt(err, errlen, "%s: tensor '%s': shape [%s], expected [%s]", f->path, name, got,
+                want);
         return ERR_INVAL;
     }
     const unsigned char *p = t->data;
@@ -563,7 +567,7 @@ int st_read_f32(const st_file_t *f, const char *name, float *dst, int ndim, cons
         break;
     default:
         err_fmt(err, errlen, "%s: tensor '%s': dtype %s cannot be read as float (F32, F16, BF16)",
-               f->path, name, t->dtype_name);
+                f->path, name, t->dtype_name);
         return ERR_INVAL;
     }
     return ERR_OK;
@@ -777,7 +781,7 @@ int st_writer_write(st_writer_t *w, const char *path, char *err, size_t errlen)
     int fd = mkstemp(tmp);
     if (fd < 0) {
         err_fmt(err, errlen, "%s: cannot create a temporary file beside it: %s", path,
-               strerror(errno));
+                strerror(errno));
         rc = ERR_IO;
         goto out_free;
     }
@@ -804,7 +808,7 @@ int st_writer_write(st_writer_t *w, const char *path, char *err, size_t errlen)
     fd = -1;
     if (cr != 0 || rename(tmp, path) != 0) {
         err_fmt(err, errlen, "%s: %s %s: %s", path, cr ? "close" : "rename from", tmp,
-               strerror(errno));
+                strerror(errno));
         rc = ERR_IO;
         goto out_unlink;
     }

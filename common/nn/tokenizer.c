@@ -549,9 +549,9 @@ static int bpe_piece(const tok_t *t, struct bpe *w, const char *s, size_t n, str
                     w->id[m++] = t->unk_id;
             } else {
                 err_fmt(err, errlen,
-                       "text byte 0x%02x (in \"%.*s\") has no token, no byte fallback and no "
-                       "unk token",
-                       u[i], (int)(n < 40 ? n : 40), s);
+                        "text byte 0x%02x (in \"%.*s\") has no token, no byte fallback and no "
+                        "unk token",
+                        u[i], (int)(n < 40 ? n : 40), s);
                 return ERR_INVAL;
             }
         }
@@ -1210,7 +1210,7 @@ static struct step *new_step(struct loader *L, enum step_kind kind, const char *
     tok_t *t = L->t;
     if (t->n_steps == TOK_MAX_STEPS) {
         err_fmt(L->err, L->errlen, "%s: %s: more than %d normalizer/pre-tokenizer steps", L->path,
-               where, TOK_MAX_STEPS);
+                where, TOK_MAX_STEPS);
         return NULL;
     }
     struct step *s = &t->steps[t->n_steps++];
@@ -1232,7 +1232,8 @@ static int compile_pattern(struct loader *L, struct step *s, const json_t *pat, 
     const char *rx = jstr(pat, "Regex"), *lit = jstr(pat, "String");
     if (!rx && !lit) {
         err_fmt(L->err, L->errlen,
-               "%s: %s: \"pattern\" must be {\"Regex\": ...} or {\"String\": ...}", L->path, where);
+                "%s: %s: \"pattern\" must be {\"Regex\": ...} or {\"String\": ...}", L->path,
+                where);
         return ERR_INVAL;
     }
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (lit ? PCRE2_LITERAL : 0);
@@ -1244,7 +1245,7 @@ static int compile_pattern(struct loader *L, struct step *s, const json_t *pat, 
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(code, msg, sizeof msg);
         err_fmt(L->err, L->errlen, "%s: %s: regex /%.80s/ at offset %zu: %s", L->path, where, p,
-               (size_t)off, (const char *)msg);
+                (size_t)off, (const char *)msg);
         return ERR_INVAL;
     }
     (void)pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE); /* an optimization: fine if absent */
@@ -1281,9 +1282,9 @@ static int parse_normalizer(struct loader *L, const json_t *n)
         const char *to = jstr(n, "content");
         if (!from || !to || !*from) {
             err_fmt(L->err, L->errlen,
-                   "%s: normalizer Replace: only a non-empty {\"String\": ...} pattern and a "
-                   "string content are supported",
-                   L->path);
+                    "%s: normalizer Replace: only a non-empty {\"String\": ...} pattern and a "
+                    "string content are supported",
+                    L->path);
             return ERR_INVAL;
         }
         struct step *s = new_step(L, STEP_REPLACE, "normalizer Replace");
@@ -1328,9 +1329,9 @@ static int parse_pre_tokenizer(struct loader *L, const json_t *p)
         if (jbool(p, "invert", false) || !beh ||
             (strcmp(beh, "Isolated") != 0 && strcmp(beh, "Removed") != 0)) {
             err_fmt(L->err, L->errlen,
-                   "%s: pre_tokenizer Split: behavior \"%s\"%s is not supported (Isolated or "
-                   "Removed, not inverted)",
-                   L->path, beh ? beh : "?", jbool(p, "invert", false) ? " inverted" : "");
+                    "%s: pre_tokenizer Split: behavior \"%s\"%s is not supported (Isolated or "
+                    "Removed, not inverted)",
+                    L->path, beh ? beh : "?", jbool(p, "invert", false) ? " inverted" : "");
             return ERR_INVAL;
         }
         struct step *s = new_step(L, STEP_SPLIT, "pre_tokenizer Split");
@@ -1388,7 +1389,7 @@ static int add_dec_replace(struct loader *L, const char *from, const char *to)
     tok_t *t = L->t;
     if (t->n_dec_rep == TOK_MAX_REPLACES) {
         err_fmt(L->err, L->errlen, "%s: decoder: more than %d Replace steps", L->path,
-               TOK_MAX_REPLACES);
+                TOK_MAX_REPLACES);
         return ERR_INVAL;
     }
     struct replace *r = &t->dec_rep[t->n_dec_rep++];
@@ -1439,8 +1440,8 @@ static int parse_decoder(struct loader *L, const json_t *d)
         const char *to = jstr(d, "content");
         if (!from || !*from || !to) {
             err_fmt(L->err, L->errlen,
-                   "%s: decoder Replace: only a non-empty {\"String\": ...} pattern is supported",
-                   L->path);
+                    "%s: decoder Replace: only a non-empty {\"String\": ...} pattern is supported",
+                    L->path);
             return ERR_INVAL;
         }
         return add_dec_replace(L, from, to);
@@ -1451,8 +1452,8 @@ static int parse_decoder(struct loader *L, const json_t *d)
         json_int_t stop = json_integer_value(json_object_get(d, "stop"));
         if (!content || start < 0 || start > 64 || stop != 0) {
             err_fmt(L->err, L->errlen,
-                   "%s: decoder Strip: only stripping a leading string (stop 0) is supported",
-                   L->path);
+                    "%s: decoder Strip: only stripping a leading string (stop 0) is supported",
+                    L->path);
             return ERR_INVAL;
         }
         return set_dec_strip(L, content, (int)start);
@@ -1688,8 +1689,8 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
         int id = json_id(v);
         if (id < 0) {
             err_fmt(L->err, L->errlen,
-                   "%s: model.vocab[\"%.60s\"]: id must be an integer in [0, %d)", L->path, k,
-                   TOK_MAX_ID);
+                    "%s: model.vocab[\"%.60s\"]: id must be an integer in [0, %d)", L->path, k,
+                    TOK_MAX_ID);
             return ERR_INVAL;
         }
         if (id > max_id)
@@ -1702,9 +1703,9 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
         const char *content = jstr(v, "content");
         if (id < 0 || !content || !*content) {
             err_fmt(L->err, L->errlen,
-                   "%s: added_tokens[%zu]: needs an integer \"id\" in [0, %d) and a non-empty "
-                   "\"content\"",
-                   L->path, i, TOK_MAX_ID);
+                    "%s: added_tokens[%zu]: needs an integer \"id\" in [0, %d) and a non-empty "
+                    "\"content\"",
+                    L->path, i, TOK_MAX_ID);
             return ERR_INVAL;
         }
         if (id > max_id)
@@ -1718,7 +1719,7 @@ static int load_vocab(struct loader *L, const json_t *model, const json_t *added
         int id = json_id(v);
         if (t->str[id]) {
             err_fmt(L->err, L->errlen, "%s: model.vocab: id %d is given to \"%.60s\" and \"%.60s\"",
-                   L->path, id, t->str[id], k);
+                    L->path, id, t->str[id], k);
             return ERR_INVAL;
         }
         if (!(t->str[id] = memdup0(k, strlen(k))))
@@ -1796,9 +1797,9 @@ static int load_merges(struct loader *L, const json_t *model)
         }
         if (!a || !al || !bl) {
             err_fmt(L->err, L->errlen,
-                   "%s: model.merges[%zu]: must be \"a b\" or [\"a\", \"b\"] with non-empty "
-                   "tokens",
-                   L->path, i);
+                    "%s: model.merges[%zu]: must be \"a b\" or [\"a\", \"b\"] with non-empty "
+                    "tokens",
+                    L->path, i);
             rc = ERR_INVAL;
             break;
         }
@@ -1817,10 +1818,11 @@ static int load_merges(struct loader *L, const json_t *model)
         if (ia < 0 || ib < 0 || ir < 0) {
             const char *which = ia < 0 ? a : ib < 0 ? b : joined;
             int wl = (int)(ia < 0 ? al : ib < 0 ? bl : al + bl);
-            err_fmt(L->err, L->errlen,
-                   "%s: model.merges[%zu] (\"%.*s\" + \"%.*s\"): \"%.*s\" is not in the vocabulary",
-                   L->path, i, (int)(al < 60 ? al : 60), a, (int)(bl < 60 ? bl : 60), b,
-                   wl < 120 ? wl : 120, which);
+            err_fmt(
+                L->err, L->errlen,
+                "%s: model.merges[%zu] (\"%.*s\" + \"%.*s\"): \"%.*s\" is not in the vocabulary",
+                L->path, i, (int)(al < 60 ? al : 60), a, (int)(bl < 60 ? bl : 60), b,
+                wl < 120 ? wl : 120, which);
             rc = ERR_INVAL;
             break;
         }
@@ -1841,7 +1843,7 @@ static int load_model(struct loader *L, const json_t *root)
     const char *type = jstr(model, "type");
     if (type ? strcmp(type, "BPE") != 0 : !json_object_get(model, "merges")) {
         err_fmt(L->err, L->errlen, "%s: unsupported model type \"%s\" (only BPE)", L->path,
-               type ? type : "(none)");
+                type ? type : "(none)");
         return ERR_INVAL;
     }
     const char *keys[2] = {"continuing_subword_prefix", "end_of_word_suffix"};
@@ -1864,7 +1866,7 @@ static int load_model(struct loader *L, const json_t *root)
         t->unk_id = vmap_get(t, unk, strlen(unk));
         if (t->unk_id < 0) {
             err_fmt(L->err, L->errlen, "%s: model.unk_token \"%.60s\" is not in the vocabulary",
-                   L->path, unk);
+                    L->path, unk);
             return ERR_INVAL;
         }
     }
@@ -1897,14 +1899,14 @@ int tok_load(tok_t **out, const char *path, char *err, size_t errlen)
     }
     if (st.st_size > TOK_MAX_FILE) {
         err_fmt(err, errlen, "%s: %lld bytes is too large for a tokenizer.json", path,
-               (long long)st.st_size);
+                (long long)st.st_size);
         return ERR_TOOBIG;
     }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         err_fmt(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
-               jerr.text);
+                jerr.text);
         return ERR_PROTO;
     }
     tok_t *t = tok_alloc();

@@ -80,9 +80,9 @@ static int put_chunks(struct cli_ledger *l, const char *what, const struct impor
     *sent = false;
     while (i < n && !status) {
         size_t start = i, bytes = 0;
-        while (i < n && (i == start || !recs[i].group_start ||
-                         (bytes + recs[i].len < IMPORT_CHUNK_BYTES &&
-                          i - start < IMPORT_CHUNK_RECORDS)))
+        while (i < n &&
+               (i == start || !recs[i].group_start ||
+                (bytes + recs[i].len < IMPORT_CHUNK_BYTES && i - start < IMPORT_CHUNK_RECORDS)))
             bytes += recs[i++].len + 64;
         size_t cnt = i - start;
         Oaif__V1__Record *rv = calloc(cnt, sizeof *rv);

@@ -191,8 +191,10 @@ int cmd_import_evals(int argc, char **argv)
         status = 1;
     }
     if (!status && recs.n > BUS_PUT_RECORDS_MAX) {
-        cli_error(verb, "%s: %zu EvalResults, over the %d one atomic put takes (nothing was "
-                  "imported): split the file", argv[1], recs.n, BUS_PUT_RECORDS_MAX);
+        cli_error(verb,
+                  "%s: %zu EvalResults, over the %d one atomic put takes (nothing was "
+                  "imported): split the file",
+                  argv[1], recs.n, BUS_PUT_RECORDS_MAX);
         status = 1;
     }
     if (!status && (!(rv = calloc(recs.n, sizeof *rv)) || !(rp = calloc(recs.n, sizeof *rp)))) {

@@ -66,7 +66,7 @@ int trainer_answers(nn_model_t *m, const tok_t *tk, const struct task_prompt *ps
                                    &ids[b], &np, err, errlen);
             if (!rc && (np < 1 || np >= (size_t)Tmax)) {
                 err_fmt(err, errlen, "answers: prompt %s is %zu tokens, the context %d",
-                       ps[b0 + b].id, np, Tmax);
+                        ps[b0 + b].id, np, Tmax);
                 rc = ERR_TOOBIG;
             }
             plen[b] = (int)np;
@@ -256,15 +256,15 @@ int trainer_compare(nn_model_t *policy, nn_model_t *sft, const tok_t *tk, uint64
     if (dec && (dec->temperature < 0 || draws < 1 || (dec->temperature == 0 && draws != 1) ||
                 !(dec->top_p > 0 && dec->top_p <= 1))) {
         err_fmt(err, errlen,
-               "evaluation: temperature %g, top_p %g and %d draws: draws must be at least 1, "
-               "and 1 when greedy (temperature 0); top_p in (0, 1]",
-               dec->temperature, dec->top_p, draws);
+                "evaluation: temperature %g, top_p %g and %d draws: draws must be at least 1, "
+                "and 1 when greedy (temperature 0); top_p in (0, 1]",
+                dec->temperature, dec->top_p, draws);
         return ERR_INVAL;
     }
     enum rules_pref pref = RULES_PREFER_NONE;
     if (instruction && *instruction && rules_instruction_parse(instruction, &pref)) {
         err_fmt(err, errlen, "evaluation: the rules judge does not understand the instruction '%s'",
-               instruction);
+                instruction);
         return ERR_INVAL;
     }
     struct task_prompt *set = NULL, *ps = NULL;
@@ -449,7 +449,7 @@ int trainer_eval_validate(const struct trainer_eval_opts *o, char *err, size_t e
     }
     if (o->decode.temperature <= 0 && o->decode.draws != 1) {
         err_fmt(err, errlen, "--draws %d needs --temperature above 0: greedy answers do not vary",
-               o->decode.draws);
+                o->decode.draws);
         return ERR_INVAL;
     }
     return ERR_OK;

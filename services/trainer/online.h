@@ -53,7 +53,8 @@ struct trainer_online_config {
     int inflight;            /* sample requests in flight */
     int max_staleness;       /* pairs from versions older than current - this are not trained */
     int max_unusable_labels; /* labels in a row that give no pair (ties, no verdict, failed
-                              * judgements): the run stops with an error after this many (0: never) */
+                              * judgements): the run stops with an error after this many (0: never)
+                              */
     int checkpoint_every;    /* steps; a checkpoint is also written at the end */
     int keep_last;           /* policy checkpoints kept on disk besides SFT and the best */
     int eval_n;              /* eval-split prompts of the built-in task scored at checkpoints

@@ -50,7 +50,7 @@ int trainer_rm_validate(const struct trainer_rm_opts *o, char *err, size_t errle
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        err_fmt(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                         \
         return ERR_INVAL;                                                                          \
     } while (0)
     bool ds = o->dataset && *o->dataset, run = o->run && *o->run;
@@ -860,7 +860,8 @@ static int setup_training(struct rm_run *r, char *err, size_t errlen)
     if (!rc)
         rc = nn_model_reserve(r->m, (int)rows, r->maxT, true);
     if (rc) {
-        err_fmt(err, errlen, "reserving a batch of %zu x %d tokens: %s", rows, r->maxT, err_str(rc));
+        err_fmt(err, errlen, "reserving a batch of %zu x %d tokens: %s", rows, r->maxT,
+                err_str(rc));
         return rc;
     }
     rc = trainer_rm_loss_new(&r->loss, r->m, &r->lo, r->B, r->seed, err, errlen);
@@ -885,7 +886,7 @@ int trainer_rm_step(trainer_rm_loss_t *loss, nn_model_t *m, nn_adamw_t *opt, nn_
     int rc = trainer_rm_loss_run(loss, b, step_seed, pt);
     if (rc) {
         err_fmt(err, errlen, "%s%s", err_str(rc),
-               rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
+                rc == ERR_INVAL ? " (a non-finite loss: lower --lr)" : "");
         return rc;
     }
     return trainer_rm_apply(loss, m, opt, popt, lr, clip, ao, err, errlen);
@@ -987,9 +988,9 @@ int trainer_rm_train_meta(const struct trainer_rm_opts *o, const struct trainer_
                         &res->truncated, err, errlen);
     if (!rc && r.ntrain == 0) {
         err_fmt(err, errlen,
-               "no pair to train on (%zu pairs, %zu held out, %zu with a prompt too "
-               "long for --max-len %d)",
-               data->n, data->counts.heldout, res->too_long, max_len);
+                "no pair to train on (%zu pairs, %zu held out, %zu with a prompt too "
+                "long for --max-len %d)",
+                data->n, data->counts.heldout, res->too_long, max_len);
         rc = ERR_INVAL;
     }
     if (!rc && (meta || o->meta.on))

@@ -53,7 +53,7 @@ int trainer_rm_meta_validate(const struct trainer_rm_meta_opts *o, char *err, si
 {
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        err_fmt(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                         \
         return ERR_INVAL;                                                                          \
     } while (0)
     if (!o->on)
@@ -119,7 +119,7 @@ int trainer_rm_meta_grad(nn_model_t *m, trainer_rm_loss_t *loss,
     memcpy(w, saved, np * sizeof(float));
     if (rc)
         err_fmt(err, errlen, "the loss at the adapted weights: %s%s", err_str(rc),
-               rc == ERR_INVAL ? " (a non-finite loss: lower --lr or --meta-lr)" : "");
+                rc == ERR_INVAL ? " (a non-finite loss: lower --lr or --meta-lr)" : "");
     return rc;
 }
 
@@ -214,7 +214,7 @@ int trainer_rm_meta_new(trainer_rm_meta_t **out, const struct trainer_rm_meta_se
         return rc;
     if (set->k != o->k || set->nprompts < 1) {
         err_fmt(err, errlen, "the meta set has %zu prompts of %d responses, --meta-k is %d",
-               set->nprompts, set->k, o->k);
+                set->nprompts, set->k, o->k);
         return ERR_INVAL;
     }
     trainer_rm_meta_t *t = calloc(1, sizeof *t);
@@ -274,7 +274,7 @@ int trainer_rm_meta_reserve(trainer_rm_meta_t *t, nn_model_t *m, char *err, size
     int rc = nn_model_reserve(m, (int)rows, t->maxT, true);
     if (rc)
         err_fmt(err, errlen, "reserving a meta batch of %zu x %d tokens: %s", rows, t->maxT,
-               err_str(rc));
+                err_str(rc));
     return rc;
 }
 
@@ -438,7 +438,7 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
         return;
     if (rep->outcome != OAIF__V1__OUTCOME__OUTCOME_OK) {
         err_fmt(c->err, c->errlen, "sample request %s failed: %s", rep->id,
-               rep->error ? rep->error : "(no reason)");
+                rep->error ? rep->error : "(no reason)");
         c->rc = ERR_REMOTE;
         return;
     }
@@ -447,14 +447,14 @@ static void on_reply(void *ctx, const Oaif__V1__Reply *rep)
     struct trainer_rm_meta_set *s = c->set;
     if (!sr || sr->n_pairs != q->n) {
         err_fmt(c->err, c->errlen, "sample request %s: the reply is not a SampleReply of %zu pairs",
-               rep->id, q->n);
+                rep->id, q->n);
         c->rc = ERR_PROTO;
     }
     for (size_t i = 0; !c->rc && i < q->n; i++) {
         const Oaif__V1__Pair *p = sr->pairs[i];
         if (p->n_responses != (size_t)s->k) {
             err_fmt(c->err, c->errlen, "sample request %s: pair %zu has %zu responses, not %d",
-                   rep->id, i, p->n_responses, s->k);
+                    rep->id, i, p->n_responses, s->k);
             c->rc = ERR_PROTO;
             break;
         }
@@ -526,7 +526,7 @@ static int sample_all(bus_client_t *cl, const struct trainer_rm_meta_opts *o, st
         free(buf);
         if (rc && rc != ERR_EXISTS) {
             err_fmt(c->err, c->errlen, "submitting sample request %s: %s", c->reqs[i].id,
-                   err_str(rc));
+                    err_str(rc));
             return rc;
         }
     }
@@ -536,10 +536,10 @@ static int sample_all(bus_client_t *cl, const struct trainer_rm_meta_opts *o, st
         uint64_t now = bus_now_ms();
         if (now >= deadline) {
             err_fmt(c->err, c->errlen,
-                   "the sampler answered %zu of %zu meta-set requests within %.1f s (is a "
-                   "sampler serving policy v%u? --meta-timeout)",
-                   c->nreqs - c->pending, c->nreqs, (double)o->timeout_ms / 1000.0,
-                   c->set->policy_version);
+                    "the sampler answered %zu of %zu meta-set requests within %.1f s (is a "
+                    "sampler serving policy v%u? --meta-timeout)",
+                    c->nreqs - c->pending, c->nreqs, (double)o->timeout_ms / 1000.0,
+                    c->set->policy_version);
             return ERR_TIMEOUT;
         }
         uint64_t left = deadline - now;
@@ -565,13 +565,13 @@ int trainer_rm_meta_collect(bus_client_t *cl, const struct trainer_rm_meta_opts 
     if (rc == ERR_NOTFOUND) {
         if (o->policy_version < 0)
             err_fmt(err, errlen,
-                   "the meta set: the ledger has no policy checkpoint (publish the "
-                   "SFT model first: oaif sft)");
+                    "the meta set: the ledger has no policy checkpoint (publish the "
+                    "SFT model first: oaif sft)");
         else
             err_fmt(err, errlen,
-                   "--meta-policy-version %ld: the ledger has no policy "
-                   "checkpoint of that version",
-                   o->policy_version);
+                    "--meta-policy-version %ld: the ledger has no policy "
+                    "checkpoint of that version",
+                    o->policy_version);
         return rc;
     }
     if (rc) {
@@ -590,8 +590,8 @@ int trainer_rm_meta_collect(bus_client_t *cl, const struct trainer_rm_meta_opts 
     if (!nk) {
         free(ks);
         err_fmt(err, errlen,
-               "the meta set: the preference set has no training pair to take "
-               "prompts from");
+                "the meta set: the preference set has no training pair to take "
+                "prompts from");
         return ERR_NOTFOUND;
     }
     out->k = o->k;

@@ -42,7 +42,7 @@ int trainer_sft_validate(const struct trainer_sft_opts *o, char *err, size_t err
     }
 #define BAD(...)                                                                                   \
     do {                                                                                           \
-        err_fmt(err, errlen, __VA_ARGS__);                                                          \
+        err_fmt(err, errlen, __VA_ARGS__);                                                         \
         return ERR_INVAL;                                                                          \
     } while (0)
     if (o->steps < 1 || o->steps > 100000000L)
@@ -143,9 +143,9 @@ static int encode_pair(const tok_t *tk, const char *prompt, const char *response
     size_t total = np + nr + (eos >= 0 ? 1 : 0);
     if (np < 1 || np + 1 > (size_t)max_len) {
         err_fmt(err, errlen,
-               "the prompt is %zu tokens; with max_len %d it leaves no room for a "
-               "response",
-               np, max_len);
+                "the prompt is %zu tokens; with max_len %d it leaves no room for a "
+                "response",
+                np, max_len);
         rc = ERR_INVAL;
         goto out;
     }
@@ -251,9 +251,9 @@ static int load_seqs(const struct trainer_sft_opts *o, const tok_t *tk, size_t w
                          sizeof why);
         if (rc) {
             err_fmt(err, errlen, "%s: pair %zu%s%s%s: %s",
-                   o->data_path ? o->data_path : "built-in demonstrations", i + 1,
-                   pairs[i].id ? " (id \"" : "", pairs[i].id ? pairs[i].id : "",
-                   pairs[i].id ? "\")" : "", why);
+                    o->data_path ? o->data_path : "built-in demonstrations", i + 1,
+                    pairs[i].id ? " (id \"" : "", pairs[i].id ? pairs[i].id : "",
+                    pairs[i].id ? "\")" : "", why);
             seqs_free(s, np);
             task_pairs_free(&pairs, np);
             return rc;
@@ -486,7 +486,7 @@ int trainer_sft_train(const struct trainer_sft_opts *o, nn_model_t **out,
         if (!isfinite(loss)) {
             rc = ERR_INVAL;
             err_fmt(err, errlen, "step %ld: the loss is %g (lower the learning rate)", step + 1,
-                   loss);
+                    loss);
             goto out;
         }
         losses[step] = loss;

@@ -146,7 +146,8 @@ static const struct cfg_option options[] = {
                 .max = 100000000, .env = "TRAINER_MAX_PROMPTS", .flag = "--max-prompts",
                 .help = "Train prompts read from the ledger (0: all)."),
     CFG_INT_OPT(O, builtin_prompts, .key = "trainer.builtin_prompts", .def = "2000", .min = 0,
-                .max = BUS_PUT_RECORDS_MAX, /* one put */ .env = "TRAINER_BUILTIN_PROMPTS", .flag = "--builtin-prompts",
+                .max = BUS_PUT_RECORDS_MAX, /* one put */ .env = "TRAINER_BUILTIN_PROMPTS",
+                .flag = "--builtin-prompts",
                 .help = "When the ledger holds no train prompts, put this many of the built-in "
                         "task's train split there first (0: fail instead)."),
     CFG_UINT64_OPT(O, seed, .key = "trainer.seed", .def = "1", .min = 0, .max = 2147483647,
