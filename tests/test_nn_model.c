@@ -37,11 +37,16 @@ static void tiny_config(struct nn_config *c)
     snprintf(c->tokenizer, sizeof c->tokenizer, "byte");
 }
 
+/* The attention path make_model asks for: -1 the model's default, 0 OpenBLAS, 1 fused. */
+static int fused_attention = -1;
+
 static nn_model_t *make_model(const struct nn_config *c, uint64_t seed, float std, int B, int T)
 {
     nn_model_t *m = NULL;
     char err[200];
     assert_int_equal(nn_model_new(&m, c, err, sizeof err), ERR_OK);
+    if (fused_attention >= 0)
+        assert_int_equal(nn_model_set_fused_attention(m, fused_attention), fused_attention);
     nn_model_init_random(m, seed, std);
     /* norm weights away from 1 so their gradients are exercised non-trivially */
     uint64_t s = seed + 7;
@@ -67,7 +72,7 @@ struct probe {
     const struct nn_batch *batch;
     const int *plen;
     const struct nn_fwd_opts *opts;
-    float wl[8], wr[8], wh[64];
+    float wl[8], wr[8], wh[256]; /* wh: B * C <= 256 */
 };
 
 static double probe_eval(nn_model_t *m, const struct probe *p)
@@ -111,7 +116,8 @@ static void check_gradients_shape(const struct nn_config *cfg, const struct nn_f
         p.wl[i] = nn_rng_normal(&s) * 0.5f;
         p.wr[i] = nn_rng_normal(&s);
     }
-    for (int i = 0; i < 64; i++)
+    assert_true(B * cfg->hidden_size <= 256);
+    for (int i = 0; i < 256; i++)
         p.wh[i] = nn_rng_normal(&s);
     probe_backward(m, &p);
     size_t n = nn_model_num_params(m);
@@ -198,6 +204,90 @@ static void test_gradients_long_sequences(void **state)
     c.max_position_embeddings = 160;
     const int len[2] = {150, 97}, plen[2] = {5, 70};
     check_gradients_shape(&c, NULL, 4, 2, 150, len, plen);
+}
+
+/* A head size of 16, so the fused attention runs (its tiles of 6 query rows and 64 keys, a
+ * ragged last tile, padded rows, GQA), forced on where the CPU lacks AVX-512; then the same on
+ * the OpenBLAS products. */
+static void test_gradients_fused_attention(void **state)
+{
+    (void)state;
+    struct nn_config c;
+    tiny_config(&c);
+    c.hidden_size = 64;
+    c.intermediate_size = 24;
+    c.num_hidden_layers = 1;
+    c.max_position_embeddings = 80;
+    const int len[3] = {75, 23, 7}, plen[3] = {60, 1, 4};
+    for (int fused = 1; fused >= 0; fused--) {
+        fused_attention = fused;
+        check_gradients_shape(&c, NULL, 5, 3, 75, len, plen);
+    }
+    fused_attention = -1;
+}
+
+/* The fused attention against the OpenBLAS products on a real head size (64), GQA, three rows
+ * of other lengths: logits, log-probs and every gradient agree within fp32 rounding. */
+static void test_fused_attention_matches_openblas(void **state)
+{
+    (void)state;
+    enum { B = 3, T = 150 };
+    struct nn_config c;
+    tiny_config(&c);
+    c.vocab_size = 50;
+    c.hidden_size = 256;
+    c.intermediate_size = 96;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.max_position_embeddings = T;
+    c.eos_token_id = 49;
+    int *tok = malloc(B * T * sizeof(int)), len[B] = {150, 97, 13}, plen[B] = {1, 40, 12};
+    assert_non_null(tok);
+    random_tokens(tok, B * T, c.vocab_size, 123);
+    struct nn_batch batch = {.B = B, .T = T, .tokens = tok, .lengths = len};
+    float dl[B] = {0.9f, -0.6f, 1.3f}, dr[B] = {0.4f, -1.1f, 0.3f}, lp[2][B];
+    float *logits[2], *grads[2];
+    size_t n = 0, nl = (size_t)B * T * c.vocab_size;
+    for (int fused = 1; fused >= 0; fused--) {
+        fused_attention = fused;
+        nn_model_t *m = make_model(&c, 21, 0.1f, B, T);
+        n = nn_model_num_params(m);
+        logits[fused] = malloc(nl * sizeof(float));
+        grads[fused] = malloc(n * sizeof(float));
+        assert_non_null(logits[fused]);
+        assert_non_null(grads[fused]);
+        assert_int_equal(nn_model_forward(m, &batch, NULL), ERR_OK);
+        memcpy(logits[fused], nn_model_logits(m), nl * sizeof(float));
+        assert_int_equal(nn_model_seq_logprobs(m, plen, lp[fused], NULL), ERR_OK);
+        assert_int_equal(nn_model_zero_grad(m), ERR_OK);
+        struct nn_bwd_in in = {.dlogp = dl, .dreward = dr};
+        assert_int_equal(nn_model_backward(m, &in), ERR_OK);
+        memcpy(grads[fused], nn_model_grads(m), n * sizeof(float));
+        nn_model_destroy(&m);
+    }
+    fused_attention = -1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len[b]; t++)
+            for (int v = 0; v < c.vocab_size; v++) {
+                size_t i = ((size_t)b * T + t) * c.vocab_size + v;
+                assert_float_equal(logits[1][i], logits[0][i], 2e-5 + 2e-5 * fabs(logits[0][i]));
+            }
+    for (int b = 0; b < B; b++)
+        assert_float_equal(lp[1][b], lp[0][b], 1e-4 * (1.0 + fabs(lp[0][b])));
+    double gmax = 0.0, dmax = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        gmax = fmax(gmax, fabs(grads[0][j]));
+        dmax = fmax(dmax, fabs(grads[1][j] - grads[0][j]));
+    }
+    assert_true(gmax > 0.0);
+    if (dmax > 1e-5 * gmax)
+        printf("largest gradient difference %.3g, largest gradient %.3g\n", dmax, gmax);
+    assert_true(dmax <= 1e-5 * gmax);
+    for (int i = 0; i < 2; i++) {
+        free(logits[i]);
+        free(grads[i]);
+    }
+    free(tok);
 }
 
 static void test_gradients_gqa_untied_reward_head(void **state)
@@ -468,6 +558,8 @@ int main(void)
         cmocka_unit_test(test_gradients_tied_mha),
         cmocka_unit_test(test_gradients_with_dropout),
         cmocka_unit_test(test_gradients_long_sequences),
+        cmocka_unit_test(test_gradients_fused_attention),
+        cmocka_unit_test(test_fused_attention_matches_openblas),
         cmocka_unit_test(test_padding_invariance_and_accumulation),
         cmocka_unit_test(test_dropout_views),
         cmocka_unit_test(test_kv_cache_matches_full_forward),

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
 #include "err.h"
 
 #define NAME_LEN   80
@@ -96,6 +97,7 @@ struct nn_model {
     /* reserved sizes and buffers */
     int capB, capT, nthr;
     bool train;
+    bool att_fused; /* attention on attention.h's kernels (else OpenBLAS products) */
     float *acts;
     float *bwd;
     int *tok, *len, *plen; /* [capB * capT], [capB], [capB] */
@@ -114,7 +116,7 @@ struct nn_model {
     float *lse;            /* [B, T] log-sum-exp of logits rows used by seq_logprobs */
     float *last;           /* [B, C] */
     float *rewards;        /* [B] */
-    float *scratch;        /* [nthr, 2, T, T] attention scores per thread */
+    float *scratch;        /* [nthr, att_scratch(T, D)] attention work space per thread */
     float *dres, *dxn, *dqkv, *datty, *dgu, *dh, *dtmp; /* backward scratch, [B, T, *] */
 
     /* the last forward */
@@ -237,6 +239,7 @@ int nn_model_new(nn_model_t **out, const struct nn_config *cfg, char *err, size_
     m->KVD = m->KVH * m->D;
     m->W = m->QD + 2 * m->KVD;
     m->Tmax = cfg->max_position_embeddings;
+    m->att_fused = nn_att_available() && m->D % 16 == 0;
 
     size_t cap = 4 + (size_t)m->L * LT_COUNT;
     m->tensors = calloc(cap, sizeof *m->tensors);
@@ -381,6 +384,16 @@ const struct nn_tensor *nn_model_find_tensor(const nn_model_t *m, const char *na
     return NULL;
 }
 
+/* Attention work space of one thread for sequences of T tokens: the OpenBLAS path keeps two
+ * [T, T] score blocks; the fused one P and dS as [T, T16] (rows padded to whole vectors), K^T and
+ * V^T as [D, T16], and one float a row. */
+#define ROUND16(x) (((x) + 15) & ~15)
+static size_t att_scratch(int T, int D)
+{
+    size_t t16 = ROUND16((size_t)T);
+    return 2 * t16 * (t16 + (size_t)D) + t16;
+}
+
 int nn_model_reserve(nn_model_t *m, int B, int T, bool train)
 {
     if (B < 1 || T < 1 || T > m->Tmax)
@@ -398,7 +411,8 @@ int nn_model_reserve(nn_model_t *m, int B, int T, bool train)
     size_t BT = (size_t)B * T, L = (size_t)m->L, C = m->C;
     size_t n_acts = (L + 1) * BT * C + 3 * L * BT * C + 2 * L * BT + L * BT * m->W +
                     L * (size_t)B * m->H * T + L * BT * m->QD + L * BT * 3 * m->F + BT * C + BT +
-                    BT * C + BT * m->V + BT + (size_t)B * C + B + (size_t)nthr * 2 * T * T;
+                    BT * C + BT * m->V + BT + (size_t)B * C + B +
+                    (size_t)nthr * att_scratch(T, m->D);
     size_t n_bwd = train ? BT * (3 * C + (size_t)m->W + (size_t)m->QD + 3 * (size_t)m->F) : 0;
     float *acts = malloc(n_acts * sizeof(float));
     float *bwd = train ? malloc(n_bwd * sizeof(float)) : NULL;
@@ -448,7 +462,7 @@ int nn_model_reserve(nn_model_t *m, int B, int T, bool train)
     CARVE(m->lse, BT);
     CARVE(m->last, (size_t)B * C);
     CARVE(m->rewards, (size_t)B);
-    CARVE(m->scratch, (size_t)nthr * 2 * T * T);
+    CARVE(m->scratch, (size_t)nthr * att_scratch(T, m->D));
     if (train) {
         p = bwd;
         CARVE(m->dres, BT * C);
@@ -573,6 +587,37 @@ NN_VEC static float row_softmax(float *x, int n)
     /* sum >= 1: the largest entry contributes exp(0) */
     // cppcheck-suppress invalidFunctionArg
     return mx + logf(sum);
+}
+
+/* x[i] = exp(x[i] - shift); returns their sum */
+NN_VEC static float row_exp_store_sum(float *x, int n, float shift)
+{
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        x[i] = exp_poly(x[i] - shift);
+        sum += x[i];
+    }
+    return sum;
+}
+
+NN_VEC static void row_scale(float *x, int n, float a)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        x[i] *= a;
+}
+
+/* p[i] = exp(s[i] - lse) in place of the scores s, g[i] = p[i] * (g[i] - delta): the softmax
+ * backward of one row given delta = sum_j p[j] g[j] */
+NN_VEC static void row_p_ds(float *p, float *g, int n, float lse, float delta)
+{
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        float e = exp_poly(p[i] - lse);
+        p[i] = e;
+        g[i] = e * (g[i] - delta);
+    }
 }
 
 /* g[i] = p[i] * (g[i] - sum_j p[j] g[j]) : the softmax backward of one row */
@@ -702,7 +747,7 @@ static inline void rope_apply(float *x, int nh, int D, const float *cs, const fl
 
 /* Attention forward for one layer: q, k in qkv already rotated. Saves the log-sum-exp of every
  * score row; the backward recomputes the probabilities from it (no [T, T] per head stored). */
-static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *qkv)
+static void attention_fwd_blas(nn_model_t *m, float *atty, float *lse, const float *qkv)
 {
     int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, grp = m->H / m->KVH;
     float scale = 1.0f / sqrtf((float)D);
@@ -710,7 +755,7 @@ static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *q
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             int n = m->len[b], kvh = h / grp;
-            float *S = m->scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
             const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
             const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
             const float *v = k + m->KVD;
@@ -740,8 +785,8 @@ static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *q
 
 /* Attention backward: datty -> dqkv (q and k gradients with respect to the rotated values).
  * Parallel over (row, kv head): the heads of one group share dk, dv. */
-static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
-                          const float *lse)
+static void attention_bwd_blas(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
+                               const float *lse)
 {
     int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, KVH = m->KVH;
     int grp = H / KVH;
@@ -750,7 +795,7 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
     for (int b = 0; b < B; b++) {
         for (int kvh = 0; kvh < KVH; kvh++) {
             int n = m->len[b];
-            float *S = m->scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
             float *dP = S + (size_t)T * T;
             const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
             const float *v = k + m->KVD;
@@ -802,6 +847,156 @@ static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const 
             }
         }
     }
+}
+
+/* The fused attention (m->att_fused): one (row, head) at a time, the products on attention.h's
+ * tiles of NN_ATT_MR query rows. A tile computes only the keys its rows see (to the next 16), the
+ * scores stay in a [NN_ATT_MR, T16] block in L1, and nothing is packed or called per block as
+ * OpenBLAS does. The results equal the OpenBLAS path's within fp32 rounding. */
+
+/* The tile over whole vectors of `cols` columns (a multiple of 16), 64 at a time. */
+static void att_cols(int mr, int cols, int K, const float *a, ptrdiff_t ars, ptrdiff_t acs,
+                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, bool add)
+{
+    for (int j0 = 0; j0 < cols; j0 += 64) {
+        int nv = (cols - j0) / 16 < 4 ? (cols - j0) / 16 : 4;
+        nn_att_tile(nv, mr, K, a, ars, acs, b + j0, ldb, c + j0, ldc, alpha, add);
+    }
+}
+
+static void attention_fwd_fused(nn_model_t *m, float *atty, float *lse, const float *qkv)
+{
+    int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, grp = m->H / m->KVH;
+    int T16 = ROUND16(T);
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < H; h++) {
+            int n = m->len[b], kvh = h / grp;
+            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
+            float *Kt = S + (size_t)NN_ATT_MR * T16; /* [D, T16] */
+            const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
+            const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
+            const float *v = k + m->KVD;
+            float *y = atty + (size_t)b * T * QD + (size_t)h * D;
+            float *ls = lse + ((size_t)b * H + h) * T;
+            nn_att_pack_t(Kt, T16, k, W, n, ROUND16(n), D);
+            for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
+                int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
+                float inv[NN_ATT_MR];
+                /* S [mr, kc] = scale q_tile k^T, then exp(S - max) unnormalized */
+                att_cols(mr, ROUND16(kc), D, q + (size_t)i0 * W, W, 1, Kt, T16, S, T16, scale,
+                         false);
+                for (int r = 0; r < mr; r++) {
+                    int i = i0 + r;
+                    float *row = S + (size_t)r * T16, mx = row_max(row, i + 1);
+                    float sum = row_exp_store_sum(row, i + 1, mx);
+                    ls[i] = mx + logf(sum); /* sum >= 1 */
+                    inv[r] = 1.0f / sum;
+                    for (int j = i + 1; j < kc; j++)
+                        row[j] = 0.0f;
+                }
+                /* y_tile [mr, D] = exp(S - max) v / sum */
+                att_cols(mr, D, kc, S, T16, 1, v, W, y + (size_t)i0 * QD, QD, 1.0f, false);
+                for (int r = 0; r < mr; r++)
+                    row_scale(y + (size_t)(i0 + r) * QD, D, inv[r]);
+            }
+            for (int i = n; i < T; i++)
+                memset(y + (size_t)i * QD, 0, (size_t)D * sizeof(float));
+        }
+    }
+}
+
+/* Per (row, kv head): for each query tile, P from the saved log-sum-exp, dP = dy v^T, and
+ * dS = P (dP - delta) with delta_i = dy_i . y_i (= sum_j P_ij dP_ij, one dot of D instead of a
+ * pass over the row), kept whole as [n, T16]; dq from each tile; then dv = P^T dy and
+ * dk = scale dS^T q over key tiles, each reading only the rows i >= its keys. */
+static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
+                                const float *lse, const float *atty)
+{
+    int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, KVH = m->KVH;
+    int grp = H / KVH, T16 = ROUND16(T);
+    float scale = 1.0f / sqrtf((float)D);
+#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
+    for (int b = 0; b < B; b++) {
+        for (int kvh = 0; kvh < KVH; kvh++) {
+            int n = m->len[b];
+            float *Pf = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
+            float *dSf = Pf + (size_t)T * T16, *Kt = dSf + (size_t)T * T16;
+            float *Vt = Kt + (size_t)D * T16, *delta = Vt + (size_t)D * T16;
+            const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
+            const float *v = k + m->KVD;
+            float *dk = dqkv + (size_t)b * T * W + QD + (size_t)kvh * D;
+            float *dv = dk + m->KVD;
+            nn_att_pack_t(Kt, T16, k, W, n, ROUND16(n), D);
+            nn_att_pack_t(Vt, T16, v, W, n, ROUND16(n), D);
+            for (int i = 0; i < T; i++) {
+                memset(dk + (size_t)i * W, 0, (size_t)D * sizeof(float));
+                memset(dv + (size_t)i * W, 0, (size_t)D * sizeof(float));
+            }
+            for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
+                const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
+                const float *dy = datty + (size_t)b * T * QD + (size_t)h * D;
+                const float *y = atty + (size_t)b * T * QD + (size_t)h * D;
+                const float *ls = lse + ((size_t)b * H + h) * T;
+                float *dq = dqkv + (size_t)b * T * W + (size_t)h * D;
+                for (int i = n; i < T; i++)
+                    memset(dq + (size_t)i * W, 0, (size_t)D * sizeof(float));
+                for (int i = 0; i < n; i++)
+                    delta[i] = row_dot(dy + (size_t)i * QD, y + (size_t)i * QD, D);
+                for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
+                    int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
+                    int kc16 = ROUND16(kc);
+                    float *P = Pf + (size_t)i0 * T16, *dS = dSf + (size_t)i0 * T16;
+                    att_cols(mr, kc16, D, q + (size_t)i0 * W, W, 1, Kt, T16, P, T16, scale, false);
+                    att_cols(mr, kc16, D, dy + (size_t)i0 * QD, QD, 1, Vt, T16, dS, T16, 1.0f,
+                             false);
+                    for (int r = 0; r < mr; r++) {
+                        int i = i0 + r;
+                        float *pr = P + (size_t)r * T16, *gr = dS + (size_t)r * T16;
+                        row_p_ds(pr, gr, i + 1, ls[i], delta[i]);
+                        for (int j = i + 1; j < kc; j++) /* columns past kc are never read */
+                            pr[j] = gr[j] = 0.0f;
+                    }
+                    /* dq_tile = scale dS k */
+                    att_cols(mr, D, kc, dS, T16, 1, k, W, dq + (size_t)i0 * W, W, scale, false);
+                }
+                /* key tile [j0, j0 + mj): dv += P^T dy, dk += scale dS^T q over rows i >= j0 (the
+                 * rows of one tile were zeroed past their own position up to the tile's end) */
+                for (int j0 = 0; j0 < n; j0 += NN_ATT_MR) {
+                    int mj = n - j0 < NN_ATT_MR ? n - j0 : NN_ATT_MR, depth = n - j0;
+                    size_t at = (size_t)j0 * T16 + (size_t)j0;
+                    att_cols(mj, D, depth, Pf + at, 1, T16, dy + (size_t)j0 * QD, QD,
+                             dv + (size_t)j0 * W, W, 1.0f, true);
+                    att_cols(mj, D, depth, dSf + at, 1, T16, q + (size_t)j0 * W, W,
+                             dk + (size_t)j0 * W, W, scale, true);
+                }
+            }
+        }
+    }
+}
+
+bool nn_model_set_fused_attention(nn_model_t *m, bool on)
+{
+    m->att_fused = on && m->D % 16 == 0;
+    return m->att_fused;
+}
+
+static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *qkv)
+{
+    if (m->att_fused)
+        attention_fwd_fused(m, atty, lse, qkv);
+    else
+        attention_fwd_blas(m, atty, lse, qkv);
+}
+
+static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
+                          const float *lse, const float *atty)
+{
+    if (m->att_fused)
+        attention_bwd_fused(m, dqkv, datty, qkv, lse, atty);
+    else
+        attention_bwd_blas(m, dqkv, datty, qkv, lse);
 }
 
 /* Rotate the q and k heads at `row` for position t of a dynamic-NTK sequence of seq_len tokens
@@ -1147,7 +1342,7 @@ int nn_model_backward(nn_model_t *m, const struct nn_bwd_in *in)
         matmul_bwd(m->datty, layer_w(m, G, l, LT_O), db, atty, layer_w(m, m->params, l, LT_O),
                    (int)BT, m->QD, C, 0.0f);
         PHASE("gemm o");
-        attention_bwd(m, m->dqkv, m->datty, qkv, m->att_lse + (size_t)l * B * m->H * T);
+        attention_bwd(m, m->dqkv, m->datty, qkv, m->att_lse + (size_t)l * B * m->H * T, atty);
         PHASE("attention");
         rope_rows(m, m->dqkv, true);
         PHASE("rotary");

@@ -119,6 +119,13 @@ int nn_model_seq_logprobs(nn_model_t *m, const int *prompt_lens, float *logp, in
  * nn_model_seq_logprobs computes it (so log-probs taken elsewhere from logits agree with it). */
 float nn_logsumexp(const float *x, int n);
 
+/* Attention on the fused kernels (attention.h; the default where the CPU has AVX-512F and the
+ * head size is a multiple of 16) or on OpenBLAS products (`on` false). Returns whether the fused
+ * kernels are on afterwards: they need a head size that is a multiple of 16 (on a CPU without
+ * AVX-512 they run, slowly, in plain vector C). Both give the same results within fp32 rounding;
+ * the choice exists for tests and benchmarks. */
+bool nn_model_set_fused_attention(nn_model_t *m, bool on);
+
 /* Set every gradient to zero (ERR_INVAL if not reserved for training). */
 int nn_model_zero_grad(nn_model_t *m);
 /* Back-propagate `in` through the last forward and ADD to the gradients (so successive calls

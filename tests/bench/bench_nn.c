@@ -165,6 +165,9 @@ static double sgemm_rate(const struct shape *s, int reps)
  * the log-probs and the loss, clipping and AdamW. */
 static double t_zero, t_loss, t_adamw;
 
+/* --attention blas: the OpenBLAS attention instead of the fused kernels (model.h) */
+static bool attention_blas;
+
 /* Engine training tokens/s over `steps` steps after a warm-up step; -1 on failure. */
 static double train_engine(const struct shape *s, int steps, size_t *nparams)
 {
@@ -177,6 +180,8 @@ static double train_engine(const struct shape *s, int steps, size_t *nparams)
         return -1;
     }
     nn_model_init_random(m, 1, 0.02f);
+    if (attention_blas)
+        nn_model_set_fused_attention(m, false);
     if (nn_model_reserve(m, s->B, s->T, true)) {
         nn_model_destroy(&m);
         return -1;
@@ -308,8 +313,12 @@ static int phases_main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--coretype") && i + 1 < argc)
             coretype = argv[++i];
+        else if (!strcmp(argv[i], "--attention") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "blas") || !strcmp(argv[i + 1], "fused")))
+            attention_blas = !strcmp(argv[++i], "blas");
         else {
-            fprintf(stderr, "usage: bench_nn_phases [--threads N] [--steps N] [--coretype NAME]\n");
+            fprintf(stderr, "usage: bench_nn_phases [--threads N] [--steps N] [--coretype NAME] "
+                            "[--attention blas|fused]\n");
             return 2;
         }
     }
