@@ -88,29 +88,51 @@ ATT_CLONES void nn_att_tile(int nv, int mr, int K, const float *a, ptrdiff_t ars
 }
 
 #if ATT_X86
-/* Sixteen rows of src at a time: one gather per d reads column d of them (the scalar transpose
- * touched a new cache line per element and took a sixth of the forward). */
+/* dst[c, r] = src[r, c] for a 16 x 16 block; rows r >= rows read as zeros. Three rounds of
+ * shuffles: pairs of rows (unpack ps), quads (unpack pd), then the 128-bit lanes. */
+__attribute__((target("avx512f"))) static inline void
+tr16(float *dst, ptrdiff_t ld, const float *src, ptrdiff_t lds, int rows)
+{
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_loadu_ps(src + i * lds) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int k = 0; k < 16; k += 4) {
+        __m512d a = _mm512_castps_pd(t[k]), b = _mm512_castps_pd(t[k + 1]);
+        __m512d c = _mm512_castps_pd(t[k + 2]), d = _mm512_castps_pd(t[k + 3]);
+        r[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));     /* columns 0, 4, 8, 12 */
+        r[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c)); /* 1, 5, 9, 13 */
+        r[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d)); /* 2, 6, 10, 14 */
+        r[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d)); /* 3, 7, 11, 15 */
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44);
+        __m512 v1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xee);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+        __m512 v3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xee);
+        _mm512_storeu_ps(dst + (size_t)j * ld, _mm512_shuffle_f32x4(v0, v2, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(4 + j) * ld, _mm512_shuffle_f32x4(v0, v2, 0xdd));
+        _mm512_storeu_ps(dst + (size_t)(8 + j) * ld, _mm512_shuffle_f32x4(v1, v3, 0x88));
+        _mm512_storeu_ps(dst + (size_t)(12 + j) * ld, _mm512_shuffle_f32x4(v1, v3, 0xdd));
+    }
+}
+
 __attribute__((target("avx512f"))) static void
 pack_t_avx512(float *dst, ptrdiff_t ld, const float *src, ptrdiff_t lds, int n, int n16, int D)
 {
-    __m512i idx =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int)lds));
-    for (int j0 = 0; j0 < n16; j0 += 16) {
-        int left = n - j0;
-        __mmask16 mk = left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
-        const float *s = src + (size_t)j0 * lds;
-        for (int d = 0; d < D; d++)
-            _mm512_storeu_ps(dst + (size_t)d * ld + j0,
-                             _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, s + d, 4));
-    }
+    for (int j0 = 0; j0 < n16; j0 += 16)
+        for (int d0 = 0; d0 < D; d0 += 16)
+            tr16(dst + (size_t)d0 * ld + j0, ld, src + (size_t)j0 * lds + d0, lds, n - j0);
 }
 #endif
 
 void nn_att_pack_t(float *dst, ptrdiff_t ld, const float *src, ptrdiff_t lds, int n, int n16, int D)
 {
 #if ATT_X86
-    if (__builtin_cpu_supports("avx512f")) {
+    if (D % 16 == 0 && __builtin_cpu_supports("avx512f")) {
         pack_t_avx512(dst, ld, src, lds, n, n16, D);
         return;
     }

@@ -589,6 +589,19 @@ NN_VEC static float row_softmax(float *x, int n)
     return mx + logf(sum);
 }
 
+/* d[i] = a[i, :] . b[i, :] for n rows of D, both ld apart */
+NN_VEC static void rows_dot(float *d, const float *a, const float *b, int ld, int n, int D)
+{
+    for (int i = 0; i < n; i++) {
+        const float *x = a + (size_t)i * ld, *y = b + (size_t)i * ld;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < D; c++)
+            s += x[c] * y[c];
+        d[i] = s;
+    }
+}
+
 /* x[i] = exp(x[i] - shift); returns their sum */
 NN_VEC static float row_exp_store_sum(float *x, int n, float shift)
 {
@@ -930,7 +943,7 @@ static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, 
             float *dv = dk + m->KVD;
             nn_att_pack_t(Kt, T16, k, W, n, ROUND16(n), D);
             nn_att_pack_t(Vt, T16, v, W, n, ROUND16(n), D);
-            for (int i = 0; i < T; i++) {
+            for (int i = n; i < T; i++) { /* rows [0, n) are written by the group's first head */
                 memset(dk + (size_t)i * W, 0, (size_t)D * sizeof(float));
                 memset(dv + (size_t)i * W, 0, (size_t)D * sizeof(float));
             }
@@ -942,8 +955,7 @@ static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, 
                 float *dq = dqkv + (size_t)b * T * W + (size_t)h * D;
                 for (int i = n; i < T; i++)
                     memset(dq + (size_t)i * W, 0, (size_t)D * sizeof(float));
-                for (int i = 0; i < n; i++)
-                    delta[i] = row_dot(dy + (size_t)i * QD, y + (size_t)i * QD, D);
+                rows_dot(delta, dy, y, QD, n, D);
                 for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
                     int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
                     int kc16 = ROUND16(kc);
@@ -967,9 +979,9 @@ static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, 
                     int mj = n - j0 < NN_ATT_MR ? n - j0 : NN_ATT_MR, depth = n - j0;
                     size_t at = (size_t)j0 * T16 + (size_t)j0;
                     att_cols(mj, D, depth, Pf + at, 1, T16, dy + (size_t)j0 * QD, QD,
-                             dv + (size_t)j0 * W, W, 1.0f, true);
+                             dv + (size_t)j0 * W, W, 1.0f, h > kvh * grp);
                     att_cols(mj, D, depth, dSf + at, 1, T16, q + (size_t)j0 * W, W,
-                             dk + (size_t)j0 * W, W, scale, true);
+                             dk + (size_t)j0 * W, W, scale, h > kvh * grp);
                 }
             }
         }
