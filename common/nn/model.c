@@ -901,9 +901,11 @@ static void attention_fwd_fused(nn_model_t *m, float *atty, float *lse, const fl
                 att_cols(mr, ROUND16(kc), D, q + (size_t)i0 * W, W, 1, Kt, T16, S, T16, scale,
                          false);
                 for (int r = 0; r < mr; r++) {
-                    int i = i0 + r;
-                    float *row = S + (size_t)r * T16, mx = row_max(row, i + 1);
-                    float sum = row_exp_store_sum(row, i + 1, mx);
+                    int i = i0 + r, nr = ROUND16(i + 1);
+                    float *row = S + (size_t)r * T16;
+                    for (int j = i + 1; j < nr; j++)
+                        row[j] = -INFINITY; /* whole vectors, no scalar tails: exp_poly -> 1e-38 */
+                    float mx = row_max(row, nr), sum = row_exp_store_sum(row, nr, mx);
                     ls[i] = mx + logf(sum); /* sum >= 1 */
                     inv[r] = 1.0f / sum;
                     for (int j = i + 1; j < kc; j++)
@@ -964,9 +966,13 @@ static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, 
                     att_cols(mr, kc16, D, dy + (size_t)i0 * QD, QD, 1, Vt, T16, dS, T16, 1.0f,
                              false);
                     for (int r = 0; r < mr; r++) {
-                        int i = i0 + r;
+                        int i = i0 + r, nr = ROUND16(i + 1);
                         float *pr = P + (size_t)r * T16, *gr = dS + (size_t)r * T16;
-                        row_p_ds(pr, gr, i + 1, ls[i], delta[i]);
+                        for (int j = i + 1; j < nr; j++) { /* whole vectors, as in the forward; */
+                            pr[j] = -INFINITY;             /* dP = delta makes dS exactly 0, */
+                            gr[j] = delta[i];              /* not 1e-38 * x: no denormals */
+                        }
+                        row_p_ds(pr, gr, nr, ls[i], delta[i]);
                         for (int j = i + 1; j < kc; j++) /* columns past kc are never read */
                             pr[j] = gr[j] = 0.0f;
                     }
