@@ -758,114 +758,56 @@ static inline void rope_apply(float *x, int nh, int D, const float *cs, const fl
  * T 256, tending to 1/2 for long sequences). */
 #define ATT_BLK 64
 
-/* Attention forward for one layer: q, k in qkv already rotated. Saves the log-sum-exp of every
- * score row; the backward recomputes the probabilities from it (no [T, T] per head stored). */
-static void attention_fwd_blas(nn_model_t *m, float *atty, float *lse, const float *qkv)
+/* Attention for one layer, q and k in qkv already rotated. Each (row, head) runs on one thread,
+ * in one of two ways: OpenBLAS products over blocks of ATT_BLK query rows (*_blas), or the fused
+ * kernels (m->att_fused, *_fused): attention.h's tiles of NN_ATT_MR query rows, which compute only
+ * the keys their rows see (to the next 16), keep the scores in a [NN_ATT_MR, T16] block in L1, and
+ * pack and call nothing per block as OpenBLAS does. Both give the same results within fp32
+ * rounding. The forward saves the log-sum-exp of every score row; the backward recomputes the
+ * probabilities from it (no [T, T] per head stored).
+ *
+ * Rows of q, k, v (and of their gradients) are W apart, rows of y and dy QD apart; n is the row's
+ * length, and the callers zero the padding rows [n, T) of the results. */
+
+/* The fused path's work space (att_scratch): P and dS [T, T16], K^T and V^T [D, T16], delta [T16]
+ * (the forward uses the first [NN_ATT_MR, T16] as its score block, K^T where the backward has it).
+ */
+struct att_work {
+    float *P, *dS, *Kt, *Vt, *delta;
+};
+
+static struct att_work att_work_at(const nn_model_t *m, float *base)
 {
-    int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, grp = m->H / m->KVH;
-    float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            int n = m->len[b], kvh = h / grp;
-            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
-            const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
-            const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
-            const float *v = k + m->KVD;
-            float *y = atty + (size_t)b * T * QD + (size_t)h * D;
-            float *ls = lse + ((size_t)b * H + h) * T;
-            for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
-                int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
-                /* S [rows, kc] = scale * q_blk k^T */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale,
-                            q + (size_t)i0 * W, W, k, W, 0.0f, S, kc);
-                for (int r = 0; r < rows; r++) {
-                    int i = i0 + r;
-                    float *row = S + (size_t)r * kc;
-                    ls[i] = row_softmax(row, i + 1);
-                    for (int j = i + 1; j < kc; j++)
-                        row[j] = 0.0f;
-                }
-                /* y_blk [rows, D] = P [rows, kc] @ v [kc, D] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, 1.0f, S, kc, v,
-                            W, 0.0f, y + (size_t)i0 * QD, QD);
-            }
-            for (int i = n; i < T; i++)
-                memset(y + (size_t)i * QD, 0, (size_t)D * sizeof(float));
-        }
-    }
+    size_t t16 = ROUND16((size_t)m->T), D = (size_t)m->D;
+    struct att_work w = {.P = base, .dS = base + (size_t)m->T * t16};
+    w.Kt = w.dS + (size_t)m->T * t16;
+    w.Vt = w.Kt + D * t16;
+    w.delta = w.Vt + D * t16;
+    return w;
 }
 
-/* Attention backward: datty -> dqkv (q and k gradients with respect to the rotated values).
- * Parallel over (row, kv head): the heads of one group share dk, dv. */
-static void attention_bwd_blas(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
-                               const float *lse)
+static void head_fwd_blas(const nn_model_t *m, float *S, int n, const float *q, const float *k,
+                          const float *v, float *y, float *ls)
 {
-    int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, KVH = m->KVH;
-    int grp = H / KVH;
+    int D = m->D, W = m->W, QD = m->QD;
     float scale = 1.0f / sqrtf((float)D);
-#pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
-    for (int b = 0; b < B; b++) {
-        for (int kvh = 0; kvh < KVH; kvh++) {
-            int n = m->len[b];
-            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
-            float *dP = S + (size_t)T * T;
-            const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
-            const float *v = k + m->KVD;
-            float *dk = dqkv + (size_t)b * T * W + QD + (size_t)kvh * D;
-            float *dv = dk + m->KVD;
-            for (int i = 0; i < T; i++) {
-                memset(dk + (size_t)i * W, 0, (size_t)D * sizeof(float));
-                memset(dv + (size_t)i * W, 0, (size_t)D * sizeof(float));
-            }
-            for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
-                const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
-                const float *dy = datty + (size_t)b * T * QD + (size_t)h * D;
-                const float *ls = lse + ((size_t)b * H + h) * T;
-                float *dq = dqkv + (size_t)b * T * W + (size_t)h * D;
-                for (int i = n; i < T; i++)
-                    memset(dq + (size_t)i * W, 0, (size_t)D * sizeof(float));
-                for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
-                    int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
-                    const float *qb = q + (size_t)i0 * W, *dyb = dy + (size_t)i0 * QD;
-                    /* recompute P [rows, kc] from the saved log-sum-exp */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale, qb, W,
-                                k, W, 0.0f, S, kc);
-                    for (int r = 0; r < rows; r++) {
-                        float *row = S + (size_t)r * kc;
-                        int i = i0 + r;
-                        row_exp_scale(row, row, i + 1, ls[i], 1.0f);
-                        for (int j = i + 1; j < kc; j++)
-                            row[j] = 0.0f;
-                    }
-                    /* dP = dy_blk v^T ; dv += P^T dy_blk */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, 1.0f, dyb, QD,
-                                v, W, 0.0f, dP, kc);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, 1.0f, S, kc,
-                                dyb, QD, 1.0f, dv, W);
-                    /* dS = P * (dP - rowsum(P * dP)) */
-                    for (int r = 0; r < rows; r++) {
-                        float *g = dP + (size_t)r * kc;
-                        int i = i0 + r;
-                        row_softmax_bwd(g, S + (size_t)r * kc, i + 1);
-                        for (int j = i + 1; j < kc; j++)
-                            g[j] = 0.0f;
-                    }
-                    /* dq_blk = scale dS k ; dk += scale dS^T q_blk */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, scale, dP,
-                                kc, k, W, 0.0f, dq + (size_t)i0 * W, W);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, scale, dP, kc,
-                                qb, W, 1.0f, dk, W);
-                }
-            }
+    for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
+        int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
+        /* S [rows, kc] = scale * q_blk k^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale, q + (size_t)i0 * W,
+                    W, k, W, 0.0f, S, kc);
+        for (int r = 0; r < rows; r++) {
+            int i = i0 + r;
+            float *row = S + (size_t)r * kc;
+            ls[i] = row_softmax(row, i + 1);
+            for (int j = i + 1; j < kc; j++)
+                row[j] = 0.0f;
         }
+        /* y_blk [rows, D] = P [rows, kc] @ v [kc, D] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, 1.0f, S, kc, v, W, 0.0f,
+                    y + (size_t)i0 * QD, QD);
     }
 }
-
-/* The fused attention (m->att_fused): one (row, head) at a time, the products on attention.h's
- * tiles of NN_ATT_MR query rows. A tile computes only the keys its rows see (to the next 16), the
- * scores stay in a [NN_ATT_MR, T16] block in L1, and nothing is packed or called per block as
- * OpenBLAS does. The results equal the OpenBLAS path's within fp32 rounding. */
 
 /* The tile over whole vectors of `cols` columns (a multiple of 16), 64 at a time. */
 static void att_cols(int mr, int cols, int K, const float *a, ptrdiff_t ars, ptrdiff_t acs,
@@ -877,118 +819,182 @@ static void att_cols(int mr, int cols, int K, const float *a, ptrdiff_t ars, ptr
     }
 }
 
-static void attention_fwd_fused(nn_model_t *m, float *atty, float *lse, const float *qkv)
+static void head_fwd_fused(const nn_model_t *m, float *base, int n, const float *q, const float *k,
+                           const float *v, float *y, float *ls)
+{
+    int D = m->D, W = m->W, QD = m->QD, T16 = ROUND16(m->T);
+    float scale = 1.0f / sqrtf((float)D);
+    struct att_work w = att_work_at(m, base);
+    float *S = w.P; /* [NN_ATT_MR, T16] */
+    nn_att_pack_t(w.Kt, T16, k, W, n, ROUND16(n), D);
+    for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
+        int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
+        float inv[NN_ATT_MR];
+        /* S [mr, kc] = scale q_tile k^T, then exp(S - max) unnormalized */
+        att_cols(mr, ROUND16(kc), D, q + (size_t)i0 * W, W, 1, w.Kt, T16, S, T16, scale, false);
+        for (int r = 0; r < mr; r++) {
+            int i = i0 + r, nr = ROUND16(i + 1);
+            float *row = S + (size_t)r * T16;
+            for (int j = i + 1; j < nr; j++)
+                row[j] = -INFINITY; /* whole vectors, no scalar tails: exp_poly -> 1e-38 */
+            float mx = row_max(row, nr), sum = row_exp_store_sum(row, nr, mx);
+            ls[i] = mx + logf(sum); /* sum >= 1 */
+            inv[r] = 1.0f / sum;
+            for (int j = i + 1; j < kc; j++)
+                row[j] = 0.0f;
+        }
+        /* y_tile [mr, D] = exp(S - max) v / sum */
+        att_cols(mr, D, kc, S, T16, 1, v, W, y + (size_t)i0 * QD, QD, 1.0f, false);
+        for (int r = 0; r < mr; r++)
+            row_scale(y + (size_t)(i0 + r) * QD, D, inv[r]);
+    }
+}
+
+static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *qkv)
 {
     int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, grp = m->H / m->KVH;
-    int T16 = ROUND16(T);
-    float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             int n = m->len[b], kvh = h / grp;
             float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
-            float *Kt = S + (size_t)NN_ATT_MR * T16; /* [D, T16] */
             const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
             const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
             const float *v = k + m->KVD;
             float *y = atty + (size_t)b * T * QD + (size_t)h * D;
             float *ls = lse + ((size_t)b * H + h) * T;
-            nn_att_pack_t(Kt, T16, k, W, n, ROUND16(n), D);
-            for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
-                int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
-                float inv[NN_ATT_MR];
-                /* S [mr, kc] = scale q_tile k^T, then exp(S - max) unnormalized */
-                att_cols(mr, ROUND16(kc), D, q + (size_t)i0 * W, W, 1, Kt, T16, S, T16, scale,
-                         false);
-                for (int r = 0; r < mr; r++) {
-                    int i = i0 + r, nr = ROUND16(i + 1);
-                    float *row = S + (size_t)r * T16;
-                    for (int j = i + 1; j < nr; j++)
-                        row[j] = -INFINITY; /* whole vectors, no scalar tails: exp_poly -> 1e-38 */
-                    float mx = row_max(row, nr), sum = row_exp_store_sum(row, nr, mx);
-                    ls[i] = mx + logf(sum); /* sum >= 1 */
-                    inv[r] = 1.0f / sum;
-                    for (int j = i + 1; j < kc; j++)
-                        row[j] = 0.0f;
-                }
-                /* y_tile [mr, D] = exp(S - max) v / sum */
-                att_cols(mr, D, kc, S, T16, 1, v, W, y + (size_t)i0 * QD, QD, 1.0f, false);
-                for (int r = 0; r < mr; r++)
-                    row_scale(y + (size_t)(i0 + r) * QD, D, inv[r]);
-            }
+            if (m->att_fused)
+                head_fwd_fused(m, S, n, q, k, v, y, ls);
+            else
+                head_fwd_blas(m, S, n, q, k, v, y, ls);
             for (int i = n; i < T; i++)
                 memset(y + (size_t)i * QD, 0, (size_t)D * sizeof(float));
         }
     }
 }
 
-/* Per (row, kv head): for each query tile, P from the saved log-sum-exp, dP = dy v^T, and
- * dS = P (dP - delta) with delta_i = dy_i . y_i (= sum_j P_ij dP_ij, one dot of D instead of a
- * pass over the row), kept whole as [n, T16]; dq from each tile; then dv = P^T dy and
- * dk = scale dS^T q over key tiles, each reading only the rows i >= its keys. */
-static void attention_bwd_fused(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
-                                const float *lse, const float *atty)
+/* One head's backward on OpenBLAS products: dq, and dk, dv added to (the caller zeroes them). */
+static void head_bwd_blas(const nn_model_t *m, float *S, int n, const float *q, const float *k,
+                          const float *v, const float *dy, const float *ls, float *dq, float *dk,
+                          float *dv)
+{
+    int T = m->T, D = m->D, W = m->W, QD = m->QD;
+    float scale = 1.0f / sqrtf((float)D), *dP = S + (size_t)T * T;
+    for (int i0 = 0; i0 < n; i0 += ATT_BLK) {
+        int rows = n - i0 < ATT_BLK ? n - i0 : ATT_BLK, kc = i0 + rows;
+        const float *qb = q + (size_t)i0 * W, *dyb = dy + (size_t)i0 * QD;
+        /* recompute P [rows, kc] from the saved log-sum-exp */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, scale, qb, W, k, W, 0.0f,
+                    S, kc);
+        for (int r = 0; r < rows; r++) {
+            float *row = S + (size_t)r * kc;
+            int i = i0 + r;
+            row_exp_scale(row, row, i + 1, ls[i], 1.0f);
+            for (int j = i + 1; j < kc; j++)
+                row[j] = 0.0f;
+        }
+        /* dP = dy_blk v^T ; dv += P^T dy_blk */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kc, D, 1.0f, dyb, QD, v, W, 0.0f,
+                    dP, kc);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, 1.0f, S, kc, dyb, QD,
+                    1.0f, dv, W);
+        /* dS = P * (dP - rowsum(P * dP)) */
+        for (int r = 0; r < rows; r++) {
+            float *g = dP + (size_t)r * kc;
+            int i = i0 + r;
+            row_softmax_bwd(g, S + (size_t)r * kc, i + 1);
+            for (int j = i + 1; j < kc; j++)
+                g[j] = 0.0f;
+        }
+        /* dq_blk = scale dS k ; dk += scale dS^T q_blk */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, kc, scale, dP, kc, k, W,
+                    0.0f, dq + (size_t)i0 * W, W);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kc, D, rows, scale, dP, kc, qb, W,
+                    1.0f, dk, W);
+    }
+}
+
+/* One head's backward on the fused kernels, K^T and V^T packed in w by the caller: for each query
+ * tile, P from the saved log-sum-exp, dP = dy v^T, and dS = P (dP - delta) with delta_i = dy_i .
+ * y_i (= sum_j P_ij dP_ij, one dot of D instead of a pass over the row), kept whole as [n, T16];
+ * dq from each tile; then dv and dk over key tiles, each reading only the rows i >= its keys. The
+ * group's first head writes dk and dv (`first`), the others add to them. */
+static void head_bwd_fused(const nn_model_t *m, const struct att_work *w, int n, const float *q,
+                           const float *k, const float *dy, const float *y, const float *ls,
+                           float *dq, float *dk, float *dv, bool first)
+{
+    int D = m->D, W = m->W, QD = m->QD, T16 = ROUND16(m->T);
+    float scale = 1.0f / sqrtf((float)D), *delta = w->delta;
+    rows_dot(delta, dy, y, QD, n, D);
+    for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
+        int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr, kc16 = ROUND16(kc);
+        float *P = w->P + (size_t)i0 * T16, *dS = w->dS + (size_t)i0 * T16;
+        att_cols(mr, kc16, D, q + (size_t)i0 * W, W, 1, w->Kt, T16, P, T16, scale, false);
+        att_cols(mr, kc16, D, dy + (size_t)i0 * QD, QD, 1, w->Vt, T16, dS, T16, 1.0f, false);
+        for (int r = 0; r < mr; r++) {
+            int i = i0 + r, nr = ROUND16(i + 1);
+            float *pr = P + (size_t)r * T16, *gr = dS + (size_t)r * T16;
+            for (int j = i + 1; j < nr; j++) { /* whole vectors, as in the forward; */
+                pr[j] = -INFINITY;             /* dP = delta makes dS exactly 0, */
+                gr[j] = delta[i];              /* not 1e-38 * x: no denormals */
+            }
+            row_p_ds(pr, gr, nr, ls[i], delta[i]);
+            for (int j = i + 1; j < kc; j++) /* columns past kc are never read */
+                pr[j] = gr[j] = 0.0f;
+        }
+        /* dq_tile = scale dS k */
+        att_cols(mr, D, kc, dS, T16, 1, k, W, dq + (size_t)i0 * W, W, scale, false);
+    }
+    /* key tile [j0, j0 + mj): dv (+)= P^T dy, dk (+)= scale dS^T q over rows i >= j0 (the rows
+     * of one tile were zeroed past their own position up to the tile's end) */
+    for (int j0 = 0; j0 < n; j0 += NN_ATT_MR) {
+        int mj = n - j0 < NN_ATT_MR ? n - j0 : NN_ATT_MR, depth = n - j0;
+        size_t at = (size_t)j0 * T16 + (size_t)j0;
+        att_cols(mj, D, depth, w->P + at, 1, T16, dy + (size_t)j0 * QD, QD, dv + (size_t)j0 * W, W,
+                 1.0f, !first);
+        att_cols(mj, D, depth, w->dS + at, 1, T16, q + (size_t)j0 * W, W, dk + (size_t)j0 * W, W,
+                 scale, !first);
+    }
+}
+
+/* Attention backward: datty -> dqkv (q and k gradients with respect to the rotated values).
+ * Parallel over (row, kv head): the heads of one group share dk, dv. */
+static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
+                          const float *lse, const float *atty)
 {
     int B = m->B, T = m->T, H = m->H, D = m->D, W = m->W, QD = m->QD, KVH = m->KVH;
     int grp = H / KVH, T16 = ROUND16(T);
-    float scale = 1.0f / sqrtf((float)D);
 #pragma omp parallel for collapse(2) schedule(dynamic) num_threads(m->nthr)
     for (int b = 0; b < B; b++) {
         for (int kvh = 0; kvh < KVH; kvh++) {
             int n = m->len[b];
-            float *Pf = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
-            float *dSf = Pf + (size_t)T * T16, *Kt = dSf + (size_t)T * T16;
-            float *Vt = Kt + (size_t)D * T16, *delta = Vt + (size_t)D * T16;
+            float *S = m->scratch + (size_t)omp_get_thread_num() * att_scratch(T, D);
+            struct att_work w = att_work_at(m, S);
             const float *k = qkv + (size_t)b * T * W + QD + (size_t)kvh * D;
             const float *v = k + m->KVD;
             float *dk = dqkv + (size_t)b * T * W + QD + (size_t)kvh * D;
             float *dv = dk + m->KVD;
-            nn_att_pack_t(Kt, T16, k, W, n, ROUND16(n), D);
-            nn_att_pack_t(Vt, T16, v, W, n, ROUND16(n), D);
-            for (int i = n; i < T; i++) { /* rows [0, n) are written by the group's first head */
+            if (m->att_fused) {
+                nn_att_pack_t(w.Kt, T16, k, W, n, ROUND16(n), D);
+                nn_att_pack_t(w.Vt, T16, v, W, n, ROUND16(n), D);
+            }
+            /* the fused path writes rows [0, n) with the group's first head; OpenBLAS adds */
+            for (int i = m->att_fused ? n : 0; i < T; i++) {
                 memset(dk + (size_t)i * W, 0, (size_t)D * sizeof(float));
                 memset(dv + (size_t)i * W, 0, (size_t)D * sizeof(float));
             }
             for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
                 const float *q = qkv + (size_t)b * T * W + (size_t)h * D;
                 const float *dy = datty + (size_t)b * T * QD + (size_t)h * D;
-                const float *y = atty + (size_t)b * T * QD + (size_t)h * D;
                 const float *ls = lse + ((size_t)b * H + h) * T;
                 float *dq = dqkv + (size_t)b * T * W + (size_t)h * D;
+                if (m->att_fused)
+                    head_bwd_fused(m, &w, n, q, k, dy, atty + (size_t)b * T * QD + (size_t)h * D,
+                                   ls, dq, dk, dv, h == kvh * grp);
+                else
+                    head_bwd_blas(m, S, n, q, k, v, dy, ls, dq, dk, dv);
                 for (int i = n; i < T; i++)
                     memset(dq + (size_t)i * W, 0, (size_t)D * sizeof(float));
-                rows_dot(delta, dy, y, QD, n, D);
-                for (int i0 = 0; i0 < n; i0 += NN_ATT_MR) {
-                    int mr = n - i0 < NN_ATT_MR ? n - i0 : NN_ATT_MR, kc = i0 + mr;
-                    int kc16 = ROUND16(kc);
-                    float *P = Pf + (size_t)i0 * T16, *dS = dSf + (size_t)i0 * T16;
-                    att_cols(mr, kc16, D, q + (size_t)i0 * W, W, 1, Kt, T16, P, T16, scale, false);
-                    att_cols(mr, kc16, D, dy + (size_t)i0 * QD, QD, 1, Vt, T16, dS, T16, 1.0f,
-                             false);
-                    for (int r = 0; r < mr; r++) {
-                        int i = i0 + r, nr = ROUND16(i + 1);
-                        float *pr = P + (size_t)r * T16, *gr = dS + (size_t)r * T16;
-                        for (int j = i + 1; j < nr; j++) { /* whole vectors, as in the forward; */
-                            pr[j] = -INFINITY;             /* dP = delta makes dS exactly 0, */
-                            gr[j] = delta[i];              /* not 1e-38 * x: no denormals */
-                        }
-                        row_p_ds(pr, gr, nr, ls[i], delta[i]);
-                        for (int j = i + 1; j < kc; j++) /* columns past kc are never read */
-                            pr[j] = gr[j] = 0.0f;
-                    }
-                    /* dq_tile = scale dS k */
-                    att_cols(mr, D, kc, dS, T16, 1, k, W, dq + (size_t)i0 * W, W, scale, false);
-                }
-                /* key tile [j0, j0 + mj): dv += P^T dy, dk += scale dS^T q over rows i >= j0 (the
-                 * rows of one tile were zeroed past their own position up to the tile's end) */
-                for (int j0 = 0; j0 < n; j0 += NN_ATT_MR) {
-                    int mj = n - j0 < NN_ATT_MR ? n - j0 : NN_ATT_MR, depth = n - j0;
-                    size_t at = (size_t)j0 * T16 + (size_t)j0;
-                    att_cols(mj, D, depth, Pf + at, 1, T16, dy + (size_t)j0 * QD, QD,
-                             dv + (size_t)j0 * W, W, 1.0f, h > kvh * grp);
-                    att_cols(mj, D, depth, dSf + at, 1, T16, q + (size_t)j0 * W, W,
-                             dk + (size_t)j0 * W, W, scale, h > kvh * grp);
-                }
             }
         }
     }
@@ -998,23 +1004,6 @@ bool nn_model_set_fused_attention(nn_model_t *m, bool on)
 {
     m->att_fused = on && m->D % 16 == 0;
     return m->att_fused;
-}
-
-static void attention_fwd(nn_model_t *m, float *atty, float *lse, const float *qkv)
-{
-    if (m->att_fused)
-        attention_fwd_fused(m, atty, lse, qkv);
-    else
-        attention_fwd_blas(m, atty, lse, qkv);
-}
-
-static void attention_bwd(nn_model_t *m, float *dqkv, const float *datty, const float *qkv,
-                          const float *lse, const float *atty)
-{
-    if (m->att_fused)
-        attention_bwd_fused(m, dqkv, datty, qkv, lse, atty);
-    else
-        attention_bwd_blas(m, dqkv, datty, qkv, lse);
 }
 
 /* Rotate the q and k heads at `row` for position t of a dynamic-NTK sequence of seq_len tokens
