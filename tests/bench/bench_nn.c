@@ -120,7 +120,7 @@ static double step_flops(const struct shape *s, double *linear)
  * per_layer: each layer's products on operands of their own (weights, inputs, outputs, weight
  * gradients; the input gradient one buffer all layers share, as the engine's backward scratch),
  * as a step has them; otherwise one set of buffers serves every layer, so a layer's products find
- * the previous layer's operands of the same shape in cache (about 6% faster here: a rate no step
+ * the previous layer's operands of the same shape in cache (3-12% faster here: a rate no step
  * can reach, the measurement of sessions before 12). */
 static double sgemm_rate(const struct shape *s, int reps, bool per_layer)
 {
