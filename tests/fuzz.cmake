@@ -39,6 +39,8 @@ oaif_fuzz(import_prompts SOURCES ${_cli}/cli.c ${_cli}/prompts.c INCLUDES ${_cli
           LIBS oaif_runtime PkgConfig::JANSSON)
 oaif_fuzz(import_pairs SOURCES ${_cli}/pairs.c INCLUDES ${_cli} LIBS oaif_runtime
           PkgConfig::JANSSON)
+oaif_fuzz(import_evals SOURCES ${_cli}/cli.c ${_cli}/evals.c ${_cli}/pbjson.c INCLUDES ${_cli}
+          LIBS oaif_runtime PkgConfig::JANSSON)
 oaif_fuzz(ledger LIBS oaif_ledger)
 oaif_fuzz(buscheck LIBS oaif_runtime)
 oaif_fuzz(sampler_remote LIBS oaif_sampler)

@@ -5,7 +5,7 @@
 # its committed seeds, in a scratch copy. Fails on any crash, and, clearly, when clang or its
 # fuzzer runtime is missing (never a silent skip). Prints the executions of each target.
 #   tests/fuzz/smoke.sh [TARGET...]       FUZZ_BUILD=build-fuzz FUZZ_SECONDS=12
-# About 2.5 minutes on 2 cores once built (10 targets); a long run is tests/fuzz/run.sh.
+# About 2.5 minutes on 2 cores once built (11 targets); a long run is tests/fuzz/run.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

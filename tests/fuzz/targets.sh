@@ -1,7 +1,7 @@
 # tests/fuzz/targets.sh - sourced by smoke.sh and run.sh: the fuzz targets (fuzz_<name>.c) and the
 # libFuzzer flags each needs beyond the defaults.
 # shellcheck shell=bash
-FUZZ_TARGETS=(wire tokenizer safetensors config cfg import_prompts import_pairs ledger buscheck
+FUZZ_TARGETS=(wire tokenizer safetensors config cfg import_prompts import_pairs import_evals ledger buscheck
               sampler_remote)
 
 # -max_len: the seeds' size or a little more (libFuzzer's default, 4096, would cut the
