@@ -34,7 +34,8 @@
  * timers on (model.h): where one step of shape S goes, phase by phase, with each GEMM phase's
  * rate next to cblas_sgemm's measured in the same run:
  *
- *   build/tests/bench/bench_nn_phases [--threads N] [--steps N] [--coretype NAME] */
+ *   build/tests/bench/bench_nn_phases [--threads N] [--steps N] [--coretype NAME]
+ *                                    [--attention blas|fused]   (blas: the OpenBLAS attention) */
 #include <cblas.h>
 #include <omp.h>
 #include <stdbool.h>
