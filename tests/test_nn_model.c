@@ -226,19 +226,19 @@ static void test_gradients_fused_attention(void **state)
     fused_attention = -1;
 }
 
-/* The fused attention against the OpenBLAS products on a real head size (64), GQA, three rows
- * of other lengths: logits, log-probs and every gradient agree within fp32 rounding. */
-static void test_fused_attention_matches_openblas(void **state)
+/* The fused attention against the OpenBLAS products with `heads` heads sharing `kv_heads` of
+ * width C, three rows of other lengths: logits, log-probs and every gradient agree within fp32
+ * rounding. */
+static void fused_matches_openblas(int C, int heads, int kv_heads)
 {
-    (void)state;
     enum { B = 3, T = 150 };
     struct nn_config c;
     tiny_config(&c);
     c.vocab_size = 50;
-    c.hidden_size = 256;
+    c.hidden_size = C;
     c.intermediate_size = 96;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
+    c.num_attention_heads = heads;
+    c.num_key_value_heads = kv_heads;
     c.max_position_embeddings = T;
     c.eos_token_id = 49;
     int *tok = malloc(B * T * sizeof(int)), len[B] = {150, 97, 13}, plen[B] = {1, 40, 12};
@@ -288,6 +288,16 @@ static void test_fused_attention_matches_openblas(void **state)
         free(grads[i]);
     }
     free(tok);
+}
+
+/* Head sizes 64 (GQA: two heads a kv head), 128 (two column blocks of the tiles) and 48 (a
+ * block of three vectors). */
+static void test_fused_attention_matches_openblas(void **state)
+{
+    (void)state;
+    fused_matches_openblas(256, 4, 2);
+    fused_matches_openblas(256, 2, 1);
+    fused_matches_openblas(144, 3, 3);
 }
 
 static void test_gradients_gqa_untied_reward_head(void **state)
