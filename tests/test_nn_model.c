@@ -229,9 +229,9 @@ static void test_gradients_fused_attention(void **state)
 /* The fused attention against the OpenBLAS products with `heads` heads sharing `kv_heads` of
  * width C, three rows of other lengths: logits, log-probs and every gradient agree within fp32
  * rounding. */
-static void fused_matches_openblas(int C, int heads, int kv_heads)
+static void fused_matches_openblas(int C, int heads, int kv_heads, int T, const int *len)
 {
-    enum { B = 3, T = 150 };
+    enum { B = 3 };
     struct nn_config c;
     tiny_config(&c);
     c.vocab_size = 50;
@@ -241,9 +241,11 @@ static void fused_matches_openblas(int C, int heads, int kv_heads)
     c.num_key_value_heads = kv_heads;
     c.max_position_embeddings = T;
     c.eos_token_id = 49;
-    int *tok = malloc(B * T * sizeof(int)), len[B] = {150, 97, 13}, plen[B] = {1, 40, 12};
+    int *tok = malloc((size_t)B * T * sizeof(int)), plen[B];
+    for (int b = 0; b < B; b++)
+        plen[b] = len[b] > 1 ? len[b] / 3 + 1 : 1;
     assert_non_null(tok);
-    random_tokens(tok, B * T, c.vocab_size, 123);
+    random_tokens(tok, (size_t)B * T, c.vocab_size, 123);
     struct nn_batch batch = {.B = B, .T = T, .tokens = tok, .lengths = len};
     float dl[B] = {0.9f, -0.6f, 1.3f}, dr[B] = {0.4f, -1.1f, 0.3f}, lp[2][B];
     float *logits[2], *grads[2];
@@ -291,13 +293,16 @@ static void fused_matches_openblas(int C, int heads, int kv_heads)
 }
 
 /* Head sizes 64 (GQA: two heads a kv head), 128 (two column blocks of the tiles) and 48 (a
- * block of three vectors). */
+ * block of three vectors); rows of 150, 97 and 13 tokens, then of 1, 2 and 17 (tiles of one row,
+ * a row shorter than a vector, one just past it). */
 static void test_fused_attention_matches_openblas(void **state)
 {
     (void)state;
-    fused_matches_openblas(256, 4, 2);
-    fused_matches_openblas(256, 2, 1);
-    fused_matches_openblas(144, 3, 3);
+    const int longer[3] = {150, 97, 13}, shorter[3] = {1, 2, 17};
+    fused_matches_openblas(256, 4, 2, 150, longer);
+    fused_matches_openblas(256, 2, 1, 150, longer);
+    fused_matches_openblas(144, 3, 3, 150, longer);
+    fused_matches_openblas(256, 4, 2, 17, shorter);
 }
 
 static void test_gradients_gqa_untied_reward_head(void **state)
