@@ -105,16 +105,24 @@ static void test_directory_as_input(void **state)
     assert_true(err_has(f, "no prompts"));
 }
 
+/* Writes `text` to the file `name` in the fixture's directory; its path into path. */
+static void write_text(const struct fx *f, char *path, size_t len, const char *name,
+                       const char *text)
+{
+    snprintf(path, len, "%s/%s", f->dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
 /* Before: "0/6 labels" forever. Now the ledger's silence fails it after --timeout. */
 static void test_annotate_without_ledger(void **state)
 {
     struct fx *f = *state;
     char path[400], args[800];
-    snprintf(path, sizeof path, "%s/pairs.jsonl", f->dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs("{\"prompt\":\"2+2?\",\"response_a\":\"4\",\"response_b\":\"5\"}\n", fp);
-    fclose(fp);
+    write_text(f, path, sizeof path, "pairs.jsonl",
+               "{\"prompt\":\"2+2?\",\"response_a\":\"4\",\"response_b\":\"5\"}\n");
     snprintf(args, sizeof args, "annotate %s --clients tcp://127.0.0.1:1 --timeout 1s --quiet",
              path);
     time_t t0 = time(NULL);
@@ -205,24 +213,16 @@ static void test_one_id_twice_in_an_import(void **state)
     snprintf(log, sizeof log, "%s/ledger.log", f->dir);
     pid_t ledger = tp_ledger(f->dir, log, NULL, "clients", cep, sizeof cep);
     assert_true(ledger > 0);
-    snprintf(path, sizeof path, "%s/conflict.jsonl", f->dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"x\"}\n"
-          "{\"id\":\"a\",\"prompt\":\"y\"}\n",
-          fp);
-    fclose(fp);
+    write_text(f, path, sizeof path, "conflict.jsonl",
+               "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"b\",\"prompt\":\"x\"}\n"
+               "{\"id\":\"a\",\"prompt\":\"y\"}\n");
     snprintf(args, sizeof args, "import prompts %s --clients %s", path, cep);
     assert_int_equal(run(f, "services/oaif/oaif", args), 1);
     assert_true(err_has(f, "conflict.jsonl: prompt 3 has the id 'a' of prompt 1, with other "
                            "contents (an id names one prompt; nothing was imported)"));
-    snprintf(path, sizeof path, "%s/repeated.jsonl", f->dir);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs("{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"x\"}\n"
-          "{\"id\":\"c\",\"prompt\":\"z\"}\n",
-          fp);
-    fclose(fp);
+    write_text(f, path, sizeof path, "repeated.jsonl",
+               "{\"id\":\"a\",\"prompt\":\"x\"}\n{\"id\":\"a\",\"prompt\":\"x\"}\n"
+               "{\"id\":\"c\",\"prompt\":\"z\"}\n");
     snprintf(args, sizeof args, "import prompts %s --clients %s", path, cep);
     assert_int_equal(run(f, "services/oaif/oaif", args), 0);
     snprintf(path, sizeof path, "%s/out", f->dir);

@@ -63,6 +63,22 @@ static void assert_line(const char *path, const char *needle, const char *want)
         fail_msg("%s: '%s%s', expected '%s%s'", path, needle, rest, needle, want);
 }
 
+/* The budgets `oaif up` wrote to DIR/threads: cores, then the trainer's, sampler's and scorer's. */
+static void assert_budgets(const char *dir, const char *cores, const char *trainer,
+                           const char *sampler, const char *scorer)
+{
+    char path[400], v[32];
+    snprintf(path, sizeof path, "%s/threads", dir);
+    assert_true(tp_read_kv(path, "cores", v, sizeof v, 10000));
+    assert_string_equal(v, cores);
+    assert_true(tp_read_kv(path, "trainer", v, sizeof v, 1000));
+    assert_string_equal(v, trainer);
+    assert_true(tp_read_kv(path, "sampler", v, sizeof v, 1000));
+    assert_string_equal(v, sampler);
+    assert_true(tp_read_kv(path, "reward-scorer", v, sizeof v, 1000));
+    assert_string_equal(v, scorer);
+}
+
 static void rm_dir(const char *dir)
 {
     char cmd[400];
@@ -125,16 +141,7 @@ static void test_oaif_up_gives_each_service_its_budget(void **state)
     pid_t up = tp_spawn(argv, log);
     assert_true(up > 0);
     /* 7 cores by shares 3 + 2 + 1: 7 * 3 / 6 = 3, 7 * 2 / 6 = 2, 7 * 1 / 6 = 1 */
-    snprintf(path, sizeof path, "%s/threads", dir);
-    char v[32];
-    assert_true(tp_read_kv(path, "cores", v, sizeof v, 10000));
-    assert_string_equal(v, "7");
-    assert_true(tp_read_kv(path, "trainer", v, sizeof v, 1000));
-    assert_string_equal(v, "3");
-    assert_true(tp_read_kv(path, "sampler", v, sizeof v, 1000));
-    assert_string_equal(v, "2");
-    assert_true(tp_read_kv(path, "reward-scorer", v, sizeof v, 1000));
-    assert_string_equal(v, "1");
+    assert_budgets(dir, "7", "3", "2", "1");
     /* what each service's OpenMP runtime has */
     snprintf(path, sizeof path, "%s/trainer.log", logs);
     assert_line(path, "trainer: threads: ", "3 OpenMP (OMP_WAIT_POLICY PASSIVE)");
@@ -258,15 +265,7 @@ static void test_oaif_up_shares_the_cores_by_default(void **state)
     snprintf(path, sizeof path, "%s/endpoints", dir);
     assert_true(tp_read_kv(path, "clients", v, sizeof v, 10000));
     /* 6 cores, shares 3, 2, 1 over the largest (3): 6, 4, 2 */
-    snprintf(path, sizeof path, "%s/threads", dir);
-    assert_true(tp_read_kv(path, "cores", v, sizeof v, 10000));
-    assert_string_equal(v, "6");
-    assert_true(tp_read_kv(path, "trainer", v, sizeof v, 1000));
-    assert_string_equal(v, "6");
-    assert_true(tp_read_kv(path, "sampler", v, sizeof v, 1000));
-    assert_string_equal(v, "4");
-    assert_true(tp_read_kv(path, "reward-scorer", v, sizeof v, 1000));
-    assert_string_equal(v, "2");
+    assert_budgets(dir, "6", "6", "4", "2");
     assert_int_equal(tp_stop(up, SIGINT), 0);
     tp_watchdog(0, NULL, NULL);
     rm_dir(dir);
